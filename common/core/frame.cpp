@@ -1,0 +1,218 @@
+#include "common/core/frame.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace kairos {
+
+namespace {
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(DropReason::count_)> kReasonNames{
+    "bad_topic",     "oversized_frame", "malformed_frame", "unknown_sender", "bad_mac",
+    "oversized_field", "malformed_body", "invalid_value",  "sender_mismatch", "kind_mismatch",
+    "replay",        "stale_session",   "unknown_session",
+};
+
+// Frame fields are captured as views into the received buffer.
+bool capture_bytes(pb_istream_t* stream, const pb_field_t*, void** arg) {
+  auto* out = static_cast<ByteView*>(*arg);
+  std::size_t n = stream->bytes_left;
+  if (n > kMaxBody) PB_RETURN_ERROR(stream, "bytes overflow");
+  const auto* start = static_cast<const std::uint8_t*>(stream->state);
+  if (!pb_read(stream, nullptr, n)) return false;
+  *out = ByteView(start, n);
+  return true;
+}
+
+bool emit_bytes(pb_ostream_t* stream, const pb_field_t* field, void* const* arg) {
+  const auto* in = static_cast<const ByteView*>(*arg);
+  return pb_encode_tag_for_field(stream, field) && pb_encode_string(stream, in->data(), in->size());
+}
+
+bool finite(float v) { return std::isfinite(v); }
+bool finite(const kairos_v1_Complex& z) { return std::isfinite(z.re) && std::isfinite(z.im); }
+
+bool name_ok(const char* s) { return valid_name(s); }
+
+std::optional<std::string> bad(std::string what) { return what; }
+
+}  // namespace
+
+std::string_view to_string(DropReason reason) {
+  auto i = static_cast<std::size_t>(reason);
+  return i < kReasonNames.size() ? kReasonNames[i] : "?";
+}
+
+std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
+                                        std::uint64_t seq, std::int64_t sent_at_us) {
+  auto env = std::make_unique<Envelope>();
+  *env = kairos_v1_Envelope_init_zero;
+  set_string(env->sender, sender);
+  env->session_id = session;
+  env->seq = seq;
+  env->sent_at_us = sent_at_us;
+  return env;
+}
+
+Bytes seal(std::string_view topic, const Envelope& env, const Key& key) {
+  std::array<std::uint8_t, kairos_v1_Envelope_size> body_buf;
+  pb_ostream_t body_stream = pb_ostream_from_buffer(body_buf.data(), body_buf.size());
+  if (!pb_encode(&body_stream, kairos_v1_Envelope_fields, &env))
+    throw std::runtime_error(std::string("envelope encode failed: ") + PB_GET_ERROR(&body_stream));
+  return seal_body(topic, ByteView(body_buf.data(), body_stream.bytes_written), key);
+}
+
+Bytes seal_body(std::string_view topic, ByteView body, const Key& key) {
+  const std::uint8_t zero = 0;
+  Digest mac = hmac_sha256(key, {as_bytes(topic), ByteView(&zero, 1), body});
+  ByteView mac_view(mac);
+
+  kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
+  frame.body.funcs.encode = emit_bytes;
+  frame.body.arg = &body;
+  frame.mac.funcs.encode = emit_bytes;
+  frame.mac.arg = &mac_view;
+  Bytes out(body.size() + mac.size() + 16);
+  pb_ostream_t out_stream = pb_ostream_from_buffer(out.data(), out.size());
+  if (!pb_encode(&out_stream, kairos_v1_Frame_fields, &frame))
+    throw std::runtime_error(std::string("frame encode failed: ") + PB_GET_ERROR(&out_stream));
+  out.resize(out_stream.bytes_written);
+  return out;
+}
+
+Opened open(std::string_view topic, ByteView payload, const Key& key) {
+  Opened r;
+  if (payload.size() > kMaxPayload) {
+    r.drop = DropReason::oversized_frame;
+    r.detail = "payload of " + std::to_string(payload.size()) + " bytes";
+    return r;
+  }
+  ByteView body, mac;
+  kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
+  frame.body.funcs.decode = capture_bytes;
+  frame.body.arg = &body;
+  frame.mac.funcs.decode = capture_bytes;
+  frame.mac.arg = &mac;
+  pb_istream_t in = pb_istream_from_buffer(payload.data(), payload.size());
+  if (!pb_decode(&in, kairos_v1_Frame_fields, &frame)) {
+    r.drop = DropReason::malformed_frame;
+    r.detail = PB_GET_ERROR(&in);
+    return r;
+  }
+  if (mac.size() != sizeof(Digest) || body.empty()) {
+    r.drop = DropReason::malformed_frame;
+    r.detail = "mac of " + std::to_string(mac.size()) + " bytes, body of " +
+               std::to_string(body.size());
+    return r;
+  }
+  const std::uint8_t zero = 0;
+  Digest expect = hmac_sha256(key, {as_bytes(topic), ByteView(&zero, 1), body});
+  if (!equal_constant_time(expect, mac)) {
+    r.drop = DropReason::bad_mac;
+    r.detail = "MAC does not match";
+    return r;
+  }
+  auto env = std::make_unique<Envelope>();
+  *env = kairos_v1_Envelope_init_zero;
+  pb_istream_t body_in = pb_istream_from_buffer(body.data(), body.size());
+  if (!pb_decode(&body_in, kairos_v1_Envelope_fields, env.get())) {
+    std::string err = PB_GET_ERROR(&body_in);
+    r.drop = err.find("overflow") != std::string::npos || err.find("too many") != std::string::npos
+                 ? DropReason::oversized_field
+                 : DropReason::malformed_body;
+    r.detail = err;
+    return r;
+  }
+  if (auto why = validate(*env)) {
+    r.drop = DropReason::invalid_value;
+    r.detail = *why;
+    return r;
+  }
+  r.env = std::move(env);
+  return r;
+}
+
+std::optional<std::string> validate(const Envelope& e) {
+  if (!name_ok(e.sender)) return bad("sender name");
+  if (e.seq == 0) return bad("seq 0");
+  if (e.session_id == 0) return bad("session 0");
+  switch (e.which_message) {
+    case kairos_v1_Envelope_birth_tag: {
+      const auto& b = e.message.birth;
+      if (!name_ok(b.cluster)) return bad("birth.cluster");
+      if (b.device_class < _kairos_v1_DeviceClass_MIN || b.device_class > _kairos_v1_DeviceClass_MAX)
+        return bad("birth.device_class");
+      for (pb_size_t i = 0; i < b.timescales_s_count; ++i)
+        if (!finite(b.timescales_s[i]) || b.timescales_s[i] <= 0) return bad("birth.timescales_s");
+      if (b.context_hash.size != 0 && b.context_hash.size != 32) return bad("birth.context_hash");
+      if (b.heartbeat_period_ms > 3'600'000) return bad("birth.heartbeat_period_ms");
+      return std::nullopt;
+    }
+    case kairos_v1_Envelope_state_tag:
+      if (e.message.state.session_id != e.session_id) return bad("state.session_id");
+      return std::nullopt;
+    case kairos_v1_Envelope_heartbeat_tag: {
+      const auto& h = e.message.heartbeat;
+      if (h.status < _kairos_v1_NodeStatus_MIN || h.status > kairos_v1_NodeStatus_FROZEN)
+        return bad("heartbeat.status");
+      if (!finite(h.processing_ms) || !finite(h.loop_load) || h.processing_ms < 0 || h.loop_load < 0)
+        return bad("heartbeat timing");
+      return std::nullopt;
+    }
+    case kairos_v1_Envelope_phase_tag: {
+      const auto& p = e.message.phase;
+      if (!finite(p.node_z) || !finite(p.node_c) || p.node_c < 0 || p.node_c > 1)
+        return bad("phase.node");
+      for (pb_size_t i = 0; i < p.inputs_count; ++i)
+        for (pb_size_t k = 0; k < p.inputs[i].scales_count; ++k) {
+          const auto& s = p.inputs[i].scales[k];
+          if (!finite(s.z) || !finite(s.c) || !finite(s.r)) return bad("phase.inputs.scales");
+        }
+      return std::nullopt;
+    }
+    case kairos_v1_Envelope_event_tag:
+      if (e.message.event.kind < _kairos_v1_EventKind_MIN || e.message.event.kind > _kairos_v1_EventKind_MAX)
+        return bad("event.kind");
+      return std::nullopt;
+    case kairos_v1_Envelope_ack_tag:
+      if (e.message.ack.state < -1 || e.message.ack.state > 1) return bad("ack.state");
+      return std::nullopt;
+    case kairos_v1_Envelope_mesh_state_tag: {
+      const auto& m = e.message.mesh_state;
+      if (!finite(m.z) || !finite(m.coherence) || !finite(m.agreement)) return bad("mesh_state");
+      if (m.mode < _kairos_v1_MeshMode_MIN || m.mode > _kairos_v1_MeshMode_MAX) return bad("mesh_state.mode");
+      return std::nullopt;
+    }
+    case kairos_v1_Envelope_command_tag:
+    case kairos_v1_Envelope_gateway_state_tag:
+    case kairos_v1_Envelope_ctl_request_tag:
+    case kairos_v1_Envelope_ctl_response_tag:
+      return std::nullopt;
+    default:
+      return bad("no message");
+  }
+}
+
+bool kind_matches(TopicKind kind, const Envelope& env) {
+  switch (kind) {
+    case TopicKind::birth: return env.which_message == kairos_v1_Envelope_birth_tag;
+    case TopicKind::state: return env.which_message == kairos_v1_Envelope_state_tag;
+    case TopicKind::hb: return env.which_message == kairos_v1_Envelope_heartbeat_tag;
+    case TopicKind::phase: return env.which_message == kairos_v1_Envelope_phase_tag;
+    case TopicKind::event: return env.which_message == kairos_v1_Envelope_event_tag;
+    case TopicKind::ack: return env.which_message == kairos_v1_Envelope_ack_tag;
+    case TopicKind::cmd: return env.which_message == kairos_v1_Envelope_command_tag;
+    case TopicKind::mesh_state: return env.which_message == kairos_v1_Envelope_mesh_state_tag;
+    case TopicKind::gw_state: return env.which_message == kairos_v1_Envelope_gateway_state_tag;
+    case TopicKind::ctl_req: return env.which_message == kairos_v1_Envelope_ctl_request_tag;
+    case TopicKind::ctl_resp: return env.which_message == kairos_v1_Envelope_ctl_response_tag;
+    default: return false;
+  }
+}
+
+}  // namespace kairos

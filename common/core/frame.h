@@ -1,0 +1,74 @@
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/core/bytes.h"
+#include "common/core/crypto.h"
+#include "common/core/topic.h"
+#include "kairos.pb.h"
+
+namespace kairos {
+
+using Envelope = kairos_v1_Envelope;
+
+// Why an inbound frame was dropped. Every drop is counted under one of
+// these and logged with its detail (SPEC 4).
+enum class DropReason {
+  bad_topic,        // not a topic of SPEC 4, or a kind this receiver does not take
+  oversized_frame,  // payload larger than any valid frame
+  malformed_frame,  // outer Frame does not decode (truncated, garbage)
+  unknown_sender,   // no key for the name in the topic
+  bad_mac,          // MAC does not match topic and body
+  oversized_field,  // a string, bytes or repeated field over its bound
+  malformed_body,   // Envelope does not decode
+  invalid_value,    // decoded, but an enum, range or name is invalid
+  sender_mismatch,  // envelope sender differs from the topic's name
+  kind_mismatch,    // message type does not belong on this topic
+  replay,           // sequence number already seen or too old
+  stale_session,    // session of an earlier start of the sender
+  unknown_session,  // session never announced by a birth
+  count_,
+};
+
+std::string_view to_string(DropReason reason);
+
+inline constexpr std::size_t kMaxBody = 16384;
+inline constexpr std::size_t kMaxPayload = kMaxBody + 64;
+
+// Encodes env and signs it for topic: returns the MQTT payload.
+Bytes seal(std::string_view topic, const Envelope& env, const Key& key);
+// Signs an already encoded body for topic (tests and fault injection).
+Bytes seal_body(std::string_view topic, ByteView body, const Key& key);
+
+struct Opened {
+  std::unique_ptr<Envelope> env;  // set when accepted
+  std::optional<DropReason> drop;
+  std::string detail;             // why, for the log
+  explicit operator bool() const { return env != nullptr; }
+};
+
+// Checks the MAC over the received bytes, then decodes and validates the
+// envelope. The key is chosen by the caller from the topic, never from the body.
+Opened open(std::string_view topic, ByteView payload, const Key& key);
+
+// Range and enum checks that nanopb does not make; nullopt when valid.
+std::optional<std::string> validate(const Envelope& env);
+
+// Whether the message type of env belongs on a topic of this kind.
+bool kind_matches(TopicKind kind, const Envelope& env);
+
+// A zeroed envelope with sender, session, seq and time filled in.
+std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
+                                        std::uint64_t seq, std::int64_t sent_at_us);
+
+// Copies s into a fixed nanopb char array, truncating to fit.
+template <std::size_t N>
+void set_string(char (&dst)[N], std::string_view s) {
+  std::size_t n = s.size() < N - 1 ? s.size() : N - 1;
+  s.copy(dst, n);
+  dst[n] = '\0';
+}
+
+}  // namespace kairos

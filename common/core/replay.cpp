@@ -1,0 +1,71 @@
+#include "common/core/replay.h"
+
+#include <algorithm>
+
+namespace kairos {
+
+bool ReplayWindow::accept(std::uint64_t seq) {
+  if (seq > hwm_) {
+    std::uint64_t shift = seq - hwm_;
+    seen_ = shift >= kWidth ? 0 : seen_ << shift;
+    seen_ |= 1;
+    hwm_ = seq;
+    return true;
+  }
+  std::uint64_t age = hwm_ - seq;
+  if (age >= kWidth) return false;
+  std::uint64_t bit = 1ULL << age;
+  if (seen_ & bit) return false;
+  seen_ |= bit;
+  return true;
+}
+
+SessionGuard::Verdict SessionGuard::check(std::string_view sender, std::uint64_t session,
+                                          std::uint64_t seq, bool may_start) {
+  auto it = senders_.find(std::string(sender));
+  if (it == senders_.end()) {
+    if (!may_start) return {DropReason::unknown_session, false};
+    Sender s;
+    s.session = session;
+    s.window.accept(seq);
+    senders_.emplace(std::string(sender), std::move(s));
+    return {std::nullopt, true};
+  }
+  Sender& s = it->second;
+  if (session == s.session) {
+    if (!s.window.accept(seq)) return {DropReason::replay, false};
+    return {};
+  }
+  if (std::find(s.retired.begin(), s.retired.end(), session) != s.retired.end())
+    return {DropReason::stale_session, false};
+  if (!may_start) return {DropReason::unknown_session, false};
+  s.retired.push_back(s.session);
+  if (s.retired.size() > kRetiredSessions) s.retired.pop_front();
+  s.session = session;
+  s.window = ReplayWindow();
+  s.window.accept(seq);
+  return {std::nullopt, true};
+}
+
+void SessionGuard::restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water) {
+  Sender& s = senders_[std::string(sender)];
+  if (s.session != 0 && s.session != session) {
+    s.retired.push_back(s.session);
+    if (s.retired.size() > kRetiredSessions) s.retired.pop_front();
+  }
+  s.session = session;
+  s.window = ReplayWindow(high_water);
+}
+
+std::optional<std::uint64_t> SessionGuard::current_session(std::string_view sender) const {
+  auto it = senders_.find(std::string(sender));
+  if (it == senders_.end()) return std::nullopt;
+  return it->second.session;
+}
+
+std::uint64_t SessionGuard::high_water(std::string_view sender) const {
+  auto it = senders_.find(std::string(sender));
+  return it == senders_.end() ? 0 : it->second.window.high_water();
+}
+
+}  // namespace kairos

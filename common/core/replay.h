@@ -1,0 +1,65 @@
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/core/frame.h"
+
+namespace kairos {
+
+// Sliding window over sequence numbers of one (sender, session): accepts
+// each seq once, tolerating reordering of up to kWidth frames (QoS 1
+// redelivery), like the IPsec anti-replay window.
+class ReplayWindow {
+ public:
+  static constexpr std::uint64_t kWidth = 64;
+
+  ReplayWindow() = default;
+  // Restores a persisted high-water mark: everything at or below it is seen.
+  explicit ReplayWindow(std::uint64_t high_water) : hwm_(high_water), seen_(~0ULL) {}
+
+  // True (and marks seq seen) when seq was not seen and is inside the window.
+  bool accept(std::uint64_t seq);
+  std::uint64_t high_water() const { return hwm_; }
+
+ private:
+  std::uint64_t hwm_ = 0;
+  std::uint64_t seen_ = 0;  // bit i: hwm_ - i was seen
+};
+
+// Replay and session check per sender (SPEC 4). A sender's current session
+// is the one announced by its latest accepted birth; earlier sessions are
+// remembered so that their frames (and a late Will) are refused.
+class SessionGuard {
+ public:
+  static constexpr std::size_t kRetiredSessions = 16;
+
+  struct Verdict {
+    std::optional<DropReason> drop;
+    bool new_session = false;  // this frame started a session
+  };
+
+  // may_start: the frame may open a new session (a birth).
+  Verdict check(std::string_view sender, std::uint64_t session, std::uint64_t seq, bool may_start);
+
+  // Restores persisted state (gateway start).
+  void restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water);
+
+  std::optional<std::uint64_t> current_session(std::string_view sender) const;
+  std::uint64_t high_water(std::string_view sender) const;
+  void forget(std::string_view sender) { senders_.erase(std::string(sender)); }
+  std::size_t size() const { return senders_.size(); }
+
+ private:
+  struct Sender {
+    std::uint64_t session = 0;
+    ReplayWindow window;
+    std::deque<std::uint64_t> retired;
+  };
+  std::unordered_map<std::string, Sender> senders_;
+};
+
+}  // namespace kairos

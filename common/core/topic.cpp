@@ -1,0 +1,142 @@
+#include "common/core/topic.h"
+
+#include <array>
+#include <vector>
+
+namespace kairos {
+
+namespace {
+
+struct KindName {
+  TopicKind kind;
+  std::string_view name;
+};
+
+constexpr std::array<KindName, 8> kNodeKinds{{
+    {TopicKind::birth, "birth"},
+    {TopicKind::state, "state"},
+    {TopicKind::hb, "hb"},
+    {TopicKind::phase, "phase"},
+    {TopicKind::event, "event"},
+    {TopicKind::ack, "ack"},
+    {TopicKind::result, "result"},
+    {TopicKind::cmd, "cmd"},
+}};
+
+std::vector<std::string_view> split(std::string_view s) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    auto slash = s.find('/', start);
+    parts.push_back(s.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+std::string join(std::initializer_list<std::string_view> parts) {
+  std::string out(kTopicRoot);
+  bool first = true;
+  for (auto p : parts) {
+    if (!first) out.push_back('/');
+    out.append(p);
+    first = false;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(TopicKind kind) {
+  for (const auto& k : kNodeKinds)
+    if (k.kind == kind) return k.name;
+  switch (kind) {
+    case TopicKind::mesh_state: return "mesh_state";
+    case TopicKind::gw_state: return "gw_state";
+    case TopicKind::gw_summary: return "gw_summary";
+    case TopicKind::ctl_req: return "ctl_req";
+    case TopicKind::ctl_resp: return "ctl_resp";
+    case TopicKind::alert: return "alert";
+    default: return "?";
+  }
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name.front() == '_') return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::optional<Topic> parse_topic(std::string_view topic) {
+  if (topic.substr(0, kTopicRoot.size()) != kTopicRoot) return std::nullopt;
+  auto parts = split(topic.substr(kTopicRoot.size()));
+  if (parts.size() < 2 || !valid_name(parts[0])) return std::nullopt;
+  Topic t;
+  t.mesh = parts[0];
+  const auto& p = parts;
+  if (p.size() == 3 && p[1] == "_mesh" && p[2] == "state") {
+    t.kind = TopicKind::mesh_state;
+    return t;
+  }
+  if (p.size() == 2 && p[1] == "_alert") {
+    t.kind = TopicKind::alert;
+    return t;
+  }
+  if (p.size() == 3 && p[1] == "_ctl" && p[2] == "req") {
+    t.kind = TopicKind::ctl_req;
+    return t;
+  }
+  if (p.size() == 4 && p[1] == "_ctl" && p[2] == "resp" && valid_name(p[3])) {
+    t.kind = TopicKind::ctl_resp;
+    t.name = p[3];
+    return t;
+  }
+  if (p.size() == 4 && p[1] == "_gw" && valid_name(p[2])) {
+    if (p[3] == "state") t.kind = TopicKind::gw_state;
+    else if (p[3] == "summary") t.kind = TopicKind::gw_summary;
+    else return std::nullopt;
+    t.name = p[2];
+    return t;
+  }
+  if (p.size() == 4 && valid_name(p[1]) && valid_name(p[2])) {
+    for (const auto& k : kNodeKinds) {
+      if (k.name == p[3]) {
+        t.kind = k.kind;
+        t.cluster = p[1];
+        t.name = p[2];
+        return t;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::string node_topic(std::string_view mesh, std::string_view cluster, std::string_view node,
+                       TopicKind kind) {
+  return join({mesh, cluster, node, to_string(kind)});
+}
+
+std::string mesh_state_topic(std::string_view mesh) { return join({mesh, "_mesh", "state"}); }
+
+std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind kind) {
+  return join({mesh, "_gw", gateway, kind == TopicKind::gw_summary ? "summary" : "state"});
+}
+
+std::string ctl_req_topic(std::string_view mesh) { return join({mesh, "_ctl", "req"}); }
+
+std::string ctl_resp_topic(std::string_view mesh, std::string_view client) {
+  return join({mesh, "_ctl", "resp", client});
+}
+
+std::string alert_topic(std::string_view mesh) { return join({mesh, "_alert"}); }
+
+std::string node_filter(std::string_view mesh, TopicKind kind) {
+  return join({mesh, "+", "+", to_string(kind)});
+}
+
+}  // namespace kairos

@@ -1,0 +1,45 @@
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kairos {
+
+// What a topic under kairos/v1/<mesh>/ carries (SPEC 4).
+enum class TopicKind {
+  birth, state, hb, phase, event, ack, result, cmd,  // <cluster>/<node>/<kind>
+  mesh_state,                                          // _mesh/state
+  gw_state, gw_summary,                                // _gw/<gateway>/...
+  ctl_req, ctl_resp,                                   // _ctl/req, _ctl/resp/<client>
+  alert,                                               // _alert
+};
+
+std::string_view to_string(TopicKind kind);
+
+struct Topic {
+  std::string mesh;
+  TopicKind kind = TopicKind::hb;
+  std::string cluster;  // node topics only
+  std::string name;     // node id, gateway id or control client id; empty otherwise
+};
+
+// Names of meshes, clusters, nodes, gateways and clients: 1..64 characters
+// from [A-Za-z0-9_-], not starting with '_' (reserved for _mesh, _gw, ...).
+bool valid_name(std::string_view name);
+
+inline constexpr std::string_view kTopicRoot = "kairos/v1/";
+
+// Parses a full topic; nullopt when it is not one of SPEC 4's.
+std::optional<Topic> parse_topic(std::string_view topic);
+
+std::string node_topic(std::string_view mesh, std::string_view cluster, std::string_view node,
+                       TopicKind kind);
+std::string mesh_state_topic(std::string_view mesh);
+std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind kind);
+std::string ctl_req_topic(std::string_view mesh);
+std::string ctl_resp_topic(std::string_view mesh, std::string_view client);
+std::string alert_topic(std::string_view mesh);
+// Subscription filter for one kind from every node of the mesh.
+std::string node_filter(std::string_view mesh, TopicKind kind);
+
+}  // namespace kairos

@@ -1,0 +1,19 @@
+#pragma once
+#include <string>
+
+#include "common/core/crypto.h"
+
+namespace kairos {
+
+// Reads a config file; a missing or unreadable one is a ConfigError at 0:0.
+std::string read_config_file(const std::string& path);
+
+// Reads a 256-bit key file (64 hex digits). Refuses a file that group or
+// others may access, like ssh does, with a message saying how to fix it.
+// Throws std::runtime_error.
+Key load_key_file(const std::string& path);
+
+// Writes text to path through a temporary file and rename (no torn files).
+void write_file_atomic(const std::string& path, const std::string& text, unsigned mode);
+
+}  // namespace kairos

@@ -1,0 +1,134 @@
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/core/bytes.h"
+
+namespace mqtt {
+class async_client;
+class iaction_listener;
+}
+
+namespace kairos {
+
+struct MqttOptions {
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string client_id;
+  std::string username;
+  std::string password;
+  int keepalive_s = 10;
+  double reconnect_min_s = 0.5;
+  double reconnect_max_s = 30.0;  // SPEC 3.8 cap
+  int max_inflight = 1024;
+  std::size_t backlog_limit = 1000;       // QoS 1 frames kept while offline
+  std::size_t inbound_limit = 200'000;    // received frames waiting for the owner
+  struct Will {
+    std::string topic;
+    Bytes payload;
+    int qos = 1;
+    bool retain = true;
+  };
+  std::optional<Will> will;
+};
+
+struct PublishProps {
+  std::uint32_t expiry_s = 0;  // MQTT v5 message expiry, 0 = none
+  std::string response_topic;
+  Bytes correlation;
+};
+
+struct Inbound {
+  std::string topic;
+  Bytes payload;
+  bool retained = false;
+  std::string response_topic;
+  Bytes correlation;
+  std::int64_t received_mono_us = 0;
+};
+
+struct LinkEvent {
+  enum class Type { connected, lost, connect_failed, message };
+  Type type;
+  Inbound msg;         // type == message
+  std::string detail;  // why, for lost / connect_failed
+};
+
+struct LinkCounters {
+  std::uint64_t published = 0;
+  std::uint64_t publish_failures = 0;
+  std::uint64_t backlog_dropped = 0;  // QoS 1 frames dropped: backlog full
+  std::uint64_t offline_dropped = 0;  // QoS 0 frames not sent while offline
+  std::uint64_t inbound_dropped = 0;  // received but the owner was too slow
+  std::uint64_t reconnects = 0;
+};
+
+// An MQTT v5 connection owned by one thread (the daemon's loop). Paho's
+// callbacks only queue events; every decision runs in the owner's thread in
+// wait() and service(), so nothing blocks inside a Paho callback. Reconnects
+// back off exponentially with jitter; subscriptions are renewed on every
+// connect; QoS 1 frames published while offline wait in a bounded backlog.
+class MqttLink {
+ public:
+  explicit MqttLink(MqttOptions options);
+  ~MqttLink();
+  MqttLink(const MqttLink&) = delete;
+  MqttLink& operator=(const MqttLink&) = delete;
+
+  // Filters subscribed now (if connected) and after every connect.
+  void add_subscription(std::string filter, int qos);
+  // Starts connecting or reconnects when due; call from the loop.
+  void service(std::int64_t now_mono_us);
+  // Waits until an event arrives or until deadline; returns what arrived.
+  // Connection events update the link's own state before they are returned.
+  std::vector<LinkEvent> wait(std::int64_t deadline_mono_us);
+  // Publishes; while offline a QoS 1 frame waits in the backlog (oldest
+  // dropped first when full) and a QoS 0 frame is dropped. False if not sent now.
+  bool publish(const std::string& topic, const Bytes& payload, int qos, bool retain,
+               const PublishProps& props = {});
+  // Sends what the backlog holds, oldest first, while the link takes it.
+  void drain_backlog();
+  // Publishes `last` (e.g. an offline state) and disconnects, waiting at most timeout_ms.
+  void close(const std::string& last_topic, const Bytes& last_payload, int timeout_ms);
+
+  bool connected() const { return connected_; }
+  std::size_t backlog_size() const { return backlog_.size(); }
+  const LinkCounters& counters() const { return counters_; }
+
+ private:
+  struct Outbound {
+    std::string topic;
+    Bytes payload;
+    bool retain;
+    PublishProps props;
+  };
+  bool send(const std::string& topic, const Bytes& payload, int qos, bool retain, const PublishProps& props);
+  void push_event(LinkEvent ev);
+  void schedule_retry(std::int64_t now_us);
+
+  MqttOptions opt_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<mqtt::iaction_listener> connect_listener_;
+  std::vector<std::pair<std::string, int>> subs_;
+  std::deque<Outbound> backlog_;
+  LinkCounters counters_;
+  bool connected_ = false;
+  bool connecting_ = false;
+  bool ever_connected_ = false;
+  double backoff_s_;
+  std::int64_t next_attempt_us_ = 0;
+  std::uint64_t jitter_state_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<LinkEvent> events_;
+  std::size_t queued_messages_ = 0;
+  std::uint64_t dropped_inbound_ = 0;  // guarded by mu_
+};
+
+}  // namespace kairos

@@ -1,0 +1,59 @@
+#include <gtest/gtest.h>
+
+#include "common/core/replay.h"
+
+using namespace kairos;
+
+TEST(ReplayWindow, AcceptsEachSeqOnce) {
+  ReplayWindow w;
+  EXPECT_TRUE(w.accept(1));
+  EXPECT_FALSE(w.accept(1));
+  EXPECT_TRUE(w.accept(3));
+  EXPECT_TRUE(w.accept(2));  // reordered, inside the window
+  EXPECT_FALSE(w.accept(2));
+  EXPECT_EQ(w.high_water(), 3u);
+}
+
+TEST(ReplayWindow, WindowEdges) {
+  ReplayWindow w;
+  EXPECT_TRUE(w.accept(100));
+  EXPECT_TRUE(w.accept(100 - ReplayWindow::kWidth + 1));  // oldest slot still inside
+  EXPECT_FALSE(w.accept(100 - ReplayWindow::kWidth));     // just outside
+  EXPECT_TRUE(w.accept(100 + 1000));                      // a big jump clears the window
+  EXPECT_FALSE(w.accept(100));
+}
+
+TEST(ReplayWindow, RestoredHighWaterRefusesEverythingBelow) {
+  ReplayWindow w(50);
+  EXPECT_FALSE(w.accept(50));
+  EXPECT_FALSE(w.accept(49));
+  EXPECT_TRUE(w.accept(51));
+}
+
+TEST(SessionGuard, BirthStartsSessionsAndRetiresOldOnes) {
+  SessionGuard g;
+  EXPECT_EQ(g.check("n1", 10, 1, false).drop, DropReason::unknown_session);
+  auto v = g.check("n1", 10, 1, true);
+  EXPECT_FALSE(v.drop);
+  EXPECT_TRUE(v.new_session);
+  EXPECT_FALSE(g.check("n1", 10, 2, false).drop);
+  EXPECT_EQ(g.check("n1", 10, 2, false).drop, DropReason::replay);
+  // reboot: new session from a birth
+  EXPECT_TRUE(g.check("n1", 20, 1, true).new_session);
+  // the old session's frames (e.g. its late Will) are stale now
+  EXPECT_EQ(g.check("n1", 10, 3, false).drop, DropReason::stale_session);
+  EXPECT_EQ(g.check("n1", 10, 4, true).drop, DropReason::stale_session);
+  EXPECT_EQ(*g.current_session("n1"), 20u);
+  // a frame of an unknown session that may not start one
+  EXPECT_EQ(g.check("n1", 30, 1, false).drop, DropReason::unknown_session);
+}
+
+TEST(SessionGuard, RestoreKeepsHighWater) {
+  SessionGuard g;
+  g.restore("n1", 5, 100);
+  EXPECT_EQ(g.check("n1", 5, 100, false).drop, DropReason::replay);
+  EXPECT_FALSE(g.check("n1", 5, 101, false).drop);
+  EXPECT_EQ(g.high_water("n1"), 101u);
+  g.restore("n1", 6, 1);
+  EXPECT_EQ(g.check("n1", 5, 200, true).drop, DropReason::stale_session);
+}

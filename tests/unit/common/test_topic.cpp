@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+
+#include "common/core/topic.h"
+
+using namespace kairos;
+
+struct TopicCase {
+  const char* topic;
+  bool ok;
+  TopicKind kind;
+  const char* cluster;
+  const char* name;
+};
+
+class TopicParse : public ::testing::TestWithParam<TopicCase> {};
+
+TEST_P(TopicParse, Table) {
+  const auto& c = GetParam();
+  auto t = parse_topic(c.topic);
+  ASSERT_EQ(t.has_value(), c.ok) << c.topic;
+  if (!c.ok) return;
+  EXPECT_EQ(t->mesh, "demo");
+  EXPECT_EQ(t->kind, c.kind);
+  EXPECT_EQ(t->cluster, c.cluster);
+  EXPECT_EQ(t->name, c.name);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Topics, TopicParse,
+    ::testing::Values(
+        TopicCase{"kairos/v1/demo/c1/n1/birth", true, TopicKind::birth, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/c1/n1/state", true, TopicKind::state, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/c1/n-1_x/hb", true, TopicKind::hb, "c1", "n-1_x"},
+        TopicCase{"kairos/v1/demo/c1/n1/phase", true, TopicKind::phase, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/c1/n1/event", true, TopicKind::event, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/c1/n1/ack", true, TopicKind::ack, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/c1/n1/result", true, TopicKind::result, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/c1/n1/cmd", true, TopicKind::cmd, "c1", "n1"},
+        TopicCase{"kairos/v1/demo/_mesh/state", true, TopicKind::mesh_state, "", ""},
+        TopicCase{"kairos/v1/demo/_gw/gw1/state", true, TopicKind::gw_state, "", "gw1"},
+        TopicCase{"kairos/v1/demo/_gw/gw1/summary", true, TopicKind::gw_summary, "", "gw1"},
+        TopicCase{"kairos/v1/demo/_ctl/req", true, TopicKind::ctl_req, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/resp/ctl-1", true, TopicKind::ctl_resp, "", "ctl-1"},
+        TopicCase{"kairos/v1/demo/_alert", true, TopicKind::alert, "", ""},
+        // refused
+        TopicCase{"kairos/v2/demo/c1/n1/hb", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/c1/n1/bogus", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/c1/n1/hb/extra", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/c1/n1", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_x/n1/hb", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/c1/n+1/hb", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/c1//hb", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_gw/gw1/other", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/resp/", false, {}, "", ""},
+        TopicCase{"kairos/v1/", false, {}, "", ""},
+        TopicCase{"", false, {}, "", ""}));
+
+TEST(Topic, BuildersRoundTrip) {
+  EXPECT_EQ(node_topic("demo", "c1", "n1", TopicKind::hb), "kairos/v1/demo/c1/n1/hb");
+  EXPECT_EQ(mesh_state_topic("demo"), "kairos/v1/demo/_mesh/state");
+  EXPECT_EQ(gw_topic("demo", "gw1", TopicKind::gw_state), "kairos/v1/demo/_gw/gw1/state");
+  EXPECT_EQ(ctl_req_topic("demo"), "kairos/v1/demo/_ctl/req");
+  EXPECT_EQ(ctl_resp_topic("demo", "c"), "kairos/v1/demo/_ctl/resp/c");
+  EXPECT_EQ(alert_topic("demo"), "kairos/v1/demo/_alert");
+  EXPECT_EQ(node_filter("demo", TopicKind::birth), "kairos/v1/demo/+/+/birth");
+  for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase,
+                    TopicKind::event, TopicKind::ack, TopicKind::result, TopicKind::cmd}) {
+    auto t = parse_topic(node_topic("demo", "c", "n", kind));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->kind, kind);
+  }
+}
+
+TEST(Topic, Names) {
+  EXPECT_TRUE(valid_name("node-01_a"));
+  EXPECT_FALSE(valid_name(""));
+  EXPECT_FALSE(valid_name("_mesh"));
+  EXPECT_FALSE(valid_name("a/b"));
+  EXPECT_FALSE(valid_name("a#"));
+  EXPECT_FALSE(valid_name(std::string(65, 'a')));
+  EXPECT_TRUE(valid_name(std::string(64, 'a')));
+}
