@@ -216,3 +216,15 @@ bool kind_matches(TopicKind kind, const Envelope& env) {
 }
 
 }  // namespace kairos
+
+namespace kairos {
+
+Bytes Signer::seal(std::string_view topic, Envelope& env, const Key& key, std::int64_t sent_at_us) {
+  set_string(env.sender, sender_);
+  env.session_id = session_;
+  env.seq = next_++;
+  env.sent_at_us = sent_at_us;
+  return kairos::seal(topic, env, key);
+}
+
+}  // namespace kairos

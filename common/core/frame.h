@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,5 +71,43 @@ void set_string(char (&dst)[N], std::string_view s) {
   s.copy(dst, n);
   dst[n] = '\0';
 }
+
+}  // namespace kairos
+
+namespace kairos {
+
+// Numbers outbound frames of one sender's session: seq rises by one per
+// frame from 1 (SPEC 4). The key is given per frame: a gateway signs each
+// node's commands with that node's key.
+class Signer {
+ public:
+  Signer(std::string sender, std::uint64_t session) : sender_(std::move(sender)), session_(session) {}
+
+  // Fills env's header (sender, session, next seq, sent_at_us) and seals it.
+  Bytes seal(std::string_view topic, Envelope& env, const Key& key, std::int64_t sent_at_us);
+  // Reserves a seq for a frame sealed now but sent later (the MQTT Will).
+  std::uint64_t take_seq() { return next_++; }
+  std::uint64_t next_seq() const { return next_; }
+  void skip_to(std::uint64_t next) { next_ = next > next_ ? next : next_; }
+  const std::string& sender() const { return sender_; }
+  std::uint64_t session() const { return session_; }
+
+ private:
+  std::string sender_;
+  std::uint64_t session_;
+  std::uint64_t next_ = 1;
+};
+
+// Dropped inbound frames per reason.
+struct DropCounters {
+  std::array<std::uint64_t, static_cast<std::size_t>(DropReason::count_)> by_reason{};
+  void add(DropReason r) { ++by_reason[static_cast<std::size_t>(r)]; }
+  std::uint64_t operator[](DropReason r) const { return by_reason[static_cast<std::size_t>(r)]; }
+  std::uint64_t total() const {
+    std::uint64_t t = 0;
+    for (auto n : by_reason) t += n;
+    return t;
+  }
+};
 
 }  // namespace kairos

@@ -47,6 +47,24 @@ SessionGuard::Verdict SessionGuard::check(std::string_view sender, std::uint64_t
   return {std::nullopt, true};
 }
 
+SessionGuard::Verdict SessionGuard::check_will(std::string_view sender, std::uint64_t session,
+                                               std::uint64_t seq) {
+  auto it = senders_.find(std::string(sender));
+  if (it == senders_.end()) return {DropReason::unknown_session, false};
+  Sender& s = it->second;
+  if (session != s.session) {
+    bool retired = std::find(s.retired.begin(), s.retired.end(), session) != s.retired.end();
+    return {retired ? DropReason::stale_session : DropReason::unknown_session, false};
+  }
+  if (seq <= s.last_will_seq) return {DropReason::replay, false};
+  if (seq <= s.window.high_water()) {
+    // below the live counter: an ordinary frame (clean shutdown) must be new
+    if (!s.window.accept(seq)) return {DropReason::replay, false};
+  }
+  s.last_will_seq = seq;
+  return {};
+}
+
 void SessionGuard::restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water) {
   Sender& s = senders_[std::string(sender)];
   if (s.session != 0 && s.session != session) {

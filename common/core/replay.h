@@ -45,6 +45,11 @@ class SessionGuard {
   // may_start: the frame may open a new session (a birth).
   Verdict check(std::string_view sender, std::uint64_t session, std::uint64_t seq, bool may_start);
 
+  // A Will (state offline) of the current session: sealed at connect with a
+  // seq above the live counter, published later by the broker. Checked apart
+  // from the live window, so it neither blocks later frames nor passes twice.
+  Verdict check_will(std::string_view sender, std::uint64_t session, std::uint64_t seq);
+
   // Restores persisted state (gateway start).
   void restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water);
 
@@ -58,6 +63,7 @@ class SessionGuard {
     std::uint64_t session = 0;
     ReplayWindow window;
     std::deque<std::uint64_t> retired;
+    std::uint64_t last_will_seq = 0;
   };
   std::unordered_map<std::string, Sender> senders_;
 };

@@ -80,6 +80,8 @@ class MqttLink {
   MqttLink(const MqttLink&) = delete;
   MqttLink& operator=(const MqttLink&) = delete;
 
+  // The Will registered with the next connect attempt.
+  void set_will(MqttOptions::Will will) { opt_.will = std::move(will); }
   // Filters subscribed now (if connected) and after every connect.
   void add_subscription(std::string filter, int qos);
   // Starts connecting or reconnects when due; call from the loop.

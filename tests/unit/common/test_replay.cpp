@@ -57,3 +57,18 @@ TEST(SessionGuard, RestoreKeepsHighWater) {
   g.restore("n1", 6, 1);
   EXPECT_EQ(g.check("n1", 5, 200, true).drop, DropReason::stale_session);
 }
+
+TEST(SessionGuard, WillIsCheckedApartFromTheLiveWindow) {
+  SessionGuard g;
+  const std::uint64_t will = 1 + (1ULL << 40);
+  g.check("n1", 7, 1, true);
+  for (std::uint64_t s = 2; s < 100; ++s) EXPECT_FALSE(g.check("n1", 7, s, false).drop);
+  EXPECT_FALSE(g.check_will("n1", 7, will).drop);
+  EXPECT_EQ(g.check_will("n1", 7, will).drop, DropReason::replay);  // the same Will again
+  EXPECT_FALSE(g.check("n1", 7, 100, false).drop);                   // live frames go on
+  EXPECT_EQ(g.check_will("n1", 6, will + 5).drop, DropReason::unknown_session);
+  // a clean shutdown's offline state uses the live counter
+  EXPECT_FALSE(g.check_will("n1", 7, 101 + (1ULL << 41)).drop);
+  g.check("n1", 8, 1, true);
+  EXPECT_EQ(g.check_will("n1", 7, will + 99).drop, DropReason::stale_session);
+}

@@ -1,0 +1,70 @@
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "common/core/config.h"
+#include "common/io/files.h"
+#include "common/io/log.h"
+#include "common/io/process.h"
+#include "firmware/node.h"
+
+using namespace kairos;
+
+namespace {
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: kairos-node --config FILE [--boards DIR] [--dump-config]\n"
+               "  --config FILE   node config (default /etc/kairos/node.toml)\n"
+               "  --boards DIR    directory of board files (overrides node.boards_dir)\n"
+               "  --dump-config   print the effective config and context hash, then exit\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "/etc/kairos/node.toml";
+  std::string boards;
+  bool dump = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) config_path = argv[++i];
+    else if (a == "--boards" && i + 1 < argc) boards = argv[++i];
+    else if (a == "--dump-config") dump = true;
+    else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  node::NodeConfig config;
+  Key key;
+  try {
+    config = node::load_node_config(config_path, boards);
+    log::Level level;
+    if (log::parse_level(config.log_level, level)) log::set_level(level);
+    if (dump) {
+      std::printf("%scontext_hash = \"%s\"\n", config.canonical.c_str(), to_hex(config.context_hash).c_str());
+      return 0;
+    }
+    key = load_key_file(config.key_file);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "kairos-node: config error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kairos-node: %s\n", e.what());
+    return 2;
+  }
+  install_stop_signals();
+  log::info("node", "node " + config.id + " (cluster " + config.cluster + ", mesh " + config.mesh +
+                        ", board " + config.board.name + ") context " + to_hex(config.context_hash).substr(0, 16));
+  try {
+    node::Node n(std::move(config), key);
+    return n.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kairos-node: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,278 @@
+#include "firmware/node.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "common/io/clock.h"
+#include "common/io/log.h"
+#include "common/io/process.h"
+#include "firmware/drivers/synthetic.h"
+
+namespace kairos::node {
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+// Gap between the seq sealed into the MQTT Will and the live counter: the
+// Will is signed at connect but may be published much later.
+constexpr std::uint64_t kWillSeqGap = 1ULL << 40;
+
+std::unique_ptr<Input> make_input(const InputConfig& c) {
+  return std::make_unique<SyntheticInput>(c.synthetic);
+}
+
+std::string read_password(const std::string& path) {
+  if (path.empty()) return {};
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+Node::Node(NodeConfig config, Key key)
+    : config_(std::move(config)), key_(key), session_(random_u64()), signer_(config_.id, session_) {
+  for (const auto& ic : config_.inputs) {
+    InputSlot slot;
+    slot.config = ic;
+    slot.input = make_input(ic);
+    slot.filter = KairosFilter(config_.taus_s);
+    slot.period_us = static_cast<std::int64_t>(ic.sample_period_s * 1e6);
+    inputs_.push_back(std::move(slot));
+  }
+  MqttOptions mo;
+  mo.uri = config_.broker.uri;
+  mo.client_id = config_.mesh + "-" + config_.id;
+  mo.username = config_.broker.username;
+  mo.password = read_password(config_.broker.password_file);
+  mo.keepalive_s = config_.broker.keepalive_s;
+  mo.reconnect_max_s = config_.broker.reconnect_max_s;
+  mo.backlog_limit = config_.broker.backlog;
+  link_ = std::make_unique<MqttLink>(mo);
+  arm_will();
+  link_->add_subscription(topic(TopicKind::cmd), 1);
+}
+
+std::string Node::topic(TopicKind kind) const {
+  return node_topic(config_.mesh, config_.cluster, config_.id, kind);
+}
+
+Bytes Node::state_frame(bool online, std::uint64_t seq) {
+  auto env = make_envelope(config_.id, session_, seq, wall_us());
+  env->which_message = kairos_v1_Envelope_state_tag;
+  env->message.state.online = online;
+  env->message.state.session_id = session_;
+  return seal(topic(TopicKind::state), *env, key_);
+}
+
+void Node::arm_will() {
+  // The Will says "offline" for this session. It is sealed now and published
+  // by the broker later, so its seq sits above any frame of this connection;
+  // the gateway checks Wills apart from the live window (SessionGuard::check_will).
+  will_seq_ = signer_.next_seq() + kWillSeqGap;
+  MqttOptions::Will will{topic(TopicKind::state), state_frame(false, will_seq_), 1, true};
+  link_->set_will(std::move(will));
+}
+
+void Node::publish(TopicKind kind, Envelope& env, int qos, bool retain) {
+  auto t = topic(kind);
+  link_->publish(t, signer_.seal(t, env, key_, wall_us()), qos, retain);
+}
+
+void Node::on_connected() {
+  log::info("node", "connected to " + config_.broker.uri);
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_state_tag;
+  env->message.state.online = true;
+  env->message.state.session_id = session_;
+  publish(TopicKind::state, *env, 1, true);
+  publish_birth();
+  link_->drain_backlog();
+}
+
+void Node::publish_birth() {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_birth_tag;
+  auto& b = env->message.birth;
+  set_string(b.cluster, config_.cluster);
+  set_string(b.board, config_.board.name);
+  b.device_class = config_.board.device_class;
+  for (const auto& c : config_.capabilities) set_string(b.capabilities[b.capabilities_count++], c);
+  for (const auto& slot : inputs_) {
+    auto& a = b.inputs[b.inputs_count++];
+    set_string(a.name, slot.config.name);
+    set_string(a.kind, slot.config.kind);
+    a.sample_period_us = static_cast<std::uint32_t>(slot.period_us);
+  }
+  for (double tau : config_.taus_s) b.timescales_s[b.timescales_s_count++] = static_cast<float>(tau);
+  set_string(b.firmware_version, kVersion);
+  b.context_hash.size = 32;
+  std::copy(config_.context_hash.begin(), config_.context_hash.end(), b.context_hash.bytes);
+  b.heartbeat_period_ms = static_cast<std::uint32_t>(config_.heartbeat_period_s * 1000);
+  b.phase_period_ms = static_cast<std::uint32_t>(config_.phase_period_s * 1000);
+  set_string(b.mesh_input, config_.inputs[config_.mesh_input].name);
+  b.primary_scale = static_cast<std::uint32_t>(config_.primary_scale);
+  publish(TopicKind::birth, *env, 1, true);
+}
+
+void Node::publish_heartbeat(std::int64_t now_us) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_heartbeat_tag;
+  auto& h = env->message.heartbeat;
+  bool failing = std::any_of(inputs_.begin(), inputs_.end(), [](const auto& s) { return s.failed; });
+  h.status = failing ? kairos_v1_NodeStatus_VARIANCE_WARNING : kairos_v1_NodeStatus_COMPLIANT;
+  h.processing_ms = static_cast<float>(processing_ms_ema_);
+  h.queue_depth = static_cast<std::uint32_t>(link_->backlog_size());
+  h.loop_load = static_cast<float>(loop_load_);
+  h.has_counters = true;
+  const auto& lc = link_->counters();
+  h.counters.frames_sent = lc.published;
+  h.counters.frames_rx_dropped = rx_drops_.total();
+  h.counters.publish_failures = lc.publish_failures;
+  h.counters.reconnects = lc.reconnects;
+  h.counters.backlog_dropped = lc.backlog_dropped + lc.offline_dropped;
+  h.counters.cat2_events = cat2_;
+  h.counters.samples = samples_;
+  h.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
+  h.context_hash.size = 32;
+  std::copy(config_.context_hash.begin(), config_.context_hash.end(), h.context_hash.bytes);
+  publish(TopicKind::hb, *env, 0, false);
+}
+
+void Node::publish_phase() {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_phase_tag;
+  auto& p = env->message.phase;
+  for (const auto& slot : inputs_) {
+    auto& ip = p.inputs[p.inputs_count++];
+    set_string(ip.input, slot.config.name);
+    if (!slot.filter.has_sample()) continue;
+    for (std::size_t k = 0; k < slot.filter.scales(); ++k) {
+      const auto& s = slot.filter.scale(k);
+      auto& sp = ip.scales[ip.scales_count++];
+      sp.has_z = true;
+      sp.z.re = static_cast<float>(s.z.real());
+      sp.z.im = static_cast<float>(s.z.imag());
+      sp.c = static_cast<float>(s.c);
+    }
+  }
+  const auto& mesh = inputs_[config_.mesh_input].filter;
+  if (mesh.has_sample()) {
+    const auto& s = mesh.scale(config_.primary_scale);
+    p.valid = true;
+    p.has_node_z = true;
+    p.node_z.re = static_cast<float>(s.z.real());
+    p.node_z.im = static_cast<float>(s.z.imag());
+    p.node_c = static_cast<float>(s.c);
+  }
+  publish(TopicKind::phase, *env, 0, false);
+}
+
+void Node::sample(InputSlot& slot, std::int64_t now_us) {
+  if (slot.failed && !slot.input->setup()) return;
+  auto r = slot.input->read(now_us);
+  if (!r) {
+    // CAT-2: skip the sample, never reuse a stale value
+    ++cat2_;
+    ++slot.failures;
+    slot.failed = true;
+    if (log_limit_.allow(now_us)) log::warn("node", "input " + slot.config.name + ": read failed");
+    return;
+  }
+  slot.failed = false;
+  double a = normalise(r->x, slot.config.lo, slot.config.hi);
+  slot.filter.update({a, std::clamp(r->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
+  ++samples_;
+}
+
+void Node::on_message(const Inbound& msg) {
+  auto drop = [&](DropReason reason, const std::string& detail) {
+    rx_drops_.add(reason);
+    if (log_limit_.allow(mono_us()))
+      log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(reason)) + " (" + detail + ")");
+  };
+  auto t = parse_topic(msg.topic);
+  if (!t || t->kind != TopicKind::cmd || t->name != config_.id) return drop(DropReason::bad_topic, "not our command topic");
+  auto opened = open(msg.topic, msg.payload, key_);
+  if (!opened) return drop(*opened.drop, opened.detail);
+  const auto& env = *opened.env;
+  if (!kind_matches(t->kind, env)) return drop(DropReason::kind_mismatch, "not a command");
+  auto v = guard_.check(env.sender, env.session_id, env.seq, true);
+  if (v.drop) return drop(*v.drop, "seq " + std::to_string(env.seq));
+  const auto& cmd = env.message.command;
+  if (cmd.which_action == kairos_v1_Command_rebirth_tag) {
+    log::info("node", "rebirth requested by " + std::string(env.sender));
+    publish_birth();
+  }
+}
+
+void Node::tick(std::int64_t now_us) {
+  for (auto& slot : inputs_) {
+    if (now_us < slot.next_us) continue;
+    sample(slot, now_us);
+    slot.next_us += slot.period_us;
+    if (slot.next_us <= now_us) slot.next_us = now_us + slot.period_us;  // overrun: skip, do not burst
+  }
+  if (now_us >= next_phase_us_) {
+    if (link_->connected()) publish_phase();
+    next_phase_us_ = now_us + static_cast<std::int64_t>(config_.phase_period_s * 1e6);
+  }
+  if (now_us >= next_hb_us_) {
+    double window = static_cast<double>(now_us - load_window_start_us_);
+    loop_load_ = window > 0 ? std::min(1.0, busy_us_ / window) : 0.0;
+    busy_us_ = 0;
+    load_window_start_us_ = now_us;
+    if (link_->connected()) publish_heartbeat(now_us);
+    next_hb_us_ = now_us + static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6);
+  }
+}
+
+int Node::run() {
+  start_us_ = mono_us();
+  load_window_start_us_ = start_us_;
+  for (auto& slot : inputs_) {
+    if (!slot.input->setup()) {
+      slot.failed = true;
+      log::warn("node", "input " + slot.config.name + ": setup failed, will retry");
+    }
+    slot.next_us = start_us_;
+    log::info("node", "input " + slot.config.name + ": " + slot.input->dump_config());
+  }
+  next_hb_us_ = start_us_;
+  next_phase_us_ = start_us_;
+  while (!stop_requested()) {
+    std::int64_t now = mono_us();
+    link_->service(now);
+    std::int64_t t0 = mono_us();
+    tick(now);
+    double busy = static_cast<double>(mono_us() - t0);
+    busy_us_ += busy;
+    processing_ms_ema_ += 0.05 * (busy / 1000.0 - processing_ms_ema_);
+
+    std::int64_t deadline = std::min(next_hb_us_, next_phase_us_);
+    for (const auto& slot : inputs_) deadline = std::min(deadline, slot.next_us);
+    deadline = std::min(deadline, now + 100'000);  // notice signals within 100 ms
+    for (auto& ev : link_->wait(deadline)) {
+      switch (ev.type) {
+        case LinkEvent::Type::connected: on_connected(); break;
+        case LinkEvent::Type::lost:
+        case LinkEvent::Type::connect_failed:
+          arm_will();  // for the next attempt
+          if (log_limit_.allow(mono_us())) log::warn("node", "broker: " + ev.detail + ", retrying");
+          break;
+        case LinkEvent::Type::message: on_message(ev.msg); break;
+      }
+    }
+  }
+  log::info("node", "stopping");
+  auto t = topic(TopicKind::state);
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_state_tag;
+  env->message.state.online = false;
+  env->message.state.session_id = session_;
+  link_->close(t, signer_.seal(t, *env, key_, wall_us()), 2000);
+  return 0;
+}
+
+}  // namespace kairos::node

@@ -1,0 +1,69 @@
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/core/frame.h"
+#include "common/core/kairos.h"
+#include "common/core/ratelimit.h"
+#include "common/core/replay.h"
+#include "common/io/mqtt.h"
+#include "firmware/drivers/input.h"
+#include "firmware/node_config.h"
+
+namespace kairos::node {
+
+// The kairos-node daemon: samples inputs through the KAIROS loop and reports
+// birth, state, heartbeats and phases as signed frames (SPEC 3, 4).
+class Node {
+ public:
+  Node(NodeConfig config, Key key);
+  // Runs until SIGTERM / SIGINT; returns the exit status.
+  int run();
+
+ private:
+  struct InputSlot {
+    InputConfig config;
+    std::unique_ptr<Input> input;
+    KairosFilter filter;
+    std::int64_t next_us = 0;
+    std::int64_t period_us = 0;
+    bool failed = false;
+    std::uint64_t failures = 0;
+  };
+
+  void tick(std::int64_t now_us);
+  void sample(InputSlot& slot, std::int64_t now_us);
+  void on_connected();
+  void on_message(const Inbound& msg);
+  void publish_birth();
+  void publish_heartbeat(std::int64_t now_us);
+  void publish_phase();
+  void publish(TopicKind kind, Envelope& env, int qos, bool retain);
+  Bytes state_frame(bool online, std::uint64_t seq);
+  void arm_will();
+  std::string topic(TopicKind kind) const;
+
+  const NodeConfig config_;
+  const Key key_;
+  const std::uint64_t session_;
+  Signer signer_;
+  std::unique_ptr<MqttLink> link_;
+  std::vector<InputSlot> inputs_;
+  SessionGuard guard_;
+  DropCounters rx_drops_;
+  RateLimiter log_limit_{1.0, 5.0};
+
+  std::int64_t start_us_ = 0;
+  std::int64_t next_hb_us_ = 0;
+  std::int64_t next_phase_us_ = 0;
+  std::uint64_t will_seq_ = 0;
+  std::uint64_t samples_ = 0;
+  std::uint64_t cat2_ = 0;
+  double processing_ms_ema_ = 0.0;
+  double busy_us_ = 0.0;      // busy time in the current heartbeat period
+  std::int64_t load_window_start_us_ = 0;
+  double loop_load_ = 0.0;
+};
+
+}  // namespace kairos::node

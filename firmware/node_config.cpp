@@ -1,0 +1,157 @@
+#include "firmware/node_config.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/core/config.h"
+#include "common/core/kairos.h"
+#include "common/core/topic.h"
+#include "common/io/files.h"
+
+namespace kairos::node {
+
+namespace {
+
+kairos_v1_DeviceClass parse_class(Section& s, std::string_view key, std::string_view def) {
+  auto c = s.choice(key, def, {"A", "B", "C", "D", "E", "F"});
+  return static_cast<kairos_v1_DeviceClass>(kairos_v1_DeviceClass_CLASS_A + (c[0] - 'A'));
+}
+
+std::string name_checked(Section& s, std::string_view key) {
+  auto v = s.str(key);
+  if (!valid_name(v)) s.fail(key, "'" + v + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)");
+  return v;
+}
+
+std::string name_or(Section& s, std::string_view key, std::string_view def) {
+  auto v = s.str(key, def);
+  if (!valid_name(v)) s.fail(key, "'" + v + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)");
+  return v;
+}
+
+// Parses a board file; its canonical dump goes to canonical.
+BoardConfig parse_board(const std::string& text, const std::string& file, const std::string& name,
+                        std::string& canonical) {
+  Config cfg(text, file);
+  auto root = cfg.root();
+  BoardConfig b;
+  b.name = name;
+  auto board = root.section("board");
+  b.cpu = board.str("cpu", "");
+  b.arch = board.choice("arch", "native", {"armel", "armhf", "arm64", "native"});
+  b.device_class = parse_class(board, "device_class", "E");
+  b.tau_base_s = board.num("tau_base_s", 0.001, 86400);
+  b.tau_max_s = board.num("tau_max_s", 0.001, 86400);
+  if (b.tau_max_s < b.tau_base_s) board.fail("tau_max_s", "must be >= tau_base_s");
+  auto gpio = root.section("gpio");
+  b.gpio_chip_label = gpio.str("chip_label", "");
+  auto pins = root.section("pins");
+  (void)pins;
+  b.default_adapters = root.section("defaults").strings("adapters", 16);
+  b.power_advice = root.section("power").str("advice", "");
+  cfg.finish();
+  canonical = cfg.dump();
+  return b;
+}
+
+SyntheticConfig parse_synthetic(Section& s) {
+  SyntheticConfig c;
+  c.waveform = s.choice("waveform", "sine", {"sine", "square", "triangle", "noise", "constant"});
+  c.period_s = s.num("period_s", 1.0, 1e-3, 1e6);
+  c.amplitude = s.num("amplitude", 0.5, -1e9, 1e9);
+  c.offset = s.num("offset", 0.5, -1e9, 1e9);
+  c.phase_deg = s.num("phase_deg", 0.0, -360, 360);
+  c.noise = s.num("noise", 0.0, 0, 1e9);
+  c.seed = static_cast<std::uint64_t>(s.integer("seed", 1, 0, INT64_MAX));
+  return c;
+}
+
+}  // namespace
+
+NodeConfig load_node_config(const std::string& path, const std::string& boards_dir_override) {
+  NodeConfig n;
+  Config cfg(read_config_file(path), path);
+  auto root = cfg.root();
+
+  auto node = root.section("node");
+  n.id = name_checked(node, "id");
+  n.cluster = name_or(node, "cluster", "default");
+  n.mesh = name_or(node, "mesh", "default");
+  std::string board_name = node.str("board", "generic-linux");
+  if (!valid_name(board_name)) node.fail("board", "not a board name");
+  std::string boards_dir = node.str("boards_dir", KAIROS_BOARDS_DIR);
+  if (!boards_dir_override.empty()) boards_dir = boards_dir_override;
+  n.key_file = node.str("key_file");
+  n.heartbeat_period_s = node.num("heartbeat_period_s", 5.0, 0.05, 3600);
+  n.phase_period_s = node.num("phase_period_s", 1.0, 0.01, 3600);
+  n.scales = static_cast<std::size_t>(node.integer("scales", 4, 1, kMaxScales));
+  n.primary_scale = static_cast<std::size_t>(node.integer("primary_scale", 0, 0, kMaxScales - 1));
+  if (n.primary_scale >= n.scales) node.fail("primary_scale", "must be below node.scales");
+  n.capabilities = node.strings("capabilities", 16);
+  for (const auto& c : n.capabilities)
+    if (!valid_name(c) || c.size() > 32) node.fail("capabilities", "'" + c + "' is not a valid capability name");
+  n.log_level = node.choice("log_level", "info", {"debug", "info", "warn", "error"});
+
+  n.broker = read_broker(root.section("broker"), 1000);
+
+  int mesh_marked = -1;
+  for (auto& [name, in] : root.sections("inputs")) {
+    InputConfig ic;
+    ic.name = name;
+    if (!valid_name(name) || name.size() > 32) in.fail("kind", "input name '" + name + "' is not valid");
+    ic.kind = in.choice("kind", "synthetic", {"synthetic"});
+    ic.sample_period_s = in.num("sample_period_s", 0.01, 1e-4, 3600);
+    ic.lo = in.num("lo", 0.0, -1e12, 1e12);
+    ic.hi = in.num("hi", 1.0, -1e12, 1e12);
+    if (!(ic.hi > ic.lo)) in.fail("hi", "must be greater than lo");
+    ic.mesh = in.boolean("mesh", false);
+    if (ic.mesh) {
+      if (mesh_marked >= 0) in.fail("mesh", "only one input may be marked mesh = true");
+      mesh_marked = static_cast<int>(n.inputs.size());
+    }
+    if (ic.kind == "synthetic") ic.synthetic = parse_synthetic(in);
+    n.inputs.push_back(std::move(ic));
+  }
+  if (n.inputs.size() > 8) root.fail("inputs", "at most 8 inputs");
+  if (n.inputs.empty()) root.fail("inputs", "at least one [inputs.<name>] table is needed");
+  n.mesh_input = mesh_marked >= 0 ? static_cast<std::size_t>(mesh_marked) : 0;
+  cfg.finish();
+
+  std::string board_file = boards_dir + "/" + board_name + ".toml";
+  std::string board_text;
+  try {
+    board_text = read_config_file(board_file);
+  } catch (const ConfigError&) {
+    node.fail("board", "no board file " + board_file);
+  }
+  std::string board_canonical;
+  n.board = parse_board(board_text, board_file, board_name, board_canonical);
+
+  n.taus_s.resize(n.scales);
+  log_spaced_taus(n.board.tau_base_s, n.board.tau_max_s, n.scales, n.taus_s);
+
+  // The board's keys are prefixed so that node and board keys never collide.
+  n.canonical = cfg.dump();
+  std::size_t start = 0;
+  while (start < board_canonical.size()) {
+    auto end = board_canonical.find('\n', start);
+    n.canonical += "board_file." + board_canonical.substr(start, end - start + 1);
+    start = end + 1;
+  }
+  static constexpr std::string_view kIdentity[] = {"node.id ", "node.key_file ", "node.boards_dir ",
+                                                   "broker.username ", "broker.password_file "};
+  std::string hashed;
+  start = 0;
+  while (start < n.canonical.size()) {
+    auto end = n.canonical.find('\n', start);
+    std::string_view line(n.canonical.data() + start, end - start + 1);
+    bool identity = std::any_of(std::begin(kIdentity), std::end(kIdentity),
+                                [&](std::string_view k) { return line.substr(0, k.size()) == k; });
+    if (!identity) hashed += line;
+    start = end + 1;
+  }
+  n.context_hash = sha256(as_bytes(hashed));
+  return n;
+}
+
+}  // namespace kairos::node

@@ -1,0 +1,74 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/core/broker.h"
+#include "common/core/crypto.h"
+#include "kairos.pb.h"
+
+namespace kairos::node {
+
+// A board file (boards/<name>.toml): data only.
+struct BoardConfig {
+  std::string name;
+  std::string cpu;
+  std::string arch;  // armel, armhf, arm64 or native
+  kairos_v1_DeviceClass device_class = kairos_v1_DeviceClass_CLASS_E;
+  double tau_base_s = 0.1;
+  double tau_max_s = 10.0;
+  std::string gpio_chip_label;
+  std::vector<std::string> default_adapters;
+  std::string power_advice;
+};
+
+struct SyntheticConfig {
+  std::string waveform = "sine";  // sine, square, triangle, noise, constant
+  double period_s = 1.0;
+  double amplitude = 0.5;
+  double offset = 0.5;
+  double phase_deg = 0.0;
+  double noise = 0.0;  // uniform noise amplitude added to the wave
+  std::uint64_t seed = 1;
+};
+
+struct InputConfig {
+  std::string name;
+  std::string kind;  // synthetic (more kinds arrive with their drivers)
+  double sample_period_s = 0.01;
+  double lo = 0.0;
+  double hi = 1.0;
+  bool mesh = false;
+  SyntheticConfig synthetic;
+};
+
+
+struct NodeConfig {
+  std::string id;
+  std::string cluster;
+  std::string mesh;
+  std::string key_file;
+  double heartbeat_period_s = 5.0;
+  double phase_period_s = 1.0;
+  std::size_t scales = 4;
+  std::size_t primary_scale = 0;
+  std::vector<std::string> capabilities;
+  std::string log_level = "info";
+  BrokerConfig broker;
+  BoardConfig board;
+  std::vector<InputConfig> inputs;
+  std::size_t mesh_input = 0;  // index into inputs
+  std::vector<double> taus_s;  // the K scales from the board
+
+  std::string canonical;  // effective config, canonical text (node, then board)
+  // SHA-256 of canonical without the node's identity lines (node.id,
+  // node.key_file, node.boards_dir, broker.username, broker.password_file):
+  // nodes set up alike share it, so a divergent one stands out (SPEC 5.6).
+  Digest context_hash{};
+};
+
+// Parses and validates a node config and its board file. boards_dir
+// overrides node.boards_dir when not empty. Throws ConfigError.
+NodeConfig load_node_config(const std::string& path, const std::string& boards_dir);
+
+}  // namespace kairos::node

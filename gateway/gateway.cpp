@@ -1,0 +1,426 @@
+#include "gateway/gateway.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "common/io/clock.h"
+#include "common/io/log.h"
+#include "common/io/process.h"
+
+namespace kairos::gw {
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+constexpr std::uint64_t kWillSeqGap = 1ULL << 40;
+constexpr std::uint32_t kMaxPage = 40;
+
+std::string read_password(const std::string& path) {
+  if (path.empty()) return {};
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+kairos_v1_MeshMode mode_for(double active_rate) {
+  if (active_rate >= 0.95) return kairos_v1_MeshMode_FULL;
+  if (active_rate >= 0.80) return kairos_v1_MeshMode_DEGRADED_LIGHT;
+  if (active_rate >= 0.60) return kairos_v1_MeshMode_DEGRADED_MODERATE;
+  if (active_rate >= 0.30) return kairos_v1_MeshMode_DEGRADED_SEVERE;
+  return kairos_v1_MeshMode_EMERGENCY;
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayConfig config)
+    : config_(std::move(config)),
+      keys_(config_.keys_dir),
+      store_(config_.database),
+      session_(random_u64()),
+      signer_(config_.id, session_),
+      unified_(config_.unified_enter, config_.unified_leave) {
+  keys_.load_shared();
+  for (const auto& s : store_.load_sessions()) guard_.restore(s.sender, s.session, s.high_water);
+  for (const auto& sn : store_.load_nodes()) {
+    NodeEntry n;
+    n.id = sn.id;
+    n.cluster = sn.cluster;
+    n.board = sn.board;
+    n.firmware = sn.firmware;
+    n.capabilities = sn.capabilities;
+    n.device_class = static_cast<kairos_v1_DeviceClass>(sn.device_class);
+    n.context_hash = sn.context_hash;
+    n.session = sn.session;
+    n.online = false;  // unclear until the node is heard again
+    n.hb_period_us = static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6);
+    registry_.restore(std::move(n));
+  }
+  log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
+
+  MqttOptions mo;
+  mo.uri = config_.broker.uri;
+  mo.client_id = config_.mesh + "-gw-" + config_.id;
+  mo.username = config_.broker.username;
+  mo.password = read_password(config_.broker.password_file);
+  mo.keepalive_s = config_.broker.keepalive_s;
+  mo.reconnect_max_s = config_.broker.reconnect_max_s;
+  mo.backlog_limit = config_.broker.backlog;
+  link_ = std::make_unique<MqttLink>(mo);
+  link_->set_will({gw_topic(config_.mesh, config_.id, TopicKind::gw_state),
+                   gateway_state_frame(false, signer_.next_seq() + kWillSeqGap), 1, true});
+  for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
+                    TopicKind::ack, TopicKind::result})
+    link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
+  link_->add_subscription(ctl_req_topic(config_.mesh), 1);
+}
+
+Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
+  auto env = make_envelope(config_.id, session_, seq, wall_us());
+  env->which_message = kairos_v1_Envelope_gateway_state_tag;
+  env->message.gateway_state.online = online;
+  env->message.gateway_state.session_id = session_;
+  set_string(env->message.gateway_state.version, kVersion);
+  return seal(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), *env, keys_.broadcast());
+}
+
+void Gateway::on_connected() {
+  log::info("gateway", "connected to " + config_.broker.uri);
+  connected_at_us_ = mono_us();
+  auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
+  link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
+  publish_mesh_state();
+  link_->drain_backlog();
+}
+
+void Gateway::drop(DropReason reason, const std::string& topic, const std::string& detail, std::int64_t now_us) {
+  drops_.add(reason);
+  if (drop_log_.allow(now_us)) {
+    auto suppressed = drop_log_.take_suppressed();
+    log::warn("ingest", "dropped frame on " + topic + ": " + std::string(to_string(reason)) + " (" + detail + ")" +
+                            (suppressed ? ", " + std::to_string(suppressed) + " more not logged" : ""));
+  }
+}
+
+void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
+  auto t = parse_topic(m.topic);
+  if (!t || t->mesh != config_.mesh) return drop(DropReason::bad_topic, m.topic, "not a topic of this mesh", now_us);
+  if (t->kind == TopicKind::ctl_req) return on_ctl_request(m, now_us);
+  if (t->cluster.empty() || t->kind == TopicKind::cmd) return drop(DropReason::bad_topic, m.topic, "not a node report", now_us);
+  on_node_frame(*t, m, now_us);
+}
+
+void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  const Key* key = keys_.node_key(t.name, now_us);
+  if (!key) return drop(DropReason::unknown_sender, m.topic, "no key for " + t.name, now_us);
+  auto opened = open(m.topic, m.payload, *key);
+  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
+  const Envelope& env = *opened.env;
+  if (t.name != env.sender)
+    return drop(DropReason::sender_mismatch, m.topic, "sender '" + std::string(env.sender) + "'", now_us);
+  if (!kind_matches(t.kind, env)) return drop(DropReason::kind_mismatch, m.topic, "message type", now_us);
+  if (t.kind == TopicKind::birth && t.cluster != env.message.birth.cluster)
+    return drop(DropReason::sender_mismatch, m.topic, "birth names cluster '" + std::string(env.message.birth.cluster) + "'", now_us);
+  const NodeEntry* known = registry_.find(t.name);
+  if (t.kind != TopicKind::birth && known && known->cluster != t.cluster && known->session == env.session_id)
+    return drop(DropReason::sender_mismatch, m.topic, "node is in cluster " + known->cluster, now_us);
+
+  bool offline_state = t.kind == TopicKind::state && !env.message.state.online;
+  auto verdict = offline_state ? guard_.check_will(env.sender, env.session_id, env.seq)
+                               : guard_.check(env.sender, env.session_id, env.seq, t.kind == TopicKind::birth);
+  if (verdict.drop) {
+    // A retained birth or state of the current session re-read at start is
+    // not a replay attack: it is the broker's copy of what was accepted.
+    bool reread = m.retained && *verdict.drop == DropReason::replay &&
+                  guard_.current_session(env.sender) == env.session_id;
+    if (!reread) return drop(*verdict.drop, m.topic, "seq " + std::to_string(env.seq), now_us);
+  }
+  if (verdict.new_session) dirty_sessions_.insert(env.sender);
+  else if (!m.retained) dirty_sessions_.insert(env.sender);
+  ++accepted_;
+
+  const std::string id = env.sender;
+  switch (t.kind) {
+    case TopicKind::birth: {
+      auto& n = registry_.on_birth(id, t.cluster, env.session_id, env.message.birth, now_us,
+                                   static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6));
+      n.heard = n.heard || !m.retained;
+      log::info("registry", "birth " + id + " (cluster " + t.cluster + ", board " + n.board + ", session " +
+                                to_hex(as_bytes(std::string_view(reinterpret_cast<const char*>(&env.session_id), 8))).substr(0, 8) + ")");
+      persist_node(n);
+      if (verdict.new_session) flush_sessions();
+      break;
+    }
+    case TopicKind::state: {
+      auto* n = registry_.find(id);
+      if (!n || n->session != env.session_id) break;
+      if (!m.retained) n->heard = true;
+      if (registry_.on_state(id, env.message.state.online, now_us)) {
+        log::info("registry", id + (env.message.state.online ? " online" : " OFFLINE (state/Will)"));
+        store_.set_online(id, env.message.state.online, wall_us());
+      }
+      break;
+    }
+    case TopicKind::hb: {
+      auto* n = registry_.find(id);
+      bool was_online = n && n->online;
+      if (registry_.on_heartbeat(id, env.message.heartbeat, now_us)) {
+        registry_.find(id)->heard = true;
+        if (!was_online) {
+          log::info("registry", id + " online (heartbeat)");
+          store_.set_online(id, true, wall_us());
+        }
+      }
+      break;
+    }
+    case TopicKind::phase:
+      registry_.on_phase(id, env.message.phase, now_us);
+      break;
+    default:
+      break;  // events, acks and results are handled by later subsystems
+  }
+}
+
+void Gateway::persist_node(const NodeEntry& n) {
+  StoredNode s;
+  s.id = n.id;
+  s.cluster = n.cluster;
+  s.board = n.board;
+  s.device_class = n.device_class;
+  s.firmware = n.firmware;
+  s.context_hash = n.context_hash;
+  s.capabilities = n.capabilities;
+  s.session = n.session;
+  s.online = n.online;
+  s.last_seen_wall_us = wall_us();
+  store_.upsert_node(s);
+}
+
+void Gateway::flush_sessions() {
+  if (dirty_sessions_.empty()) return;
+  std::vector<StoredSession> rows;
+  rows.reserve(dirty_sessions_.size());
+  for (const auto& sender : dirty_sessions_) {
+    if (auto s = guard_.current_session(sender)) rows.push_back({sender, *s, guard_.high_water(sender)});
+  }
+  store_.begin();
+  store_.save_sessions(rows);
+  store_.commit();
+  dirty_sessions_.clear();
+}
+
+void Gateway::send_rebirth(const NodeEntry& n) {
+  const Key* key = keys_.node_key(n.id, mono_us());
+  if (!key) return;
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_command_tag;
+  env->message.command.command_id = random_u64();
+  env->message.command.ttl_ms = 30'000;
+  env->message.command.which_action = kairos_v1_Command_rebirth_tag;
+  env->message.command.action.rebirth = true;
+  auto t = node_topic(config_.mesh, n.cluster, n.id, TopicKind::cmd);
+  PublishProps props;
+  props.expiry_s = 30;
+  link_->publish(t, signer_.seal(t, *env, *key, wall_us()), 1, false, props);
+}
+
+void Gateway::sync(std::int64_t now_us) {
+  for (const auto& id : registry_.expire(now_us, config_.missed_heartbeats)) {
+    log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
+    store_.set_online(id, false, wall_us());
+  }
+  auto inputs = registry_.sync_inputs(now_us, config_.stale_after_s, config_.class_weight);
+  figures_ = mesh_figures(inputs);
+  bool changed = unified_.update(figures_.contributors ? figures_.coherence : 0.0);
+  std::size_t known = registry_.nodes().size();
+  double active = known ? static_cast<double>(registry_.online_count()) / static_cast<double>(known) : 1.0;
+  auto mode = mode_for(active);
+  if (mode != mode_) {
+    log::info("mesh", "mode " + std::to_string(mode_) + " -> " + std::to_string(mode));
+    changed = true;
+  }
+  mode_ = mode;
+  if (changed) log::info("mesh", std::string("unified: ") + (unified_.on() ? "yes" : "no"));
+  if (changed || now_us >= next_mesh_publish_us_) {
+    publish_mesh_state();
+    next_mesh_publish_us_ = now_us + static_cast<std::int64_t>(config_.mesh_publish_s * 1e6);
+  }
+}
+
+void Gateway::publish_mesh_state() {
+  if (!link_->connected()) return;
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_mesh_state_tag;
+  auto& s = env->message.mesh_state;
+  s.has_z = true;
+  s.z.re = static_cast<float>(figures_.z.real());
+  s.z.im = static_cast<float>(figures_.z.imag());
+  s.coherence = static_cast<float>(figures_.coherence);
+  s.agreement = static_cast<float>(figures_.agreement);
+  s.unified = unified_.on();
+  s.mode = mode_;
+  s.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
+  s.nodes_in_sync = static_cast<std::uint32_t>(figures_.contributors);
+  s.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
+  auto t = mesh_state_topic(config_.mesh);
+  link_->publish(t, signer_.seal(t, *env, keys_.broadcast(), wall_us()), 0, true);
+}
+
+void Gateway::periodic(std::int64_t now_us) {
+  if (now_us >= next_sync_us_) {
+    sync(now_us);
+    next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
+  }
+  if (now_us >= next_flush_us_) {
+    flush_sessions();
+    next_flush_us_ = now_us + 1'000'000;
+  }
+  if (!rebirth_round_done_ && link_->connected() &&
+      now_us - connected_at_us_ >= static_cast<std::int64_t>(config_.rebirth_after_s * 1e6)) {
+    // Nodes known from the database or a retained birth but not heard live
+    // since this start: ask them to announce themselves again.
+    rebirth_round_done_ = true;
+    for (const auto& [id, n] : registry_.nodes())
+      if (!n.heard) send_rebirth(n);
+  }
+}
+
+void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
+  auto opened = open(m.topic, m.payload, keys_.operator_key());
+  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
+  const Envelope& env = *opened.env;
+  if (!kind_matches(TopicKind::ctl_req, env)) return drop(DropReason::kind_mismatch, m.topic, "not a request", now_us);
+  double age_s = std::abs(static_cast<double>(wall_us() - env.sent_at_us)) / 1e6;
+  if (age_s > config_.ctl_max_age_s)
+    return drop(DropReason::replay, m.topic, "request stamped " + std::to_string(static_cast<long>(age_s)) + " s away", now_us);
+  if (m.response_topic != ctl_resp_topic(config_.mesh, env.sender))
+    return drop(DropReason::sender_mismatch, m.topic, "response topic '" + m.response_topic + "'", now_us);
+  if (ctl_guard_.size() > 4096) ctl_guard_ = SessionGuard();  // old requests are refused by age anyway
+  auto v = ctl_guard_.check(env.sender, env.session_id, env.seq, true);
+  if (v.drop) return drop(*v.drop, m.topic, "request seq " + std::to_string(env.seq), now_us);
+  ++accepted_;
+
+  auto resp = std::make_unique<kairos_v1_ControlResponse>();
+  *resp = kairos_v1_ControlResponse_init_zero;
+  const auto& req = env.message.ctl_request;
+  resp->request_id = req.request_id;
+  resp->ok = true;
+  switch (req.which_verb) {
+    case kairos_v1_ControlRequest_status_tag:
+      resp->which_reply = kairos_v1_ControlResponse_status_tag;
+      fill_status(resp->reply.status, now_us);
+      break;
+    case kairos_v1_ControlRequest_nodes_tag:
+      resp->which_reply = kairos_v1_ControlResponse_nodes_tag;
+      fill_nodes(req.verb.nodes, resp->reply.nodes, now_us);
+      break;
+    default:
+      resp->ok = false;
+      set_string(resp->error, "unknown verb: this gateway does not support it (upgrade the gateway)");
+  }
+  answer(m, *resp);
+}
+
+void Gateway::answer(const Inbound& m, kairos_v1_ControlResponse& resp) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_ctl_response_tag;
+  env->message.ctl_response = resp;
+  PublishProps props;
+  props.correlation = m.correlation;
+  link_->publish(m.response_topic, signer_.seal(m.response_topic, *env, keys_.operator_key(), wall_us()), 1, false,
+                 props);
+}
+
+void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
+  set_string(r.gateway, config_.id);
+  set_string(r.mesh, config_.mesh);
+  r.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
+  r.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
+  std::set<std::string> clusters;
+  for (const auto& [id, n] : registry_.nodes()) clusters.insert(n.cluster);
+  r.clusters = static_cast<std::uint32_t>(clusters.size());
+  r.has_mesh_state = true;
+  auto& s = r.mesh_state;
+  s.has_z = true;
+  s.z.re = static_cast<float>(figures_.z.real());
+  s.z.im = static_cast<float>(figures_.z.imag());
+  s.coherence = static_cast<float>(figures_.coherence);
+  s.agreement = static_cast<float>(figures_.agreement);
+  s.unified = unified_.on();
+  s.mode = mode_;
+  s.nodes_online = r.nodes_online;
+  s.nodes_in_sync = static_cast<std::uint32_t>(figures_.contributors);
+  s.nodes_known = r.nodes_known;
+  for (int i = 0; i < static_cast<int>(DropReason::count_) && r.drops_count < 16; ++i) {
+    auto reason = static_cast<DropReason>(i);
+    if (!drops_[reason]) continue;
+    auto& d = r.drops[r.drops_count++];
+    set_string(d.reason, to_string(reason));
+    d.count = drops_[reason];
+  }
+  r.frames_accepted = accepted_;
+  r.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
+}
+
+void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const {
+  std::uint32_t limit = q.limit ? std::min(q.limit, kMaxPage) : kMaxPage;
+  std::string state = q.state;
+  std::uint32_t index = 0;
+  r.offset = q.offset;
+  for (const auto& [id, n] : registry_.nodes()) {
+    if (q.cluster[0] && n.cluster != q.cluster) continue;
+    if (state == "online" && !n.online) continue;
+    if (state == "offline" && n.online) continue;
+    if (index++ < q.offset || r.nodes_count >= limit) continue;
+    auto& o = r.nodes[r.nodes_count++];
+    set_string(o.id, n.id);
+    set_string(o.cluster, n.cluster);
+    set_string(o.board, n.board);
+    o.device_class = n.device_class;
+    o.status = n.online ? n.status : kairos_v1_NodeStatus_OFFLINE;
+    o.online = n.online;
+    o.has_z = true;
+    o.z.re = static_cast<float>(n.z.real());
+    o.z.im = static_cast<float>(n.z.imag());
+    o.c = static_cast<float>(n.c);
+    o.phase_valid = n.phase_valid;
+    o.last_seen_ms = n.last_seen_us ? static_cast<std::uint32_t>(std::min<std::int64_t>((now_us - n.last_seen_us) / 1000, UINT32_MAX)) : UINT32_MAX;
+    set_string(o.firmware_version, n.firmware);
+    o.context_hash.size = static_cast<pb_size_t>(std::min<std::size_t>(n.context_hash.size(), 32));
+    std::copy_n(n.context_hash.begin(), o.context_hash.size, o.context_hash.bytes);
+    o.session_id = n.session;
+  }
+  r.total = index;
+}
+
+int Gateway::run() {
+  start_us_ = mono_us();
+  next_sync_us_ = start_us_;
+  next_mesh_publish_us_ = start_us_;
+  next_flush_us_ = start_us_ + 1'000'000;
+  while (!stop_requested()) {
+    std::int64_t now = mono_us();
+    link_->service(now);
+    periodic(now);
+    std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000});
+    for (auto& ev : link_->wait(deadline)) {
+      switch (ev.type) {
+        case LinkEvent::Type::connected: on_connected(); break;
+        case LinkEvent::Type::lost:
+        case LinkEvent::Type::connect_failed:
+          link_->set_will({gw_topic(config_.mesh, config_.id, TopicKind::gw_state),
+                           gateway_state_frame(false, signer_.next_seq() + kWillSeqGap), 1, true});
+          if (drop_log_.allow(mono_us())) log::warn("gateway", "broker: " + ev.detail + ", retrying");
+          break;
+        case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
+      }
+    }
+  }
+  log::info("gateway", "stopping");
+  flush_sessions();
+  link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, signer_.take_seq()),
+               2000);
+  return 0;
+}
+
+}  // namespace kairos::gw

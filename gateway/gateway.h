@@ -1,0 +1,68 @@
+#pragma once
+#include <memory>
+#include <set>
+#include <string>
+
+#include "common/core/frame.h"
+#include "common/core/meshsync.h"
+#include "common/core/ratelimit.h"
+#include "common/core/replay.h"
+#include "common/io/mqtt.h"
+#include "gateway/gateway_config.h"
+#include "gateway/keyring.h"
+#include "gateway/registry.h"
+#include "gateway/store.h"
+
+namespace kairos::gw {
+
+// The kairos-gateway daemon: verifies every frame, keeps the registry,
+// computes the mesh state and answers the control RPC (SPEC 4, 5.1, 5.3).
+class Gateway {
+ public:
+  explicit Gateway(GatewayConfig config);
+  // Runs until SIGTERM / SIGINT; returns the exit status.
+  int run();
+
+ private:
+  void on_connected();
+  void on_message(const Inbound& m, std::int64_t now_us);
+  void on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us);
+  void on_ctl_request(const Inbound& m, std::int64_t now_us);
+  void drop(DropReason reason, const std::string& topic, const std::string& detail, std::int64_t now_us);
+  void periodic(std::int64_t now_us);
+  void sync(std::int64_t now_us);
+  void publish_mesh_state();
+  void persist_node(const NodeEntry& n);
+  void flush_sessions();
+  void send_rebirth(const NodeEntry& n);
+  void answer(const Inbound& m, kairos_v1_ControlResponse& resp);
+  void fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const;
+  void fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const;
+  Bytes gateway_state_frame(bool online, std::uint64_t seq);
+
+  const GatewayConfig config_;
+  KeyRing keys_;
+  Store store_;
+  Registry registry_;
+  SessionGuard guard_;      // node frames
+  SessionGuard ctl_guard_;  // operator requests
+  std::set<std::string> dirty_sessions_;
+  const std::uint64_t session_;
+  Signer signer_;
+  std::unique_ptr<MqttLink> link_;
+  DropCounters drops_;
+  RateLimiter drop_log_{5.0, 20.0};
+  std::uint64_t accepted_ = 0;
+
+  Hysteresis unified_;
+  MeshFigures figures_;
+  kairos_v1_MeshMode mode_ = kairos_v1_MeshMode_FULL;
+  std::int64_t start_us_ = 0;
+  std::int64_t connected_at_us_ = 0;
+  bool rebirth_round_done_ = false;
+  std::int64_t next_sync_us_ = 0;
+  std::int64_t next_mesh_publish_us_ = 0;
+  std::int64_t next_flush_us_ = 0;
+};
+
+}  // namespace kairos::gw

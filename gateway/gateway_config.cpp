@@ -1,0 +1,55 @@
+#include "gateway/gateway_config.h"
+
+#include "common/core/config.h"
+#include "common/core/topic.h"
+#include "common/io/files.h"
+
+namespace kairos::gw {
+
+namespace {
+
+std::string name_of(Section& s, std::string_view key) {
+  auto v = s.str(key);
+  if (!valid_name(v)) s.fail(key, "'" + v + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)");
+  return v;
+}
+
+}  // namespace
+
+GatewayConfig load_gateway_config(const std::string& path) {
+  GatewayConfig g;
+  Config cfg(read_config_file(path), path);
+  auto root = cfg.root();
+
+  auto gw = root.section("gateway");
+  g.id = name_of(gw, "id");
+  g.mesh = name_of(gw, "mesh");
+  g.keys_dir = gw.str("keys_dir");
+  g.database = gw.str("database");
+  g.log_level = gw.choice("log_level", "info", {"debug", "info", "warn", "error"});
+
+  g.broker = read_broker(root.section("broker"), 10000);
+
+  auto live = root.section("liveness");
+  g.heartbeat_period_s = live.num("heartbeat_period_s", 5.0, 0.05, 3600);
+  g.missed_heartbeats = static_cast<int>(live.integer("missed_heartbeats", 3, 1, 100));
+  g.rebirth_after_s = live.num("rebirth_after_s", 2 * g.heartbeat_period_s, 0.1, 3600);
+
+  auto sync = root.section("sync");
+  g.sync_period_s = sync.num("period_ms", 100, 10, 60'000) / 1000.0;
+  g.unified_enter = sync.num("unified_enter", 0.75, 0, 1);
+  g.unified_leave = sync.num("unified_leave", 0.70, 0, 1);
+  if (g.unified_leave > g.unified_enter) sync.fail("unified_leave", "must not exceed unified_enter");
+  g.stale_after_s = sync.num("stale_after_s", 3 * g.heartbeat_period_s, 0.01, 86400);
+  g.mesh_publish_s = sync.num("publish_interval_s", 1.0, 0.05, 60);
+  auto weights = sync.section("class_weight");
+  const char* classes[] = {"A", "B", "C", "D", "E", "F"};
+  for (int i = 0; i < 6; ++i) g.class_weight[static_cast<std::size_t>(i)] = weights.num(classes[i], 1.0, 0, 1000);
+
+  auto ctl = root.section("control");
+  g.ctl_max_age_s = ctl.num("max_age_s", 60, 1, 3600);
+  cfg.finish();
+  return g;
+}
+
+}  // namespace kairos::gw

@@ -1,0 +1,34 @@
+#pragma once
+#include <array>
+#include <string>
+
+#include "common/core/broker.h"
+
+namespace kairos::gw {
+
+struct GatewayConfig {
+  std::string id;
+  std::string mesh;
+  std::string keys_dir;  // nodes/<id>.key, broadcast.key, operator.key
+  std::string database;  // SQLite file
+  std::string log_level = "info";
+  BrokerConfig broker;
+  // liveness (SPEC 5.1)
+  double heartbeat_period_s = 5.0;  // used when a birth gives none
+  int missed_heartbeats = 3;
+  double rebirth_after_s = 10.0;    // ask unclear nodes to re-announce after this long
+  // mesh sync (SPEC 5.3)
+  double sync_period_s = 0.1;
+  double unified_enter = 0.75;
+  double unified_leave = 0.70;
+  double stale_after_s = 15.0;      // 3 heartbeat periods
+  double mesh_publish_s = 1.0;      // _mesh/state at least this often
+  std::array<double, 6> class_weight{1, 1, 1, 1, 1, 1};  // A..F
+  // control RPC
+  double ctl_max_age_s = 60.0;      // refuse requests older or newer than this
+};
+
+// Parses and validates a gateway config file. Throws ConfigError.
+GatewayConfig load_gateway_config(const std::string& path);
+
+}  // namespace kairos::gw

@@ -1,0 +1,65 @@
+#pragma once
+#include <array>
+#include <complex>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/core/bytes.h"
+#include "common/core/meshsync.h"
+#include "kairos.pb.h"
+
+namespace kairos::gw {
+
+struct NodeEntry {
+  std::string id;
+  std::string cluster;
+  std::string board;
+  std::string firmware;
+  std::string capabilities;  // comma separated
+  kairos_v1_DeviceClass device_class = kairos_v1_DeviceClass_CLASS_E;
+  Bytes context_hash;
+  std::uint64_t session = 0;
+  bool online = false;
+  kairos_v1_NodeStatus status = kairos_v1_NodeStatus_OFFLINE;
+  std::int64_t hb_period_us = 5'000'000;
+  std::int64_t last_seen_us = 0;  // monotonic, last accepted frame
+  std::int64_t last_hb_us = 0;    // monotonic, last heartbeat (or birth)
+  bool heard = false;             // a live (not retained) frame since gateway start
+  std::complex<double> z{0, 0};
+  double c = 0;
+  bool phase_valid = false;
+  std::int64_t phase_us = 0;      // monotonic, receipt of the last phase
+};
+
+// The registry of SPEC 5.1: nodes from births, liveness from heartbeats and
+// Wills. Pure logic; time comes in as monotonic microseconds.
+class Registry {
+ public:
+  // A birth: creates or refreshes the node. Returns the entry.
+  NodeEntry& on_birth(const std::string& id, const std::string& cluster, std::uint64_t session,
+                      const kairos_v1_NodeBirth& birth, std::int64_t now_us, std::int64_t default_hb_us);
+  // state online/offline of the node's current session. True if online changed.
+  bool on_state(const std::string& id, bool online, std::int64_t now_us);
+  // Returns false for an unknown node.
+  bool on_heartbeat(const std::string& id, const kairos_v1_Heartbeat& hb, std::int64_t now_us);
+  bool on_phase(const std::string& id, const kairos_v1_PhaseReport& phase, std::int64_t now_us);
+  // Marks OFFLINE every online node whose last heartbeat is older than
+  // missed * its period; returns their ids.
+  std::vector<std::string> expire(std::int64_t now_us, int missed);
+  // Phases of online nodes weighted by class and age (SPEC 5.3).
+  std::vector<NodePhase> sync_inputs(std::int64_t now_us, double stale_after_s,
+                                     const std::array<double, 6>& class_weight) const;
+
+  void restore(NodeEntry entry) { nodes_[entry.id] = std::move(entry); }
+  const NodeEntry* find(const std::string& id) const;
+  NodeEntry* find(const std::string& id);
+  const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }
+  std::size_t online_count() const;
+
+ private:
+  std::map<std::string, NodeEntry> nodes_;
+};
+
+}  // namespace kairos::gw

@@ -1,0 +1,172 @@
+#include "gateway/store.h"
+
+#include <sqlite3.h>
+
+#include <stdexcept>
+
+namespace kairos::gw {
+
+namespace {
+[[noreturn]] void fail(sqlite3* db, std::string_view what) {
+  throw std::runtime_error(std::string(what) + ": " + sqlite3_errmsg(db));
+}
+}  // namespace
+
+Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
+  if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK)
+    fail(db, "prepare");
+}
+
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+
+Stmt& Stmt::bind(int i, std::int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+
+Stmt& Stmt::bind(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Stmt& Stmt::bind(int i, ByteView v) {
+  sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+bool Stmt::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  fail(db_, "step");
+}
+
+void Stmt::run() {
+  while (step()) {
+  }
+  reset();
+}
+
+void Stmt::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+std::int64_t Stmt::int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+std::string Stmt::text(int col) const {
+  const auto* p = sqlite3_column_text(stmt_, col);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+           : std::string();
+}
+
+Bytes Stmt::blob(int col) const {
+  const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
+  return p ? Bytes(p, p + sqlite3_column_bytes(stmt_, col)) : Bytes();
+}
+
+Store::Store(const std::string& path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error(path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=FULL");
+  exec(R"sql(
+    CREATE TABLE IF NOT EXISTS nodes (
+      id TEXT PRIMARY KEY,
+      cluster TEXT NOT NULL,
+      board TEXT NOT NULL,
+      device_class INTEGER NOT NULL,
+      firmware TEXT NOT NULL,
+      context_hash BLOB,
+      capabilities TEXT NOT NULL,
+      session INTEGER NOT NULL,
+      online INTEGER NOT NULL,
+      last_seen_wall_us INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS sessions (
+      sender TEXT NOT NULL,
+      session INTEGER NOT NULL,
+      high_water INTEGER NOT NULL,
+      first_seen INTEGER NOT NULL,
+      PRIMARY KEY (sender, session));
+  )sql");
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(std::string_view sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    throw std::runtime_error("sqlite: " + msg);
+  }
+}
+
+void Store::begin() { exec("BEGIN IMMEDIATE"); }
+void Store::commit() { exec("COMMIT"); }
+
+void Store::upsert_node(const StoredNode& n) {
+  Stmt s(db_, R"sql(
+    INSERT INTO nodes (id, cluster, board, device_class, firmware, context_hash, capabilities,
+                       session, online, last_seen_wall_us)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    ON CONFLICT(id) DO UPDATE SET cluster=?2, board=?3, device_class=?4, firmware=?5,
+      context_hash=?6, capabilities=?7, session=?8, online=?9, last_seen_wall_us=?10)sql");
+  s.bind(1, n.id).bind(2, n.cluster).bind(3, n.board).bind(4, std::int64_t{n.device_class});
+  s.bind(5, n.firmware).bind(6, ByteView(n.context_hash)).bind(7, n.capabilities);
+  s.bind(8, static_cast<std::int64_t>(n.session)).bind(9, std::int64_t{n.online}).bind(10, n.last_seen_wall_us);
+  s.run();
+}
+
+void Store::set_online(std::string_view id, bool online, std::int64_t wall_us) {
+  Stmt s(db_, "UPDATE nodes SET online=?2, last_seen_wall_us=?3 WHERE id=?1");
+  s.bind(1, id).bind(2, std::int64_t{online}).bind(3, wall_us);
+  s.run();
+}
+
+std::vector<StoredNode> Store::load_nodes() {
+  Stmt s(db_, "SELECT id, cluster, board, device_class, firmware, context_hash, capabilities, session, "
+              "online, last_seen_wall_us FROM nodes ORDER BY id");
+  std::vector<StoredNode> out;
+  while (s.step()) {
+    StoredNode n;
+    n.id = s.text(0);
+    n.cluster = s.text(1);
+    n.board = s.text(2);
+    n.device_class = static_cast<int>(s.int64(3));
+    n.firmware = s.text(4);
+    n.context_hash = s.blob(5);
+    n.capabilities = s.text(6);
+    n.session = static_cast<std::uint64_t>(s.int64(7));
+    n.online = s.int64(8) != 0;
+    n.last_seen_wall_us = s.int64(9);
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+void Store::save_sessions(const std::vector<StoredSession>& sessions) {
+  Stmt s(db_, R"sql(
+    INSERT INTO sessions (sender, session, high_water, first_seen)
+    VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(first_seen), 0) + 1 FROM sessions))
+    ON CONFLICT(sender, session) DO UPDATE SET high_water = MAX(high_water, ?3))sql");
+  for (const auto& x : sessions) {
+    s.bind(1, x.sender).bind(2, static_cast<std::int64_t>(x.session)).bind(3, static_cast<std::int64_t>(x.high_water));
+    s.run();
+  }
+}
+
+std::vector<StoredSession> Store::load_sessions() {
+  Stmt s(db_, "SELECT sender, session, high_water FROM sessions ORDER BY sender, first_seen");
+  std::vector<StoredSession> out;
+  while (s.step())
+    out.push_back({s.text(0), static_cast<std::uint64_t>(s.int64(1)), static_cast<std::uint64_t>(s.int64(2))});
+  return out;
+}
+
+}  // namespace kairos::gw

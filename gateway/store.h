@@ -1,0 +1,82 @@
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/core/bytes.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace kairos::gw {
+
+// A prepared statement; reset after every step sequence.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, std::string_view sql);
+  ~Stmt();
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, std::int64_t v);
+  Stmt& bind(int i, std::string_view v);
+  Stmt& bind(int i, ByteView v);
+  // One step: true while a row is available.
+  bool step();
+  void run();  // steps to the end and resets
+  void reset();
+  std::int64_t int64(int col) const;
+  std::string text(int col) const;
+  Bytes blob(int col) const;
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// What the registry persists of a node.
+struct StoredNode {
+  std::string id;
+  std::string cluster;
+  std::string board;
+  int device_class = 0;
+  std::string firmware;
+  Bytes context_hash;
+  std::string capabilities;  // comma separated
+  std::uint64_t session = 0;
+  bool online = false;
+  std::int64_t last_seen_wall_us = 0;
+};
+
+struct StoredSession {
+  std::string sender;
+  std::uint64_t session = 0;
+  std::uint64_t high_water = 0;
+};
+
+// The gateway's SQLite file (WAL mode). Throws std::runtime_error with
+// SQLite's message on failure.
+class Store {
+ public:
+  explicit Store(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  void upsert_node(const StoredNode& n);
+  void set_online(std::string_view id, bool online, std::int64_t wall_us);
+  std::vector<StoredNode> load_nodes();
+  // Records high-water marks, oldest session first per sender.
+  void save_sessions(const std::vector<StoredSession>& sessions);
+  std::vector<StoredSession> load_sessions();  // ordered by sender, then age
+  void begin();
+  void commit();
+
+ private:
+  void exec(std::string_view sql);
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace kairos::gw
