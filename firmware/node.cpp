@@ -82,12 +82,13 @@ void Node::publish(TopicKind kind, Envelope& env, int qos, bool retain) {
 
 void Node::on_connected() {
   log::info("node", "connected to " + config_.broker.uri);
+  // Birth first: it opens the session at the gateway; then the state.
+  publish_birth();
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_state_tag;
   env->message.state.online = true;
   env->message.state.session_id = session_;
   publish(TopicKind::state, *env, 1, true);
-  publish_birth();
   link_->drain_backlog();
 }
 

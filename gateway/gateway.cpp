@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 
 #include "common/io/clock.h"
@@ -29,6 +30,11 @@ kairos_v1_MeshMode mode_for(double active_rate) {
   if (active_rate >= 0.60) return kairos_v1_MeshMode_DEGRADED_MODERATE;
   if (active_rate >= 0.30) return kairos_v1_MeshMode_DEGRADED_SEVERE;
   return kairos_v1_MeshMode_EMERGENCY;
+}
+
+const char* mode_name(kairos_v1_MeshMode m) {
+  static const char* names[] = {"?", "FULL", "DEGRADED_LIGHT", "DEGRADED_MODERATE", "DEGRADED_SEVERE", "EMERGENCY"};
+  return m >= 0 && m <= 5 ? names[m] : "?";
 }
 
 }  // namespace
@@ -87,6 +93,7 @@ Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
 void Gateway::on_connected() {
   log::info("gateway", "connected to " + config_.broker.uri);
   connected_at_us_ = mono_us();
+  registry_.grace(connected_at_us_);
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
@@ -106,6 +113,8 @@ void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
   auto t = parse_topic(m.topic);
   if (!t || t->mesh != config_.mesh) return drop(DropReason::bad_topic, m.topic, "not a topic of this mesh", now_us);
   if (t->kind == TopicKind::ctl_req) return on_ctl_request(m, now_us);
+  // Our own broadcasts match the node filters (+/+/state): not for us.
+  if (t->kind == TopicKind::gw_state || t->kind == TopicKind::gw_summary) return;
   if (t->cluster.empty() || t->kind == TopicKind::cmd) return drop(DropReason::bad_topic, m.topic, "not a node report", now_us);
   on_node_frame(*t, m, now_us);
 }
@@ -142,11 +151,15 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   const std::string id = env.sender;
   switch (t.kind) {
     case TopicKind::birth: {
+      const auto* before = registry_.find(id);
+      bool was_online = before && before->online;
       auto& n = registry_.on_birth(id, t.cluster, env.session_id, env.message.birth, now_us,
                                    static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6));
       n.heard = n.heard || !m.retained;
-      log::info("registry", "birth " + id + " (cluster " + t.cluster + ", board " + n.board + ", session " +
-                                to_hex(as_bytes(std::string_view(reinterpret_cast<const char*>(&env.session_id), 8))).substr(0, 8) + ")");
+      char session[20];
+      std::snprintf(session, sizeof session, "%016llx", static_cast<unsigned long long>(env.session_id));
+      log::info("registry", "birth " + id + " (cluster " + t.cluster + ", board " + n.board + ", session " + session +
+                                (m.retained ? ", retained)" : ")") + (was_online ? "" : ": online"));
       persist_node(n);
       if (verdict.new_session) flush_sessions();
       break;
@@ -225,7 +238,9 @@ void Gateway::send_rebirth(const NodeEntry& n) {
 }
 
 void Gateway::sync(std::int64_t now_us) {
-  for (const auto& id : registry_.expire(now_us, config_.missed_heartbeats)) {
+  // While the gateway itself is cut off, silence proves nothing about nodes.
+  auto expired = link_->connected() ? registry_.expire(now_us, config_.missed_heartbeats) : std::vector<std::string>{};
+  for (const auto& id : expired) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
     store_.set_online(id, false, wall_us());
   }
@@ -236,7 +251,8 @@ void Gateway::sync(std::int64_t now_us) {
   double active = known ? static_cast<double>(registry_.online_count()) / static_cast<double>(known) : 1.0;
   auto mode = mode_for(active);
   if (mode != mode_) {
-    log::info("mesh", "mode " + std::to_string(mode_) + " -> " + std::to_string(mode));
+    log::info("mesh", std::string("mode ") + mode_name(mode_) + " -> " + mode_name(mode) + " (" +
+                          std::to_string(registry_.online_count()) + " of " + std::to_string(known) + " nodes active)");
     changed = true;
   }
   mode_ = mode;

@@ -81,6 +81,11 @@ std::vector<std::string> Registry::expire(std::int64_t now_us, int missed) {
   return gone;
 }
 
+void Registry::grace(std::int64_t now_us) {
+  for (auto& [id, n] : nodes_)
+    if (n.online) n.last_hb_us = std::max(n.last_hb_us, now_us);
+}
+
 std::vector<NodePhase> Registry::sync_inputs(std::int64_t now_us, double stale_after_s,
                                              const std::array<double, 6>& class_weight) const {
   std::vector<NodePhase> out;

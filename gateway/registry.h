@@ -48,6 +48,9 @@ class Registry {
   // Marks OFFLINE every online node whose last heartbeat is older than
   // missed * its period; returns their ids.
   std::vector<std::string> expire(std::int64_t now_us, int missed);
+  // Restarts every online node's liveness clock at now: after the gateway's
+  // own outage, missing heartbeats are not the nodes' fault.
+  void grace(std::int64_t now_us);
   // Phases of online nodes weighted by class and age (SPEC 5.3).
   std::vector<NodePhase> sync_inputs(std::int64_t now_us, double stale_after_s,
                                      const std::array<double, 6>& class_weight) const;

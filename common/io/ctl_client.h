@@ -1,0 +1,32 @@
+#pragma once
+#include <memory>
+#include <string>
+
+#include "common/core/crypto.h"
+#include "common/io/mqtt.h"
+#include "kairos.pb.h"
+
+namespace kairos {
+
+// The operator's side of the control RPC (SPEC 4, 5.8): MQTT v5 request /
+// response with correlation data, frames signed with the operator key.
+class CtlClient {
+ public:
+  CtlClient(MqttOptions options, std::string mesh, Key operator_key);
+
+  // Waits until connected; false (with why) after timeout_ms.
+  bool connect(int timeout_ms, std::string& why);
+  // Sends req and waits for the matching, verified response.
+  std::unique_ptr<kairos_v1_ControlResponse> call(kairos_v1_ControlRequest& req, int timeout_ms, std::string& why);
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  std::string mesh_;
+  Key key_;
+  std::string client_id_;
+  std::uint64_t session_;
+  std::uint64_t seq_ = 1;
+  std::unique_ptr<MqttLink> link_;
+};
+
+}  // namespace kairos

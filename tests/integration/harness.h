@@ -1,0 +1,145 @@
+#pragma once
+// Integration harness: a real Mosquitto on a free loopback port, real
+// kairos-node / kairos-gateway processes, and helpers to wait for events
+// with a bound instead of sleeping.
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/core/crypto.h"
+#include "common/io/ctl_client.h"
+#include "common/io/mqtt.h"
+
+namespace kairos::test {
+
+// A fresh directory under $TMPDIR, removed at the end unless KAIROS_KEEP_TMP is set.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  void write(const std::string& name, const std::string& text, unsigned mode = 0644) const;
+
+ private:
+  std::string path_;
+};
+
+std::string read_text(const std::string& path);
+int free_port();
+
+// A child process with stdout and stderr captured to a file.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, std::string log_path);
+  ~Process();  // SIGKILL and reap if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) const;
+  // Waits for exit up to timeout; the exit status (or 128+signal), nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string output() const { return read_text(log_); }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+  std::optional<int> status_;
+};
+
+// Runs a command to completion: exit status and combined output.
+struct RunResult {
+  int status;
+  std::string output;
+};
+RunResult run_command(const std::vector<std::string>& argv, const std::string& dir,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Polls pred every 20 ms until it holds or the timeout passes.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+class Broker {
+ public:
+  explicit Broker(const TempDir& dir, int port = 0);
+  ~Broker();
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  void kill();
+  void start();
+
+ private:
+  const TempDir& dir_;
+  int port_;
+  std::unique_ptr<Process> proc_;
+};
+
+std::string bin(const std::string& name);  // path of one of our binaries
+Key write_key(const std::string& path);     // a random key, mode 0600
+
+// A mesh under test: keys, configs, a gateway and nodes.
+class Mesh {
+ public:
+  Mesh(const TempDir& dir, const Broker& broker, std::string mesh = "demo");
+  const std::string& name() const { return mesh_; }
+  std::string keys_dir() const { return dir_.file("keys"); }
+  Key node_key(const std::string& id);  // creates the key on first use
+  const Key& broadcast_key() const { return broadcast_; }
+  const Key& operator_key() const { return operator_; }
+
+  std::string gateway_config(const std::string& extra = "") const;
+  Process& start_gateway(const std::string& extra = "");
+  // A node config with one synthetic input; `input` is the body of [inputs.main].
+  std::string node_config(const std::string& id, const std::string& cluster, const std::string& input,
+                          const std::string& node_extra = "");
+  Process& start_node(const std::string& id, const std::string& cluster, const std::string& input,
+                      const std::string& node_extra = "");
+  Process& node(const std::string& id) { return *nodes_.at(id); }
+  Process& gateway() { return *gateway_; }
+  void stop_gateway() { gateway_.reset(); }
+
+  // The gateway's answer to the control RPC, or nullptr.
+  std::unique_ptr<kairos_v1_ControlResponse> ctl(kairos_v1_ControlRequest& req);
+  std::vector<kairos_v1_NodeInfo> nodes();
+  std::optional<kairos_v1_NodeInfo> node_info(const std::string& id);
+  std::optional<kairos_v1_StatusReply> status();
+  std::uint64_t drops(const std::string& reason);
+
+ private:
+  const TempDir& dir_;
+  const Broker& broker_;
+  std::string mesh_;
+  Key broadcast_;
+  Key operator_;
+  std::map<std::string, Key> node_keys_;
+  std::unique_ptr<Process> gateway_;
+  std::map<std::string, std::unique_ptr<Process>> nodes_;
+  std::unique_ptr<CtlClient> ctl_;
+};
+
+// A raw MQTT client for the tests: publishes frames, records what arrives.
+class Client {
+ public:
+  explicit Client(const std::string& uri);
+  void subscribe(const std::string& filter);
+  void publish(const std::string& topic, const Bytes& payload, int qos = 1, bool retain = false);
+  // Pumps events for up to timeout until pred holds over the messages seen.
+  bool wait_for(const std::function<bool(const std::vector<Inbound>&)>& pred,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  const std::vector<Inbound>& seen() const { return seen_; }
+  void clear() { seen_.clear(); }
+
+ private:
+  void pump(std::int64_t until_us);
+  MqttLink link_;
+  std::vector<Inbound> seen_;
+};
+
+}  // namespace kairos::test

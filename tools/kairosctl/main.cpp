@@ -1,0 +1,296 @@
+// kairosctl: the operator console (SPEC 5.8).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/core/broker.h"
+#include "common/core/config.h"
+#include "common/core/frame.h"
+#include "common/core/topic.h"
+#include "common/io/ctl_client.h"
+#include "common/io/files.h"
+#include "tools/kairosctl/json.h"
+
+using namespace kairos;
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/kairos/kairosctl.toml";
+
+struct Options {
+  std::string config;
+  bool config_given = false;
+  std::string broker;
+  std::string mesh;
+  std::string key_file;
+  int timeout_ms = 3000;
+  bool json = false;
+  std::string verb;
+  std::vector<std::string> args;
+};
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "usage: kairosctl [options] <verb> [args]\n"
+               "verbs:\n"
+               "  status                          the mesh at a glance\n"
+               "  nodes [--cluster C] [--state online|offline]\n"
+               "options:\n"
+               "  --config FILE    console config (default %s, if present)\n"
+               "  --broker URI     broker, e.g. tcp://127.0.0.1:1883\n"
+               "  --mesh NAME      mesh name\n"
+               "  --key FILE       operator key file\n"
+               "  --timeout MS     how long to wait for the gateway (default 3000)\n"
+               "  --json           machine-readable output\n",
+               kDefaultConfig);
+}
+
+const char* class_name(int c) {
+  static const char* names[] = {"?", "A", "B", "C", "D", "E", "F"};
+  return c >= 0 && c <= 6 ? names[c] : "?";
+}
+
+const char* status_name(int s) {
+  static const char* names[] = {"?", "COMPLIANT", "PROCESSING", "VARIANCE_WARNING", "QUARANTINED", "FROZEN", "OFFLINE"};
+  return s >= 0 && s <= 6 ? names[s] : "?";
+}
+
+const char* mode_name(int m) {
+  static const char* names[] = {"?", "FULL", "DEGRADED_LIGHT", "DEGRADED_MODERATE", "DEGRADED_SEVERE", "EMERGENCY"};
+  return m >= 0 && m <= 5 ? names[m] : "?";
+}
+
+int fail(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "kairosctl: %s\n", msg.c_str());
+  return code;
+}
+
+void mesh_json(ctl::Json& j, const kairos_v1_MeshState& s) {
+  j.begin_object();
+  j.key("phase").begin_object().key("real").num(s.z.re).key("imag").num(s.z.im).end_object();
+  j.key("coherence").num(s.coherence).key("agreement").num(s.agreement).key("unified").boolean(s.unified);
+  j.key("mode").str(mode_name(s.mode)).key("nodes_in_sync").integer(s.nodes_in_sync);
+  j.end_object();
+}
+
+int print_status(const kairos_v1_StatusReply& r, bool json) {
+  const auto& s = r.mesh_state;
+  if (json) {
+    ctl::Json j;
+    j.begin_object().key("gateway").str(r.gateway).key("mesh").str(r.mesh);
+    j.key("nodes_known").integer(r.nodes_known).key("nodes_online").integer(r.nodes_online);
+    j.key("clusters").integer(r.clusters);
+    j.key("mesh_state");
+    mesh_json(j, s);
+    j.key("frames_accepted").integer(r.frames_accepted);
+    j.key("drops").begin_object();
+    for (pb_size_t i = 0; i < r.drops_count; ++i) j.key(r.drops[i].reason).integer(r.drops[i].count);
+    j.end_object();
+    j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  std::uint64_t dropped = 0;
+  for (pb_size_t i = 0; i < r.drops_count; ++i) dropped += r.drops[i].count;
+  std::printf("+-- mesh %s -- gateway %s ------------------------------\n", r.mesh, r.gateway);
+  std::printf("| agents active     %u / %u  (%u cluster%s)\n", r.nodes_online, r.nodes_known, r.clusters,
+              r.clusters == 1 ? "" : "s");
+  std::printf("| mode              %s\n", mode_name(s.mode));
+  std::printf("| global phase      %.3f %+.3fi   (%u node%s in sync)\n", static_cast<double>(s.z.re),
+              static_cast<double>(s.z.im), s.nodes_in_sync, s.nodes_in_sync == 1 ? "" : "s");
+  std::printf("| coherence         %.3f\n", static_cast<double>(s.coherence));
+  std::printf("| agreement         %.3f\n", static_cast<double>(s.agreement));
+  std::printf("| unified           %s\n", s.unified ? "yes" : "no");
+  std::printf("| frames            %llu accepted, %llu dropped\n", static_cast<unsigned long long>(r.frames_accepted),
+              static_cast<unsigned long long>(dropped));
+  for (pb_size_t i = 0; i < r.drops_count; ++i)
+    std::printf("|   %-16s %llu\n", r.drops[i].reason, static_cast<unsigned long long>(r.drops[i].count));
+  std::printf("| uptime            %.1f s\n", static_cast<double>(r.uptime_ms) / 1000.0);
+  std::printf("+------------------------------------------------------------\n");
+  return 0;
+}
+
+int run(const Options& o) {
+  BrokerConfig broker;
+  std::string mesh = o.mesh;
+  std::string key_file = o.key_file;
+  int timeout_ms = o.timeout_ms;
+  std::string cfg_path = o.config_given ? o.config : (access(kDefaultConfig, R_OK) == 0 ? kDefaultConfig : "");
+  if (!cfg_path.empty()) {
+    try {
+      Config cfg(read_config_file(cfg_path), cfg_path);
+      auto root = cfg.root();
+      broker = read_broker(root.section("broker"), 100);
+      auto c = root.section("ctl");
+      if (mesh.empty()) mesh = c.str("mesh", "default");
+      else c.str("mesh", "");
+      if (key_file.empty()) key_file = c.str("key_file", "");
+      else c.str("key_file", "");
+      timeout_ms = static_cast<int>(c.integer("timeout_ms", timeout_ms, 100, 600'000));
+      cfg.finish();
+    } catch (const ConfigError& e) {
+      return fail(std::string("config error: ") + e.what(), 2);
+    }
+  }
+  if (!o.broker.empty()) broker.uri = o.broker;
+  if (mesh.empty()) mesh = "default";
+  if (!valid_name(mesh)) return fail("mesh name '" + mesh + "' is not valid", 2);
+  if (key_file.empty()) return fail("no operator key: give --key FILE or ctl.key_file in " + std::string(kDefaultConfig), 2);
+  Key key;
+  try {
+    key = load_key_file(key_file);
+  } catch (const std::exception& e) {
+    return fail(e.what(), 2);
+  }
+
+  kairos_v1_ControlRequest req = kairos_v1_ControlRequest_init_zero;
+  if (o.verb == "status") {
+    if (!o.args.empty()) return fail("status takes no arguments", 2);
+    req.which_verb = kairos_v1_ControlRequest_status_tag;
+  } else if (o.verb == "nodes") {
+    req.which_verb = kairos_v1_ControlRequest_nodes_tag;
+    for (std::size_t i = 0; i < o.args.size(); ++i) {
+      if (o.args[i] == "--cluster" && i + 1 < o.args.size()) {
+        set_string(req.verb.nodes.cluster, o.args[++i]);
+      } else if (o.args[i] == "--state" && i + 1 < o.args.size()) {
+        std::string s = o.args[++i];
+        if (s != "online" && s != "offline") return fail("--state takes online or offline", 2);
+        set_string(req.verb.nodes.state, s);
+      } else {
+        return fail("nodes: unknown argument '" + o.args[i] + "'", 2);
+      }
+    }
+  } else {
+    usage(stderr);
+    return fail("unknown verb '" + o.verb + "'", 2);
+  }
+
+  MqttOptions mo;
+  mo.uri = broker.uri;
+  mo.username = broker.username;
+  if (!broker.password_file.empty()) {
+    FILE* f = std::fopen(broker.password_file.c_str(), "r");
+    char line[256] = {};
+    if (f && std::fgets(line, sizeof line, f)) mo.password = std::string(line, strcspn(line, "\r\n"));
+    if (f) std::fclose(f);
+  }
+  mo.reconnect_min_s = 0.2;
+  CtlClient client(mo, mesh, key);
+  std::string why;
+  if (!client.connect(timeout_ms, why))
+    return fail(why + " at " + broker.uri + ": is the broker running? (check --broker)");
+
+  if (req.which_verb == kairos_v1_ControlRequest_status_tag) {
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp)
+      return fail(why + " within " + std::to_string(timeout_ms) + " ms on mesh '" + mesh +
+                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp->ok) return fail(resp->error);
+    return print_status(resp->reply.status, o.json);
+  }
+
+  // nodes: page through the whole list
+  std::vector<kairos_v1_NodeInfo> nodes;
+  std::uint32_t total = 0;
+  do {
+    req.verb.nodes.offset = static_cast<std::uint32_t>(nodes.size());
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp)
+      return fail(why + " within " + std::to_string(timeout_ms) + " ms on mesh '" + mesh +
+                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp->ok) return fail(resp->error);
+    const auto& list = resp->reply.nodes;
+    total = list.total;
+    nodes.insert(nodes.end(), list.nodes, list.nodes + list.nodes_count);
+    if (list.nodes_count == 0) break;
+  } while (nodes.size() < total);
+
+  if (o.json) {
+    ctl::Json j;
+    j.begin_array();
+    for (const auto& n : nodes) {
+      j.begin_object().key("id").str(n.id).key("cluster").str(n.cluster).key("board").str(n.board);
+      j.key("class").str(class_name(n.device_class)).key("status").str(status_name(n.status));
+      j.key("online").boolean(n.online);
+      j.key("phase").begin_object().key("real").num(n.z.re).key("imag").num(n.z.im).end_object();
+      j.key("coherence").num(n.c).key("phase_valid").boolean(n.phase_valid);
+      j.key("last_seen_ms").integer(n.last_seen_ms).key("firmware").str(n.firmware_version);
+      j.key("context_hash").str(to_hex(ByteView(n.context_hash.bytes, n.context_hash.size)));
+      j.end_object();
+    }
+    j.end_array();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %s\n", "NODE", "CLUSTER", "BOARD", "CLASS", "STATUS",
+              "PHASE", "COH", "SEEN");
+  for (const auto& n : nodes) {
+    char phase[32] = "-";
+    char coh[16] = "-";
+    if (n.phase_valid) {
+      std::snprintf(phase, sizeof phase, "%.3f %+.3fi", static_cast<double>(n.z.re), static_cast<double>(n.z.im));
+      std::snprintf(coh, sizeof coh, "%.3f", static_cast<double>(n.c));
+    }
+    char seen[24] = "never";
+    if (n.last_seen_ms != UINT32_MAX) std::snprintf(seen, sizeof seen, "%.1f s ago", n.last_seen_ms / 1000.0);
+    std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %s\n", n.id, n.cluster, n.board, class_name(n.device_class),
+                status_name(n.status), phase, coh, seen);
+  }
+  std::printf("%zu node%s\n", nodes.size(), nodes.size() == 1 ? "" : "s");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Global options may stand anywhere; the first other word is the verb and
+  // the words after it are the verb's arguments.
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= argc) return false;
+      out = argv[++i];
+      return true;
+    };
+    if (a == "--json") {
+      o.json = true;
+    } else if (a == "--config") {
+      if (!value(o.config)) return fail("--config needs a file", 2);
+      o.config_given = true;
+    } else if (a == "--broker") {
+      if (!value(o.broker)) return fail("--broker needs a URI", 2);
+    } else if (a == "--mesh") {
+      if (!value(o.mesh)) return fail("--mesh needs a name", 2);
+    } else if (a == "--key") {
+      if (!value(o.key_file)) return fail("--key needs a file", 2);
+    } else if (a == "--timeout") {
+      std::string t;
+      if (!value(t)) return fail("--timeout needs milliseconds", 2);
+      try {
+        o.timeout_ms = std::stoi(t);
+      } catch (...) {
+        return fail("--timeout needs milliseconds", 2);
+      }
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else if (o.verb.empty()) {
+      if (a[0] == '-') {
+        usage(stderr);
+        return fail("unknown option " + a, 2);
+      }
+      o.verb = a;
+    } else {
+      o.args.push_back(a);
+    }
+  }
+  if (o.verb.empty()) {
+    usage(stderr);
+    return 2;
+  }
+  return run(o);
+}
