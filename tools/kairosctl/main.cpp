@@ -1,7 +1,9 @@
 // kairosctl: the operator console (SPEC 5.8).
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -38,6 +40,7 @@ void usage(FILE* f) {
                "verbs:\n"
                "  status                          the mesh at a glance\n"
                "  nodes [--cluster C] [--state online|offline]\n"
+               "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
                "options:\n"
                "  --config FILE    console config (default %s, if present)\n"
                "  --broker URI     broker, e.g. tcp://127.0.0.1:1883\n"
@@ -113,6 +116,23 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
   return 0;
 }
 
+void print_watch_line(const kairos_v1_StatusReply& r, bool json) {
+  const auto& s = r.mesh_state;
+  if (json) {
+    ctl::Json j;
+    j.begin_object().key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0);
+    j.key("nodes_online").integer(r.nodes_online).key("nodes_known").integer(r.nodes_known).key("mesh_state");
+    mesh_json(j, s);
+    j.end_object();
+    std::printf("%s\n", j.text().c_str());
+    return;
+  }
+  std::printf("t=%7.1fs  online %u/%u  Z=%.3f%+.3fi  C=%.3f  A=%.3f  unified=%-3s  mode=%s\n",
+              static_cast<double>(r.uptime_ms) / 1000.0, r.nodes_online, r.nodes_known, static_cast<double>(s.z.re),
+              static_cast<double>(s.z.im), static_cast<double>(s.coherence), static_cast<double>(s.agreement),
+              s.unified ? "yes" : "no", mode_name(s.mode));
+}
+
 int run(const Options& o) {
   BrokerConfig broker;
   std::string mesh = o.mesh;
@@ -163,9 +183,25 @@ int run(const Options& o) {
         return fail("nodes: unknown argument '" + o.args[i] + "'", 2);
       }
     }
+  } else if (o.verb == "watch") {
+    req.which_verb = kairos_v1_ControlRequest_status_tag;
   } else {
     usage(stderr);
     return fail("unknown verb '" + o.verb + "'", 2);
+  }
+  double interval_s = 1.0;
+  long count = 0;  // 0: until interrupted
+  if (o.verb == "watch") {
+    for (std::size_t i = 0; i < o.args.size(); ++i) {
+      try {
+        if (o.args[i] == "--interval" && i + 1 < o.args.size()) interval_s = std::stod(o.args[++i]);
+        else if (o.args[i] == "--count" && i + 1 < o.args.size()) count = std::stol(o.args[++i]);
+        else return fail("watch: unknown argument '" + o.args[i] + "'", 2);
+      } catch (...) {
+        return fail("watch: --interval takes seconds, --count a number", 2);
+      }
+    }
+    if (interval_s < 0.05) return fail("watch: --interval must be at least 0.05 s", 2);
   }
 
   MqttOptions mo;
@@ -182,6 +218,23 @@ int run(const Options& o) {
   std::string why;
   if (!client.connect(timeout_ms, why))
     return fail(why + " at " + broker.uri + ": is the broker running? (check --broker)");
+
+  if (o.verb == "watch") {
+    // Ctrl-C ends watch by the default action, so a calling script sees
+    // that its child died of SIGINT and stops too.
+    for (long n = 0; count == 0 || n < count; ++n) {
+      if (n > 0) std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
+      auto resp = client.call(req, timeout_ms, why);
+      if (!resp) {
+        std::fprintf(stderr, "kairosctl: %s (gateway silent for %d ms)\n", why.c_str(), timeout_ms);
+        why.clear();
+        continue;
+      }
+      print_watch_line(resp->reply.status, o.json);
+      std::fflush(stdout);
+    }
+    return 0;
+  }
 
   if (req.which_verb == kairos_v1_ControlRequest_status_tag) {
     auto resp = client.call(req, timeout_ms, why);
