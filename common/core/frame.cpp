@@ -39,6 +39,19 @@ bool finite(const kairos_v1_Complex& z) { return std::isfinite(z.re) && std::isf
 
 bool name_ok(const char* s) { return valid_name(s); }
 
+// nanopb stores whatever integer arrived in a C enum field; reading an
+// out-of-range value through the enum type is undefined in C++, so the
+// checks read the raw integer.
+template <class E>
+int raw(const E& e) {
+  static_assert(sizeof(E) == sizeof(int));
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
+bool in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
+
 std::optional<std::string> bad(std::string what) { return what; }
 
 }  // namespace
@@ -145,7 +158,7 @@ std::optional<std::string> validate(const Envelope& e) {
     case kairos_v1_Envelope_birth_tag: {
       const auto& b = e.message.birth;
       if (!name_ok(b.cluster)) return bad("birth.cluster");
-      if (b.device_class < _kairos_v1_DeviceClass_MIN || b.device_class > _kairos_v1_DeviceClass_MAX)
+      if (!in_range(raw(b.device_class), _kairos_v1_DeviceClass_MIN, _kairos_v1_DeviceClass_MAX))
         return bad("birth.device_class");
       for (pb_size_t i = 0; i < b.timescales_s_count; ++i)
         if (!finite(b.timescales_s[i]) || b.timescales_s[i] <= 0) return bad("birth.timescales_s");
@@ -158,7 +171,7 @@ std::optional<std::string> validate(const Envelope& e) {
       return std::nullopt;
     case kairos_v1_Envelope_heartbeat_tag: {
       const auto& h = e.message.heartbeat;
-      if (h.status < _kairos_v1_NodeStatus_MIN || h.status > kairos_v1_NodeStatus_FROZEN)
+      if (!in_range(raw(h.status), _kairos_v1_NodeStatus_MIN, kairos_v1_NodeStatus_FROZEN))
         return bad("heartbeat.status");
       if (!finite(h.processing_ms) || !finite(h.loop_load) || h.processing_ms < 0 || h.loop_load < 0)
         return bad("heartbeat timing");
@@ -176,7 +189,7 @@ std::optional<std::string> validate(const Envelope& e) {
       return std::nullopt;
     }
     case kairos_v1_Envelope_event_tag:
-      if (e.message.event.kind < _kairos_v1_EventKind_MIN || e.message.event.kind > _kairos_v1_EventKind_MAX)
+      if (!in_range(raw(e.message.event.kind), _kairos_v1_EventKind_MIN, _kairos_v1_EventKind_MAX))
         return bad("event.kind");
       return std::nullopt;
     case kairos_v1_Envelope_ack_tag:
@@ -185,7 +198,7 @@ std::optional<std::string> validate(const Envelope& e) {
     case kairos_v1_Envelope_mesh_state_tag: {
       const auto& m = e.message.mesh_state;
       if (!finite(m.z) || !finite(m.coherence) || !finite(m.agreement)) return bad("mesh_state");
-      if (m.mode < _kairos_v1_MeshMode_MIN || m.mode > _kairos_v1_MeshMode_MAX) return bad("mesh_state.mode");
+      if (!in_range(raw(m.mode), _kairos_v1_MeshMode_MIN, _kairos_v1_MeshMode_MAX)) return bad("mesh_state.mode");
       return std::nullopt;
     }
     case kairos_v1_Envelope_command_tag:

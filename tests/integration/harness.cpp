@@ -51,16 +51,20 @@ std::string read_text(const std::string& path) {
 }
 
 int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind failed");
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  // Below the kernel's ephemeral range (32768+), so that no outgoing
+  // connection of a concurrently running test can take the port meanwhile.
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int port = 20000 + static_cast<int>(random_u64() % 12000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (ok) return port;
+  }
+  throw std::runtime_error("no free port");
 }
 
 static bool port_open(int port) {
@@ -165,17 +169,23 @@ Broker::Broker(const TempDir& dir, int port) : dir_(dir), port_(port ? port : fr
 Broker::~Broker() { proc_.reset(); }
 
 void Broker::start() {
-  std::string conf = dir_.file("mosquitto-" + std::to_string(port_) + ".conf");
-  dir_.write("mosquitto-" + std::to_string(port_) + ".conf",
-             "listener " + std::to_string(port_) + " 127.0.0.1\nallow_anonymous true\npersistence false\n"
-             "max_queued_messages 100000\n");
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    proc_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", conf}, dir_.file("mosquitto.log"));
-    if (eventually([&] { return port_open(port_) || !proc_->running(); }, std::chrono::seconds(10)) && proc_->running())
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // port still in TIME_WAIT: retry
+  std::string name = "mosquitto-" + std::to_string(port_);
+  dir_.write(name + ".conf", "listener " + std::to_string(port_) +
+                                 " 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                                 "max_queued_messages 100000\n");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string log = dir_.file(name + "-" + std::to_string(attempt) + ".log");
+    proc_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", dir_.file(name + ".conf")}, log);
+    // Ours is up when it says so; an open port alone could be another broker's.
+    bool up = eventually([&] {
+      return !proc_->running() || read_text(log).find(" running") != std::string::npos;
+    }, std::chrono::seconds(10));
+    if (up && proc_->running() && port_open(port_)) return;
+    proc_->signal(SIGKILL);
+    proc_->wait(std::chrono::seconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));  // TIME_WAIT after a restart
   }
-  throw std::runtime_error("mosquitto did not start on port " + std::to_string(port_) + ": " + proc_->output());
+  throw std::runtime_error("mosquitto did not start on port " + std::to_string(port_));
 }
 
 void Broker::kill() {
@@ -184,7 +194,7 @@ void Broker::kill() {
 }
 
 Mesh::Mesh(const TempDir& dir, const Broker& broker, std::string mesh)
-    : dir_(dir), broker_(broker), mesh_(std::move(mesh)) {
+    : dir_(dir), broker_(broker), mesh_(mesh.empty() ? "t" + std::to_string(random_u64() % 100'000'000) : std::move(mesh)) {
   broadcast_ = write_key(keys_dir() + "/broadcast.key");
   operator_ = write_key(keys_dir() + "/operator.key");
 }

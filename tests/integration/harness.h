@@ -87,7 +87,8 @@ Key write_key(const std::string& path);     // a random key, mode 0600
 // A mesh under test: keys, configs, a gateway and nodes.
 class Mesh {
  public:
-  Mesh(const TempDir& dir, const Broker& broker, std::string mesh = "demo");
+  // A mesh name of its own per test, so that tests never hear each other.
+  Mesh(const TempDir& dir, const Broker& broker, std::string mesh = "");
   const std::string& name() const { return mesh_; }
   std::string keys_dir() const { return dir_.file("keys"); }
   Key node_key(const std::string& id);  // creates the key on first use

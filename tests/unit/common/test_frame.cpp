@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "common/core/frame.h"
 
 using namespace kairos;
@@ -101,7 +103,8 @@ TEST(Frame, InvalidValues) {
   Key k = test_key(1);
   auto env = make_envelope("n1", 42, 1, 0);
   env->which_message = kairos_v1_Envelope_heartbeat_tag;
-  env->message.heartbeat.status = static_cast<kairos_v1_NodeStatus>(out_of_range_enum());
+  int bad_status = out_of_range_enum();  // as a peer could send it; stored raw like nanopb does
+  std::memcpy(&env->message.heartbeat.status, &bad_status, sizeof bad_status);
   EXPECT_EQ(open(kTopic, seal(kTopic, *env, k), k).drop, DropReason::invalid_value);
 
   env->message.heartbeat.status = kairos_v1_NodeStatus_OFFLINE;  // only the gateway says OFFLINE
