@@ -267,12 +267,9 @@ int Node::run() {
     }
   }
   log::info("node", "stopping");
-  auto t = topic(TopicKind::state);
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_state_tag;
-  env->message.state.online = false;
-  env->message.state.session_id = session_;
-  link_->close(t, signer_.seal(t, *env, key_, wall_us()), 2000);
+  // The Will armed for this connection says the same; sending its seq keeps
+  // the gateway's Will check simple (one offline frame per connection).
+  link_->close(topic(TopicKind::state), state_frame(false, will_seq_), 2000);
   return 0;
 }
 

@@ -73,8 +73,7 @@ Gateway::Gateway(GatewayConfig config)
   mo.reconnect_max_s = config_.broker.reconnect_max_s;
   mo.backlog_limit = config_.broker.backlog;
   link_ = std::make_unique<MqttLink>(mo);
-  link_->set_will({gw_topic(config_.mesh, config_.id, TopicKind::gw_state),
-                   gateway_state_frame(false, signer_.next_seq() + kWillSeqGap), 1, true});
+  arm_will();
   for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                     TopicKind::ack, TopicKind::result})
     link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
@@ -88,6 +87,13 @@ Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
   env->message.gateway_state.session_id = session_;
   set_string(env->message.gateway_state.version, kVersion);
   return seal(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), *env, keys_.broadcast());
+}
+
+void Gateway::arm_will() {
+  // Sealed now, published by the broker later: its seq sits above the live counter.
+  will_seq_ = signer_.next_seq() + kWillSeqGap;
+  link_->set_will({gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 1,
+                   true});
 }
 
 void Gateway::on_connected() {
@@ -143,9 +149,10 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     bool reread = m.retained && *verdict.drop == DropReason::replay &&
                   guard_.current_session(env.sender) == env.session_id;
     if (!reread) return drop(*verdict.drop, m.topic, "seq " + std::to_string(env.seq), now_us);
+    // Already applied by this process: the copy says nothing new about liveness.
+    if (known && known->heard) return;
   }
-  if (verdict.new_session) dirty_sessions_.insert(env.sender);
-  else if (!m.retained) dirty_sessions_.insert(env.sender);
+  if (verdict.new_session || !m.retained) dirty_sessions_.insert(env.sender);
   ++accepted_;
 
   const std::string id = env.sender;
@@ -160,8 +167,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       std::snprintf(session, sizeof session, "%016llx", static_cast<unsigned long long>(env.session_id));
       log::info("registry", "birth " + id + " (cluster " + t.cluster + ", board " + n.board + ", session " + session +
                                 (m.retained ? ", retained)" : ")") + (was_online ? "" : ": online"));
-      persist_node(n);
-      if (verdict.new_session) flush_sessions();
+      dirty_nodes_.insert(id);
       break;
     }
     case TopicKind::state: {
@@ -170,7 +176,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       if (!m.retained) n->heard = true;
       if (registry_.on_state(id, env.message.state.online, now_us)) {
         log::info("registry", id + (env.message.state.online ? " online" : " OFFLINE (state/Will)"));
-        store_.set_online(id, env.message.state.online, wall_us());
+        dirty_nodes_.insert(id);
       }
       break;
     }
@@ -181,7 +187,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
         registry_.find(id)->heard = true;
         if (!was_online) {
           log::info("registry", id + " online (heartbeat)");
-          store_.set_online(id, true, wall_us());
+          dirty_nodes_.insert(id);
         }
       }
       break;
@@ -194,31 +200,30 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   }
 }
 
-void Gateway::persist_node(const NodeEntry& n) {
-  StoredNode s;
-  s.id = n.id;
-  s.cluster = n.cluster;
-  s.board = n.board;
-  s.device_class = n.device_class;
-  s.firmware = n.firmware;
-  s.context_hash = n.context_hash;
-  s.capabilities = n.capabilities;
-  s.session = n.session;
-  s.online = n.online;
-  s.last_seen_wall_us = wall_us();
-  store_.upsert_node(s);
-}
-
-void Gateway::flush_sessions() {
-  if (dirty_sessions_.empty()) return;
-  std::vector<StoredSession> rows;
-  rows.reserve(dirty_sessions_.size());
-  for (const auto& sender : dirty_sessions_) {
-    if (auto s = guard_.current_session(sender)) rows.push_back({sender, *s, guard_.high_water(sender)});
-  }
+void Gateway::flush() {
+  if (dirty_sessions_.empty() && dirty_nodes_.empty()) return;
+  const std::int64_t now_wall = wall_us();
   store_.begin();
-  store_.save_sessions(rows);
+  for (const auto& id : dirty_nodes_) {
+    const NodeEntry* n = registry_.find(id);
+    if (!n) continue;
+    StoredNode s;
+    s.id = n->id;
+    s.cluster = n->cluster;
+    s.board = n->board;
+    s.device_class = n->device_class;
+    s.firmware = n->firmware;
+    s.context_hash = n->context_hash;
+    s.capabilities = n->capabilities;
+    s.session = n->session;
+    s.online = n->online;
+    s.last_seen_wall_us = now_wall;
+    store_.upsert_node(s);
+  }
+  for (const auto& sender : dirty_sessions_)
+    if (auto s = guard_.current_session(sender)) store_.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
   store_.commit();
+  dirty_nodes_.clear();
   dirty_sessions_.clear();
 }
 
@@ -242,7 +247,7 @@ void Gateway::sync(std::int64_t now_us) {
   auto expired = link_->connected() ? registry_.expire(now_us, config_.missed_heartbeats) : std::vector<std::string>{};
   for (const auto& id : expired) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
-    store_.set_online(id, false, wall_us());
+    dirty_nodes_.insert(id);
   }
   auto inputs = registry_.sync_inputs(now_us, config_.stale_after_s, config_.class_weight);
   figures_ = mesh_figures(inputs);
@@ -267,7 +272,12 @@ void Gateway::publish_mesh_state() {
   if (!link_->connected()) return;
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_mesh_state_tag;
-  auto& s = env->message.mesh_state;
+  fill_mesh_state(env->message.mesh_state);
+  auto t = mesh_state_topic(config_.mesh);
+  link_->publish(t, signer_.seal(t, *env, keys_.broadcast(), wall_us()), 0, true);
+}
+
+void Gateway::fill_mesh_state(kairos_v1_MeshState& s) const {
   s.has_z = true;
   s.z.re = static_cast<float>(figures_.z.real());
   s.z.im = static_cast<float>(figures_.z.imag());
@@ -278,8 +288,6 @@ void Gateway::publish_mesh_state() {
   s.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
   s.nodes_in_sync = static_cast<std::uint32_t>(figures_.contributors);
   s.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
-  auto t = mesh_state_topic(config_.mesh);
-  link_->publish(t, signer_.seal(t, *env, keys_.broadcast(), wall_us()), 0, true);
 }
 
 void Gateway::periodic(std::int64_t now_us) {
@@ -288,7 +296,7 @@ void Gateway::periodic(std::int64_t now_us) {
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
   if (now_us >= next_flush_us_) {
-    flush_sessions();
+    flush();
     next_flush_us_ = now_us + 1'000'000;
   }
   if (!rebirth_round_done_ && link_->connected() &&
@@ -356,17 +364,7 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   for (const auto& [id, n] : registry_.nodes()) clusters.insert(n.cluster);
   r.clusters = static_cast<std::uint32_t>(clusters.size());
   r.has_mesh_state = true;
-  auto& s = r.mesh_state;
-  s.has_z = true;
-  s.z.re = static_cast<float>(figures_.z.real());
-  s.z.im = static_cast<float>(figures_.z.imag());
-  s.coherence = static_cast<float>(figures_.coherence);
-  s.agreement = static_cast<float>(figures_.agreement);
-  s.unified = unified_.on();
-  s.mode = mode_;
-  s.nodes_online = r.nodes_online;
-  s.nodes_in_sync = static_cast<std::uint32_t>(figures_.contributors);
-  s.nodes_known = r.nodes_known;
+  fill_mesh_state(r.mesh_state);
   for (int i = 0; i < static_cast<int>(DropReason::count_) && r.drops_count < 16; ++i) {
     auto reason = static_cast<DropReason>(i);
     if (!drops_[reason]) continue;
@@ -424,8 +422,7 @@ int Gateway::run() {
         case LinkEvent::Type::connected: on_connected(); break;
         case LinkEvent::Type::lost:
         case LinkEvent::Type::connect_failed:
-          link_->set_will({gw_topic(config_.mesh, config_.id, TopicKind::gw_state),
-                           gateway_state_frame(false, signer_.next_seq() + kWillSeqGap), 1, true});
+          arm_will();
           if (drop_log_.allow(mono_us())) log::warn("gateway", "broker: " + ev.detail + ", retrying");
           break;
         case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
@@ -433,9 +430,8 @@ int Gateway::run() {
     }
   }
   log::info("gateway", "stopping");
-  flush_sessions();
-  link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, signer_.take_seq()),
-               2000);
+  flush();
+  link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 2000);
   return 0;
 }
 

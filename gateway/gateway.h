@@ -24,6 +24,7 @@ class Gateway {
   int run();
 
  private:
+  void arm_will();
   void on_connected();
   void on_message(const Inbound& m, std::int64_t now_us);
   void on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us);
@@ -32,10 +33,11 @@ class Gateway {
   void periodic(std::int64_t now_us);
   void sync(std::int64_t now_us);
   void publish_mesh_state();
-  void persist_node(const NodeEntry& n);
-  void flush_sessions();
+  // Registry and replay state go to SQLite in one transaction a second.
+  void flush();
   void send_rebirth(const NodeEntry& n);
   void answer(const Inbound& m, kairos_v1_ControlResponse& resp);
+  void fill_mesh_state(kairos_v1_MeshState& s) const;
   void fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const;
   void fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const;
   Bytes gateway_state_frame(bool online, std::uint64_t seq);
@@ -47,12 +49,14 @@ class Gateway {
   SessionGuard guard_;      // node frames
   SessionGuard ctl_guard_;  // operator requests
   std::set<std::string> dirty_sessions_;
+  std::set<std::string> dirty_nodes_;
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
   DropCounters drops_;
   RateLimiter drop_log_{5.0, 20.0};
   std::uint64_t accepted_ = 0;
+  std::uint64_t will_seq_ = 0;
 
   Hysteresis unified_;
   MeshFigures figures_;

@@ -94,9 +94,22 @@ Store::Store(const std::string& path) {
       first_seen INTEGER NOT NULL,
       PRIMARY KEY (sender, session));
   )sql");
+  upsert_node_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO nodes (id, cluster, board, device_class, firmware, context_hash, capabilities,
+                       session, online, last_seen_wall_us)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    ON CONFLICT(id) DO UPDATE SET cluster=?2, board=?3, device_class=?4, firmware=?5,
+      context_hash=?6, capabilities=?7, session=?8, online=?9, last_seen_wall_us=?10)sql");
+  save_session_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO sessions (sender, session, high_water, first_seen) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT(sender, session) DO UPDATE SET high_water = MAX(high_water, ?3))sql");
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  upsert_node_.reset();
+  save_session_.reset();
+  sqlite3_close(db_);
+}
 
 void Store::exec(std::string_view sql) {
   char* err = nullptr;
@@ -111,21 +124,10 @@ void Store::begin() { exec("BEGIN IMMEDIATE"); }
 void Store::commit() { exec("COMMIT"); }
 
 void Store::upsert_node(const StoredNode& n) {
-  Stmt s(db_, R"sql(
-    INSERT INTO nodes (id, cluster, board, device_class, firmware, context_hash, capabilities,
-                       session, online, last_seen_wall_us)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-    ON CONFLICT(id) DO UPDATE SET cluster=?2, board=?3, device_class=?4, firmware=?5,
-      context_hash=?6, capabilities=?7, session=?8, online=?9, last_seen_wall_us=?10)sql");
+  auto& s = *upsert_node_;
   s.bind(1, n.id).bind(2, n.cluster).bind(3, n.board).bind(4, std::int64_t{n.device_class});
   s.bind(5, n.firmware).bind(6, ByteView(n.context_hash)).bind(7, n.capabilities);
   s.bind(8, static_cast<std::int64_t>(n.session)).bind(9, std::int64_t{n.online}).bind(10, n.last_seen_wall_us);
-  s.run();
-}
-
-void Store::set_online(std::string_view id, bool online, std::int64_t wall_us) {
-  Stmt s(db_, "UPDATE nodes SET online=?2, last_seen_wall_us=?3 WHERE id=?1");
-  s.bind(1, id).bind(2, std::int64_t{online}).bind(3, wall_us);
   s.run();
 }
 
@@ -150,19 +152,15 @@ std::vector<StoredNode> Store::load_nodes() {
   return out;
 }
 
-void Store::save_sessions(const std::vector<StoredSession>& sessions) {
-  Stmt s(db_, R"sql(
-    INSERT INTO sessions (sender, session, high_water, first_seen)
-    VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(first_seen), 0) + 1 FROM sessions))
-    ON CONFLICT(sender, session) DO UPDATE SET high_water = MAX(high_water, ?3))sql");
-  for (const auto& x : sessions) {
-    s.bind(1, x.sender).bind(2, static_cast<std::int64_t>(x.session)).bind(3, static_cast<std::int64_t>(x.high_water));
-    s.run();
-  }
+void Store::save_session(const StoredSession& x, std::int64_t first_seen_us) {
+  auto& s = *save_session_;
+  s.bind(1, x.sender).bind(2, static_cast<std::int64_t>(x.session)).bind(3, static_cast<std::int64_t>(x.high_water));
+  s.bind(4, first_seen_us);
+  s.run();
 }
 
 std::vector<StoredSession> Store::load_sessions() {
-  Stmt s(db_, "SELECT sender, session, high_water FROM sessions ORDER BY sender, first_seen");
+  Stmt s(db_, "SELECT sender, session, high_water FROM sessions ORDER BY sender, first_seen, rowid");
   std::vector<StoredSession> out;
   while (s.step())
     out.push_back({s.text(0), static_cast<std::uint64_t>(s.int64(1)), static_cast<std::uint64_t>(s.int64(2))});

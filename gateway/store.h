@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,10 +67,9 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   void upsert_node(const StoredNode& n);
-  void set_online(std::string_view id, bool online, std::int64_t wall_us);
   std::vector<StoredNode> load_nodes();
-  // Records high-water marks, oldest session first per sender.
-  void save_sessions(const std::vector<StoredSession>& sessions);
+  // Records a session's high-water mark (first_seen_us orders a sender's sessions).
+  void save_session(const StoredSession& s, std::int64_t first_seen_us);
   std::vector<StoredSession> load_sessions();  // ordered by sender, then age
   void begin();
   void commit();
@@ -77,6 +77,8 @@ class Store {
  private:
   void exec(std::string_view sql);
   sqlite3* db_ = nullptr;
+  std::unique_ptr<Stmt> upsert_node_;
+  std::unique_ptr<Stmt> save_session_;
 };
 
 }  // namespace kairos::gw

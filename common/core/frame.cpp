@@ -18,14 +18,24 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(DropReason::coun
     "replay",        "stale_session",   "unknown_session",
 };
 
-// Frame fields are captured as views into the received buffer.
+// Frame fields are captured as views into the received buffer. nanopb hands
+// a callback a stream over its own scratch buffer when the wire type is not
+// length-delimited, so a view is kept only if it lies inside the payload.
+struct Capture {
+  ByteView payload;
+  ByteView out;
+};
+
 bool capture_bytes(pb_istream_t* stream, const pb_field_t*, void** arg) {
-  auto* out = static_cast<ByteView*>(*arg);
+  auto* cap = static_cast<Capture*>(*arg);
   std::size_t n = stream->bytes_left;
   if (n > kMaxBody) PB_RETURN_ERROR(stream, "bytes overflow");
   const auto* start = static_cast<const std::uint8_t*>(stream->state);
+  const auto* lo = cap->payload.data();
+  const auto* hi = lo + cap->payload.size();
+  if (start < lo || start > hi || n > static_cast<std::size_t>(hi - start)) PB_RETURN_ERROR(stream, "wrong wire type");
   if (!pb_read(stream, nullptr, n)) return false;
-  *out = ByteView(start, n);
+  cap->out = ByteView(start, n);
   return true;
 }
 
@@ -105,18 +115,19 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
     r.detail = "payload of " + std::to_string(payload.size()) + " bytes";
     return r;
   }
-  ByteView body, mac;
+  Capture body_cap{payload, {}}, mac_cap{payload, {}};
   kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
   frame.body.funcs.decode = capture_bytes;
-  frame.body.arg = &body;
+  frame.body.arg = &body_cap;
   frame.mac.funcs.decode = capture_bytes;
-  frame.mac.arg = &mac;
+  frame.mac.arg = &mac_cap;
   pb_istream_t in = pb_istream_from_buffer(payload.data(), payload.size());
   if (!pb_decode(&in, kairos_v1_Frame_fields, &frame)) {
     r.drop = DropReason::malformed_frame;
     r.detail = PB_GET_ERROR(&in);
     return r;
   }
+  ByteView body = body_cap.out, mac = mac_cap.out;
   if (mac.size() != sizeof(Digest) || body.empty()) {
     r.drop = DropReason::malformed_frame;
     r.detail = "mac of " + std::to_string(mac.size()) + " bytes, body of " +

@@ -44,6 +44,7 @@ SessionGuard::Verdict SessionGuard::check(std::string_view sender, std::uint64_t
   s.session = session;
   s.window = ReplayWindow();
   s.window.accept(seq);
+  s.last_will_seq = 0;
   return {std::nullopt, true};
 }
 
@@ -73,6 +74,7 @@ void SessionGuard::restore(std::string_view sender, std::uint64_t session, std::
   }
   s.session = session;
   s.window = ReplayWindow(high_water);
+  s.last_will_seq = 0;
 }
 
 std::optional<std::uint64_t> SessionGuard::current_session(std::string_view sender) const {

@@ -22,7 +22,7 @@ bool CtlClient::connect(int timeout_ms, std::string& why) {
   while (!link_->connected()) {
     std::int64_t now = mono_us();
     if (now >= deadline) {
-      why = "cannot reach the broker";
+      why = why.empty() ? "cannot reach the broker" : "cannot connect to the broker (" + why + ")";
       return false;
     }
     link_->service(now);

@@ -59,9 +59,13 @@ MqttLink::MqttLink(MqttOptions options)
 
 MqttLink::~MqttLink() {
   try {
+    client_->disable_callbacks();
     if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::milliseconds(500));
   } catch (...) {
   }
+  // Paho's threads may still hold `this` in a callback: end the client
+  // before the queue and listener it points to.
+  client_.reset();
 }
 
 void MqttLink::push_event(LinkEvent ev) {
@@ -144,7 +148,7 @@ std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
         connecting_ = false;
         if (ever_connected_) ++counters_.reconnects;
         ever_connected_ = true;
-        backoff_s_ = opt_.reconnect_min_s;
+        connected_since_us_ = mono_us();
         for (const auto& [filter, qos] : subs_) {
           try {
             client_->subscribe(filter, qos);
@@ -154,11 +158,17 @@ std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
         }
         break;
       case LinkEvent::Type::lost:
-      case LinkEvent::Type::connect_failed:
+      case LinkEvent::Type::connect_failed: {
+        // The backoff starts over only after a link that held for a while:
+        // two clients fighting over one client id must not flap at full speed.
+        auto now = mono_us();
+        if (ev.type == LinkEvent::Type::lost && now - connected_since_us_ >= kStableLinkUs)
+          backoff_s_ = opt_.reconnect_min_s;
         connected_ = false;
         connecting_ = false;
-        schedule_retry(mono_us());
+        schedule_retry(now);
         break;
+      }
       case LinkEvent::Type::message:
         break;
     }

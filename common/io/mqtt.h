@@ -122,7 +122,9 @@ class MqttLink {
   bool connected_ = false;
   bool connecting_ = false;
   bool ever_connected_ = false;
+  static constexpr std::int64_t kStableLinkUs = 10'000'000;
   double backoff_s_;
+  std::int64_t connected_since_us_ = 0;
   std::int64_t next_attempt_us_ = 0;
   std::uint64_t jitter_state_;
 

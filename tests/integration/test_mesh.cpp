@@ -6,6 +6,7 @@
 
 #include "common/core/frame.h"
 #include "common/core/topic.h"
+#include "common/io/clock.h"
 #include "tests/integration/harness.h"
 
 using namespace kairos;
@@ -157,4 +158,36 @@ TEST(Mesh, StaleWillOfAnEarlierSessionIsIgnored) {
   // the current session's Will does count
   raw.publish(node_topic(mesh.name(), "c1", "n1", TopicKind::state), old_state(200, 1ULL << 40, false));
   EXPECT_TRUE(eventually([&] { return !mesh.node_info("n1")->online; }));
+}
+
+TEST(Mesh, CleanShutdownAfterAFiredWillIsStillImmediate) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  mesh.start_node("n1", "c1", constant(0.4), "heartbeat_period_s = 30");
+  ASSERT_TRUE(eventually([&] { return online_with_phase(mesh, {"n1"}); }));
+  {
+    // An impostor with the node's client id takes the session over: the
+    // broker drops the node and publishes its Will.
+    MqttOptions o;
+    o.uri = broker.uri();
+    o.client_id = mesh.name() + "-n1";
+    MqttLink impostor(o);
+    ASSERT_TRUE(eventually([&] {
+      impostor.service(mono_us());
+      impostor.wait(mono_us() + 20'000);
+      return impostor.connected();
+    }));
+    ASSERT_TRUE(eventually([&] { return is_offline(mesh, "n1"); }, 10s)) << mesh.gateway().output();
+  }
+  // The node reconnects with a fresh Will; a clean stop is reported at once.
+  ASSERT_TRUE(eventually([&] {
+    auto n = mesh.node_info("n1");
+    return n && n->online;
+  }, 15s)) << mesh.node("n1").output();
+  mesh.node("n1").signal(SIGTERM);
+  ASSERT_EQ(mesh.node("n1").wait(10s).value_or(-1), 0);
+  EXPECT_TRUE(eventually([&] { return is_offline(mesh, "n1"); }, 5s)) << mesh.gateway().output();
+  EXPECT_EQ(mesh.drops("replay"), 0u);
 }

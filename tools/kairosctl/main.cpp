@@ -29,6 +29,7 @@ struct Options {
   std::string mesh;
   std::string key_file;
   int timeout_ms = 3000;
+  bool timeout_given = false;
   bool json = false;
   std::string verb;
   std::vector<std::string> args;
@@ -149,7 +150,8 @@ int run(const Options& o) {
       else c.str("mesh", "");
       if (key_file.empty()) key_file = c.str("key_file", "");
       else c.str("key_file", "");
-      timeout_ms = static_cast<int>(c.integer("timeout_ms", timeout_ms, 100, 600'000));
+      auto file_timeout = static_cast<int>(c.integer("timeout_ms", 3000, 100, 600'000));
+      if (!o.timeout_given) timeout_ms = file_timeout;
       cfg.finish();
     } catch (const ConfigError& e) {
       return fail(std::string("config error: ") + e.what(), 2);
@@ -328,6 +330,8 @@ int main(int argc, char** argv) {
       } catch (...) {
         return fail("--timeout needs milliseconds", 2);
       }
+      if (o.timeout_ms < 100 || o.timeout_ms > 600'000) return fail("--timeout takes 100 to 600000 ms", 2);
+      o.timeout_given = true;
     } else if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;

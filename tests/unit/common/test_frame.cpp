@@ -136,3 +136,14 @@ TEST(Frame, ReasonNames) {
   for (int i = 0; i < static_cast<int>(DropReason::count_); ++i)
     EXPECT_NE(to_string(static_cast<DropReason>(i)), "?");
 }
+
+TEST(Frame, NonLengthDelimitedFieldsAreRefused) {
+  // body as a varint (field 1, wire type 0), then a well-formed 32-byte mac:
+  // nanopb passes such a field through a scratch buffer, never the payload.
+  Bytes p{0x08, 0x96, 0x01, 0x12, 0x20};
+  p.insert(p.end(), 32, 0xab);
+  auto r = open(kTopic, p, test_key(1));
+  EXPECT_EQ(r.drop, DropReason::malformed_frame) << r.detail;
+  Bytes q{0x0a, 0x02, 0x01, 0x02, 0x15, 1, 2, 3, 4};  // mac as fixed32
+  EXPECT_EQ(open(kTopic, q, test_key(1)).drop, DropReason::malformed_frame);
+}

@@ -72,3 +72,14 @@ TEST(SessionGuard, WillIsCheckedApartFromTheLiveWindow) {
   g.check("n1", 8, 1, true);
   EXPECT_EQ(g.check_will("n1", 7, will + 99).drop, DropReason::stale_session);
 }
+
+TEST(SessionGuard, ANewSessionForgetsTheOldWill) {
+  SessionGuard g;
+  const std::uint64_t gap = 1ULL << 40;
+  g.check("n1", 1, 1, true);
+  for (std::uint64_t s = 2; s < 5000; ++s) g.check("n1", 1, s, false);
+  EXPECT_FALSE(g.check_will("n1", 1, 5000 + gap).drop);
+  // reboot: the new session's first Will sits far below the old one's seq
+  g.check("n1", 2, 1, true);
+  EXPECT_FALSE(g.check_will("n1", 2, 1 + gap).drop);
+}
