@@ -58,13 +58,18 @@ MqttLink::MqttLink(MqttOptions options)
 }
 
 MqttLink::~MqttLink() {
+  mqtt::token_ptr disconnecting;
   try {
     client_->disable_callbacks();
-    if (client_->is_connected()) client_->disconnect(0)->wait_for(std::chrono::milliseconds(500));
+    if (client_->is_connected()) {
+      disconnecting = client_->disconnect(0);
+      disconnecting->wait_for(std::chrono::milliseconds(500));
+    }
   } catch (...) {
   }
   // Paho's threads may still hold `this` in a callback: end the client
-  // before the queue and listener it points to.
+  // before the queue and listener it points to. The disconnect token lives
+  // until then, since Paho's thread may still be signalling it.
   client_.reset();
 }
 
@@ -224,7 +229,9 @@ void MqttLink::close(const std::string& last_topic, const Bytes& last_payload, i
     auto tok = client_->publish(
         mqtt::message::create(last_topic, last_payload.data(), last_payload.size(), 1, true));
     tok->wait_for(std::chrono::milliseconds(timeout_ms));
-    client_->disconnect(timeout_ms)->wait_for(std::chrono::milliseconds(timeout_ms));
+    auto disconnecting = client_->disconnect(timeout_ms);
+    disconnecting->wait_for(std::chrono::milliseconds(timeout_ms));
+    held_tokens_ = {tok, disconnecting};  // released after the client itself
   } catch (const mqtt::exception& e) {
     log::warn("mqtt", std::string("close: ") + e.what());
   }

@@ -116,6 +116,7 @@ class MqttLink {
   MqttOptions opt_;
   std::unique_ptr<mqtt::async_client> client_;
   std::unique_ptr<mqtt::iaction_listener> connect_listener_;
+  std::vector<std::shared_ptr<void>> held_tokens_;  // see close()
   std::vector<std::pair<std::string, int>> subs_;
   std::deque<Outbound> backlog_;
   LinkCounters counters_;
