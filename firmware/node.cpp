@@ -1,7 +1,6 @@
 #include "firmware/node.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include "common/io/clock.h"
 #include "common/io/log.h"
@@ -21,13 +20,6 @@ std::unique_ptr<Input> make_input(const InputConfig& c) {
   return std::make_unique<SyntheticInput>(c.synthetic);
 }
 
-std::string read_password(const std::string& path) {
-  if (path.empty()) return {};
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
 
 }  // namespace
 
@@ -41,15 +33,7 @@ Node::Node(NodeConfig config, Key key)
     slot.period_us = static_cast<std::int64_t>(ic.sample_period_s * 1e6);
     inputs_.push_back(std::move(slot));
   }
-  MqttOptions mo;
-  mo.uri = config_.broker.uri;
-  mo.client_id = config_.mesh + "-" + config_.id;
-  mo.username = config_.broker.username;
-  mo.password = read_password(config_.broker.password_file);
-  mo.keepalive_s = config_.broker.keepalive_s;
-  mo.reconnect_max_s = config_.broker.reconnect_max_s;
-  mo.backlog_limit = config_.broker.backlog;
-  link_ = std::make_unique<MqttLink>(mo);
+  link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-" + config_.id));
   arm_will();
   link_->add_subscription(topic(TopicKind::cmd), 1);
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 
 #include "common/io/clock.h"
 #include "common/io/log.h"
@@ -16,13 +15,6 @@ constexpr const char* kVersion = "0.1.0";
 constexpr std::uint64_t kWillSeqGap = 1ULL << 40;
 constexpr std::uint32_t kMaxPage = 40;
 
-std::string read_password(const std::string& path) {
-  if (path.empty()) return {};
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
 
 kairos_v1_MeshMode mode_for(double active_rate) {
   if (active_rate >= 0.95) return kairos_v1_MeshMode_FULL;
@@ -64,15 +56,7 @@ Gateway::Gateway(GatewayConfig config)
   }
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
 
-  MqttOptions mo;
-  mo.uri = config_.broker.uri;
-  mo.client_id = config_.mesh + "-gw-" + config_.id;
-  mo.username = config_.broker.username;
-  mo.password = read_password(config_.broker.password_file);
-  mo.keepalive_s = config_.broker.keepalive_s;
-  mo.reconnect_max_s = config_.broker.reconnect_max_s;
-  mo.backlog_limit = config_.broker.backlog;
-  link_ = std::make_unique<MqttLink>(mo);
+  link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id));
   arm_will();
   for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                     TopicKind::ack, TopicKind::result})

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 
 #include "common/io/clock.h"
 #include "common/io/log.h"
@@ -25,6 +26,23 @@ class ConnectListener : public mqtt::iaction_listener {
 };
 
 }  // namespace
+
+MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id) {
+  MqttOptions o;
+  o.uri = broker.uri;
+  o.client_id = std::move(client_id);
+  o.username = broker.username;
+  if (!broker.password_file.empty()) {
+    std::ifstream in(broker.password_file);
+    if (!in) throw std::runtime_error(broker.password_file + ": cannot read the broker password file");
+    std::getline(in, o.password);
+    if (!o.password.empty() && o.password.back() == '\r') o.password.pop_back();
+  }
+  o.keepalive_s = broker.keepalive_s;
+  o.reconnect_max_s = broker.reconnect_max_s;
+  o.backlog_limit = broker.backlog;
+  return o;
+}
 
 MqttLink::MqttLink(MqttOptions options)
     : opt_(std::move(options)), backoff_s_(opt_.reconnect_min_s), jitter_state_(random_u64()) {

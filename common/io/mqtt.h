@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/core/broker.h"
 #include "common/core/bytes.h"
 
 namespace mqtt {
@@ -36,6 +37,10 @@ struct MqttOptions {
   };
   std::optional<Will> will;
 };
+
+// Options from a [broker] table; reads the password file (first line).
+// Throws std::runtime_error when a password file is named but unreadable.
+MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id);
 
 struct PublishProps {
   std::uint32_t expiry_s = 0;  // MQTT v5 message expiry, 0 = none

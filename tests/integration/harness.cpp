@@ -50,16 +50,21 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+static sockaddr_in loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  return a;
+}
+
 int free_port() {
   // Below the kernel's ephemeral range (32768+), so that no outgoing
   // connection of a concurrently running test can take the port meanwhile.
   for (int attempt = 0; attempt < 200; ++attempt) {
     int port = 20000 + static_cast<int>(random_u64() % 12000);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    sockaddr_in a = loopback(port);
     bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     close(fd);
     if (ok) return port;
@@ -69,10 +74,7 @@ int free_port() {
 
 static bool port_open(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  sockaddr_in a = loopback(port);
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   close(fd);
   return ok;
@@ -317,11 +319,17 @@ void Client::subscribe(const std::string& filter) {
   std::string probe = "kairos-test/probe/" + std::to_string(random_u64());
   link_.add_subscription(probe, 1);
   link_.publish(probe, Bytes{1}, 1, false);
-  wait_for([&](const std::vector<Inbound>& s) {
-    for (const auto& m : s)
-      if (m.topic == probe) return true;
-    return false;
-  });
+  wait_for_topic(probe);
+}
+
+std::optional<Inbound> Client::last_on(const std::string& topic) const {
+  for (auto it = seen_.rbegin(); it != seen_.rend(); ++it)
+    if (it->topic == topic) return *it;
+  return std::nullopt;
+}
+
+bool Client::wait_for_topic(const std::string& topic, std::chrono::milliseconds timeout) {
+  return wait_for([&](const std::vector<Inbound>&) { return last_on(topic).has_value(); }, timeout);
 }
 
 void Client::publish(const std::string& topic, const Bytes& payload, int qos, bool retain) {

@@ -134,6 +134,10 @@ class Client {
   // Pumps events for up to timeout until pred holds over the messages seen.
   bool wait_for(const std::function<bool(const std::vector<Inbound>&)>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Until a message on exactly this topic has been seen.
+  bool wait_for_topic(const std::string& topic, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The newest message seen on topic.
+  std::optional<Inbound> last_on(const std::string& topic) const;
   const std::vector<Inbound>& seen() const { return seen_; }
   void clear() { seen_.clear(); }
 

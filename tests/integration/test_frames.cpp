@@ -115,14 +115,8 @@ TEST(Frames, ReplayedFrameOfARealNodeIsRefused) {
   Client c(f.broker.uri());
   auto hb = node_topic(f.mesh.name(), "c1", "n1", TopicKind::hb);
   c.subscribe(hb);
-  ASSERT_TRUE(c.wait_for([&](const auto& seen) {
-    for (const auto& m : seen)
-      if (m.topic == hb) return true;
-    return false;
-  }));
-  Bytes captured;
-  for (const auto& m : c.seen())
-    if (m.topic == hb) captured = m.payload;
+  ASSERT_TRUE(c.wait_for_topic(hb));
+  Bytes captured = c.last_on(hb)->payload;
   ASSERT_TRUE(eventually([&] { return f.mesh.node_info("n1").has_value(); }));
   expect_dropped(f, c, hb, captured, "replay");
   EXPECT_TRUE(f.mesh.node_info("n1")->online);

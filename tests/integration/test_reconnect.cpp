@@ -34,11 +34,7 @@ TEST(Reconnect, BrokerRestartIsSurvived) {
   Client c(broker.uri());
   auto birth = node_topic(mesh.name(), "c1", "n1", TopicKind::birth);
   c.subscribe(birth);
-  ASSERT_TRUE(c.wait_for([&](const auto& seen) {
-    for (const auto& m : seen)
-      if (m.topic == birth) return true;
-    return false;
-  }, 20s)) << mesh.node("n1").output() << seen_topics(c);
+  ASSERT_TRUE(c.wait_for_topic(birth, 20s)) << mesh.node("n1").output() << seen_topics(c);
   ASSERT_TRUE(eventually([&] {
     auto n = mesh.node_info("n1");
     return n && n->online;
@@ -54,9 +50,5 @@ TEST(Reconnect, BrokerRestartIsSurvived) {
   env->message.command.which_action = kairos_v1_Command_rebirth_tag;
   env->message.command.action.rebirth = true;
   c.publish(cmd_topic, seal(cmd_topic, *env, mesh.node_key("n1")));
-  EXPECT_TRUE(c.wait_for([&](const auto& seen) {
-    for (const auto& m : seen)
-      if (m.topic == birth) return true;
-    return false;
-  }, 10s)) << mesh.node("n1").output();
+  EXPECT_TRUE(c.wait_for_topic(birth)) << mesh.node("n1").output();
 }

@@ -17,14 +17,8 @@ TEST(WireFormat, PythonDecodesACapturedBirth) {
   Client c(broker.uri());
   auto topic = node_topic(mesh.name(), "c7", "n1", TopicKind::birth);
   c.subscribe(topic);
-  ASSERT_TRUE(c.wait_for([&](const auto& seen) {
-    for (const auto& m : seen)
-      if (m.topic == topic) return true;
-    return false;
-  }, 10s)) << mesh.node("n1").output();
-  Bytes payload;
-  for (const auto& m : c.seen())
-    if (m.topic == topic) payload = m.payload;
+  ASSERT_TRUE(c.wait_for_topic(topic)) << mesh.node("n1").output();
+  Bytes payload = c.last_on(topic)->payload;
   dir.write("birth.bin", std::string(payload.begin(), payload.end()));
 
   auto key = to_hex(mesh.node_key("n1").bytes);

@@ -207,13 +207,10 @@ int run(const Options& o) {
   }
 
   MqttOptions mo;
-  mo.uri = broker.uri;
-  mo.username = broker.username;
-  if (!broker.password_file.empty()) {
-    FILE* f = std::fopen(broker.password_file.c_str(), "r");
-    char line[256] = {};
-    if (f && std::fgets(line, sizeof line, f)) mo.password = std::string(line, strcspn(line, "\r\n"));
-    if (f) std::fclose(f);
+  try {
+    mo = mqtt_options(broker, "");
+  } catch (const std::exception& e) {
+    return fail(e.what(), 2);
   }
   mo.reconnect_min_s = 0.2;
   CtlClient client(mo, mesh, key);
