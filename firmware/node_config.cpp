@@ -29,7 +29,8 @@ std::string name_or(Section& s, std::string_view key, std::string_view def) {
   return v;
 }
 
-// Parses a board file; its canonical dump goes to canonical.
+}  // namespace
+
 BoardConfig parse_board(const std::string& text, const std::string& file, const std::string& name,
                         std::string& canonical) {
   Config cfg(text, file);
@@ -45,14 +46,17 @@ BoardConfig parse_board(const std::string& text, const std::string& file, const 
   if (b.tau_max_s < b.tau_base_s) board.fail("tau_max_s", "must be >= tau_base_s");
   auto gpio = root.section("gpio");
   b.gpio_chip_label = gpio.str("chip_label", "");
-  auto pins = root.section("pins");
-  (void)pins;
+  b.pins = root.section("pins").string_entries();
   b.default_adapters = root.section("defaults").strings("adapters", 16);
-  b.power_advice = root.section("power").str("advice", "");
+  auto power = root.section("power");
+  b.wifi = power.boolean("wifi", false);
+  b.power_advice = power.str("advice", "");
   cfg.finish();
   canonical = cfg.dump();
   return b;
 }
+
+namespace {
 
 SyntheticConfig parse_synthetic(Section& s) {
   SyntheticConfig c;

@@ -17,8 +17,10 @@ struct BoardConfig {
   kairos_v1_DeviceClass device_class = kairos_v1_DeviceClass_CLASS_E;
   double tau_base_s = 0.1;
   double tau_max_s = 10.0;
-  std::string gpio_chip_label;
+  std::string gpio_chip_label;  // resolve lines through this label, never a chip number
+  std::vector<std::pair<std::string, std::string>> pins;  // header name -> GPIO line name
   std::vector<std::string> default_adapters;
+  bool wifi = false;            // has a Wi-Fi radio (provisioning turns power save off)
   std::string power_advice;
 };
 
@@ -66,6 +68,11 @@ struct NodeConfig {
   // nodes set up alike share it, so a divergent one stands out (SPEC 5.6).
   Digest context_hash{};
 };
+
+// Parses and validates a board file (boards/<name>.toml); its canonical
+// dump goes to canonical. Throws ConfigError.
+BoardConfig parse_board(const std::string& text, const std::string& file, const std::string& name,
+                        std::string& canonical);
 
 // Parses and validates a node config and its board file. boards_dir
 // overrides node.boards_dir when not empty. Throws ConfigError.

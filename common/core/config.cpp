@@ -229,6 +229,18 @@ std::vector<std::string> Section::strings(std::string_view key, std::size_t max_
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> Section::string_entries() {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!table_) return out;
+  std::vector<std::pair<toml::source_position, std::string>> order;
+  for (const auto& [k, v] : *table_) order.push_back({k.source().begin, std::string(k.str())});
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.first.line != b.first.line ? a.first.line < b.first.line : a.first.column < b.first.column;
+  });
+  for (const auto& [pos, key] : order) out.emplace_back(key, str(key));
+  return out;
+}
+
 Section Section::section(std::string_view key) {
   const auto* n = static_cast<const toml::node*>(node(key));
   if (n && !n->is_table()) fail(key, "expected a table, got " + type_name(*n));

@@ -46,6 +46,8 @@ class Section {
   std::int64_t integer(std::string_view key, std::int64_t def, std::int64_t min, std::int64_t max);
   bool boolean(std::string_view key, bool def);
   std::vector<std::string> strings(std::string_view key, std::size_t max_count);
+  // Every key of this table as a string value, in file order ([pins] name = "line").
+  std::vector<std::pair<std::string, std::string>> string_entries();
   bool has(std::string_view key) const;
   // A sub-table; an absent one reads as empty (all defaults).
   Section section(std::string_view key);

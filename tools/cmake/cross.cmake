@@ -1,0 +1,30 @@
+# Shared part of the ARM toolchain files: a sysroot made by tools/make-sysroot
+# from Debian's packages, and qemu-user to run what is built (ctest and
+# gtest discovery go through CMAKE_CROSSCOMPILING_EMULATOR).
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR arm)
+set(CMAKE_C_COMPILER ${KAIROS_TRIPLET}-gcc)
+set(CMAKE_CXX_COMPILER ${KAIROS_TRIPLET}-g++)
+set(CMAKE_LIBRARY_ARCHITECTURE ${KAIROS_TRIPLET})
+
+if(NOT KAIROS_SYSROOT)
+  set(KAIROS_SYSROOT "${CMAKE_CURRENT_LIST_DIR}/../../build-sysroot/${KAIROS_ARCH}")
+endif()
+get_filename_component(KAIROS_SYSROOT "${KAIROS_SYSROOT}" ABSOLUTE)
+if(NOT EXISTS "${KAIROS_SYSROOT}/usr/include/mbedtls")
+  message(FATAL_ERROR "no ${KAIROS_ARCH} sysroot at ${KAIROS_SYSROOT}: run tools/make-sysroot ${KAIROS_ARCH}")
+endif()
+set(CMAKE_SYSROOT "${KAIROS_SYSROOT}")
+set(CMAKE_FIND_ROOT_PATH "${KAIROS_SYSROOT}")
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)   # protoc and the nanopb generator run on the build machine
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+
+set(ENV{PKG_CONFIG_DIR} "")
+set(ENV{PKG_CONFIG_LIBDIR} "${KAIROS_SYSROOT}/usr/lib/${KAIROS_TRIPLET}/pkgconfig:${KAIROS_SYSROOT}/usr/share/pkgconfig")
+set(ENV{PKG_CONFIG_SYSROOT_DIR} "${KAIROS_SYSROOT}")
+
+set(CMAKE_C_FLAGS_INIT "${KAIROS_ARCH_FLAGS}")
+set(CMAKE_CXX_FLAGS_INIT "${KAIROS_ARCH_FLAGS}")
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-arm-static -cpu ${KAIROS_QEMU_CPU} -L ${KAIROS_SYSROOT})
