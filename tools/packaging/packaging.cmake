@@ -1,0 +1,61 @@
+# Debian packages (CPack): kairos-node, and kairos-gateway with kairosctl.
+# tools/package builds them for amd64, armhf and armel.
+include(GNUInstallDirs)
+set(PKG ${CMAKE_SOURCE_DIR}/tools/packaging)
+
+install(TARGETS kairos-node RUNTIME DESTINATION bin COMPONENT node)
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/boards/ DESTINATION share/kairos/boards COMPONENT node FILES_MATCHING PATTERN "*.toml")
+install(FILES ${PKG}/node.toml DESTINATION /etc/kairos COMPONENT node)
+install(FILES ${PKG}/kairos-node.service DESTINATION /lib/systemd/system COMPONENT node)
+install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node COMPONENT node)
+
+install(TARGETS kairos-gateway kairosctl RUNTIME DESTINATION bin COMPONENT gateway)
+install(FILES ${PKG}/gateway.toml ${PKG}/kairosctl.toml DESTINATION /etc/kairos COMPONENT gateway)
+install(FILES ${PKG}/kairos-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
+install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md
+        DESTINATION share/doc/kairos-gateway COMPONENT gateway)
+
+# Maintainer scripts and conffiles per package.
+foreach(component node gateway)
+  set(dir ${CMAKE_BINARY_DIR}/debian-${component})
+  file(MAKE_DIRECTORY ${dir})
+  foreach(script postinst prerm)
+    file(READ ${PKG}/${script} text)
+    string(REPLACE "@UNIT@" "kairos-${component}.service" text "${text}")
+    file(WRITE ${dir}/${script} "${text}")
+    file(CHMOD ${dir}/${script} PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+  endforeach()
+endforeach()
+file(WRITE ${CMAKE_BINARY_DIR}/debian-node/conffiles "/etc/kairos/node.toml\n")
+file(WRITE ${CMAKE_BINARY_DIR}/debian-gateway/conffiles "/etc/kairos/gateway.toml\n/etc/kairos/kairosctl.toml\n")
+
+if(CMAKE_CROSSCOMPILING)
+  set(KAIROS_DEB_ARCH ${KAIROS_ARCH})
+else()
+  execute_process(COMMAND dpkg --print-architecture OUTPUT_VARIABLE KAIROS_DEB_ARCH OUTPUT_STRIP_TRAILING_WHITESPACE)
+endif()
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL node gateway)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "Kairos mesh maintainers <kairos@localhost>")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "Kairos mesh maintainers <kairos@localhost>")
+set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${KAIROS_DEB_ARCH})
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(KAIROS_RUNTIME_DEPENDS "libc6 (>= 2.36), libstdc++6 (>= 12), libgcc-s1, libmbedcrypto7 (>= 2.28), libpaho-mqttpp3-1 (>= 1.2), libpaho-mqtt1.3 (>= 1.3.12), libtomlplusplus3 (>= 3.3), adduser")
+set(CPACK_DEBIAN_NODE_PACKAGE_NAME kairos-node)
+set(CPACK_DEBIAN_NODE_DESCRIPTION "Kairos mesh node daemon\n kairos-node samples a board's sensors through the KAIROS phase/coherence\n loop and reports to the mesh gateway over MQTT as signed frames.")
+set(CPACK_DEBIAN_NODE_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}")
+set(CPACK_DEBIAN_NODE_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_BINARY_DIR}/debian-node/postinst ${CMAKE_BINARY_DIR}/debian-node/prerm ${CMAKE_BINARY_DIR}/debian-node/conffiles)
+set(CPACK_DEBIAN_GATEWAY_PACKAGE_NAME kairos-gateway)
+set(CPACK_DEBIAN_GATEWAY_DESCRIPTION "Kairos mesh gateway and operator console\n kairos-gateway verifies every frame, keeps the registry of nodes in SQLite\n and computes the mesh state; kairosctl is the operator's console.")
+set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}, libsqlite3-0 (>= 3.40)")
+set(CPACK_DEBIAN_GATEWAY_PACKAGE_RECOMMENDS "mosquitto")
+set(CPACK_DEBIAN_GATEWAY_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_BINARY_DIR}/debian-gateway/postinst ${CMAKE_BINARY_DIR}/debian-gateway/prerm ${CMAKE_BINARY_DIR}/debian-gateway/conffiles)
+include(CPack)
