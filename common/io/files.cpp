@@ -25,11 +25,13 @@ std::string read_config_file(const std::string& path) {
 Key load_key_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": key file not found");
-  if ((st.st_mode & 077) != 0) {
+  // Owner read/write, group read at most (0640 lets the daemon's group read
+  // a root-owned key); anything for others, or group write, is refused.
+  if ((st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%03o", st.st_mode & 0777);
     throw std::runtime_error(path + ": key file has mode " + mode +
-                             " and may be read by others; run: chmod 600 " + path);
+                             " and may be read or changed by others; run: chmod 600 " + path);
   }
   std::ifstream in(path);
   std::ostringstream ss;

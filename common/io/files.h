@@ -8,8 +8,9 @@ namespace kairos {
 // Reads a config file; a missing or unreadable one is a ConfigError at 0:0.
 std::string read_config_file(const std::string& path);
 
-// Reads a 256-bit key file (64 hex digits). Refuses a file that group or
-// others may access, like ssh does, with a message saying how to fix it.
+// Reads a 256-bit key file (64 hex digits). Refuses a file that others may
+// access or the group may change (0600 and 0640 pass), with a message
+// saying how to fix it.
 // Throws std::runtime_error.
 Key load_key_file(const std::string& path);
 

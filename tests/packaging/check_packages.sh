@@ -42,11 +42,11 @@ for arch in "${!DEBDIR[@]}"; do
     dpkg-deb -e "$deb" "$ctl"
     case $pkg in
       kairos-node)
-        for f in ./usr/bin/kairos-node ./lib/systemd/system/kairos-node.service ./etc/kairos/node.toml \
-                 ./usr/share/kairos/boards/pi-zero.toml ./usr/share/kairos/boards/pi-4-b.toml; do
+        for f in ./usr/bin/kairos-node ./lib/systemd/system/kairos-node.service ./etc/kairos/node.toml; do
           grep -qx "$f" <<<"$contents" || fail "$deb lacks $f"
         done
         grep -qx "/etc/kairos/node.toml" "$ctl/conffiles" || fail "$deb: node.toml is not a conffile"
+        grep -q "^ Depends:.*kairos-boards (= 0.1.0)" <<<"$info" || fail "$deb: Depends lacks kairos-boards"
         grep -q "kairos-node.service" "$ctl/postinst" || fail "$deb: postinst does not enable the unit"
         ;;
       kairos-gateway)
@@ -62,8 +62,17 @@ for arch in "${!DEBDIR[@]}"; do
     checked=$((checked + 1))
   done
 
+  # The architecture-independent board files.
+  boards_deb=$(ls "$dir"/kairos-boards_0.1.0_all.deb 2>/dev/null) || fail "no kairos-boards package in $dir"
+  grep -q "^ Architecture: all$" <<<"$(dpkg-deb --info "$boards_deb")" || fail "$boards_deb: not Architecture all"
+  board_files=$(dpkg-deb --contents "$boards_deb" | awk '{print $6}')
+  for b in pi-zero pi-zero-w pi-zero-2-w pi-2-b pi-3-b pi-4-b generic-linux; do
+    grep -qx "./usr/share/kairos/boards/$b.toml" <<<"$board_files" || fail "$boards_deb lacks $b"
+  done
+
   # Unpack into a scratch root and run what was packaged.
   root="$WORK/root-$arch"
+  dpkg -x "$boards_deb" "$root"
   dpkg -x "$dir/kairos-node_0.1.0_${arch}.deb" "$root"
   dpkg -x "$dir/kairos-gateway_0.1.0_${arch}.deb" "$root"
   unit="$root/lib/systemd/system/kairos-node.service"

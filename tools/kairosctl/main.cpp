@@ -15,6 +15,7 @@
 #include "common/io/ctl_client.h"
 #include "common/io/files.h"
 #include "tools/kairosctl/json.h"
+#include "tools/kairosctl/provision.h"
 
 using namespace kairos;
 
@@ -42,6 +43,10 @@ void usage(FILE* f) {
                "  status                          the mesh at a glance\n"
                "  nodes [--cluster C] [--state online|offline]\n"
                "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
+               "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
+               "            [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]] [--force] [--new-key]\n"
+               "  provision --gateway ID | --operator NAME [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
+               "            keys, configs, broker password and ACL entries (uses --mesh and --broker)\n"
                "options:\n"
                "  --config FILE    console config (default %s, if present)\n"
                "  --broker URI     broker, e.g. tcp://127.0.0.1:1883\n"
@@ -135,6 +140,14 @@ void print_watch_line(const kairos_v1_StatusReply& r, bool json) {
 }
 
 int run(const Options& o) {
+  if (o.verb == "provision") {
+    ctl::ProvisionArgs pa;
+    if (!o.broker.empty()) pa.broker = o.broker;
+    if (!o.mesh.empty()) pa.mesh = o.mesh;
+    auto err = ctl::parse_provision_args(o.args, pa);
+    if (!err.empty()) return fail(err, 2);
+    return ctl::provision(pa);
+  }
   BrokerConfig broker;
   std::string mesh = o.mesh;
   std::string key_file = o.key_file;
