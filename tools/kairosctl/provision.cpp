@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -133,6 +134,18 @@ int install_rootfs(const ProvisionArgs& a, const node::BoardConfig& board, const
   if (deb.empty() || !fs::exists(deb)) {
     std::fprintf(stderr, "kairosctl: no kairos-node package for %s (board %s) in %s: run tools/package %s, or give --deb FILE\n",
                  arch.c_str(), a.board.c_str(), a.debs_dir.c_str(), arch.c_str());
+    return 1;
+  }
+  std::string deb_arch_field;
+  if (FILE* p = ::popen(("dpkg-deb -f '" + deb.string() + "' Architecture").c_str(), "r")) {
+    char buf[32] = {};
+    if (std::fgets(buf, sizeof buf, p)) deb_arch_field = buf;
+    ::pclose(p);
+    while (!deb_arch_field.empty() && std::isspace(static_cast<unsigned char>(deb_arch_field.back()))) deb_arch_field.pop_back();
+  }
+  if (deb_arch_field != arch) {
+    std::fprintf(stderr, "kairosctl: %s is for '%s' but board %s needs %s\n", deb.c_str(), deb_arch_field.c_str(),
+                 a.board.c_str(), arch.c_str());
     return 1;
   }
   if (run({"dpkg-deb", "-x", deb.string(), rootfs.string()}) != 0) {
@@ -321,7 +334,7 @@ int provision(const ProvisionArgs& a) {
                    toml_string(a.board) +
                    "\nboards_dir = \"/usr/share/kairos/boards\"\nkey_file = \"/etc/kairos/node.key\"\n\n[broker]\nuri = " +
                    toml_string(a.broker) + "\nusername = " + toml_string(a.name) +
-                   "\npassword_file = \"/etc/kairos/broker.password\"\n\n[inputs.heartbeat]\nkind = \"synthetic\"\n"
+                   "\npassword_file = \"/etc/kairos/broker.password\"\n\n[inputs.demo]\nkind = \"synthetic\"\n"
                    "waveform = \"sine\"\n",
                0644);
     if (!a.rootfs.empty()) return install_rootfs(a, board, bundle);
