@@ -218,6 +218,8 @@ TEST(Provision, InstallsOntoAnSdCardRoot) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir.file("rootfs/usr/bin/kairos-node")));
   EXPECT_TRUE(fs::exists(dir.file("rootfs/lib/systemd/system/kairos-node.service")));
+  EXPECT_TRUE(fs::exists(dir.file("rootfs/usr/share/kairos/boards/pi-zero.toml")));
+  EXPECT_TRUE(fs::exists(dir.file("rootfs/usr/lib/sysusers.d/kairos.conf")));
   EXPECT_EQ(fs::read_symlink(dir.file("rootfs/etc/systemd/system/multi-user.target.wants/kairos-node.service")),
             "/lib/systemd/system/kairos-node.service");
   struct stat st {};

@@ -42,7 +42,8 @@ for arch in "${!DEBDIR[@]}"; do
     dpkg-deb -e "$deb" "$ctl"
     case $pkg in
       kairos-node)
-        for f in ./usr/bin/kairos-node ./lib/systemd/system/kairos-node.service ./etc/kairos/node.toml; do
+        for f in ./usr/bin/kairos-node ./lib/systemd/system/kairos-node.service ./etc/kairos/node.toml \
+                 ./usr/lib/sysusers.d/kairos.conf; do
           grep -qx "$f" <<<"$contents" || fail "$deb lacks $f"
         done
         grep -qx "/etc/kairos/node.toml" "$ctl/conffiles" || fail "$deb: node.toml is not a conffile"

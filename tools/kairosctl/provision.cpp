@@ -122,8 +122,8 @@ int install_rootfs(const ProvisionArgs& a, const node::BoardConfig& board, const
   }
   std::string arch = deb_arch(board.arch);
   fs::path deb = a.deb;
+  std::error_code ec;
   if (deb.empty()) {
-    std::error_code ec;
     for (const auto& e : fs::directory_iterator(a.debs_dir, ec)) {
       auto n = e.path().filename().string();
       if (n.rfind("kairos-node_", 0) == 0 && n.size() > arch.size() + 4 &&
@@ -153,6 +153,14 @@ int install_rootfs(const ProvisionArgs& a, const node::BoardConfig& board, const
     return 1;
   }
   std::printf("  unpacked %s into %s\n", deb.filename().c_str(), rootfs.c_str());
+  fs::path boards_deb;
+  for (const auto& e : fs::directory_iterator(deb.parent_path().empty() ? fs::path(".") : deb.parent_path(), ec))
+    if (e.path().filename().string().rfind("kairos-boards_", 0) == 0) boards_deb = e.path();
+  if (boards_deb.empty() || run({"dpkg-deb", "-x", boards_deb.string(), rootfs.string()}) != 0) {
+    std::fprintf(stderr, "kairosctl: no kairos-boards package beside %s: run tools/package\n", deb.c_str());
+    return 1;
+  }
+  std::printf("  unpacked %s\n", boards_deb.filename().c_str());
   for (const auto& e : fs::directory_iterator(bundle / "etc/kairos")) {
     auto mode = e.path().extension() == ".toml" ? 0644u : 0600u;
     write_file(rootfs / "etc/kairos" / e.path().filename(), read_or_empty(e.path()), mode);

@@ -7,6 +7,7 @@ install(TARGETS kairos-node RUNTIME DESTINATION bin COMPONENT node)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/boards/ DESTINATION share/kairos/boards COMPONENT boards FILES_MATCHING PATTERN "*.toml")
 install(FILES ${PKG}/node.toml DESTINATION /etc/kairos COMPONENT node)
 install(FILES ${PKG}/kairos-node.service DESTINATION /lib/systemd/system COMPONENT node)
+install(FILES ${PKG}/kairos.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos.conf COMPONENT node)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node COMPONENT node)
 
 install(TARGETS kairos-gateway kairosctl RUNTIME DESTINATION bin COMPONENT gateway)
