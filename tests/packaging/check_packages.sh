@@ -90,7 +90,8 @@ for arch in "${!DEBDIR[@]}"; do
   grep -q '^node.board = "generic-linux"$' <<<"$out" || fail "$arch: packaged node.toml not read"
   grep -q '^context_hash = "' <<<"$out" || fail "$arch: no context hash"
   "${run[@]}" "$root/usr/bin/kairos-gateway" --help >/dev/null 2>&1 || fail "$arch kairos-gateway --help"
-  "${run[@]}" "$root/usr/bin/kairosctl" --help | grep -q "usage: kairosctl" || fail "$arch kairosctl --help"
+  help=$("${run[@]}" "$root/usr/bin/kairosctl" --help) || fail "$arch kairosctl --help"
+  grep -q "usage: kairosctl" <<<"$help" || fail "$arch kairosctl --help says no usage"
   size=$(stat -c %s "$root/usr/bin/kairos-node")
   echo "check_packages: $arch ok, stripped kairos-node $size bytes"
 done
