@@ -16,8 +16,10 @@ NodeEntry& Registry::on_birth(const std::string& id, const std::string& cluster,
                                                                               : b.device_class;
   n.context_hash.assign(b.context_hash.bytes, b.context_hash.bytes + b.context_hash.size);
   n.capabilities.clear();
-  for (pb_size_t i = 0; i < b.capabilities_count; ++i)
-    n.capabilities += (i ? "," : "") + std::string(b.capabilities[i]);
+  for (pb_size_t i = 0; i < b.capabilities_count; ++i) {
+    if (i) n.capabilities.push_back(',');
+    n.capabilities.append(b.capabilities[i]);
+  }
   n.hb_period_us = b.heartbeat_period_ms ? static_cast<std::int64_t>(b.heartbeat_period_ms) * 1000 : default_hb_us;
   n.session = session;
   if (new_session) n.phase_valid = false;

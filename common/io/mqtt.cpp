@@ -49,16 +49,16 @@ MqttLink::MqttLink(MqttOptions options)
   client_ = std::make_unique<mqtt::async_client>(opt_.uri, opt_.client_id,
                                                  mqtt::create_options(MQTTVERSION_5), nullptr);
   connect_listener_ = std::make_unique<ConnectListener>([this](std::string why) {
-    push_event({LinkEvent::Type::connect_failed, {}, std::move(why)});
+    push_event(LinkEvent{LinkEvent::Type::connect_failed, std::move(why)});
   });
   client_->set_connected_handler([this](const std::string&) {
-    push_event({LinkEvent::Type::connected, {}, {}});
+    push_event(LinkEvent{LinkEvent::Type::connected});
   });
   client_->set_connection_lost_handler([this](const std::string& cause) {
-    push_event({LinkEvent::Type::lost, {}, cause.empty() ? "connection lost" : cause});
+    push_event(LinkEvent{LinkEvent::Type::lost, cause.empty() ? "connection lost" : cause});
   });
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
-    LinkEvent ev{LinkEvent::Type::message, {}, {}};
+    LinkEvent ev{LinkEvent::Type::message};
     ev.msg.topic = m->get_topic();
     const auto& pl = m->get_payload_ref();
     ev.msg.payload.assign(pl.data(), pl.data() + pl.size());

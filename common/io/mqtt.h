@@ -59,6 +59,7 @@ struct Inbound {
 
 struct LinkEvent {
   enum class Type { connected, lost, connect_failed, message };
+  explicit LinkEvent(Type t, std::string why = {}) : type(t), detail(std::move(why)) {}
   Type type;
   Inbound msg;         // type == message
   std::string detail;  // why, for lost / connect_failed

@@ -3,7 +3,9 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
 #include <mbedtls/pkcs5.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -107,10 +109,16 @@ std::string deb_arch(const std::string& board_arch) {
   return "amd64";
 }
 
-int run(const std::vector<std::string>& argv) {
-  std::string cmd;
-  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + std::string("'") + a + "'";
-  return std::system(cmd.c_str());
+// Runs a program without a shell; its exit status, or -1.
+int run(std::vector<std::string> argv) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) return -1;
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // Installs the bundle, the package and the unit onto a mounted root.

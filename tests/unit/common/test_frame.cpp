@@ -26,16 +26,18 @@ Bytes heartbeat_frame(const Key& key, std::uint64_t seq = 1, const std::string& 
 
 // Raw protobuf: field 1 (sender) as a string of n bytes, then seq, session, heartbeat.
 Bytes raw_body_with_sender(std::size_t n) {
-  Bytes b{0x0a};
+  Bytes b;
+  b.reserve(n + 16);
+  b.push_back(0x0a);
   std::size_t len = n;
   while (len >= 0x80) {
     b.push_back(static_cast<std::uint8_t>((len & 0x7f) | 0x80));
     len >>= 7;
   }
   b.push_back(static_cast<std::uint8_t>(len));
-  b.insert(b.end(), n, 'a');
-  Bytes tail{0x10, 0x01, 0x18, 0x01, 0x62, 0x02, 0x08, 0x01};  // session 1, seq 1, hb{status 1}
-  b.insert(b.end(), tail.begin(), tail.end());
+  for (std::size_t i = 0; i < n; ++i) b.push_back('a');
+  for (int t : {0x10, 0x01, 0x18, 0x01, 0x62, 0x02, 0x08, 0x01})  // session 1, seq 1, hb{status 1}
+    b.push_back(static_cast<std::uint8_t>(t));
   return b;
 }
 
