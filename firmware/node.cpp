@@ -1,6 +1,7 @@
 #include "firmware/node.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "common/io/clock.h"
 #include "common/io/log.h"
@@ -29,7 +30,7 @@ Node::Node(NodeConfig config, Key key)
     InputSlot slot;
     slot.config = ic;
     slot.input = make_input(ic);
-    slot.filter = KairosFilter(config_.taus_s);
+    slot.filter = KairosFilter(config_.taus_s, {ic.omega, config_.collapse_threshold, 0.8});
     slot.period_us = static_cast<std::int64_t>(ic.sample_period_s * 1e6);
     inputs_.push_back(std::move(slot));
   }
@@ -140,6 +141,7 @@ void Node::publish_phase() {
       sp.z.re = static_cast<float>(s.z.real());
       sp.z.im = static_cast<float>(s.z.imag());
       sp.c = static_cast<float>(s.c);
+      sp.r = static_cast<float>(slot.filter.rhythm(k).r());
     }
   }
   const auto& mesh = inputs_[config_.mesh_input].filter;
@@ -152,6 +154,15 @@ void Node::publish_phase() {
     p.node_c = static_cast<float>(s.c);
   }
   publish(TopicKind::phase, *env, 0, false);
+}
+
+void Node::publish_event(kairos_v1_EventKind kind, const std::string& source, const std::string& detail) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_event_tag;
+  env->message.event.kind = kind;
+  set_string(env->message.event.source, source);
+  set_string(env->message.event.detail, detail);
+  publish(TopicKind::event, *env, 1, false);
 }
 
 void Node::sample(InputSlot& slot, std::int64_t now_us) {
@@ -167,7 +178,15 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
   }
   slot.failed = false;
   double a = normalise(r->x, slot.config.lo, slot.config.hi);
-  slot.filter.update({a, std::clamp(r->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
+  auto changed = slot.filter.update({a, std::clamp(r->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
+  for (std::size_t k = 0; changed != 0; ++k, changed >>= 1) {
+    if (!(changed & 1u)) continue;
+    const auto& rh = slot.filter.rhythm(k);
+    char detail[96];
+    std::snprintf(detail, sizeof detail, "tau %.3g s, R %.3f", config_.taus_s[k], rh.r());
+    publish_event(rh.collapsed() ? kairos_v1_EventKind_COLLAPSE : kairos_v1_EventKind_RELEASE,
+                  slot.config.name + "/" + std::to_string(k), detail);
+  }
   ++samples_;
 }
 

@@ -39,6 +39,7 @@ class Node {
   void publish_birth();
   void publish_heartbeat(std::int64_t now_us);
   void publish_phase();
+  void publish_event(kairos_v1_EventKind kind, const std::string& source, const std::string& detail);
   void publish(TopicKind kind, Envelope& env, int qos, bool retain);
   Bytes state_frame(bool online, std::uint64_t seq);
   void arm_will();

@@ -90,6 +90,7 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
   n.phase_period_s = node.num("phase_period_s", 1.0, 0.01, 3600);
   n.scales = static_cast<std::size_t>(node.integer("scales", 4, 1, kMaxScales));
   n.primary_scale = static_cast<std::size_t>(node.integer("primary_scale", 0, 0, kMaxScales - 1));
+  n.collapse_threshold = node.num("collapse_threshold", 0.5, 0.01, 1.0);
   if (n.primary_scale >= n.scales) node.fail("primary_scale", "must be below node.scales");
   n.capabilities = node.strings("capabilities", 16);
   for (const auto& c : n.capabilities)
@@ -109,6 +110,7 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     ic.hi = in.num("hi", 1.0, -1e12, 1e12);
     if (!(ic.hi > ic.lo)) in.fail("hi", "must be greater than lo");
     ic.mesh = in.boolean("mesh", false);
+    ic.omega = in.num("omega", 0.0, -1e6, 1e6);
     if (ic.mesh) {
       if (mesh_marked >= 0) in.fail("mesh", "only one input may be marked mesh = true");
       mesh_marked = static_cast<int>(n.inputs.size());

@@ -38,6 +38,7 @@ struct InputConfig {
   std::string name;
   std::string kind;  // synthetic (more kinds arrive with their drivers)
   double sample_period_s = 0.01;
+  double omega = 0.0;  // rad/s for rhythm detection; 0 = plain repetition (SPEC 3.4)
   double lo = 0.0;
   double hi = 1.0;
   bool mesh = false;
@@ -54,6 +55,7 @@ struct NodeConfig {
   double phase_period_s = 1.0;
   std::size_t scales = 4;
   std::size_t primary_scale = 0;
+  double collapse_threshold = 0.5;  // I_c: a scale collapses when R^2 >= I_c
   std::vector<std::string> capabilities;
   std::string log_level = "info";
   BrokerConfig broker;

@@ -229,7 +229,7 @@ std::string Mesh::node_config(const std::string& id, const std::string& cluster,
                               const std::string& node_extra) {
   node_key(id);
   return "[node]\nid = \"" + id + "\"\ncluster = \"" + cluster + "\"\nmesh = \"" + mesh_ + "\"\nkey_file = \"" +
-         keys_dir() + "/nodes/" + id + ".key\"\nboards_dir = \"" + KAIROS_SOURCE_DIR + "/boards\"\n" + node_extra +
+         keys_dir() + "/nodes/" + id + ".key\"\nboards_dir = \"" + boards_dir_ + "\"\n" + node_extra +
          "\n[broker]\nuri = \"" + broker_.uri() + "\"\nreconnect_max_s = 2\n\n[inputs.main]\nkind = \"synthetic\"\n" +
          input + "\n";
 }

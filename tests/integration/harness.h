@@ -103,6 +103,8 @@ class Mesh {
   Process& start_node(const std::string& id, const std::string& cluster, const std::string& input,
                       const std::string& node_extra = "");
   Process& node(const std::string& id) { return *nodes_.at(id); }
+  // Board files for the nodes started after this (default: the shipped ones).
+  void set_boards_dir(std::string dir) { boards_dir_ = std::move(dir); }
   Process& gateway() { return *gateway_; }
   void stop_gateway() { gateway_.reset(); }
 
@@ -120,6 +122,7 @@ class Mesh {
   Key broadcast_;
   Key operator_;
   std::map<std::string, Key> node_keys_;
+  std::string boards_dir_ = std::string(KAIROS_SOURCE_DIR) + "/boards";
   std::unique_ptr<Process> gateway_;
   std::map<std::string, std::unique_ptr<Process>> nodes_;
   std::unique_ptr<CtlClient> ctl_;
