@@ -6,7 +6,9 @@
 #include "common/io/clock.h"
 #include "common/io/log.h"
 #include "common/io/process.h"
+#include "firmware/drivers/pipe.h"
 #include "firmware/drivers/synthetic.h"
+#include "firmware/drivers/sysfs_sensor.h"
 
 namespace kairos::node {
 
@@ -18,8 +20,13 @@ constexpr const char* kVersion = "0.1.0";
 constexpr std::uint64_t kWillSeqGap = 1ULL << 40;
 
 std::unique_ptr<Input> make_input(const InputConfig& c) {
-  return std::make_unique<SyntheticInput>(c.synthetic);
+  if (c.kind == "synthetic") return std::make_unique<SyntheticInput>(c.synthetic);
+  if (c.kind == "pipe" || c.kind == "llm") return std::make_unique<PipeInput>(c.pipe);
+  return std::make_unique<SysfsSensorInput>(c.sysfs);
 }
+
+constexpr std::int64_t kRetryMinUs = 500'000;
+constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
 
 }  // namespace
@@ -166,19 +173,33 @@ void Node::publish_event(kairos_v1_EventKind kind, const std::string& source, co
 }
 
 void Node::sample(InputSlot& slot, std::int64_t now_us) {
-  if (slot.failed && !slot.input->setup()) return;
+  if (slot.failed) {
+    // CAT-2 snapback: reopen the adapter, backing off while it keeps failing.
+    if (now_us < slot.retry_at_us) return;
+    if (!slot.input->setup()) {
+      slot.retry_us = std::min(kRetryMaxUs, std::max(kRetryMinUs, slot.retry_us * 2));
+      slot.retry_at_us = now_us + slot.retry_us;
+      return;
+    }
+  }
   auto r = slot.input->read(now_us);
-  if (!r) {
+  if (r.status == ReadResult::Status::failed) {
     // CAT-2: skip the sample, never reuse a stale value
     ++cat2_;
     ++slot.failures;
     slot.failed = true;
-    if (log_limit_.allow(now_us)) log::warn("node", "input " + slot.config.name + ": read failed");
+    slot.retry_us = std::min(kRetryMaxUs, std::max(kRetryMinUs, slot.retry_us * 2));
+    slot.retry_at_us = now_us + slot.retry_us;
+    if (log_limit_.allow(now_us)) log::warn("node", "input " + slot.config.name + ": " + r.error);
     return;
   }
+  if (slot.failed) log::info("node", "input " + slot.config.name + ": reading again");
   slot.failed = false;
-  double a = normalise(r->x, slot.config.lo, slot.config.hi);
-  auto changed = slot.filter.update({a, std::clamp(r->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
+  slot.retry_us = 0;
+  if (r.status == ReadResult::Status::none) return;
+  const auto* reading = &r.reading;
+  double a = normalise(reading->x, slot.config.lo, slot.config.hi);
+  auto changed = slot.filter.update({a, std::clamp(reading->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
   for (std::size_t k = 0; changed != 0; ++k, changed >>= 1) {
     if (!(changed & 1u)) continue;
     const auto& rh = slot.filter.rhythm(k);

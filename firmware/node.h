@@ -30,6 +30,8 @@ class Node {
     std::int64_t period_us = 0;
     bool failed = false;
     std::uint64_t failures = 0;
+    std::int64_t retry_us = 0;     // current backoff
+    std::int64_t retry_at_us = 0;  // next setup attempt while failed
   };
 
   void tick(std::int64_t now_us);

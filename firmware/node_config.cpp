@@ -104,7 +104,7 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     InputConfig ic;
     ic.name = name;
     if (!valid_name(name) || name.size() > 32) in.fail("kind", "input name '" + name + "' is not valid");
-    ic.kind = in.choice("kind", "synthetic", {"synthetic"});
+    ic.kind = in.choice("kind", "synthetic", {"synthetic", "temperature", "pressure", "humidity", "pipe", "llm"});
     ic.sample_period_s = in.num("sample_period_s", 0.01, 1e-4, 3600);
     ic.lo = in.num("lo", 0.0, -1e12, 1e12);
     ic.hi = in.num("hi", 1.0, -1e12, 1e12);
@@ -115,7 +115,25 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
       if (mesh_marked >= 0) in.fail("mesh", "only one input may be marked mesh = true");
       mesh_marked = static_cast<int>(n.inputs.size());
     }
-    if (ic.kind == "synthetic") ic.synthetic = parse_synthetic(in);
+    if (ic.kind == "synthetic") {
+      ic.synthetic = parse_synthetic(in);
+    } else if (ic.kind == "pipe" || ic.kind == "llm") {
+      ic.pipe.path = in.str("path");
+      ic.pipe.llm = ic.kind == "llm";
+      if (ic.pipe.llm) ic.pipe.window = static_cast<std::size_t>(in.integer("window", 32, 2, 4096));
+    } else {
+      ic.sysfs.kind = ic.kind;
+      ic.sysfs.source = in.choice("source", "iio", {"iio", "w1"});
+      ic.sysfs.sysfs_root = in.str("sysfs_root", "/sys");
+      ic.sysfs.device = in.str("device");
+      if (ic.sysfs.device.empty() || ic.sysfs.device.find('/') != std::string::npos || ic.sysfs.device[0] == '.')
+        in.fail("device", "expected a device name such as iio:device0 or 28-0000012345ab");
+      if (ic.sysfs.source == "w1" && ic.kind != "temperature")
+        in.fail("source", "1-Wire (DS18B20) gives temperature only");
+      ic.sysfs.channel = ic.sysfs.source == "iio" ? in.str("channel", "") : "";
+      if (ic.sysfs.channel.find('/') != std::string::npos) in.fail("channel", "a file name, not a path");
+      ic.sysfs.scale = in.num("scale", 0.0, -1e12, 1e12);
+    }
     n.inputs.push_back(std::move(ic));
   }
   if (n.inputs.size() > 8) root.fail("inputs", "at most 8 inputs");

@@ -5,6 +5,8 @@
 
 #include "common/core/broker.h"
 #include "common/core/crypto.h"
+#include "firmware/drivers/pipe.h"
+#include "firmware/drivers/sysfs_sensor.h"
 #include "kairos.pb.h"
 
 namespace kairos::node {
@@ -36,13 +38,15 @@ struct SyntheticConfig {
 
 struct InputConfig {
   std::string name;
-  std::string kind;  // synthetic (more kinds arrive with their drivers)
+  std::string kind;  // synthetic, temperature, pressure, humidity, pipe, llm
   double sample_period_s = 0.01;
   double omega = 0.0;  // rad/s for rhythm detection; 0 = plain repetition (SPEC 3.4)
   double lo = 0.0;
   double hi = 1.0;
   bool mesh = false;
   SyntheticConfig synthetic;
+  SysfsConfig sysfs;  // temperature, pressure, humidity
+  PipeConfig pipe;    // pipe, llm
 };
 
 

@@ -1,6 +1,5 @@
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 
 namespace kairos::node {
@@ -12,6 +11,18 @@ struct Reading {
   double b = 0.0;
 };
 
+// What one read gave.
+struct ReadResult {
+  enum class Status { sample, none, failed };
+  Status status = Status::none;
+  Reading reading;    // status == sample
+  std::string error;  // status == failed: why, for the log
+
+  static ReadResult of(double x, double b = 0.0) { return {Status::sample, {x, b}, {}}; }
+  static ReadResult nothing() { return {}; }
+  static ReadResult failure(std::string why) { return {Status::failed, {}, std::move(why)}; }
+};
+
 // The seam every input adapter implements (SPEC 3.3). Linux and fake
 // implementations sit behind it.
 class Input {
@@ -19,9 +30,10 @@ class Input {
   virtual ~Input() = default;
   // Opens the source; false marks the adapter failed (it retries later).
   virtual bool setup() = 0;
-  // A reading taken at now_us (monotonic), or nullopt when the read failed:
-  // a failed read is absent, never a stale value.
-  virtual std::optional<Reading> read(std::int64_t now_us) = 0;
+  // A reading at now_us (monotonic); `none` when a stream has nothing new
+  // (not an error); `failed` is a CAT-2 event: the sample is skipped, never
+  // replaced by a stale value.
+  virtual ReadResult read(std::int64_t now_us) = 0;
   // One line describing the effective configuration, for logs.
   virtual std::string dump_config() const = 0;
 };

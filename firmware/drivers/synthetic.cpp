@@ -29,13 +29,13 @@ double SyntheticInput::wave(double t_s) const {
   return 0.0;  // constant and noise: no wave
 }
 
-std::optional<Reading> SyntheticInput::read(std::int64_t now_us) {
+ReadResult SyntheticInput::read(std::int64_t now_us) {
   if (start_us_ < 0) start_us_ = now_us;
   double t = static_cast<double>(now_us - start_us_) / 1e6;
   double x = config_.offset + config_.amplitude * wave(t);
   if (config_.waveform == "noise") x = config_.offset + config_.amplitude * uniform();
   if (config_.noise > 0) x += config_.noise * uniform();
-  return Reading{x, 0.0};
+  return ReadResult::of(x);
 }
 
 std::string SyntheticInput::dump_config() const {

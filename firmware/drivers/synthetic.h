@@ -10,7 +10,7 @@ class SyntheticInput : public Input {
  public:
   explicit SyntheticInput(const SyntheticConfig& config);
   bool setup() override;
-  std::optional<Reading> read(std::int64_t now_us) override;
+  ReadResult read(std::int64_t now_us) override;
   std::string dump_config() const override;
 
   // The noiseless wave at t seconds (from the first read).

@@ -230,8 +230,8 @@ std::string Mesh::node_config(const std::string& id, const std::string& cluster,
   node_key(id);
   return "[node]\nid = \"" + id + "\"\ncluster = \"" + cluster + "\"\nmesh = \"" + mesh_ + "\"\nkey_file = \"" +
          keys_dir() + "/nodes/" + id + ".key\"\nboards_dir = \"" + boards_dir_ + "\"\n" + node_extra +
-         "\n[broker]\nuri = \"" + broker_.uri() + "\"\nreconnect_max_s = 2\n\n[inputs.main]\nkind = \"synthetic\"\n" +
-         input + "\n";
+         "\n[broker]\nuri = \"" + broker_.uri() + "\"\nreconnect_max_s = 2\n\n[inputs.main]\n" +
+         (input.find("kind =") == std::string::npos ? "kind = \"synthetic\"\n" : "") + input + "\n";
 }
 
 Process& Mesh::start_node(const std::string& id, const std::string& cluster, const std::string& input,

@@ -1,6 +1,7 @@
 // kairos-node behaviour seen from outside, through a real broker.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "common/core/frame.h"
@@ -38,4 +39,40 @@ TEST(Node, RhythmCollapsesAreReportedAsEvents) {
   };
   ASSERT_TRUE(c.wait_for([&](const auto&) { return decode().size() >= 2; }, 30s)) << mesh.node("n1").output();
   EXPECT_EQ(decode(), (std::set<std::string>{"main/2", "main/3"}));
+}
+
+TEST(Node, FailingSensorIsCat2AndRecovers) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  const std::string file = "sys/bus/iio/devices/iio:device0/in_temp_input";
+  dir.write(file, "21500\n");
+  mesh.start_node("n1", "c1",
+                  "kind = \"temperature\"\ndevice = \"iio:device0\"\nsysfs_root = \"" + dir.file("sys") +
+                      "\"\nlo = 0\nhi = 40\nsample_period_s = 0.05\n",
+                  "heartbeat_period_s = 0.3");
+  auto status = [&] {
+    auto n = mesh.node_info("n1");
+    return n ? n->status : kairos_v1_NodeStatus_STATUS_UNSPECIFIED;
+  };
+  ASSERT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_COMPLIANT; })) << mesh.node("n1").output();
+  auto n = mesh.node_info("n1");
+  ASSERT_TRUE(eventually([&] {
+    n = mesh.node_info("n1");
+    return n && n->phase_valid;
+  }));
+  EXPECT_NEAR(n->z.re, 21.5 / 40, 1e-3);
+
+  std::filesystem::remove(dir.file(file));  // the sensor goes away
+  EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_VARIANCE_WARNING; }, 10s))
+      << mesh.node("n1").output();
+  EXPECT_TRUE(mesh.node("n1").running()) << "a failing sensor never stops the node";
+  dir.write(file, "30000\n");  // and comes back: snapback with backoff
+  EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_COMPLIANT; }, 15s)) << mesh.node("n1").output();
+  EXPECT_TRUE(eventually([&] {
+    auto x = mesh.node_info("n1");
+    return x && x->z.re > 0.6;  // the new value flows again
+  }, 10s));
+  EXPECT_NE(mesh.node("n1").output().find("cannot read"), std::string::npos);
 }
