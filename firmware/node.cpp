@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "common/io/clock.h"
+#include "common/io/files.h"
 #include "common/io/log.h"
 #include "common/io/process.h"
 #include "firmware/drivers/pipe.h"
@@ -41,9 +42,21 @@ Node::Node(NodeConfig config, Key key)
     slot.period_us = static_cast<std::int64_t>(ic.sample_period_s * 1e6);
     inputs_.push_back(std::move(slot));
   }
+  for (const auto& oc : config_.outputs) {
+    OutputSlot slot;
+    slot.config = oc;
+    slot.output = make_output(oc, [this](const std::string& t, const Bytes& payload) {
+      link_->publish(t, payload, 0, false);
+    });
+    for (std::size_t i = 0; i < inputs_.size(); ++i)
+      if (inputs_[i].config.name == oc.input) slot.input = static_cast<int>(i);
+    outputs_.push_back(std::move(slot));
+  }
+  if (!config_.broadcast_key_file.empty()) broadcast_key_ = load_key_file(config_.broadcast_key_file);
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-" + config_.id));
   arm_will();
   link_->add_subscription(topic(TopicKind::cmd), 1);
+  if (broadcast_key_) link_->add_subscription(mesh_state_topic(config_.mesh), 0);
 }
 
 std::string Node::topic(TopicKind kind) const {
@@ -200,6 +213,7 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
   const auto* reading = &r.reading;
   double a = normalise(reading->x, slot.config.lo, slot.config.hi);
   auto changed = slot.filter.update({a, std::clamp(reading->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
+  slot.last_sample_us = now_us;
   for (std::size_t k = 0; changed != 0; ++k, changed >>= 1) {
     if (!(changed & 1u)) continue;
     const auto& rh = slot.filter.rhythm(k);
@@ -218,6 +232,7 @@ void Node::on_message(const Inbound& msg) {
       log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(reason)) + " (" + detail + ")");
   };
   auto t = parse_topic(msg.topic);
+  if (t && t->kind == TopicKind::mesh_state && broadcast_key_) return on_mesh_state(msg);
   if (!t || t->kind != TopicKind::cmd || t->name != config_.id) return drop(DropReason::bad_topic, "not our command topic");
   auto opened = open(msg.topic, msg.payload, key_);
   if (!opened) return drop(*opened.drop, opened.detail);
@@ -232,6 +247,44 @@ void Node::on_message(const Inbound& msg) {
   }
 }
 
+void Node::on_mesh_state(const Inbound& msg) {
+  auto opened = open(msg.topic, msg.payload, *broadcast_key_);
+  if (!opened || !kind_matches(TopicKind::mesh_state, *opened.env)) {
+    rx_drops_.add(opened.drop.value_or(DropReason::kind_mismatch));
+    return;
+  }
+  const auto& env = *opened.env;
+  if (mesh_guard_.check(env.sender, env.session_id, env.seq, true).drop) {
+    rx_drops_.add(DropReason::replay);
+    return;
+  }
+  const auto& m = env.message.mesh_state;
+  mesh_value_ = {m.z.re, m.z.im, m.coherence};
+  // A retained copy may be old: it counts as fresh only once a live one arrives.
+  mesh_at_us_ = msg.retained ? -1 : msg.received_mono_us;
+}
+
+void Node::drive_outputs(std::int64_t now_us) {
+  for (auto& o : outputs_) {
+    if (!o.ready && !(o.ready = o.output->setup())) continue;
+    const auto failsafe_us = static_cast<std::int64_t>(o.config.failsafe_ms * 1000);
+    SourceValue v;
+    bool fresh = false;
+    if (o.input < 0) {
+      v = mesh_value_;
+      fresh = mesh_at_us_ >= 0 && now_us - mesh_at_us_ <= failsafe_us;
+    } else {
+      const auto& in = inputs_[static_cast<std::size_t>(o.input)];
+      if (in.filter.has_sample() && in.last_sample_us >= 0 && now_us - in.last_sample_us <= failsafe_us) {
+        const auto& sc = in.filter.scale(o.config.scale);
+        v = {sc.z.real(), sc.z.imag(), sc.c};
+        fresh = true;
+      }
+    }
+    o.output->update(now_us, fresh ? &v : nullptr);
+  }
+}
+
 void Node::tick(std::int64_t now_us) {
   for (auto& slot : inputs_) {
     if (now_us < slot.next_us) continue;
@@ -239,6 +292,7 @@ void Node::tick(std::int64_t now_us) {
     slot.next_us += slot.period_us;
     if (slot.next_us <= now_us) slot.next_us = now_us + slot.period_us;  // overrun: skip, do not burst
   }
+  drive_outputs(now_us);
   if (now_us >= next_phase_us_) {
     if (link_->connected()) publish_phase();
     next_phase_us_ = now_us + static_cast<std::int64_t>(config_.phase_period_s * 1e6);
@@ -264,6 +318,7 @@ int Node::run() {
     slot.next_us = start_us_;
     log::info("node", "input " + slot.config.name + ": " + slot.input->dump_config());
   }
+  for (auto& o : outputs_) log::info("node", "output " + o.config.name + ": " + o.output->dump_config() + ", from " + o.config.source);
   next_hb_us_ = start_us_;
   next_phase_us_ = start_us_;
   while (!stop_requested()) {
@@ -277,7 +332,8 @@ int Node::run() {
 
     std::int64_t deadline = std::min(next_hb_us_, next_phase_us_);
     for (const auto& slot : inputs_) deadline = std::min(deadline, slot.next_us);
-    deadline = std::min(deadline, now + 100'000);  // notice signals within 100 ms
+    // Outputs follow their sources every 10 ms; signals are noticed within 100 ms.
+    deadline = std::min(deadline, now + (outputs_.empty() ? 100'000 : 10'000));
     for (auto& ev : link_->wait(deadline)) {
       switch (ev.type) {
         case LinkEvent::Type::connected: on_connected(); break;
@@ -291,6 +347,7 @@ int Node::run() {
     }
   }
   log::info("node", "stopping");
+  for (auto& o : outputs_) o.output->safe_state(mono_us());
   // The Will armed for this connection says the same; sending its seq keeps
   // the gateway's Will check simple (one offline frame per connection).
   link_->close(topic(TopicKind::state), state_frame(false, will_seq_), 2000);

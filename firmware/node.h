@@ -10,6 +10,8 @@
 #include "common/io/mqtt.h"
 #include "firmware/drivers/input.h"
 #include "firmware/node_config.h"
+#include "firmware/outputs/output.h"
+#include <optional>
 
 namespace kairos::node {
 
@@ -32,9 +34,19 @@ class Node {
     std::uint64_t failures = 0;
     std::int64_t retry_us = 0;     // current backoff
     std::int64_t retry_at_us = 0;  // next setup attempt while failed
+    std::int64_t last_sample_us = -1;
+  };
+
+  struct OutputSlot {
+    OutputConfig config;
+    std::unique_ptr<Output> output;
+    int input = -1;  // index into inputs_, -1 for the mesh
+    bool ready = false;
   };
 
   void tick(std::int64_t now_us);
+  void drive_outputs(std::int64_t now_us);
+  void on_mesh_state(const Inbound& msg);
   void sample(InputSlot& slot, std::int64_t now_us);
   void on_connected();
   void on_message(const Inbound& msg);
@@ -53,6 +65,11 @@ class Node {
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
   std::vector<InputSlot> inputs_;
+  std::vector<OutputSlot> outputs_;
+  std::optional<Key> broadcast_key_;
+  SessionGuard mesh_guard_;
+  SourceValue mesh_value_;
+  std::int64_t mesh_at_us_ = -1;
   SessionGuard guard_;
   DropCounters rx_drops_;
   RateLimiter log_limit_{1.0, 5.0};

@@ -137,6 +137,65 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     n.inputs.push_back(std::move(ic));
   }
   if (n.inputs.size() > 8) root.fail("inputs", "at most 8 inputs");
+  n.broadcast_key_file = node.str("broadcast_key_file", "");
+  for (auto& [name, out] : root.sections("outputs")) {
+    OutputConfig oc;
+    oc.name = name;
+    if (!valid_name(name) || name.size() > 32) out.fail("kind", "output name '" + name + "' is not valid");
+    oc.kind = out.choice("kind", "text", {"speaker", "text", "mqtt"});
+    oc.source = out.str("source");
+    if (oc.source == "mesh") {
+      oc.mesh = true;
+      if (n.broadcast_key_file.empty()) out.fail("source", "following the mesh needs node.broadcast_key_file");
+    } else if (oc.source.rfind("local:", 0) == 0) {
+      std::string rest = oc.source.substr(6);
+      auto slash = rest.find('/');
+      oc.input = rest.substr(0, slash);
+      bool found = false;
+      for (const auto& ic : n.inputs) found = found || ic.name == oc.input;
+      if (!found) out.fail("source", "no input named '" + oc.input + "'");
+      oc.scale = n.primary_scale;
+      if (slash != std::string::npos) {
+        std::string k = rest.substr(slash + 1);
+        if (k.size() != 1 || k[0] < '0' || static_cast<std::size_t>(k[0] - '0') >= n.scales)
+          out.fail("source", "scale '" + k + "' does not exist (0.." + std::to_string(n.scales - 1) + ")");
+        oc.scale = static_cast<std::size_t>(k[0] - '0');
+      }
+    } else {
+      out.fail("source", "expected local:<input>, local:<input>/<scale> or mesh");
+    }
+    oc.failsafe_ms = out.num("failsafe_ms", 500, 10, 3'600'000);
+    oc.channels = default_channels(oc.kind);
+    for (auto& [channel, map] : oc.channels) {
+      auto from = out.choice(channel + "_from", map.from == ChannelMap::From::re ? "re" : map.from == ChannelMap::From::im ? "im" : "c",
+                             {"re", "im", "c"});
+      map.from = from == "re" ? ChannelMap::From::re : from == "im" ? ChannelMap::From::im : ChannelMap::From::c;
+      auto in_range = out.numbers(channel + "_in", {map.in_lo, map.in_hi}, 2);
+      auto out_range = out.numbers(channel + "_out", {map.out_lo, map.out_hi}, 2);
+      if (!(in_range[1] > in_range[0])) out.fail(channel + "_in", "needs [low, high] with high > low");
+      map.in_lo = in_range[0];
+      map.in_hi = in_range[1];
+      map.out_lo = out_range[0];
+      map.out_hi = out_range[1];
+    }
+    if (oc.kind == "speaker") {
+      oc.device = out.str("device", "default");
+      oc.wav = out.str("wav", "");
+      oc.rate_hz = static_cast<int>(out.integer("rate_hz", 48000, 8000, 192000));
+      oc.ramp_ms = out.num("ramp_ms", 20, 1, 1000);
+    } else if (oc.kind == "text") {
+      oc.file = out.str("file", "");
+      oc.interval_s = out.num("interval_s", 0.1, 0.0, 3600);
+    } else if (oc.kind == "mqtt") {
+      oc.topic = out.str("topic");
+      if (oc.topic.empty() || oc.topic.find_first_of("+#") != std::string::npos)
+        out.fail("topic", "a topic to publish to (no wildcards)");
+      if (oc.topic.rfind("kairos/", 0) == 0) out.fail("topic", "kairos/ is the mesh's own tree; choose another topic");
+      oc.interval_s = out.num("interval_s", 0.1, 0.0, 3600);
+    }
+    n.outputs.push_back(std::move(oc));
+  }
+  if (n.outputs.size() > 8) root.fail("outputs", "at most 8 outputs");
   if (n.inputs.empty()) root.fail("inputs", "at least one [inputs.<name>] table is needed");
   n.mesh_input = mesh_marked >= 0 ? static_cast<std::size_t>(mesh_marked) : 0;
   cfg.finish();

@@ -6,6 +6,7 @@
 #include "common/core/broker.h"
 #include "common/core/crypto.h"
 #include "firmware/drivers/pipe.h"
+#include "firmware/outputs/output.h"
 #include "firmware/drivers/sysfs_sensor.h"
 #include "kairos.pb.h"
 
@@ -65,6 +66,8 @@ struct NodeConfig {
   BrokerConfig broker;
   BoardConfig board;
   std::vector<InputConfig> inputs;
+  std::vector<OutputConfig> outputs;
+  std::string broadcast_key_file;  // needed when an output follows the mesh
   std::size_t mesh_input = 0;  // index into inputs
   std::vector<double> taus_s;  // the K scales from the board
 

@@ -241,6 +241,26 @@ std::vector<std::pair<std::string, std::string>> Section::string_entries() {
   return out;
 }
 
+std::vector<double> Section::numbers(std::string_view key, std::vector<double> def, std::size_t count) {
+  const auto* n = static_cast<const toml::node*>(node(key));
+  std::vector<double> out = std::move(def);
+  if (n) {
+    const auto* arr = n->as_array();
+    if (!arr || arr->size() != count) fail(key, "expected an array of " + std::to_string(count) + " numbers");
+    out.clear();
+    for (const auto& e : *arr) {
+      if (const auto* i = e.as_integer()) out.push_back(static_cast<double>(i->get()));
+      else if (const auto* f = e.as_floating_point()) out.push_back(f->get());
+      else fail(key, "expected an array of numbers, found " + type_name(e));
+      if (!std::isfinite(out.back())) fail(key, "numbers must be finite");
+    }
+  }
+  std::string text = "[";
+  for (std::size_t i = 0; i < out.size(); ++i) text += (i ? ", " : "") + number_text(out[i]);
+  record(key, text + "]");
+  return out;
+}
+
 Section Section::section(std::string_view key) {
   const auto* n = static_cast<const toml::node*>(node(key));
   if (n && !n->is_table()) fail(key, "expected a table, got " + type_name(*n));

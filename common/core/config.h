@@ -46,6 +46,8 @@ class Section {
   std::int64_t integer(std::string_view key, std::int64_t def, std::int64_t min, std::int64_t max);
   bool boolean(std::string_view key, bool def);
   std::vector<std::string> strings(std::string_view key, std::size_t max_count);
+  // An array of exactly `count` numbers; def when absent.
+  std::vector<double> numbers(std::string_view key, std::vector<double> def, std::size_t count);
   // Every key of this table as a string value, in file order ([pins] name = "line").
   std::vector<std::pair<std::string, std::string>> string_entries();
   bool has(std::string_view key) const;

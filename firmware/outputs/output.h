@@ -1,0 +1,72 @@
+#pragma once
+// Output adapters and their sources (SPEC 3.5). An output follows a source
+// (one input's scale, or the mesh) through configurable linear mappings.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/core/bytes.h"
+
+namespace kairos::node {
+
+// What a source says now: phase (re, im) and coherence.
+struct SourceValue {
+  double re = 0.0;
+  double im = 0.0;
+  double c = 0.0;
+};
+
+// One output channel from one field of the source: clamp((x - in_lo) /
+// (in_hi - in_lo)) mapped onto [out_lo, out_hi].
+struct ChannelMap {
+  enum class From { re, im, c };
+  From from = From::re;
+  double in_lo = 0.0, in_hi = 1.0;
+  double out_lo = 0.0, out_hi = 1.0;
+  double apply(const SourceValue& v) const;
+};
+
+struct OutputConfig {
+  std::string name;
+  std::string kind;           // speaker, text, mqtt
+  std::string source;         // local:<input>, local:<input>/<k>, mesh
+  std::string input;          // local sources: the input's name
+  std::size_t scale = 0;      // local sources: the scale
+  bool mesh = false;
+  double failsafe_ms = 500;   // no fresh source value for this long: safe state
+  std::map<std::string, ChannelMap> channels;
+  // speaker
+  std::string device = "default";  // ALSA device
+  std::string wav;                 // write to this WAV file instead
+  int rate_hz = 48000;
+  double ramp_ms = 20;
+  // text
+  std::string file;                // empty: stdout
+  double interval_s = 0.1;
+  // mqtt
+  std::string topic;
+};
+
+class Output {
+ public:
+  virtual ~Output() = default;
+  virtual bool setup() = 0;
+  // Called every loop turn; value is null when the source has nothing fresh
+  // (older than failsafe_ms), which drives the output to its safe state.
+  virtual void update(std::int64_t now_us, const SourceValue* value) = 0;
+  // Safe state now (quarantine, freeze, exit).
+  virtual void safe_state(std::int64_t now_us) = 0;
+  virtual std::string dump_config() const = 0;
+};
+
+using Publish = std::function<void(const std::string& topic, const Bytes& payload)>;
+
+// Makes the output for config; publish is used by the mqtt kind.
+std::unique_ptr<Output> make_output(const OutputConfig& config, Publish publish);
+
+// The default channel maps of each kind (SPEC 3.5).
+std::map<std::string, ChannelMap> default_channels(const std::string& kind);
+
+}  // namespace kairos::node
