@@ -1,7 +1,11 @@
 // kairos-node behaviour seen from outside, through a real broker.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "common/core/frame.h"
@@ -75,4 +79,52 @@ TEST(Node, FailingSensorIsCat2AndRecovers) {
     return x && x->z.re > 0.6;  // the new value flows again
   }, 10s));
   EXPECT_NE(mesh.node("n1").output().find("cannot read"), std::string::npos);
+}
+
+namespace {
+
+std::vector<std::int16_t> read_wav(const std::string& path, std::uint32_t& rate) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});
+  if (raw.size() < 44) return {};
+  std::memcpy(&rate, raw.data() + 24, 4);
+  std::uint32_t data_bytes = 0;
+  std::memcpy(&data_bytes, raw.data() + 40, 4);
+  std::vector<std::int16_t> s(std::min<std::size_t>(data_bytes, raw.size() - 44) / 2);
+  std::memcpy(s.data(), raw.data() + 44, s.size() * 2);
+  return s;
+}
+
+double rising_crossings_hz(const std::vector<std::int16_t>& s, std::size_t from, std::size_t to, std::uint32_t rate) {
+  std::vector<double> c;
+  for (std::size_t i = from + 1; i < to; ++i)
+    if (s[i - 1] < 0 && s[i] >= 0) c.push_back(static_cast<double>(i - 1) + s[i - 1] / double(s[i - 1] - s[i]));
+  return c.size() < 2 ? 0 : static_cast<double>(c.size() - 1) * rate / (c.back() - c.front());
+}
+
+}  // namespace
+
+TEST(Node, SensorToSpeakerWritesTheToneToAWavFile) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  // A steady 0.25 on the input: 440 + 0.25 * 440 = 550 Hz at full coherence.
+  auto config = mesh.node_config("n1", "c1", "waveform = \"constant\"\noffset = 0.25\n") +
+                "\n[outputs.tone]\nkind = \"speaker\"\nsource = \"local:main\"\nwav = \"" + dir.file("out.wav") +
+                "\"\nrate_hz = 16000\n\n[outputs.log]\nkind = \"text\"\nsource = \"local:main/3\"\nfile = \"" +
+                dir.file("out.txt") + "\"\ninterval_s = 0.5\n";
+  dir.write("n1.toml", config);
+  Process node({bin("kairos-node"), "--config", dir.file("n1.toml")}, dir.file("n1.log"));
+  std::uint32_t rate = 0;
+  ASSERT_TRUE(eventually([&] { return read_wav(dir.file("out.wav"), rate).size() >= 2 * 16000; }, 20s))
+      << read_text(dir.file("n1.log"));
+  node.signal(SIGTERM);
+  ASSERT_EQ(node.wait(10s).value_or(-1), 0) << read_text(dir.file("n1.log"));
+  auto s = read_wav(dir.file("out.wav"), rate);
+  ASSERT_EQ(rate, 16000u);
+  EXPECT_NEAR(rising_crossings_hz(s, 8000, s.size() - 2000, rate), 550.0, 2.0);
+  // After SIGTERM the tone fades out: the file ends in silence.
+  for (std::size_t i = s.size() - 20; i < s.size(); ++i) EXPECT_LT(std::abs(s[i]), 800) << i;
+  auto text = read_text(dir.file("out.txt"));
+  EXPECT_NE(text.find("log re=0.2500 im=0.0000 c=1.0000"), std::string::npos) << text;
 }
