@@ -97,6 +97,17 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     if (!valid_name(c) || c.size() > 32) node.fail("capabilities", "'" + c + "' is not a valid capability name");
   n.log_level = node.choice("log_level", "info", {"debug", "info", "warn", "error"});
 
+  // The board first: outputs name its pins.
+  std::string board_file = boards_dir + "/" + board_name + ".toml";
+  std::string board_text;
+  try {
+    board_text = read_config_file(board_file);
+  } catch (const ConfigError&) {
+    node.fail("board", "no board file " + board_file);
+  }
+  std::string board_canonical;
+  n.board = parse_board(board_text, board_file, board_name, board_canonical);
+
   n.broker = read_broker(root.section("broker"), 1000);
 
   int mesh_marked = -1;
@@ -142,7 +153,7 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     OutputConfig oc;
     oc.name = name;
     if (!valid_name(name) || name.size() > 32) out.fail("kind", "output name '" + name + "' is not valid");
-    oc.kind = out.choice("kind", "text", {"speaker", "text", "mqtt"});
+    oc.kind = out.choice("kind", "text", {"speaker", "motor", "text", "mqtt"});
     oc.source = out.str("source");
     if (oc.source == "mesh") {
       oc.mesh = true;
@@ -183,6 +194,29 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
       oc.wav = out.str("wav", "");
       oc.rate_hz = static_cast<int>(out.integer("rate_hz", 48000, 8000, 192000));
       oc.ramp_ms = out.num("ramp_ms", 20, 1, 1000);
+    } else if (oc.kind == "motor") {
+      oc.driver = out.choice("driver", "gpio", {"gpio", "sysfs"});
+      if (oc.driver == "sysfs") {
+        oc.sysfs_root = out.str("sysfs_root", "/sys");
+        oc.pwm_chip = out.str("pwm_chip", "pwmchip0");
+        oc.forward_channel = static_cast<int>(out.integer("forward_channel", 0, 0, 63));
+        oc.reverse_channel = static_cast<int>(out.integer("reverse_channel", 1, 0, 63));
+        if (oc.forward_channel == oc.reverse_channel) out.fail("reverse_channel", "must differ from forward_channel");
+        oc.period_ns = static_cast<int>(out.integer("period_ns", 1'000'000, 1000, 1'000'000'000));
+      } else {
+        // Board pin names (e.g. motor_a_dir) or line names (GPIO23); resolved by label, never by number.
+        auto resolve = [&](const std::string& key, const std::string& def) {
+          std::string v = out.str(key, def);
+          for (const auto& [pin, line] : n.board.pins)
+            if (pin == v) return line;
+          return v;
+        };
+        oc.chip_label = out.str("chip_label", n.board.gpio_chip_label);
+        if (oc.chip_label.empty()) out.fail("chip_label", "this board has no GPIO chip label; name one, or use driver = \"sysfs\"");
+        oc.direction_line = resolve("direction_line", "motor_a_dir");
+        oc.pwm_line = resolve("pwm_line", "motor_a_pwm");
+        oc.pwm_hz = static_cast<int>(out.integer("pwm_hz", 100, 1, 2000));
+      }
     } else if (oc.kind == "text") {
       oc.file = out.str("file", "");
       oc.interval_s = out.num("interval_s", 0.1, 0.0, 3600);
@@ -199,16 +233,6 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
   if (n.inputs.empty()) root.fail("inputs", "at least one [inputs.<name>] table is needed");
   n.mesh_input = mesh_marked >= 0 ? static_cast<std::size_t>(mesh_marked) : 0;
   cfg.finish();
-
-  std::string board_file = boards_dir + "/" + board_name + ".toml";
-  std::string board_text;
-  try {
-    board_text = read_config_file(board_file);
-  } catch (const ConfigError&) {
-    node.fail("board", "no board file " + board_file);
-  }
-  std::string board_canonical;
-  n.board = parse_board(board_text, board_file, board_name, board_canonical);
 
   n.taus_s.resize(n.scales);
   log_spaced_taus(n.board.tau_base_s, n.board.tau_max_s, n.scales, n.taus_s);

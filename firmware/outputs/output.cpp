@@ -8,6 +8,7 @@
 
 #include "common/io/log.h"
 #include "firmware/drivers/audio.h"
+#include "firmware/outputs/motor.h"
 #include "firmware/outputs/tone.h"
 
 namespace kairos::node {
@@ -146,6 +147,17 @@ class MqttOut : public Output {
 
 std::unique_ptr<Output> make_output(const OutputConfig& config, Publish publish) {
   if (config.kind == "speaker") return std::make_unique<Speaker>(config);
+  if (config.kind == "motor") {
+    if (config.driver == "sysfs")
+      return std::make_unique<Motor>(
+          config, std::make_unique<SysfsPwm>(config.sysfs_root, config.pwm_chip, config.forward_channel, config.period_ns),
+          std::make_unique<SysfsPwm>(config.sysfs_root, config.pwm_chip, config.reverse_channel, config.period_ns), nullptr);
+    return std::make_unique<Motor>(
+        config,
+        std::make_unique<SoftPwm>(std::make_unique<GpiodLine>(config.chip_label, config.pwm_line, "kairos-" + config.name),
+                                  config.pwm_hz),
+        nullptr, std::make_unique<GpiodLine>(config.chip_label, config.direction_line, "kairos-" + config.name));
+  }
   if (config.kind == "mqtt") return std::make_unique<MqttOut>(config, std::move(publish));
   return std::make_unique<Text>(config);
 }

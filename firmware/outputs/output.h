@@ -47,6 +47,17 @@ struct OutputConfig {
   double interval_s = 0.1;
   // mqtt
   std::string topic;
+  // motor
+  std::string driver = "gpio";        // gpio (direction line + software PWM) or sysfs (two PWM channels)
+  std::string sysfs_root = "/sys";
+  std::string pwm_chip = "pwmchip0";
+  int forward_channel = 0;
+  int reverse_channel = 1;
+  int period_ns = 1'000'000;          // sysfs PWM period (1 kHz)
+  std::string chip_label;             // gpio: from the board file
+  std::string direction_line;         // gpio: line names (board pin names resolved)
+  std::string pwm_line;
+  int pwm_hz = 100;                   // software PWM frequency
 };
 
 class Output {

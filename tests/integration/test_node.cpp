@@ -1,7 +1,9 @@
 // kairos-node behaviour seen from outside, through a real broker.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -127,4 +129,45 @@ TEST(Node, SensorToSpeakerWritesTheToneToAWavFile) {
   for (std::size_t i = s.size() - 20; i < s.size(); ++i) EXPECT_LT(std::abs(s[i]), 800) << i;
   auto text = read_text(dir.file("out.txt"));
   EXPECT_NE(text.find("log re=0.2500 im=0.0000 c=1.0000"), std::string::npos) << text;
+}
+
+TEST(Node, MotorStopsWhenItsSourceGoesStaleAndOnSigterm) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  const std::string pwm = dir.file("sys/class/pwm/pwmchip0");
+  std::filesystem::create_directories(pwm + "/pwm0");  // the kernel's exported channels, faked
+  std::filesystem::create_directories(pwm + "/pwm1");
+  auto duty = [&](int ch) {
+    auto t = read_text(pwm + "/pwm" + std::to_string(ch) + "/duty_cycle");
+    return t.empty() ? -1L : std::stol(t);
+  };
+  const std::string fifo = dir.file("drive.fifo");
+  auto config = mesh.node_config("n1", "c1", "kind = \"pipe\"\npath = \"" + fifo + "\"\nsample_period_s = 0.02\n") +
+                "\n[outputs.wheel]\nkind = \"motor\"\nsource = \"local:main\"\ndriver = \"sysfs\"\nsysfs_root = \"" +
+                dir.file("sys") + "\"\nfailsafe_ms = 300\n";
+  dir.write("n1.toml", config);
+  Process node({bin("kairos-node"), "--config", dir.file("n1.toml")}, dir.file("n1.log"));
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(fifo); })) << read_text(dir.file("n1.log"));
+  int w = -1;
+  ASSERT_TRUE(eventually([&] { return (w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK)) >= 0; }));
+  // A source that keeps saying 0.9: forward at 80 % ((0.9 - 0.5) * 2).
+  auto feed_until = [&](const std::function<bool()>& done) {
+    return eventually([&] {
+      (void)!::write(w, "0.9\n", 4);
+      return done();
+    }, 10s);
+  };
+  ASSERT_TRUE(feed_until([&] { return duty(0) == 800'000 && duty(1) == 0; })) << read_text(dir.file("n1.log"));
+  EXPECT_TRUE(eventually([&] { return read_text(pwm + "/pwm0/enable") == "1\n"; }));
+  // The writer falls silent: within failsafe_ms the motor stops.
+  EXPECT_TRUE(eventually([&] { return duty(0) == 0; }, 5s));
+  EXPECT_NE(read_text(dir.file("n1.log")).find("failsafe stop"), std::string::npos);
+  // It runs again with a fresh value, and stops for good on SIGTERM.
+  ASSERT_TRUE(feed_until([&] { return duty(0) == 800'000; }));
+  node.signal(SIGTERM);
+  ASSERT_EQ(node.wait(10s).value_or(-1), 0);
+  EXPECT_EQ(duty(0), 0);
+  EXPECT_EQ(read_text(pwm + "/pwm0/enable"), "0\n");
+  ::close(w);
 }
