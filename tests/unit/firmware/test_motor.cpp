@@ -36,10 +36,10 @@ struct FakeLine : OutputLine {
 
 OutputConfig motor_config() {
   OutputConfig c;
-  c.name = "m";
-  c.kind = "motor";
-  c.source = "local:x";
-  c.channels = default_channels("motor");
+  c.name = std::string(1, 'm');
+  c.kind = std::string("motor");
+  c.source = std::string("local:x");
+  c.channels = default_channels(c.kind);
   return c;
 }
 
