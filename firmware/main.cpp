@@ -1,4 +1,7 @@
 #include <cstdio>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -61,8 +64,19 @@ int main(int argc, char** argv) {
   log::info("node", "node " + config.id + " (cluster " + config.cluster + ", mesh " + config.mesh +
                         ", board " + config.board.name + ") context " + to_hex(config.context_hash).substr(0, 16));
   try {
-    node::Node n(std::move(config), key);
-    return n.run();
+    int status;
+    {
+      node::Node n(std::move(config), key, config_path, boards);
+      status = n.run();
+    }
+    if (status == node::Node::kRestartStatus) {
+      // config_reload accepted: start over on the new file, as at boot.
+      log::info("node", "restarting on the reloaded config");
+      ::execv("/proc/self/exe", argv);
+      std::fprintf(stderr, "kairos-node: restart failed: %s\n", std::strerror(errno));
+      return 1;
+    }
+    return status;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kairos-node: fatal: %s\n", e.what());
     return 1;

@@ -32,8 +32,8 @@ constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
 }  // namespace
 
-Node::Node(NodeConfig config, Key key)
-    : config_(std::move(config)), key_(key), session_(random_u64()), signer_(config_.id, session_) {
+Node::Node(NodeConfig config, Key key, std::string config_path, std::string boards_override)
+    : config_(std::move(config)), key_(key), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)), session_(random_u64()), signer_(config_.id, session_) {
   for (const auto& ic : config_.inputs) {
     InputSlot slot;
     slot.config = ic;
@@ -127,7 +127,10 @@ void Node::publish_heartbeat(std::int64_t now_us) {
   env->which_message = kairos_v1_Envelope_heartbeat_tag;
   auto& h = env->message.heartbeat;
   bool failing = std::any_of(inputs_.begin(), inputs_.end(), [](const auto& s) { return s.failed; });
-  h.status = failing ? kairos_v1_NodeStatus_VARIANCE_WARNING : kairos_v1_NodeStatus_COMPLIANT;
+  h.status = quarantined_ ? kairos_v1_NodeStatus_QUARANTINED
+             : frozen_     ? kairos_v1_NodeStatus_FROZEN
+             : failing     ? kairos_v1_NodeStatus_VARIANCE_WARNING
+                           : kairos_v1_NodeStatus_COMPLIANT;
   h.processing_ms = static_cast<float>(processing_ms_ema_);
   h.queue_depth = static_cast<std::uint32_t>(link_->backlog_size());
   h.loop_load = static_cast<float>(loop_load_);
@@ -235,15 +238,102 @@ void Node::on_message(const Inbound& msg) {
   if (t && t->kind == TopicKind::mesh_state && broadcast_key_) return on_mesh_state(msg);
   if (!t || t->kind != TopicKind::cmd || t->name != config_.id) return drop(DropReason::bad_topic, "not our command topic");
   auto opened = open(msg.topic, msg.payload, key_);
-  if (!opened) return drop(*opened.drop, opened.detail);
+  if (!opened) {
+    drop(*opened.drop, opened.detail);
+    // A forged or corrupted command addressed to this node is a breach (CAT-1).
+    if (*opened.drop == DropReason::bad_mac) cat1("command with a bad MAC");
+    return;
+  }
   const auto& env = *opened.env;
   if (!kind_matches(t->kind, env)) return drop(DropReason::kind_mismatch, "not a command");
   auto v = guard_.check(env.sender, env.session_id, env.seq, true);
-  if (v.drop) return drop(*v.drop, "seq " + std::to_string(env.seq));
+  if (v.drop) {
+    drop(*v.drop, "seq " + std::to_string(env.seq));
+    cat1("replayed command (" + std::string(to_string(*v.drop)) + ", seq " + std::to_string(env.seq) + ")");
+    return;
+  }
+  execute(env);
+}
+
+void Node::cat1(const std::string& why) {
+  log::error("node", "CAT-1: " + why + ": quarantined until healed");
+  bool was = quarantined_;
+  quarantined_ = true;
+  for (auto& o : outputs_) o.output->safe_state(mono_us());
+  publish_event(kairos_v1_EventKind_CAT1, "command", why);
+  if (!was) publish_heartbeat(mono_us());  // QUARANTINED is known at once
+}
+
+void Node::ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
+               std::int64_t executed_us) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_ack_tag;
+  auto& a = env->message.ack;
+  a.command_id = cmd.command_id;
+  a.state = state;
+  set_string(a.detail, detail);
+  a.received_at_us = received_us;
+  a.executed_at_us = executed_us;
+  publish(TopicKind::ack, *env, 1, false);
+}
+
+void Node::execute(const Envelope& env) {
   const auto& cmd = env.message.command;
-  if (cmd.which_action == kairos_v1_Command_rebirth_tag) {
-    log::info("node", "rebirth requested by " + std::string(env.sender));
-    publish_birth();
+  const std::int64_t received = wall_us();
+  constexpr int kReady = 1, kConflict = -1;
+  if (quarantined_ && cmd.which_action != kairos_v1_Command_heal_tag)
+    return ack(cmd, kConflict, "quarantined: only heal is obeyed", received, 0);
+  switch (cmd.which_action) {
+    case kairos_v1_Command_rebirth_tag:
+      log::info("node", "rebirth requested by " + std::string(env.sender));
+      publish_birth();
+      return ack(cmd, kReady, "", received, wall_us());
+    case kairos_v1_Command_ping_tag:
+      // t2 = received, t3 = now: the gateway's clock filter needs both (SPEC 5.1)
+      return ack(cmd, kReady, "pong", received, wall_us());
+    case kairos_v1_Command_set_output_tag: {
+      const auto& so = cmd.action.set_output;
+      for (auto& o : outputs_) {
+        if (o.config.name != so.output) continue;
+        o.forced = SourceValue{so.z.re, so.z.im, so.c};
+        o.forced_until_us = mono_us() + static_cast<std::int64_t>(so.hold_ms ? so.hold_ms : 1000) * 1000;
+        return ack(cmd, kReady, "", received, wall_us());
+      }
+      std::string why = "no output '" + std::string(so.output) + "' on this node";
+      ack(cmd, kConflict, why, received, 0);
+      if (cmd.mandatory) cat1("mandatory command outside this node's capabilities: " + why);
+      return;
+    }
+    case kairos_v1_Command_freeze_tag:
+      frozen_ = true;
+      for (auto& o : outputs_) o.output->safe_state(mono_us());
+      log::info("node", "frozen by " + std::string(env.sender));
+      return ack(cmd, kReady, "frozen", received, wall_us());
+    case kairos_v1_Command_thaw_tag:
+      frozen_ = false;
+      log::info("node", "thawed by " + std::string(env.sender));
+      return ack(cmd, kReady, "", received, wall_us());
+    case kairos_v1_Command_heal_tag:
+      if (quarantined_) log::info("node", "healed by " + std::string(env.sender) + ": leaving quarantine");
+      quarantined_ = false;
+      publish_event(kairos_v1_EventKind_CAT1, "heal", "left quarantine");
+      return ack(cmd, kReady, "healed", received, wall_us());
+    case kairos_v1_Command_config_reload_tag: {
+      // Validated first: a bad file is refused and the running config stays.
+      try {
+        auto next = load_node_config(config_path_, boards_override_);
+        (void)next;
+      } catch (const std::exception& e) {
+        log::warn("node", std::string("config_reload refused: ") + e.what());
+        return ack(cmd, kConflict, std::string("config refused: ") + e.what(), received, 0);
+      }
+      ack(cmd, kReady, "reloading", received, wall_us());
+      restart_requested_ = true;  // a clean stop, then the process starts over on the new file
+      return;
+    }
+    default:
+      ack(cmd, kConflict, "unknown command", received, 0);
+      if (cmd.mandatory) cat1("mandatory command this firmware does not know");
   }
 }
 
@@ -267,6 +357,15 @@ void Node::on_mesh_state(const Inbound& msg) {
 void Node::drive_outputs(std::int64_t now_us) {
   for (auto& o : outputs_) {
     if (!o.ready && !(o.ready = o.output->setup())) continue;
+    if (quarantined_ || frozen_) {
+      o.output->safe_state(now_us);
+      continue;
+    }
+    if (o.forced && now_us < o.forced_until_us) {
+      o.output->update(now_us, &*o.forced);
+      continue;
+    }
+    o.forced.reset();
     const auto failsafe_us = static_cast<std::int64_t>(o.config.failsafe_ms * 1000);
     SourceValue v;
     bool fresh = false;
@@ -321,7 +420,7 @@ int Node::run() {
   for (auto& o : outputs_) log::info("node", "output " + o.config.name + ": " + o.output->dump_config() + ", from " + o.config.source);
   next_hb_us_ = start_us_;
   next_phase_us_ = start_us_;
-  while (!stop_requested()) {
+  while (!stop_requested() && !restart_requested_) {
     std::int64_t now = mono_us();
     link_->service(now);
     std::int64_t t0 = mono_us();
@@ -351,7 +450,7 @@ int Node::run() {
   // The Will armed for this connection says the same; sending its seq keeps
   // the gateway's Will check simple (one offline frame per connection).
   link_->close(topic(TopicKind::state), state_frame(false, will_seq_), 2000);
-  return 0;
+  return restart_requested_ ? kRestartStatus : 0;
 }
 
 }  // namespace kairos::node

@@ -19,9 +19,12 @@ namespace kairos::node {
 // birth, state, heartbeats and phases as signed frames (SPEC 3, 4).
 class Node {
  public:
-  Node(NodeConfig config, Key key);
-  // Runs until SIGTERM / SIGINT; returns the exit status.
+  // config_path and boards_override are re-read by config_reload.
+  Node(NodeConfig config, Key key, std::string config_path, std::string boards_override);
+  // Runs until SIGTERM / SIGINT; returns the exit status, or kRestartStatus
+  // after an accepted config_reload (main then starts the process over).
   int run();
+  static constexpr int kRestartStatus = 75;
 
  private:
   struct InputSlot {
@@ -42,11 +45,17 @@ class Node {
     std::unique_ptr<Output> output;
     int input = -1;  // index into inputs_, -1 for the mesh
     bool ready = false;
+    std::optional<SourceValue> forced;  // set_output, until forced_until_us
+    std::int64_t forced_until_us = 0;
   };
 
   void tick(std::int64_t now_us);
   void drive_outputs(std::int64_t now_us);
   void on_mesh_state(const Inbound& msg);
+  void execute(const Envelope& env);
+  void ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
+           std::int64_t executed_us);
+  void cat1(const std::string& why);
   void sample(InputSlot& slot, std::int64_t now_us);
   void on_connected();
   void on_message(const Inbound& msg);
@@ -61,6 +70,11 @@ class Node {
 
   const NodeConfig config_;
   const Key key_;
+  const std::string config_path_;
+  const std::string boards_override_;
+  bool quarantined_ = false;
+  bool frozen_ = false;
+  bool restart_requested_ = false;
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
