@@ -33,7 +33,9 @@ constexpr std::int64_t kRetryMaxUs = 30'000'000;
 }  // namespace
 
 Node::Node(NodeConfig config, Key key, std::string config_path, std::string boards_override)
-    : config_(std::move(config)), key_(key), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)), session_(random_u64()), signer_(config_.id, session_) {
+    : config_(std::move(config)), key_(key), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)),
+      session_(random_u64()), signer_(config_.id, session_),
+      backlog_(config_.broker.backlog, config_.backlog_file) {
   for (const auto& ic : config_.inputs) {
     InputSlot slot;
     slot.config = ic;
@@ -57,6 +59,7 @@ Node::Node(NodeConfig config, Key key, std::string config_path, std::string boar
   arm_will();
   link_->add_subscription(topic(TopicKind::cmd), 1);
   if (broadcast_key_) link_->add_subscription(mesh_state_topic(config_.mesh), 0);
+  link_->add_subscription(kTopicRoot.data() + config_.mesh + "/_gw/+/state", 1);
 }
 
 std::string Node::topic(TopicKind kind) const {
@@ -82,11 +85,47 @@ void Node::arm_will() {
 
 void Node::publish(TopicKind kind, Envelope& env, int qos, bool retain) {
   auto t = topic(kind);
-  link_->publish(t, signer_.seal(t, env, key_, wall_us()), qos, retain);
+  bool announce = kind == TopicKind::birth || kind == TopicKind::state;
+  if (link_->connected() && (backlog_.empty() || announce)) {
+    link_->publish(t, signer_.seal(t, env, key_, wall_us()), qos, retain);
+    return;
+  }
+  // Offline, or older frames still waiting: keep it, in order (SPEC 3.8).
+  // Heartbeats and announcements are not worth keeping: they are sent anew.
+  if (kind == TopicKind::hb || announce) return;
+  // Before the first connection there is nothing to catch up on but events.
+  if (!connected_once_ && kind == TopicKind::phase) return;
+  env.historical = true;
+  env.sent_at_us = wall_us();
+  if (kind == TopicKind::phase) ++phase_queued_;
+  bool was_full = backlog_.size() >= config_.broker.backlog;
+  backlog_.push({kind, t, encode_envelope(env)});
+  if (!was_full && backlog_.size() >= config_.broker.backlog)
+    log::warn("node", "backlog full (" + std::to_string(backlog_.size()) + " frames): thinning phase reports");
+}
+
+void Node::drain_backlog() {
+  // Oldest first, signed now in this session, a bounded number per loop turn,
+  // once a gateway is there to take them.
+  if (!gateway_online_ && mono_us() - connected_at_us_ < kDrainWaitUs) return;
+  for (int n = 0; n < 200 && link_->connected() && !backlog_.empty(); ++n) {
+    const auto& f = backlog_.front();
+    std::string err;
+    auto env = decode_envelope(f.envelope, err);
+    if (env) {
+      std::int64_t sent_at = env->sent_at_us;
+      link_->publish(f.topic, signer_.seal(f.topic, *env, key_, sent_at), f.important() ? 1 : 0, false);
+    } else {
+      log::warn("node", "backlog: dropped an unreadable frame (" + err + ")");
+    }
+    backlog_.pop();
+  }
 }
 
 void Node::on_connected() {
   log::info("node", "connected to " + config_.broker.uri);
+  connected_once_ = true;
+  connected_at_us_ = mono_us();
   // Birth first: it opens the session at the gateway; then the state.
   publish_birth();
   auto env = make_envelope("", 0, 0, 0);
@@ -132,7 +171,7 @@ void Node::publish_heartbeat(std::int64_t now_us) {
              : failing     ? kairos_v1_NodeStatus_VARIANCE_WARNING
                            : kairos_v1_NodeStatus_COMPLIANT;
   h.processing_ms = static_cast<float>(processing_ms_ema_);
-  h.queue_depth = static_cast<std::uint32_t>(link_->backlog_size());
+  h.queue_depth = static_cast<std::uint32_t>(link_->backlog_size() + backlog_.size());
   h.loop_load = static_cast<float>(loop_load_);
   h.has_counters = true;
   const auto& lc = link_->counters();
@@ -143,6 +182,9 @@ void Node::publish_heartbeat(std::int64_t now_us) {
   h.counters.backlog_dropped = lc.backlog_dropped + lc.offline_dropped;
   h.counters.cat2_events = cat2_;
   h.counters.samples = samples_;
+  h.counters.phase_queued = phase_queued_;
+  h.counters.phase_dropped = backlog_.phase_dropped();
+  h.counters.events_dropped = backlog_.important_dropped();
   h.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
   h.context_hash.size = 32;
   std::copy(config_.context_hash.begin(), config_.context_hash.end(), h.context_hash.bytes);
@@ -199,6 +241,7 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
     }
   }
   auto r = slot.input->read(now_us);
+  const bool was_failed = slot.failed;
   if (r.status == ReadResult::Status::failed) {
     // CAT-2: skip the sample, never reuse a stale value
     ++cat2_;
@@ -207,9 +250,16 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
     slot.retry_us = std::min(kRetryMaxUs, std::max(kRetryMinUs, slot.retry_us * 2));
     slot.retry_at_us = now_us + slot.retry_us;
     if (log_limit_.allow(now_us)) log::warn("node", "input " + slot.config.name + ": " + r.error);
+    if (!was_failed) {
+      log::info("node", "input " + slot.config.name + ": failing: " + r.error);
+      publish_event(kairos_v1_EventKind_CAT2, "input:" + slot.config.name, r.error);
+    }
     return;
   }
-  if (slot.failed) log::info("node", "input " + slot.config.name + ": reading again");
+  if (slot.failed) {
+    log::info("node", "input " + slot.config.name + ": reading again");
+    publish_event(kairos_v1_EventKind_CAT2, "input:" + slot.config.name, "reading again");
+  }
   slot.failed = false;
   slot.retry_us = 0;
   if (r.status == ReadResult::Status::none) return;
@@ -236,6 +286,7 @@ void Node::on_message(const Inbound& msg) {
   };
   auto t = parse_topic(msg.topic);
   if (t && t->kind == TopicKind::mesh_state && broadcast_key_) return on_mesh_state(msg);
+  if (t && t->kind == TopicKind::gw_state) return on_gateway_state(msg);
   if (!t || t->kind != TopicKind::cmd || t->name != config_.id) return drop(DropReason::bad_topic, "not our command topic");
   auto opened = open(msg.topic, msg.payload, key_);
   if (!opened) {
@@ -337,6 +388,28 @@ void Node::execute(const Envelope& env) {
   }
 }
 
+void Node::on_gateway_state(const Inbound& msg) {
+  // Verified with the broadcast key when the node has it; without it the
+  // frame is only a hint for when to send held frames, never a command.
+  std::unique_ptr<Envelope> env;
+  if (broadcast_key_) {
+    auto opened = open(msg.topic, msg.payload, *broadcast_key_);
+    if (!opened) {
+      rx_drops_.add(*opened.drop);
+      return;
+    }
+    env = std::move(opened.env);
+  } else {
+    env = peek_unverified(msg.payload);
+    if (!env) return;
+  }
+  if (env->which_message != kairos_v1_Envelope_gateway_state_tag) return;
+  bool online = env->message.gateway_state.online;
+  if (online != gateway_online_)
+    log::info("node", std::string("gateway ") + env->sender + (online ? " online" : " offline"));
+  gateway_online_ = online;
+}
+
 void Node::on_mesh_state(const Inbound& msg) {
   auto opened = open(msg.topic, msg.payload, *broadcast_key_);
   if (!opened || !kind_matches(TopicKind::mesh_state, *opened.env)) {
@@ -393,7 +466,7 @@ void Node::tick(std::int64_t now_us) {
   }
   drive_outputs(now_us);
   if (now_us >= next_phase_us_) {
-    if (link_->connected()) publish_phase();
+    publish_phase();
     next_phase_us_ = now_us + static_cast<std::int64_t>(config_.phase_period_s * 1e6);
   }
   if (now_us >= next_hb_us_) {
@@ -409,6 +482,8 @@ void Node::tick(std::int64_t now_us) {
 int Node::run() {
   start_us_ = mono_us();
   load_window_start_us_ = start_us_;
+  backlog_.load();
+  if (!backlog_.empty()) log::info("node", std::to_string(backlog_.size()) + " frames from the last run wait to be sent");
   for (auto& slot : inputs_) {
     if (!slot.input->setup()) {
       slot.failed = true;
@@ -433,11 +508,13 @@ int Node::run() {
     for (const auto& slot : inputs_) deadline = std::min(deadline, slot.next_us);
     // Outputs follow their sources every 10 ms; signals are noticed within 100 ms.
     deadline = std::min(deadline, now + (outputs_.empty() ? 100'000 : 10'000));
+    drain_backlog();
     for (auto& ev : link_->wait(deadline)) {
       switch (ev.type) {
         case LinkEvent::Type::connected: on_connected(); break;
         case LinkEvent::Type::lost:
         case LinkEvent::Type::connect_failed:
+          gateway_online_ = false;  // known again from its retained state after the reconnect
           arm_will();  // for the next attempt
           if (log_limit_.allow(mono_us())) log::warn("node", "broker: " + ev.detail + ", retrying");
           break;
@@ -447,6 +524,8 @@ int Node::run() {
   }
   log::info("node", "stopping");
   for (auto& o : outputs_) o.output->safe_state(mono_us());
+  drain_backlog();
+  if (link_->connected()) publish_heartbeat(mono_us());  // the final counters
   // The Will armed for this connection says the same; sending its seq keeps
   // the gateway's Will check simple (one offline frame per connection).
   link_->close(topic(TopicKind::state), state_frame(false, will_seq_), 2000);

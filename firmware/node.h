@@ -8,6 +8,7 @@
 #include "common/core/ratelimit.h"
 #include "common/core/replay.h"
 #include "common/io/mqtt.h"
+#include "firmware/backlog.h"
 #include "firmware/drivers/input.h"
 #include "firmware/node_config.h"
 #include "firmware/outputs/output.h"
@@ -52,6 +53,7 @@ class Node {
   void tick(std::int64_t now_us);
   void drive_outputs(std::int64_t now_us);
   void on_mesh_state(const Inbound& msg);
+  void on_gateway_state(const Inbound& msg);
   void execute(const Envelope& env);
   void ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
            std::int64_t executed_us);
@@ -64,6 +66,7 @@ class Node {
   void publish_phase();
   void publish_event(kairos_v1_EventKind kind, const std::string& source, const std::string& detail);
   void publish(TopicKind kind, Envelope& env, int qos, bool retain);
+  void drain_backlog();
   Bytes state_frame(bool online, std::uint64_t seq);
   void arm_will();
   std::string topic(TopicKind kind) const;
@@ -78,6 +81,15 @@ class Node {
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
+  Backlog backlog_;
+  std::uint64_t phase_queued_ = 0;
+  // A gateway says it is online (_gw/<id>/state): held frames are sent only
+  // then, so that none reaches a broker with nobody subscribed to take it.
+  bool gateway_online_ = false;
+  bool connected_once_ = false;
+  std::int64_t connected_at_us_ = 0;
+  // No gateway state after this long on a new connection: send held frames anyway.
+  static constexpr std::int64_t kDrainWaitUs = 5'000'000;
   std::vector<InputSlot> inputs_;
   std::vector<OutputSlot> outputs_;
   std::optional<Key> broadcast_key_;

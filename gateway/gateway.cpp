@@ -177,15 +177,30 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       break;
     }
     case TopicKind::phase:
-      registry_.on_phase(id, env.message.phase, now_us);
+      if (env.historical) {
+        // Late (store and forward): history, not the node's present phase.
+        if (auto* n = registry_.find(id)) ++n->historical_phases;
+      } else {
+        registry_.on_phase(id, env.message.phase, now_us);
+      }
       break;
+    case TopicKind::event: {
+      const auto& e = env.message.event;
+      pending_events_.push_back({id, env.session_id, env.seq, static_cast<int>(e.kind), e.source, e.detail, env.sent_at_us,
+                                 env.historical, wall_us()});
+      if (auto* n = registry_.find(id)) ++n->events;
+      if (e.kind == kairos_v1_EventKind_CAT1 || e.kind == kairos_v1_EventKind_CAT2)
+        log::info("events", id + ": " + (e.kind == kairos_v1_EventKind_CAT1 ? "CAT-1 " : "CAT-2 ") + e.source + ": " +
+                                e.detail + (env.historical ? " (late)" : ""));
+      break;
+    }
     default:
       break;  // events, acks and results are handled by later subsystems
   }
 }
 
 void Gateway::flush() {
-  if (dirty_sessions_.empty() && dirty_nodes_.empty()) return;
+  if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty()) return;
   const std::int64_t now_wall = wall_us();
   store_.begin();
   for (const auto& id : dirty_nodes_) {
@@ -204,11 +219,13 @@ void Gateway::flush() {
     s.last_seen_wall_us = now_wall;
     store_.upsert_node(s);
   }
+  for (const auto& e : pending_events_) store_.append_event(e);
   for (const auto& sender : dirty_sessions_)
     if (auto s = guard_.current_session(sender)) store_.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
   store_.commit();
   dirty_nodes_.clear();
   dirty_sessions_.clear();
+  pending_events_.clear();
 }
 
 void Gateway::send_rebirth(const NodeEntry& n) {
@@ -387,6 +404,8 @@ void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r,
     o.context_hash.size = static_cast<pb_size_t>(std::min<std::size_t>(n.context_hash.size(), 32));
     std::copy_n(n.context_hash.begin(), o.context_hash.size, o.context_hash.bytes);
     o.session_id = n.session;
+    o.historical_phases = n.historical_phases;
+    o.events = n.events;
   }
   r.total = index;
 }

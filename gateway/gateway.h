@@ -50,6 +50,7 @@ class Gateway {
   SessionGuard ctl_guard_;  // operator requests
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
+  std::vector<StoredEvent> pending_events_;  // committed with the next flush
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;

@@ -31,6 +31,8 @@ struct NodeEntry {
   double c = 0;
   bool phase_valid = false;
   std::int64_t phase_us = 0;      // monotonic, receipt of the last phase
+  std::uint64_t historical_phases = 0;  // late phase reports (store and forward), not used for sync
+  std::uint64_t events = 0;             // events logged
 };
 
 // The registry of SPEC 5.1: nodes from births, liveness from heartbeats and

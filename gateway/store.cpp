@@ -93,6 +93,23 @@ Store::Store(const std::string& path) {
       high_water INTEGER NOT NULL,
       first_seen INTEGER NOT NULL,
       PRIMARY KEY (sender, session));
+    CREATE TABLE IF NOT EXISTS events (
+      id INTEGER PRIMARY KEY,
+      node TEXT NOT NULL,
+      session INTEGER NOT NULL,
+      seq INTEGER NOT NULL,
+      kind INTEGER NOT NULL,
+      source TEXT NOT NULL,
+      detail TEXT NOT NULL,
+      sent_at_us INTEGER NOT NULL,
+      historical INTEGER NOT NULL,
+      received_wall_us INTEGER NOT NULL,
+      UNIQUE (node, session, seq));
+    -- The event log is append-only: history is not rewritten.
+    CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+      BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+      BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
   )sql");
   upsert_node_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO nodes (id, cluster, board, device_class, firmware, context_hash, capabilities,
@@ -100,6 +117,9 @@ Store::Store(const std::string& path) {
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
     ON CONFLICT(id) DO UPDATE SET cluster=?2, board=?3, device_class=?4, firmware=?5,
       context_hash=?6, capabilities=?7, session=?8, online=?9, last_seen_wall_us=?10)sql");
+  append_event_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT OR IGNORE INTO events (node, session, seq, kind, source, detail, sent_at_us, historical, received_wall_us)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9))sql");
   save_session_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO sessions (sender, session, high_water, first_seen) VALUES (?1, ?2, ?3, ?4)
     ON CONFLICT(sender, session) DO UPDATE SET high_water = MAX(high_water, ?3))sql");
@@ -108,6 +128,7 @@ Store::Store(const std::string& path) {
 Store::~Store() {
   upsert_node_.reset();
   save_session_.reset();
+  append_event_.reset();
   sqlite3_close(db_);
 }
 
@@ -156,6 +177,14 @@ void Store::save_session(const StoredSession& x, std::int64_t first_seen_us) {
   auto& s = *save_session_;
   s.bind(1, x.sender).bind(2, static_cast<std::int64_t>(x.session)).bind(3, static_cast<std::int64_t>(x.high_water));
   s.bind(4, first_seen_us);
+  s.run();
+}
+
+void Store::append_event(const StoredEvent& e) {
+  auto& s = *append_event_;
+  s.bind(1, e.node).bind(2, static_cast<std::int64_t>(e.session)).bind(3, static_cast<std::int64_t>(e.seq));
+  s.bind(4, std::int64_t{e.kind}).bind(5, e.source).bind(6, e.detail).bind(7, e.sent_at_us);
+  s.bind(8, std::int64_t{e.historical}).bind(9, e.received_wall_us);
   s.run();
 }
 

@@ -51,6 +51,19 @@ struct StoredNode {
   std::int64_t last_seen_wall_us = 0;
 };
 
+// A node's event, as logged (append-only).
+struct StoredEvent {
+  std::string node;
+  std::uint64_t session = 0;
+  std::uint64_t seq = 0;
+  int kind = 0;
+  std::string source;
+  std::string detail;
+  std::int64_t sent_at_us = 0;
+  bool historical = false;
+  std::int64_t received_wall_us = 0;
+};
+
 struct StoredSession {
   std::string sender;
   std::uint64_t session = 0;
@@ -71,6 +84,7 @@ class Store {
   // Records a session's high-water mark (first_seen_us orders a sender's sessions).
   void save_session(const StoredSession& s, std::int64_t first_seen_us);
   std::vector<StoredSession> load_sessions();  // ordered by sender, then age
+  void append_event(const StoredEvent& e);
   void begin();
   void commit();
 
@@ -79,6 +93,7 @@ class Store {
   sqlite3* db_ = nullptr;
   std::unique_ptr<Stmt> upsert_node_;
   std::unique_ptr<Stmt> save_session_;
+  std::unique_ptr<Stmt> append_event_;
 };
 
 }  // namespace kairos::gw

@@ -82,6 +82,26 @@ std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t s
   return env;
 }
 
+Bytes encode_envelope(const Envelope& env) {
+  Bytes buf(kairos_v1_Envelope_size);
+  pb_ostream_t out = pb_ostream_from_buffer(buf.data(), buf.size());
+  if (!pb_encode(&out, kairos_v1_Envelope_fields, &env))
+    throw std::runtime_error(std::string("envelope encode failed: ") + PB_GET_ERROR(&out));
+  buf.resize(out.bytes_written);
+  return buf;
+}
+
+std::unique_ptr<Envelope> decode_envelope(ByteView body, std::string& error) {
+  auto env = std::make_unique<Envelope>();
+  *env = kairos_v1_Envelope_init_zero;
+  pb_istream_t in = pb_istream_from_buffer(body.data(), body.size());
+  if (!pb_decode(&in, kairos_v1_Envelope_fields, env.get())) {
+    error = PB_GET_ERROR(&in);
+    return nullptr;
+  }
+  return env;
+}
+
 Bytes seal(std::string_view topic, const Envelope& env, const Key& key) {
   std::array<std::uint8_t, kairos_v1_Envelope_size> body_buf;
   pb_ostream_t body_stream = pb_ostream_from_buffer(body_buf.data(), body_buf.size());
@@ -159,6 +179,22 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
   }
   r.env = std::move(env);
   return r;
+}
+
+std::unique_ptr<Envelope> peek_unverified(ByteView payload) {
+  if (payload.size() > kMaxPayload) return nullptr;
+  Capture body_cap{payload, {}}, mac_cap{payload, {}};
+  kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
+  frame.body.funcs.decode = capture_bytes;
+  frame.body.arg = &body_cap;
+  frame.mac.funcs.decode = capture_bytes;
+  frame.mac.arg = &mac_cap;
+  pb_istream_t in = pb_istream_from_buffer(payload.data(), payload.size());
+  if (!pb_decode(&in, kairos_v1_Frame_fields, &frame)) return nullptr;
+  std::string err;
+  auto env = decode_envelope(body_cap.out, err);
+  if (!env || validate(*env)) return nullptr;
+  return env;
 }
 
 std::optional<std::string> validate(const Envelope& e) {

@@ -40,6 +40,10 @@ inline constexpr std::size_t kMaxPayload = kMaxBody + 64;
 
 // Encodes env and signs it for topic: returns the MQTT payload.
 Bytes seal(std::string_view topic, const Envelope& env, const Key& key);
+// An envelope as bytes and back (store and forward keeps frames unsealed).
+Bytes encode_envelope(const Envelope& env);
+std::unique_ptr<Envelope> decode_envelope(ByteView body, std::string& error);
+
 // Signs an already encoded body for topic (tests and fault injection).
 Bytes seal_body(std::string_view topic, ByteView body, const Key& key);
 
@@ -53,6 +57,10 @@ struct Opened {
 // Checks the MAC over the received bytes, then decodes and validates the
 // envelope. The key is chosen by the caller from the topic, never from the body.
 Opened open(std::string_view topic, ByteView payload, const Key& key);
+
+// Decodes a frame's envelope WITHOUT checking its MAC: for hints that steer
+// nothing but timing (a receiver that lacks the key). nullptr if it does not decode.
+std::unique_ptr<Envelope> peek_unverified(ByteView payload);
 
 // Range and enum checks that nanopb does not make; nullopt when valid.
 std::optional<std::string> validate(const Envelope& env);

@@ -226,17 +226,17 @@ Process& Mesh::start_gateway(const std::string& extra) {
 }
 
 std::string Mesh::node_config(const std::string& id, const std::string& cluster, const std::string& input,
-                              const std::string& node_extra) {
+                              const std::string& node_extra, const std::string& broker_extra) {
   node_key(id);
   return "[node]\nid = \"" + id + "\"\ncluster = \"" + cluster + "\"\nmesh = \"" + mesh_ + "\"\nkey_file = \"" +
          keys_dir() + "/nodes/" + id + ".key\"\nboards_dir = \"" + boards_dir_ + "\"\n" + node_extra +
-         "\n[broker]\nuri = \"" + broker_.uri() + "\"\nreconnect_max_s = 2\n\n[inputs.main]\n" +
+         "\n[broker]\nuri = \"" + broker_.uri() + "\"\nreconnect_max_s = 2\n" + broker_extra + "\n\n[inputs.main]\n" +
          (input.find("kind =") == std::string::npos ? "kind = \"synthetic\"\n" : "") + input + "\n";
 }
 
 Process& Mesh::start_node(const std::string& id, const std::string& cluster, const std::string& input,
-                          const std::string& node_extra) {
-  dir_.write(id + ".toml", node_config(id, cluster, input, node_extra));
+                          const std::string& node_extra, const std::string& broker_extra) {
+  dir_.write(id + ".toml", node_config(id, cluster, input, node_extra, broker_extra));
   auto p = std::make_unique<Process>(std::vector<std::string>{bin("kairos-node"), "--config", dir_.file(id + ".toml")},
                                      dir_.file(id + ".log"));
   auto& ref = *p;

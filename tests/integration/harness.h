@@ -99,9 +99,9 @@ class Mesh {
   Process& start_gateway(const std::string& extra = "");
   // A node config with one synthetic input; `input` is the body of [inputs.main].
   std::string node_config(const std::string& id, const std::string& cluster, const std::string& input,
-                          const std::string& node_extra = "");
+                          const std::string& node_extra = "", const std::string& broker_extra = "");
   Process& start_node(const std::string& id, const std::string& cluster, const std::string& input,
-                      const std::string& node_extra = "");
+                      const std::string& node_extra = "", const std::string& broker_extra = "");
   Process& node(const std::string& id) { return *nodes_.at(id); }
   // Board files for the nodes started after this (default: the shipped ones).
   void set_boards_dir(std::string dir) { boards_dir_ = std::move(dir); }

@@ -284,6 +284,7 @@ int run(const Options& o) {
       j.key("coherence").num(n.c).key("phase_valid").boolean(n.phase_valid);
       j.key("last_seen_ms").integer(n.last_seen_ms).key("firmware").str(n.firmware_version);
       j.key("context_hash").str(to_hex(ByteView(n.context_hash.bytes, n.context_hash.size)));
+      j.key("events").integer(n.events).key("historical_phases").integer(n.historical_phases);
       j.end_object();
     }
     j.end_array();
