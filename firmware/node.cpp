@@ -7,6 +7,8 @@
 #include "common/io/files.h"
 #include "common/io/log.h"
 #include "common/io/process.h"
+#include "firmware/drivers/capture.h"
+#include "firmware/drivers/gpio_input.h"
 #include "firmware/drivers/pipe.h"
 #include "firmware/drivers/synthetic.h"
 #include "firmware/drivers/sysfs_sensor.h"
@@ -23,6 +25,15 @@ constexpr std::uint64_t kWillSeqGap = 1ULL << 40;
 std::unique_ptr<Input> make_input(const InputConfig& c) {
   if (c.kind == "synthetic") return std::make_unique<SyntheticInput>(c.synthetic);
   if (c.kind == "pipe" || c.kind == "llm") return std::make_unique<PipeInput>(c.pipe);
+  if (c.kind == "gpio")
+    return std::make_unique<GpioInput>(std::make_unique<GpiodEdges>(c.gpio), c.gpio.debounce_ms,
+                                       "gpio " + c.gpio.line + " on " + c.gpio.chip_label);
+  if (c.kind == "microphone")
+    return std::make_unique<MicrophoneInput>(std::make_unique<AlsaCapture>(c.device), c.rate_hz, "microphone " + c.device);
+  if (c.kind == "camera")
+    return std::make_unique<CameraInput>(
+        std::make_unique<V4l2Source>(c.device, c.width, c.height, c.grey ? FrameView::Format::grey : FrameView::Format::yuyv),
+        "camera " + c.device);
   return std::make_unique<SysfsSensorInput>(c.sysfs);
 }
 

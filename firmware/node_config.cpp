@@ -116,7 +116,8 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     InputConfig ic;
     ic.name = name;
     if (!valid_name(name) || name.size() > 32) in.fail("kind", "input name '" + name + "' is not valid");
-    ic.kind = in.choice("kind", "synthetic", {"synthetic", "temperature", "pressure", "humidity", "pipe", "llm"});
+    ic.kind = in.choice("kind", "synthetic",
+                        {"synthetic", "temperature", "pressure", "humidity", "pipe", "llm", "gpio", "microphone", "camera"});
     ic.sample_period_s = in.num("sample_period_s", 0.01, 1e-4, 3600);
     ic.lo = in.num("lo", 0.0, -1e12, 1e12);
     ic.hi = in.num("hi", 1.0, -1e12, 1e12);
@@ -129,6 +130,23 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     }
     if (ic.kind == "synthetic") {
       ic.synthetic = parse_synthetic(in);
+    } else if (ic.kind == "gpio") {
+      ic.gpio.chip_label = in.str("chip_label", n.board.gpio_chip_label);
+      if (ic.gpio.chip_label.empty()) in.fail("chip_label", "this board has no GPIO chip label; name one");
+      ic.gpio.line = in.str("line");
+      for (const auto& [pin, line] : n.board.pins)
+        if (pin == ic.gpio.line) ic.gpio.line = line;
+      ic.gpio.bias = in.choice("bias", "as-is", {"as-is", "pull-up", "pull-down", "disable"});
+      ic.gpio.active_low = in.boolean("active_low", false);
+      ic.gpio.debounce_ms = in.num("debounce_ms", 20, 0, 10'000);
+    } else if (ic.kind == "microphone") {
+      ic.device = in.str("device", "default");
+      ic.rate_hz = static_cast<int>(in.integer("rate_hz", 16000, 8000, 192000));
+    } else if (ic.kind == "camera") {
+      ic.device = in.str("device", "/dev/video0");
+      ic.width = static_cast<std::uint32_t>(in.integer("width", 160, 16, 4096));
+      ic.height = static_cast<std::uint32_t>(in.integer("height", 120, 16, 4096));
+      ic.grey = in.choice("format", "yuyv", {"yuyv", "grey"}) == "grey";
     } else if (ic.kind == "pipe" || ic.kind == "llm") {
       ic.pipe.path = in.str("path");
       ic.pipe.llm = ic.kind == "llm";
@@ -154,7 +172,7 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     OutputConfig oc;
     oc.name = name;
     if (!valid_name(name) || name.size() > 32) out.fail("kind", "output name '" + name + "' is not valid");
-    oc.kind = out.choice("kind", "text", {"speaker", "motor", "text", "mqtt"});
+    oc.kind = out.choice("kind", "text", {"speaker", "motor", "led", "text", "mqtt"});
     oc.source = out.str("source");
     if (oc.source == "mesh") {
       oc.mesh = true;
@@ -195,6 +213,27 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
       oc.wav = out.str("wav", "");
       oc.rate_hz = static_cast<int>(out.integer("rate_hz", 48000, 8000, 192000));
       oc.ramp_ms = out.num("ramp_ms", 20, 1, 1000);
+    } else if (oc.kind == "led") {
+      oc.driver = out.choice("driver", "sysfs", {"gpio", "sysfs"});
+      if (oc.driver == "sysfs") {
+        oc.sysfs_root = out.str("sysfs_root", "/sys");
+        oc.pwm_chip = out.str("pwm_chip", "pwmchip0");
+        auto ch = out.numbers("rgb_channels", {0, 1, 2}, 3);
+        for (std::size_t i = 0; i < 3; ++i) oc.rgb_channels[i] = static_cast<int>(ch[i]);
+        oc.period_ns = static_cast<int>(out.integer("period_ns", 1'000'000, 1000, 1'000'000'000));
+      } else {
+        oc.chip_label = out.str("chip_label", n.board.gpio_chip_label);
+        if (oc.chip_label.empty()) out.fail("chip_label", "this board has no GPIO chip label; name one, or use driver = \"sysfs\"");
+        const char* keys[] = {"red_line", "green_line", "blue_line"};
+        const char* defs[] = {"led_r", "led_g", "led_b"};
+        for (std::size_t i = 0; i < 3; ++i) {
+          std::string v = out.str(keys[i], defs[i]);
+          for (const auto& [pin, line] : n.board.pins)
+            if (pin == v) v = line;
+          oc.rgb_lines[i] = v;
+        }
+        oc.pwm_hz = static_cast<int>(out.integer("pwm_hz", 200, 1, 2000));
+      }
     } else if (oc.kind == "motor") {
       oc.driver = out.choice("driver", "gpio", {"gpio", "sysfs"});
       if (oc.driver == "sysfs") {

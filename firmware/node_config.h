@@ -5,6 +5,8 @@
 
 #include "common/core/broker.h"
 #include "common/core/crypto.h"
+#include "firmware/drivers/capture.h"
+#include "firmware/drivers/gpio_input.h"
 #include "firmware/drivers/pipe.h"
 #include "firmware/outputs/output.h"
 #include "firmware/drivers/sysfs_sensor.h"
@@ -48,6 +50,11 @@ struct InputConfig {
   SyntheticConfig synthetic;
   SysfsConfig sysfs;  // temperature, pressure, humidity
   PipeConfig pipe;    // pipe, llm
+  GpioInputConfig gpio;
+  std::string device;           // microphone: ALSA device; camera: /dev/videoN
+  int rate_hz = 16000;          // microphone
+  std::uint32_t width = 160, height = 120;  // camera
+  bool grey = false;            // camera: GREY instead of YUYV
 };
 
 

@@ -8,6 +8,7 @@
 
 #include "common/io/log.h"
 #include "firmware/drivers/audio.h"
+#include "firmware/outputs/led.h"
 #include "firmware/outputs/motor.h"
 #include "firmware/outputs/tone.h"
 
@@ -147,6 +148,17 @@ class MqttOut : public Output {
 
 std::unique_ptr<Output> make_output(const OutputConfig& config, Publish publish) {
   if (config.kind == "speaker") return std::make_unique<Speaker>(config);
+  if (config.kind == "led") {
+    std::array<std::unique_ptr<PwmChannel>, 3> rgb;
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (config.driver == "sysfs")
+        rgb[i] = std::make_unique<SysfsPwm>(config.sysfs_root, config.pwm_chip, config.rgb_channels[i], config.period_ns);
+      else
+        rgb[i] = std::make_unique<SoftPwm>(
+            std::make_unique<GpiodLine>(config.chip_label, config.rgb_lines[i], "kairos-" + config.name), config.pwm_hz);
+    }
+    return std::make_unique<Led>(config, std::move(rgb));
+  }
   if (config.kind == "motor") {
     if (config.driver == "sysfs")
       return std::make_unique<Motor>(

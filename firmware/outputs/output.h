@@ -1,6 +1,7 @@
 #pragma once
 // Output adapters and their sources (SPEC 3.5). An output follows a source
 // (one input's scale, or the mesh) through configurable linear mappings.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -58,6 +59,9 @@ struct OutputConfig {
   std::string direction_line;         // gpio: line names (board pin names resolved)
   std::string pwm_line;
   int pwm_hz = 100;                   // software PWM frequency
+  // led
+  std::array<int, 3> rgb_channels{0, 1, 2};  // sysfs PWM channels for red, green, blue
+  std::array<std::string, 3> rgb_lines;      // gpio: lines for red, green, blue
 };
 
 class Output {
