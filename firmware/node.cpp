@@ -28,8 +28,13 @@ std::unique_ptr<Input> make_input(const InputConfig& c) {
   if (c.kind == "gpio")
     return std::make_unique<GpioInput>(std::make_unique<GpiodEdges>(c.gpio), c.gpio.debounce_ms,
                                        "gpio " + c.gpio.line + " on " + c.gpio.chip_label);
-  if (c.kind == "microphone")
+  if (c.kind == "microphone") {
+    // "wav:<file>" replays a recording in real time instead of an ALSA device
+    if (c.device.rfind("wav:", 0) == 0)
+      return std::make_unique<MicrophoneInput>(std::make_unique<WavFileCapture>(c.device.substr(4), mono_us), c.rate_hz,
+                                               "microphone replaying " + c.device.substr(4));
     return std::make_unique<MicrophoneInput>(std::make_unique<AlsaCapture>(c.device), c.rate_hz, "microphone " + c.device);
+  }
   if (c.kind == "camera")
     return std::make_unique<CameraInput>(
         std::make_unique<V4l2Source>(c.device, c.width, c.height, c.grey ? FrameView::Format::grey : FrameView::Format::yuyv),
@@ -317,6 +322,22 @@ void Node::on_message(const Inbound& msg) {
   execute(env);
 }
 
+void Node::check_config() {
+  // The running config must stay the one on disk: a file changed without a
+  // config_reload is a breach (CAT-1), reported once.
+  if (config_path_.empty() || config_changed_) return;
+  std::string why;
+  try {
+    auto now = load_node_config(config_path_, boards_override_);
+    if (now.context_hash != config_.context_hash) why = "context hash " + to_hex(now.context_hash).substr(0, 16);
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (why.empty()) return;
+  config_changed_ = true;
+  cat1("config changed under the running node (" + why + "); send config_reload to take it");
+}
+
 void Node::cat1(const std::string& why) {
   log::error("node", "CAT-1: " + why + ": quarantined until healed");
   bool was = quarantined_;
@@ -343,8 +364,11 @@ void Node::execute(const Envelope& env) {
   const auto& cmd = env.message.command;
   const std::int64_t received = wall_us();
   constexpr int kReady = 1, kConflict = -1;
-  if (quarantined_ && cmd.which_action != kairos_v1_Command_heal_tag)
-    return ack(cmd, kConflict, "quarantined: only heal is obeyed", received, 0);
+  // In quarantine only heal is obeyed, and config_reload: it validates the
+  // file and starts the node over, the way out of a config changed under it.
+  if (quarantined_ && cmd.which_action != kairos_v1_Command_heal_tag &&
+      cmd.which_action != kairos_v1_Command_config_reload_tag)
+    return ack(cmd, kConflict, "quarantined: only heal and config_reload are obeyed", received, 0);
   switch (cmd.which_action) {
     case kairos_v1_Command_rebirth_tag:
       log::info("node", "rebirth requested by " + std::string(env.sender));
@@ -485,6 +509,7 @@ void Node::tick(std::int64_t now_us) {
     loop_load_ = window > 0 ? std::min(1.0, busy_us_ / window) : 0.0;
     busy_us_ = 0;
     load_window_start_us_ = now_us;
+    check_config();
     if (link_->connected()) publish_heartbeat(now_us);
     next_hb_us_ = now_us + static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6);
   }

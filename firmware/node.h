@@ -58,6 +58,7 @@ class Node {
   void ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
            std::int64_t executed_us);
   void cat1(const std::string& why);
+  void check_config();
   void sample(InputSlot& slot, std::int64_t now_us);
   void on_connected();
   void on_message(const Inbound& msg);
@@ -78,6 +79,7 @@ class Node {
   bool quarantined_ = false;
   bool frozen_ = false;
   bool restart_requested_ = false;
+  bool config_changed_ = false;
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;

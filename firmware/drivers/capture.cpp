@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace kairos::node {
@@ -51,6 +52,51 @@ long AlsaCapture::read(std::span<std::int16_t> out) {
     return 0;
   }
   return n;
+}
+
+WavFileCapture::WavFileCapture(std::string path, std::function<std::int64_t()> now_us)
+    : path_(std::move(path)), now_us_(std::move(now_us)) {}
+
+bool WavFileCapture::open(int) {
+  std::FILE* f = std::fopen(path_.c_str(), "rb");
+  if (!f) {
+    error_ = path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  unsigned char h[44];
+  bool ok = std::fread(h, 1, sizeof h, f) == sizeof h && std::memcmp(h, "RIFF", 4) == 0 &&
+            std::memcmp(h + 8, "WAVE", 4) == 0 && h[20] == 1 && h[22] == 1 && h[34] == 16;
+  if (!ok) {
+    std::fclose(f);
+    error_ = path_ + ": not a mono 16-bit PCM WAV file";
+    return false;
+  }
+  rate_ = h[24] | h[25] << 8 | h[26] << 16 | h[27] << 24;
+  unsigned char b[2];
+  samples_.clear();
+  while (std::fread(b, 1, 2, f) == 2) samples_.push_back(static_cast<std::int16_t>(b[0] | b[1] << 8));
+  std::fclose(f);
+  if (samples_.empty() || rate_ <= 0) {
+    error_ = path_ + ": no audio";
+    return false;
+  }
+  pos_ = 0;
+  last_us_ = -1;
+  return true;
+}
+
+long WavFileCapture::read(std::span<std::int16_t> out) {
+  std::int64_t now = now_us_();
+  if (last_us_ < 0) last_us_ = now;
+  owed_ += static_cast<double>(now - last_us_) * rate_ / 1e6;
+  last_us_ = now;
+  auto n = std::min(static_cast<std::size_t>(owed_), out.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = samples_[pos_];
+    pos_ = (pos_ + 1) % samples_.size();
+  }
+  owed_ -= static_cast<double>(n);
+  return static_cast<long>(n);
 }
 
 double rms(std::span<const std::int16_t> s) {

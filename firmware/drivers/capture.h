@@ -4,6 +4,7 @@
 // camera: V4L2 capture (YUYV or GREY), the mean luma of the newest frame
 // (0..1). Both never block: no new audio or frame is "nothing new".
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,6 +34,28 @@ class AlsaCapture : public AudioSource {
  private:
   std::string device_;
   void* pcm_ = nullptr;
+  std::string error_;
+};
+
+// A WAV file (mono 16-bit PCM) played as if it were being captured: at
+// each read, the frames of the time that passed since the previous one;
+// loops at the end. For tests and for replaying recordings.
+class WavFileCapture : public AudioSource {
+ public:
+  // now_us gives the time (monotonic us); tests pass their own.
+  WavFileCapture(std::string path, std::function<std::int64_t()> now_us);
+  bool open(int rate_hz) override;
+  long read(std::span<std::int16_t> out) override;
+  const std::string& error() const override { return error_; }
+
+ private:
+  std::string path_;
+  std::function<std::int64_t()> now_us_;
+  std::vector<std::int16_t> samples_;
+  int rate_ = 0;
+  std::size_t pos_ = 0;
+  std::int64_t last_us_ = -1;
+  double owed_ = 0;
   std::string error_;
 };
 

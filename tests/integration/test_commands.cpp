@@ -133,8 +133,11 @@ TEST(Commands, PingSetOutputFreezeQuarantineHealReload) {
   EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_QUARANTINED; }));
   ASSERT_EQ(wait_ack(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_heal_tag; k.action.heal = true; }))->state, 1);
 
-  // config_reload: a broken file is refused and the node keeps running as it was
+  // config_reload: a broken file is refused and the node keeps running as it
+  // was. The change under the running node is a CAT-1 breach meanwhile.
   dir.write("n1.toml", read_text(dir.file("n1.toml")) + "\nbogus_key = 1\n");
+  EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_QUARANTINED; })) << read_text(dir.file("n1.log"));
+  EXPECT_NE(read_text(dir.file("n1.log")).find("config changed under the running node"), std::string::npos);
   a = wait_ack(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_config_reload_tag; k.action.config_reload = true; }));
   ASSERT_TRUE(a);
   EXPECT_EQ(a->state, -1);
@@ -151,4 +154,5 @@ TEST(Commands, PingSetOutputFreezeQuarantineHealReload) {
     return n && n->session_id != session && n->online;
   }, 15s)) << read_text(dir.file("n1.log"));
   EXPECT_TRUE(node.running()) << "same process, started over";
+  EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_COMPLIANT; })) << "a fresh start, out of quarantine";
 }

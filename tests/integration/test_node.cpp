@@ -171,3 +171,28 @@ TEST(Node, MotorStopsWhenItsSourceGoesStaleAndOnSigterm) {
   EXPECT_EQ(read_text(pwm + "/pwm0/enable"), "0\n");
   ::close(w);
 }
+
+TEST(Node, AnOutputFollowsTheMesh) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  // Two nodes at 0.2 and 0.6 make a mesh at 0.4; a third follows the mesh.
+  mesh.start_node("a", "c1", "waveform = \"constant\"\noffset = 0.2\n", "phase_period_s = 0.1");
+  mesh.start_node("b", "c1", "waveform = \"constant\"\noffset = 0.6\n", "phase_period_s = 0.1");
+  auto config = mesh.node_config("f", "c1", "waveform = \"constant\"\noffset = 0.9\n",
+                                 "broadcast_key_file = \"" + mesh.keys_dir() + "/broadcast.key\"\nphase_period_s = 0.1") +
+                "\n[outputs.follow]\nkind = \"text\"\nsource = \"mesh\"\nfile = \"" + dir.file("mesh.txt") +
+                "\"\ninterval_s = 0.1\nfailsafe_ms = 3000\n";
+  dir.write("f.toml", config);
+  Process follower({bin("kairos-node"), "--config", dir.file("f.toml")}, dir.file("f.log"));
+  // Z of a, b and f (0.9) is 0.567: the text output carries the gateway's Z.
+  EXPECT_TRUE(eventually([&] {
+    auto text = read_text(dir.file("mesh.txt"));
+    auto p = text.rfind("follow re=");
+    if (p == std::string::npos) return false;
+    double re = std::stod(text.substr(p + 10, 6));
+    auto s = mesh.status();
+    return s && s->mesh_state.nodes_in_sync == 3 && std::abs(re - s->mesh_state.z.re) < 0.02;
+  }, 20s)) << read_text(dir.file("mesh.txt")) << read_text(dir.file("f.log"));
+}

@@ -6,6 +6,11 @@
 #include <cmath>
 #include <deque>
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "firmware/drivers/audio.h"
 #include "firmware/drivers/capture.h"
 #include "firmware/drivers/gpio_input.h"
 #include "firmware/outputs/led.h"
@@ -197,4 +202,27 @@ TEST(Led, HueAndBrightnessFromTheSource) {
     EXPECT_EQ(g, 0.0);
   }
   EXPECT_EQ(r, -1.0);  // channels disabled on exit
+}
+
+TEST(Microphone, AgainstAWavFile) {
+  // A recording made by the speaker's WAV sink, replayed as a microphone.
+  auto path = std::filesystem::temp_directory_path() / ("kairos-mic-" + std::to_string(::getpid()) + ".wav");
+  {
+    WavSink w(path.string());
+    ASSERT_TRUE(w.open(8000));
+    std::vector<std::int16_t> s(8000);
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<std::int16_t>(8192 * std::sin(2 * M_PI * 250 * static_cast<double>(i) / 8000.0));
+    w.write(s);
+  }
+  std::int64_t now = 0;
+  MicrophoneInput mic(std::make_unique<WavFileCapture>(path.string(), [&] { return now; }), 8000, "wav");
+  ASSERT_TRUE(mic.setup());
+  EXPECT_EQ(mic.read(now).status, ReadResult::Status::none);  // no time has passed
+  now += 100'000;  // 100 ms: 800 frames
+  auto r = mic.read(now);
+  ASSERT_EQ(r.status, ReadResult::Status::sample);
+  EXPECT_NEAR(r.reading.x, 0.25 / std::sqrt(2.0), 0.003);
+  std::filesystem::remove(path);
+  WavFileCapture missing("/nonexistent.wav", [] { return std::int64_t{0}; });
+  EXPECT_FALSE(missing.open(8000));
 }
