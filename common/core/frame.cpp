@@ -39,6 +39,24 @@ bool capture_bytes(pb_istream_t* stream, const pb_field_t*, void** arg) {
   return true;
 }
 
+// The outer Frame's two fields, as views into payload.
+bool split_frame(ByteView payload, ByteView& body, ByteView& mac, std::string& error) {
+  Capture body_cap{payload, {}}, mac_cap{payload, {}};
+  kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
+  frame.body.funcs.decode = capture_bytes;
+  frame.body.arg = &body_cap;
+  frame.mac.funcs.decode = capture_bytes;
+  frame.mac.arg = &mac_cap;
+  pb_istream_t in = pb_istream_from_buffer(payload.data(), payload.size());
+  if (!pb_decode(&in, kairos_v1_Frame_fields, &frame)) {
+    error = PB_GET_ERROR(&in);
+    return false;
+  }
+  body = body_cap.out;
+  mac = mac_cap.out;
+  return true;
+}
+
 bool emit_bytes(pb_ostream_t* stream, const pb_field_t* field, void* const* arg) {
   const auto* in = static_cast<const ByteView*>(*arg);
   return pb_encode_tag_for_field(stream, field) && pb_encode_string(stream, in->data(), in->size());
@@ -135,19 +153,11 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
     r.detail = "payload of " + std::to_string(payload.size()) + " bytes";
     return r;
   }
-  Capture body_cap{payload, {}}, mac_cap{payload, {}};
-  kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
-  frame.body.funcs.decode = capture_bytes;
-  frame.body.arg = &body_cap;
-  frame.mac.funcs.decode = capture_bytes;
-  frame.mac.arg = &mac_cap;
-  pb_istream_t in = pb_istream_from_buffer(payload.data(), payload.size());
-  if (!pb_decode(&in, kairos_v1_Frame_fields, &frame)) {
+  ByteView body, mac;
+  if (!split_frame(payload, body, mac, r.detail)) {
     r.drop = DropReason::malformed_frame;
-    r.detail = PB_GET_ERROR(&in);
     return r;
   }
-  ByteView body = body_cap.out, mac = mac_cap.out;
   if (mac.size() != sizeof(Digest) || body.empty()) {
     r.drop = DropReason::malformed_frame;
     r.detail = "mac of " + std::to_string(mac.size()) + " bytes, body of " +
@@ -183,16 +193,10 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
 
 std::unique_ptr<Envelope> peek_unverified(ByteView payload) {
   if (payload.size() > kMaxPayload) return nullptr;
-  Capture body_cap{payload, {}}, mac_cap{payload, {}};
-  kairos_v1_Frame frame = kairos_v1_Frame_init_zero;
-  frame.body.funcs.decode = capture_bytes;
-  frame.body.arg = &body_cap;
-  frame.mac.funcs.decode = capture_bytes;
-  frame.mac.arg = &mac_cap;
-  pb_istream_t in = pb_istream_from_buffer(payload.data(), payload.size());
-  if (!pb_decode(&in, kairos_v1_Frame_fields, &frame)) return nullptr;
+  ByteView body, mac;
   std::string err;
-  auto env = decode_envelope(body_cap.out, err);
+  if (!split_frame(payload, body, mac, err)) return nullptr;
+  auto env = decode_envelope(body, err);
   if (!env || validate(*env)) return nullptr;
   return env;
 }

@@ -72,22 +72,23 @@ void WavSink::close() {
   f_ = nullptr;
 }
 
-bool AlsaSink::open(int rate_hz) {
+void* open_alsa_pcm(const std::string& device, bool capture, int rate_hz, unsigned latency_us, std::string& error) {
   snd_pcm_t* pcm = nullptr;
-  int rc = snd_pcm_open(&pcm, device_.c_str(), SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK);
+  int rc = snd_pcm_open(&pcm, device.c_str(), capture ? SND_PCM_STREAM_CAPTURE : SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK);
+  if (rc >= 0)
+    rc = snd_pcm_set_params(pcm, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, 1, static_cast<unsigned>(rate_hz), 1,
+                            latency_us);
   if (rc < 0) {
-    error_ = device_ + ": " + snd_strerror(rc);
-    return false;
+    error = device + ": " + snd_strerror(rc);
+    if (pcm) snd_pcm_close(pcm);
+    return nullptr;
   }
-  rc = snd_pcm_set_params(pcm, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, 1,
-                          static_cast<unsigned>(rate_hz), 1, static_cast<unsigned>(buffer_ms_) * 1000);
-  if (rc < 0) {
-    error_ = device_ + ": " + snd_strerror(rc);
-    snd_pcm_close(pcm);
-    return false;
-  }
-  pcm_ = pcm;
-  return true;
+  return pcm;
+}
+
+bool AlsaSink::open(int rate_hz) {
+  pcm_ = open_alsa_pcm(device_, false, rate_hz, static_cast<unsigned>(buffer_ms_) * 1000, error_);
+  return pcm_ != nullptr;
 }
 
 std::size_t AlsaSink::writable() {

@@ -8,6 +8,10 @@
 
 namespace kairos::node {
 
+// Opens an ALSA PCM for mono 16-bit audio, non-blocking (snd_pcm_t* as
+// void*, so that ALSA's header stays out of ours); nullptr with why in error.
+void* open_alsa_pcm(const std::string& device, bool capture, int rate_hz, unsigned latency_us, std::string& error);
+
 class AudioSink {
  public:
   virtual ~AudioSink() = default;

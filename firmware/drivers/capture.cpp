@@ -1,4 +1,5 @@
 #include "firmware/drivers/capture.h"
+#include "firmware/drivers/audio.h"
 
 #include <alsa/asoundlib.h>
 #include <fcntl.h>
@@ -19,22 +20,13 @@ AlsaCapture::~AlsaCapture() {
 }
 
 bool AlsaCapture::open(int rate_hz) {
-  snd_pcm_t* pcm = nullptr;
-  int rc = snd_pcm_open(&pcm, device_.c_str(), SND_PCM_STREAM_CAPTURE, SND_PCM_NONBLOCK);
-  if (rc < 0) {
-    error_ = device_ + ": " + snd_strerror(rc);
-    return false;
+  pcm_ = open_alsa_pcm(device_, true, rate_hz, 200'000, error_);
+  if (pcm_ && snd_pcm_start(static_cast<snd_pcm_t*>(pcm_)) < 0) {
+    error_ = device_ + ": cannot start capture";
+    snd_pcm_close(static_cast<snd_pcm_t*>(pcm_));
+    pcm_ = nullptr;
   }
-  rc = snd_pcm_set_params(pcm, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, 1, static_cast<unsigned>(rate_hz), 1,
-                          200'000);
-  if (rc >= 0) rc = snd_pcm_start(pcm);
-  if (rc < 0) {
-    error_ = device_ + ": " + snd_strerror(rc);
-    snd_pcm_close(pcm);
-    return false;
-  }
-  pcm_ = pcm;
-  return true;
+  return pcm_ != nullptr;
 }
 
 long AlsaCapture::read(std::span<std::int16_t> out) {
