@@ -56,6 +56,7 @@ Node::Node(NodeConfig config, Key key, std::string config_path, std::string boar
     InputSlot slot;
     slot.config = ic;
     slot.input = make_input(ic);
+    if (!ic.pipe.topic.empty()) slot.lines = static_cast<PipeInput*>(slot.input.get());
     slot.filter = KairosFilter(config_.taus_s, {ic.omega, config_.collapse_threshold, 0.8});
     slot.period_us = static_cast<std::int64_t>(ic.sample_period_s * 1e6);
     inputs_.push_back(std::move(slot));
@@ -76,6 +77,8 @@ Node::Node(NodeConfig config, Key key, std::string config_path, std::string boar
   link_->add_subscription(topic(TopicKind::cmd), 1);
   if (broadcast_key_) link_->add_subscription(mesh_state_topic(config_.mesh), 0);
   link_->add_subscription(kTopicRoot.data() + config_.mesh + "/_gw/+/state", 1);
+  for (const auto& slot : inputs_)
+    if (slot.lines) link_->add_subscription(slot.config.pipe.topic, 0);
 }
 
 std::string Node::topic(TopicKind kind) const {
@@ -300,6 +303,12 @@ void Node::on_message(const Inbound& msg) {
     if (log_limit_.allow(mono_us()))
       log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(reason)) + " (" + detail + ")");
   };
+  for (auto& slot : inputs_) {
+    if (slot.lines && msg.topic == slot.config.pipe.topic) {
+      slot.lines->feed(std::string_view(reinterpret_cast<const char*>(msg.payload.data()), msg.payload.size()));
+      return;
+    }
+  }
   auto t = parse_topic(msg.topic);
   if (t && t->kind == TopicKind::mesh_state && broadcast_key_) return on_mesh_state(msg);
   if (t && t->kind == TopicKind::gw_state) return on_gateway_state(msg);

@@ -10,6 +10,7 @@
 #include "common/io/mqtt.h"
 #include "firmware/backlog.h"
 #include "firmware/drivers/input.h"
+#include "firmware/drivers/pipe.h"
 #include "firmware/node_config.h"
 #include "firmware/outputs/output.h"
 #include <optional>
@@ -39,6 +40,7 @@ class Node {
     std::int64_t retry_us = 0;     // current backoff
     std::int64_t retry_at_us = 0;  // next setup attempt while failed
     std::int64_t last_sample_us = -1;
+    PipeInput* lines = nullptr;  // inputs fed by MQTT messages (pipe/llm with a topic)
   };
 
   struct OutputSlot {

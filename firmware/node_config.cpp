@@ -148,7 +148,15 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
       ic.height = static_cast<std::uint32_t>(in.integer("height", 120, 16, 4096));
       ic.grey = in.choice("format", "yuyv", {"yuyv", "grey"}) == "grey";
     } else if (ic.kind == "pipe" || ic.kind == "llm") {
-      ic.pipe.path = in.str("path");
+      if (in.has("topic")) {
+        ic.pipe.topic = in.str("topic");
+        if (ic.pipe.topic.empty() || ic.pipe.topic.find_first_of("+#") != std::string::npos)
+          in.fail("topic", "a topic to read lines from (no wildcards)");
+        if (ic.pipe.topic.rfind("kairos/", 0) == 0) in.fail("topic", "kairos/ is the mesh's own tree; choose another topic");
+        if (in.has("path")) in.fail("path", "give path (a FIFO) or topic (MQTT), not both");
+      } else {
+        ic.pipe.path = in.str("path");
+      }
       ic.pipe.llm = ic.kind == "llm";
       if (ic.pipe.llm) ic.pipe.window = static_cast<std::size_t>(in.integer("window", 32, 2, 4096));
     } else {

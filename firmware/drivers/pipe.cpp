@@ -49,7 +49,13 @@ PipeInput::~PipeInput() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void PipeInput::feed(std::string_view text) {
+  lines_.feed(text.data(), text.size(), ready_);
+  if (!text.empty() && text.back() != '\n') lines_.feed("\n", 1, ready_);
+}
+
 bool PipeInput::setup() {
+  if (from_topic()) return true;
   if (fd_ >= 0) return true;
   struct stat st {};
   if (::stat(config_.path.c_str(), &st) != 0) {
@@ -63,9 +69,9 @@ bool PipeInput::setup() {
 }
 
 ReadResult PipeInput::read(std::int64_t) {
-  if (fd_ < 0 && !setup()) return ReadResult::failure(config_.path + ": cannot open the FIFO");
+  if (!from_topic() && fd_ < 0 && !setup()) return ReadResult::failure(config_.path + ": cannot open the FIFO");
   char buf[4096];
-  for (int rounds = 0; rounds < 16; ++rounds) {  // bounded: a fast writer cannot hold the loop
+  for (int rounds = 0; !from_topic() && rounds < 16; ++rounds) {  // bounded: a fast writer cannot hold the loop
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n > 0) {
       lines_.feed(buf, static_cast<std::size_t>(n), ready_);
@@ -124,7 +130,7 @@ ReadResult PipeInput::parse(const std::string& line) {
 }
 
 std::string PipeInput::dump_config() const {
-  return std::string(config_.llm ? "llm" : "pipe") + " from FIFO " + config_.path;
+  return std::string(config_.llm ? "llm" : "pipe") + (from_topic() ? " from MQTT topic " + config_.topic : " from FIFO " + config_.path);
 }
 
 }  // namespace kairos::node

@@ -5,6 +5,7 @@
 // "nothing new", not as end of file. Partial lines wait until complete.
 #include <array>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "firmware/drivers/input.h"
@@ -28,7 +29,8 @@ class LineBuffer {
 };
 
 struct PipeConfig {
-  std::string path;
+  std::string path;         // a FIFO, or
+  std::string topic;        // an MQTT topic whose messages carry the lines (plain text, outside kairos/)
   bool llm = false;       // lines are "token confidence"
   std::size_t window = 32;  // llm: tokens remembered for their position
 };
@@ -45,6 +47,11 @@ class PipeInput : public Input {
   // as coalesced); `none` when no line completed.
   ReadResult read(std::int64_t now_us) override;
   std::string dump_config() const override;
+
+  // Lines that arrived by MQTT (topic mode); a message without a final
+  // newline is one line.
+  void feed(std::string_view text);
+  bool from_topic() const { return !config_.topic.empty(); }
 
   std::uint64_t coalesced() const { return coalesced_; }
   std::uint64_t malformed() const { return malformed_; }

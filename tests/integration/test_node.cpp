@@ -196,3 +196,19 @@ TEST(Node, AnOutputFollowsTheMesh) {
     return s && s->mesh_state.nodes_in_sync == 3 && std::abs(re - s->mesh_state.z.re) < 0.02;
   }, 20s)) << read_text(dir.file("mesh.txt")) << read_text(dir.file("f.log"));
 }
+
+TEST(Node, LlmTokensArriveOverMqtt) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  const std::string topic = "lab/" + mesh.name() + "/tokens";
+  mesh.start_node("n1", "c1", "kind = \"llm\"\ntopic = \"" + topic + "\"\nsample_period_s = 0.02\n", "phase_period_s = 0.1");
+  Client c(broker.uri());
+  // b = 1 - confidence: the node's phase has im = 0.25 once the tokens flow
+  EXPECT_TRUE(eventually([&] {
+    c.publish(topic, Bytes{'t', 'o', 'k', ' ', '0', '.', '7', '5'}, 0);
+    auto n = mesh.node_info("n1");
+    return n && n->phase_valid && std::abs(n->z.im - 0.25) < 0.01;
+  }, 15s)) << mesh.node("n1").output();
+}

@@ -143,7 +143,7 @@ class Fifo : public ::testing::Test {
 };
 
 TEST_F(Fifo, NeverBlocksAndSurvivesWritersComingAndGoing) {
-  PipeInput in(PipeConfig{path_, false, 32});
+  PipeInput in(PipeConfig{path_, "", false, 32});
   ASSERT_TRUE(in.setup());  // creates the FIFO
   struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
@@ -174,13 +174,13 @@ TEST_F(Fifo, NeverBlocksAndSurvivesWritersComingAndGoing) {
 
 TEST_F(Fifo, RefusesAPathThatIsNotAFifo) {
   std::ofstream(path_) << "plain file";
-  PipeInput in(PipeConfig{path_, false, 32});
+  PipeInput in(PipeConfig{path_, "", false, 32});
   EXPECT_FALSE(in.setup());
   EXPECT_EQ(in.read(0).status, ReadResult::Status::failed);
 }
 
 TEST_F(Fifo, LlmTokensMapToTheirPositionAndConfidence) {
-  PipeInput in(PipeConfig{path_, true, 5});
+  PipeInput in(PipeConfig{path_, "", true, 5});
   ASSERT_TRUE(in.setup());
   int w = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK);
   ASSERT_GE(w, 0);
@@ -201,4 +201,21 @@ TEST_F(Fifo, LlmTokensMapToTheirPositionAndConfidence) {
   EXPECT_EQ(in.read(0).status, ReadResult::Status::none);
   EXPECT_EQ(in.malformed(), 1u);
   ::close(w);
+}
+
+TEST(TopicLines, LlmTokensFromMqttMessages) {
+  PipeInput in(PipeConfig{"", "lab/llm/tokens", true, 4});
+  ASSERT_TRUE(in.setup());
+  EXPECT_TRUE(in.from_topic());
+  EXPECT_EQ(in.read(0).status, ReadResult::Status::none);
+  in.feed("hello 0.9");  // one message, one line, no newline needed
+  auto r = in.read(1);
+  ASSERT_EQ(r.status, ReadResult::Status::sample);
+  EXPECT_DOUBLE_EQ(r.reading.x, 0.0);
+  EXPECT_NEAR(r.reading.b, 0.1, 1e-12);
+  in.feed("world 0.5\nhello 0.7\n");  // two lines in one message: the newest wins
+  r = in.read(2);
+  EXPECT_DOUBLE_EQ(r.reading.x, 0.0);
+  EXPECT_NEAR(r.reading.b, 0.3, 1e-12);
+  EXPECT_EQ(in.coalesced(), 1u);
 }
