@@ -93,7 +93,7 @@ std::vector<std::int16_t> read_wav(const std::string& path, std::uint32_t& rate)
   std::uint32_t data_bytes = 0;
   std::memcpy(&data_bytes, raw.data() + 40, 4);
   std::vector<std::int16_t> s(std::min<std::size_t>(data_bytes, raw.size() - 44) / 2);
-  std::memcpy(s.data(), raw.data() + 44, s.size() * 2);
+  if (!s.empty()) std::memcpy(s.data(), raw.data() + 44, s.size() * 2);
   return s;
 }
 
