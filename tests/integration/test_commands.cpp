@@ -71,8 +71,13 @@ TEST(Commands, PingSetOutputFreezeQuarantineHealReload) {
   Commander cmd{mesh, c, mesh.node_key("n1"), Signer("gw1", random_u64()), node_topic(mesh.name(), "c1", "n1", TopicKind::cmd), 100, {}};
   auto wait_ack = [&](std::uint64_t id) {
     std::optional<kairos_v1_Ack> a;
-    c.wait_for([&](const auto&) { return (a = cmd.ack(id, ack_topic)).has_value(); }, 10s);
+    c.wait_for([&](const auto&) { return (a = cmd.ack(id, ack_topic)).has_value(); }, 20s);
     return a;
+  };
+  // The state of the ack to a command; -2 when no ack came.
+  auto state_of = [&](std::uint64_t id) {
+    auto a = wait_ack(id);
+    return a ? a->state : -2;
   };
 
   // ping: READY with the receive and reply times of the node's clock
@@ -111,9 +116,9 @@ TEST(Commands, PingSetOutputFreezeQuarantineHealReload) {
   EXPECT_NE(std::string(a->detail).find("no output 'siren'"), std::string::npos);
 
   // freeze / thaw
-  ASSERT_EQ(wait_ack(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_freeze_tag; k.action.freeze = true; }))->state, 1);
+  ASSERT_EQ(state_of(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_freeze_tag; k.action.freeze = true; })), 1) << read_text(dir.file("n1.log"));
   EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_FROZEN; }));
-  ASSERT_EQ(wait_ack(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_thaw_tag; k.action.thaw = true; }))->state, 1);
+  ASSERT_EQ(state_of(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_thaw_tag; k.action.thaw = true; })), 1) << read_text(dir.file("n1.log"));
   EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_COMPLIANT; }));
 
   // a command with a bad MAC: CAT-1, quarantined, commands refused but heal
@@ -125,13 +130,13 @@ TEST(Commands, PingSetOutputFreezeQuarantineHealReload) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->state, -1);
   EXPECT_NE(std::string(a->detail).find("quarantined"), std::string::npos);
-  ASSERT_EQ(wait_ack(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_heal_tag; k.action.heal = true; }))->state, 1);
+  ASSERT_EQ(state_of(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_heal_tag; k.action.heal = true; })), 1) << read_text(dir.file("n1.log"));
   EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_COMPLIANT; }));
 
   // a replayed command: CAT-1 again
   c.publish(cmd.topic, cmd.last);
   EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_QUARANTINED; }));
-  ASSERT_EQ(wait_ack(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_heal_tag; k.action.heal = true; }))->state, 1);
+  ASSERT_EQ(state_of(cmd.send([](auto& k) { k.which_action = kairos_v1_Command_heal_tag; k.action.heal = true; })), 1) << read_text(dir.file("n1.log"));
 
   // config_reload: a broken file is refused and the node keeps running as it
   // was. The change under the running node is a CAT-1 breach meanwhile.
