@@ -328,7 +328,7 @@ void Node::on_message(const Inbound& msg) {
     cat1("replayed command (" + std::string(to_string(*v.drop)) + ", seq " + std::to_string(env.seq) + ")");
     return;
   }
-  execute(env);
+  execute(env, msg.received_mono_us);
 }
 
 void Node::check_config() {
@@ -369,9 +369,10 @@ void Node::ack(const kairos_v1_Command& cmd, int state, const std::string& detai
   publish(TopicKind::ack, *env, 1, false);
 }
 
-void Node::execute(const Envelope& env) {
+void Node::execute(const Envelope& env, std::int64_t received_mono_us) {
   const auto& cmd = env.message.command;
-  const std::int64_t received = wall_us();
+  // t2 is the frame's arrival (Paho's callback), not when the loop got to it.
+  const std::int64_t received = wall_us() - (mono_us() - received_mono_us);
   constexpr int kReady = 1, kConflict = -1;
   // In quarantine only heal is obeyed, and config_reload: it validates the
   // file and starts the node over, the way out of a config changed under it.

@@ -56,7 +56,7 @@ class Node {
   void drive_outputs(std::int64_t now_us);
   void on_mesh_state(const Inbound& msg);
   void on_gateway_state(const Inbound& msg);
-  void execute(const Envelope& env);
+  void execute(const Envelope& env, std::int64_t received_mono_us);
   void ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
            std::int64_t executed_us);
   void cat1(const std::string& why);

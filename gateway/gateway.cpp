@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "common/io/clock.h"
@@ -184,6 +185,9 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
         registry_.on_phase(id, env.message.phase, now_us);
       }
       break;
+    case TopicKind::ack:
+      on_ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
+      break;
     case TopicKind::event: {
       const auto& e = env.message.event;
       pending_events_.push_back({id, env.session_id, env.seq, static_cast<int>(e.kind), e.source, e.detail, env.sent_at_us,
@@ -243,6 +247,60 @@ void Gateway::send_rebirth(const NodeEntry& n) {
   link_->publish(t, signer_.seal(t, *env, *key, wall_us()), 1, false, props);
 }
 
+void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
+  const Key* key = keys_.node_key(n.id, now_us);
+  if (!key) return;
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_command_tag;
+  auto& cmd = env->message.command;
+  cmd.command_id = random_u64();
+  cmd.ttl_ms = static_cast<std::uint32_t>(config_.ping_timeout_s * 1000);
+  cmd.which_action = kairos_v1_Command_ping_tag;
+  const std::int64_t t1 = wall_us();
+  cmd.action.ping.t1_us = t1;
+  auto t = node_topic(config_.mesh, n.cluster, n.id, TopicKind::cmd);
+  PublishProps props;
+  props.expiry_s = static_cast<std::uint32_t>(std::ceil(config_.ping_timeout_s));
+  link_->publish(t, signer_.seal(t, *env, *key, t1), 1, false, props);
+  pings_[cmd.command_id] = {n.id, t1, now_us};
+}
+
+void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
+  auto it = pings_.find(ack.command_id);
+  if (it == pings_.end() || it->second.node != id) return;
+  auto* n = registry_.find(id);
+  if (n && ack.state == 1 && ack.received_at_us != 0) {
+    n->clock.add({it->second.t1_wall_us, ack.received_at_us, ack.executed_at_us, t4});
+    n->reliability.add(true);
+    auto imp = n->impedance(mono_us());
+    n->baseline_score = n->baseline_score <= 0 ? imp.score : n->baseline_score + 0.05 * (imp.score - n->baseline_score);
+  } else if (n) {
+    n->reliability.add(false);
+  }
+  pings_.erase(it);
+}
+
+void Gateway::pings(std::int64_t now_us) {
+  // Missed acks count against reliability.
+  const auto timeout_us = static_cast<std::int64_t>(config_.ping_timeout_s * 1e6);
+  for (auto it = pings_.begin(); it != pings_.end();) {
+    if (now_us - it->second.sent_mono_us < timeout_us) {
+      ++it;
+      continue;
+    }
+    if (auto* n = registry_.find(it->second.node)) n->reliability.add(false);
+    it = pings_.erase(it);
+  }
+  if (!link_->connected()) return;
+  for (auto& [id, n] : registry_.nodes_mut()) {
+    if (!n.online || n.status == kairos_v1_NodeStatus_QUARANTINED || now_us < n.next_ping_us) continue;
+    send_ping(n, now_us);
+    // Faster while the filter is young or the node is unstable (SPEC 5.1).
+    bool fast = n.clock.count() < 4 || n.impedance(now_us).unstable;
+    n.next_ping_us = now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6);
+  }
+}
+
 void Gateway::sync(std::int64_t now_us) {
   // While the gateway itself is cut off, silence proves nothing about nodes.
   auto expired = link_->connected() ? registry_.expire(now_us, config_.missed_heartbeats) : std::vector<std::string>{};
@@ -296,6 +354,7 @@ void Gateway::periodic(std::int64_t now_us) {
     sync(now_us);
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
+  pings(now_us);
   if (now_us >= next_flush_us_) {
     flush();
     next_flush_us_ = now_us + 1'000'000;
@@ -406,6 +465,19 @@ void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r,
     o.session_id = n.session;
     o.historical_phases = n.historical_phases;
     o.events = n.events;
+    auto imp = n.impedance(now_us);
+    o.clock_samples = static_cast<std::uint32_t>(n.clock.count());
+    o.offset_ms = static_cast<float>(n.clock.offset_us() / 1000.0);
+    o.rtt_ms = static_cast<float>(n.clock.rtt_us() / 1000.0);
+    o.jitter_ms = static_cast<float>(n.clock.jitter_us() / 1000.0);
+    o.processing_ms = static_cast<float>(imp.processing_est_ms);
+    o.impedance = static_cast<std::uint32_t>(imp.score);
+    o.drift = static_cast<float>(imp.drift);
+    o.reliability = static_cast<float>(n.reliability.value());
+    o.confidence = static_cast<float>(imp.confidence);
+    o.degraded = imp.degraded;
+    o.unstable = imp.unstable;
+    o.queue_depth = n.queue_depth;
   }
   r.total = index;
 }

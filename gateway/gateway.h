@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <map>
 #include <set>
 #include <string>
 
@@ -36,6 +37,10 @@ class Gateway {
   // Registry and replay state go to SQLite in one transaction a second.
   void flush();
   void send_rebirth(const NodeEntry& n);
+  void send_ping(NodeEntry& n, std::int64_t now_us);
+  // t4: the ack's arrival on the gateway's wall clock (us).
+  void on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4);
+  void pings(std::int64_t now_us);
   void answer(const Inbound& m, kairos_v1_ControlResponse& resp);
   void fill_mesh_state(kairos_v1_MeshState& s) const;
   void fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const;
@@ -51,6 +56,12 @@ class Gateway {
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;  // committed with the next flush
+  struct PendingPing {
+    std::string node;
+    std::int64_t t1_wall_us;
+    std::int64_t sent_mono_us;
+  };
+  std::map<std::uint64_t, PendingPing> pings_;  // command id -> ping in flight
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;

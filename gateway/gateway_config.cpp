@@ -46,6 +46,11 @@ GatewayConfig load_gateway_config(const std::string& path) {
   const char* classes[] = {"A", "B", "C", "D", "E", "F"};
   for (int i = 0; i < 6; ++i) g.class_weight[static_cast<std::size_t>(i)] = weights.num(classes[i], 1.0, 0, 1000);
 
+  auto clock = root.section("clock");
+  g.ping_period_s = clock.num("ping_period_s", 10.0, 0.1, 3600);
+  g.fast_ping_period_s = clock.num("fast_ping_period_s", 2.0, 0.05, 3600);
+  g.ping_timeout_s = clock.num("ping_timeout_s", 5.0, 0.1, 600);
+
   auto ctl = root.section("control");
   g.ctl_max_age_s = ctl.num("max_age_s", 60, 1, 3600);
   cfg.finish();

@@ -24,6 +24,10 @@ struct GatewayConfig {
   double stale_after_s = 15.0;      // 3 heartbeat periods
   double mesh_publish_s = 1.0;      // _mesh/state at least this often
   std::array<double, 6> class_weight{1, 1, 1, 1, 1, 1};  // A..F
+  // clock sync (SPEC 5.1)
+  double ping_period_s = 10.0;       // per node
+  double fast_ping_period_s = 2.0;   // while unstable or with few samples
+  double ping_timeout_s = 5.0;       // no ack by then: a missed command (reliability)
   // control RPC
   double ctl_max_age_s = 60.0;      // refuse requests older or newer than this
 };

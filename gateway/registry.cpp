@@ -47,9 +47,23 @@ bool Registry::on_state(const std::string& id, bool online, std::int64_t now_us)
   return true;
 }
 
+Impedance NodeEntry::impedance(std::int64_t now_us) const {
+  ImpedanceInputs in;
+  in.device_class = device_class;
+  in.rtt_ms = clock.rtt_us() / 1000.0;
+  in.jitter_ms = clock.jitter_us() / 1000.0;
+  in.processing_ema_ms = processing_ms;
+  in.queue_depth = queue_depth;
+  in.reliability = reliability.value();
+  in.heartbeat_fresh = last_hb_us > 0 && now_us - last_hb_us < 10'000'000;
+  return kairos::impedance(in, baseline_score);
+}
+
 bool Registry::on_heartbeat(const std::string& id, const kairos_v1_Heartbeat& hb, std::int64_t now_us) {
   auto* n = find(id);
   if (!n) return false;
+  n->processing_ms = hb.processing_ms;
+  n->queue_depth = hb.queue_depth;
   n->last_seen_us = now_us;
   n->last_hb_us = now_us;
   n->status = hb.status;

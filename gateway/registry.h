@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/core/bytes.h"
+#include "common/core/impedance.h"
 #include "common/core/meshsync.h"
 #include "kairos.pb.h"
 
@@ -33,6 +34,14 @@ struct NodeEntry {
   std::int64_t phase_us = 0;      // monotonic, receipt of the last phase
   std::uint64_t historical_phases = 0;  // late phase reports (store and forward), not used for sync
   std::uint64_t events = 0;             // events logged
+  // clock and impedance (SPEC 5.1, 5.2)
+  ClockFilter clock;
+  EwRate reliability;
+  double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
+  std::uint32_t queue_depth = 0;
+  double baseline_score = 0;     // slow EMA of the node's own score
+  std::int64_t next_ping_us = 0; // monotonic
+  Impedance impedance(std::int64_t now_us) const;
 };
 
 // The registry of SPEC 5.1: nodes from births, liveness from heartbeats and
@@ -61,6 +70,7 @@ class Registry {
   const NodeEntry* find(const std::string& id) const;
   NodeEntry* find(const std::string& id);
   const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }
+  std::map<std::string, NodeEntry>& nodes_mut() { return nodes_; }
   std::size_t online_count() const;
 
  private:

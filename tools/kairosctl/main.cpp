@@ -42,6 +42,7 @@ void usage(FILE* f) {
                "verbs:\n"
                "  status                          the mesh at a glance\n"
                "  nodes [--cluster C] [--state online|offline]\n"
+               "  node <id>                       one node: clock, impedance, reliability\n"
                "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
                "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
                "            [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]] [--force] [--new-key]\n"
@@ -198,6 +199,9 @@ int run(const Options& o) {
         return fail("nodes: unknown argument '" + o.args[i] + "'", 2);
       }
     }
+  } else if (o.verb == "node") {
+    if (o.args.size() != 1) return fail("node takes a node id: kairosctl node <id>", 2);
+    req.which_verb = kairos_v1_ControlRequest_nodes_tag;
   } else if (o.verb == "watch") {
     req.which_verb = kairos_v1_ControlRequest_status_tag;
   } else {
@@ -272,6 +276,13 @@ int run(const Options& o) {
     nodes.insert(nodes.end(), list.nodes, list.nodes + list.nodes_count);
     if (list.nodes_count == 0) break;
   } while (nodes.size() < total);
+  if (o.verb == "node") {
+    std::vector<kairos_v1_NodeInfo> one;
+    for (const auto& n : nodes)
+      if (o.args[0] == n.id) one.push_back(n);
+    nodes.swap(one);
+    if (nodes.empty()) return fail("no node '" + o.args[0] + "' (kairosctl nodes lists them)");
+  }
 
   if (o.json) {
     ctl::Json j;
@@ -285,14 +296,41 @@ int run(const Options& o) {
       j.key("last_seen_ms").integer(n.last_seen_ms).key("firmware").str(n.firmware_version);
       j.key("context_hash").str(to_hex(ByteView(n.context_hash.bytes, n.context_hash.size)));
       j.key("events").integer(n.events).key("historical_phases").integer(n.historical_phases);
+      j.key("clock").begin_object().key("samples").integer(n.clock_samples).key("offset_ms").num(n.offset_ms);
+      j.key("rtt_ms").num(n.rtt_ms).key("jitter_ms").num(n.jitter_ms).end_object();
+      j.key("impedance").begin_object().key("score").integer(n.impedance).key("processing_ms").num(n.processing_ms);
+      j.key("queue_depth").integer(n.queue_depth).key("drift").num(n.drift).key("reliability").num(n.reliability);
+      j.key("confidence").num(n.confidence).key("degraded").boolean(n.degraded).key("unstable").boolean(n.unstable);
+      j.end_object();
       j.end_object();
     }
     j.end_array();
     std::printf("%s\n", j.text().c_str());
     return 0;
   }
-  std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %s\n", "NODE", "CLUSTER", "BOARD", "CLASS", "STATUS",
-              "PHASE", "COH", "SEEN");
+  if (o.verb == "node") {
+    if (nodes.size() != 1) return fail("no node '" + o.args[0] + "' (kairosctl nodes lists them)");
+    const auto& n = nodes[0];
+    std::printf("node %s  (cluster %s, board %s, class %s, firmware %s)\n", n.id, n.cluster, n.board,
+                class_name(n.device_class), n.firmware_version);
+    std::printf("  status        %s%s\n", status_name(n.status), n.online ? "" : " (offline)");
+    if (n.phase_valid)
+      std::printf("  phase         %.3f %+.3fi, coherence %.3f\n", static_cast<double>(n.z.re), static_cast<double>(n.z.im),
+                  static_cast<double>(n.c));
+    std::printf("  clock         offset %+.2f ms, rtt %.2f ms, jitter %.2f ms (%u samples)\n",
+                static_cast<double>(n.offset_ms), static_cast<double>(n.rtt_ms), static_cast<double>(n.jitter_ms),
+                n.clock_samples);
+    std::printf("  impedance     %u (processing %.1f ms, queue %u, drift %.2f)%s%s\n", n.impedance,
+                static_cast<double>(n.processing_ms), n.queue_depth, static_cast<double>(n.drift),
+                n.degraded ? " DEGRADED" : "", n.unstable ? " UNSTABLE" : "");
+    std::printf("  reliability   %.2f, confidence %.2f\n", static_cast<double>(n.reliability),
+                static_cast<double>(n.confidence));
+    std::printf("  events        %llu logged, %llu late phase reports\n", static_cast<unsigned long long>(n.events),
+                static_cast<unsigned long long>(n.historical_phases));
+    return 0;
+  }
+  std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %-5s %s\n", "NODE", "CLUSTER", "BOARD", "CLASS", "STATUS",
+              "PHASE", "COH", "IMP", "SEEN");
   for (const auto& n : nodes) {
     char phase[32] = "-";
     char coh[16] = "-";
@@ -302,8 +340,10 @@ int run(const Options& o) {
     }
     char seen[24] = "never";
     if (n.last_seen_ms != UINT32_MAX) std::snprintf(seen, sizeof seen, "%.1f s ago", n.last_seen_ms / 1000.0);
-    std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %s\n", n.id, n.cluster, n.board, class_name(n.device_class),
-                status_name(n.status), phase, coh, seen);
+    char imp[12] = "-";
+    if (n.clock_samples) std::snprintf(imp, sizeof imp, "%u", n.impedance);
+    std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %-5s %s\n", n.id, n.cluster, n.board, class_name(n.device_class),
+                status_name(n.status), phase, coh, imp, seen);
   }
   std::printf("%zu node%s\n", nodes.size(), nodes.size() == 1 ? "" : "s");
   return 0;

@@ -1,0 +1,60 @@
+#include "common/core/impedance.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kairos {
+
+bool ClockFilter::add(const ClockSample& s) {
+  if (s.rtt_us() < 0) return false;
+  s_[next_] = s;
+  next_ = (next_ + 1) % kSamples;
+  n_ = std::min(n_ + 1, kSamples);
+  return true;
+}
+
+double ClockFilter::offset_us() const {
+  if (n_ == 0) return 0;
+  const ClockSample* best = &s_[0];
+  for (std::size_t i = 1; i < n_; ++i)
+    if (s_[i].rtt_us() < best->rtt_us()) best = &s_[i];
+  return best->offset_us();
+}
+
+double ClockFilter::rtt_us() const {
+  if (n_ == 0) return 0;
+  double m = s_[0].rtt_us();
+  for (std::size_t i = 1; i < n_; ++i) m = std::min(m, s_[i].rtt_us());
+  return m;
+}
+
+double ClockFilter::jitter_us() const {
+  if (n_ < 2) return 0;
+  double mean = 0;
+  for (std::size_t i = 0; i < n_; ++i) mean += s_[i].rtt_us() / 2;
+  mean /= static_cast<double>(n_);
+  double var = 0;
+  for (std::size_t i = 0; i < n_; ++i) var += std::pow(s_[i].rtt_us() / 2 - mean, 2);
+  return std::sqrt(var / static_cast<double>(n_));
+}
+
+double class_base_ms(int c) {
+  static constexpr double base[] = {150, 10, 50, 200, 100, 150, 60000};  // ?, A..F
+  return c >= 1 && c <= 6 ? base[c] : base[0];
+}
+
+Impedance impedance(const ImpedanceInputs& in, double baseline_score) {
+  Impedance r;
+  double base = in.processing_ema_ms >= 0 ? in.processing_ema_ms : class_base_ms(in.device_class);
+  r.processing_est_ms = base * (1 + 0.5 * in.payload_weight) * (1 + 0.1 * in.queue_depth);
+  r.buffer_ms = 3 * in.jitter_ms + 2;
+  r.lead_ms = in.rtt_ms / 2 + r.processing_est_ms + r.buffer_ms;
+  r.score = static_cast<int>(std::min(1000.0, std::round(r.lead_ms)));
+  r.drift = in.jitter_ms / std::max(1.0, in.rtt_ms / 2);
+  r.confidence = std::clamp(0.5 * in.reliability - 0.3 * r.drift + 0.2 * (in.heartbeat_fresh ? 1 : 0), 0.0, 1.0);
+  r.degraded = r.score > 800 || (baseline_score > 0 && r.score > 2 * baseline_score);
+  r.unstable = r.drift > 0.5;
+  return r;
+}
+
+}  // namespace kairos

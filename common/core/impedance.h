@@ -1,0 +1,76 @@
+#pragma once
+// Clock sync and the impedance model (SPEC 5.1, 5.2): pure arithmetic over
+// ping/pong samples and node reports; time comes in as arguments.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace kairos {
+
+// One ping/pong: t1 and t4 on the gateway's clock, t2 and t3 on the node's (us).
+struct ClockSample {
+  std::int64_t t1_us, t2_us, t3_us, t4_us;
+  double rtt_us() const { return static_cast<double>((t4_us - t1_us) - (t3_us - t2_us)); }
+  double offset_us() const { return static_cast<double>((t2_us - t1_us) + (t3_us - t4_us)) / 2.0; }
+};
+
+// The NTP clock filter over the last 16 samples: the offset of the sample
+// with the smallest round trip, and the jitter of the one-way delay.
+class ClockFilter {
+ public:
+  static constexpr std::size_t kSamples = 16;
+  // Adds a sample; a negative round trip (clocks stepped mid-ping) is refused.
+  bool add(const ClockSample& s);
+  std::size_t count() const { return n_; }
+  double offset_us() const;   // node clock - gateway clock, from the min-rtt sample
+  double rtt_us() const;      // the minimum round trip
+  double one_way_us() const { return rtt_us() / 2; }
+  double jitter_us() const;   // standard deviation of rtt/2 over the window
+
+ private:
+  std::array<ClockSample, kSamples> s_{};
+  std::size_t n_ = 0;
+  std::size_t next_ = 0;
+};
+
+// Base processing time per device class A..F (ms), SPEC 5.2.
+double class_base_ms(int device_class);
+
+struct ImpedanceInputs {
+  int device_class = 5;           // 1..6 = A..F
+  double rtt_ms = 0;
+  double jitter_ms = 0;
+  double processing_ema_ms = -1;  // measured; < 0 while unknown (the class base is used)
+  double payload_weight = 0;
+  std::uint32_t queue_depth = 0;
+  double reliability = 1;         // EW rate of commands acknowledged READY in time
+  bool heartbeat_fresh = true;    // last heartbeat < 10 s old
+};
+
+struct Impedance {
+  double processing_est_ms = 0;
+  double buffer_ms = 0;
+  double lead_ms = 0;   // how long before T a command must leave the gateway
+  int score = 0;        // min(1000, round(lead))
+  double drift = 0;     // jitter / max(1, rtt/2)
+  double confidence = 0;
+  bool degraded = false;  // score > 800 or above twice the baseline
+  bool unstable = false;  // drift > 0.5
+};
+
+// SPEC 5.2. baseline_score: the node's own usual score (<= 0: none yet).
+Impedance impedance(const ImpedanceInputs& in, double baseline_score);
+
+// An exponentially weighted rate of good outcomes (starts at 1).
+class EwRate {
+ public:
+  explicit EwRate(double weight = 0.1) : w_(weight) {}
+  void add(bool good) { value_ += w_ * ((good ? 1.0 : 0.0) - value_); }
+  double value() const { return value_; }
+
+ private:
+  double w_;
+  double value_ = 1.0;
+};
+
+}  // namespace kairos
