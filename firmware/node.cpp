@@ -373,6 +373,40 @@ void Node::execute(const Envelope& env, std::int64_t received_mono_us) {
   const auto& cmd = env.message.command;
   // t2 is the frame's arrival (Paho's callback), not when the loop got to it.
   const std::int64_t received = wall_us() - (mono_us() - received_mono_us);
+  if (cmd.execute_at_us != 0 && cmd.which_action != kairos_v1_Command_ping_tag) {
+    std::int64_t tolerance_us = static_cast<std::int64_t>(cmd.late_tolerance_ms ? cmd.late_tolerance_ms : 20) * 1000;
+    std::int64_t late_us = received - cmd.execute_at_us;
+    if (late_us > tolerance_us) {
+      char why[64];
+      std::snprintf(why, sizeof why, "late by %.1f ms", static_cast<double>(late_us) / 1000.0);
+      return ack(cmd, -1, why, received, 0);
+    }
+    if (quarantined_) return ack(cmd, -1, "quarantined: only heal and config_reload are obeyed", received, 0);
+    ack(cmd, 0, "held", received, 0);  // TRANSIT
+    held_.emplace(cmd.execute_at_us, std::make_unique<Envelope>(env));
+    return;
+  }
+  perform(env, received);
+}
+
+std::int64_t Node::run_held(std::int64_t now_mono_us) {
+  while (!held_.empty()) {
+    auto it = held_.begin();
+    std::int64_t due_mono = now_mono_us + (it->first - wall_us());
+    if (due_mono - now_mono_us > kSpinUs) return due_mono;
+    // Within the last stretch: spin to the exact microsecond, then run.
+    while (wall_us() < it->first) {
+    }
+    auto env = std::move(it->second);
+    held_.erase(it);
+    perform(*env, wall_us());
+    now_mono_us = mono_us();
+  }
+  return INT64_MAX;
+}
+
+void Node::perform(const Envelope& env, std::int64_t received) {
+  const auto& cmd = env.message.command;
   constexpr int kReady = 1, kConflict = -1;
   // In quarantine only heal is obeyed, and config_reload: it validates the
   // file and starts the node over, the way out of a config changed under it.
@@ -555,6 +589,8 @@ int Node::run() {
     // Outputs follow their sources every 10 ms; signals are noticed within 100 ms.
     deadline = std::min(deadline, now + (outputs_.empty() ? 100'000 : 10'000));
     drain_backlog();
+    std::int64_t next_held = run_held(mono_us());
+    if (next_held != INT64_MAX) deadline = std::min(deadline, next_held - kSpinUs);
     for (auto& ev : link_->wait(deadline)) {
       switch (ev.type) {
         case LinkEvent::Type::connected: on_connected(); break;

@@ -13,6 +13,7 @@
 #include "firmware/drivers/pipe.h"
 #include "firmware/node_config.h"
 #include "firmware/outputs/output.h"
+#include <map>
 #include <optional>
 
 namespace kairos::node {
@@ -57,6 +58,9 @@ class Node {
   void on_mesh_state(const Inbound& msg);
   void on_gateway_state(const Inbound& msg);
   void execute(const Envelope& env, std::int64_t received_mono_us);
+  // Runs the held commands whose time has come; returns the monotonic time of the next one (or max).
+  std::int64_t run_held(std::int64_t now_mono_us);
+  void perform(const Envelope& env, std::int64_t received_wall_us);
   void ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
            std::int64_t executed_us);
   void cat1(const std::string& why);
@@ -82,6 +86,9 @@ class Node {
   bool frozen_ = false;
   bool restart_requested_ = false;
   bool config_changed_ = false;
+  // Scheduled commands held until their execute_at (SPEC 5.4), by node wall time.
+  std::multimap<std::int64_t, std::unique_ptr<Envelope>> held_;
+  static constexpr std::int64_t kSpinUs = 1500;  // the last stretch before execute_at is spun, not slept
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;

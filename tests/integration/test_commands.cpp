@@ -165,3 +165,70 @@ TEST(Commands, PingSetOutputFreezeQuarantineHealReload) {
   EXPECT_TRUE(node.running()) << "same process, started over";
   EXPECT_TRUE(eventually([&] { return status() == kairos_v1_NodeStatus_COMPLIANT; })) << "a fresh start, out of quarantine";
 }
+
+TEST(Commands, ScheduledCommandsAreHeldAndRunAtTheirTime) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  const std::string out = dir.file("out.txt");
+  dir.write("n1.toml", mesh.node_config("n1", "c1", "waveform = \"constant\"\noffset = 0.5\n") +
+                           "\n[outputs.log]\nkind = \"text\"\nsource = \"local:main\"\nfile = \"" + out +
+                           "\"\ninterval_s = 0.05\n");
+  Process node({bin("kairos-node"), "--config", dir.file("n1.toml")}, dir.file("n1.log"));
+  Client c(broker.uri());
+  const auto ack_topic = node_topic(mesh.name(), "c1", "n1", TopicKind::ack);
+  c.subscribe(ack_topic);
+  Commander cmd{mesh, c, mesh.node_key("n1"), Signer("operator-test", random_u64()),
+                node_topic(mesh.name(), "c1", "n1", TopicKind::cmd), 100, {}};
+  auto acks_of = [&](std::uint64_t id) {
+    std::vector<kairos_v1_Ack> v;
+    for (const auto& m : c.seen()) {
+      if (m.topic != ack_topic) continue;
+      auto o = open(m.topic, m.payload, cmd.key);
+      if (o && o.env->which_message == kairos_v1_Envelope_ack_tag && o.env->message.ack.command_id == id)
+        v.push_back(o.env->message.ack);
+    }
+    return v;
+  };
+  // Wait until the node takes commands at all (a ping answers).
+  std::uint64_t ping = 0;
+  ASSERT_TRUE(eventually([&] {
+    ping = cmd.send([](auto& k) { k.which_action = kairos_v1_Command_ping_tag; });
+    return c.wait_for([&](const auto&) { return !acks_of(ping).empty(); }, 500ms);
+  }, 15s)) << read_text(dir.file("n1.log"));
+
+  // Due in 400 ms: TRANSIT at once, READY when it ran, at its time.
+  const std::int64_t at = wall_us() + 400'000;
+  auto id = cmd.send([&](auto& k) {
+    k.execute_at_us = at;
+    k.which_action = kairos_v1_Command_set_output_tag;
+    std::snprintf(k.action.set_output.output, sizeof k.action.set_output.output, "log");
+    k.action.set_output.has_z = true;
+    k.action.set_output.z.re = 0.25f;
+    k.action.set_output.c = 1.0f;
+    k.action.set_output.hold_ms = 60'000;
+  });
+  ASSERT_TRUE(c.wait_for([&](const auto&) { return acks_of(id).size() >= 2; }, 10s)) << read_text(dir.file("n1.log"));
+  auto acks = acks_of(id);
+  EXPECT_EQ(acks[0].state, 0) << "held (TRANSIT)";
+  EXPECT_EQ(acks[1].state, 1);
+  // Same machine, same clock: executed at its time (a loaded 2-core machine
+  // may wake late, never early).
+  EXPECT_GE(acks[1].executed_at_us, at);
+  EXPECT_LT(acks[1].executed_at_us - at, 50'000) << "executed " << (acks[1].executed_at_us - at) << " us after its time";
+  RecordProperty("late_us", static_cast<int>(acks[1].executed_at_us - at));
+  EXPECT_TRUE(eventually([&] { return read_text(out).find("log re=0.2500") != std::string::npos; }));
+
+  // Already 100 ms late on arrival: not run, CONFLICT with the lateness.
+  auto late = cmd.send([&](auto& k) {
+    k.execute_at_us = wall_us() - 100'000;
+    k.late_tolerance_ms = 20;
+    k.which_action = kairos_v1_Command_thaw_tag;
+    k.action.thaw = true;
+  });
+  ASSERT_TRUE(c.wait_for([&](const auto&) { return !acks_of(late).empty(); }, 10s));
+  auto la = acks_of(late)[0];
+  EXPECT_EQ(la.state, -1);
+  EXPECT_NE(std::string(la.detail).find("late by 10"), std::string::npos) << la.detail;
+  EXPECT_EQ(la.executed_at_us, 0);
+}
