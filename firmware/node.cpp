@@ -1,5 +1,7 @@
 #include "firmware/node.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -42,6 +44,13 @@ std::unique_ptr<Input> make_input(const InputConfig& c) {
   return std::make_unique<SysfsSensorInput>(c.sysfs);
 }
 
+// Modification time and size of a file as text ("" when absent).
+std::string file_stamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_size);
+}
+
 constexpr std::int64_t kRetryMinUs = 500'000;
 constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
@@ -72,6 +81,7 @@ Node::Node(NodeConfig config, Key key, std::string config_path, std::string boar
     outputs_.push_back(std::move(slot));
   }
   if (!config_.broadcast_key_file.empty()) broadcast_key_ = load_key_file(config_.broadcast_key_file);
+  if (!config_path_.empty()) config_stamp_ = file_stamp(config_path_) + "|" + file_stamp(config_.board_file);
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-" + config_.id));
   arm_will();
   link_->add_subscription(topic(TopicKind::cmd), 1);
@@ -335,6 +345,11 @@ void Node::check_config() {
   // The running config must stay the one on disk: a file changed without a
   // config_reload is a breach (CAT-1), reported once.
   if (config_path_.empty() || config_changed_) return;
+  // Re-read only when a file's modification time moved: a stat per
+  // heartbeat, not a parse.
+  auto stamp = file_stamp(config_path_) + "|" + file_stamp(config_.board_file);
+  if (stamp == config_stamp_) return;
+  config_stamp_ = stamp;
   std::string why;
   try {
     auto now = load_node_config(config_path_, boards_override_);

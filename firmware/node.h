@@ -86,6 +86,7 @@ class Node {
   bool frozen_ = false;
   bool restart_requested_ = false;
   bool config_changed_ = false;
+  std::string config_stamp_;  // mtimes and sizes of config and board file when last checked
   // Scheduled commands held until their execute_at (SPEC 5.4), by node wall time.
   std::multimap<std::int64_t, std::unique_ptr<Envelope>> held_;
   static constexpr std::int64_t kSpinUs = 1500;  // the last stretch before execute_at is spun, not slept

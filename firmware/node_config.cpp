@@ -17,17 +17,7 @@ kairos_v1_DeviceClass parse_class(Section& s, std::string_view key, std::string_
   return static_cast<kairos_v1_DeviceClass>(kairos_v1_DeviceClass_CLASS_A + (c[0] - 'A'));
 }
 
-std::string name_checked(Section& s, std::string_view key) {
-  auto v = s.str(key);
-  if (!valid_name(v)) s.fail(key, "'" + v + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)");
-  return v;
-}
 
-std::string name_or(Section& s, std::string_view key, std::string_view def) {
-  auto v = s.str(key, def);
-  if (!valid_name(v)) s.fail(key, "'" + v + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)");
-  return v;
-}
 
 }  // namespace
 
@@ -78,9 +68,9 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
   auto root = cfg.root();
 
   auto node = root.section("node");
-  n.id = name_checked(node, "id");
-  n.cluster = name_or(node, "cluster", "default");
-  n.mesh = name_or(node, "mesh", "default");
+  n.id = node.name("id");
+  n.cluster = node.name("cluster", "default");
+  n.mesh = node.name("mesh", "default");
   std::string board_name = node.str("board", "generic-linux");
   if (!valid_name(board_name)) node.fail("board", "not a board name");
   std::string boards_dir = node.str("boards_dir", KAIROS_BOARDS_DIR);
@@ -108,6 +98,7 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
   }
   std::string board_canonical;
   n.board = parse_board(board_text, board_file, board_name, board_canonical);
+  n.board_file = board_file;
 
   n.broker = read_broker(root.section("broker"), 1000);
 

@@ -25,10 +25,6 @@ kairos_v1_MeshMode mode_for(double active_rate) {
   return kairos_v1_MeshMode_EMERGENCY;
 }
 
-const char* mode_name(kairos_v1_MeshMode m) {
-  static const char* names[] = {"?", "FULL", "DEGRADED_LIGHT", "DEGRADED_MODERATE", "DEGRADED_SEVERE", "EMERGENCY"};
-  return m >= 0 && m <= 5 ? names[m] : "?";
-}
 
 }  // namespace
 
@@ -232,37 +228,38 @@ void Gateway::flush() {
   pending_events_.clear();
 }
 
-void Gateway::send_rebirth(const NodeEntry& n) {
+std::uint64_t Gateway::send_command(const NodeEntry& n, std::uint32_t ttl_ms,
+                                    const std::function<void(kairos_v1_Command&)>& fill) {
   const Key* key = keys_.node_key(n.id, mono_us());
-  if (!key) return;
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_command_tag;
-  env->message.command.command_id = random_u64();
-  env->message.command.ttl_ms = 30'000;
-  env->message.command.which_action = kairos_v1_Command_rebirth_tag;
-  env->message.command.action.rebirth = true;
-  auto t = node_topic(config_.mesh, n.cluster, n.id, TopicKind::cmd);
-  PublishProps props;
-  props.expiry_s = 30;
-  link_->publish(t, signer_.seal(t, *env, *key, wall_us()), 1, false, props);
-}
-
-void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
-  const Key* key = keys_.node_key(n.id, now_us);
-  if (!key) return;
+  if (!key) return 0;
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_command_tag;
   auto& cmd = env->message.command;
   cmd.command_id = random_u64();
-  cmd.ttl_ms = static_cast<std::uint32_t>(config_.ping_timeout_s * 1000);
-  cmd.which_action = kairos_v1_Command_ping_tag;
-  const std::int64_t t1 = wall_us();
-  cmd.action.ping.t1_us = t1;
+  cmd.ttl_ms = ttl_ms;
+  fill(cmd);
   auto t = node_topic(config_.mesh, n.cluster, n.id, TopicKind::cmd);
   PublishProps props;
-  props.expiry_s = static_cast<std::uint32_t>(std::ceil(config_.ping_timeout_s));
-  link_->publish(t, signer_.seal(t, *env, *key, t1), 1, false, props);
-  pings_[cmd.command_id] = {n.id, t1, now_us};
+  props.expiry_s = (ttl_ms + 999) / 1000;  // MQTT message expiry = the command's TTL
+  link_->publish(t, signer_.seal(t, *env, *key, wall_us()), 1, false, props);
+  return cmd.command_id;
+}
+
+void Gateway::send_rebirth(const NodeEntry& n) {
+  send_command(n, 30'000, [](kairos_v1_Command& cmd) {
+    cmd.which_action = kairos_v1_Command_rebirth_tag;
+    cmd.action.rebirth = true;
+  });
+}
+
+void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
+  std::int64_t t1 = 0;
+  auto id = send_command(n, static_cast<std::uint32_t>(config_.ping_timeout_s * 1000), [&](kairos_v1_Command& cmd) {
+    cmd.which_action = kairos_v1_Command_ping_tag;
+    t1 = wall_us();
+    cmd.action.ping.t1_us = t1;
+  });
+  if (id) pings_[id] = {n.id, t1, now_us};
 }
 
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
@@ -315,7 +312,7 @@ void Gateway::sync(std::int64_t now_us) {
   double active = known ? static_cast<double>(registry_.online_count()) / static_cast<double>(known) : 1.0;
   auto mode = mode_for(active);
   if (mode != mode_) {
-    log::info("mesh", std::string("mode ") + mode_name(mode_) + " -> " + mode_name(mode) + " (" +
+    log::info("mesh", "mode " + std::string(to_string(mode_)) + " -> " + std::string(to_string(mode)) + " (" +
                           std::to_string(registry_.online_count()) + " of " + std::to_string(known) + " nodes active)");
     changed = true;
   }

@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -36,6 +37,8 @@ class Gateway {
   void publish_mesh_state();
   // Registry and replay state go to SQLite in one transaction a second.
   void flush();
+  // Signs a command for node n with its key and sends it; 0 when there is no key.
+  std::uint64_t send_command(const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill);
   void send_rebirth(const NodeEntry& n);
   void send_ping(NodeEntry& n, std::int64_t now_us);
   // t4: the ack's arrival on the gateway's wall clock (us).

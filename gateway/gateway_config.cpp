@@ -6,15 +6,6 @@
 
 namespace kairos::gw {
 
-namespace {
-
-std::string name_of(Section& s, std::string_view key) {
-  auto v = s.str(key);
-  if (!valid_name(v)) s.fail(key, "'" + v + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)");
-  return v;
-}
-
-}  // namespace
 
 GatewayConfig load_gateway_config(const std::string& path) {
   GatewayConfig g;
@@ -22,8 +13,8 @@ GatewayConfig load_gateway_config(const std::string& path) {
   auto root = cfg.root();
 
   auto gw = root.section("gateway");
-  g.id = name_of(gw, "id");
-  g.mesh = name_of(gw, "mesh");
+  g.id = gw.name("id");
+  g.mesh = gw.name("mesh");
   g.keys_dir = gw.str("keys_dir");
   g.database = gw.str("database");
   g.log_level = gw.choice("log_level", "info", {"debug", "info", "warn", "error"});

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "common/core/topic.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -153,6 +155,17 @@ std::string Section::str(std::string_view key, std::string_view def) {
     return std::string(def);
   }
   return str(key);
+}
+
+std::string Section::name(std::string_view key) {
+  auto v = str(key);
+  if (!valid_name(v)) fail(key, "'" + v + "' is not a valid name (" + std::string(kNameRule) + ")");
+  return v;
+}
+
+std::string Section::name(std::string_view key, std::string_view def) {
+  if (!has(key)) return str(key, def);
+  return name(key);
 }
 
 std::string Section::choice(std::string_view key, std::string_view def,

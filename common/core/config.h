@@ -37,6 +37,9 @@ class Section {
  public:
   std::string str(std::string_view key);
   std::string str(std::string_view key, std::string_view def);
+  // A mesh, cluster, node or gateway name (the topic rules of valid_name).
+  std::string name(std::string_view key);
+  std::string name(std::string_view key, std::string_view def);
   // One of the allowed words.
   std::string choice(std::string_view key, std::string_view def,
                      std::initializer_list<std::string_view> allowed);

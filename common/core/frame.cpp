@@ -89,6 +89,24 @@ std::string_view to_string(DropReason reason) {
   return i < kReasonNames.size() ? kReasonNames[i] : "?";
 }
 
+std::string_view to_string(kairos_v1_MeshMode m) {
+  static constexpr std::string_view names[] = {"?", "FULL", "DEGRADED_LIGHT", "DEGRADED_MODERATE", "DEGRADED_SEVERE", "EMERGENCY"};
+  int i = raw(m);
+  return i >= 0 && i <= 5 ? names[i] : "?";
+}
+
+std::string_view to_string(kairos_v1_NodeStatus st) {
+  static constexpr std::string_view names[] = {"?", "COMPLIANT", "PROCESSING", "VARIANCE_WARNING", "QUARANTINED", "FROZEN", "OFFLINE"};
+  int i = raw(st);
+  return i >= 0 && i <= 6 ? names[i] : "?";
+}
+
+std::string_view class_letter(kairos_v1_DeviceClass c) {
+  static constexpr std::string_view names[] = {"?", "A", "B", "C", "D", "E", "F"};
+  int i = raw(c);
+  return i >= 0 && i <= 6 ? names[i] : "?";
+}
+
 std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
                                         std::uint64_t seq, std::int64_t sent_at_us) {
   auto env = std::make_unique<Envelope>();

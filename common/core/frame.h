@@ -68,6 +68,11 @@ std::optional<std::string> validate(const Envelope& env);
 // Whether the message type of env belongs on a topic of this kind.
 bool kind_matches(TopicKind kind, const Envelope& env);
 
+// Names of the wire enums, as operators read them ("?" when out of range).
+std::string_view to_string(kairos_v1_MeshMode m);
+std::string_view to_string(kairos_v1_NodeStatus s);
+std::string_view class_letter(kairos_v1_DeviceClass c);  // "A".."F"
+
 // A zeroed envelope with sender, session, seq and time filled in.
 std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
                                         std::uint64_t seq, std::int64_t sent_at_us);

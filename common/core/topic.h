@@ -26,6 +26,7 @@ struct Topic {
 // Names of meshes, clusters, nodes, gateways and clients: 1..64 characters
 // from [A-Za-z0-9_-], not starting with '_' (reserved for _mesh, _gw, ...).
 bool valid_name(std::string_view name);
+inline constexpr std::string_view kNameRule = "1-64 of A-Z a-z 0-9 _ -, not starting with _";
 
 inline constexpr std::string_view kTopicRoot = "kairos/v1/";
 

@@ -58,20 +58,9 @@ void usage(FILE* f) {
                kDefaultConfig);
 }
 
-const char* class_name(int c) {
-  static const char* names[] = {"?", "A", "B", "C", "D", "E", "F"};
-  return c >= 0 && c <= 6 ? names[c] : "?";
-}
-
-const char* status_name(int s) {
-  static const char* names[] = {"?", "COMPLIANT", "PROCESSING", "VARIANCE_WARNING", "QUARANTINED", "FROZEN", "OFFLINE"};
-  return s >= 0 && s <= 6 ? names[s] : "?";
-}
-
-const char* mode_name(int m) {
-  static const char* names[] = {"?", "FULL", "DEGRADED_LIGHT", "DEGRADED_MODERATE", "DEGRADED_SEVERE", "EMERGENCY"};
-  return m >= 0 && m <= 5 ? names[m] : "?";
-}
+const char* class_name(kairos_v1_DeviceClass c) { return class_letter(c).data(); }
+const char* status_name(kairos_v1_NodeStatus s) { return to_string(s).data(); }
+const char* mode_name(kairos_v1_MeshMode m) { return to_string(m).data(); }
 
 int fail(const std::string& msg, int code = 1) {
   std::fprintf(stderr, "kairosctl: %s\n", msg.c_str());

@@ -291,7 +291,7 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
   }
   if (a.name.empty()) return "provision: name the node (kairosctl provision NODE ...), or give --gateway ID / --operator NAME";
   for (const auto* n : {&a.name, &a.cluster, &a.mesh})
-    if (!valid_name(*n)) return "provision: '" + *n + "' is not a valid name (1-64 of A-Z a-z 0-9 _ -, not starting with _)";
+    if (!valid_name(*n)) return "provision: '" + *n + "' is not a valid name (" + std::string(kNameRule) + ")";
   if (!a.rootfs.empty() && a.role != "node") return "provision: --rootfs installs a node";
   return "";
 }
