@@ -322,6 +322,17 @@ void Client::subscribe(const std::string& filter) {
   wait_for_topic(probe);
 }
 
+std::vector<std::shared_ptr<const Envelope>> Client::frames(const std::string& topic, const Key& key,
+                                                           pb_size_t which) const {
+  std::vector<std::shared_ptr<const Envelope>> out;
+  for (const auto& m : seen_) {
+    if (m.topic != topic) continue;
+    auto opened = open(m.topic, m.payload, key);
+    if (opened && opened.env->which_message == which) out.push_back(std::move(opened.env));
+  }
+  return out;
+}
+
 std::optional<Inbound> Client::last_on(const std::string& topic) const {
   for (auto it = seen_.rbegin(); it != seen_.rend(); ++it)
     if (it->topic == topic) return *it;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/core/crypto.h"
+#include "common/core/frame.h"
 #include "common/io/ctl_client.h"
 #include "common/io/mqtt.h"
 
@@ -142,6 +143,9 @@ class Client {
   // The newest message seen on topic.
   std::optional<Inbound> last_on(const std::string& topic) const;
   const std::vector<Inbound>& seen() const { return seen_; }
+  // The frames seen on topic that verify with key and carry message type
+  // `which` (an Envelope oneof tag), decoded, in arrival order.
+  std::vector<std::shared_ptr<const Envelope>> frames(const std::string& topic, const Key& key, pb_size_t which) const;
   void clear() { seen_.clear(); }
 
  private:

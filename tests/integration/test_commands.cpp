@@ -31,15 +31,16 @@ struct Commander {
     client.publish(topic, last);
     return next_id;
   }
-  // The ack for command id, decoded and verified.
+  // The acks for command id, decoded and verified, in arrival order.
+  std::vector<kairos_v1_Ack> acks(std::uint64_t id, const std::string& ack_topic) {
+    std::vector<kairos_v1_Ack> out;
+    for (const auto& env : client.frames(ack_topic, key, kairos_v1_Envelope_ack_tag))
+      if (env->message.ack.command_id == id) out.push_back(env->message.ack);
+    return out;
+  }
   std::optional<kairos_v1_Ack> ack(std::uint64_t id, const std::string& ack_topic) {
-    for (const auto& m : client.seen()) {
-      if (m.topic != ack_topic) continue;
-      auto o = open(m.topic, m.payload, key);
-      if (o && o.env->which_message == kairos_v1_Envelope_ack_tag && o.env->message.ack.command_id == id)
-        return o.env->message.ack;
-    }
-    return std::nullopt;
+    auto all = acks(id, ack_topic);
+    return all.empty() ? std::nullopt : std::optional<kairos_v1_Ack>(all.front());
   }
 };
 
@@ -180,16 +181,7 @@ TEST(Commands, ScheduledCommandsAreHeldAndRunAtTheirTime) {
   c.subscribe(ack_topic);
   Commander cmd{mesh, c, mesh.node_key("n1"), Signer("operator-test", random_u64()),
                 node_topic(mesh.name(), "c1", "n1", TopicKind::cmd), 100, {}};
-  auto acks_of = [&](std::uint64_t id) {
-    std::vector<kairos_v1_Ack> v;
-    for (const auto& m : c.seen()) {
-      if (m.topic != ack_topic) continue;
-      auto o = open(m.topic, m.payload, cmd.key);
-      if (o && o.env->which_message == kairos_v1_Envelope_ack_tag && o.env->message.ack.command_id == id)
-        v.push_back(o.env->message.ack);
-    }
-    return v;
-  };
+  auto acks_of = [&](std::uint64_t id) { return cmd.acks(id, ack_topic); };
   // Wait until the node takes commands at all (a ping answers).
   std::uint64_t ping = 0;
   ASSERT_TRUE(eventually([&] {

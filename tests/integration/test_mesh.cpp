@@ -35,13 +35,9 @@ bool is_offline(Mesh& mesh, const std::string& id) {
 
 // The newest verified _mesh/state seen by the client.
 std::optional<kairos_v1_MeshState> latest_mesh_state(const Client& c, const Mesh& mesh) {
-  std::optional<kairos_v1_MeshState> out;
-  for (const auto& m : c.seen()) {
-    if (m.topic != mesh_state_topic(mesh.name())) continue;
-    auto opened = open(m.topic, m.payload, mesh.broadcast_key());
-    if (opened && opened.env->which_message == kairos_v1_Envelope_mesh_state_tag) out = opened.env->message.mesh_state;
-  }
-  return out;
+  auto all = c.frames(mesh_state_topic(mesh.name()), mesh.broadcast_key(), kairos_v1_Envelope_mesh_state_tag);
+  if (all.empty()) return std::nullopt;
+  return all.back()->message.mesh_state;
 }
 
 }  // namespace

@@ -33,11 +33,8 @@ TEST(Node, RhythmCollapsesAreReportedAsEvents) {
   std::set<std::string> collapsed;
   auto decode = [&] {
     collapsed.clear();
-    for (const auto& m : c.seen()) {
-      if (m.topic != topic) continue;
-      auto opened = open(m.topic, m.payload, key);
-      if (!opened || opened.env->which_message != kairos_v1_Envelope_event_tag) continue;
-      const auto& e = opened.env->message.event;
+    for (const auto& env : c.frames(topic, key, kairos_v1_Envelope_event_tag)) {
+      const auto& e = env->message.event;
       if (e.kind == kairos_v1_EventKind_COLLAPSE) collapsed.insert(e.source);
       if (e.kind == kairos_v1_EventKind_RELEASE) collapsed.erase(e.source);
     }

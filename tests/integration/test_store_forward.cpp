@@ -69,11 +69,8 @@ TEST(StoreAndForward, BrokerOutageLosesNothingAndCountsWhatItThins) {
   ASSERT_TRUE(c.wait_for_topic(hb));
   // The final heartbeat's counters.
   std::optional<kairos_v1_Counters> counters;
-  for (const auto& m : c.seen()) {
-    if (m.topic != hb) continue;
-    auto o = open(m.topic, m.payload, mesh.node_key("n1"));
-    if (o && o.env->which_message == kairos_v1_Envelope_heartbeat_tag) counters = o.env->message.heartbeat.counters;
-  }
+  auto beats = c.frames(hb, mesh.node_key("n1"), kairos_v1_Envelope_heartbeat_tag);
+  if (!beats.empty()) counters = beats.back()->message.heartbeat.counters;
   ASSERT_TRUE(counters);
   auto info = mesh.node_info("n1");
   ASSERT_TRUE(info);

@@ -6,33 +6,13 @@
 
 #include "firmware/drivers/pwm.h"
 #include "firmware/outputs/motor.h"
+#include "tests/unit/firmware/fakes.h"
 
 using namespace kairos::node;
+using namespace kairos::node::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct FakePwm : PwmChannel {
-  double* duty;
-  bool ok = true;
-  std::string err;
-  explicit FakePwm(double* d, bool works = true) : duty(d), ok(works) {
-    if (!works) err = "fake PWM refuses";
-  }
-  bool setup() override { return ok; }
-  void set_duty(double d) override { *duty = d; }
-  void disable() override { *duty = 0; }
-  const std::string& error() const override { return err; }
-};
-
-struct FakeLine : OutputLine {
-  int* value;
-  std::string err;
-  explicit FakeLine(int* v) : value(v) {}
-  bool setup() override { return true; }
-  void set(bool high) override { *value = high; }
-  const std::string& error() const override { return err; }
-};
 
 OutputConfig motor_config() {
   OutputConfig c;
