@@ -9,24 +9,20 @@
 
 #include "firmware/drivers/pipe.h"
 #include "firmware/drivers/sysfs_sensor.h"
+#include "tests/unit/scratch.h"
 
 using namespace kairos::node;
+using kairos::test::ScratchDir;
 namespace fs = std::filesystem;
 
 namespace {
 
 class FakeTree : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("kairos-sysfs-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  void put(const std::string& rel, const std::string& text) {
-    fs::create_directories((root_ / rel).parent_path());
-    std::ofstream(root_ / rel) << text;
-  }
+  void put(const std::string& rel, const std::string& text) { scratch_.write(rel, text); }
+  ScratchDir scratch_{"sysfs"};
+  const fs::path& root_ = scratch_.path();
+
   SysfsConfig iio(const std::string& kind) {
     SysfsConfig c;
     c.kind = kind;
@@ -34,7 +30,6 @@ class FakeTree : public ::testing::Test {
     c.device = "iio:device0";
     return c;
   }
-  fs::path root_;
 };
 
 bool is_sample(const ReadResult& r, double x) {
@@ -131,15 +126,9 @@ TEST(LineBuffer, KeepsPartialLinesAndDropsOverlongOnes) {
 
 class Fifo : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = (fs::temp_directory_path() / ("kairos-fifo-" + std::to_string(::getpid()) + "-" +
-                                          ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
-    fs::remove(path_);
-  }
-  void TearDown() override { fs::remove(path_); }
+  ScratchDir scratch_{"fifo"};
+  std::string path_ = scratch_.file("in.fifo");
   void write_all(int fd, const std::string& s) { ASSERT_EQ(::write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
-  std::string path_;
 };
 
 TEST_F(Fifo, NeverBlocksAndSurvivesWritersComingAndGoing) {

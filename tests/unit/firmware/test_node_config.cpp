@@ -6,30 +6,23 @@
 
 #include "common/core/config.h"
 #include "firmware/node_config.h"
+#include "tests/unit/scratch.h"
 
 using namespace kairos;
 using namespace kairos::node;
+using kairos::test::ScratchDir;
 namespace fs = std::filesystem;
 
 namespace {
 
 class NodeConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("kairos-cfg-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& text) {
-    auto p = (dir_ / name).string();
-    std::ofstream(p) << text;
-    return p;
-  }
+  std::string write(const std::string& name, const std::string& text) { return scratch_.write(name, text); }
   std::string node(const std::string& body) {
     return write("node.toml", "[node]\nid = \"n1\"\nkey_file = \"/k\"\n" + body);
   }
-  fs::path dir_;
+  ScratchDir scratch_{"cfg"};
+  const fs::path& dir_ = scratch_.path();
 };
 
 const std::string kBoards = std::string(KAIROS_SOURCE_DIR) + "/boards";
