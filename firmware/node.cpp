@@ -59,7 +59,7 @@ constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
 Node::Node(NodeConfig config, Key key, std::string config_path, std::string boards_override)
     : config_(std::move(config)), key_(key), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)),
-      session_(random_u64()), signer_(config_.id, session_),
+      intake_(config_.id, key_), session_(random_u64()), signer_(config_.id, session_),
       backlog_(config_.broker.backlog, config_.backlog_file) {
   for (const auto& ic : config_.inputs) {
     InputSlot slot;
@@ -205,7 +205,7 @@ void Node::publish_heartbeat(std::int64_t now_us) {
   h.has_counters = true;
   const auto& lc = link_->counters();
   h.counters.frames_sent = lc.published;
-  h.counters.frames_rx_dropped = rx_drops_.total();
+  h.counters.frames_rx_dropped = rx_drops_.total() + intake_.drops().total();
   h.counters.publish_failures = lc.publish_failures;
   h.counters.reconnects = lc.reconnects;
   h.counters.backlog_dropped = lc.backlog_dropped + lc.offline_dropped;
@@ -323,22 +323,19 @@ void Node::on_message(const Inbound& msg) {
   if (t && t->kind == TopicKind::mesh_state && broadcast_key_) return on_mesh_state(msg);
   if (t && t->kind == TopicKind::gw_state) return on_gateway_state(msg);
   if (!t || t->kind != TopicKind::cmd || t->name != config_.id) return drop(DropReason::bad_topic, "not our command topic");
-  auto opened = open(msg.topic, msg.payload, key_);
-  if (!opened) {
-    drop(*opened.drop, opened.detail);
-    // A forged or corrupted command addressed to this node is a breach (CAT-1).
-    if (*opened.drop == DropReason::bad_mac) cat1("command with a bad MAC");
-    return;
+  // t2 is the frame's arrival (Paho's callback), not when the loop got to it.
+  const std::int64_t received = wall_us() - (mono_us() - msg.received_mono_us);
+  auto r = intake_.receive(msg.topic, msg.payload, received, quarantined_);
+  switch (r.kind) {
+    case CommandIntake::Result::Kind::dropped:
+      if (log_limit_.allow(mono_us()))
+        log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(r.drop)) + " (" + r.detail + ")");
+      if (r.breach) cat1(r.drop == DropReason::bad_mac ? "command with a bad MAC" : r.detail + " (" + std::string(to_string(r.drop)) + ")");
+      return;
+    case CommandIntake::Result::Kind::refused: return ack(r.env->message.command, kAckConflict, r.detail, received, 0);
+    case CommandIntake::Result::Kind::held: return ack(r.env->message.command, kAckTransit, "held", received, 0);
+    case CommandIntake::Result::Kind::run: return perform(*r.env, received);
   }
-  const auto& env = *opened.env;
-  if (!kind_matches(t->kind, env)) return drop(DropReason::kind_mismatch, "not a command");
-  auto v = guard_.check(env.sender, env.session_id, env.seq, true);
-  if (v.drop) {
-    drop(*v.drop, "seq " + std::to_string(env.seq));
-    cat1("replayed command (" + std::string(to_string(*v.drop)) + ", seq " + std::to_string(env.seq) + ")");
-    return;
-  }
-  execute(env, msg.received_mono_us);
 }
 
 void Node::check_config() {
@@ -373,47 +370,17 @@ void Node::cat1(const std::string& why) {
 
 void Node::ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
                std::int64_t executed_us) {
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_ack_tag;
-  auto& a = env->message.ack;
-  a.command_id = cmd.command_id;
-  a.state = state;
-  set_string(a.detail, detail);
-  a.received_at_us = received_us;
-  a.executed_at_us = executed_us;
-  publish(TopicKind::ack, *env, 1, false);
-}
-
-void Node::execute(const Envelope& env, std::int64_t received_mono_us) {
-  const auto& cmd = env.message.command;
-  // t2 is the frame's arrival (Paho's callback), not when the loop got to it.
-  const std::int64_t received = wall_us() - (mono_us() - received_mono_us);
-  if (cmd.execute_at_us != 0 && cmd.which_action != kairos_v1_Command_ping_tag) {
-    std::int64_t tolerance_us = static_cast<std::int64_t>(cmd.late_tolerance_ms ? cmd.late_tolerance_ms : 20) * 1000;
-    std::int64_t late_us = received - cmd.execute_at_us;
-    if (late_us > tolerance_us) {
-      char why[64];
-      std::snprintf(why, sizeof why, "late by %.1f ms", static_cast<double>(late_us) / 1000.0);
-      return ack(cmd, -1, why, received, 0);
-    }
-    if (quarantined_) return ack(cmd, -1, "quarantined: only heal and config_reload are obeyed", received, 0);
-    ack(cmd, 0, "held", received, 0);  // TRANSIT
-    held_.emplace(cmd.execute_at_us, std::make_unique<Envelope>(env));
-    return;
-  }
-  perform(env, received);
+  publish(TopicKind::ack, *make_ack(cmd, state, detail, received_us, executed_us), 1, false);
 }
 
 std::int64_t Node::run_held(std::int64_t now_mono_us) {
-  while (!held_.empty()) {
-    auto it = held_.begin();
-    std::int64_t due_mono = now_mono_us + (it->first - wall_us());
+  while (intake_.held()) {
+    std::int64_t due_mono = now_mono_us + (intake_.next_due_us() - wall_us());
     if (due_mono - now_mono_us > kSpinUs) return due_mono;
     // Within the last stretch: spin to the exact microsecond, then run.
-    while (wall_us() < it->first) {
+    while (wall_us() < intake_.next_due_us()) {
     }
-    auto env = std::move(it->second);
-    held_.erase(it);
+    auto env = intake_.take_due(wall_us());
     perform(*env, wall_us());
     now_mono_us = mono_us();
   }
@@ -422,7 +389,7 @@ std::int64_t Node::run_held(std::int64_t now_mono_us) {
 
 void Node::perform(const Envelope& env, std::int64_t received) {
   const auto& cmd = env.message.command;
-  constexpr int kReady = 1, kConflict = -1;
+  constexpr int kReady = kAckReady, kConflict = kAckConflict;
   // In quarantine only heal is obeyed, and config_reload: it validates the
   // file and starts the node over, the way out of a config changed under it.
   if (quarantined_ && cmd.which_action != kairos_v1_Command_heal_tag &&

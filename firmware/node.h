@@ -9,6 +9,7 @@
 #include "common/core/replay.h"
 #include "common/io/mqtt.h"
 #include "firmware/backlog.h"
+#include "firmware/intake.h"
 #include "firmware/drivers/input.h"
 #include "firmware/drivers/pipe.h"
 #include "firmware/node_config.h"
@@ -57,7 +58,6 @@ class Node {
   void drive_outputs(std::int64_t now_us);
   void on_mesh_state(const Inbound& msg);
   void on_gateway_state(const Inbound& msg);
-  void execute(const Envelope& env, std::int64_t received_mono_us);
   // Runs the held commands whose time has come; returns the monotonic time of the next one (or max).
   std::int64_t run_held(std::int64_t now_mono_us);
   void perform(const Envelope& env, std::int64_t received_wall_us);
@@ -87,8 +87,7 @@ class Node {
   bool restart_requested_ = false;
   bool config_changed_ = false;
   std::string config_stamp_;  // mtimes and sizes of config and board file when last checked
-  // Scheduled commands held until their execute_at (SPEC 5.4), by node wall time.
-  std::multimap<std::int64_t, std::unique_ptr<Envelope>> held_;
+  CommandIntake intake_;  // verifies commands, holds scheduled ones until execute_at (SPEC 5.4)
   static constexpr std::int64_t kSpinUs = 1500;  // the last stretch before execute_at is spun, not slept
   const std::uint64_t session_;
   Signer signer_;
@@ -108,7 +107,6 @@ class Node {
   SessionGuard mesh_guard_;
   SourceValue mesh_value_;
   std::int64_t mesh_at_us_ = -1;
-  SessionGuard guard_;
   DropCounters rx_drops_;
   RateLimiter log_limit_{1.0, 5.0};
 

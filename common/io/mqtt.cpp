@@ -2,8 +2,15 @@
 
 #include <mqtt/async_client.h>
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 
 #include "common/io/clock.h"
@@ -24,6 +31,33 @@ class ConnectListener : public mqtt::iaction_listener {
  private:
   std::function<void(std::string)> on_fail_;
 };
+
+// Paho C never sets TCP_NODELAY and offers no hook to do it. With Nagle on,
+// a small frame sent while an earlier one is unacknowledged waits for the
+// broker's delayed ACK (40 ms on Linux): pongs and acks would come back late
+// and skew every clock offset. So, once connected, every TCP socket of the
+// process gets TCP_NODELAY (the daemons own no other TCP sockets).
+void disable_nagle_on_tcp_sockets() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == ::dirfd(d)) continue;
+    struct stat st {};
+    if (::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    int type = 0, domain = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    len = sizeof domain;
+    if (::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+        (domain != AF_INET && domain != AF_INET6))
+      continue;
+    int one = 1;
+    ::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ::closedir(d);
+}
 
 }  // namespace
 
@@ -104,6 +138,7 @@ void MqttLink::push_event(LinkEvent ev) {
     events_.push_back(std::move(ev));
   }
   cv_.notify_one();
+  if (opt_.on_event) opt_.on_event();
 }
 
 void MqttLink::add_subscription(std::string filter, int qos) {
@@ -172,6 +207,7 @@ std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
         if (ever_connected_) ++counters_.reconnects;
         ever_connected_ = true;
         connected_since_us_ = mono_us();
+        disable_nagle_on_tcp_sockets();
         for (const auto& [filter, qos] : subs_) {
           try {
             client_->subscribe(filter, qos);

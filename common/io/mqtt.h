@@ -2,6 +2,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,10 @@ struct MqttOptions {
     bool retain = true;
   };
   std::optional<Will> will;
+  // Called from Paho's threads after an event was queued, for an owner that
+  // waits on several links at once (kairos-sim). It must only signal (e.g. a
+  // condition variable): never block, never call back into the link.
+  std::function<void()> on_event;
 };
 
 // Options from a [broker] table; reads the password file (first line).

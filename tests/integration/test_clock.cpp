@@ -21,8 +21,9 @@ TEST(Clock, GatewayPingsNodesAndShowsTheirImpedance) {
     n = mesh.node_info("n1");
     return n && n->clock_samples >= 8;
   }, 20s)) << mesh.gateway().output();
-  // Same machine, same clock: the min-rtt offset is near zero.
-  EXPECT_LT(std::abs(n->offset_ms), 20.0) << n->offset_ms;
+  // Same machine, same clock: the min-rtt offset is near zero. (With Nagle
+  // on the client sockets, pongs waited for a delayed ACK: 20 ms off.)
+  EXPECT_LT(std::abs(n->offset_ms), 5.0) << n->offset_ms;
   EXPECT_GT(n->rtt_ms, 0.0);
   EXPECT_GE(n->jitter_ms, 0.0);
   EXPECT_GE(n->reliability, 0.99f) << "every ping acknowledged";

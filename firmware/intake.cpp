@@ -1,0 +1,73 @@
+#include "firmware/intake.h"
+
+#include <cstdio>
+
+#include "common/core/topic.h"
+
+namespace kairos::node {
+
+CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView payload, std::int64_t received_us,
+                                             bool quarantined) {
+  Result r;
+  auto dropped = [&](DropReason reason, std::string detail, bool breach) {
+    drops_.add(reason);
+    r.kind = Result::Kind::dropped;
+    r.drop = reason;
+    r.detail = std::move(detail);
+    r.breach = breach;
+    return std::move(r);
+  };
+  auto opened = open(topic, payload, key_);
+  // A forged or corrupted command addressed to this node is a breach.
+  if (!opened) return dropped(*opened.drop, opened.detail, *opened.drop == DropReason::bad_mac);
+  if (!kind_matches(TopicKind::cmd, *opened.env)) return dropped(DropReason::kind_mismatch, "not a command", false);
+  const auto& env = *opened.env;
+  auto v = guard_.check(env.sender, env.session_id, env.seq, true);
+  if (v.drop) return dropped(*v.drop, "replayed command, seq " + std::to_string(env.seq), true);
+
+  const auto& cmd = env.message.command;
+  r.env = std::move(opened.env);
+  if (cmd.execute_at_us == 0 || cmd.which_action == kairos_v1_Command_ping_tag) {
+    r.kind = Result::Kind::run;
+    return r;
+  }
+  std::int64_t tolerance_us =
+      static_cast<std::int64_t>(cmd.late_tolerance_ms ? cmd.late_tolerance_ms : kDefaultLateToleranceMs) * 1000;
+  std::int64_t late_us = received_us - cmd.execute_at_us;
+  r.kind = Result::Kind::refused;
+  if (late_us > tolerance_us) {
+    char why[64];
+    std::snprintf(why, sizeof why, "late by %.1f ms", static_cast<double>(late_us) / 1000.0);
+    r.detail = why;
+    return r;
+  }
+  if (quarantined) {
+    r.detail = "quarantined: only heal and config_reload are obeyed";
+    return r;
+  }
+  r.kind = Result::Kind::held;
+  held_.emplace(cmd.execute_at_us, std::make_unique<Envelope>(*r.env));
+  return r;
+}
+
+std::unique_ptr<Envelope> CommandIntake::take_due(std::int64_t now_us) {
+  if (held_.empty() || held_.begin()->first > now_us) return nullptr;
+  auto env = std::move(held_.begin()->second);
+  held_.erase(held_.begin());
+  return env;
+}
+
+std::unique_ptr<Envelope> make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
+                                   std::int64_t received_us, std::int64_t executed_us) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_ack_tag;
+  auto& a = env->message.ack;
+  a.command_id = cmd.command_id;
+  a.state = state;
+  set_string(a.detail, detail);
+  a.received_at_us = received_us;
+  a.executed_at_us = executed_us;
+  return env;
+}
+
+}  // namespace kairos::node

@@ -1,0 +1,60 @@
+#pragma once
+// What a node does with a frame on its command topic (SPEC 4, 5.4), shared
+// by kairos-node and the simulated nodes of kairos-sim: verify the MAC,
+// the message type and the replay window, then decide: run now, hold until
+// execute_at (TRANSIT), or refuse because it came too late (CONFLICT).
+// Time is the node's own wall clock, passed in.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/core/frame.h"
+#include "common/core/replay.h"
+
+namespace kairos::node {
+
+constexpr int kAckReady = 1, kAckTransit = 0, kAckConflict = -1;
+// Default late tolerance of a scheduled command (ms) when it names none.
+constexpr std::uint32_t kDefaultLateToleranceMs = 20;
+
+class CommandIntake {
+ public:
+  CommandIntake(std::string id, const Key& key) : id_(std::move(id)), key_(key) {}
+
+  struct Result {
+    enum class Kind { dropped, run, held, refused };
+    Kind kind = Kind::dropped;
+    DropReason drop = DropReason::bad_topic;  // when dropped
+    bool breach = false;   // dropped for a bad MAC or a replay: CAT-1 for the node
+    std::string detail;    // why dropped or refused
+    std::unique_ptr<Envelope> env;  // run, held (a copy is kept), refused
+  };
+
+  // A frame that arrived on this node's command topic (already matched to it)
+  // at received_us on the node's clock. A scheduled command is held while
+  // quarantined is false; a quarantined node refuses it.
+  Result receive(const std::string& topic, ByteView payload, std::int64_t received_us, bool quarantined);
+
+  // The held command due first, node clock; INT64_MAX when none is held.
+  std::int64_t next_due_us() const { return held_.empty() ? INT64_MAX : held_.begin()->first; }
+  // Takes the first held command if it is due at now_us, else null.
+  std::unique_ptr<Envelope> take_due(std::int64_t now_us);
+  std::size_t held() const { return held_.size(); }
+  const DropCounters& drops() const { return drops_; }
+  void count_drop(DropReason r) { drops_.add(r); }
+
+ private:
+  std::string id_;
+  Key key_;
+  SessionGuard guard_;
+  DropCounters drops_;
+  std::multimap<std::int64_t, std::unique_ptr<Envelope>> held_;  // by execute_at
+};
+
+// An ack for cmd (SPEC 5.4): state +1 READY, 0 TRANSIT, -1 CONFLICT; times on the node's clock.
+std::unique_ptr<Envelope> make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
+                                   std::int64_t received_us, std::int64_t executed_us);
+
+}  // namespace kairos::node

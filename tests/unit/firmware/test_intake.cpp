@@ -1,0 +1,123 @@
+// The command intake shared by kairos-node and kairos-sim (SPEC 4, 5.4).
+#include <gtest/gtest.h>
+
+#include "common/core/topic.h"
+#include "firmware/intake.h"
+
+using namespace kairos;
+using namespace kairos::node;
+
+namespace {
+
+Key key_of(std::uint8_t fill) {
+  Key k;
+  k.bytes.fill(fill);
+  return k;
+}
+
+const std::string kTopic = "kairos/v1/m/c1/n1/cmd";
+
+struct Gateway {
+  Signer signer{"gw", 7};
+  Key key = key_of(3);
+  Bytes command(std::int64_t execute_at_us, std::uint32_t tolerance_ms = 0, bool ping = false) {
+    auto env = make_envelope("", 0, 0, 0);
+    env->which_message = kairos_v1_Envelope_command_tag;
+    auto& c = env->message.command;
+    c.command_id = 99;
+    c.execute_at_us = execute_at_us;
+    c.late_tolerance_ms = tolerance_ms;
+    if (ping) {
+      c.which_action = kairos_v1_Command_ping_tag;
+      c.action.ping.t1_us = 1;
+    } else {
+      c.which_action = kairos_v1_Command_freeze_tag;
+      c.action.freeze = true;
+    }
+    return signer.seal(kTopic, *env, key, 1'000);
+  }
+};
+
+using Kind = CommandIntake::Result::Kind;
+
+}  // namespace
+
+TEST(Intake, RunsAnUnscheduledCommandAtOnce) {
+  Gateway gw;
+  CommandIntake in("n1", gw.key);
+  auto r = in.receive(kTopic, gw.command(0), 5'000, false);
+  ASSERT_EQ(r.kind, Kind::run) << r.detail;
+  EXPECT_EQ(r.env->message.command.command_id, 99u);
+  EXPECT_EQ(in.held(), 0u);
+}
+
+TEST(Intake, HoldsAScheduledCommandUntilItsTime) {
+  Gateway gw;
+  CommandIntake in("n1", gw.key);
+  auto r = in.receive(kTopic, gw.command(50'000), 10'000, false);
+  ASSERT_EQ(r.kind, Kind::held);
+  EXPECT_EQ(in.next_due_us(), 50'000);
+  EXPECT_EQ(in.take_due(49'999), nullptr);
+  auto due = in.take_due(50'000);
+  ASSERT_NE(due, nullptr);
+  EXPECT_EQ(due->message.command.command_id, 99u);
+  EXPECT_EQ(in.held(), 0u);
+  EXPECT_EQ(in.next_due_us(), INT64_MAX);
+}
+
+TEST(Intake, RefusesACommandLaterThanItsTolerance) {
+  Gateway gw;
+  CommandIntake in("n1", gw.key);
+  // 5 ms tolerance: 4 ms late is held (run at once), 7.5 ms late is refused
+  EXPECT_EQ(in.receive(kTopic, gw.command(100'000, 5), 104'000, false).kind, Kind::held);
+  auto r = in.receive(kTopic, gw.command(100'000, 5), 107'500, false);
+  ASSERT_EQ(r.kind, Kind::refused);
+  EXPECT_EQ(r.detail, "late by 7.5 ms");
+  // default tolerance: 20 ms
+  EXPECT_EQ(in.receive(kTopic, gw.command(100'000), 119'000, false).kind, Kind::held);
+  EXPECT_EQ(in.receive(kTopic, gw.command(100'000), 121'000, false).kind, Kind::refused);
+}
+
+TEST(Intake, PingsAreNeverHeld) {
+  Gateway gw;
+  CommandIntake in("n1", gw.key);
+  EXPECT_EQ(in.receive(kTopic, gw.command(10'000'000, 0, true), 1, false).kind, Kind::run);
+}
+
+TEST(Intake, QuarantinedNodeRefusesScheduledCommands) {
+  Gateway gw;
+  CommandIntake in("n1", gw.key);
+  auto r = in.receive(kTopic, gw.command(50'000), 10'000, true);
+  EXPECT_EQ(r.kind, Kind::refused);
+  EXPECT_NE(r.detail.find("quarantined"), std::string::npos);
+  EXPECT_EQ(in.held(), 0u);
+}
+
+TEST(Intake, BadMacAndReplayAreBreachesAndCounted) {
+  Gateway gw;
+  CommandIntake in("n1", gw.key);
+  auto frame = gw.command(0);
+  ASSERT_EQ(in.receive(kTopic, frame, 1, false).kind, Kind::run);
+  auto replay = in.receive(kTopic, frame, 2, false);
+  EXPECT_EQ(replay.kind, Kind::dropped);
+  EXPECT_TRUE(replay.breach);
+  EXPECT_EQ(in.drops()[DropReason::replay], 1u);
+
+  CommandIntake other("n1", key_of(4));
+  auto forged = other.receive(kTopic, gw.command(0), 1, false);
+  EXPECT_EQ(forged.kind, Kind::dropped);
+  EXPECT_EQ(forged.drop, DropReason::bad_mac);
+  EXPECT_TRUE(forged.breach);
+  EXPECT_EQ(other.drops().total(), 1u);
+}
+
+TEST(Intake, AckCarriesStateAndNodeTimes) {
+  kairos_v1_Command cmd = kairos_v1_Command_init_zero;
+  cmd.command_id = 5;
+  auto env = make_ack(cmd, kAckConflict, "late by 3.0 ms", 10, 0);
+  EXPECT_EQ(env->which_message, kairos_v1_Envelope_ack_tag);
+  EXPECT_EQ(env->message.ack.command_id, 5u);
+  EXPECT_EQ(env->message.ack.state, -1);
+  EXPECT_STREQ(env->message.ack.detail, "late by 3.0 ms");
+  EXPECT_EQ(env->message.ack.received_at_us, 10);
+}
