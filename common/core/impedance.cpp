@@ -10,7 +10,56 @@ bool ClockFilter::add(const ClockSample& s) {
   s_[next_] = s;
   next_ = (next_ + 1) % kSamples;
   n_ = std::min(n_ + 1, kSamples);
+  if (level_shift()) {
+    // Keep only the run that shows the new level, oldest first.
+    std::array<ClockSample, kShiftRun> run;
+    for (std::size_t i = 0; i < kShiftRun; ++i) run[i] = at(kShiftRun - 1 - i);
+    n_ = 0;
+    next_ = 0;
+    for (const auto& r : run) {
+      s_[next_++] = r;
+      ++n_;
+    }
+    ++shifts_;
+  }
   return true;
+}
+
+bool ClockFilter::level_shift() const {
+  // Needs the run and at least as many samples before it to compare with.
+  if (n_ < 2 * kShiftRun) return false;
+  double lo = INFINITY, mean = 0;
+  const std::size_t older = n_ - kShiftRun;
+  for (std::size_t age = kShiftRun; age < n_; ++age) {
+    double r = at(age).rtt_us();
+    lo = std::min(lo, r);
+    mean += r;
+  }
+  mean /= static_cast<double>(older);
+  double var = 0;
+  for (std::size_t age = kShiftRun; age < n_; ++age) var += std::pow(at(age).rtt_us() - mean, 2);
+  double sd = std::sqrt(var / static_cast<double>(older));
+  // Well away from the old floor: by 4 standard deviations, 2 ms and a
+  // quarter of the level, whichever is most.
+  double margin = std::max({4 * sd, 2000.0, 0.25 * lo});
+  bool up = true, down = true;
+  for (std::size_t age = 0; age < kShiftRun; ++age) {
+    double r = at(age).rtt_us();
+    up = up && r > lo + margin;
+    down = down && r < lo - margin;
+  }
+  return up || down;
+}
+
+double ClockFilter::inbound_tail_us() const {
+  if (n_ == 0) return 0;
+  const double offset = offset_us(), floor = one_way_us();
+  double tail = 0;
+  for (std::size_t i = 0; i < n_; ++i) {
+    double in = static_cast<double>(s_[i].t2_us - s_[i].t1_us) - offset;
+    tail = std::max(tail, in - floor);
+  }
+  return tail;
 }
 
 double ClockFilter::offset_us() const {
@@ -48,7 +97,8 @@ Impedance impedance(const ImpedanceInputs& in, double baseline_score) {
   double base = in.processing_ema_ms >= 0 ? in.processing_ema_ms : class_base_ms(in.device_class);
   r.processing_est_ms = base * (1 + 0.5 * in.payload_weight) * (1 + 0.1 * in.queue_depth);
   r.buffer_ms = 3 * in.jitter_ms + 2;
-  r.lead_ms = in.rtt_ms / 2 + r.processing_est_ms + r.buffer_ms;
+  r.calibration_ms = std::max(0.0, in.calibration_ms);
+  r.lead_ms = in.rtt_ms / 2 + r.processing_est_ms + r.buffer_ms + r.calibration_ms;
   r.score = static_cast<int>(std::min(1000.0, std::round(r.lead_ms)));
   r.drift = in.jitter_ms / std::max(1.0, in.rtt_ms / 2);
   r.confidence = std::clamp(0.5 * in.reliability - 0.3 * r.drift + 0.2 * (in.heartbeat_fresh ? 1 : 0), 0.0, 1.0);

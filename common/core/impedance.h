@@ -16,11 +16,21 @@ struct ClockSample {
 
 // The NTP clock filter over the last 16 samples: the offset of the sample
 // with the smallest round trip, and the jitter of the one-way delay.
+// A level shift (the last 3 round trips all well above, or all well below,
+// everything before them: a route or link that changed) restarts the window
+// from those 3, so the node is recalibrated within a few pings instead of
+// after 16.
 class ClockFilter {
  public:
   static constexpr std::size_t kSamples = 16;
+  static constexpr std::size_t kShiftRun = 3;
   // Adds a sample; a negative round trip (clocks stepped mid-ping) is refused.
   bool add(const ClockSample& s);
+  // Level shifts seen so far.
+  std::uint64_t shifts() const { return shifts_; }
+  // The largest excess of a command's one-way trip (gateway to node, with
+  // the current offset) over rtt/2 in the window: how far the tail reaches.
+  double inbound_tail_us() const;
   std::size_t count() const { return n_; }
   double offset_us() const;   // node clock - gateway clock, from the min-rtt sample
   double rtt_us() const;      // the minimum round trip
@@ -28,9 +38,13 @@ class ClockFilter {
   double jitter_us() const;   // standard deviation of rtt/2 over the window
 
  private:
+  const ClockSample& at(std::size_t age) const { return s_[(next_ + kSamples - 1 - age) % kSamples]; }  // 0 = newest
+  bool level_shift() const;
+
   std::array<ClockSample, kSamples> s_{};
   std::size_t n_ = 0;
   std::size_t next_ = 0;
+  std::uint64_t shifts_ = 0;
 };
 
 // Base processing time per device class A..F (ms), SPEC 5.2.
@@ -44,12 +58,14 @@ struct ImpedanceInputs {
   double payload_weight = 0;
   std::uint32_t queue_depth = 0;
   double reliability = 1;         // EW rate of commands acknowledged READY in time
+  double calibration_ms = 0;      // learned extra lead: the inbound tail and late executions
   bool heartbeat_fresh = true;    // last heartbeat < 10 s old
 };
 
 struct Impedance {
   double processing_est_ms = 0;
   double buffer_ms = 0;
+  double calibration_ms = 0;
   double lead_ms = 0;   // how long before T a command must leave the gateway
   int score = 0;        // min(1000, round(lead))
   double drift = 0;     // jitter / max(1, rtt/2)
@@ -58,7 +74,7 @@ struct Impedance {
   bool unstable = false;  // drift > 0.5
 };
 
-// SPEC 5.2. baseline_score: the node's own usual score (<= 0: none yet).
+// SPEC 5.2, with the calibration added to the lead. baseline_score: the node's own usual score (<= 0: none yet).
 Impedance impedance(const ImpedanceInputs& in, double baseline_score);
 
 // An exponentially weighted rate of good outcomes (starts at 1).

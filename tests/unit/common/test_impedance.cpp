@@ -70,3 +70,61 @@ TEST(EwRate, MovesTowardsOutcomes) {
   r.add(true);
   EXPECT_DOUBLE_EQ(r.value(), 0.75);
 }
+
+namespace {
+// A ping at t1 with one-way trips up and down (us), node clock `ahead`.
+ClockSample ping(std::int64_t t1, std::int64_t up, std::int64_t down, std::int64_t ahead = 0) {
+  return {t1, t1 + up + ahead, t1 + up + ahead + 100, t1 + up + 100 + down};
+}
+}  // namespace
+
+TEST(ClockFilter, LatencyJumpRestartsTheWindowWithinThreePings) {
+  ClockFilter f;
+  for (int i = 0; i < 16; ++i) f.add(ping(i * 1'000'000, 20'000 + (i % 3) * 300, 20'000, 7'000));
+  EXPECT_NEAR(f.one_way_us(), 20'000, 1);
+  // the route changes: 150 ms more each way
+  f.add(ping(20'000'000, 170'000, 170'000, 7'000));
+  f.add(ping(21'000'000, 170'500, 170'000, 7'000));
+  EXPECT_EQ(f.shifts(), 0u);
+  EXPECT_NEAR(f.one_way_us(), 20'000, 1) << "two slow pings are not yet a new level";
+  f.add(ping(22'000'000, 170'200, 170'000, 7'000));
+  EXPECT_EQ(f.shifts(), 1u);
+  EXPECT_EQ(f.count(), 3u);
+  EXPECT_NEAR(f.one_way_us(), 170'000, 1);
+  EXPECT_NEAR(f.offset_us(), 7'000, 1);
+  // and back down
+  for (int i = 0; i < 3; ++i) f.add(ping(23'000'000 + i * 1'000'000, 20'000, 20'000, 7'000));
+  EXPECT_EQ(f.shifts(), 2u);
+  EXPECT_NEAR(f.one_way_us(), 20'000, 1);
+}
+
+TEST(ClockFilter, OrdinaryJitterIsNoLevelShift) {
+  ClockFilter f;
+  // one-way 50 ms with a tail up to 6 ms, alternating: never three outliers in a row
+  for (int i = 0; i < 200; ++i) f.add(ping(i * 1'000'000, 50'000 + (i % 2) * 6'000, 50'000 + (i % 3) * 2'000));
+  EXPECT_EQ(f.shifts(), 0u);
+  EXPECT_EQ(f.count(), 16u);
+}
+
+TEST(ClockFilter, InboundTailIsTheLargestExcessOverTheFloor) {
+  ClockFilter f;
+  f.add(ping(0, 10'000, 10'000, 3'000'000));
+  f.add(ping(1'000'000, 14'000, 10'000, 3'000'000));  // commands reached the node 4 ms late once
+  f.add(ping(2'000'000, 10'000, 13'000, 3'000'000));  // the way back does not count
+  EXPECT_NEAR(f.offset_us(), 3'000'000, 1);
+  EXPECT_NEAR(f.inbound_tail_us(), 4'000, 1);
+}
+
+TEST(Impedance, CalibrationAddsToTheLead) {
+  ImpedanceInputs in;
+  in.device_class = 1;
+  in.rtt_ms = 20;
+  in.processing_ema_ms = 1;
+  in.calibration_ms = 6;
+  auto r = impedance(in, 0);
+  EXPECT_DOUBLE_EQ(r.calibration_ms, 6);
+  EXPECT_DOUBLE_EQ(r.lead_ms, 10 + 1 + 2 + 6);
+  EXPECT_EQ(r.score, 19);
+  in.calibration_ms = -3;  // never shortens the lead
+  EXPECT_DOUBLE_EQ(impedance(in, 0).lead_ms, 13);
+}
