@@ -32,6 +32,22 @@ Gateway::Gateway(GatewayConfig config)
     : config_(std::move(config)),
       keys_(config_.keys_dir),
       store_(config_.database),
+      scheduler_({[this](const std::string& id) { return target_view(id); },
+                  [this](const std::string& id, std::int64_t execute_at_us, std::uint32_t ttl_ms, std::uint64_t sched) {
+                    const NodeEntry* n = registry_.find(id);
+                    auto it = schedules_.find(sched);
+                    if (!n || it == schedules_.end()) return std::uint64_t{0};
+                    const auto& tmpl = it->second.command;
+                    return send_command(*n, ttl_ms, [&](kairos_v1_Command& cmd) {
+                      cmd.which_action = tmpl.which_action;
+                      cmd.action = tmpl.action;
+                      cmd.mandatory = tmpl.mandatory;
+                      cmd.execute_at_us = execute_at_us;
+                      cmd.late_tolerance_ms = tmpl.late_tolerance_ms;
+                    });
+                  },
+                  [this](const std::string& id, const TargetResult& t, double late_us) { calibrate(id, t, late_us); },
+                  [this](const ScheduleResult& r) { schedule_finished(r); }}),
       session_(random_u64()),
       signer_(config_.id, session_),
       unified_(config_.unified_enter, config_.unified_leave) {
@@ -264,7 +280,10 @@ void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
 
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
   auto it = pings_.find(ack.command_id);
-  if (it == pings_.end() || it->second.node != id) return;
+  if (it == pings_.end() || it->second.node != id) {
+    scheduler_.on_ack(id, ack.command_id, ack.state, ack.received_at_us, ack.executed_at_us, ack.detail, t4);
+    return;
+  }
   auto* n = registry_.find(id);
   if (n && ack.state == 1 && ack.received_at_us != 0) {
     n->clock.add({it->second.t1_wall_us, ack.received_at_us, ack.executed_at_us, t4});
@@ -292,8 +311,9 @@ void Gateway::pings(std::int64_t now_us) {
   for (auto& [id, n] : registry_.nodes_mut()) {
     if (!n.online || n.status == kairos_v1_NodeStatus_QUARANTINED || now_us < n.next_ping_us) continue;
     send_ping(n, now_us);
-    // Faster while the filter is young or the node is unstable (SPEC 5.1).
-    bool fast = n.clock.count() < 4 || n.impedance(now_us).unstable;
+    // Faster while the filter is young (as after a latency level shift) or
+    // the node is unstable (SPEC 5.1).
+    bool fast = n.clock.count() < 8 || n.impedance(now_us).unstable;
     n.next_ping_us = now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6);
   }
 }
@@ -395,6 +415,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       resp->which_reply = kairos_v1_ControlResponse_nodes_tag;
       fill_nodes(req.verb.nodes, resp->reply.nodes, now_us);
       break;
+    case kairos_v1_ControlRequest_schedule_tag:
+      return start_schedule(m, req.request_id, req.verb.schedule);  // answered when it ends
     default:
       resp->ok = false;
       set_string(resp->error, "unknown verb: this gateway does not support it (upgrade the gateway)");
@@ -475,8 +497,197 @@ void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r,
     o.degraded = imp.degraded;
     o.unstable = imp.unstable;
     o.queue_depth = n.queue_depth;
+    o.calibration_ms = static_cast<float>(imp.calibration_ms);
+    o.lead_ms = static_cast<std::uint32_t>(std::lround(imp.lead_ms));
+    o.clock_shifts = n.clock.shifts();
   }
   r.total = index;
+}
+
+std::optional<TargetView> Gateway::target_view(const std::string& id) const {
+  const NodeEntry* n = registry_.find(id);
+  if (!n) return std::nullopt;
+  TargetView v;
+  v.cluster = n->cluster;
+  v.device_class = n->device_class;
+  v.online = n->online && n->status != kairos_v1_NodeStatus_QUARANTINED;
+  v.synced = n->clock.count() > 0;
+  v.lead_us = n->impedance(mono_us()).lead_ms * 1000.0;
+  v.offset_us = n->clock.offset_us();
+  return v;
+}
+
+std::vector<std::string> Gateway::select_targets(const std::string& selector, std::string& error) const {
+  std::vector<std::string> ids;
+  auto match = [&](auto pred) {
+    for (const auto& [id, n] : registry_.nodes())
+      if (n.online && pred(n)) ids.push_back(id);
+  };
+  if (selector == "all") {
+    match([](const NodeEntry&) { return true; });
+  } else if (selector.rfind("cluster:", 0) == 0) {
+    auto c = selector.substr(8);
+    match([&](const NodeEntry& n) { return n.cluster == c; });
+  } else if (selector.rfind("class:", 0) == 0) {
+    auto c = selector.substr(6);
+    match([&](const NodeEntry& n) { return class_letter(n.device_class) == c; });
+  } else {
+    // Named nodes: included even when offline or unknown (they are skipped, and say why).
+    std::size_t start = 0;
+    while (start <= selector.size()) {
+      auto end = selector.find(',', start);
+      if (end == std::string::npos) end = selector.size();
+      auto id = selector.substr(start, end - start);
+      if (!id.empty()) {
+        if (!valid_name(id)) {
+          error = "'" + id + "' is not a node id";
+          return {};
+        }
+        ids.push_back(id);
+      }
+      start = end + 1;
+    }
+  }
+  if (ids.empty() && error.empty()) error = "no online node matches '" + selector + "'";
+  return ids;
+}
+
+void Gateway::start_schedule(const Inbound& m, std::uint64_t request_id, const kairos_v1_ScheduleRequest& req) {
+  auto refuse = [&](const std::string& why) {
+    auto resp = std::make_unique<kairos_v1_ControlResponse>();
+    *resp = kairos_v1_ControlResponse_init_zero;
+    resp->request_id = request_id;
+    set_string(resp->error, why);
+    answer(m, *resp);
+  };
+  const std::int64_t now = wall_us();
+  const auto& cmd = req.command;
+  if (!req.has_command || cmd.which_action == 0) return refuse("schedule: no command");
+  if (cmd.which_action == kairos_v1_Command_ping_tag) return refuse("schedule: ping is the gateway's own (clock sync)");
+  auto strategy = parse_strategy(req.strategy);
+  if (!strategy) return refuse(std::string("schedule: unknown strategy '") + req.strategy + "' (parallel, wave, priority_first, naive)");
+  ScheduleSpec spec;
+  spec.strategy = *strategy;
+  spec.at_us = req.at_us ? req.at_us : now + static_cast<std::int64_t>(req.in_ms) * 1000;
+  if (spec.strategy != Strategy::naive && spec.at_us <= now)
+    return refuse("schedule: T is " + std::to_string((now - spec.at_us) / 1000) + " ms in the past");
+  if (spec.at_us - now > 3'600'000'000LL) return refuse("schedule: T is more than an hour ahead");
+  if (req.window_ms > 600'000) return refuse("schedule: window_ms above 600000");
+  if (req.window_ms) spec.window_us = static_cast<std::int64_t>(req.window_ms) * 1000;
+  if (req.late_tolerance_ms) spec.late_tolerance_ms = req.late_tolerance_ms;
+  if (req.hit_ms) spec.hit_us = static_cast<std::int64_t>(req.hit_ms) * 1000;
+  for (float q : {req.ready_quorum, req.conflict_max, req.transit_wait})
+    if (!(q >= 0 && q <= 1)) return refuse("schedule: quorum thresholds lie in 0..1");
+  if (req.ready_quorum > 0) spec.quorum.ready = req.ready_quorum;
+  if (req.conflict_max > 0) spec.quorum.conflict = req.conflict_max;
+  if (req.transit_wait > 0) spec.quorum.transit = req.transit_wait;
+  if (req.max_extensions) spec.max_extensions = static_cast<int>(std::min(req.max_extensions, 10u));
+  std::string error;
+  auto targets = select_targets(req.targets, error);
+  if (!error.empty()) return refuse("schedule: " + error);
+
+  // Ids are handed out in order: the next one is this schedule's.
+  PendingSchedule p;
+  p.response_topic = m.response_topic;
+  p.correlation = m.correlation;
+  p.request_id = request_id;
+  p.command = cmd;
+  p.command.late_tolerance_ms = spec.late_tolerance_ms;
+  auto id = scheduler_.next_id();
+  schedules_[id] = std::move(p);
+  scheduler_.start(spec, targets, now);
+  scheduler_.service(wall_us());  // what is due at once leaves now
+}
+
+void Gateway::calibrate(const std::string& id, const TargetResult& t, double late_us) {
+  NodeEntry* n = registry_.find(id);
+  if (!n) return;
+  // SPEC 5.4: each execution error feeds back into the node's impedance. A
+  // late execution or a refused late arrival lengthens its lead by what was
+  // missing; executions on time let the learned part decay slowly.
+  double late_ms = late_us > 0 ? late_us / 1000.0 + 2.0 : t.error_us > 1000 ? t.error_us / 1000.0 + 1.0 : 0;
+  if (late_ms > 0) {
+    n->feedback_ms = std::min(1000.0, n->feedback_ms + late_ms);
+    n->reliability.add(false);
+  } else {
+    n->feedback_ms *= 0.9;
+    n->reliability.add(true);
+  }
+}
+
+void Gateway::schedule_finished(const ScheduleResult& r) {
+  auto it = schedules_.find(r.id);
+  if (it == schedules_.end()) return;
+  auto resp = std::make_unique<kairos_v1_ControlResponse>();
+  *resp = kairos_v1_ControlResponse_init_zero;
+  resp->request_id = it->second.request_id;
+  resp->ok = true;
+  resp->which_reply = kairos_v1_ControlResponse_schedule_tag;
+  auto& o = resp->reply.schedule;
+  o.schedule_id = r.id;
+  set_string(o.strategy, to_string(r.spec.strategy));
+  o.at_us = r.waves.empty() ? r.spec.at_us : r.waves[0].at_us;
+  set_string(o.verdict, to_string(r.verdict));
+  o.targets = static_cast<std::uint32_t>(r.targets.size());
+  o.sent = static_cast<std::uint32_t>(r.sent);
+  o.skipped = static_cast<std::uint32_t>(r.skipped);
+  o.ready = static_cast<std::uint32_t>(r.ready);
+  o.conflicts = static_cast<std::uint32_t>(r.conflicts);
+  o.stragglers = static_cast<std::uint32_t>(r.stragglers);
+  o.not_sent = static_cast<std::uint32_t>(r.not_sent);
+  o.hits = static_cast<std::uint32_t>(r.hits);
+  o.hit_rate = static_cast<float>(r.hit_rate());
+  o.spread_p50_ms = static_cast<float>(r.p50_ms);
+  o.spread_p95_ms = static_cast<float>(r.p95_ms);
+  o.spread_max_ms = static_cast<float>(r.max_ms);
+  o.error_mean_ms = static_cast<float>(r.mean_error_ms);
+  o.hit_ms = static_cast<std::uint32_t>(r.spec.hit_us / 1000);
+  o.window_ms = static_cast<std::uint32_t>(r.spec.window_us / 1000);
+  o.acks_in_ms = r.last_ack_us ? static_cast<std::uint32_t>((r.last_ack_us - r.started_us) / 1000) : 0;
+  for (const auto& w : r.waves) {
+    if (o.waves_count >= 16) break;
+    auto& ow = o.waves[o.waves_count++];
+    set_string(ow.name, w.name);
+    set_string(ow.verdict, to_string(w.verdict));
+    ow.threshold = static_cast<float>(w.threshold);
+    ow.at_us = w.at_us;
+    ow.targets = static_cast<std::uint32_t>(w.members.size());
+    for (auto i : w.members) ow.ready += r.targets[i].state == TargetState::ready;
+    ow.extensions = static_cast<std::uint32_t>(w.extensions);
+  }
+  // The targets that did not hit, worst first: skips and conflicts, then
+  // stragglers, then executions outside +-hit by their error.
+  std::vector<const TargetResult*> misses;
+  for (const auto& t : r.targets)
+    if (t.state != TargetState::ready || std::abs(t.error_us) > static_cast<double>(r.spec.hit_us)) misses.push_back(&t);
+  auto rank = [](const TargetResult* t) { return t->state == TargetState::ready ? 1 : 0; };
+  std::stable_sort(misses.begin(), misses.end(), [&](const TargetResult* a, const TargetResult* b) {
+    if (rank(a) != rank(b)) return rank(a) < rank(b);
+    return std::abs(a->error_us) > std::abs(b->error_us);
+  });
+  o.outcomes_total = static_cast<std::uint32_t>(misses.size());
+  for (const auto* t : misses) {
+    if (o.outcomes_count >= 24) break;
+    auto& x = o.outcomes[o.outcomes_count++];
+    set_string(x.node, t->id);
+    set_string(x.outcome, t->state == TargetState::ready ? "MISS" : to_string(t->state));
+    x.would_need_ms = static_cast<float>(t->would_need_ms);
+    x.available_ms = static_cast<float>(t->available_ms);
+    x.error_ms = static_cast<float>(t->error_us / 1000.0);
+    set_string(x.detail, t->detail.substr(0, 96));
+  }
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "schedule %llu (%s): %s, %u of %u within +-%u ms, spread p50 %.2f p95 %.2f max %.2f ms, %u skipped, "
+                "%u conflicts, %u stragglers",
+                static_cast<unsigned long long>(r.id), to_string(r.spec.strategy), to_string(r.verdict), o.hits,
+                o.targets, o.hit_ms, r.p50_ms, r.p95_ms, r.max_ms, o.skipped, o.conflicts, o.stragglers);
+  log::info("schedule", line);
+  Inbound m;
+  m.response_topic = it->second.response_topic;
+  m.correlation = it->second.correlation;
+  schedules_.erase(it);
+  answer(m, *resp);
 }
 
 int Gateway::run() {
@@ -488,7 +699,11 @@ int Gateway::run() {
     std::int64_t now = mono_us();
     link_->service(now);
     periodic(now);
+    scheduler_.service(wall_us());
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000});
+    // The scheduler's next send bucket or gather end, on the wall clock.
+    if (std::int64_t due = scheduler_.next_deadline_us(); due != INT64_MAX)
+      deadline = std::min(deadline, mono_us() + std::max<std::int64_t>(0, due - wall_us()));
     for (auto& ev : link_->wait(deadline)) {
       switch (ev.type) {
         case LinkEvent::Type::connected: on_connected(); break;

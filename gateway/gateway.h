@@ -13,6 +13,7 @@
 #include "gateway/gateway_config.h"
 #include "gateway/keyring.h"
 #include "gateway/registry.h"
+#include "gateway/scheduler.h"
 #include "gateway/store.h"
 
 namespace kairos::gw {
@@ -43,6 +44,13 @@ class Gateway {
   void send_ping(NodeEntry& n, std::int64_t now_us);
   // t4: the ack's arrival on the gateway's wall clock (us).
   void on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4);
+  // schedule(command, targets, T) from the control RPC; answered when it ends.
+  void start_schedule(const Inbound& m, std::uint64_t request_id, const kairos_v1_ScheduleRequest& req);
+  void schedule_finished(const ScheduleResult& r);
+  void calibrate(const std::string& id, const TargetResult& t, double late_us);
+  std::optional<TargetView> target_view(const std::string& id) const;
+  // Node ids a selector names ("all", "cluster:<c>", "class:<X>", or ids).
+  std::vector<std::string> select_targets(const std::string& selector, std::string& error) const;
   void pings(std::int64_t now_us);
   void answer(const Inbound& m, kairos_v1_ControlResponse& resp);
   void fill_mesh_state(kairos_v1_MeshState& s) const;
@@ -65,6 +73,14 @@ class Gateway {
     std::int64_t sent_mono_us;
   };
   std::map<std::uint64_t, PendingPing> pings_;  // command id -> ping in flight
+  struct PendingSchedule {
+    std::string response_topic;
+    Bytes correlation;
+    std::uint64_t request_id = 0;
+    kairos_v1_Command command;  // the action template
+  };
+  std::map<std::uint64_t, PendingSchedule> schedules_;  // schedule id -> the request to answer
+  Scheduler scheduler_;
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;

@@ -56,6 +56,7 @@ Impedance NodeEntry::impedance(std::int64_t now_us) const {
   in.queue_depth = queue_depth;
   in.reliability = reliability.value();
   in.heartbeat_fresh = last_hb_us > 0 && now_us - last_hb_us < 10'000'000;
+  in.calibration_ms = calibration_ms();
   return kairos::impedance(in, baseline_score);
 }
 

@@ -12,9 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common/core/frame.h"
 #include "gateway/timer_wheel.h"
 
 namespace kairos::gw {
+
+using kairos::to_string;  // the wire enums' names stay visible beside these
 
 enum class Strategy { parallel, wave, priority_first, naive };
 std::optional<Strategy> parse_strategy(std::string_view s);
@@ -125,6 +128,8 @@ class Scheduler {
   // When service() next has something to do (gateway clock); INT64_MAX if never.
   std::int64_t next_deadline_us() const;
   std::size_t running() const { return schedules_.size(); }
+  // The id the next start() returns.
+  std::uint64_t next_id() const { return next_id_; }
 
  private:
   struct Running {

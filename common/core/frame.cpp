@@ -107,6 +107,9 @@ std::string_view class_letter(kairos_v1_DeviceClass c) {
   return i >= 0 && i <= 6 ? names[i] : "?";
 }
 
+// Every message this protocol can carry fits a frame.
+static_assert(kairos_v1_Envelope_size <= kMaxBody);
+
 std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
                                         std::uint64_t seq, std::int64_t sent_at_us) {
   auto env = std::make_unique<Envelope>();

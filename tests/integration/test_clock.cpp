@@ -29,7 +29,9 @@ TEST(Clock, GatewayPingsNodesAndShowsTheirImpedance) {
   EXPECT_GE(n->reliability, 0.99f) << "every ping acknowledged";
   // class E (150 ms base) until the node's own processing time is known
   EXPECT_GT(n->impedance, 0u);
-  EXPECT_EQ(n->impedance, static_cast<unsigned>(std::round(n->rtt_ms / 2 + n->processing_ms + 3 * n->jitter_ms + 2)));
+  EXPECT_EQ(n->impedance, static_cast<unsigned>(std::round(n->rtt_ms / 2 + n->processing_ms + 3 * n->jitter_ms + 2 +
+                                                         n->calibration_ms)));
+  EXPECT_GE(n->calibration_ms, 0.0f);
   EXPECT_FALSE(n->degraded);
 
   auto r = run_command({bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",

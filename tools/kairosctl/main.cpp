@@ -13,9 +13,11 @@
 #include "common/core/frame.h"
 #include "common/core/topic.h"
 #include "common/io/ctl_client.h"
+#include "common/io/clock.h"
 #include "common/io/files.h"
 #include "tools/kairosctl/json.h"
 #include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/schedule.h"
 
 using namespace kairos;
 
@@ -44,6 +46,12 @@ void usage(FILE* f) {
                "  nodes [--cluster C] [--state online|offline]\n"
                "  node <id>                       one node: clock, impedance, reliability\n"
                "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
+               "  schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
+               "           --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
+               "           [--strategy parallel|wave|priority_first|naive] [--window MS] [--tolerance MS] [--hit MS]\n"
+               "           [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory]\n"
+               "                                  land a command on every target at the same instant T\n"
+               "                                  (exit 0: PROCEED, 3: another verdict)\n"
                "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
                "            [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]] [--force] [--new-key]\n"
                "  provision --gateway ID | --operator NAME [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
@@ -193,6 +201,10 @@ int run(const Options& o) {
     req.which_verb = kairos_v1_ControlRequest_nodes_tag;
   } else if (o.verb == "watch") {
     req.which_verb = kairos_v1_ControlRequest_status_tag;
+  } else if (o.verb == "schedule") {
+    req.which_verb = kairos_v1_ControlRequest_schedule_tag;
+    auto err = ctl::parse_schedule_args(o.args, req.verb.schedule, wall_us());
+    if (!err.empty()) return fail(err, 2);
   } else {
     usage(stderr);
     return fail("unknown verb '" + o.verb + "'", 2);
@@ -241,6 +253,15 @@ int run(const Options& o) {
     return 0;
   }
 
+  if (req.which_verb == kairos_v1_ControlRequest_schedule_tag) {
+    int wait_ms = ctl::schedule_wait_ms(req.verb.schedule, wall_us(), timeout_ms);
+    auto resp = client.call(req, wait_ms, why);
+    if (!resp)
+      return fail(why + " within " + std::to_string(wait_ms) + " ms on mesh '" + mesh +
+                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_schedule(resp->reply.schedule, o.json);
+  }
   if (req.which_verb == kairos_v1_ControlRequest_status_tag) {
     auto resp = client.call(req, timeout_ms, why);
     if (!resp)
@@ -290,6 +311,7 @@ int run(const Options& o) {
       j.key("impedance").begin_object().key("score").integer(n.impedance).key("processing_ms").num(n.processing_ms);
       j.key("queue_depth").integer(n.queue_depth).key("drift").num(n.drift).key("reliability").num(n.reliability);
       j.key("confidence").num(n.confidence).key("degraded").boolean(n.degraded).key("unstable").boolean(n.unstable);
+      j.key("lead_ms").integer(n.lead_ms).key("calibration_ms").num(n.calibration_ms).key("clock_shifts").integer(n.clock_shifts);
       j.end_object();
       j.end_object();
     }
@@ -312,6 +334,8 @@ int run(const Options& o) {
     std::printf("  impedance     %u (processing %.1f ms, queue %u, drift %.2f)%s%s\n", n.impedance,
                 static_cast<double>(n.processing_ms), n.queue_depth, static_cast<double>(n.drift),
                 n.degraded ? " DEGRADED" : "", n.unstable ? " UNSTABLE" : "");
+    std::printf("  lead          %u ms (calibration %.1f ms, %llu latency shifts)\n", n.lead_ms,
+                static_cast<double>(n.calibration_ms), static_cast<unsigned long long>(n.clock_shifts));
     std::printf("  reliability   %.2f, confidence %.2f\n", static_cast<double>(n.reliability),
                 static_cast<double>(n.confidence));
     std::printf("  events        %llu logged, %llu late phase reports\n", static_cast<unsigned long long>(n.events),
