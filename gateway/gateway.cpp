@@ -308,13 +308,21 @@ void Gateway::pings(std::int64_t now_us) {
     it = pings_.erase(it);
   }
   if (!link_->connected()) return;
+  // A scan of the registry only when a ping is due, or every 100 ms for
+  // nodes that came online since (with thousands of nodes, not every turn).
+  if (now_us < next_ping_due_us_ && now_us < next_ping_scan_us_) return;
+  next_ping_scan_us_ = now_us + 100'000;
+  next_ping_due_us_ = INT64_MAX;
   for (auto& [id, n] : registry_.nodes_mut()) {
-    if (!n.online || n.status == kairos_v1_NodeStatus_QUARANTINED || now_us < n.next_ping_us) continue;
-    send_ping(n, now_us);
-    // Faster while the filter is young (as after a latency level shift) or
-    // the node is unstable (SPEC 5.1).
-    bool fast = n.clock.count() < 8 || n.impedance(now_us).unstable;
-    n.next_ping_us = now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6);
+    if (!n.online || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
+    if (now_us >= n.next_ping_us) {
+      send_ping(n, now_us);
+      // Faster while the filter is young (as after a latency level shift) or
+      // the node is unstable (SPEC 5.1).
+      bool fast = n.clock.count() < 8 || n.impedance(now_us).unstable;
+      n.next_ping_us = now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6);
+    }
+    next_ping_due_us_ = std::min(next_ping_due_us_, n.next_ping_us);
   }
 }
 

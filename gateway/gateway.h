@@ -98,6 +98,8 @@ class Gateway {
   std::int64_t next_sync_us_ = 0;
   std::int64_t next_mesh_publish_us_ = 0;
   std::int64_t next_flush_us_ = 0;
+  std::int64_t next_ping_due_us_ = 0;   // the earliest next_ping_us as of the last scan
+  std::int64_t next_ping_scan_us_ = 0;
 };
 
 }  // namespace kairos::gw
