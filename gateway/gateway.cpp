@@ -38,6 +38,12 @@ Gateway::Gateway(GatewayConfig config)
                     auto it = schedules_.find(sched);
                     if (!n || it == schedules_.end()) return std::uint64_t{0};
                     const auto& tmpl = it->second.command;
+                    const std::int64_t t0 = mono_us();
+                    struct Cost {  // measures the send, however it returns
+                      Scheduler& s;
+                      std::int64_t t0;
+                      ~Cost() { s.note_send_cost(static_cast<double>(mono_us() - t0)); }
+                    } cost{scheduler_, t0};
                     return send_command(*n, ttl_ms, [&](kairos_v1_Command& cmd) {
                       cmd.which_action = tmpl.which_action;
                       cmd.action = tmpl.action;

@@ -189,6 +189,7 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
   }
   w.gather_until_us = w.at_us + s.r.spec.window_us;
   w.planned = true;
+  std::vector<std::size_t> queued;
   for (std::size_t k = 0; k < w.members.size(); ++k) {
     auto& t = s.r.targets[w.members[k]];
     const auto& v = views[k];
@@ -215,8 +216,22 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
       }
     }
     t.state = TargetState::queued;
-    wheel_.add(t.send_at_us, Send{s.r.id, w.members[k]});
+    queued.push_back(w.members[k]);
   }
+  // Sends leave one after another, each taking about send_cost_us_: a burst
+  // of thousands due in the same millisecond would make its last ones late.
+  // Working back from the latest, each send is released early enough that
+  // the ones after it still leave by their own send_at.
+  std::stable_sort(queued.begin(), queued.end(), [&](std::size_t a, std::size_t b) {
+    return s.r.targets[a].send_at_us < s.r.targets[b].send_at_us;
+  });
+  std::vector<std::int64_t> release_at(queued.size());
+  double next = INFINITY;
+  for (std::size_t k = queued.size(); k-- > 0;) {
+    next = std::min(static_cast<double>(s.r.targets[queued[k]].send_at_us), next - send_cost_us_);
+    release_at[k] = std::max(now_us, static_cast<std::int64_t>(std::floor(next)));
+  }
+  for (std::size_t k = 0; k < queued.size(); ++k) wheel_.add(release_at[k], Send{s.r.id, queued[k]});
 }
 
 void Scheduler::release(const Send& send, std::int64_t now_us) {

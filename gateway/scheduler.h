@@ -128,6 +128,9 @@ class Scheduler {
   // When service() next has something to do (gateway clock); INT64_MAX if never.
   std::int64_t next_deadline_us() const;
   std::size_t running() const { return schedules_.size(); }
+  // What one send costs the gateway (us, measured): bursts are spread back from their send_at.
+  void note_send_cost(double us) { send_cost_us_ += 0.05 * (us - send_cost_us_); }
+  double send_cost_us() const { return send_cost_us_; }
   // The id the next start() returns.
   std::uint64_t next_id() const { return next_id_; }
 
@@ -151,6 +154,7 @@ class Scheduler {
   std::map<std::uint64_t, Send> by_command_;  // command id -> target
   TimerWheel<Send> wheel_;
   std::uint64_t next_id_ = 1;
+  double send_cost_us_ = 20;
 };
 
 // Waves of a strategy over targets (ids with their views): names, members, thresholds.

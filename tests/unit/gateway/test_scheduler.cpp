@@ -274,3 +274,21 @@ TEST(Scheduler, NaiveSendsAtOnceAndMeasuresTheSpreadAroundTheMedian) {
   EXPECT_EQ(r.hits, 1u);
   EXPECT_TRUE(f.calibrations.empty()) << "naive sends do not calibrate";
 }
+
+TEST(Scheduler, ABurstIsReleasedEarlyEnoughForItsLastSendToLeaveOnTime) {
+  Fixture f;
+  for (int i = 0; i < 100; ++i) f.node("n" + std::to_string(i), "c1", 1, 50, 0);  // all due in the same ms
+  f.s.note_send_cost(1'000'020);  // about 50 ms per send after the EMA step: far from the default
+  const double cost = f.s.send_cost_us();
+  ASSERT_GT(cost, 1000);
+  const std::int64_t T = f.now + 100'000'000;  // plenty of time
+  std::vector<std::string> ids;
+  for (int i = 0; i < 100; ++i) ids.push_back("n" + std::to_string(i));
+  f.s.start(spec_at(T), ids, f.now);
+  f.run_until(T - 50'000);
+  ASSERT_EQ(f.sent.size(), 100u);
+  // The last send is released at its send_at; the first, 99 send costs earlier.
+  std::int64_t first = f.sent.front().at, last = f.sent.back().at;
+  EXPECT_LE(last, T - 50'000);
+  EXPECT_NEAR(static_cast<double>(last - first), 99 * cost, 1000 + 100);
+}
