@@ -80,8 +80,13 @@ MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id) {
 
 MqttLink::MqttLink(MqttOptions options)
     : opt_(std::move(options)), backoff_s_(opt_.reconnect_min_s), jitter_state_(random_u64()) {
+  // Paho queues the publishes it cannot put on the wire yet (the broker's
+  // receive maximum is reached) and refuses more than maxBufferedMessages
+  // of them, 100 by default: far too few for a gateway pinging thousands
+  // of nodes. Our own backlog is the bound while offline; this is only
+  // the queue of a connected link.
   client_ = std::make_unique<mqtt::async_client>(opt_.uri, opt_.client_id,
-                                                 mqtt::create_options(MQTTVERSION_5), nullptr);
+                                                 mqtt::create_options(MQTTVERSION_5, opt_.max_buffered), nullptr);
   connect_listener_ = std::make_unique<ConnectListener>([this](std::string why) {
     push_event(LinkEvent{LinkEvent::Type::connect_failed, std::move(why)});
   });
@@ -249,6 +254,13 @@ bool MqttLink::send(const std::string& topic, const Bytes& payload, int qos, boo
     return true;
   } catch (const mqtt::exception& e) {
     ++counters_.publish_failures;
+    // Rare, and a sign of overload: say so, at most every 10 s.
+    auto now = mono_us();
+    if (now - last_failure_log_us_ >= 10'000'000) {
+      last_failure_log_us_ = now;
+      log::warn("mqtt", "publish on " + topic + " refused: " + e.what() + " (" +
+                            std::to_string(counters_.publish_failures) + " so far); kept in the backlog");
+    }
     return false;
   }
 }

@@ -28,6 +28,7 @@ struct MqttOptions {
   double reconnect_min_s = 0.5;
   double reconnect_max_s = 30.0;  // SPEC 3.8 cap
   int max_inflight = 1024;
+  int max_buffered = 100'000;             // publishes Paho may queue while connected
   std::size_t backlog_limit = 1000;       // QoS 1 frames kept while offline
   std::size_t inbound_limit = 200'000;    // received frames waiting for the owner
   struct Will {
@@ -139,6 +140,7 @@ class MqttLink {
   std::int64_t connected_since_us_ = 0;
   std::int64_t next_attempt_us_ = 0;
   std::uint64_t jitter_state_;
+  std::int64_t last_failure_log_us_ = -10'000'000;
 
   std::mutex mu_;
   std::condition_variable cv_;
