@@ -10,45 +10,50 @@ bool ClockFilter::add(const ClockSample& s) {
   s_[next_] = s;
   next_ = (next_ + 1) % kSamples;
   n_ = std::min(n_ + 1, kSamples);
-  if (level_shift()) {
+  if (std::size_t run = level_shift()) {
     // Keep only the run that shows the new level, oldest first.
-    std::array<ClockSample, kShiftRun> run;
-    for (std::size_t i = 0; i < kShiftRun; ++i) run[i] = at(kShiftRun - 1 - i);
+    std::array<ClockSample, kSamples> keep;
+    for (std::size_t i = 0; i < run; ++i) keep[i] = at(run - 1 - i);
     n_ = 0;
     next_ = 0;
-    for (const auto& r : run) {
-      s_[next_++] = r;
+    for (std::size_t i = 0; i < run; ++i) {
+      s_[next_++] = keep[i];
       ++n_;
     }
+    next_ %= kSamples;
     ++shifts_;
   }
   return true;
 }
 
-bool ClockFilter::level_shift() const {
-  // Needs the run and at least as many samples before it to compare with.
-  if (n_ < 2 * kShiftRun) return false;
+std::size_t ClockFilter::level_shift() const {
+  // The run: the newest samples, at least 3, reaching back over 2 s (a
+  // congested second is not a new route; pinged fast, that is many samples).
+  std::size_t run = kShiftRun;
+  while (run < n_ && at(0).t1_us - at(run - 1).t1_us < kShiftSpanUs) ++run;
+  // Needs at least 3 samples before the run to compare with.
+  if (at(0).t1_us - at(run - 1).t1_us < kShiftSpanUs || n_ < run + kShiftRun) return 0;
   double lo = INFINITY, mean = 0;
-  const std::size_t older = n_ - kShiftRun;
-  for (std::size_t age = kShiftRun; age < n_; ++age) {
+  const std::size_t older = n_ - run;
+  for (std::size_t age = run; age < n_; ++age) {
     double r = at(age).rtt_us();
     lo = std::min(lo, r);
     mean += r;
   }
   mean /= static_cast<double>(older);
   double var = 0;
-  for (std::size_t age = kShiftRun; age < n_; ++age) var += std::pow(at(age).rtt_us() - mean, 2);
+  for (std::size_t age = run; age < n_; ++age) var += std::pow(at(age).rtt_us() - mean, 2);
   double sd = std::sqrt(var / static_cast<double>(older));
   // Well away from the old floor: by 4 standard deviations, 2 ms and a
   // quarter of the level, whichever is most.
   double margin = std::max({4 * sd, 2000.0, 0.25 * lo});
   bool up = true, down = true;
-  for (std::size_t age = 0; age < kShiftRun; ++age) {
+  for (std::size_t age = 0; age < run; ++age) {
     double r = at(age).rtt_us();
     up = up && r > lo + margin;
     down = down && r < lo - margin;
   }
-  return up || down;
+  return up || down ? run : 0;
 }
 
 double ClockFilter::inbound_tail_us() const {

@@ -16,14 +16,16 @@ struct ClockSample {
 
 // The NTP clock filter over the last 16 samples: the offset of the sample
 // with the smallest round trip, and the jitter of the one-way delay.
-// A level shift (the last 3 round trips all well above, or all well below,
-// everything before them: a route or link that changed) restarts the window
-// from those 3, so the node is recalibrated within a few pings instead of
-// after 16.
+// A level shift (the round trips of the last 2 s, and at least the last 3,
+// all well above, or all well below, everything before them: a route or
+// link that changed) restarts the window from them, so the node is
+// recalibrated within a few pings instead of after 16. A congested moment
+// shorter than 2 s does not count.
 class ClockFilter {
  public:
   static constexpr std::size_t kSamples = 16;
   static constexpr std::size_t kShiftRun = 3;
+  static constexpr std::int64_t kShiftSpanUs = 2'000'000;
   // Adds a sample; a negative round trip (clocks stepped mid-ping) is refused.
   bool add(const ClockSample& s);
   // Level shifts seen so far.
@@ -39,7 +41,7 @@ class ClockFilter {
 
  private:
   const ClockSample& at(std::size_t age) const { return s_[(next_ + kSamples - 1 - age) % kSamples]; }  // 0 = newest
-  bool level_shift() const;
+  std::size_t level_shift() const;  // the run's length when the newest samples show a new level, else 0
 
   std::array<ClockSample, kSamples> s_{};
   std::size_t n_ = 0;

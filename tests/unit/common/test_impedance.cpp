@@ -128,3 +128,22 @@ TEST(Impedance, CalibrationAddsToTheLead) {
   in.calibration_ms = -3;  // never shortens the lead
   EXPECT_DOUBLE_EQ(impedance(in, 0).lead_ms, 13);
 }
+
+TEST(ClockFilter, ACongestedSecondIsNoLevelShift) {
+  ClockFilter f;
+  for (int i = 0; i < 10; ++i) f.add(ping(i * 250'000, 5'000, 5'000));
+  // 1 s of congestion, pinged every 250 ms: 4 slow samples, then back
+  for (int i = 10; i < 14; ++i) f.add(ping(i * 250'000, 30'000, 30'000));
+  for (int i = 14; i < 20; ++i) f.add(ping(i * 250'000, 5'000, 5'000));
+  EXPECT_EQ(f.shifts(), 0u);
+  EXPECT_NEAR(f.one_way_us(), 5'000, 1);
+  // but 2 s of it is a new level: the window restarts from those 2 s
+  ClockFilter g;
+  for (int i = 0; i < 16; ++i) g.add(ping(i * 250'000, 5'000, 5'000));
+  for (int i = 16; i < 24; ++i) g.add(ping(i * 250'000, 30'000, 30'000));
+  EXPECT_EQ(g.shifts(), 0u) << "1.75 s so far";
+  g.add(ping(24 * 250'000, 30'000, 30'000));
+  EXPECT_EQ(g.shifts(), 1u);
+  EXPECT_EQ(g.count(), 9u);
+  EXPECT_NEAR(g.one_way_us(), 30'000, 1);
+}
