@@ -321,7 +321,8 @@ void Gateway::pings(std::int64_t now_us) {
   next_ping_due_us_ = INT64_MAX;
   for (auto& [id, n] : registry_.nodes_mut()) {
     if (!n.online || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
-    if (now_us >= n.next_ping_us) {
+    if (now_us >= n.next_ping_us && pings_.size() < config_.max_pings_in_flight) {
+      // Within the budget: a ping that would wait in a queue measures the queue.
       send_ping(n, now_us);
       // Faster while the filter is young (as after a latency level shift) or
       // the node is unstable (SPEC 5.1).

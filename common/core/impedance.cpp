@@ -59,12 +59,19 @@ std::size_t ClockFilter::level_shift() const {
 double ClockFilter::inbound_tail_us() const {
   if (n_ == 0) return 0;
   const double offset = offset_us(), floor = one_way_us();
-  double tail = 0;
+  // The largest excess, or with 8 samples or more the second largest: one
+  // stray sample (a stalled moment) should not set the lead for 16 pings.
+  double first = 0, second = 0;
   for (std::size_t i = 0; i < n_; ++i) {
-    double in = static_cast<double>(s_[i].t2_us - s_[i].t1_us) - offset;
-    tail = std::max(tail, in - floor);
+    double excess = static_cast<double>(s_[i].t2_us - s_[i].t1_us) - offset - floor;
+    if (excess > first) {
+      second = first;
+      first = excess;
+    } else {
+      second = std::max(second, excess);
+    }
   }
-  return tail;
+  return n_ >= 8 ? second : first;
 }
 
 double ClockFilter::offset_us() const {

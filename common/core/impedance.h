@@ -30,8 +30,9 @@ class ClockFilter {
   bool add(const ClockSample& s);
   // Level shifts seen so far.
   std::uint64_t shifts() const { return shifts_; }
-  // The largest excess of a command's one-way trip (gateway to node, with
-  // the current offset) over rtt/2 in the window: how far the tail reaches.
+  // How far the tail of a command's one-way trip (gateway to node, with the
+  // current offset) reaches over rtt/2: the largest excess in the window, the
+  // second largest once there are 8 samples.
   double inbound_tail_us() const;
   std::size_t count() const { return n_; }
   double offset_us() const;   // node clock - gateway clock, from the min-rtt sample

@@ -147,3 +147,10 @@ TEST(ClockFilter, ACongestedSecondIsNoLevelShift) {
   EXPECT_EQ(g.count(), 9u);
   EXPECT_NEAR(g.one_way_us(), 30'000, 1);
 }
+
+TEST(ClockFilter, OneStraySampleDoesNotSetTheTailOnceThereAreEight) {
+  ClockFilter f;
+  for (int i = 0; i < 7; ++i) f.add(ping(i * 1'000'000, 10'000 + i * 100, 10'000));
+  f.add(ping(7'000'000, 900'000, 10'000));  // stalled once
+  EXPECT_NEAR(f.inbound_tail_us(), 600, 1) << "the second largest excess";
+}
