@@ -46,13 +46,14 @@ CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView 
     return r;
   }
   r.kind = Result::Kind::held;
-  held_.emplace(cmd.execute_at_us, std::make_unique<Envelope>(*r.env));
+  held_.emplace(cmd.execute_at_us, Held{std::make_unique<Envelope>(*r.env), received_us});
   return r;
 }
 
-std::unique_ptr<Envelope> CommandIntake::take_due(std::int64_t now_us) {
+std::unique_ptr<Envelope> CommandIntake::take_due(std::int64_t now_us, std::int64_t* received_us) {
   if (held_.empty() || held_.begin()->first > now_us) return nullptr;
-  auto env = std::move(held_.begin()->second);
+  auto env = std::move(held_.begin()->second.env);
+  if (received_us) *received_us = held_.begin()->second.received_us;
   held_.erase(held_.begin());
   return env;
 }

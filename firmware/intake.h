@@ -39,8 +39,9 @@ class CommandIntake {
 
   // The held command due first, node clock; INT64_MAX when none is held.
   std::int64_t next_due_us() const { return held_.empty() ? INT64_MAX : held_.begin()->first; }
-  // Takes the first held command if it is due at now_us, else null.
-  std::unique_ptr<Envelope> take_due(std::int64_t now_us);
+  // Takes the first held command if it is due at now_us, else null;
+  // received_us (if given) gets when it arrived.
+  std::unique_ptr<Envelope> take_due(std::int64_t now_us, std::int64_t* received_us = nullptr);
   std::size_t held() const { return held_.size(); }
   const DropCounters& drops() const { return drops_; }
   void count_drop(DropReason r) { drops_.add(r); }
@@ -50,7 +51,11 @@ class CommandIntake {
   Key key_;
   SessionGuard guard_;
   DropCounters drops_;
-  std::multimap<std::int64_t, std::unique_ptr<Envelope>> held_;  // by execute_at
+  struct Held {
+    std::unique_ptr<Envelope> env;
+    std::int64_t received_us;
+  };
+  std::multimap<std::int64_t, Held> held_;  // by execute_at
 };
 
 // An ack for cmd (SPEC 5.4): state +1 READY, 0 TRANSIT, -1 CONFLICT; times on the node's clock.

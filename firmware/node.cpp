@@ -13,6 +13,7 @@
 #include "firmware/drivers/gpio_input.h"
 #include "firmware/drivers/pipe.h"
 #include "firmware/drivers/synthetic.h"
+#include "firmware/reports.h"
 #include "firmware/drivers/sysfs_sensor.h"
 
 namespace kairos::node {
@@ -227,16 +228,7 @@ void Node::publish_phase() {
   for (const auto& slot : inputs_) {
     auto& ip = p.inputs[p.inputs_count++];
     set_string(ip.input, slot.config.name);
-    if (!slot.filter.has_sample()) continue;
-    for (std::size_t k = 0; k < slot.filter.scales(); ++k) {
-      const auto& s = slot.filter.scale(k);
-      auto& sp = ip.scales[ip.scales_count++];
-      sp.has_z = true;
-      sp.z.re = static_cast<float>(s.z.real());
-      sp.z.im = static_cast<float>(s.z.imag());
-      sp.c = static_cast<float>(s.c);
-      sp.r = static_cast<float>(slot.filter.rhythm(k).r());
-    }
+    fill_scales(ip, slot.filter);
   }
   const auto& mesh = inputs_[config_.mesh_input].filter;
   if (mesh.has_sample()) {
@@ -380,8 +372,9 @@ std::int64_t Node::run_held(std::int64_t now_mono_us) {
     // Within the last stretch: spin to the exact microsecond, then run.
     while (wall_us() < intake_.next_due_us()) {
     }
-    auto env = intake_.take_due(wall_us());
-    perform(*env, wall_us());
+    std::int64_t received = 0;
+    auto env = intake_.take_due(wall_us(), &received);
+    perform(*env, received);  // the READY ack says when it arrived and when it ran
     now_mono_us = mono_us();
   }
   return INT64_MAX;

@@ -151,6 +151,7 @@ std::string bin(const std::string& name) {
   if (name == "kairos-node") return KAIROS_NODE_BIN;
   if (name == "kairos-gateway") return KAIROS_GATEWAY_BIN;
   if (name == "kairosctl") return KAIROSCTL_BIN;
+  if (name == "kairos-sim") return KAIROS_SIM_BIN;
   throw std::runtime_error("unknown binary " + name);
 }
 
@@ -174,7 +175,7 @@ void Broker::start() {
   std::string name = "mosquitto-" + std::to_string(port_);
   dir_.write(name + ".conf", "listener " + std::to_string(port_) +
                                  " 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                                 "max_queued_messages 100000\nset_tcp_nodelay true\n");
+                                 "max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n");
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::string log = dir_.file(name + "-" + std::to_string(attempt) + ".log");
     proc_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", dir_.file(name + ".conf")}, log);

@@ -3,6 +3,10 @@
 // until T on their own clocks, and kairosctl prints the gathered result.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
 #include "tests/integration/harness.h"
 
 using namespace kairos;
@@ -107,4 +111,155 @@ TEST(Schedule, ConsoleArgumentErrorsExit2) {
     EXPECT_EQ(r.status, 2) << r.output;
     EXPECT_NE(r.output.find("kairosctl: "), std::string::npos) << r.output;
   }
+}
+
+// ---- with kairos-sim: many nodes, class latencies, clock offsets, true time ----
+
+namespace {
+
+// The number after "key": in a JSON text (first occurrence), or NaN.
+double json_number(const std::string& json, const std::string& key) {
+  auto at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return NAN;
+  return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
+}
+
+struct LedgerExec {
+  std::string node;
+  std::int64_t true_exec_us;
+};
+
+// The `exec` lines of the simulator's ledger from line `from` on.
+std::vector<LedgerExec> ledger_execs(const std::string& path, std::size_t from) {
+  std::vector<LedgerExec> out;
+  std::istringstream in(read_text(path));
+  std::string line;
+  for (std::size_t n = 0; std::getline(in, line); ++n) {
+    if (n < from || line.rfind("exec ", 0) != 0) continue;
+    std::istringstream f(line);
+    std::string kind, node, id, cls;
+    long long true_exec = 0;
+    f >> kind >> node >> id >> cls >> true_exec;
+    out.push_back({node, true_exec});
+  }
+  return out;
+}
+
+std::size_t line_count(const std::string& path) {
+  auto t = read_text(path);
+  return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));
+}
+
+struct SimMesh {
+  TempDir dir;
+  Broker broker{dir};
+  Mesh mesh{dir, broker};
+  std::unique_ptr<Process> sim;
+  std::string ledger = dir.file("ledger");
+
+  void start(int nodes, const std::vector<std::string>& extra, double fast_ping_s = 0.25) {
+    mesh.start_gateway("[clock]\nping_period_s = 1\nfast_ping_period_s = " + std::to_string(fast_ping_s) + "\n");
+    std::vector<std::string> argv{bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir",
+                                  mesh.keys_dir(), "--nodes", std::to_string(nodes), "--hb-period-s", "1",
+                                  "--phase-period-s", "0", "--ledger", ledger, "--roster", dir.file("roster")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    sim = std::make_unique<Process>(argv, dir.file("sim.log"));
+  }
+  // Every node online at the gateway with a settled clock filter.
+  bool synced(std::size_t nodes) {
+    return eventually([&] {
+      auto list = mesh.nodes();
+      return list.size() == nodes && std::all_of(list.begin(), list.end(), [](const kairos_v1_NodeInfo& n) {
+               return n.online && n.clock_samples >= 8 && n.processing_ms < 50;
+             });
+    }, 120s);
+  }
+  RunResult ctl(std::vector<std::string> args) { return ::ctl(mesh, broker, dir, std::move(args)); }
+};
+
+}  // namespace
+
+TEST(Schedule, TwoHundredSimulatedNodesLandWithinTenMsOfTAndNaiveIsMeasuredBeside) {
+  SimMesh m;
+  // Classes A..E: 5, 20, 50, 100 and 200 ms one-way, 5 % exponential jitter,
+  // each node's clock up to 3 s off.
+  m.start(200, {"--classes", "A,B,C,D,E", "--jitter", "0.05", "--offset-max-ms", "3000", "--seed", "5"});
+  ASSERT_TRUE(m.synced(200)) << m.mesh.gateway().output() << m.sim->output();
+
+  // Compensated: every node's lead, T on its own clock.
+  std::size_t from = line_count(m.ledger);
+  auto r = m.ctl({"--json", "schedule", "thaw", "--in", "1500", "--window", "2000"});
+  ASSERT_TRUE(r.status == 0 || r.status == 3) << r.output;
+  const auto T = static_cast<std::int64_t>(json_number(r.output, "at_us"));
+  auto execs = ledger_execs(m.ledger, from);
+  std::vector<double> err;
+  for (const auto& e : execs) err.push_back(std::abs(static_cast<double>(e.true_exec_us - T)) / 1000.0);
+  std::sort(err.begin(), err.end());
+  auto within = std::count_if(err.begin(), err.end(), [](double e) { return e <= 10.0; });
+  ASSERT_FALSE(err.empty()) << r.output;
+  double p95 = err[std::min(err.size() - 1, err.size() * 95 / 100)];
+
+  // Naive, in the same run: sent at once, run on receipt.
+  from = line_count(m.ledger);
+  auto rn = m.ctl({"--json", "schedule", "thaw", "--strategy", "naive", "--window", "2000"});
+  ASSERT_TRUE(rn.status == 0 || rn.status == 3) << rn.output;
+  auto naive = ledger_execs(m.ledger, from);
+  ASSERT_GE(naive.size(), 190u) << rn.output;
+  std::vector<std::int64_t> times;
+  for (const auto& e : naive) times.push_back(e.true_exec_us);
+  std::sort(times.begin(), times.end());
+  const auto median = times[times.size() / 2];
+  std::vector<double> nerr;
+  for (auto t : times) nerr.push_back(std::abs(static_cast<double>(t - median)) / 1000.0);
+  std::sort(nerr.begin(), nerr.end());
+  auto nwithin = std::count_if(nerr.begin(), nerr.end(), [](double e) { return e <= 10.0; });
+  double np95 = nerr[nerr.size() * 95 / 100];
+
+  std::printf("compensated: %ld of 200 within +-10 ms of T (true time), p95 %.2f ms, max %.2f ms; gateway: %s\n",
+              static_cast<long>(within), p95, err.back(), r.output.substr(0, 400).c_str());
+  std::printf("naive:       %ld of 200 within +-10 ms of the median, p95 %.2f ms, max %.2f ms\n",
+              static_cast<long>(nwithin), np95, nerr.back());
+  EXPECT_GE(within, 190) << "at least 95 % within +-10 ms of T\n" << r.output;
+  EXPECT_EQ(json_number(r.output, "ready"), static_cast<double>(execs.size()));
+  EXPECT_LT(nwithin, within);
+  EXPECT_GT(np95, 5 * std::max(p95, 1.0)) << "naive spreads over the class latencies";
+
+  // T too close for the slow classes: those are skipped, saying what they would need.
+  auto rs = m.ctl({"--json", "schedule", "thaw", "--in", "120"});
+  EXPECT_EQ(rs.status, 3) << rs.output;
+  EXPECT_GE(json_number(rs.output, "skipped"), 40) << "class E (200 ms one-way) cannot make 120 ms\n" << rs.output;
+  EXPECT_NE(rs.output.find("\"outcome\":\"SKIP\",\"would_need_ms\":"), std::string::npos) << rs.output;
+}
+
+TEST(Schedule, ANodeWhoseLatencyJumpsIsRecalibratedWithinAFewPings) {
+  SimMesh m;
+  // sim-00001 (class A, 5 ms) gets 400 ms more each way, 12 s after start.
+  // Pinged once a second throughout, so that "a few pings" is countable.
+  m.start(4, {"--classes", "A", "--jitter", "0.05", "--offset-max-ms", "2000", "--seed", "9", "--jump",
+              "sim-00001:+400@14"}, 1.0);
+  ASSERT_TRUE(m.synced(4)) << m.mesh.gateway().output() << m.sim->output();
+  ASSERT_TRUE(eventually([&] { return m.sim->output().find("sim-00001: base latency now") != std::string::npos; }, 60s));
+  // Sent right after the jump, on the old lead: it cannot land on time. Either it
+  // arrives late (CONFLICT) or, if the shift was already seen, it is skipped.
+  auto r = m.ctl({"--json", "schedule", "thaw", "--in", "300", "--targets", "sim-00001,sim-00002"});
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_TRUE(r.output.find("\"node\":\"sim-00001\",\"outcome\":\"CONFLICT\"") != std::string::npos ||
+              r.output.find("\"node\":\"sim-00001\",\"outcome\":\"SKIP\"") != std::string::npos)
+      << r.output;
+  // Recalibrated: the filter restarts on the new level after 3 pings there.
+  std::optional<kairos_v1_NodeInfo> n;
+  ASSERT_TRUE(eventually([&] {
+    n = m.mesh.node_info("sim-00001");
+    return n && n->clock_shifts >= 1 && n->rtt_ms > 700;
+  }, 30s)) << m.mesh.gateway().output();
+  EXPECT_LE(n->clock_samples, 6u) << "seen within a few pings of the new level";
+  EXPECT_GE(n->lead_ms, 400u);
+  // And the next schedule lands on it.
+  std::size_t from = line_count(m.ledger);
+  r = m.ctl({"--json", "schedule", "thaw", "--in", "2000", "--targets", "sim-00001"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto T = static_cast<std::int64_t>(json_number(r.output, "at_us"));
+  auto execs = ledger_execs(m.ledger, from);
+  ASSERT_EQ(execs.size(), 1u);
+  EXPECT_LE(std::abs(static_cast<double>(execs[0].true_exec_us - T)), 10'000.0);
 }

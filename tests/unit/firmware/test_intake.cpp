@@ -58,8 +58,10 @@ TEST(Intake, HoldsAScheduledCommandUntilItsTime) {
   ASSERT_EQ(r.kind, Kind::held);
   EXPECT_EQ(in.next_due_us(), 50'000);
   EXPECT_EQ(in.take_due(49'999), nullptr);
-  auto due = in.take_due(50'000);
+  std::int64_t received = 0;
+  auto due = in.take_due(50'000, &received);
   ASSERT_NE(due, nullptr);
+  EXPECT_EQ(received, 10'000) << "when it arrived, for the READY ack";
   EXPECT_EQ(due->message.command.command_id, 99u);
   EXPECT_EQ(in.held(), 0u);
   EXPECT_EQ(in.next_due_us(), INT64_MAX);
