@@ -58,6 +58,7 @@ Gateway::Gateway(GatewayConfig config)
       signer_(config_.id, session_),
       unified_(config_.unified_enter, config_.unified_leave) {
   keys_.load_shared();
+  scheduler_.set_min_send_spacing(1e6 / config_.send_rate);
   for (const auto& s : store_.load_sessions()) guard_.restore(s.sender, s.session, s.high_water);
   for (const auto& sn : store_.load_nodes()) {
     NodeEntry n;

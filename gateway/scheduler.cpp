@@ -228,7 +228,7 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
   std::vector<std::int64_t> release_at(queued.size());
   double next = INFINITY;
   for (std::size_t k = queued.size(); k-- > 0;) {
-    next = std::min(static_cast<double>(s.r.targets[queued[k]].send_at_us), next - send_cost_us_);
+    next = std::min(static_cast<double>(s.r.targets[queued[k]].send_at_us), next - send_cost_us());
     release_at[k] = std::max(now_us, static_cast<std::int64_t>(std::floor(next)));
   }
   for (std::size_t k = 0; k < queued.size(); ++k) wheel_.add(release_at[k], Send{s.r.id, queued[k]});

@@ -3,6 +3,7 @@
 // reaches every target and takes effect at the same instant T. Pure logic:
 // time is the gateway's wall clock in microseconds, passed in; the gateway
 // supplies each node's current lead and offset and sends the commands.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -128,9 +129,12 @@ class Scheduler {
   // When service() next has something to do (gateway clock); INT64_MAX if never.
   std::int64_t next_deadline_us() const;
   std::size_t running() const { return schedules_.size(); }
-  // What one send costs the gateway (us, measured): bursts are spread back from their send_at.
+  // What one send costs the gateway (us, measured): bursts are spread back
+  // from their send_at by this, or by the configured spacing if larger (the
+  // broker and the links take their time too).
   void note_send_cost(double us) { send_cost_us_ += 0.05 * (us - send_cost_us_); }
-  double send_cost_us() const { return send_cost_us_; }
+  void set_min_send_spacing(double us) { min_spacing_us_ = us; }
+  double send_cost_us() const { return std::max(send_cost_us_, min_spacing_us_); }
   // The id the next start() returns.
   std::uint64_t next_id() const { return next_id_; }
 
@@ -155,6 +159,7 @@ class Scheduler {
   TimerWheel<Send> wheel_;
   std::uint64_t next_id_ = 1;
   double send_cost_us_ = 20;
+  double min_spacing_us_ = 0;
 };
 
 // Waves of a strategy over targets (ids with their views): names, members, thresholds.

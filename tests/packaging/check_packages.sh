@@ -51,7 +51,7 @@ for arch in "${!DEBDIR[@]}"; do
         grep -q "kairos-node.service" "$ctl/postinst" || fail "$deb: postinst does not enable the unit"
         ;;
       kairos-gateway)
-        for f in ./usr/bin/kairos-gateway ./usr/bin/kairosctl ./lib/systemd/system/kairos-gateway.service \
+        for f in ./usr/bin/kairos-gateway ./usr/bin/kairosctl ./usr/bin/kairos-sim ./lib/systemd/system/kairos-gateway.service \
                  ./etc/kairos/gateway.toml ./etc/kairos/kairosctl.toml; do
           grep -qx "$f" <<<"$contents" || fail "$deb lacks $f"
         done
@@ -92,6 +92,7 @@ for arch in "${!DEBDIR[@]}"; do
   "${run[@]}" "$root/usr/bin/kairos-gateway" --help >/dev/null 2>&1 || fail "$arch kairos-gateway --help"
   help=$("${run[@]}" "$root/usr/bin/kairosctl" --help) || fail "$arch kairosctl --help"
   grep -q "usage: kairosctl" <<<"$help" || fail "$arch kairosctl --help says no usage"
+  "${run[@]}" "$root/usr/bin/kairos-sim" --help >/dev/null || fail "$arch kairos-sim --help"
   size=$(stat -c %s "$root/usr/bin/kairos-node")
   echo "check_packages: $arch ok, stripped kairos-node $size bytes"
 done

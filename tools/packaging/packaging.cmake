@@ -10,10 +10,11 @@ install(FILES ${PKG}/kairos-node.service DESTINATION /lib/systemd/system COMPONE
 install(FILES ${PKG}/kairos.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos.conf COMPONENT node)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node COMPONENT node)
 
-install(TARGETS kairos-gateway kairosctl RUNTIME DESTINATION bin COMPONENT gateway)
+install(TARGETS kairos-gateway kairosctl kairos-sim RUNTIME DESTINATION bin COMPONENT gateway)
 install(FILES ${PKG}/gateway.toml ${PKG}/kairosctl.toml DESTINATION /etc/kairos COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
-install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md
+install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md ${CMAKE_SOURCE_DIR}/docs/SCHEDULING.md
+              ${CMAKE_SOURCE_DIR}/docs/SIM.md
         DESTINATION share/doc/kairos-gateway COMPONENT gateway)
 
 # Maintainer scripts and conffiles per package.
@@ -54,7 +55,7 @@ set(CPACK_DEBIAN_NODE_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}, kairos-boards 
 set(CPACK_DEBIAN_NODE_PACKAGE_CONTROL_EXTRA
     ${CMAKE_BINARY_DIR}/debian-node/postinst ${CMAKE_BINARY_DIR}/debian-node/prerm ${CMAKE_BINARY_DIR}/debian-node/conffiles)
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_NAME kairos-gateway)
-set(CPACK_DEBIAN_GATEWAY_DESCRIPTION "Kairos mesh gateway and operator console\n kairos-gateway verifies every frame, keeps the registry of nodes in SQLite\n and computes the mesh state; kairosctl is the operator's console.")
+set(CPACK_DEBIAN_GATEWAY_DESCRIPTION "Kairos mesh gateway and operator console\n kairos-gateway verifies every frame, keeps the registry of nodes in SQLite\n and computes the mesh state; kairosctl is the operator's console;\n kairos-sim runs thousands of simulated nodes against a gateway.")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}, libsqlite3-0 (>= 3.40)")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_RECOMMENDS "mosquitto, kairos-boards (= ${PROJECT_VERSION})")
 # Board files are data shared by the node and by kairosctl provision.

@@ -32,6 +32,11 @@ constexpr std::int64_t kTurnUs = 1'000;
 constexpr std::int64_t kMaxSleepUs = 50'000;
 // Frames the MQTT client refused (its buffer full) are offered again this soon.
 constexpr std::int64_t kRetryUs = 1'000;
+// No frame is handed to the MQTT client this close before a held execution:
+// a publish may wait for Paho's lock while its threads work through a burst
+// (a thousand acks), and the execution behind it would run late. Real nodes
+// have a client each; the simulator's shared one must not set their timing.
+constexpr std::int64_t kQuietUs = 15'000;
 // Frames handed to the MQTT client, per millisecond. Paho runs one send
 // thread for all connections and its cost per queued command grows with
 // the queue (it scans the whole command list), so the simulator offers
@@ -232,7 +237,8 @@ int Simulator::run() {
     // Round-robin: under the global pace no connection waits behind the others.
     const auto links = static_cast<std::uint32_t>(links_.size());
     rr_ = (rr_ + 1) % links;
-    for (std::uint32_t j = 0; j < links; ++j) waiting = !flush((rr_ + j) % links) || waiting;
+    const bool quiet = !held_.empty() && held_.top().due - now < kQuietUs;
+    for (std::uint32_t j = 0; j < links && !quiet; ++j) waiting = !flush((rr_ + j) % links) || waiting;
     poll_links();
     run_held();
     run_timers();
@@ -654,7 +660,7 @@ void Simulator::publish_now(std::uint32_t i, std::uint32_t slot) {
   // The MAC is the frame's last field: its last byte is a MAC byte.
   if (n.badmac && !f.payload.empty()) f.payload.back() ^= 0x5A;
   outq_[n.link].emplace_back(i, std::move(f));
-  flush(n.link);
+  if (held_.empty() || held_.top().due - mono_us() >= kQuietUs) flush(n.link);
 }
 
 bool Simulator::flush(std::uint32_t k) {

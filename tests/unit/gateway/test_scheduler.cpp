@@ -292,3 +292,16 @@ TEST(Scheduler, ABurstIsReleasedEarlyEnoughForItsLastSendToLeaveOnTime) {
   EXPECT_LE(last, T - 50'000);
   EXPECT_NEAR(static_cast<double>(last - first), 99 * cost, 1000 + 100);
 }
+
+TEST(Scheduler, TheConfiguredSpacingHoldsWhenSendsAreCheap) {
+  Fixture f;
+  for (int i = 0; i < 11; ++i) f.node("n" + std::to_string(i), "c1", 1, 50, 0);
+  f.s.set_min_send_spacing(1'000);  // 1,000 sends a second
+  const std::int64_t T = f.now + 1'000'000;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 11; ++i) ids.push_back("n" + std::to_string(i));
+  f.s.start(spec_at(T), ids, f.now);
+  f.run_until(T - 50'000);
+  ASSERT_EQ(f.sent.size(), 11u);
+  EXPECT_NEAR(static_cast<double>(f.sent.back().at - f.sent.front().at), 10'000, 200);
+}
