@@ -43,6 +43,14 @@ TEST(Quorum, Spec54) {
 
 namespace {
 
+// "<prefix><i>", built by appending (GCC 12 warns falsely, -Wrestrict, on
+// a literal + std::to_string in some inlined ARM builds).
+std::string nid(const char* prefix, int i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
 ScheduleSpec spec_at(std::int64_t T, Strategy strategy = Strategy::parallel) {
   ScheduleSpec s;
   s.at_us = T;
@@ -146,16 +154,16 @@ TEST(Scheduler, SendsEachTargetItsLeadBeforeTAndSkipsThoseThatCannotMakeIt) {
 
 TEST(Scheduler, GathersUntilTheWindowAndReportsSpreadConflictsAndStragglers) {
   Fixture f;
-  for (int i = 0; i < 20; ++i) f.node("n" + std::to_string(i), "c1", 1, 20, i);
+  for (int i = 0; i < 20; ++i) f.node(nid("n", i), "c1", 1, 20, i);
   const std::int64_t T = f.now + 100'000;
   ScheduleSpec spec = spec_at(T);
   spec.window_us = 300'000;
   std::vector<std::string> ids;
-  for (int i = 0; i < 20; ++i) ids.push_back("n" + std::to_string(i));
+  for (int i = 0; i < 20; ++i) ids.push_back(nid("n", i));
   f.s.start(spec, ids, f.now);
   f.run_until(T);
   ASSERT_EQ(f.sent.size(), 20u);
-  for (int i = 0; i < 17; ++i) f.execute("n" + std::to_string(i), i * 1000);  // 0..16 ms late
+  for (int i = 0; i < 17; ++i) f.execute(nid("n", i), i * 1000);  // 0..16 ms late
   const auto& c = f.sent_to("n17");
   f.s.on_ack("n17", c.command, -1, c.execute_at + 30'000, 0, "late by 30.0 ms", f.now);
   const auto& h = f.sent_to("n18");
@@ -182,15 +190,15 @@ TEST(Scheduler, GathersUntilTheWindowAndReportsSpreadConflictsAndStragglers) {
 
 TEST(Scheduler, WaitExtendsTheWindowOnce) {
   Fixture f;
-  for (int i = 0; i < 10; ++i) f.node("n" + std::to_string(i), "c1", 1, 20, 0);
+  for (int i = 0; i < 10; ++i) f.node(nid("n", i), "c1", 1, 20, 0);
   const std::int64_t T = f.now + 100'000;
   ScheduleSpec spec = spec_at(T);
   spec.window_us = 200'000;
   std::vector<std::string> ids;
-  for (int i = 0; i < 10; ++i) ids.push_back("n" + std::to_string(i));
+  for (int i = 0; i < 10; ++i) ids.push_back(nid("n", i));
   f.s.start(spec, ids, f.now);
   f.run_until(T);
-  for (int i = 0; i < 8; ++i) f.execute("n" + std::to_string(i));
+  for (int i = 0; i < 8; ++i) f.execute(nid("n", i));
   f.run_until(T + 200'000);
   EXPECT_TRUE(f.results.empty()) << "20 % still in transit: WAIT";
   f.execute("n8");
@@ -203,25 +211,25 @@ TEST(Scheduler, WaitExtendsTheWindowOnce) {
 
 TEST(Scheduler, WaveStrategyGoesClusterByClusterAndStopsWithoutQuorum) {
   Fixture f;
-  for (int i = 0; i < 4; ++i) f.node("a" + std::to_string(i), "c1", 1, 20, 0);
-  for (int i = 0; i < 4; ++i) f.node("b" + std::to_string(i), "c2", 1, 40, 0);
-  for (int i = 0; i < 4; ++i) f.node("z" + std::to_string(i), "c3", 1, 20, 0);
+  for (int i = 0; i < 4; ++i) f.node(nid("a", i), "c1", 1, 20, 0);
+  for (int i = 0; i < 4; ++i) f.node(nid("b", i), "c2", 1, 40, 0);
+  for (int i = 0; i < 4; ++i) f.node(nid("z", i), "c3", 1, 20, 0);
   const std::int64_t T = f.now + 100'000;
   ScheduleSpec spec = spec_at(T, Strategy::wave);
   spec.window_us = 200'000;
   std::vector<std::string> ids;
   for (auto p : {"z", "b", "a"})
-    for (int i = 0; i < 4; ++i) ids.push_back(p + std::to_string(i));
+    for (int i = 0; i < 4; ++i) ids.push_back(nid(p, i));
   f.s.start(spec, ids, f.now);
   f.run_until(T);
   ASSERT_EQ(f.sent.size(), 4u);
   for (const auto& x : f.sent) EXPECT_EQ(x.id[0], 'a') << "cluster c1 first";
-  for (int i = 0; i < 4; ++i) f.execute("a" + std::to_string(i));
+  for (int i = 0; i < 4; ++i) f.execute(nid("a", i));
   f.run_until(T + 1'000);
   // wave 2 (c2) is planned now: T2 = now + its lead + 10 ms headroom
   f.run_until(T + 60'000);
   ASSERT_EQ(f.sent.size(), 8u);
-  for (int i = 0; i < 3; ++i) f.execute("b" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) f.execute(nid("b", i));
   const auto& c = f.sent_to("b3");
   f.s.on_ack("b3", c.command, -1, c.execute_at, 0, "no output 'x' on this node", f.now);
   f.run_until(T + 100'000);
@@ -238,7 +246,7 @@ TEST(Scheduler, WaveStrategyGoesClusterByClusterAndStopsWithoutQuorum) {
 
 TEST(Scheduler, PriorityFirstOrderAndThresholds) {
   std::vector<std::pair<std::string, TargetView>> t;
-  for (int cls : {1, 2, 3, 4, 5, 5}) t.push_back({"n" + std::to_string(t.size()), {"c", cls, true, true, 0, 0}});
+  for (int cls : {1, 2, 3, 4, 5, 5}) t.push_back({nid("n", static_cast<int>(t.size())), {"c", cls, true, true, 0, 0}});
   auto waves = make_waves(Strategy::priority_first, t, {});
   ASSERT_EQ(waves.size(), 5u);
   std::vector<std::string> names;
@@ -277,13 +285,13 @@ TEST(Scheduler, NaiveSendsAtOnceAndMeasuresTheSpreadAroundTheMedian) {
 
 TEST(Scheduler, ABurstIsReleasedEarlyEnoughForItsLastSendToLeaveOnTime) {
   Fixture f;
-  for (int i = 0; i < 100; ++i) f.node("n" + std::to_string(i), "c1", 1, 50, 0);  // all due in the same ms
+  for (int i = 0; i < 100; ++i) f.node(nid("n", i), "c1", 1, 50, 0);  // all due in the same ms
   f.s.note_send_cost(1'000'020);  // about 50 ms per send after the EMA step: far from the default
   const double cost = f.s.send_cost_us();
   ASSERT_GT(cost, 1000);
   const std::int64_t T = f.now + 100'000'000;  // plenty of time
   std::vector<std::string> ids;
-  for (int i = 0; i < 100; ++i) ids.push_back("n" + std::to_string(i));
+  for (int i = 0; i < 100; ++i) ids.push_back(nid("n", i));
   f.s.start(spec_at(T), ids, f.now);
   f.run_until(T - 50'000);
   ASSERT_EQ(f.sent.size(), 100u);
@@ -295,11 +303,11 @@ TEST(Scheduler, ABurstIsReleasedEarlyEnoughForItsLastSendToLeaveOnTime) {
 
 TEST(Scheduler, TheConfiguredSpacingHoldsWhenSendsAreCheap) {
   Fixture f;
-  for (int i = 0; i < 11; ++i) f.node("n" + std::to_string(i), "c1", 1, 50, 0);
+  for (int i = 0; i < 11; ++i) f.node(nid("n", i), "c1", 1, 50, 0);
   f.s.set_min_send_spacing(1'000);  // 1,000 sends a second
   const std::int64_t T = f.now + 1'000'000;
   std::vector<std::string> ids;
-  for (int i = 0; i < 11; ++i) ids.push_back("n" + std::to_string(i));
+  for (int i = 0; i < 11; ++i) ids.push_back(nid("n", i));
   f.s.start(spec_at(T), ids, f.now);
   f.run_until(T - 50'000);
   ASSERT_EQ(f.sent.size(), 11u);
