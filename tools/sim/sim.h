@@ -230,6 +230,7 @@ class Simulator {
   std::size_t announced_ = 0;
   std::size_t gone_unannounced_ = 0;  // crashed before their birth went out
   bool all_announced_ = false;
+  bool stopping_ = false;  // in shutdown(): inbound frames are ignored
   Stats stats_;
   RateLimiter log_limit_{1.0, 5.0};
   std::FILE* ledger_ = nullptr;
