@@ -133,7 +133,12 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   const Key* key = keys_.node_key(t.name, now_us);
   if (!key) return drop(DropReason::unknown_sender, m.topic, "no key for " + t.name, now_us);
   auto opened = open(m.topic, m.payload, *key);
-  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
+  if (!opened) {
+    // A frame on a known node's topic that fails that node's MAC: a forged or
+    // altered frame, or a node whose key no longer matches (SPEC 5.6).
+    if (*opened.drop == DropReason::bad_mac) conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
+    return drop(*opened.drop, m.topic, opened.detail, now_us);
+  }
   const Envelope& env = *opened.env;
   if (t.name != env.sender)
     return drop(DropReason::sender_mismatch, m.topic, "sender '" + std::string(env.sender) + "'", now_us);
@@ -222,8 +227,20 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   }
 }
 
+void Gateway::conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
+                       std::int64_t now_us) {
+  // One entry per node and type every 10 s: a flood of bad frames is counted
+  // by the drop counters, not written row by row.
+  auto& last = last_conflict_us_[type + "/" + node];
+  if (last != 0 && now_us - last < 10'000'000) return;
+  last = now_us;
+  if (last_conflict_us_.size() > 100'000) last_conflict_us_.clear();
+  pending_conflicts_.push_back({type, priority, node, detail, wall_us()});
+  log::warn("conflict", type + " (priority " + std::to_string(priority) + ") " + node + ": " + detail);
+}
+
 void Gateway::flush() {
-  if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty()) return;
+  if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty() && pending_conflicts_.empty()) return;
   const std::int64_t now_wall = wall_us();
   store_.begin();
   for (const auto& id : dirty_nodes_) {
@@ -243,12 +260,14 @@ void Gateway::flush() {
     store_.upsert_node(s);
   }
   for (const auto& e : pending_events_) store_.append_event(e);
+  for (const auto& c : pending_conflicts_) store_.append_conflict(c);
   for (const auto& sender : dirty_sessions_)
     if (auto s = guard_.current_session(sender)) store_.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
   store_.commit();
   dirty_nodes_.clear();
   dirty_sessions_.clear();
   pending_events_.clear();
+  pending_conflicts_.clear();
 }
 
 std::uint64_t Gateway::send_command(const NodeEntry& n, std::uint32_t ttl_ms,

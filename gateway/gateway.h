@@ -36,6 +36,10 @@ class Gateway {
   void periodic(std::int64_t now_us);
   void sync(std::int64_t now_us);
   void publish_mesh_state();
+  // Logs a conflict (SPEC 5.6) to the append-only conflict log, at most one
+  // per node and type every 10 s.
+  void conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
+                std::int64_t now_us);
   // Registry and replay state go to SQLite in one transaction a second.
   void flush();
   // Signs a command for node n with its key and sends it; 0 when there is no key.
@@ -67,6 +71,8 @@ class Gateway {
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;  // committed with the next flush
+  std::vector<StoredConflict> pending_conflicts_;
+  std::map<std::string, std::int64_t> last_conflict_us_;  // "type/node" -> when last logged
   struct PendingPing {
     std::string node;
     std::int64_t t1_wall_us;

@@ -110,7 +110,21 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
       BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    -- The conflict log (SPEC 5.6, 5.7) is append-only too.
+    CREATE TABLE IF NOT EXISTS conflicts (
+      id INTEGER PRIMARY KEY,
+      type TEXT NOT NULL,
+      priority INTEGER NOT NULL,
+      node TEXT NOT NULL,
+      detail TEXT NOT NULL,
+      at_wall_us INTEGER NOT NULL);
+    CREATE TRIGGER IF NOT EXISTS conflicts_no_update BEFORE UPDATE ON conflicts
+      BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS conflicts_no_delete BEFORE DELETE ON conflicts
+      BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
   )sql");
+  append_conflict_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO conflicts (type, priority, node, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5))sql");
   upsert_node_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO nodes (id, cluster, board, device_class, firmware, context_hash, capabilities,
                        session, online, last_seen_wall_us)
@@ -129,6 +143,7 @@ Store::~Store() {
   upsert_node_.reset();
   save_session_.reset();
   append_event_.reset();
+  append_conflict_.reset();
   sqlite3_close(db_);
 }
 
@@ -186,6 +201,20 @@ void Store::append_event(const StoredEvent& e) {
   s.bind(4, std::int64_t{e.kind}).bind(5, e.source).bind(6, e.detail).bind(7, e.sent_at_us);
   s.bind(8, std::int64_t{e.historical}).bind(9, e.received_wall_us);
   s.run();
+}
+
+void Store::append_conflict(const StoredConflict& c) {
+  append_conflict_->bind(1, c.type).bind(2, static_cast<std::int64_t>(c.priority)).bind(3, c.node).bind(4, c.detail)
+      .bind(5, c.at_wall_us).run();
+}
+
+std::vector<StoredConflict> Store::conflicts(std::size_t limit) {
+  Stmt q(db_, "SELECT type, priority, node, detail, at_wall_us FROM "
+              "(SELECT * FROM conflicts ORDER BY id DESC LIMIT ?1) ORDER BY id");
+  q.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<StoredConflict> out;
+  while (q.step()) out.push_back({q.text(0), static_cast<int>(q.int64(1)), q.text(2), q.text(3), q.int64(4)});
+  return out;
 }
 
 std::vector<StoredSession> Store::load_sessions() {

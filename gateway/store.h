@@ -64,6 +64,15 @@ struct StoredEvent {
   std::int64_t received_wall_us = 0;
 };
 
+// A conflict (SPEC 5.6), as logged (append-only).
+struct StoredConflict {
+  std::string type;      // CONTEXT_DIVERGENCE, DATA_CONTRADICTION, TEMPORAL_PARADOX, CAPABILITY_MISMATCH, HASH_MISMATCH
+  int priority = 0;      // 0..4
+  std::string node;
+  std::string detail;
+  std::int64_t at_wall_us = 0;
+};
+
 struct StoredSession {
   std::string sender;
   std::uint64_t session = 0;
@@ -85,6 +94,9 @@ class Store {
   void save_session(const StoredSession& s, std::int64_t first_seen_us);
   std::vector<StoredSession> load_sessions();  // ordered by sender, then age
   void append_event(const StoredEvent& e);
+  void append_conflict(const StoredConflict& c);
+  // The logged conflicts, oldest first (at most limit, the newest ones).
+  std::vector<StoredConflict> conflicts(std::size_t limit);
   void begin();
   void commit();
 
@@ -94,6 +106,7 @@ class Store {
   std::unique_ptr<Stmt> upsert_node_;
   std::unique_ptr<Stmt> save_session_;
   std::unique_ptr<Stmt> append_event_;
+  std::unique_ptr<Stmt> append_conflict_;
 };
 
 }  // namespace kairos::gw

@@ -1,0 +1,56 @@
+// The conflict log (SPEC 5.6, 5.7): a frame on a known node's topic that
+// fails that node's MAC is a HASH_MISMATCH, written to an append-only table.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <csignal>
+
+#include "common/core/frame.h"
+#include "common/core/topic.h"
+#include "tests/integration/harness.h"
+
+using namespace kairos;
+using namespace kairos::test;
+using namespace std::chrono_literals;
+
+TEST(Conflicts, ABadMacOnANodesTopicIsLoggedAsHashMismatchInAnAppendOnlyLog) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  Key key = mesh.node_key("n1");
+  ASSERT_TRUE(mesh.status()) << mesh.gateway().output();
+  key.bytes[3] ^= 0x40;  // n1's key, altered
+  auto topic = node_topic(mesh.name(), "c1", "n1", TopicKind::hb);
+  auto env = make_envelope("n1", 7, 1, 0);
+  env->which_message = kairos_v1_Envelope_heartbeat_tag;
+  Client c(broker.uri());
+  for (int i = 0; i < 3; ++i) c.publish(topic, seal(topic, *env, key), 0);
+  ASSERT_TRUE(eventually([&] { return mesh.drops("bad_mac") == 3; })) << mesh.gateway().output();
+  ASSERT_TRUE(eventually([&] { return mesh.gateway().output().find("HASH_MISMATCH (priority 4) n1") != std::string::npos; }));
+  mesh.gateway().signal(SIGTERM);
+  ASSERT_EQ(mesh.gateway().wait(10s).value_or(-1), 0);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(dir.file("gateway.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT type, priority, node, detail FROM conflicts", -1, &st, nullptr), SQLITE_OK);
+  int rows = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    ++rows;
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "HASH_MISMATCH");
+    EXPECT_EQ(sqlite3_column_int(st, 1), 4);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)), "n1");
+    EXPECT_NE(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 3))).find(topic), std::string::npos);
+  }
+  sqlite3_finalize(st);
+  EXPECT_EQ(rows, 1) << "three bad frames within 10 s: one entry, all three counted as drops";
+  // UPDATE and DELETE are refused by the database itself.
+  char* err = nullptr;
+  EXPECT_NE(sqlite3_exec(db, "UPDATE conflicts SET priority = 0", nullptr, nullptr, &err), SQLITE_OK);
+  ASSERT_NE(err, nullptr);
+  EXPECT_NE(std::string(err).find("the conflict log is append-only"), std::string::npos) << err;
+  sqlite3_free(err);
+  EXPECT_NE(sqlite3_exec(db, "DELETE FROM conflicts", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
