@@ -136,7 +136,10 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   if (!opened) {
     // A frame on a known node's topic that fails that node's MAC: a forged or
     // altered frame, or a node whose key no longer matches (SPEC 5.6).
-    if (*opened.drop == DropReason::bad_mac) conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
+    if (*opened.drop == DropReason::bad_mac) {
+      conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
+      quarantine(t.name, "HASH_MISMATCH: a frame on its topic failed its MAC");
+    }
     return drop(*opened.drop, m.topic, opened.detail, now_us);
   }
   const Envelope& env = *opened.env;
@@ -237,6 +240,41 @@ void Gateway::conflict(const std::string& type, int priority, const std::string&
   if (last_conflict_us_.size() > 100'000) last_conflict_us_.clear();
   pending_conflicts_.push_back({type, priority, node, detail, wall_us()});
   log::warn("conflict", type + " (priority " + std::to_string(priority) + ") " + node + ": " + detail);
+}
+
+void Gateway::quarantine(const std::string& id, const std::string& why) {
+  // SPEC 5.6: a CAT-1 breach quarantines the node: no commands, no work,
+  // until an operator's heal.
+  NodeEntry* n = registry_.find(id);
+  if (!n || n->quarantined) return;
+  n->quarantined = true;
+  n->quarantine_reason = why;
+  log::warn("registry", id + " QUARANTINED (" + why + "); kairosctl heal " + id + " lifts it");
+}
+
+void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_HealRequest& req) {
+  auto resp = std::make_unique<kairos_v1_ControlResponse>();
+  *resp = kairos_v1_ControlResponse_init_zero;
+  resp->request_id = request_id;
+  NodeEntry* n = registry_.find(req.node);
+  if (!n) {
+    set_string(resp->error, "no node '" + std::string(req.node) + "' (kairosctl nodes lists them)");
+    return answer(m, *resp);
+  }
+  resp->ok = true;
+  resp->which_reply = kairos_v1_ControlResponse_heal_tag;
+  auto& h = resp->reply.heal;
+  set_string(h.node, n->id);
+  h.was_quarantined = n->quarantined;
+  set_string(h.reason, n->quarantine_reason.substr(0, 128));
+  n->quarantined = false;
+  n->quarantine_reason.clear();
+  h.sent = send_command(*n, 30'000, [](kairos_v1_Command& cmd) {
+    cmd.which_action = kairos_v1_Command_heal_tag;
+    cmd.action.heal = true;
+  }) != 0;
+  log::info("registry", n->id + " healed by the operator" + (h.was_quarantined ? ": quarantine lifted" : ""));
+  answer(m, *resp);
 }
 
 void Gateway::flush() {
@@ -340,7 +378,7 @@ void Gateway::pings(std::int64_t now_us) {
   next_ping_scan_us_ = now_us + 100'000;
   next_ping_due_us_ = INT64_MAX;
   for (auto& [id, n] : registry_.nodes_mut()) {
-    if (!n.online || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
+    if (!n.online || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
     if (now_us >= n.next_ping_us && pings_.size() < config_.max_pings_in_flight) {
       // Within the budget: a ping that would wait in a queue measures the queue.
       send_ping(n, now_us);
@@ -452,6 +490,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       break;
     case kairos_v1_ControlRequest_schedule_tag:
       return start_schedule(m, req.request_id, req.verb.schedule);  // answered when it ends
+    case kairos_v1_ControlRequest_heal_tag:
+      return heal(m, req.request_id, req.verb.heal);
     default:
       resp->ok = false;
       set_string(resp->error, "unknown verb: this gateway does not support it (upgrade the gateway)");
@@ -505,7 +545,7 @@ void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r,
     set_string(o.cluster, n.cluster);
     set_string(o.board, n.board);
     o.device_class = n.device_class;
-    o.status = n.online ? n.status : kairos_v1_NodeStatus_OFFLINE;
+    o.status = !n.online ? kairos_v1_NodeStatus_OFFLINE : n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status;
     o.online = n.online;
     o.has_z = true;
     o.z.re = static_cast<float>(n.z.real());
@@ -545,7 +585,8 @@ std::optional<TargetView> Gateway::target_view(const std::string& id) const {
   TargetView v;
   v.cluster = n->cluster;
   v.device_class = n->device_class;
-  v.online = n->online && n->status != kairos_v1_NodeStatus_QUARANTINED;
+  v.online = n->online;
+  v.quarantined = n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED;
   v.synced = n->clock.count() > 0;
   v.lead_us = n->impedance(mono_us()).lead_ms * 1000.0;
   v.offset_us = n->clock.offset_us();

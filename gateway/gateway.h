@@ -38,6 +38,8 @@ class Gateway {
   void publish_mesh_state();
   // Logs a conflict (SPEC 5.6) to the append-only conflict log, at most one
   // per node and type every 10 s.
+  void quarantine(const std::string& id, const std::string& why);
+  void heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_HealRequest& req);
   void conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
                 std::int64_t now_us);
   // Registry and replay state go to SQLite in one transaction a second.

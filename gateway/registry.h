@@ -40,6 +40,8 @@ struct NodeEntry {
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
   std::uint32_t queue_depth = 0;
   double baseline_score = 0;     // slow EMA of the node's own score
+  bool quarantined = false;       // by the gateway (a CAT-1 breach seen here), until heal
+  std::string quarantine_reason;
   double feedback_ms = 0;        // lead learned from late scheduled executions (SPEC 5.4 calibration)
   double calibration_ms() const { return clock.inbound_tail_us() / 1000.0 + feedback_ms; }
   std::int64_t next_ping_us = 0; // monotonic

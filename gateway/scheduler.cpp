@@ -198,6 +198,7 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
       t.detail = std::move(why);
     };
     if (!v) { skip("unknown node"); continue; }
+    if (v->quarantined) { skip("quarantined"); continue; }
     if (!v->online) { skip("offline"); continue; }
     if (naive) {
       t.send_at_us = now_us;

@@ -51,6 +51,7 @@ struct TargetView {
   std::string cluster;
   int device_class = 5;  // 1..6 = A..F
   bool online = false;
+  bool quarantined = false;
   bool synced = false;     // has clock samples
   double lead_us = 0;      // SPEC 5.2 lead (with calibration)
   double offset_us = 0;    // node clock - gateway clock

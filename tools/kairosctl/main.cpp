@@ -46,6 +46,7 @@ void usage(FILE* f) {
                "  nodes [--cluster C] [--state online|offline]\n"
                "  node <id>                       one node: clock, impedance, reliability\n"
                "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
+               "  heal <node>                     lift the gateway's quarantine of a node and send it heal\n"
                "  schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
                "           --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
                "           [--strategy parallel|wave|priority_first|naive] [--window MS] [--tolerance MS] [--hit MS]\n"
@@ -201,6 +202,10 @@ int run(const Options& o) {
     req.which_verb = kairos_v1_ControlRequest_nodes_tag;
   } else if (o.verb == "watch") {
     req.which_verb = kairos_v1_ControlRequest_status_tag;
+  } else if (o.verb == "heal") {
+    if (o.args.size() != 1 || !valid_name(o.args[0])) return fail("heal takes a node id: kairosctl heal <id>", 2);
+    req.which_verb = kairos_v1_ControlRequest_heal_tag;
+    set_string(req.verb.heal.node, o.args[0]);
   } else if (o.verb == "schedule") {
     req.which_verb = kairos_v1_ControlRequest_schedule_tag;
     auto err = ctl::parse_schedule_args(o.args, req.verb.schedule, wall_us());
@@ -261,6 +266,26 @@ int run(const Options& o) {
                   "': is kairos-gateway running, on this mesh, with the same operator key?");
     if (!resp->ok) return fail(resp->error);
     return ctl::print_schedule(resp->reply.schedule, o.json);
+  }
+  if (req.which_verb == kairos_v1_ControlRequest_heal_tag) {
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp)
+      return fail(why + " within " + std::to_string(timeout_ms) + " ms on mesh '" + mesh +
+                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp->ok) return fail(resp->error);
+    const auto& h = resp->reply.heal;
+    if (o.json) {
+      ctl::Json j;
+      j.begin_object().key("node").str(h.node).key("was_quarantined").boolean(h.was_quarantined);
+      j.key("reason").str(h.reason).key("heal_sent").boolean(h.sent).end_object();
+      std::printf("%s\n", j.text().c_str());
+    } else {
+      std::printf("%s: %s; heal %s\n", h.node,
+                  h.was_quarantined ? ("quarantine lifted (it was: " + std::string(h.reason) + ")").c_str()
+                                    : "was not quarantined at the gateway",
+                  h.sent ? "sent to the node" : "NOT sent (no key for the node)");
+    }
+    return h.sent ? 0 : 1;
   }
   if (req.which_verb == kairos_v1_ControlRequest_status_tag) {
     auto resp = client.call(req, timeout_ms, why);

@@ -86,7 +86,7 @@ struct Fixture {
 
   void node(const std::string& id, const std::string& cluster, int cls, double lead_ms, double offset_ms,
             bool online = true) {
-    views[id] = {cluster, cls, online, true, lead_ms * 1000, offset_ms * 1000};
+    views[id] = {cluster, cls, online, false, true, lead_ms * 1000, offset_ms * 1000};
   }
   // Runs the scheduler's clock forward in 100 us steps.
   void run_until(std::int64_t t) {
@@ -246,7 +246,7 @@ TEST(Scheduler, WaveStrategyGoesClusterByClusterAndStopsWithoutQuorum) {
 
 TEST(Scheduler, PriorityFirstOrderAndThresholds) {
   std::vector<std::pair<std::string, TargetView>> t;
-  for (int cls : {1, 2, 3, 4, 5, 5}) t.push_back({nid("n", static_cast<int>(t.size())), {"c", cls, true, true, 0, 0}});
+  for (int cls : {1, 2, 3, 4, 5, 5}) t.push_back({nid("n", static_cast<int>(t.size())), {"c", cls, true, false, true, 0, 0}});
   auto waves = make_waves(Strategy::priority_first, t, {});
   ASSERT_EQ(waves.size(), 5u);
   std::vector<std::string> names;
