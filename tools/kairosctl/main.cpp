@@ -241,6 +241,10 @@ int run(const Options& o) {
   if (!client.connect(timeout_ms, why))
     return fail(why + " at " + broker.uri + ": is the broker running? (check --broker)");
 
+  auto no_answer = [&](int waited_ms) {
+    return fail(why + " within " + std::to_string(waited_ms) + " ms on mesh '" + mesh +
+                "': is kairos-gateway running, on this mesh, with the same operator key?");
+  };
   if (o.verb == "watch") {
     // Ctrl-C ends watch by the default action, so a calling script sees
     // that its child died of SIGINT and stops too.
@@ -261,17 +265,13 @@ int run(const Options& o) {
   if (req.which_verb == kairos_v1_ControlRequest_schedule_tag) {
     int wait_ms = ctl::schedule_wait_ms(req.verb.schedule, wall_us(), timeout_ms);
     auto resp = client.call(req, wait_ms, why);
-    if (!resp)
-      return fail(why + " within " + std::to_string(wait_ms) + " ms on mesh '" + mesh +
-                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp) return no_answer(wait_ms);
     if (!resp->ok) return fail(resp->error);
     return ctl::print_schedule(resp->reply.schedule, o.json);
   }
   if (req.which_verb == kairos_v1_ControlRequest_heal_tag) {
     auto resp = client.call(req, timeout_ms, why);
-    if (!resp)
-      return fail(why + " within " + std::to_string(timeout_ms) + " ms on mesh '" + mesh +
-                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp) return no_answer(timeout_ms);
     if (!resp->ok) return fail(resp->error);
     const auto& h = resp->reply.heal;
     if (o.json) {
@@ -289,9 +289,7 @@ int run(const Options& o) {
   }
   if (req.which_verb == kairos_v1_ControlRequest_status_tag) {
     auto resp = client.call(req, timeout_ms, why);
-    if (!resp)
-      return fail(why + " within " + std::to_string(timeout_ms) + " ms on mesh '" + mesh +
-                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp) return no_answer(timeout_ms);
     if (!resp->ok) return fail(resp->error);
     return print_status(resp->reply.status, o.json);
   }
@@ -302,9 +300,7 @@ int run(const Options& o) {
   do {
     req.verb.nodes.offset = static_cast<std::uint32_t>(nodes.size());
     auto resp = client.call(req, timeout_ms, why);
-    if (!resp)
-      return fail(why + " within " + std::to_string(timeout_ms) + " ms on mesh '" + mesh +
-                  "': is kairos-gateway running, on this mesh, with the same operator key?");
+    if (!resp) return no_answer(timeout_ms);
     if (!resp->ok) return fail(resp->error);
     const auto& list = resp->reply.nodes;
     total = list.total;
