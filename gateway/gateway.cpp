@@ -492,6 +492,22 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       return start_schedule(m, req.request_id, req.verb.schedule);  // answered when it ends
     case kairos_v1_ControlRequest_heal_tag:
       return heal(m, req.request_id, req.verb.heal);
+    case kairos_v1_ControlRequest_conflicts_tag: {
+      flush();  // what was seen is in the log before it is read
+      resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
+      auto& list = resp->reply.conflicts;
+      std::uint32_t limit = req.verb.conflicts.limit ? std::min(req.verb.conflicts.limit, 20u) : 20u;
+      list.total = store_.conflict_count();
+      for (const auto& c : store_.conflicts(limit)) {
+        auto& e = list.entries[list.entries_count++];
+        set_string(e.type, c.type);
+        e.priority = static_cast<std::uint32_t>(c.priority);
+        set_string(e.node, c.node);
+        set_string(e.detail, c.detail.substr(0, 256));
+        e.at_us = c.at_wall_us;
+      }
+      break;
+    }
     default:
       resp->ok = false;
       set_string(resp->error, "unknown verb: this gateway does not support it (upgrade the gateway)");

@@ -208,6 +208,11 @@ void Store::append_conflict(const StoredConflict& c) {
       .bind(5, c.at_wall_us).run();
 }
 
+std::uint64_t Store::conflict_count() {
+  Stmt q(db_, "SELECT COUNT(*) FROM conflicts");
+  return q.step() ? static_cast<std::uint64_t>(q.int64(0)) : 0;
+}
+
 std::vector<StoredConflict> Store::conflicts(std::size_t limit) {
   Stmt q(db_, "SELECT type, priority, node, detail, at_wall_us FROM "
               "(SELECT * FROM conflicts ORDER BY id DESC LIMIT ?1) ORDER BY id");

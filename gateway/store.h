@@ -97,6 +97,7 @@ class Store {
   void append_conflict(const StoredConflict& c);
   // The logged conflicts, oldest first (at most limit, the newest ones).
   std::vector<StoredConflict> conflicts(std::size_t limit);
+  std::uint64_t conflict_count();
   void begin();
   void commit();
 

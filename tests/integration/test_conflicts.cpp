@@ -28,6 +28,18 @@ TEST(Conflicts, ABadMacOnANodesTopicIsLoggedAsHashMismatchInAnAppendOnlyLog) {
   for (int i = 0; i < 3; ++i) c.publish(topic, seal(topic, *env, key), 0);
   ASSERT_TRUE(eventually([&] { return mesh.drops("bad_mac") == 3; })) << mesh.gateway().output();
   ASSERT_TRUE(eventually([&] { return mesh.gateway().output().find("HASH_MISMATCH (priority 4) n1") != std::string::npos; }));
+  // The operator reads the log with kairosctl.
+  std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
+                                mesh.keys_dir() + "/operator.key", "conflicts"};
+  auto r = run_command(argv, dir.path());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("HASH_MISMATCH        4   n1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 shown, 1 in the log"), std::string::npos) << r.output;
+  argv.insert(argv.end() - 1, "--json");
+  r = run_command(argv, dir.path());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"total\":1,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"type\":\"HASH_MISMATCH\",\"priority\":4,\"node\":\"n1\""), std::string::npos) << r.output;
   mesh.gateway().signal(SIGTERM);
   ASSERT_EQ(mesh.gateway().wait(10s).value_or(-1), 0);
 

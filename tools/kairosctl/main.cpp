@@ -46,6 +46,7 @@ void usage(FILE* f) {
                "  nodes [--cluster C] [--state online|offline]\n"
                "  node <id>                       one node: clock, impedance, reliability\n"
                "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
+               "  conflicts [--limit N]           the newest entries of the conflict log (at most 20)\n"
                "  heal <node>                     lift the gateway's quarantine of a node and send it heal\n"
                "  schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
                "           --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
@@ -202,6 +203,18 @@ int run(const Options& o) {
     req.which_verb = kairos_v1_ControlRequest_nodes_tag;
   } else if (o.verb == "watch") {
     req.which_verb = kairos_v1_ControlRequest_status_tag;
+  } else if (o.verb == "conflicts") {
+    req.which_verb = kairos_v1_ControlRequest_conflicts_tag;
+    if (o.args.size() == 2 && o.args[0] == "--limit") {
+      try {
+        req.verb.conflicts.limit = static_cast<std::uint32_t>(std::stoul(o.args[1]));
+      } catch (...) {
+        return fail("conflicts: --limit takes a number", 2);
+      }
+      if (req.verb.conflicts.limit < 1 || req.verb.conflicts.limit > 20) return fail("conflicts: --limit takes 1 to 20", 2);
+    } else if (!o.args.empty()) {
+      return fail("conflicts takes only --limit N", 2);
+    }
   } else if (o.verb == "heal") {
     if (o.args.size() != 1 || !valid_name(o.args[0])) return fail("heal takes a node id: kairosctl heal <id>", 2);
     req.which_verb = kairos_v1_ControlRequest_heal_tag;
@@ -268,6 +281,31 @@ int run(const Options& o) {
     if (!resp) return no_answer(wait_ms);
     if (!resp->ok) return fail(resp->error);
     return ctl::print_schedule(resp->reply.schedule, o.json);
+  }
+  if (req.which_verb == kairos_v1_ControlRequest_conflicts_tag) {
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp) return no_answer(timeout_ms);
+    if (!resp->ok) return fail(resp->error);
+    const auto& l = resp->reply.conflicts;
+    if (o.json) {
+      ctl::Json j;
+      j.begin_object().key("total").integer(l.total).key("entries").begin_array();
+      for (pb_size_t i = 0; i < l.entries_count; ++i) {
+        const auto& e = l.entries[i];
+        j.begin_object().key("at").str(ctl::format_time_us(e.at_us)).key("type").str(e.type);
+        j.key("priority").integer(e.priority).key("node").str(e.node).key("detail").str(e.detail).end_object();
+      }
+      j.end_array().end_object();
+      std::printf("%s\n", j.text().c_str());
+      return 0;
+    }
+    std::printf("%-24s %-20s %-3s %-20s %s\n", "AT", "TYPE", "P", "NODE", "DETAIL");
+    for (pb_size_t i = 0; i < l.entries_count; ++i) {
+      const auto& e = l.entries[i];
+      std::printf("%-24s %-20s %-3u %-20s %s\n", ctl::format_time_us(e.at_us).c_str(), e.type, e.priority, e.node, e.detail);
+    }
+    std::printf("%u shown, %llu in the log\n", static_cast<unsigned>(l.entries_count), static_cast<unsigned long long>(l.total));
+    return 0;
   }
   if (req.which_verb == kairos_v1_ControlRequest_heal_tag) {
     auto resp = client.call(req, timeout_ms, why);
