@@ -97,11 +97,7 @@ std::string Node::topic(TopicKind kind) const {
 }
 
 Bytes Node::state_frame(bool online, std::uint64_t seq) {
-  auto env = make_envelope(config_.id, session_, seq, wall_us());
-  env->which_message = kairos_v1_Envelope_state_tag;
-  env->message.state.online = online;
-  env->message.state.session_id = session_;
-  return seal(topic(TopicKind::state), *env, key_);
+  return sealed_state(topic(TopicKind::state), config_.id, session_, seq, wall_us(), online, key_);
 }
 
 void Node::arm_will() {
@@ -158,11 +154,7 @@ void Node::on_connected() {
   connected_at_us_ = mono_us();
   // Birth first: it opens the session at the gateway; then the state.
   publish_birth();
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_state_tag;
-  env->message.state.online = true;
-  env->message.state.session_id = session_;
-  publish(TopicKind::state, *env, 1, true);
+  publish(TopicKind::state, *state_envelope(true, session_), 1, true);
   link_->drain_backlog();
 }
 

@@ -392,11 +392,7 @@ void Simulator::on_link_up(std::uint32_t k) {
     if (n.crashed) continue;
     n.will_seq = n.signer.next_seq() + kWillSeqGap;
     publish_birth(i, now);
-    auto env = make_envelope("", 0, 0, 0);
-    env->which_message = kairos_v1_Envelope_state_tag;
-    env->message.state.online = true;
-    env->message.state.session_id = n.signer.session();
-    send(i, TopicKind::state, *env, 1, true, now);
+    send(i, TopicKind::state, *node::state_envelope(true, n.signer.session()), 1, true, now);
   }
 }
 
@@ -619,11 +615,7 @@ void Simulator::ack(std::uint32_t i, const kairos_v1_Command& cmd, int state, co
 Bytes Simulator::state_frame(std::uint32_t i, bool online, std::uint64_t seq, std::int64_t at_mono) {
   // As node.cpp's state_frame: sealed with a seq of its own, outside the Signer.
   const auto& n = nodes_[i];
-  auto env = make_envelope(n.id, n.signer.session(), seq, node_now(n, at_mono));
-  env->which_message = kairos_v1_Envelope_state_tag;
-  env->message.state.online = online;
-  env->message.state.session_id = n.signer.session();
-  return seal(topic(n, TopicKind::state), *env, n.key);
+  return node::sealed_state(topic(n, TopicKind::state), n.id, n.signer.session(), seq, node_now(n, at_mono), online, n.key);
 }
 
 void Simulator::send(std::uint32_t i, TopicKind kind, Envelope& env, int qos, bool retain, std::int64_t at_mono) {
