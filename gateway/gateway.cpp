@@ -26,6 +26,14 @@ kairos_v1_MeshMode mode_for(double active_rate) {
 }
 
 
+// An empty answer to request_id (ok false until a verb fills it).
+std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t request_id) {
+  auto resp = std::make_unique<kairos_v1_ControlResponse>();
+  *resp = kairos_v1_ControlResponse_init_zero;
+  resp->request_id = request_id;
+  return resp;
+}
+
 }  // namespace
 
 Gateway::Gateway(GatewayConfig config)
@@ -253,9 +261,7 @@ void Gateway::quarantine(const std::string& id, const std::string& why) {
 }
 
 void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_HealRequest& req) {
-  auto resp = std::make_unique<kairos_v1_ControlResponse>();
-  *resp = kairos_v1_ControlResponse_init_zero;
-  resp->request_id = request_id;
+  auto resp = new_response(request_id);
   NodeEntry* n = registry_.find(req.node);
   if (!n) {
     set_string(resp->error, "no node '" + std::string(req.node) + "' (kairosctl nodes lists them)");
@@ -474,10 +480,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
   if (v.drop) return drop(*v.drop, m.topic, "request seq " + std::to_string(env.seq), now_us);
   ++accepted_;
 
-  auto resp = std::make_unique<kairos_v1_ControlResponse>();
-  *resp = kairos_v1_ControlResponse_init_zero;
   const auto& req = env.message.ctl_request;
-  resp->request_id = req.request_id;
+  auto resp = new_response(req.request_id);
   resp->ok = true;
   switch (req.which_verb) {
     case kairos_v1_ControlRequest_status_tag:
@@ -515,14 +519,13 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
   answer(m, *resp);
 }
 
-void Gateway::answer(const Inbound& m, kairos_v1_ControlResponse& resp) {
+void Gateway::answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_ctl_response_tag;
   env->message.ctl_response = resp;
   PublishProps props;
-  props.correlation = m.correlation;
-  link_->publish(m.response_topic, signer_.seal(m.response_topic, *env, keys_.operator_key(), wall_us()), 1, false,
-                 props);
+  props.correlation = correlation;
+  link_->publish(response_topic, signer_.seal(response_topic, *env, keys_.operator_key(), wall_us()), 1, false, props);
 }
 
 void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
@@ -646,9 +649,7 @@ std::vector<std::string> Gateway::select_targets(const std::string& selector, st
 
 void Gateway::start_schedule(const Inbound& m, std::uint64_t request_id, const kairos_v1_ScheduleRequest& req) {
   auto refuse = [&](const std::string& why) {
-    auto resp = std::make_unique<kairos_v1_ControlResponse>();
-    *resp = kairos_v1_ControlResponse_init_zero;
-    resp->request_id = request_id;
+    auto resp = new_response(request_id);
     set_string(resp->error, why);
     answer(m, *resp);
   };
@@ -710,9 +711,7 @@ void Gateway::calibrate(const std::string& id, const TargetResult& t, double lat
 void Gateway::schedule_finished(const ScheduleResult& r) {
   auto it = schedules_.find(r.id);
   if (it == schedules_.end()) return;
-  auto resp = std::make_unique<kairos_v1_ControlResponse>();
-  *resp = kairos_v1_ControlResponse_init_zero;
-  resp->request_id = it->second.request_id;
+  auto resp = new_response(it->second.request_id);
   resp->ok = true;
   resp->which_reply = kairos_v1_ControlResponse_schedule_tag;
   auto& o = resp->reply.schedule;
@@ -775,11 +774,9 @@ void Gateway::schedule_finished(const ScheduleResult& r) {
                 static_cast<unsigned long long>(r.id), to_string(r.spec.strategy), to_string(r.verdict), o.hits,
                 o.targets, o.hit_ms, r.p50_ms, r.p95_ms, r.max_ms, o.skipped, o.conflicts, o.stragglers);
   log::info("schedule", line);
-  Inbound m;
-  m.response_topic = it->second.response_topic;
-  m.correlation = it->second.correlation;
+  const PendingSchedule p = std::move(it->second);
   schedules_.erase(it);
-  answer(m, *resp);
+  answer(p.response_topic, p.correlation, *resp);
 }
 
 int Gateway::run() {

@@ -58,7 +58,8 @@ class Gateway {
   // Node ids a selector names ("all", "cluster:<c>", "class:<X>", or ids).
   std::vector<std::string> select_targets(const std::string& selector, std::string& error) const;
   void pings(std::int64_t now_us);
-  void answer(const Inbound& m, kairos_v1_ControlResponse& resp);
+  void answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp);
+  void answer(const Inbound& m, kairos_v1_ControlResponse& resp) { answer(m.response_topic, m.correlation, resp); }
   void fill_mesh_state(kairos_v1_MeshState& s) const;
   void fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const;
   void fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const;
