@@ -40,6 +40,39 @@ Gateway::Gateway(GatewayConfig config)
     : config_(std::move(config)),
       keys_(config_.keys_dir),
       store_(config_.database),
+      jobs_({[this](const JobSpec& spec, bool any) { return job_candidates(spec, any); },
+             [this](const std::string& node, const Job& job, std::uint32_t attempt) { return send_job(node, job, attempt); },
+             [this](const Job& job, const JobEvent& e) {
+               dirty_jobs_.insert(job.id);
+               pending_job_events_.emplace_back(e, wall_us());
+             },
+             [this](const std::string& node, bool good, const std::string& why) { job_outcome(node, good, why); },
+             [this](const Job& job, const std::vector<std::string>& dissent, const std::string& detail) {
+               // SPEC 5.6: priority 3 when it touches more than 100 nodes.
+               int priority = dissent.size() > 100 ? 3 : 2;
+               for (const auto& n : dissent) {
+                 conflict("DATA_CONTRADICTION", priority, n,
+                          "job " + std::to_string(job.id) + " (" + job.spec.handler + "): " + detail, wall_us());
+                 for (const auto& c : job.copies)
+                   if (c.node == n && c.answered)
+                     pending_quarantine_.push_back({n, "data", "job " + std::to_string(job.id) + ": outvoted result",
+                                                    c.output, wall_us()});
+               }
+             },
+             [this](const std::string& node, const Job& job, const std::string& detail) {
+               conflict("CAPABILITY_MISMATCH", 1, node,
+                        "advertised job:" + job.spec.handler + " but refused job " + std::to_string(job.id) + ": " + detail,
+                        wall_us());
+             },
+             [this](const Job& job) { job_finished(job); }},
+            JobLimits{static_cast<std::int64_t>(config_.job_backoff_s * 1e6),
+                      static_cast<std::int64_t>(config_.job_backoff_max_s * 1e6),
+                      static_cast<std::int64_t>(config_.job_grace_s * 1e6), config_.job_per_node}),
+      breakers_(BreakerSettings{static_cast<std::int64_t>(config_.breaker_window_s * 1e6), config_.cluster_failures,
+                                config_.sector_failures, config_.global_sectors,
+                                static_cast<std::int64_t>(config_.breaker_open_s * 1e6),
+                                static_cast<std::int64_t>(config_.breaker_healthy_s * 1e6)},
+                config_.sectors),
       scheduler_({[this](const std::string& id) { return target_view(id); },
                   [this](const std::string& id, std::int64_t execute_at_us, std::uint32_t ttl_ms, std::uint64_t sched) {
                     const NodeEntry* n = registry_.find(id);
@@ -82,7 +115,24 @@ Gateway::Gateway(GatewayConfig config)
     n.hb_period_us = static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6);
     registry_.restore(std::move(n));
   }
+  for (const auto& [id, reason] : store_.quarantined())
+    if (auto* n = registry_.find(id)) {
+      n->quarantined = true;
+      n->quarantine_reason = reason;
+    }
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
+  // Jobs that had not finished resume; none is lost, none completes twice.
+  next_job_id_ = store_.max_job_id() + 1;
+  std::size_t resumed = 0;
+  for (auto& job : store_.load_jobs(true)) {
+    jobs_.restore(std::move(job), mono_us());
+    ++resumed;
+  }
+  if (resumed) log::info("jobs", "resuming " + std::to_string(resumed) + " unfinished jobs");
+  commit_durable();
+  breakers_.on_change([](const std::string& scope, const std::string& name, BreakerState before, BreakerState after) {
+    log::warn("breakers", scope + " " + name + ": " + to_string(before) + " -> " + to_string(after));
+  });
 
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id));
   arm_will();
@@ -112,6 +162,8 @@ void Gateway::on_connected() {
   log::info("gateway", "connected to " + config_.broker.uri);
   connected_at_us_ = mono_us();
   registry_.grace(connected_at_us_);
+  if (jobs_from_us_ == 0)
+    jobs_from_us_ = connected_at_us_ + static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6) + 500'000;
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
@@ -223,6 +275,9 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     case TopicKind::ack:
       on_ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
       break;
+    case TopicKind::result:
+      jobs_.on_result(id, env.message.result, mono_us(), wall_us());
+      break;
     case TopicKind::event: {
       const auto& e = env.message.event;
       pending_events_.push_back({id, env.session_id, env.seq, static_cast<int>(e.kind), e.source, e.detail, env.sent_at_us,
@@ -257,6 +312,7 @@ void Gateway::quarantine(const std::string& id, const std::string& why) {
   if (!n || n->quarantined) return;
   n->quarantined = true;
   n->quarantine_reason = why;
+  pending_quarantine_.push_back({id, "quarantine", why, {}, wall_us()});
   log::warn("registry", id + " QUARANTINED (" + why + "); kairosctl heal " + id + " lifts it");
 }
 
@@ -273,6 +329,7 @@ void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_H
   set_string(h.node, n->id);
   h.was_quarantined = n->quarantined;
   set_string(h.reason, n->quarantine_reason.substr(0, 128));
+  if (n->quarantined) pending_quarantine_.push_back({n->id, "heal", "operator heal", {}, wall_us()});
   n->quarantined = false;
   n->quarantine_reason.clear();
   h.sent = send_command(*n, 30'000, [](kairos_v1_Command& cmd) {
@@ -304,14 +361,40 @@ void Gateway::flush() {
     store_.upsert_node(s);
   }
   for (const auto& e : pending_events_) store_.append_event(e);
-  for (const auto& c : pending_conflicts_) store_.append_conflict(c);
   for (const auto& sender : dirty_sessions_)
     if (auto s = guard_.current_session(sender)) store_.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
   store_.commit();
   dirty_nodes_.clear();
   dirty_sessions_.clear();
   pending_events_.clear();
-  pending_conflicts_.clear();
+  jobs_.trim(config_.jobs_in_memory);
+  // Copies whose command was never answered (the node went away).
+  const std::int64_t now = mono_us();
+  std::erase_if(job_commands_, [&](const auto& kv) { return now - kv.second.sent_us > 600'000'000; });
+}
+
+void Gateway::commit_durable() {
+  if (!dirty_jobs_.empty() || !pending_job_events_.empty() || !pending_quarantine_.empty() ||
+      !pending_conflicts_.empty()) {
+    store_.begin();
+    for (auto id : dirty_jobs_)
+      if (const Job* j = jobs_.find(id)) store_.save_job(*j);
+    for (const auto& [e, at] : pending_job_events_) store_.append_job_event(e, at);
+    for (const auto& q : pending_quarantine_) store_.append_quarantine(q.node, q.action, q.reason, q.data, q.at_wall_us);
+    for (const auto& c : pending_conflicts_) store_.append_conflict(c);
+    store_.commit();
+    dirty_jobs_.clear();
+    pending_job_events_.clear();
+    pending_quarantine_.clear();
+    pending_conflicts_.clear();
+  }
+  for (auto& r : deferred_) answer(r.topic, r.correlation, *r.resp);
+  deferred_.clear();
+}
+
+void Gateway::defer(const std::string& topic, const Bytes& correlation,
+                    std::unique_ptr<kairos_v1_ControlResponse> resp) {
+  deferred_.push_back({topic, correlation, std::move(resp)});
 }
 
 std::uint64_t Gateway::send_command(const NodeEntry& n, std::uint32_t ttl_ms,
@@ -349,6 +432,13 @@ void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
 }
 
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
+  if (auto jc = job_commands_.find(ack.command_id); jc != job_commands_.end()) {
+    if (jc->second.node == id) {
+      if (ack.state < 0) jobs_.on_refused(id, jc->second.job, jc->second.attempt, ack.detail, mono_us(), wall_us());
+      job_commands_.erase(jc);
+    }
+    return;
+  }
   auto it = pings_.find(ack.command_id);
   if (it == pings_.end() || it->second.node != id) {
     scheduler_.on_ack(id, ack.command_id, ack.state, ack.received_at_us, ack.executed_at_us, ack.detail, t4);
@@ -496,8 +586,14 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       return start_schedule(m, req.request_id, req.verb.schedule);  // answered when it ends
     case kairos_v1_ControlRequest_heal_tag:
       return heal(m, req.request_id, req.verb.heal);
+    case kairos_v1_ControlRequest_delegate_tag:
+      return delegate(m, req.request_id, req.verb.delegate);
+    case kairos_v1_ControlRequest_jobs_tag:
+      return jobs_verb(m, req.request_id, req.verb.jobs);
+    case kairos_v1_ControlRequest_breakers_tag:
+      return breakers_verb(m, req.request_id);
     case kairos_v1_ControlRequest_conflicts_tag: {
-      flush();  // what was seen is in the log before it is read
+      commit_durable();  // what was seen is in the log before it is read
       resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
       auto& list = resp->reply.conflicts;
       std::uint32_t limit = req.verb.conflicts.limit ? std::min(req.verb.conflicts.limit, 20u) : 20u;
@@ -789,7 +885,11 @@ int Gateway::run() {
     link_->service(now);
     periodic(now);
     scheduler_.service(wall_us());
-    std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000});
+    breakers_.service(now);
+    service_jobs();
+    commit_durable();
+    std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
+                                      std::max(jobs_.next_deadline_us(), jobs_from_us_)});
     // The scheduler's next send bucket or gather end, on the wall clock.
     if (std::int64_t due = scheduler_.next_deadline_us(); due != INT64_MAX)
       deadline = std::min(deadline, mono_us() + std::max<std::int64_t>(0, due - wall_us()));
@@ -804,11 +904,235 @@ int Gateway::run() {
         case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
       }
     }
+    commit_durable();
   }
   log::info("gateway", "stopping");
+  commit_durable();
   flush();
   link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 2000);
   return 0;
+}
+
+}  // namespace kairos::gw
+
+namespace kairos::gw {
+
+namespace {
+
+bool has_capability(const std::string& list, const std::string& cap) {
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    auto end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    if (list.compare(start, end - start, cap) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<JobCandidate> Gateway::job_candidates(const JobSpec& spec, bool any) const {
+  std::vector<JobCandidate> out;
+  const std::int64_t now = mono_us();
+  const std::string handler = "job:" + spec.handler;
+  for (const auto& [id, n] : registry_.nodes()) {
+    if (!n.online || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED ||
+        n.status == kairos_v1_NodeStatus_FROZEN)
+      continue;
+    if (!has_capability(n.capabilities, handler)) continue;
+    if (!std::all_of(spec.needs.begin(), spec.needs.end(), [&](const std::string& c) { return has_capability(n.capabilities, c); }))
+      continue;
+    if (spec.to.rfind("class:", 0) == 0) {
+      if (class_letter(n.device_class) != spec.to.substr(6)) continue;
+    } else if (spec.to.rfind("cluster:", 0) == 0) {
+      if (n.cluster != spec.to.substr(8)) continue;
+    } else if (!spec.to.empty() && !has_capability(n.capabilities, spec.to)) {
+      continue;
+    }
+    if (!any && !breakers_.would_admit(n.cluster, now)) continue;
+    out.push_back({id, static_cast<double>(n.impedance(now).score), n.reliability.value()});
+  }
+  return out;
+}
+
+bool Gateway::send_job(const std::string& node, const Job& job, std::uint32_t attempt) {
+  const NodeEntry* n = registry_.find(node);
+  if (!n || !link_->connected() || !breakers_.admit(n->cluster, mono_us())) return false;
+  auto id = send_command(*n, job.spec.timeout_ms + 30'000, [&](kairos_v1_Command& cmd) {
+    cmd.which_action = kairos_v1_Command_job_tag;
+    auto& j = cmd.action.job;
+    j.job_id = job.id;
+    j.attempt = attempt;
+    set_string(j.handler, job.spec.handler);
+    j.payload.size = static_cast<pb_size_t>(std::min<std::size_t>(job.spec.payload.size(), sizeof j.payload.bytes));
+    std::copy_n(job.spec.payload.begin(), j.payload.size, j.payload.bytes);
+    j.timeout_ms = job.spec.timeout_ms;
+  });
+  if (!id) return false;
+  job_commands_[id] = {job.id, attempt, node, mono_us()};
+  return true;
+}
+
+void Gateway::job_outcome(const std::string& node, bool good, const std::string& why) {
+  NodeEntry* n = registry_.find(node);
+  if (!n) return;
+  // Reputation (SPEC 5.5): the node's reliability follows its job outcomes.
+  n->reliability.add(good);
+  if (good)
+    breakers_.success(n->cluster, mono_us());
+  else
+    breakers_.failure(n->cluster, mono_us());
+  (void)why;
+}
+
+void Gateway::fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) const {
+  o = kairos_v1_JobInfo_init_zero;
+  o.job_id = job.id;
+  set_string(o.handler, job.spec.handler);
+  set_string(o.state, to_string(job.state));
+  set_string(o.error, job.error.substr(0, 256));
+  if (with_output) {
+    o.output.size = static_cast<pb_size_t>(std::min<std::size_t>(job.output.size(), sizeof o.output.bytes));
+    std::copy_n(job.output.begin(), o.output.size, o.output.bytes);
+  }
+  o.redundancy = static_cast<std::uint32_t>(job.spec.redundancy);
+  o.attempts = job.next_attempt - 1;
+  o.retries = static_cast<std::uint32_t>(job.retries_used);
+  for (const auto& w : job.winners)
+    if (o.winners_count < 8) set_string(o.winners[o.winners_count++], w);
+  for (const auto& d : job.dissent)
+    if (o.dissent_count < 8) set_string(o.dissent[o.dissent_count++], d);
+  o.created_us = job.created_wall_us;
+  o.finished_us = job.finished_wall_us;
+  o.exit_code = job.exit_code;
+  o.status = job.status;
+}
+
+void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_v1_DelegateRequest& req) {
+  auto resp = new_response(request_id);
+  auto refuse = [&](const std::string& why) {
+    set_string(resp->error, "delegate: " + why);
+    answer(m, *resp);
+  };
+  if (!valid_name(req.handler)) return refuse("'" + std::string(req.handler) + "' is not a handler name");
+  if (req.timeout_ms > 3'600'000) return refuse("timeout_ms above 3600000");
+  if (req.redundancy > 8) return refuse("redundancy above 8");
+  if (req.retries > 100) return refuse("retries above 100");
+  std::string to = req.to;
+  if (!to.empty() && to.rfind("class:", 0) != 0 && to.rfind("cluster:", 0) != 0 && !valid_name(to))
+    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
+  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !req.confirm)
+    return refuse("the mesh is in EMERGENCY mode: automation is halted (add --confirm to send it anyway)");
+  JobSpec spec;
+  spec.handler = req.handler;
+  for (pb_size_t i = 0; i < req.needs_count; ++i) spec.needs.emplace_back(req.needs[i]);
+  spec.to = to;
+  spec.payload.assign(req.payload.bytes, req.payload.bytes + req.payload.size);
+  spec.timeout_ms = req.timeout_ms ? req.timeout_ms : config_.job_timeout_ms;
+  spec.redundancy = req.redundancy ? static_cast<int>(req.redundancy) : 1;
+  spec.retries = req.has_retries ? static_cast<int>(req.retries) : config_.job_retries;
+  const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
+  // Dispatch at once: no_capable_node is known now (once the registry has settled after a start).
+  service_jobs();
+  const Job* now = jobs_.find(job.id);
+  if (req.wait && now && !now->final()) {
+    job_waiters_.insert({now->id, {m.response_topic, m.correlation, request_id}});
+    commit_durable();
+    return;
+  }
+  // Accepted: the answer leaves only once the job is in the database.
+  resp->ok = true;
+  resp->which_reply = kairos_v1_ControlResponse_job_tag;
+  if (now) fill_job(*now, resp->reply.job, true);
+  defer(m.response_topic, m.correlation, std::move(resp));
+  commit_durable();
+}
+
+void Gateway::service_jobs() {
+  // After a start the registry fills from retained births and the first
+  // heartbeats: until then "no capable node" would be a guess.
+  if (jobs_from_us_ == 0 || mono_us() < jobs_from_us_ || !link_->connected()) return;
+  jobs_.service(mono_us(), wall_us());
+}
+
+void Gateway::job_finished(const Job& job) {
+  log::info("jobs", "job " + std::to_string(job.id) + " (" + job.spec.handler + ") " + to_string(job.state) +
+                        (job.error.empty() ? "" : ": " + job.error) + " after " + std::to_string(job.next_attempt - 1) +
+                        " copies");
+  auto [lo, hi] = job_waiters_.equal_range(job.id);
+  for (auto it = lo; it != hi; ++it) {
+    auto resp = new_response(it->second.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_job_tag;
+    fill_job(job, resp->reply.job, true);
+    defer(it->second.topic, it->second.correlation, std::move(resp));
+  }
+  job_waiters_.erase(lo, hi);
+}
+
+void Gateway::jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_JobsRequest& req) {
+  auto resp = new_response(request_id);
+  resp->ok = true;
+  resp->which_reply = kairos_v1_ControlResponse_jobs_tag;
+  auto& l = resp->reply.jobs;
+  const auto& c = jobs_.counts();
+  l.queued = c.queued;
+  l.running = c.running;
+  l.done = c.done;
+  l.failed = c.failed;
+  l.retries = c.retries;
+  l.contradictions = c.contradictions;
+  if (req.job_id) {
+    const Job* j = jobs_.find(req.job_id);
+    std::optional<Job> stored;
+    if (!j && (stored = store_.load_job(req.job_id))) j = &*stored;
+    if (!j) {
+      resp->ok = false;
+      set_string(resp->error, "no job " + std::to_string(req.job_id) + " (kairosctl jobs lists the newest)");
+      return answer(m, *resp);
+    }
+    l.has_job = true;
+    fill_job(*j, l.job, true);
+    return answer(m, *resp);
+  }
+  std::uint32_t limit = req.limit ? std::min(req.limit, 20u) : 20u;
+  const auto& all = jobs_.jobs();
+  for (auto it = all.rbegin(); it != all.rend() && l.recent_count < limit; ++it) {
+    const Job& j = it->second;
+    auto& o = l.recent[l.recent_count++];
+    o.job_id = j.id;
+    set_string(o.handler, j.spec.handler);
+    set_string(o.state, to_string(j.state));
+    set_string(o.error, j.error.substr(0, 64));
+    o.attempts = j.next_attempt - 1;
+    o.retries = static_cast<std::uint32_t>(j.retries_used);
+  }
+  answer(m, *resp);
+}
+
+void Gateway::breakers_verb(const Inbound& m, std::uint64_t request_id) {
+  auto resp = new_response(request_id);
+  resp->ok = true;
+  resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
+  auto& l = resp->reply.breakers;
+  const std::int64_t now = mono_us();
+  const std::int64_t wall = wall_us();
+  auto views = breakers_.view(now);
+  l.total = static_cast<std::uint32_t>(views.size());
+  for (const auto& v : views) {
+    if (v.state != BreakerState::closed) ++l.open;
+    if (l.breakers_count >= 40) continue;
+    auto& b = l.breakers[l.breakers_count++];
+    set_string(b.scope, v.scope);
+    set_string(b.name, v.name);
+    set_string(b.state, to_string(v.state));
+    b.failures = static_cast<std::uint32_t>(v.failures);
+    b.wait_s = static_cast<std::uint32_t>(v.wait_us / 1'000'000);
+    b.probe_at_us = v.state == BreakerState::open && v.probe_at_us ? wall + (v.probe_at_us - now) : 0;
+    b.opened = static_cast<std::uint32_t>(v.opened);
+  }
+  answer(m, *resp);
 }
 
 }  // namespace kairos::gw

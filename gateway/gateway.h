@@ -10,7 +10,9 @@
 #include "common/core/ratelimit.h"
 #include "common/core/replay.h"
 #include "common/io/mqtt.h"
+#include "gateway/breakers.h"
 #include "gateway/gateway_config.h"
+#include "gateway/jobs.h"
 #include "gateway/keyring.h"
 #include "gateway/registry.h"
 #include "gateway/scheduler.h"
@@ -58,6 +60,21 @@ class Gateway {
   // Node ids a selector names ("all", "cluster:<c>", "class:<X>", or ids).
   std::vector<std::string> select_targets(const std::string& selector, std::string& error) const;
   void pings(std::int64_t now_us);
+  // Jobs (SPEC 5.5).
+  void delegate(const Inbound& m, std::uint64_t request_id, const kairos_v1_DelegateRequest& req);
+  void jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_JobsRequest& req);
+  std::vector<JobCandidate> job_candidates(const JobSpec& spec, bool any) const;
+  bool send_job(const std::string& node, const Job& job, std::uint32_t attempt);
+  void job_outcome(const std::string& node, bool good, const std::string& why);
+  void job_finished(const Job& job);
+  void service_jobs();
+  void fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) const;
+  void breakers_verb(const Inbound& m, std::uint64_t request_id);
+  // Writes what must be durable before anyone hears of it (jobs and their
+  // events, conflicts, quarantine) in one transaction, then sends the
+  // replies that waited for it.
+  void commit_durable();
+  void defer(const std::string& topic, const Bytes& correlation, std::unique_ptr<kairos_v1_ControlResponse> resp);
   void answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp);
   void answer(const Inbound& m, kairos_v1_ControlResponse& resp) { answer(m.response_topic, m.correlation, resp); }
   void fill_mesh_state(kairos_v1_MeshState& s) const;
@@ -75,6 +92,37 @@ class Gateway {
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;  // committed with the next flush
   std::vector<StoredConflict> pending_conflicts_;
+  struct PendingQuarantine {
+    std::string node, action, reason;
+    Bytes data;
+    std::int64_t at_wall_us;
+  };
+  std::vector<PendingQuarantine> pending_quarantine_;
+  std::set<std::uint64_t> dirty_jobs_;
+  std::vector<std::pair<JobEvent, std::int64_t>> pending_job_events_;
+  struct Reply {
+    std::string topic;
+    Bytes correlation;
+    std::unique_ptr<kairos_v1_ControlResponse> resp;
+  };
+  std::vector<Reply> deferred_;  // sent after the next commit_durable()
+  struct Waiter {
+    std::string topic;
+    Bytes correlation;
+    std::uint64_t request_id;
+  };
+  std::multimap<std::uint64_t, Waiter> job_waiters_;  // job id -> delegate --wait callers
+  struct JobCommand {
+    std::uint64_t job;
+    std::uint32_t attempt;
+    std::string node;
+    std::int64_t sent_us;
+  };
+  std::map<std::uint64_t, JobCommand> job_commands_;  // command id -> the copy it carries
+  JobBook jobs_;
+  Breakers breakers_;
+  std::uint64_t next_job_id_ = 1;
+  std::int64_t jobs_from_us_ = 0;  // monotonic: jobs are dispatched from then on (set at the first connect)
   std::map<std::string, std::int64_t> last_conflict_us_;  // "type/node" -> when last logged
   struct PendingPing {
     std::string node;

@@ -45,6 +45,41 @@ GatewayConfig load_gateway_config(const std::string& path) {
   auto schedule = root.section("schedule");
   g.send_rate = schedule.num("send_rate", 10'000, 10, 10'000'000);
 
+  auto jobs = root.section("jobs");
+  g.job_backoff_s = jobs.num("backoff_ms", 200, 1, 600'000) / 1000.0;
+  g.job_backoff_max_s = jobs.num("backoff_max_ms", 5000, 1, 3'600'000) / 1000.0;
+  g.job_grace_s = jobs.num("grace_ms", 1000, 0, 600'000) / 1000.0;
+  g.job_per_node = static_cast<int>(jobs.integer("per_node", 4, 1, 1000));
+  g.job_timeout_ms = static_cast<std::uint32_t>(jobs.integer("timeout_ms", 10'000, 1, 3'600'000));
+  g.job_retries = static_cast<int>(jobs.integer("retries", 3, 0, 100));
+  g.jobs_in_memory = static_cast<std::size_t>(jobs.integer("in_memory", 10'000, 100, 10'000'000));
+
+  auto br = root.section("breakers");
+  g.breaker_window_s = br.num("window_s", 60, 0.1, 86400);
+  g.cluster_failures = static_cast<int>(br.integer("cluster_failures", 5, 0, 1'000'000));
+  g.sector_failures = static_cast<int>(br.integer("sector_failures", 50, 0, 1'000'000));
+  g.global_sectors = static_cast<int>(br.integer("global_sectors", 10, 0, 100'000));
+  g.breaker_open_s = br.num("open_s", 30, 0.05, 86400);
+  g.breaker_healthy_s = br.num("healthy_s", 60, 0.05, 86400);
+  std::map<std::string, std::string> owner;  // cluster -> sector
+  for (auto& [name, sec] : root.sections("sectors")) {
+    if (!valid_name(name)) root.section("sectors").fail(name, "a sector name uses letters, digits, '-' and '_'");
+    auto clusters = sec.strings("clusters", 10'000);
+    if (clusters.empty()) sec.fail("clusters", "a sector names at least one cluster");
+    for (const auto& c : clusters) {
+      if (!valid_name(c)) sec.fail("clusters", "'" + c + "' is not a cluster name");
+      if (auto [it, fresh] = owner.emplace(c, name); !fresh)
+        sec.fail("clusters", "cluster '" + c + "' is already in sector '" + it->second + "'");
+    }
+    g.sectors[name] = clusters;
+  }
+
+  auto alerts = root.section("alerts");
+  g.alert_hook = alerts.strings("hook", 32);
+  if (!g.alert_hook.empty() && (g.alert_hook[0].empty() || g.alert_hook[0][0] != '/'))
+    alerts.fail("hook", "the hook's first word is an absolute path (no shell, no PATH lookup)");
+  g.alert_hook_timeout_s = alerts.num("hook_timeout_s", 10, 0.1, 600);
+
   auto ctl = root.section("control");
   g.ctl_max_age_s = ctl.num("max_age_s", 60, 1, 3600);
   cfg.finish();

@@ -1,6 +1,8 @@
 #pragma once
 #include <array>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "common/core/broker.h"
 
@@ -32,6 +34,25 @@ struct GatewayConfig {
   // scheduling (SPEC 5.4): commands per second the path to the nodes takes
   // (gateway, broker, links); a burst is spread back from T at this rate.
   double send_rate = 10'000;  // more waiting pings would only queue and skew the samples
+  // jobs (SPEC 5.5)
+  double job_backoff_s = 0.2;       // before the first retry; doubles with each
+  double job_backoff_max_s = 5.0;
+  double job_grace_s = 1.0;         // transit allowed on top of a job's timeout
+  int job_per_node = 4;             // copies in flight on one node
+  std::uint32_t job_timeout_ms = 10'000;  // when a delegate names none
+  int job_retries = 3;
+  std::size_t jobs_in_memory = 10'000;    // finished jobs kept in memory (all stay in the database)
+  // circuit breakers (SPEC 5.6)
+  double breaker_window_s = 60;
+  int cluster_failures = 5;         // more than this within the window: OPEN
+  int sector_failures = 50;
+  int global_sectors = 10;          // more sectors open than this: global OPEN
+  double breaker_open_s = 30;       // wait before the first probe; doubles after a failed one
+  double breaker_healthy_s = 60;    // HALF_OPEN this long without failure: CLOSED
+  std::map<std::string, std::vector<std::string>> sectors;  // sector -> clusters
+  // alerts (SPEC 5.6): a command run for conflicts of priority >= 4
+  std::vector<std::string> alert_hook;
+  double alert_hook_timeout_s = 10;
   // control RPC
   double ctl_max_age_s = 60.0;      // refuse requests older or newer than this
 };

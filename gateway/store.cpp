@@ -122,7 +122,74 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS conflicts_no_delete BEFORE DELETE ON conflicts
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
+    -- Quarantine store (SPEC 5.6): who was quarantined or healed, why, and
+    -- the data in question. Append-only; a node's state is its newest row.
+    CREATE TABLE IF NOT EXISTS quarantine (
+      id INTEGER PRIMARY KEY,
+      node TEXT NOT NULL,
+      action TEXT NOT NULL CHECK (action IN ('quarantine', 'heal', 'data')),
+      reason TEXT NOT NULL,
+      data BLOB,
+      at_wall_us INTEGER NOT NULL);
+    CREATE TRIGGER IF NOT EXISTS quarantine_no_update BEFORE UPDATE ON quarantine
+      BEGIN SELECT RAISE(ABORT, 'the quarantine store is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS quarantine_no_delete BEFORE DELETE ON quarantine
+      BEGIN SELECT RAISE(ABORT, 'the quarantine store is append-only'); END;
+    -- Jobs (SPEC 5.5). A finished job never changes again: a second
+    -- completion is refused by the database itself.
+    CREATE TABLE IF NOT EXISTS jobs (
+      id INTEGER PRIMARY KEY,
+      handler TEXT NOT NULL,
+      needs TEXT NOT NULL,
+      dest TEXT NOT NULL,
+      payload BLOB,
+      timeout_ms INTEGER NOT NULL,
+      redundancy INTEGER NOT NULL,
+      retries INTEGER NOT NULL,
+      state TEXT NOT NULL,
+      retries_used INTEGER NOT NULL,
+      next_attempt INTEGER NOT NULL,
+      created_wall_us INTEGER NOT NULL,
+      finished_wall_us INTEGER NOT NULL,
+      status INTEGER NOT NULL,
+      exit_code INTEGER NOT NULL,
+      output BLOB,
+      error TEXT NOT NULL,
+      winners TEXT NOT NULL,
+      dissent TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+    -- (Only the list of outvoted nodes may still grow, with late results.)
+    CREATE TRIGGER IF NOT EXISTS jobs_final BEFORE UPDATE ON jobs
+      WHEN OLD.state IN ('DONE', 'FAILED') AND (NEW.state IS NOT OLD.state OR NEW.output IS NOT OLD.output
+        OR NEW.status IS NOT OLD.status OR NEW.exit_code IS NOT OLD.exit_code OR NEW.error IS NOT OLD.error
+        OR NEW.winners IS NOT OLD.winners OR NEW.finished_wall_us IS NOT OLD.finished_wall_us)
+      BEGIN SELECT RAISE(ABORT, 'a finished job does not change'); END;
+    CREATE TRIGGER IF NOT EXISTS jobs_no_delete BEFORE DELETE ON jobs
+      BEGIN SELECT RAISE(ABORT, 'jobs are kept'); END;
+    CREATE TABLE IF NOT EXISTS job_events (
+      id INTEGER PRIMARY KEY,
+      job_id INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      node TEXT NOT NULL,
+      attempt INTEGER NOT NULL,
+      detail TEXT NOT NULL,
+      at_wall_us INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id);
+    CREATE TRIGGER IF NOT EXISTS job_events_no_update BEFORE UPDATE ON job_events
+      BEGIN SELECT RAISE(ABORT, 'the job log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS job_events_no_delete BEFORE DELETE ON job_events
+      BEGIN SELECT RAISE(ABORT, 'the job log is append-only'); END;
   )sql");
+  save_job_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO jobs (id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used,
+                      next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+    ON CONFLICT(id) DO UPDATE SET state=?9, retries_used=?10, next_attempt=?11, finished_wall_us=?13, status=?14,
+      exit_code=?15, output=?16, error=?17, winners=?18, dissent=?19)sql");
+  append_job_event_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO job_events (job_id, kind, node, attempt, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql");
+  append_quarantine_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO quarantine (node, action, reason, data, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5))sql");
   append_conflict_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO conflicts (type, priority, node, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5))sql");
   upsert_node_ = std::make_unique<Stmt>(db_, R"sql(
@@ -227,6 +294,131 @@ std::vector<StoredSession> Store::load_sessions() {
   std::vector<StoredSession> out;
   while (s.step())
     out.push_back({s.text(0), static_cast<std::uint64_t>(s.int64(1)), static_cast<std::uint64_t>(s.int64(2))});
+  return out;
+}
+
+}  // namespace kairos::gw
+
+namespace kairos::gw {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    auto end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+constexpr const char* kJobColumns =
+    "id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used, next_attempt, "
+    "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent";
+
+Job job_from(const Stmt& q) {
+  Job j;
+  j.id = static_cast<std::uint64_t>(q.int64(0));
+  j.spec.handler = q.text(1);
+  j.spec.needs = split(q.text(2));
+  j.spec.to = q.text(3);
+  j.spec.payload = q.blob(4);
+  j.spec.timeout_ms = static_cast<std::uint32_t>(q.int64(5));
+  j.spec.redundancy = static_cast<int>(q.int64(6));
+  j.spec.retries = static_cast<int>(q.int64(7));
+  j.state = parse_job_state(q.text(8)).value_or(JobState::queued);
+  j.retries_used = static_cast<int>(q.int64(9));
+  j.next_attempt = static_cast<std::uint32_t>(q.int64(10));
+  j.created_wall_us = q.int64(11);
+  j.finished_wall_us = q.int64(12);
+  j.status = static_cast<kairos_v1_JobStatus>(q.int64(13));
+  j.exit_code = static_cast<int>(q.int64(14));
+  j.output = q.blob(15);
+  j.error = q.text(16);
+  j.winners = split(q.text(17));
+  j.dissent = split(q.text(18));
+  return j;
+}
+
+}  // namespace
+
+void Store::save_job(const Job& j) {
+  save_job_->bind(1, static_cast<std::int64_t>(j.id))
+      .bind(2, j.spec.handler)
+      .bind(3, join(j.spec.needs))
+      .bind(4, j.spec.to)
+      .bind(5, ByteView(j.spec.payload))
+      .bind(6, static_cast<std::int64_t>(j.spec.timeout_ms))
+      .bind(7, static_cast<std::int64_t>(j.spec.redundancy))
+      .bind(8, static_cast<std::int64_t>(j.spec.retries))
+      .bind(9, std::string_view(to_string(j.state)))
+      .bind(10, static_cast<std::int64_t>(j.retries_used))
+      .bind(11, static_cast<std::int64_t>(j.next_attempt))
+      .bind(12, j.created_wall_us)
+      .bind(13, j.finished_wall_us)
+      .bind(14, static_cast<std::int64_t>(j.status))
+      .bind(15, static_cast<std::int64_t>(j.exit_code))
+      .bind(16, ByteView(j.output))
+      .bind(17, j.error)
+      .bind(18, join(j.winners))
+      .bind(19, join(j.dissent))
+      .run();
+}
+
+void Store::append_job_event(const JobEvent& e, std::int64_t at_wall_us) {
+  append_job_event_->bind(1, static_cast<std::int64_t>(e.job))
+      .bind(2, e.kind)
+      .bind(3, e.node)
+      .bind(4, static_cast<std::int64_t>(e.attempt))
+      .bind(5, e.detail)
+      .bind(6, at_wall_us)
+      .run();
+}
+
+std::vector<Job> Store::load_jobs(bool unfinished_only) {
+  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs" +
+                    (unfinished_only ? " WHERE state NOT IN ('DONE', 'FAILED')" : "") + " ORDER BY id";
+  Stmt q(db_, sql);
+  std::vector<Job> out;
+  while (q.step()) out.push_back(job_from(q));
+  return out;
+}
+
+std::optional<Job> Store::load_job(std::uint64_t id) {
+  Stmt q(db_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1");
+  q.bind(1, static_cast<std::int64_t>(id));
+  if (!q.step()) return std::nullopt;
+  return job_from(q);
+}
+
+std::uint64_t Store::max_job_id() {
+  Stmt q(db_, "SELECT COALESCE(MAX(id), 0) FROM jobs");
+  q.step();
+  return static_cast<std::uint64_t>(q.int64(0));
+}
+
+void Store::append_quarantine(const std::string& node, const std::string& action, const std::string& reason,
+                              ByteView data, std::int64_t at_wall_us) {
+  append_quarantine_->bind(1, node).bind(2, action).bind(3, reason).bind(4, data).bind(5, at_wall_us).run();
+}
+
+std::map<std::string, std::string> Store::quarantined() {
+  // A node is quarantined when its newest quarantine or heal row is a quarantine.
+  Stmt q(db_, R"sql(
+    SELECT node, reason FROM quarantine AS a WHERE action IN ('quarantine', 'heal') AND id =
+      (SELECT MAX(id) FROM quarantine AS b WHERE b.node = a.node AND b.action IN ('quarantine', 'heal'))
+      AND action = 'quarantine')sql");
+  std::map<std::string, std::string> out;
+  while (q.step()) out[q.text(0)] = q.text(1);
   return out;
 }
 

@@ -6,7 +6,11 @@
 #include <string_view>
 #include <vector>
 
+#include <map>
+#include <optional>
+
 #include "common/core/bytes.h"
+#include "gateway/jobs.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -98,6 +102,17 @@ class Store {
   // The logged conflicts, oldest first (at most limit, the newest ones).
   std::vector<StoredConflict> conflicts(std::size_t limit);
   std::uint64_t conflict_count();
+  // Jobs (SPEC 5.5): the row as it is now, and what happened to it (append-only).
+  void save_job(const Job& job);
+  void append_job_event(const JobEvent& e, std::int64_t at_wall_us);
+  std::vector<Job> load_jobs(bool unfinished_only);
+  std::optional<Job> load_job(std::uint64_t id);
+  std::uint64_t max_job_id();
+  // Quarantine store (append-only): action is quarantine, heal or data.
+  void append_quarantine(const std::string& node, const std::string& action, const std::string& reason, ByteView data,
+                         std::int64_t at_wall_us);
+  // Nodes whose newest quarantine/heal row is a quarantine, with its reason.
+  std::map<std::string, std::string> quarantined();
   void begin();
   void commit();
 
@@ -108,6 +123,9 @@ class Store {
   std::unique_ptr<Stmt> save_session_;
   std::unique_ptr<Stmt> append_event_;
   std::unique_ptr<Stmt> append_conflict_;
+  std::unique_ptr<Stmt> save_job_;
+  std::unique_ptr<Stmt> append_job_event_;
+  std::unique_ptr<Stmt> append_quarantine_;
 };
 
 }  // namespace kairos::gw

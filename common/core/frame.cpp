@@ -273,6 +273,12 @@ std::optional<std::string> validate(const Envelope& e) {
       if (!in_range(raw(m.mode), _kairos_v1_MeshMode_MIN, _kairos_v1_MeshMode_MAX)) return bad("mesh_state.mode");
       return std::nullopt;
     }
+    case kairos_v1_Envelope_result_tag: {
+      const auto& r = e.message.result;
+      if (r.job_id == 0 || r.attempt == 0) return bad("result: job id or attempt 0");
+      if (!in_range(raw(r.status), kairos_v1_JobStatus_JOB_OK, _kairos_v1_JobStatus_MAX)) return bad("result.status");
+      return std::nullopt;
+    }
     case kairos_v1_Envelope_command_tag:
     case kairos_v1_Envelope_gateway_state_tag:
     case kairos_v1_Envelope_ctl_request_tag:
@@ -291,6 +297,7 @@ bool kind_matches(TopicKind kind, const Envelope& env) {
     case TopicKind::phase: return env.which_message == kairos_v1_Envelope_phase_tag;
     case TopicKind::event: return env.which_message == kairos_v1_Envelope_event_tag;
     case TopicKind::ack: return env.which_message == kairos_v1_Envelope_ack_tag;
+    case TopicKind::result: return env.which_message == kairos_v1_Envelope_result_tag;
     case TopicKind::cmd: return env.which_message == kairos_v1_Envelope_command_tag;
     case TopicKind::mesh_state: return env.which_message == kairos_v1_Envelope_mesh_state_tag;
     case TopicKind::gw_state: return env.which_message == kairos_v1_Envelope_gateway_state_tag;

@@ -17,6 +17,7 @@
 #include "common/io/files.h"
 #include "tools/kairosctl/json.h"
 #include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/jobs.h"
 #include "tools/kairosctl/schedule.h"
 
 using namespace kairos;
@@ -54,6 +55,12 @@ void usage(FILE* f) {
                "           [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory]\n"
                "                                  land a command on every target at the same instant T\n"
                "                                  (exit 0: PROCEED, 3: another verdict)\n"
+               "  delegate <handler> [--payload TEXT | --payload-file F] [--to class:X|cluster:C|CAP] [--needs CAP,...]\n"
+               "           [--timeout MS] [--redundancy R] [--retries N] [--wait] [--confirm]\n"
+               "                                  run a job on the capable nodes of lowest impedance\n"
+               "                                  (exit 0: accepted or DONE, 3: FAILED)\n"
+               "  jobs [ID] [--limit N]           job counts and the newest jobs, or one job whole\n"
+               "  breakers                        circuit breakers: cluster, sector, global\n"
                "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
                "            [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]] [--force] [--new-key]\n"
                "  provision --gateway ID | --operator NAME [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
@@ -219,6 +226,17 @@ int run(const Options& o) {
     if (o.args.size() != 1 || !valid_name(o.args[0])) return fail("heal takes a node id: kairosctl heal <id>", 2);
     req.which_verb = kairos_v1_ControlRequest_heal_tag;
     set_string(req.verb.heal.node, o.args[0]);
+  } else if (o.verb == "delegate") {
+    req.which_verb = kairos_v1_ControlRequest_delegate_tag;
+    auto err = ctl::parse_delegate_args(o.args, req.verb.delegate);
+    if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "jobs") {
+    req.which_verb = kairos_v1_ControlRequest_jobs_tag;
+    auto err = ctl::parse_jobs_args(o.args, req.verb.jobs);
+    if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "breakers") {
+    if (!o.args.empty()) return fail("breakers takes no arguments", 2);
+    req.which_verb = kairos_v1_ControlRequest_breakers_tag;
   } else if (o.verb == "schedule") {
     req.which_verb = kairos_v1_ControlRequest_schedule_tag;
     auto err = ctl::parse_schedule_args(o.args, req.verb.schedule, wall_us());
@@ -281,6 +299,20 @@ int run(const Options& o) {
     if (!resp) return no_answer(wait_ms);
     if (!resp->ok) return fail(resp->error);
     return ctl::print_schedule(resp->reply.schedule, o.json);
+  }
+  if (req.which_verb == kairos_v1_ControlRequest_delegate_tag) {
+    int wait_ms = ctl::delegate_wait_ms(req.verb.delegate, timeout_ms);
+    auto resp = client.call(req, wait_ms, why);
+    if (!resp) return no_answer(wait_ms);
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_job(resp->reply.job, o.json);
+  }
+  if (req.which_verb == kairos_v1_ControlRequest_jobs_tag || req.which_verb == kairos_v1_ControlRequest_breakers_tag) {
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp) return no_answer(timeout_ms);
+    if (!resp->ok) return fail(resp->error);
+    return req.which_verb == kairos_v1_ControlRequest_jobs_tag ? ctl::print_jobs(resp->reply.jobs, o.json)
+                                                                : ctl::print_breakers(resp->reply.breakers, o.json);
   }
   if (req.which_verb == kairos_v1_ControlRequest_conflicts_tag) {
     auto resp = client.call(req, timeout_ms, why);
@@ -445,6 +477,8 @@ int main(int argc, char** argv) {
       if (!value(o.mesh)) return fail("--mesh needs a name", 2);
     } else if (a == "--key") {
       if (!value(o.key_file)) return fail("--key needs a file", 2);
+    } else if (a == "--timeout" && o.verb == "delegate") {
+      o.args.push_back(a);  // after delegate: the job's timeout (SPEC 5.8 `delegate <job> --timeout`)
     } else if (a == "--timeout") {
       std::string t;
       if (!value(t)) return fail("--timeout needs milliseconds", 2);

@@ -109,6 +109,13 @@ bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& he
          return true;
        }},
       {"--clusters", [&] { return whole(o.clusters, 1, 1000); }},
+      {"--cluster-prefix",
+       [&] {
+         if (!valid_name(value + "1") || value.size() > 48)
+           return bad(std::string("expected a name of ") + std::string(kNameRule));
+         o.cluster_prefix = value;
+         return true;
+       }},
       {"--classes",
        [&] {
          std::vector<std::size_t> cs;
@@ -154,6 +161,7 @@ bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& he
       {"--duration-s", [&] { return number(o.duration_s, 0, 1e9, "expected seconds, 0 (until stopped) or more"); }},
       {"--ledger", [&] { return text(o.ledger, "expected a file"); }},
       {"--roster", [&] { return text(o.roster, "expected a file"); }},
+      {"--job-ms", [&] { return number(o.job_ms, 0, 600'000, "expected ms, 0..600000"); }},
       {"--fail",
        [&] {
          Failures f = o.fail;
@@ -238,6 +246,7 @@ std::string usage_text() {
          "  --nodes N             simulated nodes, 1..30000 (default 100)\n"
          "  --prefix P            node ids P-00001, P-00002, ... (default sim)\n"
          "  --clusters K          clusters c1..cK, nodes round-robin (default 4)\n"
+         "  --cluster-prefix P    cluster names P1..PK instead of c1..cK\n"
          "  --classes A,B,...     device classes, round-robin (default A,B,C,D,E)\n"
          "  --latency A=5,...     base one-way latency per class, ms\n"
          "                        (default A=5,B=20,C=50,D=100,E=200,F=500)\n"
@@ -251,6 +260,7 @@ std::string usage_text() {
          "  --duration-s S        stop after S seconds, 0 = at SIGTERM / SIGINT (default 0)\n"
          "  --ledger FILE         one line per execution and per CONFLICT\n"
          "  --roster FILE         one line per node: cluster, class, clock, latency, failures\n"
+         "  --job-ms MS           time a built-in job handler (echo, hash, sleep) takes (default 10)\n"
          "  --fail K=F,...        fractions of nodes failing: crash, slow, lying, badmac\n"
          "  --crash-after-s S     when crash nodes stop (default 10)\n"
          "  --jump ID:+MS@S       at S s, node ID's base latency changes by +MS or -MS (repeatable)\n"

@@ -38,6 +38,7 @@ struct SimOptions {
   int nodes = 100;
   std::string prefix = "sim";
   int clusters = 4;
+  std::string cluster_prefix = "c";  // clusters <prefix>1..<prefix>K
   std::vector<std::size_t> classes{0, 1, 2, 3, 4};  // A..E, assigned round-robin
   std::array<double, kClasses> latency_ms = kDefaultLatencyMs;
   double jitter = 0.05;  // tail mean as a share of the base
@@ -49,6 +50,7 @@ struct SimOptions {
   double phase_period_s = 1;  // 0: no phase reports
   double duration_s = 0;      // 0: until SIGTERM / SIGINT
   std::string ledger;
+  double job_ms = 10;  // how long a built-in job handler takes
   std::string roster;
   Failures fail;
   double crash_after_s = 10;

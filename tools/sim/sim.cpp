@@ -76,7 +76,7 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
   log_spaced_taus(kTauBaseS, kTauMaxS, taus_s_.size(), taus_s_);
   // Every simulated node runs the same "configuration": one shared context hash.
   context_hash_ = sha256(as_bytes("kairos-sim context"));
-  for (int c = 1; c <= opt_.clusters; ++c) cluster_names_.push_back("c" + std::to_string(c));
+  for (int c = 1; c <= opt_.clusters; ++c) cluster_names_.push_back(opt_.cluster_prefix + std::to_string(c));
 
   const auto n = static_cast<std::size_t>(opt_.nodes);
   const auto links = static_cast<std::uint32_t>(opt_.effective_connections());
@@ -366,6 +366,7 @@ void Simulator::run_timers() {
       case Ev::heartbeat: heartbeat(t.node, t.due); break;
       case Ev::phase: report_phase(t.node, t.due); break;
       case Ev::crash: crash(t.node, now); break;
+      case Ev::job: finish_job(t.node, t.arg, now); break;
       case Ev::jump: {
         const auto& j = opt_.jumps[t.arg];
         auto& n = nodes_[by_id_.at(j.node)];
@@ -475,6 +476,7 @@ void Simulator::perform(std::uint32_t i, const Envelope& env, Received rx, std::
       break;
     case kairos_v1_Command_thaw_tag: n.frozen = false; break;
     case kairos_v1_Command_heal_tag: detail = "healed"; break;
+    case kairos_v1_Command_job_tag: return start_job(i, cmd, rx, exec_mono);
     default: {
       const std::string why = "not supported by the simulator";
       ack(i, cmd, node::kAckConflict, why, rx.node_us, 0, exec_mono);
@@ -493,6 +495,75 @@ void Simulator::perform(std::uint32_t i, const Envelope& env, Received rx, std::
   const std::int64_t error = std::abs(exec_wall - n.clock.true_us(cmd.execute_at_us));
   stats_.held_error_sum_us += static_cast<double>(error);
   stats_.held_error_max_us = std::max(stats_.held_error_max_us, error);
+}
+
+void Simulator::start_job(std::uint32_t i, const kairos_v1_Command& cmd, Received rx, std::int64_t exec_mono) {
+  auto& n = nodes_[i];
+  const auto& job = cmd.action.job;
+  const std::string handler = job.handler;
+  std::string refused;
+  if (handler != "echo" && handler != "hash" && handler != "sleep") refused = "no handler '" + handler + "'";
+  if (n.frozen) refused = "frozen";
+  if (!refused.empty()) {
+    ++stats_.jobs_refused;
+    ack(i, cmd, node::kAckConflict, refused, rx.node_us, 0, exec_mono);
+    auto env = make_envelope("", 0, 0, 0);
+    env->which_message = kairos_v1_Envelope_result_tag;
+    auto& r = env->message.result;
+    r.job_id = job.job_id;
+    r.attempt = job.attempt;
+    r.status = kairos_v1_JobStatus_JOB_REFUSED;
+    set_string(r.error, refused);
+    return send(i, TopicKind::result, *env, 1, false, exec_mono);
+  }
+  ack(i, cmd, node::kAckReady, "job started", rx.node_us, node_now(n, exec_mono), exec_mono);
+  RunningJob rj{job.job_id, job.attempt, handler, Bytes(job.payload.bytes, job.payload.bytes + job.payload.size)};
+  std::int64_t run_us = static_cast<std::int64_t>(opt_.job_ms * 1000);
+  if (handler == "sleep") run_us = std::strtoll(std::string(rj.payload.begin(), rj.payload.end()).c_str(), nullptr, 10) * 1000;
+  std::uint32_t slot;
+  if (!free_jobs_.empty()) {
+    slot = free_jobs_.back();
+    free_jobs_.pop_back();
+    jobs_[slot] = std::move(rj);
+  } else {
+    slot = static_cast<std::uint32_t>(jobs_.size());
+    jobs_.push_back(std::move(rj));
+  }
+  push(exec_mono + std::max<std::int64_t>(0, run_us), Ev::job, i, slot);
+}
+
+void Simulator::finish_job(std::uint32_t i, std::uint32_t slot, std::int64_t now) {
+  RunningJob rj = std::move(jobs_[slot]);
+  free_jobs_.push_back(slot);
+  auto& n = nodes_[i];
+  if (n.crashed) return;  // it died with its work
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_result_tag;
+  auto& r = env->message.result;
+  r.job_id = rj.job_id;
+  r.attempt = rj.attempt;
+  r.status = kairos_v1_JobStatus_JOB_OK;
+  std::string out;
+  if (rj.handler == "hash") {
+    auto d = sha256(rj.payload);
+    static const char* hex = "0123456789abcdef";
+    for (auto b : d) {
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    }
+  } else if (rj.handler == "echo") {
+    out.assign(rj.payload.begin(), rj.payload.end());
+  }
+  // A `lying` node returns a wrong result, as a faulty or hostile node would.
+  if (n.lying) out = "lie:" + out;
+  r.output.size = static_cast<pb_size_t>(std::min(out.size(), sizeof r.output.bytes));
+  std::copy_n(out.begin(), r.output.size, r.output.bytes);
+  r.duration_ms = static_cast<std::uint32_t>(opt_.job_ms);
+  ++stats_.jobs;
+  if (ledger_)
+    std::fprintf(ledger_, "job %s %llu %u %lld\n", n.id.c_str(), static_cast<unsigned long long>(rj.job_id), rj.attempt,
+                 static_cast<long long>(now + wall_off_));
+  send(i, TopicKind::result, *env, 1, false, now);
 }
 
 void Simulator::crash(std::uint32_t i, std::int64_t now) {
@@ -584,7 +655,7 @@ void Simulator::publish_birth(std::uint32_t i, std::int64_t at_mono) {
   set_string(b.cluster, cluster_names_[n.cluster]);
   set_string(b.board, "sim");
   b.device_class = static_cast<kairos_v1_DeviceClass>(kairos_v1_DeviceClass_CLASS_A + n.cls);
-  set_string(b.capabilities[b.capabilities_count++], "sim");
+  for (const char* cap : {"sim", "job:echo", "job:hash", "job:sleep"}) set_string(b.capabilities[b.capabilities_count++], cap);
   auto& a = b.inputs[b.inputs_count++];
   set_string(a.name, "main");
   set_string(a.kind, "synthetic");
@@ -848,6 +919,8 @@ void Simulator::print_summary(double seconds) const {
       "  executions       %llu at once, %llu held until execute_at (|true - target| mean %.1f us, max %lld us)\n",
       static_cast<unsigned long long>(stats_.executed_now), static_cast<unsigned long long>(stats_.executed_held), mean,
       static_cast<long long>(stats_.held_error_max_us));
+  std::printf("  jobs             %llu results, %llu refused\n", static_cast<unsigned long long>(stats_.jobs),
+              static_cast<unsigned long long>(stats_.jobs_refused));
   std::printf(
       "  loop lateness    commands in: max %.1f ms, %llu over 1 ms; QoS 1 frames out: max %.1f ms, %llu over 1 ms\n",
       static_cast<double>(stats_.late_in.max_us) / 1000.0, static_cast<unsigned long long>(stats_.late_in.over_1ms),

@@ -75,7 +75,7 @@ class Simulator {
     bool crashed = false, announced = false, frozen = false;
   };
 
-  enum class Ev : std::uint8_t { deliver, publish, heartbeat, phase, crash, jump };
+  enum class Ev : std::uint8_t { deliver, publish, heartbeat, phase, crash, jump, job };
   struct Timer {
     std::int64_t due;     // monotonic us
     std::uint64_t order;  // FIFO among equal times
@@ -151,6 +151,8 @@ class Simulator {
     double held_error_sum_us = 0;     // |true execution - target| over executed_held
     std::int64_t held_error_max_us = 0;
     std::uint64_t crashed = 0;
+    std::uint64_t jobs = 0;          // job results sent
+    std::uint64_t jobs_refused = 0;
     Lateness late_in;   // commands handed to their node after the modelled instant
     Lateness late_out;  // frames handed to the MQTT client after the modelled instant
   };
@@ -169,6 +171,9 @@ class Simulator {
   void deliver(std::uint32_t i, std::uint32_t slot, std::int64_t due);
   void perform(std::uint32_t i, const Envelope& env, Received rx, std::int64_t exec_wall);
   void crash(std::uint32_t i, std::int64_t now);
+  // A job (SPEC 5.5) with one of the built-in handlers: echo, hash, sleep.
+  void start_job(std::uint32_t i, const kairos_v1_Command& cmd, Received rx, std::int64_t exec_mono);
+  void finish_job(std::uint32_t i, std::uint32_t slot, std::int64_t now);
   void heartbeat(std::uint32_t i, std::int64_t due);
   void report_phase(std::uint32_t i, std::int64_t due);
 
@@ -219,6 +224,14 @@ class Simulator {
   Pace pace_all_;           // every frame
   std::vector<Pace> pace_;  // per connection: QoS 1 frames
   std::uint32_t rr_ = 0;    // connection flushed first in this turn
+  struct RunningJob {
+    std::uint64_t job_id = 0;
+    std::uint32_t attempt = 0;
+    std::string handler;
+    Bytes payload;
+  };
+  std::vector<RunningJob> jobs_;
+  std::vector<std::uint32_t> free_jobs_;
   std::vector<Frame> frames_;
   std::vector<std::uint32_t> free_slots_;
   std::uint64_t order_ = 0;
