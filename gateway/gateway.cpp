@@ -73,6 +73,7 @@ Gateway::Gateway(GatewayConfig config)
                                 static_cast<std::int64_t>(config_.breaker_open_s * 1e6),
                                 static_cast<std::int64_t>(config_.breaker_healthy_s * 1e6)},
                 config_.sectors),
+      hook_(config_.alert_hook, static_cast<std::int64_t>(config_.alert_hook_timeout_s * 1e6)),
       scheduler_({[this](const std::string& id) { return target_view(id); },
                   [this](const std::string& id, std::int64_t execute_at_us, std::uint32_t ttl_ms, std::uint64_t sched) {
                     const NodeEntry* n = registry_.find(id);
@@ -303,6 +304,56 @@ void Gateway::conflict(const std::string& type, int priority, const std::string&
   if (last_conflict_us_.size() > 100'000) last_conflict_us_.clear();
   pending_conflicts_.push_back({type, priority, node, detail, wall_us()});
   log::warn("conflict", type + " (priority " + std::to_string(priority) + ") " + node + ": " + detail);
+  if (priority >= 3) alert(pending_conflicts_.back());
+}
+
+namespace {
+
+// The suggested resolution strategy of a conflict type (SPEC 5.6).
+std::string suggestion(const std::string& type) {
+  if (type == "HASH_MISMATCH") return "node quarantined: check its key (kairosctl provision --new-key), then kairosctl heal";
+  if (type == "DATA_CONTRADICTION") return "majority result kept: inspect the outvoted nodes, re-run with more redundancy";
+  if (type == "TEMPORAL_PARADOX") return "data out of order dropped: check the node's clock and restarts";
+  if (type == "CONTEXT_DIVERGENCE") return "push the majority config (schedule config_reload) or re-provision the node";
+  if (type == "CAPABILITY_MISMATCH") return "fix the node's [jobs] allow-list or the capabilities it advertises";
+  return "inspect the node";
+}
+
+}  // namespace
+
+void Gateway::alert(const StoredConflict& c) {
+  // Priority 3 alerts the sector, 4 the operator (and runs the hook).
+  const NodeEntry* n = registry_.find(c.node);
+  const std::string cluster = n ? n->cluster : "";
+  const std::string* sector = breakers_.sector_of(cluster);
+  const std::string scope = c.priority >= 4 ? "operator" : "sector";
+  const std::string suggested = suggestion(c.type);
+  ++alerts_;
+  if (link_ && link_->connected()) {
+    auto env = make_envelope("", 0, 0, 0);
+    env->which_message = kairos_v1_Envelope_alert_tag;
+    auto& a = env->message.alert;
+    set_string(a.type, c.type);
+    a.priority = static_cast<std::uint32_t>(c.priority);
+    set_string(a.node, c.node);
+    set_string(a.cluster, cluster);
+    set_string(a.sector, sector ? *sector : "");
+    set_string(a.scope, scope);
+    set_string(a.detail, c.detail.substr(0, 256));
+    set_string(a.suggested, suggested.substr(0, 160));
+    auto t = alert_topic(config_.mesh);
+    link_->publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), 1, false);
+  }
+  if (c.priority >= 4 && hook_.configured())
+    hook_.run({{"KAIROS_ALERT_TYPE", c.type},
+               {"KAIROS_ALERT_PRIORITY", std::to_string(c.priority)},
+               {"KAIROS_ALERT_NODE", c.node},
+               {"KAIROS_ALERT_CLUSTER", cluster},
+               {"KAIROS_ALERT_SECTOR", sector ? *sector : ""},
+               {"KAIROS_ALERT_DETAIL", c.detail},
+               {"KAIROS_ALERT_SUGGESTED", suggested},
+               {"KAIROS_MESH", config_.mesh}},
+              mono_us());
 }
 
 void Gateway::quarantine(const std::string& id, const std::string& why) {
@@ -541,6 +592,7 @@ void Gateway::periodic(std::int64_t now_us) {
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
   pings(now_us);
+  hook_.service(now_us);
   if (now_us >= next_flush_us_) {
     flush();
     next_flush_us_ = now_us + 1'000'000;

@@ -12,6 +12,7 @@
 #include "common/io/mqtt.h"
 #include "gateway/breakers.h"
 #include "gateway/gateway_config.h"
+#include "gateway/hook.h"
 #include "gateway/jobs.h"
 #include "gateway/keyring.h"
 #include "gateway/registry.h"
@@ -121,6 +122,9 @@ class Gateway {
   std::map<std::uint64_t, JobCommand> job_commands_;  // command id -> the copy it carries
   JobBook jobs_;
   Breakers breakers_;
+  Hook hook_;
+  std::uint64_t alerts_ = 0;
+  void alert(const StoredConflict& c);
   std::uint64_t next_job_id_ = 1;
   std::int64_t jobs_from_us_ = 0;  // monotonic: jobs are dispatched from then on (set at the first connect)
   std::map<std::string, std::int64_t> last_conflict_us_;  // "type/node" -> when last logged

@@ -279,6 +279,9 @@ std::optional<std::string> validate(const Envelope& e) {
       if (!in_range(raw(r.status), kairos_v1_JobStatus_JOB_OK, _kairos_v1_JobStatus_MAX)) return bad("result.status");
       return std::nullopt;
     }
+    case kairos_v1_Envelope_alert_tag:
+      if (e.message.alert.priority > 4) return bad("alert.priority");
+      return std::nullopt;
     case kairos_v1_Envelope_command_tag:
     case kairos_v1_Envelope_gateway_state_tag:
     case kairos_v1_Envelope_ctl_request_tag:
@@ -298,6 +301,7 @@ bool kind_matches(TopicKind kind, const Envelope& env) {
     case TopicKind::event: return env.which_message == kairos_v1_Envelope_event_tag;
     case TopicKind::ack: return env.which_message == kairos_v1_Envelope_ack_tag;
     case TopicKind::result: return env.which_message == kairos_v1_Envelope_result_tag;
+    case TopicKind::alert: return env.which_message == kairos_v1_Envelope_alert_tag;
     case TopicKind::cmd: return env.which_message == kairos_v1_Envelope_command_tag;
     case TopicKind::mesh_state: return env.which_message == kairos_v1_Envelope_mesh_state_tag;
     case TopicKind::gw_state: return env.which_message == kairos_v1_Envelope_gateway_state_tag;

@@ -7,6 +7,7 @@
 
 #include "common/core/frame.h"
 #include "common/core/topic.h"
+#include "common/io/files.h"
 #include "tests/integration/harness.h"
 
 using namespace kairos;
@@ -112,4 +113,85 @@ TEST(Conflicts, ANodeWithBadMacFramesIsQuarantinedGetsNoCommandsAndHealRestoresI
   r = ctl({"heal", "nobody"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("no node 'nobody'"), std::string::npos) << r.output;
+}
+
+// Issue 6: a node caught with a bad MAC gets no jobs, the operator hears of
+// it on _alert and through the hook, its quarantine survives a gateway
+// restart, and heal gives it work again.
+TEST(Conflicts, AQuarantinedNodeGetsNoJobsAlertsGoOutAndTheQuarantineSurvivesARestart) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  dir.write("hook.sh", "#!/bin/sh\necho \"$KAIROS_ALERT_TYPE $KAIROS_ALERT_PRIORITY $KAIROS_ALERT_NODE\" >> " +
+                           dir.file("hook.out") + "\n",
+            0755);
+  const std::string extra = "[liveness]\nheartbeat_period_s = 1\n[alerts]\nhook = [\"" + dir.file("hook.sh") + "\"]\n";
+  mesh.start_gateway(extra);
+  Process sim({bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir", mesh.keys_dir(),
+               "--nodes", "2", "--prefix", "q", "--classes", "A", "--clusters", "1", "--hb-period-s", "1",
+               "--phase-period-s", "0"},
+              dir.file("sim.log"));
+  auto online = [&] {
+    auto a = mesh.node_info("q-00001"), b = mesh.node_info("q-00002");
+    return a && b && a->online && b->online;
+  };
+  ASSERT_TRUE(eventually(online, 30s)) << mesh.gateway().output();
+  Client alerts(broker.uri());
+  alerts.subscribe(alert_topic(mesh.name()));
+
+  Key wrong = load_key_file(mesh.keys_dir() + "/nodes/q-00001.key");  // the simulator's
+  wrong.bytes[5] ^= 0x10;
+  auto topic = node_topic(mesh.name(), "c1", "q-00001", TopicKind::hb);
+  auto env = make_envelope("q-00001", 7, 1, 0);
+  env->which_message = kairos_v1_Envelope_heartbeat_tag;
+  alerts.publish(topic, seal(topic, *env, wrong), 0);
+  ASSERT_TRUE(eventually([&] {
+    auto n = mesh.node_info("q-00001");
+    return n && n->status == kairos_v1_NodeStatus_QUARANTINED;
+  })) << mesh.gateway().output();
+  // The alert, signed by the gateway with the operator key.
+  ASSERT_TRUE(alerts.wait_for([&](const std::vector<Inbound>&) {
+    return !alerts.frames(alert_topic(mesh.name()), mesh.operator_key(), kairos_v1_Envelope_alert_tag).empty();
+  }));
+  auto a = alerts.frames(alert_topic(mesh.name()), mesh.operator_key(), kairos_v1_Envelope_alert_tag).front();
+  EXPECT_STREQ(a->message.alert.type, "HASH_MISMATCH");
+  EXPECT_EQ(a->message.alert.priority, 4u);
+  EXPECT_STREQ(a->message.alert.node, "q-00001");
+  EXPECT_STREQ(a->message.alert.scope, "operator");
+  EXPECT_NE(std::string(a->message.alert.suggested).find("kairosctl heal"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return read_text(dir.file("hook.out")) == "HASH_MISMATCH 4 q-00001\n"; }))
+      << read_text(dir.file("hook.out"));
+
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
+                                  mesh.keys_dir() + "/operator.key", "--timeout", "20000"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, dir.path(), 30s);
+  };
+  // Work goes only to the other node.
+  for (int k = 0; k < 4; ++k) {
+    auto r = ctl({"delegate", "echo", "--payload", "w" + std::to_string(k), "--wait", "--json"});
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("\"winners\":[\"q-00002\"]"), std::string::npos) << r.output;
+  }
+  auto r = ctl({"delegate", "echo", "--payload", "two", "--redundancy", "2", "--retries", "0", "--wait"});
+  EXPECT_EQ(r.status, 3) << "one node is not enough for two copies\n" << r.output;
+
+  // The quarantine is in the database: a restarted gateway keeps it.
+  mesh.gateway().signal(SIGTERM);
+  ASSERT_EQ(mesh.gateway().wait(10s).value_or(-1), 0);
+  mesh.start_gateway(extra);
+  ASSERT_TRUE(eventually(online, 30s)) << mesh.gateway().output();
+  auto n = mesh.node_info("q-00001");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->status, kairos_v1_NodeStatus_QUARANTINED);
+
+  // heal: both nodes take work again.
+  r = ctl({"heal", "q-00001"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = ctl({"delegate", "echo", "--payload", "both", "--redundancy", "2", "--wait", "--json"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("q-00001"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("q-00002"), std::string::npos) << r.output;
+  sim.signal(SIGTERM);
 }
