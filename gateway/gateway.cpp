@@ -221,6 +221,17 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     // not a replay attack: it is the broker's copy of what was accepted.
     bool reread = m.retained && *verdict.drop == DropReason::replay &&
                   guard_.current_session(env.sender) == env.session_id;
+    if (!reread && *verdict.drop == DropReason::replay && guard_.current_session(env.sender) == env.session_id &&
+        env.seq + ReplayWindow::kWidth < guard_.high_water(env.sender)) {
+      // Far below what the node has sent in this session: not a QoS 1
+      // redelivery but a sequence regression (SPEC 5.6).
+      conflict("TEMPORAL_PARADOX", 4, env.sender,
+               "sequence regression on " + m.topic + ": seq " + std::to_string(env.seq) + " after " +
+                   std::to_string(guard_.high_water(env.sender)),
+               now_us);
+      pending_quarantine_.push_back({env.sender, "data", "sequence regression", Bytes(m.payload.begin(), m.payload.end()),
+                                     wall_us()});
+    }
     if (!reread) return drop(*verdict.drop, m.topic, "seq " + std::to_string(env.seq), now_us);
     // Already applied by this process: the copy says nothing new about liveness.
     if (known && known->heard) return;
@@ -277,7 +288,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       on_ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
       break;
     case TopicKind::result:
-      jobs_.on_result(id, env.message.result, mono_us(), wall_us());
+      on_result(id, env, m);
       break;
     case TopicKind::event: {
       const auto& e = env.message.event;
@@ -291,6 +302,67 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     }
     default:
       break;  // events, acks and results are handled by later subsystems
+  }
+}
+
+void Gateway::on_result(const std::string& id, const Envelope& env, const Inbound& m) {
+  const auto& r = env.message.result;
+  const NodeEntry* n = registry_.find(id);
+  const JobCopy* copy = jobs_.copy(r.job_id, id, r.attempt);
+  if (n && copy && n->clock.count() > 0) {
+    // An effect stamped before its cause: the result says it left the node
+    // before the job reached it, beyond what the clock estimate allows.
+    const double stamped_gw = static_cast<double>(env.sent_at_us) - n->clock.offset_us();
+    const double slack_us = n->clock.rtt_us() / 2 + 4 * n->clock.jitter_us() + 5'000;
+    if (stamped_gw < static_cast<double>(copy->sent_wall_us) - slack_us) {
+      conflict("TEMPORAL_PARADOX", 4, id,
+               "job " + std::to_string(r.job_id) + ": result stamped " +
+                   std::to_string(static_cast<long long>((static_cast<double>(copy->sent_wall_us) - stamped_gw) / 1000)) +
+                   " ms before the job was sent",
+               wall_us());
+      pending_quarantine_.push_back({id, "data", "job " + std::to_string(r.job_id) + ": result before its cause",
+                                     Bytes(m.payload.begin(), m.payload.end()), wall_us()});
+      return;  // not counted: the copy times out and goes elsewhere
+    }
+  }
+  jobs_.on_result(id, r, mono_us(), wall_us());
+}
+
+void Gateway::check_contexts() {
+  // CONTEXT_DIVERGENCE (SPEC 5.6): within a cluster of 3 or more online
+  // nodes, a context hash that differs from a strict majority's.
+  std::map<std::string, std::map<Bytes, std::vector<const NodeEntry*>>> groups;
+  for (const auto& [id, n] : registry_.nodes())
+    if (n.online && n.context_hash.size() == 32) groups[n.cluster][n.context_hash].push_back(&n);
+  for (const auto& [cluster, by_hash] : groups) {
+    std::size_t total = 0;
+    const Bytes* major = nullptr;
+    std::size_t major_n = 0;
+    for (const auto& [h, v] : by_hash) {
+      total += v.size();
+      if (v.size() > major_n) {
+        major_n = v.size();
+        major = &h;
+      }
+    }
+    if (total < 3 || 2 * major_n <= total) continue;
+    const std::size_t diverging = total - major_n;
+    // Many differ (a quarter of the cluster, at least two): priority 3.
+    const int priority = diverging >= 2 && 4 * diverging >= total ? 3 : 2;
+    for (const auto& [h, v] : by_hash) {
+      if (&h == major) continue;
+      for (const NodeEntry* n : v) {
+        auto& flagged = diverged_[n->id];
+        if (flagged == h) continue;  // already logged for this config
+        flagged = h;
+        conflict("CONTEXT_DIVERGENCE", priority, n->id,
+                 "context hash " + to_hex(ByteView(h.data(), 4)) + "... differs from cluster " + cluster + "'s " +
+                     to_hex(ByteView(major->data(), 4)) + "... (" + std::to_string(major_n) + " of " +
+                     std::to_string(total) + " nodes)",
+                 wall_us());
+      }
+    }
+    for (const NodeEntry* n : by_hash.at(*major)) diverged_.erase(n->id);
   }
 }
 
@@ -593,6 +665,10 @@ void Gateway::periodic(std::int64_t now_us) {
   }
   pings(now_us);
   hook_.service(now_us);
+  if (now_us >= next_context_check_us_) {
+    check_contexts();
+    next_context_check_us_ = now_us + 2'000'000;
+  }
   if (now_us >= next_flush_us_) {
     flush();
     next_flush_us_ = now_us + 1'000'000;

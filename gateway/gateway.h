@@ -69,6 +69,10 @@ class Gateway {
   void job_outcome(const std::string& node, bool good, const std::string& why);
   void job_finished(const Job& job);
   void service_jobs();
+  void on_result(const std::string& id, const Envelope& env, const Inbound& m);
+  void check_contexts();
+  std::map<std::string, Bytes> diverged_;  // node -> the divergent context hash already logged
+  std::int64_t next_context_check_us_ = 0;
   void fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) const;
   void breakers_verb(const Inbound& m, std::uint64_t request_id);
   // Writes what must be durable before anyone hears of it (jobs and their

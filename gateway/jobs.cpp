@@ -336,6 +336,7 @@ void JobBook::dispatch(Job& job, std::int64_t now_us, std::int64_t now_wall_us) 
     copy.node = c.id;
     copy.attempt = attempt;
     copy.deadline_us = now_us + static_cast<std::int64_t>(job.spec.timeout_ms) * 1000 + grace_us_;
+    copy.sent_wall_us = now_wall_us;
     job.copies.push_back(copy);
     --job.open_slots;
     if (job.state == JobState::queued) set_state(job, JobState::running);
@@ -381,6 +382,14 @@ std::int64_t JobBook::next_deadline_us() const {
       if (!c.answered && !c.failed) next = std::min(next, c.deadline_us);
   }
   return next;
+}
+
+const JobCopy* JobBook::copy(std::uint64_t id, const std::string& node, std::uint32_t attempt) const {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return nullptr;
+  for (const auto& c : it->second.copies)
+    if (c.attempt == attempt && c.node == node) return &c;
+  return nullptr;
 }
 
 const Job* JobBook::find(std::uint64_t id) const {

@@ -37,6 +37,7 @@ struct JobCopy {
   std::string node;
   std::uint32_t attempt = 0;
   std::int64_t deadline_us = 0;  // monotonic: no result by then is a timeout
+  std::int64_t sent_wall_us = 0;  // gateway wall clock when it left
   bool answered = false;         // a result that counts in the vote (OK or ERROR)
   bool failed = false;           // timed out or refused: its slot went to another node
   kairos_v1_JobStatus status = kairos_v1_JobStatus_JOB_UNSPECIFIED;
@@ -132,6 +133,8 @@ class JobBook {
   void service(std::int64_t now_us, std::int64_t now_wall_us);
   std::int64_t next_deadline_us() const;
   const Job* find(std::uint64_t id) const;
+  // The copy of job id sent to node as attempt, if this run sent it.
+  const JobCopy* copy(std::uint64_t id, const std::string& node, std::uint32_t attempt) const;
   const std::map<std::uint64_t, Job>& jobs() const { return jobs_; }
   const JobCounts& counts() const { return counts_; }
   int in_flight(const std::string& node) const;

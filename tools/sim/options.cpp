@@ -172,9 +172,11 @@ bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& he
                          : name == "slow"   ? &f.slow
                          : name == "lying"  ? &f.lying
                          : name == "badmac" ? &f.badmac
+                         : name == "diverge" ? &f.diverge
+                         : name == "paradox" ? &f.paradox
                                             : nullptr;
            if (!dst || nv->second < 0 || nv->second > 1)
-             return bad("expected KIND=FRACTION pairs, KIND one of crash, slow, lying, badmac, FRACTION 0..1");
+             return bad("expected KIND=FRACTION pairs, KIND one of crash, slow, lying, badmac, diverge, paradox, FRACTION 0..1");
            *dst = nv->second;
          }
          o.fail = f;
@@ -261,7 +263,7 @@ std::string usage_text() {
          "  --ledger FILE         one line per execution and per CONFLICT\n"
          "  --roster FILE         one line per node: cluster, class, clock, latency, failures\n"
          "  --job-ms MS           time a built-in job handler (echo, hash, sleep) takes (default 10)\n"
-         "  --fail K=F,...        fractions of nodes failing: crash, slow, lying, badmac\n"
+         "  --fail K=F,...        fractions of nodes failing: crash, slow, lying, badmac, diverge, paradox\n"
          "  --crash-after-s S     when crash nodes stop (default 10)\n"
          "  --jump ID:+MS@S       at S s, node ID's base latency changes by +MS or -MS (repeatable)\n"
          "See docs/SIM.md.\n";

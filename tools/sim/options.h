@@ -29,6 +29,8 @@ struct Failures {
   double slow = 0.0;    // kSlowFactor times its class's base latency
   double lying = 0.0;   // reports executed_at 50 ms earlier than it executed
   double badmac = 0.0;  // one byte of the MAC of every frame it sends flipped
+  double diverge = 0.0; // its context hash differs from the other nodes' (another config)
+  double paradox = 0.0; // stamps its job results 10 s before it ran them (effect before cause)
 };
 
 struct SimOptions {

@@ -76,6 +76,7 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
   log_spaced_taus(kTauBaseS, kTauMaxS, taus_s_.size(), taus_s_);
   // Every simulated node runs the same "configuration": one shared context hash.
   context_hash_ = sha256(as_bytes("kairos-sim context"));
+  divergent_hash_ = sha256(as_bytes("kairos-sim context, edited by hand"));
   for (int c = 1; c <= opt_.clusters; ++c) cluster_names_.push_back(opt_.cluster_prefix + std::to_string(c));
 
   const auto n = static_cast<std::size_t>(opt_.nodes);
@@ -84,6 +85,8 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
   auto slow = pick_nodes(seed_, 2, n, opt_.fail.slow);
   auto lying = pick_nodes(seed_, 3, n, opt_.fail.lying);
   auto badmac = pick_nodes(seed_, 4, n, opt_.fail.badmac);
+  auto diverge = pick_nodes(seed_, 5, n, opt_.fail.diverge);
+  auto paradox = pick_nodes(seed_, 6, n, opt_.fail.paradox);
 
   namespace fs = std::filesystem;
   const std::string key_dir = opt_.keys_dir + "/nodes";
@@ -120,6 +123,8 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
     node.slow = slow[i];
     node.lying = lying[i];
     node.badmac = badmac[i];
+    node.diverge = diverge[i];
+    node.paradox = paradox[i];
     node.base_ms = opt_.latency_ms[node.cls] * (node.slow ? kSlowFactor : 1.0);
     node.will_seq = node.signer.next_seq() + kWillSeqGap;
     if (opt_.phase_period_s > 0) {
@@ -133,7 +138,8 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
     }
     if (!opt_.roster.empty()) {
       const std::pair<bool, const char*> failures[] = {
-          {node.crash, "crash"}, {node.slow, "slow"}, {node.lying, "lying"}, {node.badmac, "badmac"}};
+          {node.crash, "crash"}, {node.slow, "slow"}, {node.lying, "lying"}, {node.badmac, "badmac"},
+          {node.diverge, "diverge"}, {node.paradox, "paradox"}};
       std::string flags;
       for (auto [on, name] : failures)
         if (on) flags += (flags.empty() ? "" : ",") + std::string(name);
@@ -563,7 +569,8 @@ void Simulator::finish_job(std::uint32_t i, std::uint32_t slot, std::int64_t now
   if (ledger_)
     std::fprintf(ledger_, "job %s %llu %u %lld\n", n.id.c_str(), static_cast<unsigned long long>(rj.job_id), rj.attempt,
                  static_cast<long long>(now + wall_off_));
-  send(i, TopicKind::result, *env, 1, false, now);
+  // A `paradox` node stamps the result 10 s before it ran the job.
+  send(i, TopicKind::result, *env, 1, false, n.paradox ? now - 10'000'000 : now);
 }
 
 void Simulator::crash(std::uint32_t i, std::int64_t now) {
@@ -607,7 +614,8 @@ void Simulator::heartbeat(std::uint32_t i, std::int64_t due) {
   h.counters.samples = n.samples;
   h.uptime_ms = static_cast<std::uint64_t>((now - start_mono_) / 1000);
   h.context_hash.size = 32;
-  std::copy(context_hash_.begin(), context_hash_.end(), h.context_hash.bytes);
+  const Digest& ch = n.diverge ? divergent_hash_ : context_hash_;
+  std::copy(ch.begin(), ch.end(), h.context_hash.bytes);
   send(i, TopicKind::hb, *env, 0, false, now);
 }
 
@@ -663,7 +671,8 @@ void Simulator::publish_birth(std::uint32_t i, std::int64_t at_mono) {
   for (double tau : taus_s_) b.timescales_s[b.timescales_s_count++] = static_cast<float>(tau);
   set_string(b.firmware_version, kFirmwareVersion);
   b.context_hash.size = 32;
-  std::copy(context_hash_.begin(), context_hash_.end(), b.context_hash.bytes);
+  const Digest& ch = n.diverge ? divergent_hash_ : context_hash_;
+  std::copy(ch.begin(), ch.end(), b.context_hash.bytes);
   b.heartbeat_period_ms = static_cast<std::uint32_t>(opt_.hb_period_s * 1000);
   b.phase_period_ms = static_cast<std::uint32_t>(opt_.phase_period_s * 1000);
   set_string(b.mesh_input, "main");

@@ -71,7 +71,7 @@ class Simulator {
     std::uint32_t link = 0;
     std::uint16_t cluster = 0;  // index into cluster_names_
     std::uint8_t cls = 0;       // 0..5: A..F
-    bool crash = false, slow = false, lying = false, badmac = false;
+    bool crash = false, slow = false, lying = false, badmac = false, diverge = false, paradox = false;
     bool crashed = false, announced = false, frozen = false;
   };
 
@@ -209,6 +209,7 @@ class Simulator {
   std::vector<std::string> cluster_names_;
   std::array<double, 4> taus_s_{};
   Digest context_hash_{};
+  Digest divergent_hash_{};  // the context hash of `diverge` nodes
   std::size_t keys_made_ = 0;
 
   std::priority_queue<Timer, std::vector<Timer>, Later> inbound_;  // deliveries: before any other timer
