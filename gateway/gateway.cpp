@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+
+#include "common/core/json.h"
 
 #include "common/io/clock.h"
 #include "common/io/log.h"
@@ -16,6 +19,19 @@ constexpr const char* kVersion = "0.1.0";
 constexpr std::uint64_t kWillSeqGap = 1ULL << 40;
 constexpr std::uint32_t kMaxPage = 40;
 
+
+const char* restrictions_of(kairos_v1_MeshMode m) {
+  switch (m) {
+    case kairos_v1_MeshMode_DEGRADED_MODERATE:
+      return "no scatter beyond 1000 nodes; only healthy sectors are targeted";
+    case kairos_v1_MeshMode_DEGRADED_SEVERE:
+      return "mesh-wide operations need --confirm; no scatter beyond 1000 nodes; healthy sectors only";
+    case kairos_v1_MeshMode_EMERGENCY:
+      return "automation halted (jobs wait); every operation but freeze needs --confirm";
+    default:
+      return "";
+  }
+}
 
 kairos_v1_MeshMode mode_for(double active_rate) {
   if (active_rate >= 0.95) return kairos_v1_MeshMode_FULL;
@@ -627,8 +643,11 @@ void Gateway::sync(std::int64_t now_us) {
     log::info("mesh", "mode " + std::string(to_string(mode_)) + " -> " + std::string(to_string(mode)) + " (" +
                           std::to_string(registry_.online_count()) + " of " + std::to_string(known) + " nodes active)");
     changed = true;
+    auto before = mode_;
+    mode_ = mode;
+    on_mode_change(before, mode, active);
   }
-  mode_ = mode;
+  active_rate_ = active;
   if (changed) log::info("mesh", std::string("unified: ") + (unified_.on() ? "yes" : "no"));
   if (changed || now_us >= next_mesh_publish_us_) {
     publish_mesh_state();
@@ -703,6 +722,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
   resp->ok = true;
   switch (req.which_verb) {
     case kairos_v1_ControlRequest_status_tag:
+      commit_durable();
+      conflicts_last_hour_ = store_.conflicts_since(wall_us() - 3'600'000'000LL);
       resp->which_reply = kairos_v1_ControlResponse_status_tag;
       fill_status(resp->reply.status, now_us);
       break;
@@ -720,6 +741,24 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       return jobs_verb(m, req.request_id, req.verb.jobs);
     case kairos_v1_ControlRequest_breakers_tag:
       return breakers_verb(m, req.request_id);
+    case kairos_v1_ControlRequest_broadcast_tag: {
+      const auto& b = req.verb.broadcast;
+      kairos_v1_Command action = kairos_v1_Command_init_zero;
+      action.which_action = kairos_v1_Command_notice_tag;
+      set_string(action.action.notice, b.text);
+      return command_verb(m, req.request_id, Verb::broadcast, b.targets, action, b.ack, b.window_ms, b.confirm);
+    }
+    case kairos_v1_ControlRequest_freeze_tag: {
+      const auto& f = req.verb.freeze;
+      kairos_v1_Command action = kairos_v1_Command_init_zero;
+      action.which_action = f.thaw ? kairos_v1_Command_thaw_tag : kairos_v1_Command_freeze_tag;
+      if (f.thaw) action.action.thaw = true;
+      else action.action.freeze = true;
+      return command_verb(m, req.request_id, f.thaw ? Verb::thaw : Verb::freeze, f.scope, action, true, f.window_ms,
+                          f.confirm);
+    }
+    case kairos_v1_ControlRequest_ask_tag:
+      return ask(m, req.request_id, req.verb.ask);
     case kairos_v1_ControlRequest_conflicts_tag: {
       commit_durable();  // what was seen is in the log before it is read
       resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
@@ -771,6 +810,26 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   }
   r.frames_accepted = accepted_;
   r.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
+  // The status box (SPEC 5.8).
+  r.sectors_total = static_cast<std::uint32_t>(config_.sectors.size());
+  for (const auto& [sector, members] : config_.sectors)
+    r.sectors_healthy += std::all_of(members.begin(), members.end(), [&](const std::string& c) { return breakers_.closed(c); });
+  double sum = 0;
+  std::size_t counted = 0;
+  for (const auto& [id, n] : registry_.nodes())
+    if (n.online && n.clock.count() > 0) {
+      sum += n.impedance(now_us).score;
+      ++counted;
+    }
+  r.mean_impedance = counted ? static_cast<float>(sum / static_cast<double>(counted)) : 0.0f;
+  r.conflicts_last_hour = conflicts_last_hour_;
+  set_string(r.last_cascade, last_cascade_);
+  r.active_rate = static_cast<float>(active_rate_);
+  for (const auto& v : breakers_.view(now_us)) r.breakers_open += v.state != BreakerState::closed;
+  r.jobs_running = jobs_.counts().running;
+  r.jobs_queued = jobs_.counts().queued;
+  r.alerts = alerts_;
+  set_string(r.restrictions, restrictions_of(mode_));
 }
 
 void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const {
@@ -902,6 +961,10 @@ void Gateway::start_schedule(const Inbound& m, std::uint64_t request_id, const k
   std::string error;
   auto targets = select_targets(req.targets, error);
   if (!error.empty()) return refuse("schedule: " + error);
+  if (auto why = mode_refusal(std::string(req.targets) == "all", targets.size(), req.confirm); !why.empty())
+    return refuse("schedule: " + why);
+  healthy_only(targets);
+  if (targets.empty()) return refuse("schedule: every target is behind an open breaker (kairosctl breakers)");
 
   // Ids are handed out in order: the next one is this schedule's.
   PendingSchedule p;
@@ -935,6 +998,11 @@ void Gateway::calibrate(const std::string& id, const TargetResult& t, double lat
 void Gateway::schedule_finished(const ScheduleResult& r) {
   auto it = schedules_.find(r.id);
   if (it == schedules_.end()) return;
+  if (it->second.verb != Verb::schedule) {
+    const PendingSchedule p = std::move(it->second);
+    schedules_.erase(it);
+    return command_finished(p, r);
+  }
   auto resp = new_response(it->second.request_id);
   resp->ok = true;
   resp->which_reply = kairos_v1_ControlResponse_schedule_tag;
@@ -998,6 +1066,7 @@ void Gateway::schedule_finished(const ScheduleResult& r) {
                 static_cast<unsigned long long>(r.id), to_string(r.spec.strategy), to_string(r.verdict), o.hits,
                 o.targets, o.hit_ms, r.p50_ms, r.p95_ms, r.max_ms, o.skipped, o.conflicts, o.stragglers);
   log::info("schedule", line);
+  last_cascade_ = std::string(line).substr(0, 128);
   const PendingSchedule p = std::move(it->second);
   schedules_.erase(it);
   answer(p.response_topic, p.correlation, *resp);
@@ -1150,8 +1219,12 @@ void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_
   std::string to = req.to;
   if (!to.empty() && to.rfind("class:", 0) != 0 && to.rfind("cluster:", 0) != 0 && !valid_name(to))
     return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
-  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !req.confirm)
-    return refuse("the mesh is in EMERGENCY mode: automation is halted (add --confirm to send it anyway)");
+  if (auto why = mode_refusal(false, 1, req.confirm); !why.empty()) return refuse(why);
+  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) {
+    // The operator confirmed work in an EMERGENCY: jobs run again, on the operator's word, until the mode changes.
+    emergency_override_ = true;
+    log::warn("jobs", "EMERGENCY: job dispatch resumed by an operator's confirmed delegate");
+  }
   JobSpec spec;
   spec.handler = req.handler;
   for (pb_size_t i = 0; i < req.needs_count; ++i) spec.needs.emplace_back(req.needs[i]);
@@ -1181,6 +1254,7 @@ void Gateway::service_jobs() {
   // After a start the registry fills from retained births and the first
   // heartbeats: until then "no capable node" would be a guess.
   if (jobs_from_us_ == 0 || mono_us() < jobs_from_us_ || !link_->connected()) return;
+  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) return;  // automation halted
   jobs_.service(mono_us(), wall_us());
 }
 
@@ -1188,6 +1262,39 @@ void Gateway::job_finished(const Job& job) {
   log::info("jobs", "job " + std::to_string(job.id) + " (" + job.spec.handler + ") " + to_string(job.state) +
                         (job.error.empty() ? "" : ": " + job.error) + " after " + std::to_string(job.next_attempt - 1) +
                         " copies");
+  if (auto ask = ask_waiters_.find(job.id); ask != ask_waiters_.end()) {
+    auto resp = new_response(ask->second.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_ask_tag;
+    auto& a = resp->reply.ask;
+    std::map<Bytes, std::vector<std::string>> groups;
+    for (const auto& c : job.copies) {
+      ++a.asked;
+      if (c.answered) {
+        ++a.answered;
+        groups[c.output].push_back(c.node);
+      } else if (a.silent_count < 16) {
+        set_string(a.silent[a.silent_count++], c.node);
+      }
+    }
+    std::vector<std::pair<Bytes, std::vector<std::string>>> sorted(groups.begin(), groups.end());
+    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) { return x.second.size() > y.second.size(); });
+    for (const auto& [value, nodes] : sorted) {
+      if (a.groups_count >= 16) break;
+      auto& g = a.groups[a.groups_count++];
+      g.value.size = static_cast<pb_size_t>(std::min<std::size_t>(value.size(), sizeof g.value.bytes));
+      std::copy_n(value.begin(), g.value.size, g.value.bytes);
+      g.count = static_cast<std::uint32_t>(nodes.size());
+      for (const auto& n : nodes)
+        if (g.nodes_count < 8) set_string(g.nodes[g.nodes_count++], n);
+    }
+    if (job.error == "no_capable_node") {
+      resp->ok = false;
+      set_string(resp->error, "ask: no online node offers job:" + job.spec.handler);
+    }
+    defer(ask->second.topic, ask->second.correlation, std::move(resp));
+    ask_waiters_.erase(ask);
+  }
   auto [lo, hi] = job_waiters_.equal_range(job.id);
   for (auto it = lo; it != hi; ++it) {
     auto resp = new_response(it->second.request_id);
@@ -1261,6 +1368,179 @@ void Gateway::breakers_verb(const Inbound& m, std::uint64_t request_id) {
     b.opened = static_cast<std::uint32_t>(v.opened);
   }
   answer(m, *resp);
+}
+
+}  // namespace kairos::gw
+
+namespace kairos::gw {
+
+std::string Gateway::mode_refusal(bool mesh_wide, std::size_t targets, bool confirm) const {
+  char rate[64];
+  std::snprintf(rate, sizeof rate, " (%.0f%% of nodes active)", active_rate_ * 100);
+  switch (mode_) {
+    case kairos_v1_MeshMode_EMERGENCY:
+      if (!confirm)
+        return std::string("the mesh is in EMERGENCY") + rate + ": automation is halted; add --confirm to act anyway";
+      return "";
+    case kairos_v1_MeshMode_DEGRADED_SEVERE:
+      if (mesh_wide && !confirm)
+        return std::string("the mesh is DEGRADED_SEVERE") + rate + ": a mesh-wide operation needs --confirm";
+      [[fallthrough]];
+    case kairos_v1_MeshMode_DEGRADED_MODERATE:
+      if (targets > 1000)
+        return std::string("the mesh is ") + to_string(mode_).data() + rate + ": no scatter beyond 1000 nodes (" +
+               std::to_string(targets) + " targets); narrow the targets";
+      return "";
+    default:
+      return "";
+  }
+}
+
+void Gateway::healthy_only(std::vector<std::string>& ids) const {
+  if (mode_ != kairos_v1_MeshMode_DEGRADED_MODERATE && mode_ != kairos_v1_MeshMode_DEGRADED_SEVERE) return;
+  std::erase_if(ids, [&](const std::string& id) {
+    const NodeEntry* n = registry_.find(id);
+    return n && !breakers_.closed(n->cluster);
+  });
+}
+
+std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string& scope) {
+  Json j;
+  kairos_v1_MeshState ms = kairos_v1_MeshState_init_zero;
+  fill_mesh_state(ms);
+  j.begin_object().key("kind").str(kind).key("scope").str(scope).key("gateway").str(config_.id);
+  j.key("mesh").begin_object().key("z_re").num(ms.z.re).key("z_im").num(ms.z.im).key("coherence").num(ms.coherence);
+  j.key("agreement").num(ms.agreement).key("unified").boolean(ms.unified).key("mode").str(to_string(mode_));
+  j.key("online").integer(ms.nodes_online).key("known").integer(ms.nodes_known).end_object();
+  j.key("nodes").begin_array();
+  const std::int64_t now = mono_us();
+  for (const auto& [id, n] : registry_.nodes()) {
+    j.begin_object().key("id").str(id).key("cluster").str(n.cluster).key("online").boolean(n.online);
+    j.key("status").str(to_string(n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status));
+    j.key("z_re").num(n.z.real()).key("z_im").num(n.z.imag()).key("c").num(n.c);
+    j.key("impedance").integer(static_cast<unsigned long long>(n.impedance(now).score));
+    j.key("reliability").num(n.reliability.value()).end_object();
+  }
+  j.end_array().end_object();
+  // Written before anything acts on it.
+  store_.begin();
+  auto id = store_.append_snapshot(kind, scope, j.text(), wall_us());
+  store_.commit();
+  log::info("mesh", "snapshot " + std::to_string(id) + " (" + kind + ") written: " +
+                        std::to_string(registry_.nodes().size()) + " nodes");
+  return id;
+}
+
+void Gateway::on_mode_change(kairos_v1_MeshMode before, kairos_v1_MeshMode after, double active) {
+  (void)before;
+  if (after != kairos_v1_MeshMode_EMERGENCY) {
+    emergency_override_ = false;
+    return;
+  }
+  // SPEC 5.6: automation halted, state written to disk, operators alerted.
+  write_snapshot("emergency", "all");
+  char detail[160];
+  std::snprintf(detail, sizeof detail, "only %.0f%% of %zu nodes active: automation halted, snapshot written",
+                active * 100, registry_.nodes().size());
+  alert({"EMERGENCY", 4, "", detail, wall_us()});
+}
+
+void Gateway::command_verb(const Inbound& m, std::uint64_t request_id, Verb verb, const std::string& selector,
+                           const kairos_v1_Command& action, bool gather, std::uint32_t window_ms, bool confirm) {
+  const char* name = verb == Verb::broadcast ? "broadcast" : verb == Verb::freeze ? "freeze" : "thaw";
+  auto refuse = [&](const std::string& why) {
+    auto resp = new_response(request_id);
+    set_string(resp->error, std::string(name) + ": " + why);
+    answer(m, *resp);
+  };
+  const std::string sel = selector.empty() ? "all" : selector;
+  std::string error;
+  auto targets = select_targets(sel, error);
+  if (!error.empty()) return refuse(error);
+  // Freezing is the brake: always allowed. The rest follows the mode.
+  if (verb != Verb::freeze)
+    if (auto why = mode_refusal(sel == "all", targets.size(), confirm); !why.empty()) return refuse(why);
+  if (window_ms > 600'000) return refuse("window_ms above 600000");
+  std::uint64_t snapshot = verb == Verb::freeze ? write_snapshot("freeze", sel) : 0;
+  if (!gather) {
+    // Fire and forget: one command per online target, answered at once.
+    auto resp = new_response(request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_command_tag;
+    auto& c = resp->reply.command;
+    set_string(c.verb, name);
+    c.targets = static_cast<std::uint32_t>(targets.size());
+    for (const auto& id : targets) {
+      const NodeEntry* n = registry_.find(id);
+      if (!n || !n->online || n->quarantined) continue;
+      c.sent += send_command(*n, 30'000, [&](kairos_v1_Command& cmd) {
+        cmd.which_action = action.which_action;
+        cmd.action = action.action;
+      }) != 0;
+    }
+    c.snapshot_id = snapshot;
+    return answer(m, *resp);
+  }
+  ScheduleSpec spec;
+  spec.strategy = Strategy::naive;
+  spec.at_us = wall_us();
+  spec.window_us = static_cast<std::int64_t>(window_ms ? window_ms : 2000) * 1000;
+  PendingSchedule p;
+  p.response_topic = m.response_topic;
+  p.correlation = m.correlation;
+  p.request_id = request_id;
+  p.command = action;
+  p.verb = verb;
+  p.snapshot_id = snapshot;
+  auto id = scheduler_.next_id();
+  schedules_[id] = std::move(p);
+  scheduler_.start(spec, targets, wall_us());
+  scheduler_.service(wall_us());
+}
+
+void Gateway::command_finished(const PendingSchedule& p, const ScheduleResult& r) {
+  auto resp = new_response(p.request_id);
+  resp->ok = true;
+  resp->which_reply = kairos_v1_ControlResponse_command_tag;
+  auto& c = resp->reply.command;
+  set_string(c.verb, p.verb == Verb::broadcast ? "broadcast" : p.verb == Verb::freeze ? "freeze" : "thaw");
+  c.gathered = true;
+  c.targets = static_cast<std::uint32_t>(r.targets.size());
+  c.sent = static_cast<std::uint32_t>(r.sent);
+  c.ready = static_cast<std::uint32_t>(r.ready);
+  c.conflicts = static_cast<std::uint32_t>(r.conflicts);
+  c.silent = static_cast<std::uint32_t>(r.stragglers);
+  c.snapshot_id = p.snapshot_id;
+  for (const auto& t : r.targets)
+    if (t.state != TargetState::ready && c.not_ready_count < 16) set_string(c.not_ready[c.not_ready_count++], t.id);
+  log::info("console", std::string(c.verb) + ": " + std::to_string(c.ready) + " of " + std::to_string(c.targets) +
+                           " nodes acknowledged READY");
+  answer(p.response_topic, p.correlation, *resp);
+}
+
+void Gateway::ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_AskRequest& req) {
+  auto refuse = [&](const std::string& why) {
+    auto resp = new_response(request_id);
+    set_string(resp->error, "ask: " + why);
+    answer(m, *resp);
+  };
+  std::string handler = req.handler[0] ? req.handler : "read";
+  if (!valid_name(handler)) return refuse("'" + handler + "' is not a handler name");
+  if (req.sample > 1000) return refuse("--sample above 1000");
+  if (req.timeout_ms > 600'000) return refuse("timeout above 600000 ms");
+  if (auto why = mode_refusal(false, req.sample, false); !why.empty()) return refuse(why);
+  JobSpec spec;
+  spec.handler = handler;
+  spec.to = req.to;
+  spec.payload.assign(req.question, req.question + std::strlen(req.question));
+  spec.timeout_ms = req.timeout_ms ? req.timeout_ms : 5000;
+  spec.redundancy = req.sample ? static_cast<int>(req.sample) : 5;
+  spec.retries = 0;
+  spec.poll = true;
+  const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
+  ask_waiters_[job.id] = {m.response_topic, m.correlation, request_id};
+  service_jobs();
+  commit_durable();
 }
 
 }  // namespace kairos::gw

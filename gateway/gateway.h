@@ -69,6 +69,10 @@ class Gateway {
   void job_outcome(const std::string& node, bool good, const std::string& why);
   void job_finished(const Job& job);
   void service_jobs();
+  std::string last_cascade_;
+  double active_rate_ = 1.0;
+  std::uint32_t conflicts_last_hour_ = 0;
+  bool emergency_override_ = false;
   void on_result(const std::string& id, const Envelope& env, const Inbound& m);
   void check_contexts();
   std::map<std::string, Bytes> diverged_;  // node -> the divergent context hash already logged
@@ -138,13 +142,28 @@ class Gateway {
     std::int64_t sent_mono_us;
   };
   std::map<std::uint64_t, PendingPing> pings_;  // command id -> ping in flight
+  enum class Verb { schedule, broadcast, freeze, thaw };
   struct PendingSchedule {
     std::string response_topic;
     Bytes correlation;
     std::uint64_t request_id = 0;
     kairos_v1_Command command;  // the action template
+    Verb verb = Verb::schedule;
+    std::uint64_t snapshot_id = 0;
   };
   std::map<std::uint64_t, PendingSchedule> schedules_;  // schedule id -> the request to answer
+  // Modes (SPEC 5.6): why the current mode refuses an operation, or "".
+  std::string mode_refusal(bool mesh_wide, std::size_t targets, bool confirm) const;
+  // Drops targets in sectors or clusters whose breaker is not closed (DEGRADED_MODERATE).
+  void healthy_only(std::vector<std::string>& ids) const;
+  void on_mode_change(kairos_v1_MeshMode before, kairos_v1_MeshMode after, double active);
+  std::uint64_t write_snapshot(const std::string& kind, const std::string& scope);
+  // broadcast, freeze and thaw: a command to every target at once, acks gathered (SPEC 5.8).
+  void command_verb(const Inbound& m, std::uint64_t request_id, Verb verb, const std::string& selector,
+                    const kairos_v1_Command& action, bool gather, std::uint32_t window_ms, bool confirm);
+  void command_finished(const PendingSchedule& p, const ScheduleResult& r);
+  void ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_AskRequest& req);
+  std::map<std::uint64_t, Waiter> ask_waiters_;  // job id -> the ask to answer
   Scheduler scheduler_;
   const std::uint64_t session_;
   Signer signer_;

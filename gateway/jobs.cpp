@@ -212,6 +212,18 @@ void JobBook::copy_failed(Job& job, JobCopy& copy, const std::string& kind, cons
 }
 
 void JobBook::vote(Job& job, std::int64_t now_wall_us) {
+  if (job.spec.poll) {
+    // Every answer counts; the poll ends when nothing is out any more.
+    bool waiting = std::any_of(job.copies.begin(), job.copies.end(), [](const JobCopy& c) { return !c.answered && !c.failed; });
+    if (waiting || job.open_slots > 0) return;
+    for (const auto& c : job.copies)
+      if (c.answered) {
+        job.winners.push_back(c.node);
+        if (hooks_.outcome) hooks_.outcome(c.node, true, "answer");
+      }
+    return finish(job, job.winners.empty() ? JobState::failed : JobState::done,
+                  job.winners.empty() ? "no node answered" : "", now_wall_us);
+  }
   const int r = job.spec.redundancy;
   const int need = r / 2 + 1;
   std::map<Digest, std::vector<const JobCopy*>> groups;
@@ -321,14 +333,12 @@ void JobBook::dispatch(Job& job, std::int64_t now_us, std::int64_t now_wall_us) 
     job.not_before_us = now_us + backoff_us_;
     return;
   }
-  // Lowest impedance first, counting the copies a node already runs (k in
-  // flight rank it as k+1 times its impedance); ties: the more reliable.
-  auto load = [&](const JobCandidate& c) { return std::max(1.0, c.impedance) * (1 + in_flight(c.id)); };
-  std::sort(cands.begin(), cands.end(), [&](const JobCandidate& a, const JobCandidate& b) {
-    if (load(a) != load(b)) return load(a) < load(b);
-    if (a.reliability != b.reliability) return a.reliability > b.reliability;
-    return a.id < b.id;
-  });
+  if (job.spec.poll) {
+    // A sample, not the best: every candidate equally likely.
+    std::shuffle(cands.begin(), cands.end(), rng_);
+  } else {
+    sort_candidates(cands);
+  }
   for (const auto& c : cands) {
     if (job.open_slots <= 0) break;
     const std::uint32_t attempt = job.next_attempt++;
@@ -350,6 +360,17 @@ void JobBook::dispatch(Job& job, std::int64_t now_us, std::int64_t now_wall_us) 
       event(job, "refused", c.id, attempt, "could not be sent");
     }
   }
+}
+
+void JobBook::sort_candidates(std::vector<JobCandidate>& cands) const {
+  // Lowest impedance first, counting the copies a node already runs (k in
+  // flight rank it as k+1 times its impedance); ties: the more reliable.
+  auto load = [&](const JobCandidate& c) { return std::max(1.0, c.impedance) * (1 + in_flight(c.id)); };
+  std::sort(cands.begin(), cands.end(), [&](const JobCandidate& a, const JobCandidate& b) {
+    if (load(a) != load(b)) return load(a) < load(b);
+    if (a.reliability != b.reliability) return a.reliability > b.reliability;
+    return a.id < b.id;
+  });
 }
 
 void JobBook::service(std::int64_t now_us, std::int64_t now_wall_us) {

@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,9 @@ struct JobSpec {
   std::uint32_t timeout_ms = 10'000;
   int redundancy = 1;  // r
   int retries = 3;     // copies sent again after a timeout or a refusal
+  // A poll (kairosctl ask): the copies go to a random sample of the
+  // candidates, every answer is kept, none is voted down.
+  bool poll = false;
 };
 
 // One copy of a job, sent to one node.
@@ -152,6 +156,7 @@ class JobBook {
   void set_state(Job& job, JobState s);
   JobCopy* copy_of(Job& job, const std::string& node, std::uint32_t attempt);
   void release(const std::string& node);
+  void sort_candidates(std::vector<JobCandidate>& cands) const;
 
   JobHooks hooks_;
   std::int64_t backoff_us_;
@@ -159,6 +164,7 @@ class JobBook {
   std::int64_t grace_us_;
   int max_per_node_;
   std::map<std::string, int> in_flight_;  // node -> copies out
+  std::mt19937_64 rng_{std::random_device{}()};
   std::map<std::uint64_t, Job> jobs_;
   std::vector<std::uint64_t> active_;  // jobs not yet final, oldest first
   JobCounts counts_;

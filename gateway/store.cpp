@@ -156,7 +156,8 @@ Store::Store(const std::string& path) {
       output BLOB,
       error TEXT NOT NULL,
       winners TEXT NOT NULL,
-      dissent TEXT NOT NULL);
+      dissent TEXT NOT NULL,
+      poll INTEGER NOT NULL DEFAULT 0);
     CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
     -- (Only the list of outvoted nodes may still grow, with late results.)
     CREATE TRIGGER IF NOT EXISTS jobs_final BEFORE UPDATE ON jobs
@@ -166,6 +167,17 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'a finished job does not change'); END;
     CREATE TRIGGER IF NOT EXISTS jobs_no_delete BEFORE DELETE ON jobs
       BEGIN SELECT RAISE(ABORT, 'jobs are kept'); END;
+    -- Snapshots of the registry and mesh state (freeze, EMERGENCY): append-only.
+    CREATE TABLE IF NOT EXISTS snapshots (
+      id INTEGER PRIMARY KEY,
+      kind TEXT NOT NULL,
+      scope TEXT NOT NULL,
+      at_wall_us INTEGER NOT NULL,
+      body TEXT NOT NULL);
+    CREATE TRIGGER IF NOT EXISTS snapshots_no_update BEFORE UPDATE ON snapshots
+      BEGIN SELECT RAISE(ABORT, 'snapshots are kept as written'); END;
+    CREATE TRIGGER IF NOT EXISTS snapshots_no_delete BEFORE DELETE ON snapshots
+      BEGIN SELECT RAISE(ABORT, 'snapshots are kept as written'); END;
     CREATE TABLE IF NOT EXISTS job_events (
       id INTEGER PRIMARY KEY,
       job_id INTEGER NOT NULL,
@@ -182,8 +194,9 @@ Store::Store(const std::string& path) {
   )sql");
   save_job_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO jobs (id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used,
-                      next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                      next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent,
+                      poll)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
     ON CONFLICT(id) DO UPDATE SET state=?9, retries_used=?10, next_attempt=?11, finished_wall_us=?13, status=?14,
       exit_code=?15, output=?16, error=?17, winners=?18, dissent=?19)sql");
   append_job_event_ = std::make_unique<Stmt>(db_, R"sql(
@@ -323,7 +336,7 @@ std::vector<std::string> split(const std::string& s) {
 
 constexpr const char* kJobColumns =
     "id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used, next_attempt, "
-    "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent";
+    "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent, poll";
 
 Job job_from(const Stmt& q) {
   Job j;
@@ -346,6 +359,7 @@ Job job_from(const Stmt& q) {
   j.error = q.text(16);
   j.winners = split(q.text(17));
   j.dissent = split(q.text(18));
+  j.spec.poll = q.int64(19) != 0;
   return j;
 }
 
@@ -371,6 +385,7 @@ void Store::save_job(const Job& j) {
       .bind(17, j.error)
       .bind(18, join(j.winners))
       .bind(19, join(j.dissent))
+      .bind(20, static_cast<std::int64_t>(j.spec.poll))
       .run();
 }
 
@@ -409,6 +424,20 @@ std::uint64_t Store::max_job_id() {
 void Store::append_quarantine(const std::string& node, const std::string& action, const std::string& reason,
                               ByteView data, std::int64_t at_wall_us) {
   append_quarantine_->bind(1, node).bind(2, action).bind(3, reason).bind(4, data).bind(5, at_wall_us).run();
+}
+
+std::uint64_t Store::append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,
+                                     std::int64_t at_wall_us) {
+  Stmt q(db_, "INSERT INTO snapshots (kind, scope, at_wall_us, body) VALUES (?1, ?2, ?3, ?4)");
+  q.bind(1, kind).bind(2, scope).bind(3, at_wall_us).bind(4, body).run();
+  return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+std::uint32_t Store::conflicts_since(std::int64_t wall_us) {
+  Stmt q(db_, "SELECT COUNT(*) FROM conflicts WHERE at_wall_us >= ?1");
+  q.bind(1, wall_us);
+  q.step();
+  return static_cast<std::uint32_t>(q.int64(0));
 }
 
 std::map<std::string, std::string> Store::quarantined() {

@@ -113,6 +113,10 @@ class Store {
                          std::int64_t at_wall_us);
   // Nodes whose newest quarantine/heal row is a quarantine, with its reason.
   std::map<std::string, std::string> quarantined();
+  // A snapshot of the registry and mesh state (JSON); its id.
+  std::uint64_t append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,
+                                std::int64_t at_wall_us);
+  std::uint32_t conflicts_since(std::int64_t wall_us);
   void begin();
   void commit();
 

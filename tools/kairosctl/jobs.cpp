@@ -5,7 +5,7 @@
 #include <iterator>
 
 #include "common/core/frame.h"
-#include "tools/kairosctl/json.h"
+#include "common/core/json.h"
 #include "tools/kairosctl/schedule.h"
 
 namespace kairos::ctl {

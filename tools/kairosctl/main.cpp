@@ -15,8 +15,9 @@
 #include "common/io/ctl_client.h"
 #include "common/io/clock.h"
 #include "common/io/files.h"
-#include "tools/kairosctl/json.h"
+#include "common/core/json.h"
 #include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/console.h"
 #include "tools/kairosctl/jobs.h"
 #include "tools/kairosctl/schedule.h"
 
@@ -52,7 +53,7 @@ void usage(FILE* f) {
                "  schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
                "           --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
                "           [--strategy parallel|wave|priority_first|naive] [--window MS] [--tolerance MS] [--hit MS]\n"
-               "           [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory]\n"
+               "           [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory] [--confirm]\n"
                "                                  land a command on every target at the same instant T\n"
                "                                  (exit 0: PROCEED, 3: another verdict)\n"
                "  delegate <handler> [--payload TEXT | --payload-file F] [--to class:X|cluster:C|CAP] [--needs CAP,...]\n"
@@ -61,6 +62,13 @@ void usage(FILE* f) {
                "                                  (exit 0: accepted or DONE, 3: FAILED)\n"
                "  jobs [ID] [--limit N]           job counts and the newest jobs, or one job whole\n"
                "  breakers                        circuit breakers: cluster, sector, global\n"
+               "  broadcast <text> [--ack] [--window MS] [--targets T] [--confirm]\n"
+               "                                  a notice to every node (--ack: gather READY acks; exit 3 if any missing)\n"
+               "  freeze [scope] [--window MS]    snapshot written, then outputs to their safe state (scope as --targets)\n"
+               "  thaw [scope] [--window MS] [--confirm]  outputs back to their sources\n"
+               "  ask <question> [--sample N] [--handler H] [--to T] [--timeout MS]\n"
+               "                                  the same job to N random capable nodes, answers grouped (default read)\n"
+               "  mode                            the degradation mode, active share and what it restricts\n"
                "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
                "            [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]] [--force] [--new-key]\n"
                "  provision --gateway ID | --operator NAME [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
@@ -84,7 +92,7 @@ int fail(const std::string& msg, int code = 1) {
   return code;
 }
 
-void mesh_json(ctl::Json& j, const kairos_v1_MeshState& s) {
+void mesh_json(Json& j, const kairos_v1_MeshState& s) {
   j.begin_object();
   j.key("phase").begin_object().key("real").num(s.z.re).key("imag").num(s.z.im).end_object();
   j.key("coherence").num(s.coherence).key("agreement").num(s.agreement).key("unified").boolean(s.unified);
@@ -95,7 +103,7 @@ void mesh_json(ctl::Json& j, const kairos_v1_MeshState& s) {
 int print_status(const kairos_v1_StatusReply& r, bool json) {
   const auto& s = r.mesh_state;
   if (json) {
-    ctl::Json j;
+    Json j;
     j.begin_object().key("gateway").str(r.gateway).key("mesh").str(r.mesh);
     j.key("nodes_known").integer(r.nodes_known).key("nodes_online").integer(r.nodes_online);
     j.key("clusters").integer(r.clusters);
@@ -105,6 +113,11 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
     j.key("drops").begin_object();
     for (pb_size_t i = 0; i < r.drops_count; ++i) j.key(r.drops[i].reason).integer(r.drops[i].count);
     j.end_object();
+    j.key("sectors_total").integer(r.sectors_total).key("sectors_healthy").integer(r.sectors_healthy);
+    j.key("mean_impedance").num(r.mean_impedance).key("conflicts_last_hour").integer(r.conflicts_last_hour);
+    j.key("last_cascade").str(r.last_cascade).key("active_rate").num(r.active_rate);
+    j.key("breakers_open").integer(r.breakers_open).key("jobs_running").integer(r.jobs_running);
+    j.key("jobs_queued").integer(r.jobs_queued).key("alerts").integer(r.alerts).key("restrictions").str(r.restrictions);
     j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
     std::printf("%s\n", j.text().c_str());
     return 0;
@@ -114,7 +127,19 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
   std::printf("+-- mesh %s -- gateway %s ------------------------------\n", r.mesh, r.gateway);
   std::printf("| agents active     %u / %u  (%u cluster%s)\n", r.nodes_online, r.nodes_known, r.clusters,
               r.clusters == 1 ? "" : "s");
-  std::printf("| mode              %s\n", mode_name(s.mode));
+  if (r.sectors_total)
+    std::printf("| sectors healthy   %u / %u\n", r.sectors_healthy, r.sectors_total);
+  else
+    std::printf("| sectors healthy   - (no sectors configured)\n");
+  std::printf("| mean impedance    %.0f\n", static_cast<double>(r.mean_impedance));
+  std::printf("| conflicts (1 h)   %u\n", r.conflicts_last_hour);
+  std::printf("| mode              %s (%.0f%% active)%s%s\n", mode_name(s.mode), static_cast<double>(r.active_rate) * 100,
+              r.restrictions[0] ? ": " : "", r.restrictions);
+  std::printf("| last cascade      %s\n", r.last_cascade[0] ? r.last_cascade : "none yet");
+  std::printf("| breakers open     %u\n", r.breakers_open);
+  std::printf("| jobs              %llu running, %llu queued; %llu alerts raised\n",
+              static_cast<unsigned long long>(r.jobs_running), static_cast<unsigned long long>(r.jobs_queued),
+              static_cast<unsigned long long>(r.alerts));
   std::printf("| global phase      %.3f %+.3fi   (%u node%s in sync)\n", static_cast<double>(s.z.re),
               static_cast<double>(s.z.im), s.nodes_in_sync, s.nodes_in_sync == 1 ? "" : "s");
   std::printf("| coherence         %.3f\n", static_cast<double>(s.coherence));
@@ -132,7 +157,7 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
 void print_watch_line(const kairos_v1_StatusReply& r, bool json) {
   const auto& s = r.mesh_state;
   if (json) {
-    ctl::Json j;
+    Json j;
     j.begin_object().key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0);
     j.key("nodes_online").integer(r.nodes_online).key("nodes_known").integer(r.nodes_known).key("mesh_state");
     mesh_json(j, s);
@@ -234,6 +259,21 @@ int run(const Options& o) {
     req.which_verb = kairos_v1_ControlRequest_jobs_tag;
     auto err = ctl::parse_jobs_args(o.args, req.verb.jobs);
     if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "broadcast") {
+    req.which_verb = kairos_v1_ControlRequest_broadcast_tag;
+    auto err = ctl::parse_broadcast_args(o.args, req.verb.broadcast);
+    if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "freeze" || o.verb == "thaw") {
+    req.which_verb = kairos_v1_ControlRequest_freeze_tag;
+    auto err = ctl::parse_freeze_args(o.args, o.verb == "thaw", req.verb.freeze);
+    if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "ask") {
+    req.which_verb = kairos_v1_ControlRequest_ask_tag;
+    auto err = ctl::parse_ask_args(o.args, req.verb.ask);
+    if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "mode") {
+    if (!o.args.empty()) return fail("mode takes no arguments", 2);
+    req.which_verb = kairos_v1_ControlRequest_status_tag;
   } else if (o.verb == "breakers") {
     if (!o.args.empty()) return fail("breakers takes no arguments", 2);
     req.which_verb = kairos_v1_ControlRequest_breakers_tag;
@@ -300,6 +340,29 @@ int run(const Options& o) {
     if (!resp->ok) return fail(resp->error);
     return ctl::print_schedule(resp->reply.schedule, o.json);
   }
+  if (req.which_verb == kairos_v1_ControlRequest_broadcast_tag || req.which_verb == kairos_v1_ControlRequest_freeze_tag) {
+    const bool gathers = req.which_verb == kairos_v1_ControlRequest_freeze_tag || req.verb.broadcast.ack;
+    std::uint32_t window = req.which_verb == kairos_v1_ControlRequest_freeze_tag ? req.verb.freeze.window_ms
+                                                                                 : req.verb.broadcast.window_ms;
+    int wait_ms = gathers ? ctl::gather_wait_ms(window, timeout_ms) : timeout_ms;
+    auto resp = client.call(req, wait_ms, why);
+    if (!resp) return no_answer(wait_ms);
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_command(resp->reply.command, o.json);
+  }
+  if (req.which_verb == kairos_v1_ControlRequest_ask_tag) {
+    int wait_ms = ctl::gather_wait_ms(req.verb.ask.timeout_ms ? req.verb.ask.timeout_ms + 1000 : 6000, timeout_ms);
+    auto resp = client.call(req, wait_ms, why);
+    if (!resp) return no_answer(wait_ms);
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_ask(resp->reply.ask, o.json);
+  }
+  if (o.verb == "mode") {
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp) return no_answer(timeout_ms);
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_mode(resp->reply.status, o.json);
+  }
   if (req.which_verb == kairos_v1_ControlRequest_delegate_tag) {
     int wait_ms = ctl::delegate_wait_ms(req.verb.delegate, timeout_ms);
     auto resp = client.call(req, wait_ms, why);
@@ -320,7 +383,7 @@ int run(const Options& o) {
     if (!resp->ok) return fail(resp->error);
     const auto& l = resp->reply.conflicts;
     if (o.json) {
-      ctl::Json j;
+      Json j;
       j.begin_object().key("total").integer(l.total).key("entries").begin_array();
       for (pb_size_t i = 0; i < l.entries_count; ++i) {
         const auto& e = l.entries[i];
@@ -345,7 +408,7 @@ int run(const Options& o) {
     if (!resp->ok) return fail(resp->error);
     const auto& h = resp->reply.heal;
     if (o.json) {
-      ctl::Json j;
+      Json j;
       j.begin_object().key("node").str(h.node).key("was_quarantined").boolean(h.was_quarantined);
       j.key("reason").str(h.reason).key("heal_sent").boolean(h.sent).end_object();
       std::printf("%s\n", j.text().c_str());
@@ -386,7 +449,7 @@ int run(const Options& o) {
   }
 
   if (o.json) {
-    ctl::Json j;
+    Json j;
     j.begin_array();
     for (const auto& n : nodes) {
       j.begin_object().key("id").str(n.id).key("cluster").str(n.cluster).key("board").str(n.board);

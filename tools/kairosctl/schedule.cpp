@@ -5,7 +5,7 @@
 #include <ctime>
 
 #include "common/core/frame.h"
-#include "tools/kairosctl/json.h"
+#include "common/core/json.h"
 
 namespace kairos::ctl {
 
@@ -98,6 +98,10 @@ std::string parse_schedule_args(const std::vector<std::string>& args, kairos_v1_
     const std::string& a = args[i];
     if (a == "--mandatory") {
       cmd.mandatory = true;
+      continue;
+    }
+    if (a == "--confirm") {
+      req.confirm = true;  // a mesh-wide operation in DEGRADED_SEVERE, anything in EMERGENCY
       continue;
     }
     if (i + 1 >= args.size()) return "schedule: " + a + " needs a value";

@@ -482,6 +482,7 @@ void Simulator::perform(std::uint32_t i, const Envelope& env, Received rx, std::
       break;
     case kairos_v1_Command_thaw_tag: n.frozen = false; break;
     case kairos_v1_Command_heal_tag: detail = "healed"; break;
+    case kairos_v1_Command_notice_tag: detail = "notice"; break;
     case kairos_v1_Command_job_tag: return start_job(i, cmd, rx, exec_mono);
     default: {
       const std::string why = "not supported by the simulator";

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace kairos::ctl {
+namespace kairos {
 
 // A minimal JSON writer for --json output: objects and arrays built in order.
 class Json {
@@ -62,4 +62,4 @@ class Json {
   bool first_ = true;
 };
 
-}  // namespace kairos::ctl
+}  // namespace kairos

@@ -1,0 +1,202 @@
+#include "tools/kairosctl/console.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "common/core/frame.h"
+#include "common/core/json.h"
+
+namespace kairos::ctl {
+
+namespace {
+
+bool whole(const std::string& s, unsigned long lo, unsigned long hi, std::uint32_t& out) {
+  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  unsigned long v = std::stoul(s);
+  if (v < lo || v > hi) return false;
+  out = static_cast<std::uint32_t>(v);
+  return true;
+}
+
+// A scope or target list: all, cluster:<c>, class:<X> or node ids.
+bool valid_selector(const std::string& s) {
+  if (s == "all") return true;
+  if (s.rfind("cluster:", 0) == 0) return valid_name(s.substr(8));
+  if (s.rfind("class:", 0) == 0) return s.size() == 7 && s[6] >= 'A' && s[6] <= 'F';
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    auto end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    if (!valid_name(s.substr(start, end - start))) return false;
+    start = end + 1;
+  }
+  return !s.empty() && s.size() <= 1024;
+}
+
+std::string shown(const std::uint8_t* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] < 0x20 || p[i] == 0x7f) return "hex:" + to_hex(ByteView(p, n));
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+}  // namespace
+
+std::string parse_broadcast_args(const std::vector<std::string>& args, kairos_v1_BroadcastRequest& req) {
+  const char* use = "usage: kairosctl broadcast <text> [--ack] [--window MS] [--targets all|cluster:C|class:X|id,...] [--confirm]";
+  bool have_text = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--ack") {
+      req.ack = true;
+    } else if (a == "--confirm") {
+      req.confirm = true;
+    } else if (a == "--window") {
+      if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.window_ms)) return "broadcast: --window takes 1 to 600000 ms";
+    } else if (a == "--targets") {
+      if (i + 1 >= args.size() || !valid_selector(args[i + 1])) return "broadcast: --targets takes all, cluster:C, class:X or node ids";
+      set_string(req.targets, args[++i]);
+    } else if (!a.empty() && a[0] == '-') {
+      return "broadcast: unknown option '" + a + "'; " + use;
+    } else if (!have_text) {
+      if (a.size() > 256) return "broadcast: the text is longer than 256 characters";
+      set_string(req.text, a);
+      have_text = true;
+    } else {
+      return "broadcast: one text only (quote it); " + std::string(use);
+    }
+  }
+  if (!have_text) return std::string("broadcast needs a text; ") + use;
+  return "";
+}
+
+std::string parse_freeze_args(const std::vector<std::string>& args, bool thaw, kairos_v1_FreezeRequest& req) {
+  const std::string verb = thaw ? "thaw" : "freeze";
+  req.thaw = thaw;
+  bool have_scope = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--confirm") {
+      req.confirm = true;
+    } else if (a == "--window") {
+      if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.window_ms)) return verb + ": --window takes 1 to 600000 ms";
+    } else if (!have_scope && !a.empty() && a[0] != '-') {
+      if (!valid_selector(a)) return verb + ": '" + a + "' is not a scope (all, cluster:C, class:X or node ids)";
+      set_string(req.scope, a);
+      have_scope = true;
+    } else {
+      return verb + ": unknown argument '" + a + "' (kairosctl " + verb + " [scope] [--window MS] [--confirm])";
+    }
+  }
+  return "";
+}
+
+std::string parse_ask_args(const std::vector<std::string>& args, kairos_v1_AskRequest& req) {
+  const char* use = "usage: kairosctl ask <question> [--sample N] [--handler H] [--to class:X|cluster:C|CAP] [--timeout MS]";
+  bool have_q = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--sample") {
+      if (i + 1 >= args.size() || !whole(args[++i], 1, 1000, req.sample)) return "ask: --sample takes 1 to 1000";
+    } else if (a == "--handler") {
+      if (i + 1 >= args.size() || !valid_name(args[i + 1]) || args[i + 1].size() > 32) return "ask: --handler takes a handler name";
+      set_string(req.handler, args[++i]);
+    } else if (a == "--to") {
+      if (i + 1 >= args.size() || args[i + 1].size() > 64) return "ask: --to takes class:X, cluster:C or a capability";
+      set_string(req.to, args[++i]);
+    } else if (a == "--timeout") {
+      if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.timeout_ms)) return "ask: --timeout takes 1 to 600000 ms";
+    } else if (!a.empty() && a[0] == '-') {
+      return "ask: unknown option '" + a + "'; " + use;
+    } else if (!have_q) {
+      if (a.size() > 2047) return "ask: the question is longer than 2047 bytes";
+      set_string(req.question, a);
+      have_q = true;
+    } else {
+      return "ask: one question only (quote it); " + std::string(use);
+    }
+  }
+  if (!have_q) return std::string("ask needs a question; ") + use;
+  return "";
+}
+
+int gather_wait_ms(std::uint32_t window_ms, int timeout_ms) {
+  return static_cast<int>(std::min<long>(600'000, static_cast<long>(window_ms ? window_ms : 2000) + timeout_ms));
+}
+
+int print_command(const kairos_v1_CommandReply& r, bool json) {
+  const bool all_ready = !r.gathered || r.ready == r.targets;
+  if (json) {
+    Json j;
+    j.begin_object().key("verb").str(r.verb).key("targets").integer(r.targets).key("sent").integer(r.sent);
+    j.key("gathered").boolean(r.gathered).key("ready").integer(r.ready).key("conflicts").integer(r.conflicts);
+    j.key("silent").integer(r.silent).key("snapshot").integer(r.snapshot_id).key("not_ready").begin_array();
+    for (pb_size_t i = 0; i < r.not_ready_count; ++i) j.str(r.not_ready[i]);
+    j.end_array().end_object();
+    std::printf("%s\n", j.text().c_str());
+    return all_ready ? 0 : 3;
+  }
+  if (r.snapshot_id) std::printf("snapshot %llu written (registry and mesh state)\n", static_cast<unsigned long long>(r.snapshot_id));
+  if (r.gathered)
+    std::printf("%s: %u of %u nodes acknowledged READY (%u sent, %u conflicts, %u silent)\n", r.verb, r.ready, r.targets,
+                r.sent, r.conflicts, r.silent);
+  else
+    std::printf("%s: sent to %u of %u nodes (no acks gathered; --ack waits for them)\n", r.verb, r.sent, r.targets);
+  if (r.not_ready_count) {
+    std::printf("not READY:");
+    for (pb_size_t i = 0; i < r.not_ready_count; ++i) std::printf(" %s", r.not_ready[i]);
+    std::printf("%s\n", r.targets - r.ready > r.not_ready_count ? " ..." : "");
+  }
+  return all_ready ? 0 : 3;
+}
+
+int print_ask(const kairos_v1_AskReply& r, bool json) {
+  if (json) {
+    Json j;
+    j.begin_object().key("asked").integer(r.asked).key("answered").integer(r.answered).key("groups").begin_array();
+    for (pb_size_t i = 0; i < r.groups_count; ++i) {
+      const auto& g = r.groups[i];
+      j.begin_object().key("value").str(shown(g.value.bytes, g.value.size)).key("count").integer(g.count);
+      j.key("nodes").begin_array();
+      for (pb_size_t k = 0; k < g.nodes_count; ++k) j.str(g.nodes[k]);
+      j.end_array().end_object();
+    }
+    j.end_array().key("silent").begin_array();
+    for (pb_size_t i = 0; i < r.silent_count; ++i) j.str(r.silent[i]);
+    j.end_array().end_object();
+    std::printf("%s\n", j.text().c_str());
+    return r.answered ? 0 : 3;
+  }
+  std::printf("%u asked, %u answered\n", r.asked, r.answered);
+  for (pb_size_t i = 0; i < r.groups_count; ++i) {
+    const auto& g = r.groups[i];
+    std::printf("%5u x  %s   (", g.count, shown(g.value.bytes, g.value.size).c_str());
+    for (pb_size_t k = 0; k < g.nodes_count; ++k) std::printf("%s%s", k ? " " : "", g.nodes[k]);
+    std::printf("%s)\n", g.count > g.nodes_count ? " ..." : "");
+  }
+  if (r.silent_count) {
+    std::printf("silent:");
+    for (pb_size_t i = 0; i < r.silent_count; ++i) std::printf(" %s", r.silent[i]);
+    std::printf("\n");
+  }
+  return r.answered ? 0 : 3;
+}
+
+int print_mode(const kairos_v1_StatusReply& r, bool json) {
+  const char* mode = to_string(r.mesh_state.mode).data();
+  if (json) {
+    Json j;
+    j.begin_object().key("mode").str(mode).key("active_rate").num(r.active_rate);
+    j.key("nodes_online").integer(r.nodes_online).key("nodes_known").integer(r.nodes_known);
+    j.key("restrictions").str(r.restrictions).end_object();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  std::printf("mode %s: %u of %u nodes active (%.0f%%)\n", mode, r.nodes_online, r.nodes_known,
+              static_cast<double>(r.active_rate) * 100);
+  std::printf("  restrictions: %s\n", r.restrictions[0] ? r.restrictions : "none");
+  std::printf("  thresholds: FULL >= 95%%, DEGRADED_LIGHT >= 80%%, DEGRADED_MODERATE >= 60%%, DEGRADED_SEVERE >= 30%%, "
+              "EMERGENCY below\n");
+  return 0;
+}
+
+}  // namespace kairos::ctl

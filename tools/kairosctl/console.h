@@ -1,0 +1,22 @@
+#pragma once
+// kairosctl broadcast, freeze, thaw, ask and mode (SPEC 5.8).
+#include <string>
+#include <vector>
+
+#include "kairos.pb.h"
+
+namespace kairos::ctl {
+
+// Each fills its request from the words after the verb; "" or the error (exit 2).
+std::string parse_broadcast_args(const std::vector<std::string>& args, kairos_v1_BroadcastRequest& req);
+std::string parse_freeze_args(const std::vector<std::string>& args, bool thaw, kairos_v1_FreezeRequest& req);
+std::string parse_ask_args(const std::vector<std::string>& args, kairos_v1_AskRequest& req);
+// How long to wait for the reply to a command that gathers acks for window_ms.
+int gather_wait_ms(std::uint32_t window_ms, int timeout_ms);
+// Exit status: 0 when every target acknowledged READY (or nothing was gathered), 3 otherwise.
+int print_command(const kairos_v1_CommandReply& r, bool json);
+// Exit status: 0 when some node answered, 3 otherwise.
+int print_ask(const kairos_v1_AskReply& r, bool json);
+int print_mode(const kairos_v1_StatusReply& r, bool json);
+
+}  // namespace kairos::ctl
