@@ -33,6 +33,16 @@ const char* restrictions_of(kairos_v1_MeshMode m) {
   }
 }
 
+// The suggested resolution strategy of a conflict type (SPEC 5.6).
+std::string suggestion(const std::string& type) {
+  if (type == "HASH_MISMATCH") return "node quarantined: check its key (kairosctl provision --new-key), then kairosctl heal";
+  if (type == "DATA_CONTRADICTION") return "majority result kept: inspect the outvoted nodes, re-run with more redundancy";
+  if (type == "TEMPORAL_PARADOX") return "data out of order dropped: check the node's clock and restarts";
+  if (type == "CONTEXT_DIVERGENCE") return "push the majority config (schedule config_reload) or re-provision the node";
+  if (type == "CAPABILITY_MISMATCH") return "fix the node's [jobs] allow-list or the capabilities it advertises";
+  return "inspect the node";
+}
+
 kairos_v1_MeshMode mode_for(double active_rate) {
   if (active_rate >= 0.95) return kairos_v1_MeshMode_FULL;
   if (active_rate >= 0.80) return kairos_v1_MeshMode_DEGRADED_LIGHT;
@@ -390,22 +400,12 @@ void Gateway::conflict(const std::string& type, int priority, const std::string&
   if (last != 0 && now_us - last < 10'000'000) return;
   last = now_us;
   if (last_conflict_us_.size() > 100'000) last_conflict_us_.clear();
-  pending_conflicts_.push_back({type, priority, node, detail, wall_us()});
+  pending_conflicts_.push_back({type, priority, node, detail, wall_us(), suggestion(type), 0, "", ""});
   log::warn("conflict", type + " (priority " + std::to_string(priority) + ") " + node + ": " + detail);
   if (priority >= 3) alert(pending_conflicts_.back());
 }
 
 namespace {
-
-// The suggested resolution strategy of a conflict type (SPEC 5.6).
-std::string suggestion(const std::string& type) {
-  if (type == "HASH_MISMATCH") return "node quarantined: check its key (kairosctl provision --new-key), then kairosctl heal";
-  if (type == "DATA_CONTRADICTION") return "majority result kept: inspect the outvoted nodes, re-run with more redundancy";
-  if (type == "TEMPORAL_PARADOX") return "data out of order dropped: check the node's clock and restarts";
-  if (type == "CONTEXT_DIVERGENCE") return "push the majority config (schedule config_reload) or re-provision the node";
-  if (type == "CAPABILITY_MISMATCH") return "fix the node's [jobs] allow-list or the capabilities it advertises";
-  return "inspect the node";
-}
 
 }  // namespace
 
@@ -415,7 +415,7 @@ void Gateway::alert(const StoredConflict& c) {
   const std::string cluster = n ? n->cluster : "";
   const std::string* sector = breakers_.sector_of(cluster);
   const std::string scope = c.priority >= 4 ? "operator" : "sector";
-  const std::string suggested = suggestion(c.type);
+  const std::string suggested = c.suggested.empty() ? suggestion(c.type) : c.suggested;
   ++alerts_;
   if (link_ && link_->connected()) {
     auto env = make_envelope("", 0, 0, 0);
@@ -469,6 +469,11 @@ void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_H
   h.was_quarantined = n->quarantined;
   set_string(h.reason, n->quarantine_reason.substr(0, 128));
   if (n->quarantined) pending_quarantine_.push_back({n->id, "heal", "operator heal", {}, wall_us()});
+  commit_durable();
+  store_.begin();
+  int closed = store_.resolve_node(n->id, {"HASH_MISMATCH", "TEMPORAL_PARADOX"}, "healed by the operator", wall_us());
+  store_.commit();
+  if (closed) log::info("conflict", std::to_string(closed) + " resolution tasks of " + n->id + " closed by heal");
   n->quarantined = false;
   n->quarantine_reason.clear();
   h.sent = send_command(*n, 30'000, [](kairos_v1_Command& cmd) {
@@ -765,14 +770,28 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       auto& list = resp->reply.conflicts;
       std::uint32_t limit = req.verb.conflicts.limit ? std::min(req.verb.conflicts.limit, 20u) : 20u;
       list.total = store_.conflict_count();
-      for (const auto& c : store_.conflicts(limit)) {
-        auto& e = list.entries[list.entries_count++];
-        set_string(e.type, c.type);
-        e.priority = static_cast<std::uint32_t>(c.priority);
-        set_string(e.node, c.node);
-        set_string(e.detail, c.detail.substr(0, 256));
-        e.at_us = c.at_wall_us;
+      list.open_tasks = store_.open_task_count();
+      auto rows = req.verb.conflicts.queue ? store_.open_tasks(limit) : store_.conflicts(limit);
+      for (const auto& c : rows) fill_conflict(c, list.entries[list.entries_count++]);
+      break;
+    }
+    case kairos_v1_ControlRequest_resolve_tag: {
+      commit_durable();
+      const auto& q = req.verb.resolve;
+      std::string note = q.note[0] ? std::string("operator: ") + q.note : "operator";
+      store_.begin();
+      bool done = store_.resolve_task(q.task, note, wall_us());
+      store_.commit();
+      if (!done) {
+        resp->ok = false;
+        set_string(resp->error, "no open resolution task " + std::to_string(q.task) +
+                                    " (kairosctl conflicts --queue lists them)");
+        break;
       }
+      log::info("conflict", "task " + std::to_string(q.task) + " resolved by the operator");
+      resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
+      resp->reply.conflicts.total = store_.conflict_count();
+      resp->reply.conflicts.open_tasks = store_.open_task_count();
       break;
     }
     default:
@@ -780,6 +799,18 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       set_string(resp->error, "unknown verb: this gateway does not support it (upgrade the gateway)");
   }
   answer(m, *resp);
+}
+
+void Gateway::fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const {
+  set_string(e.type, c.type);
+  e.priority = static_cast<std::uint32_t>(c.priority);
+  set_string(e.node, c.node);
+  set_string(e.detail, c.detail.substr(0, 256));
+  e.at_us = c.at_wall_us;
+  set_string(e.suggested, c.suggested.substr(0, 160));
+  e.task = c.task;
+  set_string(e.task_state, c.task_state);
+  set_string(e.resolution, c.resolution.substr(0, 128));
 }
 
 void Gateway::answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp) {
@@ -1442,7 +1473,8 @@ void Gateway::on_mode_change(kairos_v1_MeshMode before, kairos_v1_MeshMode after
   char detail[160];
   std::snprintf(detail, sizeof detail, "only %.0f%% of %zu nodes active: automation halted, snapshot written",
                 active * 100, registry_.nodes().size());
-  alert({"EMERGENCY", 4, "", detail, wall_us()});
+  alert({"EMERGENCY", 4, "", detail, wall_us(),
+         "restore nodes (kairosctl nodes --state offline); kairosctl freeze holds outputs safe meanwhile", 0, "", ""});
 }
 
 void Gateway::command_verb(const Inbound& m, std::uint64_t request_id, Verb verb, const std::string& selector,

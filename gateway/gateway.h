@@ -69,6 +69,7 @@ class Gateway {
   void job_outcome(const std::string& node, bool good, const std::string& why);
   void job_finished(const Job& job);
   void service_jobs();
+  void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const;
   std::string last_cascade_;
   double active_rate_ = 1.0;
   std::uint32_t conflicts_last_hour_ = 0;

@@ -122,6 +122,18 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS conflicts_no_delete BEFORE DELETE ON conflicts
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
+    -- The resolution queue (SPEC 5.6): a task per conflict, open until resolved.
+    CREATE TABLE IF NOT EXISTS resolutions (
+      id INTEGER PRIMARY KEY,
+      conflict_id INTEGER NOT NULL UNIQUE REFERENCES conflicts(id),
+      priority INTEGER NOT NULL,
+      strategy TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('open', 'resolved')),
+      resolution TEXT NOT NULL DEFAULT '',
+      resolved_wall_us INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX IF NOT EXISTS resolutions_open ON resolutions (state, priority);
+    CREATE TRIGGER IF NOT EXISTS resolutions_once BEFORE UPDATE ON resolutions WHEN OLD.state = 'resolved'
+      BEGIN SELECT RAISE(ABORT, 'a resolved task stays resolved'); END;
     -- Quarantine store (SPEC 5.6): who was quarantined or healed, why, and
     -- the data in question. Append-only; a node's state is its newest row.
     CREATE TABLE IF NOT EXISTS quarantine (
@@ -286,6 +298,59 @@ void Store::append_event(const StoredEvent& e) {
 void Store::append_conflict(const StoredConflict& c) {
   append_conflict_->bind(1, c.type).bind(2, static_cast<std::int64_t>(c.priority)).bind(3, c.node).bind(4, c.detail)
       .bind(5, c.at_wall_us).run();
+  Stmt task(db_, "INSERT INTO resolutions (conflict_id, priority, strategy, state) VALUES (?1, ?2, ?3, 'open')");
+  task.bind(1, static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_)))
+      .bind(2, static_cast<std::int64_t>(c.priority))
+      .bind(3, c.suggested)
+      .run();
+}
+
+namespace {
+
+constexpr const char* kConflictColumns =
+    "c.type, c.priority, c.node, c.detail, c.at_wall_us, COALESCE(r.strategy, ''), COALESCE(r.id, 0), "
+    "COALESCE(r.state, ''), COALESCE(r.resolution, '')";
+
+StoredConflict conflict_from(const Stmt& q) {
+  return {q.text(0), static_cast<int>(q.int64(1)), q.text(2), q.text(3), q.int64(4), q.text(5),
+          static_cast<std::uint64_t>(q.int64(6)), q.text(7), q.text(8)};
+}
+
+}  // namespace
+
+std::vector<StoredConflict> Store::open_tasks(std::size_t limit) {
+  Stmt q(db_, std::string("SELECT ") + kConflictColumns +
+                  " FROM resolutions AS r JOIN conflicts AS c ON c.id = r.conflict_id WHERE r.state = 'open' "
+                  "ORDER BY r.priority DESC, r.id LIMIT ?1");
+  q.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<StoredConflict> out;
+  while (q.step()) out.push_back(conflict_from(q));
+  return out;
+}
+
+std::uint64_t Store::open_task_count() {
+  Stmt q(db_, "SELECT COUNT(*) FROM resolutions WHERE state = 'open'");
+  q.step();
+  return static_cast<std::uint64_t>(q.int64(0));
+}
+
+bool Store::resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us) {
+  Stmt q(db_, "UPDATE resolutions SET state = 'resolved', resolution = ?2, resolved_wall_us = ?3 "
+              "WHERE id = ?1 AND state = 'open'");
+  q.bind(1, static_cast<std::int64_t>(task)).bind(2, how).bind(3, at_wall_us).run();
+  return sqlite3_changes(db_) == 1;
+}
+
+int Store::resolve_node(const std::string& node, const std::vector<std::string>& types, const std::string& how,
+                        std::int64_t at_wall_us) {
+  int n = 0;
+  for (const auto& type : types) {
+    Stmt q(db_, "UPDATE resolutions SET state = 'resolved', resolution = ?3, resolved_wall_us = ?4 WHERE state = 'open' "
+                "AND conflict_id IN (SELECT id FROM conflicts WHERE node = ?1 AND type = ?2)");
+    q.bind(1, node).bind(2, type).bind(3, how).bind(4, at_wall_us).run();
+    n += sqlite3_changes(db_);
+  }
+  return n;
 }
 
 std::uint64_t Store::conflict_count() {
@@ -294,11 +359,12 @@ std::uint64_t Store::conflict_count() {
 }
 
 std::vector<StoredConflict> Store::conflicts(std::size_t limit) {
-  Stmt q(db_, "SELECT type, priority, node, detail, at_wall_us FROM "
-              "(SELECT * FROM conflicts ORDER BY id DESC LIMIT ?1) ORDER BY id");
+  Stmt q(db_, std::string("SELECT ") + kConflictColumns +
+                  " FROM (SELECT * FROM conflicts ORDER BY id DESC LIMIT ?1) AS c "
+                  "LEFT JOIN resolutions AS r ON r.conflict_id = c.id ORDER BY c.id");
   q.bind(1, static_cast<std::int64_t>(limit));
   std::vector<StoredConflict> out;
-  while (q.step()) out.push_back({q.text(0), static_cast<int>(q.int64(1)), q.text(2), q.text(3), q.int64(4)});
+  while (q.step()) out.push_back(conflict_from(q));
   return out;
 }
 

@@ -75,6 +75,11 @@ struct StoredConflict {
   std::string node;
   std::string detail;
   std::int64_t at_wall_us = 0;
+  std::string suggested;  // the resolution task's strategy
+  // As read back with its resolution task:
+  std::uint64_t task = 0;
+  std::string task_state;  // open, resolved
+  std::string resolution;
 };
 
 struct StoredSession {
@@ -102,6 +107,15 @@ class Store {
   // The logged conflicts, oldest first (at most limit, the newest ones).
   std::vector<StoredConflict> conflicts(std::size_t limit);
   std::uint64_t conflict_count();
+  // The resolution queue (SPEC 5.6): every conflict opens a task with its
+  // suggested strategy; open tasks, highest priority first, oldest first.
+  std::vector<StoredConflict> open_tasks(std::size_t limit);
+  std::uint64_t open_task_count();
+  // Closes a task; false when there is no such open task.
+  bool resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us);
+  // Closes a node's open tasks of these types (heal); how many.
+  int resolve_node(const std::string& node, const std::vector<std::string>& types, const std::string& how,
+                   std::int64_t at_wall_us);
   // Jobs (SPEC 5.5): the row as it is now, and what happened to it (append-only).
   void save_job(const Job& job);
   void append_job_event(const JobEvent& e, std::int64_t at_wall_us);

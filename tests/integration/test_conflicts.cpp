@@ -186,9 +186,18 @@ TEST(Conflicts, AQuarantinedNodeGetsNoJobsAlertsGoOutAndTheQuarantineSurvivesARe
   ASSERT_TRUE(n);
   EXPECT_EQ(n->status, kairos_v1_NodeStatus_QUARANTINED);
 
-  // heal: both nodes take work again.
+  // The resolution queue holds the task, with its suggested strategy.
+  r = ctl({"conflicts", "--queue"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("task 1 open: node quarantined: check its key"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 resolution tasks open (highest priority first)"), std::string::npos) << r.output;
+
+  // heal: both nodes take work again, and the task is closed.
   r = ctl({"heal", "q-00001"});
   ASSERT_EQ(r.status, 0) << r.output;
+  r = ctl({"conflicts"});
+  EXPECT_NE(r.output.find("task 1 resolved: healed by the operator"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0 resolution tasks open"), std::string::npos) << r.output;
   r = ctl({"delegate", "echo", "--payload", "both", "--redundancy", "2", "--wait", "--json"});
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("q-00001"), std::string::npos) << r.output;
@@ -242,6 +251,18 @@ TEST(Conflicts, ContextDivergenceAndTemporalParadoxesAreDetected) {
   ASSERT_TRUE(eventually([&] { return logged(mesh, "CONTEXT_DIVERGENCE", "odd-00001", "differs from cluster c1"); }, 30s))
       << mesh.gateway().output();
   for (const auto& e : conflict_log(mesh)) EXPECT_NE(std::string(e.node).rfind("same-", 0), 0u) << e.node;
+  // An operator closes its resolution task; a second close is refused.
+  std::vector<std::string> resolve{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
+                                   mesh.keys_dir() + "/operator.key", "resolve", "1", "--note", "config pushed"};
+  auto r = run_command(resolve, dir.path());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("task 1 resolved; 0 still open"), std::string::npos) << r.output;
+  r = run_command(resolve, dir.path());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("no open resolution task 1"), std::string::npos) << r.output;
+  auto log = conflict_log(mesh);
+  ASSERT_FALSE(log.empty());
+  EXPECT_STREQ(log.front().resolution, "operator: config pushed");
 
   // A result stamped 10 s before its job was sent is not believed.
   ASSERT_TRUE(eventually([&] {

@@ -48,7 +48,9 @@ void usage(FILE* f) {
                "  nodes [--cluster C] [--state online|offline]\n"
                "  node <id>                       one node: clock, impedance, reliability\n"
                "  watch [--interval S] [--count N]  one line of mesh state per interval\n"
-               "  conflicts [--limit N]           the newest entries of the conflict log (at most 20)\n"
+               "  conflicts [--limit N] [--queue] the newest entries of the conflict log (at most 20), or the open\n"
+               "                                  resolution tasks, highest priority first, with suggested strategies\n"
+               "  resolve <task> [--note TEXT]    close a resolution task\n"
                "  heal <node>                     lift the gateway's quarantine of a node and send it heal\n"
                "  schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
                "           --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
@@ -237,16 +239,31 @@ int run(const Options& o) {
     req.which_verb = kairos_v1_ControlRequest_status_tag;
   } else if (o.verb == "conflicts") {
     req.which_verb = kairos_v1_ControlRequest_conflicts_tag;
-    if (o.args.size() == 2 && o.args[0] == "--limit") {
-      try {
-        req.verb.conflicts.limit = static_cast<std::uint32_t>(std::stoul(o.args[1]));
-      } catch (...) {
-        return fail("conflicts: --limit takes a number", 2);
+    for (std::size_t i = 0; i < o.args.size(); ++i) {
+      if (o.args[i] == "--queue") {
+        req.verb.conflicts.queue = true;
+      } else if (o.args[i] == "--limit" && i + 1 < o.args.size()) {
+        try {
+          req.verb.conflicts.limit = static_cast<std::uint32_t>(std::stoul(o.args[++i]));
+        } catch (...) {
+          return fail("conflicts: --limit takes a number", 2);
+        }
+        if (req.verb.conflicts.limit < 1 || req.verb.conflicts.limit > 20) return fail("conflicts: --limit takes 1 to 20", 2);
+      } else {
+        return fail("conflicts takes --limit N and --queue", 2);
       }
-      if (req.verb.conflicts.limit < 1 || req.verb.conflicts.limit > 20) return fail("conflicts: --limit takes 1 to 20", 2);
-    } else if (!o.args.empty()) {
-      return fail("conflicts takes only --limit N", 2);
     }
+  } else if (o.verb == "resolve") {
+    req.which_verb = kairos_v1_ControlRequest_resolve_tag;
+    const std::string use = "resolve takes a task number: kairosctl resolve <task> [--note TEXT]";
+    if (o.args.empty() || o.args[0].empty() || o.args[0].size() > 18 ||
+        o.args[0].find_first_not_of("0123456789") != std::string::npos)
+      return fail(use, 2);
+    req.verb.resolve.task = std::stoull(o.args[0]);
+    if (o.args.size() == 3 && o.args[1] == "--note" && o.args[2].size() <= 128)
+      set_string(req.verb.resolve.note, o.args[2]);
+    else if (o.args.size() != 1)
+      return fail(use, 2);
   } else if (o.verb == "heal") {
     if (o.args.size() != 1 || !valid_name(o.args[0])) return fail("heal takes a node id: kairosctl heal <id>", 2);
     req.which_verb = kairos_v1_ControlRequest_heal_tag;
@@ -377,7 +394,7 @@ int run(const Options& o) {
     return req.which_verb == kairos_v1_ControlRequest_jobs_tag ? ctl::print_jobs(resp->reply.jobs, o.json)
                                                                 : ctl::print_breakers(resp->reply.breakers, o.json);
   }
-  if (req.which_verb == kairos_v1_ControlRequest_conflicts_tag) {
+  if (req.which_verb == kairos_v1_ControlRequest_conflicts_tag || req.which_verb == kairos_v1_ControlRequest_resolve_tag) {
     auto resp = client.call(req, timeout_ms, why);
     if (!resp) return no_answer(timeout_ms);
     if (!resp->ok) return fail(resp->error);
@@ -388,18 +405,30 @@ int run(const Options& o) {
       for (pb_size_t i = 0; i < l.entries_count; ++i) {
         const auto& e = l.entries[i];
         j.begin_object().key("at").str(ctl::format_time_us(e.at_us)).key("type").str(e.type);
-        j.key("priority").integer(e.priority).key("node").str(e.node).key("detail").str(e.detail).end_object();
+        j.key("priority").integer(e.priority).key("node").str(e.node).key("detail").str(e.detail);
+        j.key("suggested").str(e.suggested).key("task").integer(e.task).key("task_state").str(e.task_state);
+        j.key("resolution").str(e.resolution).end_object();
       }
-      j.end_array().end_object();
+      j.end_array().key("open_tasks").integer(l.open_tasks).end_object();
       std::printf("%s\n", j.text().c_str());
+      return 0;
+    }
+    if (req.which_verb == kairos_v1_ControlRequest_resolve_tag) {
+      std::printf("task %llu resolved; %llu still open\n", static_cast<unsigned long long>(req.verb.resolve.task),
+                  static_cast<unsigned long long>(l.open_tasks));
       return 0;
     }
     std::printf("%-24s %-20s %-3s %-20s %s\n", "AT", "TYPE", "P", "NODE", "DETAIL");
     for (pb_size_t i = 0; i < l.entries_count; ++i) {
       const auto& e = l.entries[i];
       std::printf("%-24s %-20s %-3u %-20s %s\n", ctl::format_time_us(e.at_us).c_str(), e.type, e.priority, e.node, e.detail);
+      if (e.task)
+        std::printf("%24s task %llu %s: %s\n", "", static_cast<unsigned long long>(e.task), e.task_state,
+                    e.resolution[0] ? e.resolution : e.suggested);
     }
-    std::printf("%u shown, %llu in the log\n", static_cast<unsigned>(l.entries_count), static_cast<unsigned long long>(l.total));
+    std::printf("%u shown, %llu in the log, %llu resolution tasks open%s\n", static_cast<unsigned>(l.entries_count),
+                static_cast<unsigned long long>(l.total), static_cast<unsigned long long>(l.open_tasks),
+                req.verb.conflicts.queue ? " (highest priority first)" : "");
     return 0;
   }
   if (req.which_verb == kairos_v1_ControlRequest_heal_tag) {
