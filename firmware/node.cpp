@@ -1,9 +1,13 @@
 #include "firmware/node.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <type_traits>
 
 #include "common/io/clock.h"
 #include "common/io/files.h"
@@ -82,6 +86,18 @@ Node::Node(NodeConfig config, Key key, std::string config_path, std::string boar
     outputs_.push_back(std::move(slot));
   }
   if (!config_.broadcast_key_file.empty()) broadcast_key_ = load_key_file(config_.broadcast_key_file);
+  // The birth advertises every job handler as job:<name> after the configured capabilities.
+  constexpr std::size_t kMaxCapabilities = std::extent_v<decltype(kairos_v1_NodeBirth::capabilities)>;
+  capabilities_ = config_.capabilities;
+  std::vector<std::string> handlers(std::begin(kBuiltinJobs), std::end(kBuiltinJobs));
+  for (const auto& j : config_.jobs) handlers.push_back(j.name);
+  std::string left_out;
+  for (const auto& h : handlers) {
+    if (capabilities_.size() < kMaxCapabilities) capabilities_.push_back("job:" + h);
+    else left_out += " job:" + h;
+  }
+  if (!left_out.empty())
+    log::warn("node", "the birth holds " + std::to_string(kMaxCapabilities) + " capabilities; not advertised:" + left_out);
   if (!config_path_.empty()) config_stamp_ = file_stamp(config_path_) + "|" + file_stamp(config_.board_file);
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-" + config_.id));
   arm_will();
@@ -165,7 +181,7 @@ void Node::publish_birth() {
   set_string(b.cluster, config_.cluster);
   set_string(b.board, config_.board.name);
   b.device_class = config_.board.device_class;
-  for (const auto& c : config_.capabilities) set_string(b.capabilities[b.capabilities_count++], c);
+  for (const auto& c : capabilities_) set_string(b.capabilities[b.capabilities_count++], c);
   for (const auto& slot : inputs_) {
     auto& a = b.inputs[b.inputs_count++];
     set_string(a.name, slot.config.name);
@@ -191,6 +207,7 @@ void Node::publish_heartbeat(std::int64_t now_us) {
   h.status = quarantined_ ? kairos_v1_NodeStatus_QUARANTINED
              : frozen_     ? kairos_v1_NodeStatus_FROZEN
              : failing     ? kairos_v1_NodeStatus_VARIANCE_WARNING
+             : jobs_.running() > 0 ? kairos_v1_NodeStatus_PROCESSING
                            : kairos_v1_NodeStatus_COMPLIANT;
   h.processing_ms = static_cast<float>(processing_ms_ema_);
   h.queue_depth = static_cast<std::uint32_t>(link_->backlog_size() + backlog_.size());
@@ -278,8 +295,11 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
   if (r.status == ReadResult::Status::none) return;
   const auto* reading = &r.reading;
   double a = normalise(reading->x, slot.config.lo, slot.config.hi);
-  auto changed = slot.filter.update({a, std::clamp(reading->b, 0.0, 1.0)}, static_cast<double>(now_us) / 1e6);
+  double b = std::clamp(reading->b, 0.0, 1.0);
+  auto changed = slot.filter.update({a, b}, static_cast<double>(now_us) / 1e6);
   slot.last_sample_us = now_us;
+  slot.last_a = a;
+  slot.last_b = b;
   for (std::size_t k = 0; changed != 0; ++k, changed >>= 1) {
     if (!(changed & 1u)) continue;
     const auto& rh = slot.filter.rhythm(k);
@@ -316,7 +336,7 @@ void Node::on_message(const Inbound& msg) {
         log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(r.drop)) + " (" + r.detail + ")");
       if (r.breach) cat1(r.drop == DropReason::bad_mac ? "command with a bad MAC" : r.detail + " (" + std::string(to_string(r.drop)) + ")");
       return;
-    case CommandIntake::Result::Kind::refused: return ack(r.env->message.command, kAckConflict, r.detail, received, 0);
+    case CommandIntake::Result::Kind::refused: return refuse(r.env->message.command, r.detail, received);
     case CommandIntake::Result::Kind::held: return ack(r.env->message.command, kAckTransit, "held", received, 0);
     case CommandIntake::Result::Kind::run: return perform(*r.env, received);
   }
@@ -357,6 +377,82 @@ void Node::ack(const kairos_v1_Command& cmd, int state, const std::string& detai
   publish(TopicKind::ack, *make_ack(cmd, state, detail, received_us, executed_us), 1, false);
 }
 
+void Node::refuse(const kairos_v1_Command& cmd, const std::string& why, std::int64_t received_us) {
+  ack(cmd, kAckConflict, why, received_us, 0);
+  // A result without a job id or attempt would be dropped by every receiver.
+  const auto& job = cmd.action.job;
+  if (cmd.which_action == kairos_v1_Command_job_tag && job.job_id != 0 && job.attempt != 0)
+    publish_result(job_outcome(job, kairos_v1_JobStatus_JOB_REFUSED, why));
+}
+
+void Node::publish_result(const JobOutcome& o) {
+  log::info("node", "job " + std::to_string(o.job_id) + "." + std::to_string(o.attempt) + ": " +
+                        (o.status == kairos_v1_JobStatus_JOB_OK        ? "ok"
+                         : o.status == kairos_v1_JobStatus_JOB_TIMEOUT ? "timeout"
+                         : o.status == kairos_v1_JobStatus_JOB_REFUSED ? "refused"
+                                                                       : "error") +
+                        " in " + std::to_string(o.duration_ms) + " ms" + (o.error.empty() ? "" : " (" + printable(o.error) + ")"));
+  publish(TopicKind::result, *result_envelope(o), 1, false);
+}
+
+bool Node::force_output(std::string_view name, const SourceValue& v, std::uint32_t hold_ms) {
+  for (auto& o : outputs_) {
+    if (o.config.name != name) continue;
+    o.forced = v;
+    o.forced_until_us = mono_us() + static_cast<std::int64_t>(hold_ms ? hold_ms : 1000) * 1000;
+    return true;
+  }
+  return false;
+}
+
+JobOutcome Node::read_job(const kairos_v1_Job& job) const {
+  std::string_view name(reinterpret_cast<const char*>(job.payload.bytes), job.payload.size);
+  while (!name.empty() && std::string_view(" \t\r\n").find(name.back()) != std::string_view::npos) name.remove_suffix(1);
+  for (const auto& slot : inputs_) {
+    if (slot.config.name != name) continue;
+    // A failing input has no current sample: absent, never a stale value.
+    if (slot.failed) return job_outcome(job, kairos_v1_JobStatus_JOB_ERROR, "input '" + slot.config.name + "' is failing");
+    if (slot.last_sample_us < 0) return job_outcome(job, kairos_v1_JobStatus_JOB_ERROR, "input '" + slot.config.name + "' has no sample yet");
+    char text[48];
+    if (slot.last_b != 0.0) std::snprintf(text, sizeof text, "%.6g %.6g", slot.last_a, slot.last_b);
+    else std::snprintf(text, sizeof text, "%.6g", slot.last_a);
+    auto o = job_outcome(job, kairos_v1_JobStatus_JOB_OK);
+    o.output = text;
+    return o;
+  }
+  return job_outcome(job, kairos_v1_JobStatus_JOB_ERROR, "no input '" + printable(name) + "'");
+}
+
+JobOutcome Node::actuate_job(const kairos_v1_Job& job) {
+  std::string why;
+  auto req = parse_actuate(std::string_view(reinterpret_cast<const char*>(job.payload.bytes), job.payload.size), why);
+  if (!req) return job_outcome(job, kairos_v1_JobStatus_JOB_ERROR, why);
+  if (!force_output(req->output, {req->re, req->im, req->c}, req->hold_ms))
+    return job_outcome(job, kairos_v1_JobStatus_JOB_ERROR, "no output '" + printable(req->output) + "' on this node");
+  return job_outcome(job, kairos_v1_JobStatus_JOB_OK);
+}
+
+void Node::run_job(const kairos_v1_Command& cmd, std::int64_t received) {
+  const auto& job = cmd.action.job;
+  if (job.job_id == 0 || job.attempt == 0) return refuse(cmd, "a job needs a job_id and an attempt above 0", received);
+  if (frozen_) return refuse(cmd, "frozen: no jobs until thaw", received);
+  const std::string_view name = job.handler;
+  std::optional<JobOutcome> answer;  // a built-in's answer, or a handler that did not start
+  auto handler = std::find_if(config_.jobs.begin(), config_.jobs.end(), [&](const auto& j) { return j.name == name; });
+  if (handler != config_.jobs.end()) answer = jobs_.start(*handler, job, mono_us());
+  else if (name == "read") answer = read_job(job);
+  else if (name == "actuate") answer = actuate_job(job);
+  else {
+    std::string why = "no handler '" + printable(name) + "'";
+    refuse(cmd, why, received);
+    if (cmd.mandatory) cat1("mandatory command outside this node's capabilities: " + why);
+    return;
+  }
+  if (answer && answer->status == kairos_v1_JobStatus_JOB_REFUSED) return refuse(cmd, answer->error, received);
+  ack(cmd, kAckReady, answer ? "" : "started", received, wall_us());
+  if (answer) publish_result(*answer);
+}
+
 std::int64_t Node::run_held(std::int64_t now_mono_us) {
   while (intake_.held()) {
     std::int64_t due_mono = now_mono_us + (intake_.next_due_us() - wall_us());
@@ -379,7 +475,7 @@ void Node::perform(const Envelope& env, std::int64_t received) {
   // file and starts the node over, the way out of a config changed under it.
   if (quarantined_ && cmd.which_action != kairos_v1_Command_heal_tag &&
       cmd.which_action != kairos_v1_Command_config_reload_tag)
-    return ack(cmd, kConflict, "quarantined: only heal and config_reload are obeyed", received, 0);
+    return refuse(cmd, "quarantined: only heal and config_reload are obeyed", received);
   switch (cmd.which_action) {
     case kairos_v1_Command_rebirth_tag:
       log::info("node", "rebirth requested by " + std::string(env.sender));
@@ -390,17 +486,13 @@ void Node::perform(const Envelope& env, std::int64_t received) {
       return ack(cmd, kReady, "pong", received, wall_us());
     case kairos_v1_Command_set_output_tag: {
       const auto& so = cmd.action.set_output;
-      for (auto& o : outputs_) {
-        if (o.config.name != so.output) continue;
-        o.forced = SourceValue{so.z.re, so.z.im, so.c};
-        o.forced_until_us = mono_us() + static_cast<std::int64_t>(so.hold_ms ? so.hold_ms : 1000) * 1000;
-        return ack(cmd, kReady, "", received, wall_us());
-      }
+      if (force_output(so.output, {so.z.re, so.z.im, so.c}, so.hold_ms)) return ack(cmd, kReady, "", received, wall_us());
       std::string why = "no output '" + std::string(so.output) + "' on this node";
       ack(cmd, kConflict, why, received, 0);
       if (cmd.mandatory) cat1("mandatory command outside this node's capabilities: " + why);
       return;
     }
+    case kairos_v1_Command_job_tag: return run_job(cmd, received);
     case kairos_v1_Command_freeze_tag:
       frozen_ = true;
       for (auto& o : outputs_) o.output->safe_state(mono_us());
@@ -410,6 +502,10 @@ void Node::perform(const Envelope& env, std::int64_t received) {
       frozen_ = false;
       log::info("node", "thawed by " + std::string(env.sender));
       return ack(cmd, kReady, "", received, wall_us());
+    case kairos_v1_Command_notice_tag:
+      // An operator's broadcast (kairosctl broadcast): logged, acknowledged.
+      log::info("node", "notice: " + std::string(cmd.action.notice));
+      return ack(cmd, kReady, "notice", received, wall_us());
     case kairos_v1_Command_heal_tag:
       if (quarantined_) log::info("node", "healed by " + std::string(env.sender) + ": leaving quarantine");
       quarantined_ = false;
@@ -511,6 +607,7 @@ void Node::tick(std::int64_t now_us) {
     if (slot.next_us <= now_us) slot.next_us = now_us + slot.period_us;  // overrun: skip, do not burst
   }
   drive_outputs(now_us);
+  for (const auto& o : jobs_.poll(now_us)) publish_result(o);
   if (now_us >= next_phase_us_) {
     publish_phase();
     next_phase_us_ = now_us + static_cast<std::int64_t>(config_.phase_period_s * 1e6);
@@ -540,6 +637,14 @@ int Node::run() {
     log::info("node", "input " + slot.config.name + ": " + slot.input->dump_config());
   }
   for (auto& o : outputs_) log::info("node", "output " + o.config.name + ": " + o.output->dump_config() + ", from " + o.config.source);
+  for (const auto& j : config_.jobs) {
+    std::string argv;
+    for (const auto& a : j.command) argv += (argv.empty() ? "" : " ") + a;
+    log::info("node", "job " + j.name + ": " + argv + ", timeout " + std::to_string(j.timeout_ms) + " ms, output " +
+                          std::to_string(j.max_output) + " bytes");
+    if (::access(j.command[0].c_str(), X_OK) != 0)
+      log::warn("node", "job " + j.name + ": " + j.command[0] + ": " + std::strerror(errno) + "; its jobs will be refused");
+  }
   next_hb_us_ = start_us_;
   next_phase_us_ = start_us_;
   while (!stop_requested() && !restart_requested_) {
@@ -555,6 +660,7 @@ int Node::run() {
     for (const auto& slot : inputs_) deadline = std::min(deadline, slot.next_us);
     // Outputs follow their sources every 10 ms; signals are noticed within 100 ms.
     deadline = std::min(deadline, now + (outputs_.empty() ? 100'000 : 10'000));
+    if (jobs_.running() > 0) deadline = std::min(deadline, now + kJobPollUs);
     drain_backlog();
     std::int64_t next_held = run_held(mono_us());
     if (next_held != INT64_MAX) deadline = std::min(deadline, next_held - kSpinUs);
@@ -573,6 +679,7 @@ int Node::run() {
   }
   log::info("node", "stopping");
   for (auto& o : outputs_) o.output->safe_state(mono_us());
+  for (const auto& o : jobs_.stop(mono_us())) publish_result(o);
   drain_backlog();
   if (link_->connected()) publish_heartbeat(mono_us());  // the final counters
   // The Will armed for this connection says the same; sending its seq keeps

@@ -10,6 +10,7 @@
 #include "common/io/mqtt.h"
 #include "firmware/backlog.h"
 #include "firmware/intake.h"
+#include "firmware/jobs.h"
 #include "firmware/drivers/input.h"
 #include "firmware/drivers/pipe.h"
 #include "firmware/node_config.h"
@@ -42,6 +43,7 @@ class Node {
     std::int64_t retry_us = 0;     // current backoff
     std::int64_t retry_at_us = 0;  // next setup attempt while failed
     std::int64_t last_sample_us = -1;
+    double last_a = 0.0, last_b = 0.0;  // the latest sample (built-in job `read`)
     PipeInput* lines = nullptr;  // inputs fed by MQTT messages (pipe/llm with a topic)
   };
 
@@ -63,6 +65,14 @@ class Node {
   void perform(const Envelope& env, std::int64_t received_wall_us);
   void ack(const kairos_v1_Command& cmd, int state, const std::string& detail, std::int64_t received_us,
            std::int64_t executed_us);
+  // CONFLICT ack; a refused job also gets its JobResult (REFUSED, why).
+  void refuse(const kairos_v1_Command& cmd, const std::string& why, std::int64_t received_us);
+  // Drives an output to v for hold_ms (0 = 1 s) over its source; false when there is no such output.
+  bool force_output(std::string_view name, const SourceValue& v, std::uint32_t hold_ms);
+  void run_job(const kairos_v1_Command& cmd, std::int64_t received_us);
+  JobOutcome read_job(const kairos_v1_Job& job) const;
+  JobOutcome actuate_job(const kairos_v1_Job& job);
+  void publish_result(const JobOutcome& outcome);
   void cat1(const std::string& why);
   void check_config();
   void sample(InputSlot& slot, std::int64_t now_us);
@@ -88,6 +98,10 @@ class Node {
   bool config_changed_ = false;
   std::string config_stamp_;  // mtimes and sizes of config and board file when last checked
   CommandIntake intake_;  // verifies commands, holds scheduled ones until execute_at (SPEC 5.4)
+  JobRunner jobs_;
+  // While jobs run the loop wakes this often to collect them.
+  static constexpr std::int64_t kJobPollUs = 10'000;
+  std::vector<std::string> capabilities_;  // the birth's: configured ones, then job:<handler>
   static constexpr std::int64_t kSpinUs = 1500;  // the last stretch before execute_at is spun, not slept
   const std::uint64_t session_;
   Signer signer_;

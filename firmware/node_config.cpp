@@ -269,6 +269,25 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
     n.outputs.push_back(std::move(oc));
   }
   if (n.outputs.size() > 8) root.fail("outputs", "at most 8 outputs");
+  for (auto& [name, job] : root.sections("jobs")) {
+    JobConfig jc;
+    jc.name = name;
+    // "job:<name>" is advertised as a capability of at most 32 characters.
+    if (!valid_name(name) || name.size() > 28)
+      job.fail("command", "job handler name '" + name + "' is not valid (" + std::string(kNameRule) + ", at most 28)");
+    if (std::find(std::begin(kBuiltinJobs), std::end(kBuiltinJobs), name) != std::end(kBuiltinJobs))
+      job.fail("command", "'" + name + "' is a built-in job handler; choose another name");
+    jc.command = job.strings("command", 32);
+    if (jc.command.empty()) job.fail("command", "the handler's argv is needed, e.g. [\"/usr/bin/sha256sum\"]");
+    if (jc.command[0].empty() || jc.command[0][0] != '/')
+      job.fail("command", "'" + jc.command[0] + "' is not an absolute path (no PATH lookup, no shell)");
+    for (const auto& arg : jc.command)
+      if (arg.find('\0') != std::string::npos) job.fail("command", "an argument holds a NUL character");
+    jc.timeout_ms = static_cast<std::uint32_t>(job.integer("timeout_ms", 10'000, 1, 600'000));
+    jc.max_output = static_cast<std::size_t>(job.integer("max_output", 4096, 1, 4096));
+    n.jobs.push_back(std::move(jc));
+  }
+  if (n.jobs.size() > 16) root.fail("jobs", "at most 16 job handlers");
   if (n.inputs.empty()) root.fail("inputs", "at least one [inputs.<name>] table is needed");
   n.mesh_input = mesh_marked >= 0 ? static_cast<std::size_t>(mesh_marked) : 0;
   cfg.finish();

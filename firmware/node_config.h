@@ -8,6 +8,7 @@
 #include "firmware/drivers/capture.h"
 #include "firmware/drivers/gpio_input.h"
 #include "firmware/drivers/pipe.h"
+#include "firmware/jobs.h"
 #include "firmware/outputs/output.h"
 #include "firmware/drivers/sysfs_sensor.h"
 #include "kairos.pb.h"
@@ -74,6 +75,7 @@ struct NodeConfig {
   BoardConfig board;
   std::vector<InputConfig> inputs;
   std::vector<OutputConfig> outputs;
+  std::vector<JobConfig> jobs;  // the allow-list of command handlers, [jobs.<name>] (SPEC 5.5)
   std::string broadcast_key_file;  // needed when an output follows the mesh
   std::string backlog_file;        // store and forward across restarts; empty = RAM only
   std::string board_file;          // the board file read (watched with the config file)

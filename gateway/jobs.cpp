@@ -337,7 +337,8 @@ void JobBook::dispatch(Job& job, std::int64_t now_us, std::int64_t now_wall_us) 
     // A sample, not the best: every candidate equally likely.
     std::shuffle(cands.begin(), cands.end(), rng_);
   } else {
-    sort_candidates(cands);
+    // The open slots, and a few more for copies that cannot leave.
+    sort_candidates(cands, static_cast<std::size_t>(job.open_slots) + 8);
   }
   for (const auto& c : cands) {
     if (job.open_slots <= 0) break;
@@ -362,15 +363,30 @@ void JobBook::dispatch(Job& job, std::int64_t now_us, std::int64_t now_wall_us) 
   }
 }
 
-void JobBook::sort_candidates(std::vector<JobCandidate>& cands) const {
+void JobBook::sort_candidates(std::vector<JobCandidate>& cands, std::size_t first) const {
   // Lowest impedance first, counting the copies a node already runs (k in
   // flight rank it as k+1 times its impedance); ties: the more reliable.
-  auto load = [&](const JobCandidate& c) { return std::max(1.0, c.impedance) * (1 + in_flight(c.id)); };
-  std::sort(cands.begin(), cands.end(), [&](const JobCandidate& a, const JobCandidate& b) {
-    if (load(a) != load(b)) return load(a) < load(b);
+  // Only the first `first` places are ordered: a job needs a few nodes, not
+  // a ranking of the whole mesh.
+  struct Key {
+    double load;
+    double reliability;
+    const JobCandidate* c;
+  };
+  std::vector<Key> keys;
+  keys.reserve(cands.size());
+  for (const auto& c : cands) keys.push_back({std::max(1.0, c.impedance) * (1 + in_flight(c.id)), c.reliability, &c});
+  auto before = [](const Key& a, const Key& b) {
+    if (a.load != b.load) return a.load < b.load;
     if (a.reliability != b.reliability) return a.reliability > b.reliability;
-    return a.id < b.id;
-  });
+    return a.c->id < b.c->id;
+  };
+  first = std::min(first, keys.size());
+  std::partial_sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(first), keys.end(), before);
+  std::vector<JobCandidate> out;
+  out.reserve(first);
+  for (std::size_t i = 0; i < first; ++i) out.push_back(std::move(*const_cast<JobCandidate*>(keys[i].c)));
+  cands = std::move(out);
 }
 
 void JobBook::service(std::int64_t now_us, std::int64_t now_wall_us) {

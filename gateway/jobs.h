@@ -156,7 +156,7 @@ class JobBook {
   void set_state(Job& job, JobState s);
   JobCopy* copy_of(Job& job, const std::string& node, std::uint32_t attempt);
   void release(const std::string& node);
-  void sort_candidates(std::vector<JobCandidate>& cands) const;
+  void sort_candidates(std::vector<JobCandidate>& cands, std::size_t first) const;
 
   JobHooks hooks_;
   std::int64_t backoff_us_;

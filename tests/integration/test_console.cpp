@@ -125,7 +125,7 @@ TEST(Store, NodesPersistInSqliteAndSurviveAGatewayRestart) {
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "n1");
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 1)), "c1");
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)), "audio");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)), "audio,job:read,job:actuate");
   EXPECT_EQ(sqlite3_column_int(st, 3), 1);
   EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
   sqlite3_finalize(st);

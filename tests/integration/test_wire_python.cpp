@@ -28,7 +28,7 @@ TEST(WireFormat, PythonDecodesACapturedBirth) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"sender\": \"n1\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"cluster\": \"c7\""), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("\"capabilities\": [\"audio\", \"read\"]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"capabilities\": [\"audio\", \"read\", \"job:read\", \"job:actuate\"]"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"board\": \"generic-linux\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"device_class\": \"CLASS_E\""), std::string::npos) << r.output;
 

@@ -129,3 +129,71 @@ TEST(Boards, EveryBoardFileIsValid) {
     }
   }
 }
+
+TEST_F(NodeConfigTest, JobsTablesAreReadWithDefaultsAndHashed) {
+  auto c = load_node_config(node("[inputs.a]\n[jobs.hash]\ncommand = [\"/usr/bin/sha256sum\"]\ntimeout_ms = 5000\n"
+                                 "[jobs.echo-args]\ncommand = [\"/bin/echo\", \"-n\", \"two words\"]\n"),
+                            kBoards);
+  ASSERT_EQ(c.jobs.size(), 2u);
+  EXPECT_EQ(c.jobs[0].name, "hash");
+  EXPECT_EQ(c.jobs[0].command, std::vector<std::string>{"/usr/bin/sha256sum"});
+  EXPECT_EQ(c.jobs[0].timeout_ms, 5000u);
+  EXPECT_EQ(c.jobs[0].max_output, 4096u);
+  EXPECT_EQ(c.jobs[1].name, "echo-args");
+  EXPECT_EQ(c.jobs[1].command, (std::vector<std::string>{"/bin/echo", "-n", "two words"}));
+  EXPECT_EQ(c.jobs[1].timeout_ms, 10'000u);
+  // Part of the canonical dump, defaults included, and so of the context hash.
+  EXPECT_NE(c.canonical.find("jobs.hash.command = [\"/usr/bin/sha256sum\"]\n"), std::string::npos) << c.canonical;
+  EXPECT_NE(c.canonical.find("jobs.hash.max_output = 4096\n"), std::string::npos) << c.canonical;
+  EXPECT_NE(c.canonical.find("jobs.echo-args.timeout_ms = 10000\n"), std::string::npos) << c.canonical;
+  auto without = load_node_config(node("[inputs.a]\n"), kBoards);
+  EXPECT_TRUE(without.jobs.empty());
+  EXPECT_NE(c.context_hash, without.context_hash);
+  auto longer = load_node_config(node("[inputs.a]\n[jobs.hash]\ncommand = [\"/usr/bin/sha256sum\"]\ntimeout_ms = 6000\n"
+                                      "[jobs.echo-args]\ncommand = [\"/bin/echo\", \"-n\", \"two words\"]\n"),
+                                 kBoards);
+  EXPECT_NE(c.context_hash, longer.context_hash);
+}
+
+// Every job table error names the file, line, column and key (SPEC 3.1).
+TEST_F(NodeConfigTest, JobsTableErrorsNameTheirPlace) {
+  struct Case {
+    const char* table;  // starts on line 5 (after [node] and [inputs.a])
+    const char* key;
+    std::uint32_t line, column;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"[jobs.hash]\ntimeout_ms = 5\n", "jobs.hash.command", 5, 1, "argv is needed"},
+      {"[jobs.hash]\ncommand = []\n", "jobs.hash.command", 6, 11, "argv is needed"},
+      {"[jobs.hash]\ncommand = \"/usr/bin/sha256sum\"\n", "jobs.hash.command", 6, 11, "expected an array of strings"},
+      {"[jobs.hash]\ncommand = [\"sha256sum\"]\n", "jobs.hash.command", 6, 11, "not an absolute path"},
+      {"[jobs.hash]\ncommand = [\"/bin/x\", 3]\n", "jobs.hash.command", 6, 11, "expected an array of strings"},
+      {"[jobs.read]\ncommand = [\"/bin/x\"]\n", "jobs.read.command", 6, 11, "built-in"},
+      {"[jobs.actuate]\ncommand = [\"/bin/x\"]\n", "jobs.actuate.command", 6, 11, "built-in"},
+      {"[jobs._x]\ncommand = [\"/bin/x\"]\n", "jobs._x.command", 6, 11, "not valid"},
+      {"[jobs.a-handler-name-of-29-chars-xy]\ncommand = [\"/bin/x\"]\n", "jobs.a-handler-name-of-29-chars-xy.command", 6, 11,
+       "at most 28"},
+      {"[jobs.hash]\ncommand = [\"/bin/x\"]\ntimeout_ms = 0\n", "jobs.hash.timeout_ms", 7, 14, "out of range [1, 600000]"},
+      {"[jobs.hash]\ncommand = [\"/bin/x\"]\ntimeout_ms = 600001\n", "jobs.hash.timeout_ms", 7, 14, "out of range"},
+      {"[jobs.hash]\ncommand = [\"/bin/x\"]\ntimeout_ms = 1.5\n", "jobs.hash.timeout_ms", 7, 14, "expected an integer"},
+      {"[jobs.hash]\ncommand = [\"/bin/x\"]\nmax_output = 4097\n", "jobs.hash.max_output", 7, 14, "out of range [1, 4096]"},
+      {"[jobs.hash]\ncommand = [\"/bin/x\"]\nshell = true\n", "jobs.hash.shell", 7, 1, "unknown key"},
+      {"[jobs]\nhash = \"/bin/x\"\n", "jobs.hash", 6, 8, "expected a table"},
+  };
+  for (const auto& c : cases) {
+    const auto file = node(std::string("[inputs.a]\n") + c.table);
+    try {
+      load_node_config(file, kBoards);
+      ADD_FAILURE() << "accepted: " << c.table;
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.file, file) << c.table;
+      EXPECT_EQ(e.key, c.key) << c.table;
+      EXPECT_EQ(e.line, c.line) << c.table;
+      EXPECT_EQ(e.column, c.column) << c.table;
+      const std::string prefix = file + ":" + std::to_string(c.line) + ":" + std::to_string(c.column) + ": key '" + c.key + "'";
+      EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << e.what();
+    }
+  }
+}
