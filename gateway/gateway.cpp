@@ -417,7 +417,7 @@ void Gateway::alert(const StoredConflict& c) {
   const std::string scope = c.priority >= 4 ? "operator" : "sector";
   const std::string suggested = c.suggested.empty() ? suggestion(c.type) : c.suggested;
   ++alerts_;
-  if (link_ && link_->connected()) {
+  {
     auto env = make_envelope("", 0, 0, 0);
     env->which_message = kairos_v1_Envelope_alert_tag;
     auto& a = env->message.alert;
@@ -430,7 +430,9 @@ void Gateway::alert(const StoredConflict& c) {
     set_string(a.detail, c.detail.substr(0, 256));
     set_string(a.suggested, suggested.substr(0, 160));
     auto t = alert_topic(config_.mesh);
-    link_->publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), 1, false);
+    // Sent after the conflict is committed (commit_durable); QoS 1 through
+    // the link's backlog while the broker is away.
+    pending_alerts_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us())});
   }
   if (c.priority >= 4 && hook_.configured())
     hook_.run({{"KAIROS_ALERT_TYPE", c.type},
@@ -534,6 +536,8 @@ void Gateway::commit_durable() {
   }
   for (auto& r : deferred_) answer(r.topic, r.correlation, *r.resp);
   deferred_.clear();
+  for (auto& [topic, frame] : pending_alerts_) link_->publish(topic, frame, 1, false);
+  pending_alerts_.clear();
 }
 
 void Gateway::defer(const std::string& topic, const Bytes& correlation,
@@ -644,6 +648,10 @@ void Gateway::sync(std::int64_t now_us) {
   std::size_t known = registry_.nodes().size();
   double active = known ? static_cast<double>(registry_.online_count()) / static_cast<double>(known) : 1.0;
   auto mode = mode_for(active);
+  // Until the registry has settled after a start (births re-read, first
+  // heartbeats), nodes restored from the database look offline: no mode
+  // is judged from that.
+  if (jobs_from_us_ == 0 || now_us < jobs_from_us_) mode = mode_;
   if (mode != mode_) {
     log::info("mesh", "mode " + std::string(to_string(mode_)) + " -> " + std::string(to_string(mode)) + " (" +
                           std::to_string(registry_.online_count()) + " of " + std::to_string(known) + " nodes active)");
@@ -1165,9 +1173,9 @@ std::vector<JobCandidate> Gateway::job_candidates(const JobSpec& spec, bool any)
   const std::int64_t now = mono_us();
   const std::string handler = "job:" + spec.handler;
   for (const auto& [id, n] : registry_.nodes()) {
-    if (!n.online || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED ||
-        n.status == kairos_v1_NodeStatus_FROZEN)
-      continue;
+    if (!n.online || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
+    // A frozen node is capable but takes no work until thawed: the job waits for it.
+    if (!any && n.status == kairos_v1_NodeStatus_FROZEN) continue;
     if (!has_capability(n.capabilities, handler)) continue;
     if (!std::all_of(spec.needs.begin(), spec.needs.end(), [&](const std::string& c) { return has_capability(n.capabilities, c); }))
       continue;
@@ -1490,8 +1498,11 @@ void Gateway::command_verb(const Inbound& m, std::uint64_t request_id, Verb verb
   auto targets = select_targets(sel, error);
   if (!error.empty()) return refuse(error);
   // Freezing is the brake: always allowed. The rest follows the mode.
-  if (verb != Verb::freeze)
+  if (verb != Verb::freeze) {
     if (auto why = mode_refusal(sel == "all", targets.size(), confirm); !why.empty()) return refuse(why);
+    healthy_only(targets);
+    if (targets.empty()) return refuse("every target is behind an open breaker (kairosctl breakers)");
+  }
   if (window_ms > 600'000) return refuse("window_ms above 600000");
   std::uint64_t snapshot = verb == Verb::freeze ? write_snapshot("freeze", sel) : 0;
   if (!gather) {
@@ -1560,10 +1571,13 @@ void Gateway::ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_As
   if (!valid_name(handler)) return refuse("'" + handler + "' is not a handler name");
   if (req.sample > 1000) return refuse("--sample above 1000");
   if (req.timeout_ms > 600'000) return refuse("timeout above 600000 ms");
-  if (auto why = mode_refusal(false, req.sample, false); !why.empty()) return refuse(why);
+  std::string to = req.to;
+  if (!to.empty() && to.rfind("class:", 0) != 0 && to.rfind("cluster:", 0) != 0 && !valid_name(to))
+    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
+  if (auto why = mode_refusal(false, req.sample, req.confirm); !why.empty()) return refuse(why);
   JobSpec spec;
   spec.handler = handler;
-  spec.to = req.to;
+  spec.to = to;
   spec.payload.assign(req.question, req.question + std::strlen(req.question));
   spec.timeout_ms = req.timeout_ms ? req.timeout_ms : 5000;
   spec.redundancy = req.sample ? static_cast<int>(req.sample) : 5;

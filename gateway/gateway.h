@@ -71,6 +71,7 @@ class Gateway {
   void service_jobs();
   void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const;
   std::string last_cascade_;
+  std::vector<std::pair<std::string, Bytes>> pending_alerts_;  // published after the next commit
   double active_rate_ = 1.0;
   std::uint32_t conflicts_last_hour_ = 0;
   bool emergency_override_ = false;

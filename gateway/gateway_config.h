@@ -30,10 +30,10 @@ struct GatewayConfig {
   double ping_period_s = 10.0;       // per node
   double fast_ping_period_s = 2.0;   // while unstable or with few samples
   double ping_timeout_s = 5.0;       // no ack by then: a missed command (reliability)
-  std::size_t max_pings_in_flight = 256;
+  std::size_t max_pings_in_flight = 256;  // more waiting pings would only queue and skew the samples
   // scheduling (SPEC 5.4): commands per second the path to the nodes takes
   // (gateway, broker, links); a burst is spread back from T at this rate.
-  double send_rate = 10'000;  // more waiting pings would only queue and skew the samples
+  double send_rate = 10'000;
   // jobs (SPEC 5.5)
   double job_backoff_s = 0.2;       // before the first retry; doubles with each
   double job_backoff_max_s = 5.0;

@@ -286,7 +286,12 @@ void JobBook::vote(Job& job, std::int64_t now_wall_us) {
     if (hooks_.contradiction) hooks_.contradiction(job, all, "no majority among " + std::to_string(answered) + " results");
     return finish(job, JobState::failed, "no_majority", now_wall_us);
   }
-  finish(job, JobState::failed, answered ? "no_majority" : "timeout: no node answered", now_wall_us);
+  if (answered)
+    return finish(job, JobState::failed,
+                  "too_few_answers: " + std::to_string(answered) + " of " + std::to_string(r) + " copies answered, " +
+                      std::to_string(need) + " must agree",
+                  now_wall_us);
+  finish(job, JobState::failed, "timeout: no node answered", now_wall_us);
 }
 
 void JobBook::finish(Job& job, JobState state, const std::string& error, std::int64_t now_wall_us) {

@@ -108,7 +108,7 @@ std::vector<NodePhase> Registry::sync_inputs(std::int64_t now_us, double stale_a
   std::vector<NodePhase> out;
   out.reserve(nodes_.size());
   for (const auto& [id, n] : nodes_) {
-    if (!n.online || !n.phase_valid || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
+    if (!n.online || !n.phase_valid || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
     auto cls = static_cast<std::size_t>(std::clamp<int>(n.device_class, 1, 6) - 1);
     double age_s = static_cast<double>(now_us - n.phase_us) / 1e6;
     out.push_back({n.z, n.c, sync_weight(class_weight[cls], age_s, stale_after_s)});

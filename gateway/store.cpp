@@ -134,6 +134,8 @@ Store::Store(const std::string& path) {
     CREATE INDEX IF NOT EXISTS resolutions_open ON resolutions (state, priority);
     CREATE TRIGGER IF NOT EXISTS resolutions_once BEFORE UPDATE ON resolutions WHEN OLD.state = 'resolved'
       BEGIN SELECT RAISE(ABORT, 'a resolved task stays resolved'); END;
+    CREATE TRIGGER IF NOT EXISTS resolutions_no_delete BEFORE DELETE ON resolutions
+      BEGIN SELECT RAISE(ABORT, 'resolution tasks are kept'); END;
     -- Quarantine store (SPEC 5.6): who was quarantined or healed, why, and
     -- the data in question. Append-only; a node's state is its newest row.
     CREATE TABLE IF NOT EXISTS quarantine (
@@ -175,7 +177,9 @@ Store::Store(const std::string& path) {
     CREATE TRIGGER IF NOT EXISTS jobs_final BEFORE UPDATE ON jobs
       WHEN OLD.state IN ('DONE', 'FAILED') AND (NEW.state IS NOT OLD.state OR NEW.output IS NOT OLD.output
         OR NEW.status IS NOT OLD.status OR NEW.exit_code IS NOT OLD.exit_code OR NEW.error IS NOT OLD.error
-        OR NEW.winners IS NOT OLD.winners OR NEW.finished_wall_us IS NOT OLD.finished_wall_us)
+        OR NEW.winners IS NOT OLD.winners OR NEW.finished_wall_us IS NOT OLD.finished_wall_us
+        OR NEW.handler IS NOT OLD.handler OR NEW.payload IS NOT OLD.payload
+        OR NEW.created_wall_us IS NOT OLD.created_wall_us)
       BEGIN SELECT RAISE(ABORT, 'a finished job does not change'); END;
     CREATE TRIGGER IF NOT EXISTS jobs_no_delete BEFORE DELETE ON jobs
       BEGIN SELECT RAISE(ABORT, 'jobs are kept'); END;

@@ -145,12 +145,12 @@ TEST(Operator, DegradationModesAreEnforced) {
   Console ctl{dir, broker, mesh};
 
   c->signal(SIGKILL);  // 6 of 10 active
-  ASSERT_TRUE(eventually([&] { return mode(mesh) == "DEGRADED_MODERATE"; }, 20s)) << mode(mesh);
+  ASSERT_TRUE(eventually([&] { return online(mesh) == 6 && mode(mesh) == "DEGRADED_MODERATE"; }, 20s)) << mode(mesh);
   auto r = ctl({"mode"});
   EXPECT_NE(r.output.find("no scatter beyond 1000 nodes"), std::string::npos) << r.output;
 
   b->signal(SIGKILL);  // 4 of 10
-  ASSERT_TRUE(eventually([&] { return mode(mesh) == "DEGRADED_SEVERE"; }, 20s)) << mode(mesh);
+  ASSERT_TRUE(eventually([&] { return online(mesh) == 4 && mode(mesh) == "DEGRADED_SEVERE"; }, 20s)) << mode(mesh);
   ASSERT_TRUE(eventually([&] {
     for (auto& n : mesh.nodes())
       if (n.online && n.clock_samples < 2) return false;
@@ -169,7 +169,7 @@ TEST(Operator, DegradationModesAreEnforced) {
   EXPECT_EQ(r.status, 0) << "not mesh-wide: allowed\n" << r.output;
 
   a2->signal(SIGKILL);  // 2 of 10: EMERGENCY
-  ASSERT_TRUE(eventually([&] { return mode(mesh) == "EMERGENCY"; }, 20s)) << mode(mesh);
+  ASSERT_TRUE(eventually([&] { return online(mesh) == 2 && mode(mesh) == "EMERGENCY"; }, 20s)) << mode(mesh);
   // Operators are alerted and the state is on disk.
   ASSERT_TRUE(alerts.wait_for([&](const std::vector<Inbound>&) {
     for (const auto& e : alerts.frames(alert_topic(mesh.name()), mesh.operator_key(), kairos_v1_Envelope_alert_tag))

@@ -91,17 +91,23 @@ std::string parse_freeze_args(const std::vector<std::string>& args, bool thaw, k
 }
 
 std::string parse_ask_args(const std::vector<std::string>& args, kairos_v1_AskRequest& req) {
-  const char* use = "usage: kairosctl ask <question> [--sample N] [--handler H] [--to class:X|cluster:C|CAP] [--timeout MS]";
+  const char* use = "usage: kairosctl ask <question> [--sample N] [--handler H] [--to class:X|cluster:C|CAP] [--timeout MS] [--confirm]";
   bool have_q = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (a == "--sample") {
+    if (a == "--confirm") {
+      req.confirm = true;
+    } else if (a == "--sample") {
       if (i + 1 >= args.size() || !whole(args[++i], 1, 1000, req.sample)) return "ask: --sample takes 1 to 1000";
     } else if (a == "--handler") {
       if (i + 1 >= args.size() || !valid_name(args[i + 1]) || args[i + 1].size() > 32) return "ask: --handler takes a handler name";
       set_string(req.handler, args[++i]);
     } else if (a == "--to") {
-      if (i + 1 >= args.size() || args[i + 1].size() > 64) return "ask: --to takes class:X, cluster:C or a capability";
+      const std::string v = i + 1 < args.size() ? args[i + 1] : "";
+      bool ok = v.rfind("class:", 0) == 0   ? v.size() == 7 && v[6] >= 'A' && v[6] <= 'F'
+                : v.rfind("cluster:", 0) == 0 ? valid_name(v.substr(8))
+                                              : valid_name(v);
+      if (!ok || v.size() > 64) return "ask: --to takes class:X, cluster:C or a capability";
       set_string(req.to, args[++i]);
     } else if (a == "--timeout") {
       if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.timeout_ms)) return "ask: --timeout takes 1 to 600000 ms";

@@ -413,6 +413,13 @@ int run(const Options& o) {
       std::printf("%s\n", j.text().c_str());
       return 0;
     }
+    if (req.which_verb == kairos_v1_ControlRequest_resolve_tag && o.json) {
+      Json j;
+      j.begin_object().key("task").integer(req.verb.resolve.task).key("resolved").boolean(true);
+      j.key("open_tasks").integer(l.open_tasks).end_object();
+      std::printf("%s\n", j.text().c_str());
+      return 0;
+    }
     if (req.which_verb == kairos_v1_ControlRequest_resolve_tag) {
       std::printf("task %llu resolved; %llu still open\n", static_cast<unsigned long long>(req.verb.resolve.task),
                   static_cast<unsigned long long>(l.open_tasks));
@@ -569,8 +576,8 @@ int main(int argc, char** argv) {
       if (!value(o.mesh)) return fail("--mesh needs a name", 2);
     } else if (a == "--key") {
       if (!value(o.key_file)) return fail("--key needs a file", 2);
-    } else if (a == "--timeout" && o.verb == "delegate") {
-      o.args.push_back(a);  // after delegate: the job's timeout (SPEC 5.8 `delegate <job> --timeout`)
+    } else if (a == "--timeout" && (o.verb == "delegate" || o.verb == "ask")) {
+      o.args.push_back(a);  // after delegate or ask: the job's timeout (SPEC 5.8 `delegate <job> --timeout`)
     } else if (a == "--timeout") {
       std::string t;
       if (!value(t)) return fail("--timeout needs milliseconds", 2);

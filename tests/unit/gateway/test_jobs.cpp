@@ -855,7 +855,7 @@ TEST(JobBook, RedundantJobWithOneTimeoutAndNoRetriesCannotReachAMajority) {
   rig.service(kT0 + kDeadline);  // b never answers
   const Job& j = rig.job(1);
   EXPECT_EQ(j.state, JobState::failed);
-  EXPECT_EQ(j.error, "no_majority");
+  EXPECT_EQ(j.error, "too_few_answers: 1 of 2 copies answered, 2 must agree");
   EXPECT_TRUE(rig.contradictions.empty());  // nobody disagreed
   EXPECT_EQ(rig.finished_count(1), 1);
 }
