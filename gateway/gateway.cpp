@@ -43,6 +43,14 @@ std::string suggestion(const std::string& type) {
   return "inspect the node";
 }
 
+// A job's --to: empty, class:<A..F>, cluster:<name> or a capability.
+bool valid_job_target(const std::string& to) {
+  if (to.empty()) return true;
+  if (to.rfind("class:", 0) == 0) return to.size() == 7 && to[6] >= 'A' && to[6] <= 'F';
+  if (to.rfind("cluster:", 0) == 0) return valid_name(to.substr(8));
+  return valid_name(to);
+}
+
 kairos_v1_MeshMode mode_for(double active_rate) {
   if (active_rate >= 0.95) return kairos_v1_MeshMode_FULL;
   if (active_rate >= 0.80) return kairos_v1_MeshMode_DEGRADED_LIGHT;
@@ -1245,6 +1253,14 @@ void Gateway::fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) c
   o.status = job.status;
 }
 
+void Gateway::confirmed_in_emergency() {
+  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) {
+    // The operator confirmed work in an EMERGENCY: jobs run again, on the operator's word, until the mode changes.
+    emergency_override_ = true;
+    log::warn("jobs", "EMERGENCY: job dispatch resumed by an operator's confirmed request");
+  }
+}
+
 void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_v1_DelegateRequest& req) {
   auto resp = new_response(request_id);
   auto refuse = [&](const std::string& why) {
@@ -1256,14 +1272,10 @@ void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_
   if (req.redundancy > 8) return refuse("redundancy above 8");
   if (req.retries > 100) return refuse("retries above 100");
   std::string to = req.to;
-  if (!to.empty() && to.rfind("class:", 0) != 0 && to.rfind("cluster:", 0) != 0 && !valid_name(to))
+  if (!valid_job_target(to))
     return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
   if (auto why = mode_refusal(false, 1, req.confirm); !why.empty()) return refuse(why);
-  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) {
-    // The operator confirmed work in an EMERGENCY: jobs run again, on the operator's word, until the mode changes.
-    emergency_override_ = true;
-    log::warn("jobs", "EMERGENCY: job dispatch resumed by an operator's confirmed delegate");
-  }
+  confirmed_in_emergency();
   JobSpec spec;
   spec.handler = req.handler;
   for (pb_size_t i = 0; i < req.needs_count; ++i) spec.needs.emplace_back(req.needs[i]);
@@ -1572,9 +1584,10 @@ void Gateway::ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_As
   if (req.sample > 1000) return refuse("--sample above 1000");
   if (req.timeout_ms > 600'000) return refuse("timeout above 600000 ms");
   std::string to = req.to;
-  if (!to.empty() && to.rfind("class:", 0) != 0 && to.rfind("cluster:", 0) != 0 && !valid_name(to))
+  if (!valid_job_target(to))
     return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
   if (auto why = mode_refusal(false, req.sample, req.confirm); !why.empty()) return refuse(why);
+  if (req.confirm) confirmed_in_emergency();
   JobSpec spec;
   spec.handler = handler;
   spec.to = to;

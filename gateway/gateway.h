@@ -69,6 +69,8 @@ class Gateway {
   void job_outcome(const std::string& node, bool good, const std::string& why);
   void job_finished(const Job& job);
   void service_jobs();
+  // A confirmed request in EMERGENCY: job dispatch resumes until the mode changes.
+  void confirmed_in_emergency();
   void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const;
   std::string last_cascade_;
   std::vector<std::pair<std::string, Bytes>> pending_alerts_;  // published after the next commit

@@ -240,7 +240,11 @@ Store::~Store() {
   save_session_.reset();
   append_event_.reset();
   append_conflict_.reset();
-  sqlite3_close(db_);
+  save_job_.reset();
+  append_job_event_.reset();
+  append_quarantine_.reset();
+  // close_v2: the connection goes once the last statement is finalized, whatever the order.
+  sqlite3_close_v2(db_);
 }
 
 void Store::exec(std::string_view sql) {

@@ -103,7 +103,9 @@ TEST(JobsOnNode, AnAllowedHandlerRunsAndItsSignedResultFollowsTheAck) {
   // The birth advertises every handler, the built-ins included.
   ASSERT_TRUE(b.client->wait_for(
       [&](const auto&) { return !b.client->frames(b.topic(TopicKind::birth), b.key, kairos_v1_Envelope_birth_tag).empty(); }));
-  const auto& birth = b.client->frames(b.topic(TopicKind::birth), b.key, kairos_v1_Envelope_birth_tag).back()->message.birth;
+  // Held: frames() returns fresh copies, and the reference below must outlive the call.
+  const auto birth_env = b.client->frames(b.topic(TopicKind::birth), b.key, kairos_v1_Envelope_birth_tag).back();
+  const auto& birth = birth_env->message.birth;
   std::vector<std::string> caps(birth.capabilities, birth.capabilities + birth.capabilities_count);
   for (const char* cap : {"job:hash", "job:read", "job:actuate"})
     EXPECT_NE(std::find(caps.begin(), caps.end(), cap), caps.end()) << cap;

@@ -190,6 +190,11 @@ TEST(Operator, DegradationModesAreEnforced) {
   EXPECT_EQ(r.status, 1) << r.output;
   r = ctl({"thaw", "--confirm"});
   EXPECT_EQ(r.status, 0) << r.output;
+  r = ctl({"ask", "q", "--handler", "echo", "--sample", "2"});
+  EXPECT_EQ(r.status, 1) << r.output;
+  r = ctl({"ask", "q", "--handler", "echo", "--sample", "2", "--confirm"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("2 asked, 2 answered"), std::string::npos) << r.output;
   r = ctl({"delegate", "echo", "--payload", "x", "--confirm", "--wait"});
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find(": DONE"), std::string::npos) << r.output;

@@ -68,7 +68,7 @@ void usage(FILE* f) {
                "                                  a notice to every node (--ack: gather READY acks; exit 3 if any missing)\n"
                "  freeze [scope] [--window MS]    snapshot written, then outputs to their safe state (scope as --targets)\n"
                "  thaw [scope] [--window MS] [--confirm]  outputs back to their sources\n"
-               "  ask <question> [--sample N] [--handler H] [--to T] [--timeout MS]\n"
+               "  ask <question> [--sample N] [--handler H] [--to T] [--timeout MS] [--confirm]\n"
                "                                  the same job to N random capable nodes, answers grouped (default read)\n"
                "  mode                            the degradation mode, active share and what it restricts\n"
                "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
@@ -399,6 +399,13 @@ int run(const Options& o) {
     if (!resp) return no_answer(timeout_ms);
     if (!resp->ok) return fail(resp->error);
     const auto& l = resp->reply.conflicts;
+    if (req.which_verb == kairos_v1_ControlRequest_resolve_tag && o.json) {
+      Json j;
+      j.begin_object().key("task").integer(req.verb.resolve.task).key("resolved").boolean(true);
+      j.key("open_tasks").integer(l.open_tasks).end_object();
+      std::printf("%s\n", j.text().c_str());
+      return 0;
+    }
     if (o.json) {
       Json j;
       j.begin_object().key("total").integer(l.total).key("entries").begin_array();
@@ -410,13 +417,6 @@ int run(const Options& o) {
         j.key("resolution").str(e.resolution).end_object();
       }
       j.end_array().key("open_tasks").integer(l.open_tasks).end_object();
-      std::printf("%s\n", j.text().c_str());
-      return 0;
-    }
-    if (req.which_verb == kairos_v1_ControlRequest_resolve_tag && o.json) {
-      Json j;
-      j.begin_object().key("task").integer(req.verb.resolve.task).key("resolved").boolean(true);
-      j.key("open_tasks").integer(l.open_tasks).end_object();
       std::printf("%s\n", j.text().c_str());
       return 0;
     }
