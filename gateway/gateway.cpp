@@ -738,6 +738,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
   if (v.drop) return drop(*v.drop, m.topic, "request seq " + std::to_string(env.seq), now_us);
   ++accepted_;
 
+  // What the answer may report (a job done, a conflict) is on disk first.
+  commit_durable();
   const auto& req = env.message.ctl_request;
   auto resp = new_response(req.request_id);
   resp->ok = true;
