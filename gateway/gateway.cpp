@@ -938,6 +938,7 @@ std::optional<TargetView> Gateway::target_view(const std::string& id) const {
   v.device_class = n->device_class;
   v.online = n->online;
   v.quarantined = n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED;
+  v.breaker_open = !breakers_.closed(n->cluster);
   v.synced = n->clock.count() > 0;
   v.lead_us = n->impedance(mono_us()).lead_ms * 1000.0;
   v.offset_us = n->clock.offset_us();
@@ -1542,6 +1543,8 @@ void Gateway::command_verb(const Inbound& m, std::uint64_t request_id, Verb verb
   spec.strategy = Strategy::naive;
   spec.at_us = wall_us();
   spec.window_us = static_cast<std::int64_t>(window_ms ? window_ms : 2000) * 1000;
+  // The operator's own commands (a freeze above all) pass the breakers, which stop automated traffic.
+  spec.respect_breakers = false;
   PendingSchedule p;
   p.response_topic = m.response_topic;
   p.correlation = m.correlation;

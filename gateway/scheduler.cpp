@@ -199,6 +199,7 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
     };
     if (!v) { skip("unknown node"); continue; }
     if (v->quarantined) { skip("quarantined"); continue; }
+    if (v->breaker_open && s.r.spec.respect_breakers) { skip("circuit breaker open"); continue; }
     if (!v->online) { skip("offline"); continue; }
     if (naive) {
       t.send_at_us = now_us;

@@ -43,6 +43,7 @@ struct ScheduleSpec {
   std::int64_t hit_us = 10'000;  // an execution within ±hit of T is a hit
   Quorum quorum;
   int max_extensions = 1;  // WAIT extends the window this many times at most
+  bool respect_breakers = true;  // targets behind a breaker that is not closed are skipped
 };
 
 // A node as the scheduler needs it, looked up when its wave is planned and
@@ -55,6 +56,7 @@ struct TargetView {
   bool synced = false;     // has clock samples
   double lead_us = 0;      // SPEC 5.2 lead (with calibration)
   double offset_us = 0;    // node clock - gateway clock
+  bool breaker_open = false;  // a circuit breaker on its way (cluster, sector, mesh) is not closed
 };
 
 enum class TargetState { waiting, skipped, queued, sent, transit, ready, conflict, not_sent };

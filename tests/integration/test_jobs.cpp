@@ -313,6 +313,14 @@ TEST(Breakers, SixFailuresOpenAClusterTrafficGoesElsewhereAndTheProbeClosesIt) {
     EXPECT_EQ(std::string(f->winners[0]).rfind("good-", 0), 0u) << f->winners[0];
   }
 
+  // Scheduling respects it too: its nodes are skipped, saying why.
+  auto sched = run_command({bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
+                            mesh.keys_dir() + "/operator.key", "schedule", "thaw", "--in", "800", "--targets",
+                            "bad-00001,good-00001"},
+                           dir.path());
+  EXPECT_EQ(sched.status, 3) << sched.output;
+  EXPECT_NE(sched.output.find("bad-00001            SKIP       circuit breaker open"), std::string::npos) << sched.output;
+
   // After open_s a probe goes to east; it succeeds: HALF_OPEN, then CLOSED after healthy_s.
   auto probe = delegate(mesh, "echo", "probe", {"cluster:east1", 0, 0, -1});
   ASSERT_TRUE(probe);
