@@ -130,7 +130,9 @@ std::optional<ActuateRequest> parse_actuate(std::string_view payload, std::strin
     auto w = words[i + 1];
     auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), *values[i]);
     if (ec != std::errc() || end != w.data() + w.size() || !std::isfinite(*values[i])) {
-      error = "'" + printable(w) + "' is not a number";
+      error = "'";  // appended: GCC 12 on ARM warns falsely on "lit" + std::string
+      error += printable(w);
+      error += "' is not a number";
       return std::nullopt;
     }
   }

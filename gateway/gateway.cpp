@@ -1321,17 +1321,17 @@ void Gateway::job_finished(const Job& job) {
     resp->ok = true;
     resp->which_reply = kairos_v1_ControlResponse_ask_tag;
     auto& a = resp->reply.ask;
-    std::map<Bytes, std::vector<std::string>> groups;
+    std::map<std::string, std::vector<std::string>> groups;  // answer bytes -> nodes
     for (const auto& c : job.copies) {
       ++a.asked;
       if (c.answered) {
         ++a.answered;
-        groups[c.output].push_back(c.node);
+        groups[std::string(c.output.begin(), c.output.end())].push_back(c.node);
       } else if (a.silent_count < 16) {
         set_string(a.silent[a.silent_count++], c.node);
       }
     }
-    std::vector<std::pair<Bytes, std::vector<std::string>>> sorted(groups.begin(), groups.end());
+    std::vector<std::pair<std::string, std::vector<std::string>>> sorted(groups.begin(), groups.end());
     std::stable_sort(sorted.begin(), sorted.end(), [](const auto& x, const auto& y) { return x.second.size() > y.second.size(); });
     for (const auto& [value, nodes] : sorted) {
       if (a.groups_count >= 16) break;

@@ -440,7 +440,7 @@ const Job* JobBook::find(std::uint64_t id) const {
 }
 
 void JobBook::trim(std::size_t keep) {
-  std::size_t finished = counts_.done + counts_.failed;
+  const std::uint64_t finished = counts_.done + counts_.failed;
   if (jobs_.size() <= keep + active_.size() || finished <= keep) return;
   for (auto it = jobs_.begin(); it != jobs_.end() && jobs_.size() > keep + active_.size();)
     it = it->second.final() ? jobs_.erase(it) : std::next(it);
