@@ -130,9 +130,10 @@ std::optional<ActuateRequest> parse_actuate(std::string_view payload, std::strin
     auto w = words[i + 1];
     auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), *values[i]);
     if (ec != std::errc() || end != w.data() + w.size() || !std::isfinite(*values[i])) {
-      error = "'";  // appended: GCC 12 on ARM warns falsely on "lit" + std::string
-      error += printable(w);
-      error += "' is not a number";
+      // Formatted: GCC 12 on ARM warns falsely on string concatenation here.
+      char what[96];
+      std::snprintf(what, sizeof what, "'%.60s' is not a number", printable(w).c_str());
+      error = what;
       return std::nullopt;
     }
   }

@@ -365,12 +365,16 @@ void Gateway::on_result(const std::string& id, const Envelope& env, const Inboun
 void Gateway::check_contexts() {
   // CONTEXT_DIVERGENCE (SPEC 5.6): within a cluster of 3 or more online
   // nodes, a context hash that differs from a strict majority's.
-  std::map<std::string, std::map<Bytes, std::vector<const NodeEntry*>>> groups;
-  for (const auto& [id, n] : registry_.nodes())
-    if (n.online && n.context_hash.size() == 32) groups[n.cluster][n.context_hash].push_back(&n);
+  std::map<std::string, std::map<Digest, std::vector<const NodeEntry*>>> groups;
+  for (const auto& [id, n] : registry_.nodes()) {
+    if (!n.online || n.context_hash.size() != 32) continue;
+    Digest h;
+    std::copy_n(n.context_hash.begin(), h.size(), h.begin());
+    groups[n.cluster][h].push_back(&n);
+  }
   for (const auto& [cluster, by_hash] : groups) {
     std::size_t total = 0;
-    const Bytes* major = nullptr;
+    const Digest* major = nullptr;
     std::size_t major_n = 0;
     for (const auto& [h, v] : by_hash) {
       total += v.size();

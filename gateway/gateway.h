@@ -79,7 +79,7 @@ class Gateway {
   bool emergency_override_ = false;
   void on_result(const std::string& id, const Envelope& env, const Inbound& m);
   void check_contexts();
-  std::map<std::string, Bytes> diverged_;  // node -> the divergent context hash already logged
+  std::map<std::string, Digest> diverged_;  // node -> the divergent context hash already logged
   std::int64_t next_context_check_us_ = 0;
   void fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) const;
   void breakers_verb(const Inbound& m, std::uint64_t request_id);
