@@ -285,6 +285,13 @@ std::optional<kairos_v1_StatusReply> Mesh::status() {
   return r->reply.status;
 }
 
+RunResult Mesh::kairosctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+  std::vector<std::string> argv{bin("kairosctl"), "--broker", broker_.uri(), "--mesh", mesh_, "--key",
+                                keys_dir() + "/operator.key", "--timeout", "10000"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, dir_.path(), timeout);
+}
+
 std::uint64_t Mesh::drops(const std::string& reason) {
   auto s = status();
   if (!s) return ~0ULL;

@@ -115,6 +115,9 @@ class Mesh {
   std::optional<kairos_v1_NodeInfo> node_info(const std::string& id);
   std::optional<kairos_v1_StatusReply> status();
   std::uint64_t drops(const std::string& reason);
+  // kairosctl with this mesh's broker, name and operator key, then args.
+  RunResult kairosctl(const std::vector<std::string>& args,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
  private:
   const TempDir& dir_;

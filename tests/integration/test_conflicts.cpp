@@ -162,12 +162,7 @@ TEST(Conflicts, AQuarantinedNodeGetsNoJobsAlertsGoOutAndTheQuarantineSurvivesARe
   ASSERT_TRUE(eventually([&] { return read_text(dir.file("hook.out")) == "HASH_MISMATCH 4 q-00001\n"; }))
       << read_text(dir.file("hook.out"));
 
-  auto ctl = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                                  mesh.keys_dir() + "/operator.key", "--timeout", "20000"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv, dir.path(), 30s);
-  };
+  auto ctl = [&](const std::vector<std::string>& args) { return mesh.kairosctl(args); };
   // Work goes only to the other node.
   for (int k = 0; k < 4; ++k) {
     auto r = ctl({"delegate", "echo", "--payload", "w" + std::to_string(k), "--wait", "--json"});
@@ -252,12 +247,11 @@ TEST(Conflicts, ContextDivergenceAndTemporalParadoxesAreDetected) {
       << mesh.gateway().output();
   for (const auto& e : conflict_log(mesh)) EXPECT_NE(std::string(e.node).rfind("same-", 0), 0u) << e.node;
   // An operator closes its resolution task; a second close is refused.
-  std::vector<std::string> resolve{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                                   mesh.keys_dir() + "/operator.key", "resolve", "1", "--note", "config pushed"};
-  auto r = run_command(resolve, dir.path());
+  const std::vector<std::string> resolve{"resolve", "1", "--note", "config pushed"};
+  auto r = mesh.kairosctl(resolve);
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("task 1 resolved; 0 still open"), std::string::npos) << r.output;
-  r = run_command(resolve, dir.path());
+  r = mesh.kairosctl(resolve);
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("no open resolution task 1"), std::string::npos) << r.output;
   auto log = conflict_log(mesh);

@@ -266,9 +266,7 @@ TEST(Jobs, ALiarIsOutvotedUnderRedundancyThree) {
   ASSERT_TRUE(none);
   EXPECT_STREQ(none->state, "FAILED");
   EXPECT_STREQ(none->error, "no_capable_node");
-  auto ctl = run_command({bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                          mesh.keys_dir() + "/operator.key", "delegate", "transcode", "--payload", "x"},
-                         dir.path());
+  auto ctl = mesh.kairosctl({"delegate", "transcode", "--payload", "x"});
   EXPECT_EQ(ctl.status, 3) << ctl.output;
   EXPECT_NE(ctl.output.find("no online node offers job:transcode"), std::string::npos) << ctl.output;
 }
@@ -314,10 +312,7 @@ TEST(Breakers, SixFailuresOpenAClusterTrafficGoesElsewhereAndTheProbeClosesIt) {
   }
 
   // Scheduling respects it too: its nodes are skipped, saying why.
-  auto sched = run_command({bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                            mesh.keys_dir() + "/operator.key", "schedule", "thaw", "--in", "800", "--targets",
-                            "bad-00001,good-00001"},
-                           dir.path());
+  auto sched = mesh.kairosctl({"schedule", "thaw", "--in", "800", "--targets", "bad-00001,good-00001"});
   EXPECT_EQ(sched.status, 3) << sched.output;
   EXPECT_NE(sched.output.find("bad-00001            SKIP       circuit breaker open"), std::string::npos) << sched.output;
 

@@ -13,18 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Console {
-  const TempDir& dir;
-  const Broker& broker;
-  Mesh& mesh;
-  RunResult operator()(std::vector<std::string> args) const {
-    std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                                  mesh.keys_dir() + "/operator.key", "--timeout", "10000"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv, dir.path(), 60s);
-  }
-};
-
 std::unique_ptr<Process> sim(const TempDir& dir, const Broker& broker, Mesh& mesh, const std::string& prefix, int nodes,
                              std::vector<std::string> more = {}) {
   std::vector<std::string> argv{bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir",
@@ -73,7 +61,7 @@ TEST(Operator, BroadcastAskFreezeThawModeAndTheStatusBox) {
   auto honest = sim(dir, broker, mesh, "o", 6, {"--clusters", "2"});
   auto liar = sim(dir, broker, mesh, "x", 1, {"--clusters", "1", "--fail", "lying=1"});
   ASSERT_TRUE(eventually([&] { return online(mesh) == 7; }, 30s)) << mesh.gateway().output();
-  Console ctl{dir, broker, mesh};
+  auto ctl = [&](const std::vector<std::string>& args) { return mesh.kairosctl(args); };
 
   auto r = ctl({"broadcast", "maintenance at noon", "--ack"});
   ASSERT_EQ(r.status, 0) << r.output;
@@ -142,7 +130,7 @@ TEST(Operator, DegradationModesAreEnforced) {
   ASSERT_TRUE(eventually([&] { return online(mesh) == 10; }, 30s)) << mesh.gateway().output();
   Client alerts(broker.uri());
   alerts.subscribe(alert_topic(mesh.name()));
-  Console ctl{dir, broker, mesh};
+  auto ctl = [&](const std::vector<std::string>& args) { return mesh.kairosctl(args); };
 
   c->signal(SIGKILL);  // 6 of 10 active
   ASSERT_TRUE(eventually([&] { return online(mesh) == 6 && mode(mesh) == "DEGRADED_MODERATE"; }, 20s)) << mode(mesh);

@@ -504,6 +504,20 @@ void Simulator::perform(std::uint32_t i, const Envelope& env, Received rx, std::
   stats_.held_error_max_us = std::max(stats_.held_error_max_us, error);
 }
 
+namespace {
+
+// An unsigned JobResult envelope, sealed by send().
+std::unique_ptr<Envelope> result_envelope(std::uint64_t job_id, std::uint32_t attempt, kairos_v1_JobStatus status) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_result_tag;
+  env->message.result.job_id = job_id;
+  env->message.result.attempt = attempt;
+  env->message.result.status = status;
+  return env;
+}
+
+}  // namespace
+
 void Simulator::start_job(std::uint32_t i, const kairos_v1_Command& cmd, Received rx, std::int64_t exec_mono) {
   auto& n = nodes_[i];
   const auto& job = cmd.action.job;
@@ -514,13 +528,8 @@ void Simulator::start_job(std::uint32_t i, const kairos_v1_Command& cmd, Receive
   if (!refused.empty()) {
     ++stats_.jobs_refused;
     ack(i, cmd, node::kAckConflict, refused, rx.node_us, 0, exec_mono);
-    auto env = make_envelope("", 0, 0, 0);
-    env->which_message = kairos_v1_Envelope_result_tag;
-    auto& r = env->message.result;
-    r.job_id = job.job_id;
-    r.attempt = job.attempt;
-    r.status = kairos_v1_JobStatus_JOB_REFUSED;
-    set_string(r.error, refused);
+    auto env = result_envelope(job.job_id, job.attempt, kairos_v1_JobStatus_JOB_REFUSED);
+    set_string(env->message.result.error, refused);
     return send(i, TopicKind::result, *env, 1, false, exec_mono);
   }
   ack(i, cmd, node::kAckReady, "job started", rx.node_us, node_now(n, exec_mono), exec_mono);
@@ -544,12 +553,8 @@ void Simulator::finish_job(std::uint32_t i, std::uint32_t slot, std::int64_t now
   free_jobs_.push_back(slot);
   auto& n = nodes_[i];
   if (n.crashed) return;  // it died with its work
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_result_tag;
+  auto env = result_envelope(rj.job_id, rj.attempt, kairos_v1_JobStatus_JOB_OK);
   auto& r = env->message.result;
-  r.job_id = rj.job_id;
-  r.attempt = rj.attempt;
-  r.status = kairos_v1_JobStatus_JOB_OK;
   std::string out;
   if (rj.handler == "hash") {
     auto d = sha256(rj.payload);
