@@ -1,0 +1,236 @@
+#include "common/core/ball.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "common/core/bytes.h"
+
+namespace kairos::ball {
+
+namespace {
+
+std::string_view rtrim(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view trim(std::string_view s) {
+  s = rtrim(s);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
+
+std::vector<std::string_view> lines_of(std::string_view text) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    out.push_back(rtrim(text.substr(start, end - start)));
+    start = end + 1;
+  }
+  while (!out.empty() && out.back().empty()) out.pop_back();
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Routing in words instead of a handoff line.
+bool vague_routing(std::string_view line) {
+  const std::string l = lower(line);
+  for (const char* p : {"send this to ", "send it to ", "pass this to ", "pass it to ", "hand this to ", "hand it to ",
+                        "forward this to ", "forward to ", "give this to ", "over to ", "route this to ", "handoff to ",
+                        "hand off to ", "-> "})
+    if (l.find(p) != std::string::npos) return true;
+  return false;
+}
+
+bool is_null_peer(std::string_view name) {
+  return name.empty() || name == "\xC3\x98" || name == "\xE2\x88\x85" || name == "0" || lower(name) == "null" ||
+         lower(name) == "nobody" || lower(name) == "none";
+}
+
+std::string peer_list(const std::vector<std::string>& peers) {
+  std::string s;
+  for (const auto& p : peers) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+}  // namespace
+
+const char* to_string(Ending e) {
+  switch (e) {
+    case Ending::none: return "none";
+    case Ending::questions: return "questions";
+    case Ending::action_items: return "action_items";
+    case Ending::handoff: return "handoff";
+    case Ending::touchdown: return "touchdown";
+  }
+  return "?";
+}
+
+Parsed parse_input(std::string_view input, const std::vector<std::string>& peers) {
+  Parsed out;
+  if (input.size() > kMaxInput) {
+    out.error = "input of " + std::to_string(input.size()) + " bytes: at most " + std::to_string(kMaxInput);
+    return out;
+  }
+  if (input.find('\0') != std::string_view::npos) {
+    out.error = "input holds a NUL byte";
+    return out;
+  }
+  Input in;
+  if (input.substr(0, 3) != "MM:") {
+    in.text = std::string(input);
+    if (trim(input).empty()) {
+      out.error = "empty input";
+      return out;
+    }
+    out.input = std::move(in);
+    return out;
+  }
+  in.ball_mode = true;
+  in.text = std::string(input.substr(3));
+  const auto lines = lines_of(in.text);
+  if (lines.empty() || std::all_of(lines.begin(), lines.end(), [](std::string_view l) { return trim(l).empty(); })) {
+    out.error = "an empty ball-mode entry";
+    return out;
+  }
+  const std::string_view last = lines.back();
+  // Block headers, left-aligned, anywhere in the entry.
+  std::optional<std::size_t> questions, actions;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i] == "Questions:") questions = i;
+    if (lines[i] == "Action Items:") actions = i;
+  }
+  for (std::size_t i = 0; i + 1 < lines.size(); ++i)
+    if (lines[i].substr(0, 2) == "->") {
+      out.error = "a handoff must be the last line (line " + std::to_string(i + 1) + " hands off before the end)";
+      return out;
+    }
+  if (last == "TOUCHDOWN!") {
+    in.ending = Ending::touchdown;
+  } else if (last.substr(0, 2) == "->") {
+    const std::string_view name = trim(last.substr(2));
+    if (is_null_peer(name)) {
+      out.error = "->\xC3\x98 is always refused: the Ball must go to a peer by name (peers: " + peer_list(peers) + ")";
+      return out;
+    }
+    if (std::find(peers.begin(), peers.end(), name) == peers.end()) {
+      out.error = "'" + std::string(name) + "' is not a peer of this session (peers: " + peer_list(peers) + ")";
+      return out;
+    }
+    if (questions || actions) {
+      out.error = "the entry ends with a handoff and also has a " +
+                  std::string(questions ? "Questions:" : "Action Items:") + " block: end with exactly one";
+      return out;
+    }
+    in.ending = Ending::handoff;
+    in.handoff_to = std::string(name);
+  } else if (trim(last).substr(0, 2) == "->") {
+    out.error = "a handoff must start at the left margin: '->Name' with nothing before it";
+    return out;
+  } else if (questions || actions) {
+    if (questions && actions) {
+      out.error = "the entry has both a Questions: and an Action Items: block: end with exactly one";
+      return out;
+    }
+    const std::size_t header = questions ? *questions : *actions;
+    if (header + 1 >= lines.size()) {
+      out.error = std::string(questions ? "Questions:" : "Action Items:") + " ends the entry with nothing under it";
+      return out;
+    }
+    in.ending = questions ? Ending::questions : Ending::action_items;
+  } else if (vague_routing(last)) {
+    out.error = "vague routing ('" + std::string(trim(last)).substr(0, 60) +
+                "'): pass the Ball with a last line '->Name' at the left margin, naming a peer";
+    return out;
+  } else {
+    out.error = "a ball-mode entry must end with a Questions: block, an Action Items: block, or a last line "
+                "'->Name' handing the Ball to a peer";
+    return out;
+  }
+  out.input = std::move(in);
+  return out;
+}
+
+const char* to_string(AckLevel a) {
+  switch (a) {
+    case AckLevel::none: return "none";
+    case AckLevel::read: return "read";
+    case AckLevel::ack: return "ack";
+    case AckLevel::understood: return "understood";
+    case AckLevel::concur: return "concur";
+    case AckLevel::implement: return "implement";
+  }
+  return "?";
+}
+
+std::optional<AckLevel> parse_ack(std::string_view s) {
+  for (auto a : {AckLevel::read, AckLevel::ack, AckLevel::understood, AckLevel::concur, AckLevel::implement})
+    if (lower(s) == to_string(a)) return a;
+  return std::nullopt;
+}
+
+std::string ack_step_error(AckLevel from, AckLevel to) {
+  if (to == AckLevel::none) return "not an acknowledgement";
+  if (static_cast<int>(to) <= static_cast<int>(from))
+    return std::string("already at ") + to_string(from) + ": acknowledgements only go forward (read, ack, understood, "
+                                                            "concur, implement)";
+  return "";
+}
+
+std::string canonical(const Entry& e) {
+  std::string s;
+  s.reserve(e.text.size() + 128);
+  auto line = [&](const char* key, const std::string& value) {
+    s.append(key).append("=").append(value).append("\n");
+  };
+  line("seq", std::to_string(e.seq));
+  line("session", e.session);
+  line("kind", e.kind);
+  line("author", e.author);
+  line("at_us", std::to_string(e.at_us));
+  line("len", std::to_string(e.text.size()));
+  s += e.text;
+  return s;
+}
+
+Digest chain_hash(const Digest& prev, const Entry& e) {
+  const std::string c = canonical(e);
+  Bytes b(prev.begin(), prev.end());
+  b.insert(b.end(), c.begin(), c.end());
+  return sha256(b);
+}
+
+std::optional<Break> verify(const std::vector<Entry>& entries, std::uint64_t head_seq, const Digest& head_hash) {
+  Digest prev{};
+  if (entries.empty()) return Break{0, "no genesis entry"};
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    if (e.seq != i) {
+      return Break{i, "entry " + std::to_string(i) + " is missing or out of order (found seq " + std::to_string(e.seq) +
+                          ")"};
+    }
+    if (i == 0 && e.kind != "genesis") return Break{0, "the first entry is not the genesis entry"};
+    const Digest h = chain_hash(prev, e);
+    if (h != e.hash)
+      return Break{e.seq, "entry " + std::to_string(e.seq) + " does not match its hash: it was altered (or an earlier "
+                                                              "entry was)"};
+    prev = h;
+  }
+  const std::uint64_t last = entries.back().seq;
+  if (last < head_seq)
+    return Break{last + 1, "the lineage ends at " + std::to_string(last) + " but its signed head is at " +
+                               std::to_string(head_seq) + ": entries " + std::to_string(last + 1) + ".." +
+                               std::to_string(head_seq) + " were removed"};
+  if (last > head_seq) return Break{head_seq + 1, "entries after the signed head " + std::to_string(head_seq)};
+  if (prev != head_hash) return Break{last, "the last entry's hash differs from the signed head"};
+  return std::nullopt;
+}
+
+}  // namespace kairos::ball

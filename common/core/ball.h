@@ -1,0 +1,72 @@
+#pragma once
+// The Ball protocol's pure core (SPEC 6): what a peer's input says, whether
+// a ball-mode entry ends legally, execution-line acknowledgements, and the
+// hash-chained lineage. No I/O.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/core/crypto.h"
+
+namespace kairos::ball {
+
+inline constexpr std::size_t kMaxInput = 16384;  // bytes of one input
+
+enum class Ending { none, questions, action_items, handoff, touchdown };
+const char* to_string(Ending e);
+
+struct Input {
+  bool ball_mode = false;  // prefixed "MM:": appended to the lineage, delivered to every peer
+  std::string text;        // ball mode: everything after "MM:", unedited; else the whole input
+  Ending ending = Ending::none;
+  std::string handoff_to;  // Ending::handoff: the peer who takes the Ball
+};
+
+struct Parsed {
+  std::optional<Input> input;
+  std::string error;  // why it was refused
+};
+
+// Reads one input of a peer. Conversational input (no "MM:") is accepted as
+// it is. A ball-mode entry must end with exactly one of: a Questions: block,
+// an Action Items: block, a final left-aligned "->Name" naming one of peers,
+// or a last line "TOUCHDOWN!". "->Ø", vague routing ("send this to Jason"), a
+// handoff that is not left-aligned and a name that is no peer are refused.
+Parsed parse_input(std::string_view input, const std::vector<std::string>& peers);
+
+// Execution-line acknowledgements, only forward.
+enum class AckLevel { none, read, ack, understood, concur, implement };
+const char* to_string(AckLevel a);
+std::optional<AckLevel> parse_ack(std::string_view s);  // "read", "ack", "understood", "concur", "implement"
+// Empty when `to` may follow `from`, else why not.
+std::string ack_step_error(AckLevel from, AckLevel to);
+
+// One lineage entry. kind: genesis, entry, ack, done, touchdown.
+struct Entry {
+  std::uint64_t seq = 0;  // 0 for the genesis entry
+  std::string session;
+  std::string kind;
+  std::string author;
+  std::int64_t at_us = 0;
+  std::string text;
+  Digest hash{};
+};
+
+// The canonical form that is hashed (docs/BALL.md): one "key=value" line each
+// for seq, session, kind, author, at_us and len (bytes of text), then the
+// text, unedited.
+std::string canonical(const Entry& e);
+// SHA-256(prev_hash || canonical(e)); the genesis entry's prev is 32 zero bytes.
+Digest chain_hash(const Digest& prev, const Entry& e);
+
+struct Break {
+  std::uint64_t seq = 0;  // where the chain breaks
+  std::string reason;
+};
+// Re-checks a whole lineage, oldest first, against its signed head
+// (sequence and hash). Nothing when it holds; else the first break.
+std::optional<Break> verify(const std::vector<Entry>& entries, std::uint64_t head_seq, const Digest& head_hash);
+
+}  // namespace kairos::ball

@@ -1,0 +1,37 @@
+// libFuzzer target for the Ball parser (SPEC 6): any bytes as a peer's
+// input. Invariants: no crash, no sanitizer report, a refusal always says
+// why, an accepted handoff always names a peer, and an accepted entry
+// chains and verifies.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "common/core/ball.h"
+
+using namespace kairos;
+using namespace kairos::ball;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const std::vector<std::string> peers{"Ana", "Ben", "node-7", "\xC3\x98x"};
+  const std::string input(reinterpret_cast<const char*>(data), size);
+  auto p = parse_input(input, peers);
+  if (p.input.has_value() == !p.error.empty()) std::abort();  // exactly one of an input and a reason
+  if (!p.input) return 0;
+  const auto& in = *p.input;
+  if (in.ball_mode) {
+    if (in.ending == Ending::none) std::abort();
+    if (in.ending == Ending::handoff) {
+      bool known = false;
+      for (const auto& peer : peers) known = known || peer == in.handoff_to;
+      if (!known) std::abort();
+    }
+  }
+  Entry genesis{0, "fuzz", "genesis", "Ana", 1, "genesis", {}};
+  genesis.hash = chain_hash(Digest{}, genesis);
+  Entry e{1, "fuzz", "entry", "Ben", 2, in.text, {}};
+  e.hash = chain_hash(genesis.hash, e);
+  if (verify({genesis, e}, 1, e.hash)) std::abort();
+  (void)parse_ack(input);
+  return 0;
+}

@@ -1,0 +1,153 @@
+// The Ball protocol's core (SPEC 6): entry endings, acknowledgements, the hash chain.
+#include <gtest/gtest.h>
+
+#include <cctype>
+
+#include "common/core/ball.h"
+
+using namespace kairos;
+using namespace kairos::ball;
+
+namespace {
+
+const std::vector<std::string> kPeers{"Ana", "Ben", "node-7"};
+
+struct EndingCase {
+  const char* name;
+  const char* input;
+  Ending ending;      // Ending::none: refused
+  const char* words;  // in the error (refused) or the handoff name
+};
+
+class Endings : public ::testing::TestWithParam<EndingCase> {};
+
+TEST_P(Endings, AreReadOrRefusedWithAReason) {
+  const auto& c = GetParam();
+  auto p = parse_input(c.input, kPeers);
+  if (c.ending == Ending::none) {
+    ASSERT_FALSE(p.input) << c.name;
+    EXPECT_NE(p.error.find(c.words), std::string::npos) << c.name << ": " << p.error;
+    return;
+  }
+  ASSERT_TRUE(p.input) << c.name << ": " << p.error;
+  EXPECT_TRUE(p.input->ball_mode);
+  EXPECT_EQ(p.input->ending, c.ending) << c.name;
+  if (c.ending == Ending::handoff) {
+    EXPECT_EQ(p.input->handoff_to, c.words);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Ball, Endings,
+    ::testing::Values(
+        EndingCase{"handoff", "MM: plan drafted\n->Ben", Ending::handoff, "Ben"},
+        EndingCase{"handoff to a node", "MM: run it\n->node-7\n\n", Ending::handoff, "node-7"},
+        EndingCase{"handoff trailing space", "MM: x\n->Ana  ", Ending::handoff, "Ana"},
+        EndingCase{"questions", "MM: draft\nQuestions:\n1. which board?", Ending::questions, ""},
+        EndingCase{"action items", "MM: agreed\nAction Items:\n- Ben orders parts", Ending::action_items, ""},
+        EndingCase{"touchdown", "MM: all done\nTOUCHDOWN!", Ending::touchdown, ""},
+        EndingCase{"null peer", "MM: done here\n->\xC3\x98", Ending::none, "always refused"},
+        EndingCase{"empty handoff", "MM: done here\n->", Ending::none, "always refused"},
+        EndingCase{"unknown peer", "MM: x\n->Jason", Ending::none, "'Jason' is not a peer"},
+        EndingCase{"vague routing", "MM: draft ready, send this to Jason", Ending::none, "vague routing"},
+        EndingCase{"indented handoff", "MM: x\n  ->Ben", Ending::none, "left margin"},
+        EndingCase{"handoff not last", "MM: x\n->Ben\nmore text", Ending::none, "must be the last line"},
+        EndingCase{"no ending", "MM: just some text", Ending::none, "must end with"},
+        EndingCase{"empty questions", "MM: x\nQuestions:", Ending::none, "nothing under it"},
+        EndingCase{"two blocks", "MM: x\nQuestions:\n1. a\nAction Items:\n- b", Ending::none, "exactly one"},
+        EndingCase{"block and handoff", "MM: x\nQuestions:\n1. a\n->Ben", Ending::none, "exactly one"},
+        EndingCase{"empty entry", "MM:   \n\n", Ending::none, "empty"}),
+    [](const auto& test) {
+      std::string n = test.param.name;
+      for (auto& ch : n)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
+
+TEST(Ball, ConversationalInputIsKeptWholeAndNotBallMode) {
+  auto p = parse_input("Ben, can you check the wiring?", kPeers);
+  ASSERT_TRUE(p.input);
+  EXPECT_FALSE(p.input->ball_mode);
+  EXPECT_EQ(p.input->text, "Ben, can you check the wiring?");
+  EXPECT_FALSE(parse_input("   ", kPeers).input);
+  EXPECT_FALSE(parse_input(std::string(kMaxInput + 1, 'a'), kPeers).input);
+  EXPECT_FALSE(parse_input(std::string("MM: a\0b\n->Ben", 14), kPeers).input);
+}
+
+TEST(Ball, BallModeTextIsUnedited) {
+  auto p = parse_input("MM:  two spaces kept\r\n->Ben", kPeers);
+  ASSERT_TRUE(p.input);
+  EXPECT_EQ(p.input->text, "  two spaces kept\r\n->Ben");
+}
+
+TEST(Ball, AcknowledgementsOnlyGoForward) {
+  EXPECT_EQ(parse_ack("Concur"), AckLevel::concur);
+  EXPECT_FALSE(parse_ack("agree"));
+  EXPECT_EQ(ack_step_error(AckLevel::none, AckLevel::read), "");
+  EXPECT_EQ(ack_step_error(AckLevel::read, AckLevel::concur), "");  // steps may be skipped forward
+  EXPECT_NE(ack_step_error(AckLevel::concur, AckLevel::ack).find("only go forward"), std::string::npos);
+  EXPECT_NE(ack_step_error(AckLevel::ack, AckLevel::ack), "");
+}
+
+std::vector<Entry> chain(int n) {
+  std::vector<Entry> v;
+  Digest prev{};
+  for (int i = 0; i < n; ++i) {
+    Entry e;
+    e.seq = static_cast<std::uint64_t>(i);
+    e.session = "s1";
+    e.kind = i == 0 ? "genesis" : "entry";
+    e.author = i % 2 ? "Ana" : "Ben";
+    e.at_us = 1000 + i;
+    e.text = "text " + std::to_string(i);
+    e.hash = chain_hash(prev, e);
+    prev = e.hash;
+    v.push_back(e);
+  }
+  return v;
+}
+
+TEST(Ball, CanonicalFormIsDocumentedAndHashed) {
+  Entry e;
+  e.seq = 3;
+  e.session = "s1";
+  e.kind = "entry";
+  e.author = "Ana";
+  e.at_us = 42;
+  e.text = "MM text\n->Ben";
+  EXPECT_EQ(canonical(e), "seq=3\nsession=s1\nkind=entry\nauthor=Ana\nat_us=42\nlen=13\nMM text\n->Ben");
+  Digest zero{};
+  auto h = chain_hash(zero, e);
+  Bytes b(32, 0);
+  std::string c = canonical(e);
+  b.insert(b.end(), c.begin(), c.end());
+  EXPECT_EQ(h, sha256(b));
+}
+
+TEST(Ball, VerifyFindsEditsRemovalsAndReordering) {
+  auto v = chain(5);
+  EXPECT_FALSE(verify(v, 4, v.back().hash));
+  auto edited = v;
+  edited[2].text = "text 2, edited";
+  auto b = verify(edited, 4, v.back().hash);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->seq, 2u);
+  EXPECT_NE(b->reason.find("altered"), std::string::npos);
+  auto truncated = v;
+  truncated.resize(3);
+  b = verify(truncated, 4, v.back().hash);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->seq, 3u);
+  EXPECT_NE(b->reason.find("entries 3..4 were removed"), std::string::npos) << b->reason;
+  auto swapped = v;
+  std::swap(swapped[1], swapped[2]);
+  b = verify(swapped, 4, v.back().hash);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->seq, 1u);
+  EXPECT_NE(b->reason.find("out of order"), std::string::npos);
+  b = verify(v, 4, Digest{});
+  ASSERT_TRUE(b);
+  EXPECT_NE(b->reason.find("signed head"), std::string::npos);
+}
+
+}  // namespace
