@@ -234,3 +234,145 @@ std::optional<Break> verify(const std::vector<Entry>& entries, std::uint64_t hea
 }
 
 }  // namespace kairos::ball
+
+namespace kairos::ball {
+
+Session::Session(std::string id, std::vector<std::string> peers, std::vector<std::string> objectives,
+                 std::string author, std::int64_t at_us)
+    : id_(std::move(id)), peers_(std::move(peers)), objectives_(std::move(objectives)), done_(objectives_.size()) {
+  holder_ = peers_.empty() ? author : peers_.front();
+  std::string text = "peers=";
+  for (std::size_t i = 0; i < peers_.size(); ++i) text.append(i ? "," : "").append(peers_[i]);
+  text += "\n";
+  for (const auto& o : objectives_) text.append("objective=").append(o).append("\n");
+  Entry g;
+  g.seq = 0;
+  g.session = id_;
+  g.kind = "genesis";
+  g.author = author;
+  g.at_us = at_us;
+  g.text = std::move(text);
+  g.hash = chain_hash(Digest{}, g);
+  lineage_.push_back(std::move(g));
+}
+
+bool Session::is_peer(const std::string& name) const {
+  return std::find(peers_.begin(), peers_.end(), name) != peers_.end();
+}
+
+Session::Outcome Session::append(const std::string& kind, const std::string& author, std::string text,
+                                 std::int64_t at_us) {
+  Entry e;
+  e.seq = lineage_.back().seq + 1;
+  e.session = id_;
+  e.kind = kind;
+  e.author = author;
+  e.at_us = at_us;
+  e.text = std::move(text);
+  e.hash = chain_hash(lineage_.back().hash, e);
+  lineage_.push_back(e);
+  Outcome o;
+  o.appended = std::move(e);
+  return o;
+}
+
+std::string Session::missing() const {
+  std::string out;
+  for (std::size_t i = 0; i < objectives_.size(); ++i)
+    if (!done_[i]) out += (out.empty() ? "" : "; ") + std::string("objective ") + std::to_string(i + 1) + " '" +
+                          objectives_[i] + "' is not done";
+  for (auto seq : says_) {
+    const std::string& author = lineage_[static_cast<std::size_t>(seq)].author;
+    for (const auto& p : peers_) {
+      if (p == author) continue;
+      auto it = acks_.find({seq, p});
+      AckLevel level = it == acks_.end() ? AckLevel::none : it->second;
+      if (static_cast<int>(level) < static_cast<int>(AckLevel::concur))
+        out += (out.empty() ? "" : "; ") + p + " is at " + to_string(level) + " on entry " + std::to_string(seq) +
+               " (needs concur)";
+    }
+  }
+  return out;
+}
+
+Session::Outcome Session::say(const std::string& author, std::string_view input, std::int64_t at_us) {
+  Outcome o;
+  if (closed_) {
+    o.error = "the play is closed (TOUCHDOWN!): start a new one with hut";
+    return o;
+  }
+  if (!is_peer(author)) {
+    o.error = "'" + author + "' is not a peer of this session";
+    return o;
+  }
+  auto p = parse_input(input, peers_);
+  if (!p.input) {
+    o.error = p.error;
+    return o;
+  }
+  if (!p.input->ball_mode) {
+    o.conversational = true;
+    return o;
+  }
+  if (author != holder_) {
+    o.error = holder_ + " holds the Ball: only the holder may append (wait for a ->" + author + " handoff)";
+    return o;
+  }
+  if (p.input->ending == Ending::touchdown) {
+    if (auto why = missing(); !why.empty()) {
+      o.error = "TOUCHDOWN! refused: " + why;
+      return o;
+    }
+  }
+  o = append(p.input->ending == Ending::touchdown ? "touchdown" : "entry", author, p.input->text, at_us);
+  says_.push_back(o.appended->seq);
+  if (p.input->ending == Ending::handoff) holder_ = p.input->handoff_to;
+  if (p.input->ending == Ending::touchdown) {
+    closed_ = true;
+    o.closed = true;
+  }
+  return o;
+}
+
+Session::Outcome Session::ack(const std::string& peer, std::uint64_t seq, AckLevel level, std::int64_t at_us) {
+  Outcome o;
+  if (!is_peer(peer)) {
+    o.error = "'" + peer + "' is not a peer of this session";
+    return o;
+  }
+  if (std::find(says_.begin(), says_.end(), seq) == says_.end()) {
+    o.error = "entry " + std::to_string(seq) + " is not a ball-mode entry of this session";
+    return o;
+  }
+  if (lineage_[static_cast<std::size_t>(seq)].author == peer) {
+    o.error = "a peer does not acknowledge its own entry";
+    return o;
+  }
+  auto& cur = acks_[{seq, peer}];
+  if (auto why = ack_step_error(cur, level); !why.empty()) {
+    o.error = why;
+    return o;
+  }
+  cur = level;
+  return append("ack", peer, "entry=" + std::to_string(seq) + "\nlevel=" + to_string(level), at_us);
+}
+
+Session::Outcome Session::done(const std::string& peer, std::size_t objective, std::int64_t at_us) {
+  Outcome o;
+  if (!is_peer(peer)) {
+    o.error = "'" + peer + "' is not a peer of this session";
+    return o;
+  }
+  if (objective == 0 || objective > objectives_.size()) {
+    o.error = "no objective " + std::to_string(objective) + " (1.." + std::to_string(objectives_.size()) + ")";
+    return o;
+  }
+  if (done_[objective - 1]) {
+    o.error = "objective " + std::to_string(objective) + " is already done";
+    return o;
+  }
+  done_[objective - 1] = true;
+  return append("done", peer, "objective=" + std::to_string(objective), at_us);
+}
+
+}  // namespace kairos::ball

@@ -3,6 +3,7 @@
 // a ball-mode entry ends legally, execution-line acknowledgements, and the
 // hash-chained lineage. No I/O.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,5 +69,51 @@ struct Break {
 // Re-checks a whole lineage, oldest first, against its signed head
 // (sequence and hash). Nothing when it holds; else the first break.
 std::optional<Break> verify(const std::vector<Entry>& entries, std::uint64_t head_seq, const Digest& head_hash);
+
+}  // namespace kairos::ball
+
+namespace kairos::ball {
+
+// One play (SPEC 6): peers, objectives, who holds the Ball, the lineage and
+// every peer's acknowledgement of every entry. Pure logic: the gateway
+// stores what it appends and carries what it delivers.
+class Session {
+ public:
+  // hut: a new play; the genesis entry names peers and objectives, the
+  // first peer holds the Ball.
+  Session(std::string id, std::vector<std::string> peers, std::vector<std::string> objectives, std::string author,
+          std::int64_t at_us);
+
+  struct Outcome {
+    std::string error;             // refused: why (the lineage is unchanged)
+    std::optional<Entry> appended;  // a new lineage entry, already chained
+    bool conversational = false;   // delivered to the addressed peer only, not logged
+    bool closed = false;           // TOUCHDOWN! accepted
+  };
+  Outcome say(const std::string& author, std::string_view input, std::int64_t at_us);
+  Outcome ack(const std::string& peer, std::uint64_t seq, AckLevel level, std::int64_t at_us);
+  Outcome done(const std::string& peer, std::size_t objective, std::int64_t at_us);
+
+  const std::string& id() const { return id_; }
+  const std::string& holder() const { return holder_; }
+  const std::vector<Entry>& lineage() const { return lineage_; }
+  const std::vector<std::string>& peers() const { return peers_; }
+  bool closed() const { return closed_; }
+  // What still stands between the play and TOUCHDOWN! ("" when nothing).
+  std::string missing() const;
+
+ private:
+  Outcome append(const std::string& kind, const std::string& author, std::string text, std::int64_t at_us);
+  bool is_peer(const std::string& name) const;
+  std::string id_;
+  std::vector<std::string> peers_;
+  std::vector<std::string> objectives_;
+  std::vector<bool> done_;
+  std::string holder_;
+  std::vector<Entry> lineage_;
+  std::vector<std::uint64_t> says_;  // seqs of ball-mode entries
+  std::map<std::pair<std::uint64_t, std::string>, AckLevel> acks_;  // (entry, peer) -> level
+  bool closed_ = false;
+};
 
 }  // namespace kairos::ball

@@ -33,5 +33,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   e.hash = chain_hash(genesis.hash, e);
   if (verify({genesis, e}, 1, e.hash)) std::abort();
   (void)parse_ack(input);
+  // Through a play: the holder's input either appends a chained entry or changes nothing.
+  Session play("fuzz", {"Ana", "Ben", "node-7"}, {"objective"}, "Ana", 1);
+  auto o = play.say("Ana", input, 2);
+  if (o.appended.has_value() == !o.error.empty()) {
+    if (!o.conversational || !o.error.empty()) std::abort();
+  }
+  const auto& l = play.lineage();
+  if (l.size() != (o.appended ? 2u : 1u)) std::abort();
+  if (verify(l, l.back().seq, l.back().hash)) std::abort();
   return 0;
 }

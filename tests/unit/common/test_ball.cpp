@@ -151,3 +151,61 @@ TEST(Ball, VerifyFindsEditsRemovalsAndReordering) {
 }
 
 }  // namespace
+
+namespace {
+
+// The scripted play, without the wire: two people and a node.
+TEST(BallSession, APlayHandsTheBallAroundRefusesWhatItMustAndReachesTouchdown) {
+  Session s("play-1", {"Ana", "Ben", "node-7"}, {"pick a board", "order it"}, "Ana", 100);
+  ASSERT_EQ(s.lineage().size(), 1u);
+  EXPECT_EQ(s.lineage()[0].kind, "genesis");
+  EXPECT_EQ(s.holder(), "Ana");
+
+  auto o = s.say("Ben", "MM: I think a Pi Zero\n->Ana", 101);
+  EXPECT_NE(o.error.find("Ana holds the Ball"), std::string::npos) << o.error;
+  EXPECT_FALSE(s.say("Ana", "MM: over to nobody\n->\xC3\x98", 102).error.empty());
+  EXPECT_NE(s.say("Ana", "MM: draft done, send this to Jason", 103).error.find("vague routing"), std::string::npos);
+  EXPECT_EQ(s.lineage().size(), 1u) << "refusals change nothing";
+  EXPECT_TRUE(s.say("Ben", "Ana, are you there?", 104).conversational);
+  EXPECT_EQ(s.lineage().size(), 1u) << "conversation is never logged";
+
+  o = s.say("Ana", "MM: candidates: Pi Zero, Pi 2\n->node-7", 105);
+  ASSERT_TRUE(o.appended) << o.error;
+  EXPECT_EQ(s.holder(), "node-7");
+  o = s.say("node-7", "MM: Pi Zero: 1 W idle\nAction Items:\n- Ben orders two", 106);
+  ASSERT_TRUE(o.appended) << o.error;
+  EXPECT_EQ(s.holder(), "node-7") << "a block keeps the Ball";
+
+  // Too early: objectives open, acknowledgements short of Concur.
+  o = s.say("node-7", "MM: done\nTOUCHDOWN!", 107);
+  EXPECT_NE(o.error.find("objective 1 'pick a board' is not done"), std::string::npos) << o.error;
+  EXPECT_NE(o.error.find("Ben is at none on entry 1"), std::string::npos) << o.error;
+
+  for (const char* p : {"Ben", "node-7"}) ASSERT_TRUE(s.ack(p, 1, AckLevel::concur, 110).appended);
+  for (const char* p : {"Ana", "Ben"}) ASSERT_TRUE(s.ack(p, 2, AckLevel::read, 111).appended);
+  EXPECT_FALSE(s.ack("Ana", 2, AckLevel::read, 112).error.empty()) << "only forward";
+  EXPECT_FALSE(s.ack("node-7", 2, AckLevel::concur, 112).error.empty()) << "not its own entry";
+  for (const char* p : {"Ana", "Ben"}) ASSERT_TRUE(s.ack(p, 2, AckLevel::implement, 113).appended);
+  ASSERT_TRUE(s.done("Ben", 1, 114).appended);
+  o = s.say("node-7", "MM: done\nTOUCHDOWN!", 115);
+  EXPECT_NE(o.error.find("objective 2 'order it' is not done"), std::string::npos) << o.error;
+  EXPECT_EQ(o.error.find("objective 1"), std::string::npos) << o.error;
+  ASSERT_TRUE(s.done("Ben", 2, 116).appended);
+  EXPECT_FALSE(s.done("Ben", 2, 117).appended);
+  o = s.say("node-7", "MM: both done\nTOUCHDOWN!", 118);
+  ASSERT_TRUE(o.appended) << o.error;
+  EXPECT_TRUE(o.closed);
+  EXPECT_TRUE(s.closed());
+  EXPECT_FALSE(s.say("node-7", "MM: more\n->Ana", 119).error.empty());
+
+  // The lineage verifies against its head; an edit is found where it is.
+  const auto& l = s.lineage();
+  EXPECT_FALSE(verify(l, l.back().seq, l.back().hash));
+  auto edited = l;
+  edited[3].text = "entry=1\nlevel=implement";
+  auto b = verify(edited, l.back().seq, l.back().hash);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->seq, 3u);
+}
+
+}  // namespace
