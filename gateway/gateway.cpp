@@ -43,14 +43,6 @@ std::string suggestion(const std::string& type) {
   return "inspect the node";
 }
 
-// A job's --to: empty, class:<A..F>, cluster:<name> or a capability.
-bool valid_job_target(const std::string& to) {
-  if (to.empty()) return true;
-  if (to.rfind("class:", 0) == 0) return to.size() == 7 && to[6] >= 'A' && to[6] <= 'F';
-  if (to.rfind("cluster:", 0) == 0) return valid_name(to.substr(8));
-  return valid_name(to);
-}
-
 kairos_v1_MeshMode mode_for(double active_rate) {
   if (active_rate >= 0.95) return kairos_v1_MeshMode_FULL;
   if (active_rate >= 0.80) return kairos_v1_MeshMode_DEGRADED_LIGHT;

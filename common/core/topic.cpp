@@ -139,4 +139,12 @@ std::string node_filter(std::string_view mesh, TopicKind kind) {
   return join({mesh, "+", "+", to_string(kind)});
 }
 
+bool valid_job_target(std::string_view to) {
+  if (to.empty()) return true;
+  if (to.size() > 64) return false;
+  if (to.substr(0, 6) == "class:") return to.size() == 7 && to[6] >= 'A' && to[6] <= 'F';
+  if (to.substr(0, 8) == "cluster:") return valid_name(to.substr(8));
+  return valid_name(to);
+}
+
 }  // namespace kairos

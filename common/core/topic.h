@@ -26,6 +26,8 @@ struct Topic {
 // Names of meshes, clusters, nodes, gateways and clients: 1..64 characters
 // from [A-Za-z0-9_-], not starting with '_' (reserved for _mesh, _gw, ...).
 bool valid_name(std::string_view name);
+// A job's target (delegate, ask --to): empty, class:<A..F>, cluster:<name> or a capability name.
+bool valid_job_target(std::string_view to);
 inline constexpr std::string_view kNameRule = "1-64 of A-Z a-z 0-9 _ -, not starting with _";
 
 inline constexpr std::string_view kTopicRoot = "kairos/v1/";

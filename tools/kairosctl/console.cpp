@@ -5,18 +5,12 @@
 
 #include "common/core/frame.h"
 #include "common/core/json.h"
+#include "common/core/topic.h"
+#include "tools/kairosctl/args.h"
 
 namespace kairos::ctl {
 
 namespace {
-
-bool whole(const std::string& s, unsigned long lo, unsigned long hi, std::uint32_t& out) {
-  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-  unsigned long v = std::stoul(s);
-  if (v < lo || v > hi) return false;
-  out = static_cast<std::uint32_t>(v);
-  return true;
-}
 
 // A scope or target list: all, cluster:<c>, class:<X> or node ids.
 bool valid_selector(const std::string& s) {
@@ -33,12 +27,6 @@ bool valid_selector(const std::string& s) {
   return !s.empty() && s.size() <= 1024;
 }
 
-std::string shown(const std::uint8_t* p, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (p[i] < 0x20 || p[i] == 0x7f) return "hex:" + to_hex(ByteView(p, n));
-  return std::string(reinterpret_cast<const char*>(p), n);
-}
-
 }  // namespace
 
 std::string parse_broadcast_args(const std::vector<std::string>& args, kairos_v1_BroadcastRequest& req) {
@@ -51,7 +39,7 @@ std::string parse_broadcast_args(const std::vector<std::string>& args, kairos_v1
     } else if (a == "--confirm") {
       req.confirm = true;
     } else if (a == "--window") {
-      if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.window_ms)) return "broadcast: --window takes 1 to 600000 ms";
+      if (i + 1 >= args.size() || !parse_whole(args[++i], 1, 600'000, req.window_ms)) return "broadcast: --window takes 1 to 600000 ms";
     } else if (a == "--targets") {
       if (i + 1 >= args.size() || !valid_selector(args[i + 1])) return "broadcast: --targets takes all, cluster:C, class:X or node ids";
       set_string(req.targets, args[++i]);
@@ -78,7 +66,7 @@ std::string parse_freeze_args(const std::vector<std::string>& args, bool thaw, k
     if (a == "--confirm") {
       req.confirm = true;
     } else if (a == "--window") {
-      if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.window_ms)) return verb + ": --window takes 1 to 600000 ms";
+      if (i + 1 >= args.size() || !parse_whole(args[++i], 1, 600'000, req.window_ms)) return verb + ": --window takes 1 to 600000 ms";
     } else if (!have_scope && !a.empty() && a[0] != '-') {
       if (!valid_selector(a)) return verb + ": '" + a + "' is not a scope (all, cluster:C, class:X or node ids)";
       set_string(req.scope, a);
@@ -98,19 +86,16 @@ std::string parse_ask_args(const std::vector<std::string>& args, kairos_v1_AskRe
     if (a == "--confirm") {
       req.confirm = true;
     } else if (a == "--sample") {
-      if (i + 1 >= args.size() || !whole(args[++i], 1, 1000, req.sample)) return "ask: --sample takes 1 to 1000";
+      if (i + 1 >= args.size() || !parse_whole(args[++i], 1, 1000, req.sample)) return "ask: --sample takes 1 to 1000";
     } else if (a == "--handler") {
       if (i + 1 >= args.size() || !valid_name(args[i + 1]) || args[i + 1].size() > 32) return "ask: --handler takes a handler name";
       set_string(req.handler, args[++i]);
     } else if (a == "--to") {
       const std::string v = i + 1 < args.size() ? args[i + 1] : "";
-      bool ok = v.rfind("class:", 0) == 0   ? v.size() == 7 && v[6] >= 'A' && v[6] <= 'F'
-                : v.rfind("cluster:", 0) == 0 ? valid_name(v.substr(8))
-                                              : valid_name(v);
-      if (!ok || v.size() > 64) return "ask: --to takes class:X, cluster:C or a capability";
+      if (!valid_job_target(v) || v.empty()) return "ask: --to takes class:X, cluster:C or a capability";
       set_string(req.to, args[++i]);
     } else if (a == "--timeout") {
-      if (i + 1 >= args.size() || !whole(args[++i], 1, 600'000, req.timeout_ms)) return "ask: --timeout takes 1 to 600000 ms";
+      if (i + 1 >= args.size() || !parse_whole(args[++i], 1, 600'000, req.timeout_ms)) return "ask: --timeout takes 1 to 600000 ms";
     } else if (!a.empty() && a[0] == '-') {
       return "ask: unknown option '" + a + "'; " + use;
     } else if (!have_q) {
@@ -161,7 +146,7 @@ int print_ask(const kairos_v1_AskReply& r, bool json) {
     j.begin_object().key("asked").integer(r.asked).key("answered").integer(r.answered).key("groups").begin_array();
     for (pb_size_t i = 0; i < r.groups_count; ++i) {
       const auto& g = r.groups[i];
-      j.begin_object().key("value").str(shown(g.value.bytes, g.value.size)).key("count").integer(g.count);
+      j.begin_object().key("value").str(printable_or_hex(g.value.bytes, g.value.size, false)).key("count").integer(g.count);
       j.key("nodes").begin_array();
       for (pb_size_t k = 0; k < g.nodes_count; ++k) j.str(g.nodes[k]);
       j.end_array().end_object();
@@ -175,7 +160,7 @@ int print_ask(const kairos_v1_AskReply& r, bool json) {
   std::printf("%u asked, %u answered\n", r.asked, r.answered);
   for (pb_size_t i = 0; i < r.groups_count; ++i) {
     const auto& g = r.groups[i];
-    std::printf("%5u x  %s   (", g.count, shown(g.value.bytes, g.value.size).c_str());
+    std::printf("%5u x  %s   (", g.count, printable_or_hex(g.value.bytes, g.value.size, false).c_str());
     for (pb_size_t k = 0; k < g.nodes_count; ++k) std::printf("%s%s", k ? " " : "", g.nodes[k]);
     std::printf("%s)\n", g.count > g.nodes_count ? " ..." : "");
   }

@@ -6,30 +6,12 @@
 
 #include "common/core/frame.h"
 #include "common/core/json.h"
+#include "common/core/topic.h"
+#include "tools/kairosctl/args.h"
 #include "tools/kairosctl/schedule.h"
 
 namespace kairos::ctl {
 
-namespace {
-
-bool whole(const std::string& s, unsigned long lo, unsigned long hi, std::uint32_t& out) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 9) return false;
-  unsigned long v = std::stoul(s);
-  if (v < lo || v > hi) return false;
-  out = static_cast<std::uint32_t>(v);
-  return true;
-}
-
-// The payload as text when it is printable, else as hex.
-std::string shown(const std::uint8_t* p, std::size_t n) {
-  bool text = true;
-  for (std::size_t i = 0; i < n; ++i)
-    if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) text = false;
-  if (text) return std::string(reinterpret_cast<const char*>(p), n);
-  return "hex:" + to_hex(ByteView(p, n));
-}
-
-}  // namespace
 
 std::string parse_delegate_args(const std::vector<std::string>& args, kairos_v1_DelegateRequest& req) {
   const char* use =
@@ -63,10 +45,7 @@ std::string parse_delegate_args(const std::vector<std::string>& args, kairos_v1_
       have_payload = true;
     } else if (a == "--to") {
       if (!value(v)) return "delegate: --to needs class:X, cluster:C or a capability";
-      bool ok = v.rfind("class:", 0) == 0   ? v.size() == 7 && v[6] >= 'A' && v[6] <= 'F'
-                : v.rfind("cluster:", 0) == 0 ? valid_name(v.substr(8))
-                                              : valid_name(v);
-      if (!ok || v.size() > 64) return "delegate: --to '" + v + "': class:A..F, cluster:<name> or a capability";
+      if (!valid_job_target(v) || v.empty()) return "delegate: --to '" + v + "': class:A..F, cluster:<name> or a capability";
       set_string(req.to, v);
     } else if (a == "--needs") {
       if (!value(v)) return "delegate: --needs takes capabilities separated by commas";
@@ -83,11 +62,11 @@ std::string parse_delegate_args(const std::vector<std::string>& args, kairos_v1_
         start = end + 1;
       }
     } else if (a == "--timeout") {
-      if (!value(v) || !whole(v, 1, 3'600'000, req.timeout_ms)) return "delegate: --timeout takes 1 to 3600000 ms";
+      if (!value(v) || !parse_whole(v, 1, 3'600'000, req.timeout_ms)) return "delegate: --timeout takes 1 to 3600000 ms";
     } else if (a == "--redundancy") {
-      if (!value(v) || !whole(v, 1, 8, req.redundancy)) return "delegate: --redundancy takes 1 to 8";
+      if (!value(v) || !parse_whole(v, 1, 8, req.redundancy)) return "delegate: --redundancy takes 1 to 8";
     } else if (a == "--retries") {
-      if (!value(v) || !whole(v, 0, 100, req.retries)) return "delegate: --retries takes 0 to 100";
+      if (!value(v) || !parse_whole(v, 0, 100, req.retries)) return "delegate: --retries takes 0 to 100";
       req.has_retries = true;
     } else {
       return "delegate: unknown argument '" + a + "'; " + use;
@@ -107,7 +86,7 @@ std::string parse_jobs_args(const std::vector<std::string>& args, kairos_v1_Jobs
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::uint32_t n = 0;
     if (args[i] == "--limit" && i + 1 < args.size()) {
-      if (!whole(args[++i], 1, 20, n)) return "jobs: --limit takes 1 to 20";
+      if (!parse_whole(args[++i], 1, 20, n)) return "jobs: --limit takes 1 to 20";
       req.limit = n;
     } else if (args[i].find_first_not_of("0123456789") == std::string::npos && args[i].size() < 19 && !args[i].empty()) {
       req.job_id = std::stoull(args[i]);
@@ -131,7 +110,7 @@ int print_job(const kairos_v1_JobInfo& j, bool json) {
   if (json) {
     Json o;
     o.begin_object().key("job").integer(j.job_id).key("handler").str(j.handler).key("state").str(j.state);
-    o.key("error").str(j.error).key("output").str(shown(j.output.bytes, j.output.size));
+    o.key("error").str(j.error).key("output").str(printable_or_hex(j.output.bytes, j.output.size, true));
     o.key("exit_code").num(j.exit_code).key("redundancy").integer(j.redundancy).key("attempts").integer(j.attempts);
     o.key("retries").integer(j.retries).key("winners").begin_array();
     for (pb_size_t i = 0; i < j.winners_count; ++i) o.str(j.winners[i]);
@@ -159,7 +138,7 @@ int print_job(const kairos_v1_JobInfo& j, bool json) {
   }
   if (j.finished_us && j.created_us)
     std::printf("  took     %.3f s\n", static_cast<double>(j.finished_us - j.created_us) / 1e6);
-  if (j.output.size) std::printf("  output   %s\n", shown(j.output.bytes, j.output.size).c_str());
+  if (j.output.size) std::printf("  output   %s\n", printable_or_hex(j.output.bytes, j.output.size, true).c_str());
   if (!j.finished_us && !failed)
     std::printf("  kairosctl jobs %llu shows its progress\n", static_cast<unsigned long long>(j.job_id));
   if (failed && std::string_view(j.error) == "no_capable_node")
