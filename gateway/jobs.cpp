@@ -104,7 +104,8 @@ void JobBook::restore(Job job, std::int64_t now_us) {
   event(jobs_[id], "resumed", "", 0, "gateway restarted; attempts from " + std::to_string(jobs_[id].next_attempt));
 }
 
-JobCopy* JobBook::copy_of(Job& job, const std::string& node, std::uint32_t attempt) {
+template <class J>
+auto JobBook::copy_of(J& job, const std::string& node, std::uint32_t attempt) -> decltype(&job.copies[0]) {
   for (auto& c : job.copies)
     if (c.attempt == attempt && c.node == node) return &c;
   return nullptr;
@@ -207,14 +208,14 @@ void JobBook::copy_failed(Job& job, JobCopy& copy, const std::string& kind, cons
     return;
   }
   // No retries left: the job ends once nothing it waits for can still decide it.
-  bool waiting = std::any_of(job.copies.begin(), job.copies.end(), [](const JobCopy& c) { return !c.answered && !c.failed; });
+  bool waiting = job.awaited() > 0;
   if (!waiting) vote(job, now_wall_us);
 }
 
 void JobBook::vote(Job& job, std::int64_t now_wall_us) {
   if (job.spec.poll) {
     // Every answer counts; the poll ends when nothing is out any more.
-    bool waiting = std::any_of(job.copies.begin(), job.copies.end(), [](const JobCopy& c) { return !c.answered && !c.failed; });
+    bool waiting = job.awaited() > 0;
     if (waiting || job.open_slots > 0) return;
     for (const auto& c : job.copies)
       if (c.answered) {
@@ -262,8 +263,7 @@ void JobBook::vote(Job& job, std::int64_t now_wall_us) {
                                         (w.error.empty() ? "" : ": " + w.error), now_wall_us);
     return;
   }
-  const int waiting = static_cast<int>(
-      std::count_if(job.copies.begin(), job.copies.end(), [](const JobCopy& c) { return !c.answered && !c.failed; }));
+  const int waiting = job.awaited();
   // Can a majority still form from what is out and what may still be sent?
   const int largest = best ? static_cast<int>(best->size()) : 0;
   if (largest + waiting + job.open_slots >= need) return;
@@ -297,7 +297,7 @@ void JobBook::vote(Job& job, std::int64_t now_wall_us) {
 void JobBook::finish(Job& job, JobState state, const std::string& error, std::int64_t now_wall_us) {
   set_state(job, state);
   for (auto& c : job.copies)
-    if (!c.answered && !c.failed) {
+    if (c.awaited()) {
       c.failed = true;  // no longer waited for; a late result is still compared
       release(c.node);
     }
@@ -325,7 +325,7 @@ void JobBook::dispatch(Job& job, std::int64_t now_us, std::int64_t now_wall_us) 
     if (others_tried) {
       // Every capable node has had its copy: what is out decides.
       job.open_slots = 0;
-      bool waiting = std::any_of(job.copies.begin(), job.copies.end(), [](const JobCopy& c) { return !c.answered && !c.failed; });
+      bool waiting = job.awaited() > 0;
       if (!waiting) vote(job, now_wall_us);
       return;
     }
@@ -401,7 +401,7 @@ void JobBook::service(std::int64_t now_us, std::int64_t now_wall_us) {
     Job& job = it->second;
     for (std::size_t k = 0; k < job.copies.size() && !job.final(); ++k) {
       auto& c = job.copies[k];
-      if (!c.answered && !c.failed && now_us >= c.deadline_us)
+      if (c.awaited() && now_us >= c.deadline_us)
         copy_failed(job, c, "timeout", "no result within " + std::to_string(job.spec.timeout_ms) + " ms", now_us,
                     now_wall_us);
     }
@@ -421,17 +421,14 @@ std::int64_t JobBook::next_deadline_us() const {
     const Job& job = it->second;
     if (job.open_slots > 0) next = std::min(next, job.not_before_us);
     for (const auto& c : job.copies)
-      if (!c.answered && !c.failed) next = std::min(next, c.deadline_us);
+      if (c.awaited()) next = std::min(next, c.deadline_us);
   }
   return next;
 }
 
 const JobCopy* JobBook::copy(std::uint64_t id, const std::string& node, std::uint32_t attempt) const {
   auto it = jobs_.find(id);
-  if (it == jobs_.end()) return nullptr;
-  for (const auto& c : it->second.copies)
-    if (c.attempt == attempt && c.node == node) return &c;
-  return nullptr;
+  return it == jobs_.end() ? nullptr : copy_of(it->second, node, attempt);
 }
 
 const Job* JobBook::find(std::uint64_t id) const {

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -49,6 +50,7 @@ struct JobCopy {
   std::string error;
   int exit_code = 0;
   Digest hash{};  // of status, exit code and output: what the vote compares
+  bool awaited() const { return !answered && !failed; }  // out, neither answered nor given up
 };
 
 struct Job {
@@ -70,6 +72,10 @@ struct Job {
   std::vector<std::string> winners;
   std::vector<std::string> dissent;
   bool final() const { return state == JobState::done || state == JobState::failed; }
+  // Copies still out.
+  int awaited() const {
+    return static_cast<int>(std::count_if(copies.begin(), copies.end(), [](const JobCopy& c) { return c.awaited(); }));
+  }
 };
 
 struct JobCandidate {
@@ -154,7 +160,9 @@ class JobBook {
   void event(const Job& job, std::string kind, const std::string& node = "", std::uint32_t attempt = 0,
              std::string detail = "");
   void set_state(Job& job, JobState s);
-  JobCopy* copy_of(Job& job, const std::string& node, std::uint32_t attempt);
+  // The copy of job sent to node as attempt (const or not, as job is).
+  template <class J>
+  static auto copy_of(J& job, const std::string& node, std::uint32_t attempt) -> decltype(&job.copies[0]);
   void release(const std::string& node);
   void sort_candidates(std::vector<JobCandidate>& cands, std::size_t first) const;
 
