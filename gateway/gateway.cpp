@@ -189,8 +189,8 @@ void Gateway::on_connected() {
   log::info("gateway", "connected to " + config_.broker.uri);
   connected_at_us_ = mono_us();
   registry_.grace(connected_at_us_);
-  if (jobs_from_us_ == 0)
-    jobs_from_us_ = connected_at_us_ + static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6) + 500'000;
+  if (settled_at_us_ == 0)
+    settled_at_us_ = connected_at_us_ + static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6) + 500'000;
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
@@ -655,7 +655,7 @@ void Gateway::sync(std::int64_t now_us) {
   // Until the registry has settled after a start (births re-read, first
   // heartbeats), nodes restored from the database look offline: no mode
   // is judged from that.
-  if (jobs_from_us_ == 0 || now_us < jobs_from_us_) mode = mode_;
+  if (!settled(now_us)) mode = mode_;
   if (mode != mode_) {
     log::info("mesh", "mode " + std::string(to_string(mode_)) + " -> " + std::string(to_string(mode)) + " (" +
                           std::to_string(registry_.online_count()) + " of " + std::to_string(known) + " nodes active)");
@@ -741,10 +741,9 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
   resp->ok = true;
   switch (req.which_verb) {
     case kairos_v1_ControlRequest_status_tag:
-      commit_durable();
-      conflicts_last_hour_ = store_.conflicts_since(wall_us() - 3'600'000'000LL);
       resp->which_reply = kairos_v1_ControlResponse_status_tag;
       fill_status(resp->reply.status, now_us);
+      resp->reply.status.conflicts_last_hour = store_.conflicts_since(wall_us() - 3'600'000'000LL);
       break;
     case kairos_v1_ControlRequest_nodes_tag:
       resp->which_reply = kairos_v1_ControlResponse_nodes_tag;
@@ -779,7 +778,6 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
     case kairos_v1_ControlRequest_ask_tag:
       return ask(m, req.request_id, req.verb.ask);
     case kairos_v1_ControlRequest_conflicts_tag: {
-      commit_durable();  // what was seen is in the log before it is read
       resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
       auto& list = resp->reply.conflicts;
       std::uint32_t limit = req.verb.conflicts.limit ? std::min(req.verb.conflicts.limit, 20u) : 20u;
@@ -790,7 +788,6 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       break;
     }
     case kairos_v1_ControlRequest_resolve_tag: {
-      commit_durable();
       const auto& q = req.verb.resolve;
       std::string note = q.note[0] ? std::string("operator: ") + q.note : "operator";
       store_.begin();
@@ -867,7 +864,6 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
       ++counted;
     }
   r.mean_impedance = counted ? static_cast<float>(sum / static_cast<double>(counted)) : 0.0f;
-  r.conflicts_last_hour = conflicts_last_hour_;
   set_string(r.last_cascade, last_cascade_);
   r.active_rate = static_cast<float>(active_rate_);
   for (const auto& v : breakers_.view(now_us)) r.breakers_open += v.state != BreakerState::closed;
@@ -1132,7 +1128,7 @@ int Gateway::run() {
     service_jobs();
     commit_durable();
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
-                                      std::max(jobs_.next_deadline_us(), jobs_from_us_)});
+                                      std::max(jobs_.next_deadline_us(), settled_at_us_)});
     // The scheduler's next send bucket or gather end, on the wall clock.
     if (std::int64_t due = scheduler_.next_deadline_us(); due != INT64_MAX)
       deadline = std::min(deadline, mono_us() + std::max<std::int64_t>(0, due - wall_us()));
@@ -1303,7 +1299,7 @@ void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_
 void Gateway::service_jobs() {
   // After a start the registry fills from retained births and the first
   // heartbeats: until then "no capable node" would be a guess.
-  if (jobs_from_us_ == 0 || mono_us() < jobs_from_us_ || !link_->connected()) return;
+  if (!settled(mono_us()) || !link_->connected()) return;
   if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) return;  // automation halted
   jobs_.service(mono_us(), wall_us());
 }

@@ -75,7 +75,6 @@ class Gateway {
   std::string last_cascade_;
   std::vector<std::pair<std::string, Bytes>> pending_alerts_;  // published after the next commit
   double active_rate_ = 1.0;
-  std::uint32_t conflicts_last_hour_ = 0;
   bool emergency_override_ = false;
   void on_result(const std::string& id, const Envelope& env, const Inbound& m);
   void check_contexts();
@@ -138,7 +137,11 @@ class Gateway {
   std::uint64_t alerts_ = 0;
   void alert(const StoredConflict& c);
   std::uint64_t next_job_id_ = 1;
-  std::int64_t jobs_from_us_ = 0;  // monotonic: jobs are dispatched from then on (set at the first connect)
+  // Monotonic: from then on the registry has settled after the start (births
+  // re-read, first heartbeats): jobs are dispatched and the mode judged.
+  // Set at the first connect.
+  std::int64_t settled_at_us_ = 0;
+  bool settled(std::int64_t now_us) const { return settled_at_us_ != 0 && now_us >= settled_at_us_; }
   std::map<std::string, std::int64_t> last_conflict_us_;  // "type/node" -> when last logged
   struct PendingPing {
     std::string node;

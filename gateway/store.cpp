@@ -118,6 +118,8 @@ Store::Store(const std::string& path) {
       node TEXT NOT NULL,
       detail TEXT NOT NULL,
       at_wall_us INTEGER NOT NULL);
+    -- The status box counts the last hour's conflicts at every call.
+    CREATE INDEX IF NOT EXISTS conflicts_at ON conflicts (at_wall_us);
     CREATE TRIGGER IF NOT EXISTS conflicts_no_update BEFORE UPDATE ON conflicts
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS conflicts_no_delete BEFORE DELETE ON conflicts
@@ -217,6 +219,8 @@ Store::Store(const std::string& path) {
       exit_code=?15, output=?16, error=?17, winners=?18, dissent=?19)sql");
   append_job_event_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO job_events (job_id, kind, node, attempt, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql");
+  open_task_ = std::make_unique<Stmt>(
+      db_, "INSERT INTO resolutions (conflict_id, priority, strategy, state) VALUES (?1, ?2, ?3, 'open')");
   append_quarantine_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO quarantine (node, action, reason, data, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5))sql");
   append_conflict_ = std::make_unique<Stmt>(db_, R"sql(
@@ -243,6 +247,7 @@ Store::~Store() {
   save_job_.reset();
   append_job_event_.reset();
   append_quarantine_.reset();
+  open_task_.reset();
   // close_v2: the connection goes once the last statement is finalized, whatever the order.
   sqlite3_close_v2(db_);
 }
@@ -306,8 +311,7 @@ void Store::append_event(const StoredEvent& e) {
 void Store::append_conflict(const StoredConflict& c) {
   append_conflict_->bind(1, c.type).bind(2, static_cast<std::int64_t>(c.priority)).bind(3, c.node).bind(4, c.detail)
       .bind(5, c.at_wall_us).run();
-  Stmt task(db_, "INSERT INTO resolutions (conflict_id, priority, strategy, state) VALUES (?1, ?2, ?3, 'open')");
-  task.bind(1, static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_)))
+  open_task_->bind(1, static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_)))
       .bind(2, static_cast<std::int64_t>(c.priority))
       .bind(3, c.suggested)
       .run();

@@ -144,6 +144,7 @@ class Store {
   std::unique_ptr<Stmt> save_job_;
   std::unique_ptr<Stmt> append_job_event_;
   std::unique_ptr<Stmt> append_quarantine_;
+  std::unique_ptr<Stmt> open_task_;  // a conflict's resolution task
 };
 
 }  // namespace kairos::gw
