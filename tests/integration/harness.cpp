@@ -1,5 +1,7 @@
 #include "tests/integration/harness.h"
 
+#include <sqlite3.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -283,6 +285,38 @@ std::optional<kairos_v1_StatusReply> Mesh::status() {
   auto r = ctl(req);
   if (!r || !r->ok) return std::nullopt;
   return r->reply.status;
+}
+
+std::vector<std::string> Mesh::sim_argv(const std::vector<std::string>& more) const {
+  std::vector<std::string> argv{bin("kairos-sim"), "--broker", broker_.uri(), "--mesh", mesh_, "--keys-dir", keys_dir()};
+  argv.insert(argv.end(), more.begin(), more.end());
+  return argv;
+}
+
+std::vector<std::vector<std::string>> query_db(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open " + path);
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    std::string why = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    throw std::runtime_error(why + " in " + sql);
+  }
+  std::vector<std::vector<std::string>> rows;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int c = 0; c < sqlite3_column_count(st); ++c) {
+      const auto* t = sqlite3_column_text(st, c);
+      row.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
+    }
+    rows.push_back(std::move(row));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;
 }
 
 RunResult Mesh::kairosctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {

@@ -115,6 +115,8 @@ class Mesh {
   std::optional<kairos_v1_NodeInfo> node_info(const std::string& id);
   std::optional<kairos_v1_StatusReply> status();
   std::uint64_t drops(const std::string& reason);
+  // kairos-sim's command line on this mesh's broker, name and keys, then more.
+  std::vector<std::string> sim_argv(const std::vector<std::string>& more) const;
   // kairosctl with this mesh's broker, name and operator key, then args.
   RunResult kairosctl(const std::vector<std::string>& args,
                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
@@ -131,6 +133,10 @@ class Mesh {
   std::map<std::string, std::unique_ptr<Process>> nodes_;
   std::unique_ptr<CtlClient> ctl_;
 };
+
+// The rows of a query on an SQLite file (read-only), each as its columns'
+// text. Throws std::runtime_error when the file or the query fails.
+std::vector<std::vector<std::string>> query_db(const std::string& path, const std::string& sql);
 
 // A raw MQTT client for the tests: publishes frames, records what arrives.
 class Client {

@@ -127,9 +127,8 @@ TEST(Conflicts, AQuarantinedNodeGetsNoJobsAlertsGoOutAndTheQuarantineSurvivesARe
             0755);
   const std::string extra = "[liveness]\nheartbeat_period_s = 1\n[alerts]\nhook = [\"" + dir.file("hook.sh") + "\"]\n";
   mesh.start_gateway(extra);
-  Process sim({bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir", mesh.keys_dir(),
-               "--nodes", "2", "--prefix", "q", "--classes", "A", "--clusters", "1", "--hb-period-s", "1",
-               "--phase-period-s", "0"},
+  Process sim(mesh.sim_argv({"--nodes", "2", "--prefix", "q", "--classes", "A", "--clusters", "1", "--hb-period-s", "1",
+                             "--phase-period-s", "0"}),
               dir.file("sim.log"));
   auto online = [&] {
     auto a = mesh.node_info("q-00001"), b = mesh.node_info("q-00002");
@@ -227,10 +226,8 @@ TEST(Conflicts, ContextDivergenceAndTemporalParadoxesAreDetected) {
   Mesh mesh(dir, broker);
   mesh.start_gateway("[liveness]\nheartbeat_period_s = 1\n");
   auto sim = [&](std::vector<std::string> more, const std::string& log) {
-    std::vector<std::string> argv{bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir",
-                                  mesh.keys_dir(), "--phase-period-s", "0", "--classes", "A", "--clusters", "1"};
-    argv.insert(argv.end(), more.begin(), more.end());
-    return std::make_unique<Process>(argv, dir.file(log));
+    more.insert(more.begin(), {"--phase-period-s", "0", "--classes", "A", "--clusters", "1"});
+    return std::make_unique<Process>(mesh.sim_argv(more), dir.file(log));
   };
   auto same = sim({"--nodes", "4", "--prefix", "same", "--hb-period-s", "0.05"}, "same.log");
   auto odd = sim({"--nodes", "1", "--prefix", "odd", "--fail", "diverge=1"}, "odd.log");

@@ -20,11 +20,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<std::string> sim_args(const Mesh& mesh, const Broker& broker, std::vector<std::string> more) {
-  std::vector<std::string> argv{bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir",
-                                mesh.keys_dir(), "--phase-period-s", "0", "--offset-max-ms", "0"};
-  argv.insert(argv.end(), more.begin(), more.end());
-  return argv;
+// Simulated nodes without phase reports and with true clocks: jobs are what these tests watch.
+std::vector<std::string> sim_args(const Mesh& mesh, std::vector<std::string> more) {
+  more.insert(more.begin(), {"--phase-period-s", "0", "--offset-max-ms", "0"});
+  return mesh.sim_argv(more);
 }
 
 std::string hex_sha256(const std::string& s) {
@@ -102,33 +101,6 @@ std::string breaker_state(Mesh& mesh, const std::string& scope, const std::strin
   return "CLOSED";  // a breaker never tripped is not listed apart from the rest
 }
 
-// Rows of a query on the gateway's SQLite file, each as its text columns.
-std::vector<std::vector<std::string>> query(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  std::vector<std::vector<std::string>> rows;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    sqlite3_close(db);
-    ADD_FAILURE() << "cannot open " << db_path;
-    return rows;
-  }
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << sqlite3_errmsg(db) << " in " << sql;
-  } else {
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int c = 0; c < sqlite3_column_count(st); ++c) {
-        const auto* t = sqlite3_column_text(st, c);
-        row.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
-      }
-      rows.push_back(std::move(row));
-    }
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return rows;
-}
-
 std::size_t online_count(Mesh& mesh) {
   auto n = mesh.nodes();
   return static_cast<std::size_t>(std::count_if(n.begin(), n.end(), [](const auto& x) { return x.online; }));
@@ -152,7 +124,7 @@ TEST(Jobs, ThousandJobsOverFiftyNodesCompleteExactlyOnceWhileThirtyPercentAreKil
   for (int p = 0; p < 10; ++p) {
     std::string prefix = "p" + std::to_string(p);
     sims.push_back(std::make_unique<Process>(
-        sim_args(mesh, broker,
+        sim_args(mesh,
                  {"--nodes", "5", "--prefix", prefix, "--classes", "A,B", "--hb-period-s", "1", "--job-ms", "20",
                   "--ledger", dir.file(prefix + ".ledger"), "--seed", std::to_string(100 + p)}),
         dir.file(prefix + ".log")));
@@ -189,7 +161,7 @@ TEST(Jobs, ThousandJobsOverFiftyNodesCompleteExactlyOnceWhileThirtyPercentAreKil
 
   // The database: every job DONE with the right result, one completion each.
   const std::string db = dir.file("gateway.db");
-  auto rows = query(db, "SELECT id, state, CAST(output AS TEXT), CAST(payload AS TEXT), winners FROM jobs ORDER BY id");
+  auto rows = query_db(db, "SELECT id, state, CAST(output AS TEXT), CAST(payload AS TEXT), winners FROM jobs ORDER BY id");
   ASSERT_EQ(rows.size(), static_cast<std::size_t>(kJobs));
   std::set<std::string> killed;
   for (int p = 0; p < 3; ++p)
@@ -198,13 +170,13 @@ TEST(Jobs, ThousandJobsOverFiftyNodesCompleteExactlyOnceWhileThirtyPercentAreKil
     EXPECT_EQ(r[1], "DONE") << "job " << r[0];
     EXPECT_EQ(r[2], hex_sha256(r[3])) << "job " << r[0];
   }
-  auto twice = query(db, "SELECT job_id, COUNT(*) FROM job_events WHERE kind IN ('done', 'failed') GROUP BY job_id "
+  auto twice = query_db(db, "SELECT job_id, COUNT(*) FROM job_events WHERE kind IN ('done', 'failed') GROUP BY job_id "
                          "HAVING COUNT(*) != 1");
   EXPECT_TRUE(twice.empty()) << twice.size() << " jobs completed other than exactly once";
-  auto completions = query(db, "SELECT COUNT(*) FROM job_events WHERE kind = 'done'");
+  auto completions = query_db(db, "SELECT COUNT(*) FROM job_events WHERE kind = 'done'");
   EXPECT_EQ(completions.at(0).at(0), std::to_string(kJobs));
   // Jobs after the kill went only to live nodes; some before it were lost with a dead node and retried.
-  auto late_winners = query(db, "SELECT winners FROM jobs WHERE id > " + std::to_string(*accepted.begin() + 400));
+  auto late_winners = query_db(db, "SELECT winners FROM jobs WHERE id > " + std::to_string(*accepted.begin() + 400));
   for (const auto& r : late_winners) EXPECT_EQ(killed.count(r[0]), 0u) << r[0];
   for (std::size_t p = 3; p < sims.size(); ++p) sims[p]->signal(SIGTERM);
 }
@@ -216,9 +188,9 @@ TEST(Jobs, ALiarIsOutvotedUnderRedundancyThree) {
   Broker broker(dir);
   Mesh mesh(dir, broker);
   mesh.start_gateway();
-  Process honest(sim_args(mesh, broker, {"--nodes", "2", "--prefix", "honest", "--classes", "A", "--clusters", "1"}),
+  Process honest(sim_args(mesh, {"--nodes", "2", "--prefix", "honest", "--classes", "A", "--clusters", "1"}),
                  dir.file("honest.log"));
-  Process liar(sim_args(mesh, broker,
+  Process liar(sim_args(mesh,
                         {"--nodes", "1", "--prefix", "liar", "--classes", "A", "--clusters", "1", "--fail", "lying=1"}),
                dir.file("liar.log"));
   ASSERT_TRUE(eventually([&] { return online_count(mesh) == 3; }, 30s)) << mesh.gateway().output();
@@ -258,7 +230,7 @@ TEST(Jobs, ALiarIsOutvotedUnderRedundancyThree) {
   ASSERT_TRUE(liar_info && honest_info);
   EXPECT_LT(liar_info->reliability, honest_info->reliability - 0.2f);
   // Its wrong answers are kept in the quarantine store.
-  auto data = query(dir.file("gateway.db"), "SELECT COUNT(*) FROM quarantine WHERE node = 'liar-00001' AND action = 'data'");
+  auto data = query_db(dir.file("gateway.db"), "SELECT COUNT(*) FROM quarantine WHERE node = 'liar-00001' AND action = 'data'");
   EXPECT_EQ(data.at(0).at(0), "6");
 
   // A job nothing can run fails at once, and says so.
@@ -278,10 +250,10 @@ TEST(Breakers, SixFailuresOpenAClusterTrafficGoesElsewhereAndTheProbeClosesIt) {
   Broker broker(dir);
   Mesh mesh(dir, broker);
   mesh.start_gateway("[breakers]\nopen_s = 1\nhealthy_s = 1\n");
-  Process bad(sim_args(mesh, broker, {"--nodes", "2", "--prefix", "bad", "--classes", "A", "--clusters", "1",
+  Process bad(sim_args(mesh, {"--nodes", "2", "--prefix", "bad", "--classes", "A", "--clusters", "1",
                                       "--cluster-prefix", "east"}),
               dir.file("bad.log"));
-  Process good(sim_args(mesh, broker, {"--nodes", "2", "--prefix", "good", "--classes", "C", "--clusters", "1",
+  Process good(sim_args(mesh, {"--nodes", "2", "--prefix", "good", "--classes", "C", "--clusters", "1",
                                        "--cluster-prefix", "west"}),
                dir.file("good.log"));
   ASSERT_TRUE(eventually([&] { return online_count(mesh) == 4; }, 30s)) << mesh.gateway().output();
@@ -339,7 +311,7 @@ TEST(Jobs, AGatewayKilledDuringABatchLosesNothingAcknowledged) {
   Mesh mesh(dir, broker);
   const std::string gw_extra = "[liveness]\nheartbeat_period_s = 1\n[jobs]\nbackoff_ms = 50\n";
   mesh.start_gateway(gw_extra);
-  Process sim(sim_args(mesh, broker,
+  Process sim(sim_args(mesh,
                        {"--nodes", "10", "--prefix", "w", "--classes", "A,B", "--hb-period-s", "1", "--job-ms", "300",
                         "--ledger", dir.file("sim.ledger")}),
               dir.file("sim.log"));
@@ -367,17 +339,17 @@ TEST(Jobs, AGatewayKilledDuringABatchLosesNothingAcknowledged) {
       90s));
   const std::string db = dir.file("gateway.db");
   std::map<std::uint64_t, std::vector<std::string>> rows;
-  for (auto& r : query(db, "SELECT id, state, CAST(output AS TEXT), CAST(payload AS TEXT) FROM jobs"))
+  for (auto& r : query_db(db, "SELECT id, state, CAST(output AS TEXT), CAST(payload AS TEXT) FROM jobs"))
     rows[std::stoull(r[0])] = r;
   for (auto id : acknowledged) {
     ASSERT_EQ(rows.count(id), 1u) << "acknowledged job " << id << " is not in the database";
     EXPECT_EQ(rows[id][1], "DONE") << "job " << id;
     EXPECT_EQ(rows[id][2], rows[id][3]) << "job " << id;
   }
-  auto twice = query(db, "SELECT job_id FROM job_events WHERE kind IN ('done', 'failed') GROUP BY job_id "
+  auto twice = query_db(db, "SELECT job_id FROM job_events WHERE kind IN ('done', 'failed') GROUP BY job_id "
                          "HAVING COUNT(*) > 1");
   EXPECT_TRUE(twice.empty());
-  auto resumed = query(db, "SELECT COUNT(DISTINCT job_id) FROM job_events WHERE kind = 'resumed'");
+  auto resumed = query_db(db, "SELECT COUNT(DISTINCT job_id) FROM job_events WHERE kind = 'resumed'");
   EXPECT_NE(resumed.at(0).at(0), "0") << "the kill should have caught jobs in flight";
   // The database refuses a second completion of a finished job.
   sqlite3* raw = nullptr;

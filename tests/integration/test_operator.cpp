@@ -2,7 +2,6 @@
 // kairosctl against a real broker, gateway and kairos-sim nodes.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sqlite3.h>
 
 #include "common/core/topic.h"
 #include "tests/integration/harness.h"
@@ -13,13 +12,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<Process> sim(const TempDir& dir, const Broker& broker, Mesh& mesh, const std::string& prefix, int nodes,
+std::unique_ptr<Process> sim(const TempDir& dir, Mesh& mesh, const std::string& prefix, int nodes,
                              std::vector<std::string> more = {}) {
-  std::vector<std::string> argv{bin("kairos-sim"), "--broker", broker.uri(), "--mesh", mesh.name(), "--keys-dir",
-                                mesh.keys_dir(), "--nodes", std::to_string(nodes), "--prefix", prefix, "--classes", "A",
-                                "--phase-period-s", "0", "--hb-period-s", "0.5"};
-  argv.insert(argv.end(), more.begin(), more.end());
-  return std::make_unique<Process>(argv, dir.file(prefix + ".log"));
+  more.insert(more.begin(), {"--nodes", std::to_string(nodes), "--prefix", prefix, "--classes", "A", "--phase-period-s",
+                             "0", "--hb-period-s", "0.5"});
+  return std::make_unique<Process>(mesh.sim_argv(more), dir.file(prefix + ".log"));
 }
 
 std::size_t online(Mesh& mesh) {
@@ -38,16 +35,7 @@ std::string sha_hex(const std::string& s) {
 }
 
 int count_rows(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  int n = -1;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-      n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  return n;
+  return std::stoi(query_db(db_path, sql).at(0).at(0));
 }
 
 }  // namespace
@@ -58,8 +46,8 @@ TEST(Operator, BroadcastAskFreezeThawModeAndTheStatusBox) {
   Mesh mesh(dir, broker);
   mesh.start_gateway("[liveness]\nheartbeat_period_s = 0.5\n[sectors.north]\nclusters = [\"c1\"]\n"
                      "[sectors.south]\nclusters = [\"c2\"]\n");
-  auto honest = sim(dir, broker, mesh, "o", 6, {"--clusters", "2"});
-  auto liar = sim(dir, broker, mesh, "x", 1, {"--clusters", "1", "--fail", "lying=1"});
+  auto honest = sim(dir, mesh, "o", 6, {"--clusters", "2"});
+  auto liar = sim(dir, mesh, "x", 1, {"--clusters", "1", "--fail", "lying=1"});
   ASSERT_TRUE(eventually([&] { return online(mesh) == 7; }, 30s)) << mesh.gateway().output();
   auto ctl = [&](const std::vector<std::string>& args) { return mesh.kairosctl(args); };
 
@@ -123,10 +111,10 @@ TEST(Operator, DegradationModesAreEnforced) {
   Broker broker(dir);
   Mesh mesh(dir, broker);
   mesh.start_gateway("[liveness]\nheartbeat_period_s = 0.5\n[clock]\nping_period_s = 0.5\nfast_ping_period_s = 0.2\n");
-  auto a1 = sim(dir, broker, mesh, "a1", 2);
-  auto a2 = sim(dir, broker, mesh, "a2", 2);
-  auto b = sim(dir, broker, mesh, "b", 2);
-  auto c = sim(dir, broker, mesh, "c", 4);
+  auto a1 = sim(dir, mesh, "a1", 2);
+  auto a2 = sim(dir, mesh, "a2", 2);
+  auto b = sim(dir, mesh, "b", 2);
+  auto c = sim(dir, mesh, "c", 4);
   ASSERT_TRUE(eventually([&] { return online(mesh) == 10; }, 30s)) << mesh.gateway().output();
   Client alerts(broker.uri());
   alerts.subscribe(alert_topic(mesh.name()));
@@ -188,9 +176,9 @@ TEST(Operator, DegradationModesAreEnforced) {
   EXPECT_NE(r.output.find(": DONE"), std::string::npos) << r.output;
 
   // Nodes back: the mode follows.
-  b = sim(dir, broker, mesh, "b", 2);
-  c = sim(dir, broker, mesh, "c", 4);
-  a2 = sim(dir, broker, mesh, "a2", 2);
+  b = sim(dir, mesh, "b", 2);
+  c = sim(dir, mesh, "c", 4);
+  a2 = sim(dir, mesh, "a2", 2);
   ASSERT_TRUE(eventually([&] { return mode(mesh) == "FULL"; }, 30s)) << mode(mesh);
   r = ctl({"mode"});
   EXPECT_NE(r.output.find("restrictions: none"), std::string::npos) << r.output;
