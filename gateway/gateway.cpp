@@ -1186,6 +1186,8 @@ std::vector<JobCandidate> Gateway::job_candidates(const JobSpec& spec, bool any)
       if (class_letter(n.device_class) != spec.to.substr(6)) continue;
     } else if (spec.to.rfind("cluster:", 0) == 0) {
       if (n.cluster != spec.to.substr(8)) continue;
+    } else if (spec.to.rfind("node:", 0) == 0) {
+      if (id != spec.to.substr(5)) continue;
     } else if (!spec.to.empty() && !has_capability(n.capabilities, spec.to)) {
       continue;
     }

@@ -237,11 +237,15 @@ std::optional<Break> verify(const std::vector<Entry>& entries, std::uint64_t hea
 
 namespace kairos::ball {
 
-Session::Session(std::string id, std::vector<std::string> peers, std::vector<std::string> objectives,
-                 std::string author, std::int64_t at_us)
-    : id_(std::move(id)), peers_(std::move(peers)), objectives_(std::move(objectives)), done_(objectives_.size()) {
+Session::Session(std::string session, std::string ball_id, std::vector<std::string> peers,
+                 std::vector<std::string> objectives, std::string author, std::int64_t at_us)
+    : id_(std::move(session)),
+      ball_id_(std::move(ball_id)),
+      peers_(std::move(peers)),
+      objectives_(std::move(objectives)),
+      done_(objectives_.size()) {
   holder_ = peers_.empty() ? author : peers_.front();
-  std::string text = "peers=";
+  std::string text = "ball=" + ball_id_ + "\npeers=";
   for (std::size_t i = 0; i < peers_.size(); ++i) text.append(i ? "," : "").append(peers_[i]);
   text += "\n";
   for (const auto& o : objectives_) text.append("objective=").append(o).append("\n");
@@ -274,6 +278,79 @@ Session::Outcome Session::append(const std::string& kind, const std::string& aut
   Outcome o;
   o.appended = std::move(e);
   return o;
+}
+
+std::optional<Session> Session::replay(const std::vector<Entry>& entries, Break& why) {
+  if (entries.empty()) {
+    why = {0, "no genesis entry"};
+    return std::nullopt;
+  }
+  if (auto b = verify(entries, entries.back().seq, entries.back().hash)) {
+    why = *b;
+    return std::nullopt;
+  }
+  const Entry& g = entries.front();
+  std::string ball;
+  std::vector<std::string> peers, objectives;
+  for (std::string_view line : lines_of(g.text)) {
+    if (line.substr(0, 5) == "ball=") ball = std::string(line.substr(5));
+    else if (line.substr(0, 6) == "peers=") {
+      std::string_view rest = line.substr(6);
+      while (!rest.empty()) {
+        auto comma = rest.find(',');
+        peers.emplace_back(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+    } else if (line.substr(0, 10) == "objective=") objectives.emplace_back(line.substr(10));
+  }
+  Session s(g.session, ball, peers, objectives, g.author, g.at_us);
+  if (s.lineage_.front().hash != g.hash) {
+    why = {0, "the genesis entry does not replay to its hash"};
+    return std::nullopt;
+  }
+  auto field = [](const std::string& text, std::string_view key) -> std::uint64_t {
+    for (std::string_view line : lines_of(text))
+      if (line.substr(0, key.size()) == key) {
+        std::uint64_t v = 0;
+        for (char c : line.substr(key.size())) {
+          if (c < '0' || c > '9' || v > 1'000'000'000'000ULL) return 0;
+          v = v * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        return v;
+      }
+    return 0;
+  };
+  for (std::size_t i = 1; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    Outcome o;
+    if (e.kind == "entry" || e.kind == "touchdown") {
+      o = s.say(e.author, "MM:" + e.text, e.at_us);
+    } else if (e.kind == "ack") {
+      std::string_view text = e.text;
+      auto at = text.find("level=");
+      auto level = at == std::string_view::npos ? std::nullopt : parse_ack(trim(text.substr(at + 6)));
+      o = level ? s.ack(e.author, field(e.text, "entry="), *level, e.at_us) : Outcome{"no level", {}, false, false};
+    } else if (e.kind == "done") {
+      o = s.done(e.author, static_cast<std::size_t>(field(e.text, "objective=")), e.at_us);
+    } else {
+      o.error = "unknown kind '" + e.kind + "'";
+    }
+    if (!o.appended || o.appended->hash != e.hash) {
+      why = {e.seq, "entry " + std::to_string(e.seq) + " does not replay" + (o.error.empty() ? "" : ": " + o.error)};
+      return std::nullopt;
+    }
+  }
+  return s;
+}
+
+std::vector<std::uint64_t> Session::pending(const std::string& peer) const {
+  std::vector<std::uint64_t> out;
+  for (auto seq : says_) {
+    if (lineage_[static_cast<std::size_t>(seq)].author == peer) continue;
+    auto it = acks_.find({seq, peer});
+    if (it == acks_.end() || static_cast<int>(it->second) < static_cast<int>(AckLevel::concur)) out.push_back(seq);
+  }
+  return out;
 }
 
 std::string Session::missing() const {

@@ -13,7 +13,7 @@
 
 namespace kairos::ball {
 
-inline constexpr std::size_t kMaxInput = 16384;  // bytes of one input
+inline constexpr std::size_t kMaxInput = 4096;  // bytes of one input ("MM:" included)
 
 enum class Ending { none, questions, action_items, handoff, touchdown };
 const char* to_string(Ending e);
@@ -79,10 +79,14 @@ namespace kairos::ball {
 // stores what it appends and carries what it delivers.
 class Session {
  public:
-  // hut: a new play; the genesis entry names peers and objectives, the
-  // first peer holds the Ball.
-  Session(std::string id, std::vector<std::string> peers, std::vector<std::string> objectives, std::string author,
-          std::int64_t at_us);
+  // hut: a new play of session `session`; the genesis entry names the ball
+  // id, peers and objectives; the first peer holds the Ball.
+  Session(std::string session, std::string ball_id, std::vector<std::string> peers,
+          std::vector<std::string> objectives, std::string author, std::int64_t at_us);
+  // Rebuilds a play from its stored lineage (oldest first) by playing every
+  // entry again; nothing and `why` when the lineage does not chain or an
+  // entry does not replay to the same hash.
+  static std::optional<Session> replay(const std::vector<Entry>& entries, Break& why);
 
   struct Outcome {
     std::string error;             // refused: why (the lineage is unchanged)
@@ -95,6 +99,12 @@ class Session {
   Outcome done(const std::string& peer, std::size_t objective, std::int64_t at_us);
 
   const std::string& id() const { return id_; }
+  const std::string& ball_id() const { return ball_id_; }
+  const std::vector<std::string>& objectives() const { return objectives_; }
+  const std::vector<bool>& done_flags() const { return done_; }
+  bool is_peer(const std::string& name) const;
+  // Ball-mode entries by others that `peer` has not yet concurred on.
+  std::vector<std::uint64_t> pending(const std::string& peer) const;
   const std::string& holder() const { return holder_; }
   const std::vector<Entry>& lineage() const { return lineage_; }
   const std::vector<std::string>& peers() const { return peers_; }
@@ -104,8 +114,8 @@ class Session {
 
  private:
   Outcome append(const std::string& kind, const std::string& author, std::string text, std::int64_t at_us);
-  bool is_peer(const std::string& name) const;
   std::string id_;
+  std::string ball_id_;
   std::vector<std::string> peers_;
   std::vector<std::string> objectives_;
   std::vector<bool> done_;

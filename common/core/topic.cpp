@@ -58,6 +58,8 @@ std::string_view to_string(TopicKind kind) {
     case TopicKind::ctl_req: return "ctl_req";
     case TopicKind::ctl_resp: return "ctl_resp";
     case TopicKind::alert: return "alert";
+    case TopicKind::ball_head: return "ball_head";
+    case TopicKind::ball_to: return "ball_to";
     default: return "?";
   }
 }
@@ -94,6 +96,17 @@ std::optional<Topic> parse_topic(std::string_view topic) {
   if (p.size() == 4 && p[1] == "_ctl" && p[2] == "resp" && valid_name(p[3])) {
     t.kind = TopicKind::ctl_resp;
     t.name = p[3];
+    return t;
+  }
+  if (p.size() == 4 && p[1] == "_ball" && valid_name(p[2]) && p[3] == "head") {
+    t.kind = TopicKind::ball_head;
+    t.session = p[2];
+    return t;
+  }
+  if (p.size() == 5 && p[1] == "_ball" && valid_name(p[2]) && p[3] == "to" && valid_name(p[4])) {
+    t.kind = TopicKind::ball_to;
+    t.session = p[2];
+    t.name = p[4];
     return t;
   }
   if (p.size() == 4 && p[1] == "_gw" && valid_name(p[2])) {
@@ -135,12 +148,21 @@ std::string ctl_resp_topic(std::string_view mesh, std::string_view client) {
 
 std::string alert_topic(std::string_view mesh) { return join({mesh, "_alert"}); }
 
+std::string ball_head_topic(std::string_view mesh, std::string_view session) {
+  return join({mesh, "_ball", session, "head"});
+}
+
+std::string ball_to_topic(std::string_view mesh, std::string_view session, std::string_view peer) {
+  return join({mesh, "_ball", session, "to", peer});
+}
+
 std::string node_filter(std::string_view mesh, TopicKind kind) {
   return join({mesh, "+", "+", to_string(kind)});
 }
 
 bool valid_job_target(std::string_view to) {
   if (to.empty()) return true;
+  if (to.substr(0, 5) == "node:") return valid_name(to.substr(5));
   if (to.size() > 64) return false;
   if (to.substr(0, 6) == "class:") return to.size() == 7 && to[6] >= 'A' && to[6] <= 'F';
   if (to.substr(0, 8) == "cluster:") return valid_name(to.substr(8));

@@ -12,6 +12,7 @@ enum class TopicKind {
   gw_state, gw_summary,                                // _gw/<gateway>/...
   ctl_req, ctl_resp,                                   // _ctl/req, _ctl/resp/<client>
   alert,                                               // _alert
+  ball_head, ball_to,                                  // _ball/<session>/head, _ball/<session>/to/<peer>
 };
 
 std::string_view to_string(TopicKind kind);
@@ -20,13 +21,14 @@ struct Topic {
   std::string mesh;
   TopicKind kind = TopicKind::hb;
   std::string cluster;  // node topics only
-  std::string name;     // node id, gateway id or control client id; empty otherwise
+  std::string name;     // node id, gateway id, control client id or Ball peer; empty otherwise
+  std::string session;  // Ball topics only
 };
 
 // Names of meshes, clusters, nodes, gateways and clients: 1..64 characters
 // from [A-Za-z0-9_-], not starting with '_' (reserved for _mesh, _gw, ...).
 bool valid_name(std::string_view name);
-// A job's target (delegate, ask --to): empty, class:<A..F>, cluster:<name> or a capability name.
+// A job's target (delegate, ask --to): empty, class:<A..F>, cluster:<name>, node:<id> or a capability name.
 bool valid_job_target(std::string_view to);
 inline constexpr std::string_view kNameRule = "1-64 of A-Z a-z 0-9 _ -, not starting with _";
 
@@ -42,6 +44,8 @@ std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind 
 std::string ctl_req_topic(std::string_view mesh);
 std::string ctl_resp_topic(std::string_view mesh, std::string_view client);
 std::string alert_topic(std::string_view mesh);
+std::string ball_head_topic(std::string_view mesh, std::string_view session);
+std::string ball_to_topic(std::string_view mesh, std::string_view session, std::string_view peer);
 // Subscription filter for one kind from every node of the mesh.
 std::string node_filter(std::string_view mesh, TopicKind kind);
 

@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (verify({genesis, e}, 1, e.hash)) std::abort();
   (void)parse_ack(input);
   // Through a play: the holder's input either appends a chained entry or changes nothing.
-  Session play("fuzz", {"Ana", "Ben", "node-7"}, {"objective"}, "Ana", 1);
+  Session play("fuzz", "f00d", {"Ana", "Ben", "node-7"}, {"objective"}, "Ana", 1);
   auto o = play.say("Ana", input, 2);
   if (o.appended.has_value() == !o.error.empty()) {
     if (!o.conversational || !o.error.empty()) std::abort();

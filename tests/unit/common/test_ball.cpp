@@ -156,7 +156,7 @@ namespace {
 
 // The scripted play, without the wire: two people and a node.
 TEST(BallSession, APlayHandsTheBallAroundRefusesWhatItMustAndReachesTouchdown) {
-  Session s("play-1", {"Ana", "Ben", "node-7"}, {"pick a board", "order it"}, "Ana", 100);
+  Session s("play-1", "b1", {"Ana", "Ben", "node-7"}, {"pick a board", "order it"}, "Ana", 100);
   ASSERT_EQ(s.lineage().size(), 1u);
   EXPECT_EQ(s.lineage()[0].kind, "genesis");
   EXPECT_EQ(s.holder(), "Ana");
@@ -206,6 +206,40 @@ TEST(BallSession, APlayHandsTheBallAroundRefusesWhatItMustAndReachesTouchdown) {
   auto b = verify(edited, l.back().seq, l.back().hash);
   ASSERT_TRUE(b);
   EXPECT_EQ(b->seq, 3u);
+
+  // A gateway restart rebuilds the play from the stored lineage.
+  Break why;
+  auto again = Session::replay(l, why);
+  ASSERT_TRUE(again) << why.reason;
+  EXPECT_TRUE(again->closed());
+  EXPECT_EQ(again->lineage().back().hash, l.back().hash);
+  EXPECT_EQ(again->ball_id(), "b1");
+  EXPECT_EQ(again->objectives(), s.objectives());
+  EXPECT_FALSE(Session::replay(edited, why));
+  EXPECT_EQ(why.seq, 3u);
+}
+
+TEST(BallSession, ReplayStopsAtTheFirstEntryThatDoesNotPlayAgain) {
+  Session s("p", "b2", {"Ana", "Ben"}, {"one"}, "Ana", 1);
+  ASSERT_TRUE(s.say("Ana", "MM: first\n->Ben", 2).appended);
+  EXPECT_EQ(s.pending("Ana"), std::vector<std::uint64_t>{});
+  EXPECT_EQ(s.pending("Ben"), std::vector<std::uint64_t>{1});
+  ASSERT_TRUE(s.ack("Ben", 1, AckLevel::concur, 3).appended);
+  EXPECT_TRUE(s.pending("Ben").empty());
+  auto l = s.lineage();
+  // A rechained lineage whose ack names an entry Ben wrote himself: it
+  // chains, but the rules refuse it when played again.
+  l[2].text = "entry=2\nlevel=concur";
+  l[2].author = "Ben";
+  l[2].hash = chain_hash(l[1].hash, l[2]);
+  Break why;
+  EXPECT_FALSE(Session::replay(l, why));
+  EXPECT_EQ(why.seq, 2u);
+  EXPECT_NE(why.reason.find("does not replay"), std::string::npos) << why.reason;
+  auto again = Session::replay(s.lineage(), why);
+  ASSERT_TRUE(again) << why.reason;
+  EXPECT_EQ(again->holder(), "Ben");
+  EXPECT_TRUE(again->pending("Ben").empty());
 }
 
 }  // namespace
