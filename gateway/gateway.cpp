@@ -40,6 +40,7 @@ std::string suggestion(const std::string& type) {
   if (type == "TEMPORAL_PARADOX") return "data out of order dropped: check the node's clock and restarts";
   if (type == "CONTEXT_DIVERGENCE") return "push the majority config (schedule config_reload) or re-provision the node";
   if (type == "CAPABILITY_MISMATCH") return "fix the node's [jobs] allow-list or the capabilities it advertises";
+  if (type == "BALL_REFUSAL") return "nothing was appended and the peer was told why: kairosctl ball show <session>";
   return "inspect the node";
 }
 
@@ -52,15 +53,14 @@ kairos_v1_MeshMode mode_for(double active_rate) {
 }
 
 
-// An empty answer to request_id (ok false until a verb fills it).
+}  // namespace
+
 std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t request_id) {
   auto resp = std::make_unique<kairos_v1_ControlResponse>();
   *resp = kairos_v1_ControlResponse_init_zero;
   resp->request_id = request_id;
   return resp;
 }
-
-}  // namespace
 
 Gateway::Gateway(GatewayConfig config)
     : config_(std::move(config)),
@@ -156,6 +156,7 @@ Gateway::Gateway(GatewayConfig config)
     ++resumed;
   }
   if (resumed) log::info("jobs", "resuming " + std::to_string(resumed) + " unfinished jobs");
+  load_plays();
   commit_durable();
   breakers_.on_change([](const std::string& scope, const std::string& name, BreakerState before, BreakerState after) {
     log::warn("breakers", scope + " " + name + ": " + to_string(before) + " -> " + to_string(after));
@@ -194,6 +195,7 @@ void Gateway::on_connected() {
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
+  for (const auto& [name, p] : plays_) ball_publish_head(name, p, true);
   link_->drain_backlog();
 }
 
@@ -397,11 +399,11 @@ void Gateway::check_contexts() {
 }
 
 void Gateway::conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
-                       std::int64_t now_us) {
+                       std::int64_t now_us, bool throttle) {
   // One entry per node and type every 10 s: a flood of bad frames is counted
   // by the drop counters, not written row by row.
   auto& last = last_conflict_us_[type + "/" + node];
-  if (last != 0 && now_us - last < 10'000'000) return;
+  if (throttle && last != 0 && now_us - last < 10'000'000) return;
   last = now_us;
   if (last_conflict_us_.size() > 100'000) last_conflict_us_.clear();
   pending_conflicts_.push_back({type, priority, node, detail, wall_us(), suggestion(type), 0, "", ""});
@@ -436,7 +438,7 @@ void Gateway::alert(const StoredConflict& c) {
     auto t = alert_topic(config_.mesh);
     // Sent after the conflict is committed (commit_durable); QoS 1 through
     // the link's backlog while the broker is away.
-    pending_alerts_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us())});
+    pending_publish_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), false});
   }
   if (c.priority >= 4 && hook_.configured())
     hook_.run({{"KAIROS_ALERT_TYPE", c.type},
@@ -525,8 +527,10 @@ void Gateway::flush() {
 
 void Gateway::commit_durable() {
   if (!dirty_jobs_.empty() || !pending_job_events_.empty() || !pending_quarantine_.empty() ||
-      !pending_conflicts_.empty()) {
+      !pending_conflicts_.empty() || !pending_ball_plays_.empty() || !pending_ball_entries_.empty()) {
     store_.begin();
+    for (const auto& [session, ball_id] : pending_ball_plays_) store_.append_ball_play(session, ball_id, wall_us());
+    for (const auto& [ball_id, e] : pending_ball_entries_) store_.append_ball_entry(ball_id, e);
     for (auto id : dirty_jobs_)
       if (const Job* j = jobs_.find(id)) store_.save_job(*j);
     for (const auto& [e, at] : pending_job_events_) store_.append_job_event(e, at);
@@ -537,11 +541,14 @@ void Gateway::commit_durable() {
     pending_job_events_.clear();
     pending_quarantine_.clear();
     pending_conflicts_.clear();
+    pending_ball_plays_.clear();
+    pending_ball_entries_.clear();
   }
   for (auto& r : deferred_) answer(r.topic, r.correlation, *r.resp);
   deferred_.clear();
-  for (auto& [topic, frame] : pending_alerts_) link_->publish(topic, frame, 1, false);
-  pending_alerts_.clear();
+  for (auto& o : pending_publish_) link_->publish(o.topic, o.frame, 1, o.retained);
+  pending_publish_.clear();
+  if (!ball_dispatch_.empty()) send_ball_jobs();
 }
 
 void Gateway::defer(const std::string& topic, const Bytes& correlation,
@@ -777,6 +784,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
     }
     case kairos_v1_ControlRequest_ask_tag:
       return ask(m, req.request_id, req.verb.ask);
+    case kairos_v1_ControlRequest_ball_tag:
+      return ball_verb(m, req.request_id, req.verb.ball);
     case kairos_v1_ControlRequest_conflicts_tag: {
       resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
       auto& list = resp->reply.conflicts;
@@ -1310,6 +1319,11 @@ void Gateway::job_finished(const Job& job) {
   log::info("jobs", "job " + std::to_string(job.id) + " (" + job.spec.handler + ") " + to_string(job.state) +
                         (job.error.empty() ? "" : ": " + job.error) + " after " + std::to_string(job.next_attempt - 1) +
                         " copies");
+  if (auto b = ball_jobs_.find(job.id); b != ball_jobs_.end()) {
+    const BallJob bj = b->second;
+    ball_jobs_.erase(b);
+    ball_answer(bj, job);
+  }
   if (auto ask = ask_waiters_.find(job.id); ask != ask_waiters_.end()) {
     auto resp = new_response(ask->second.request_id);
     resp->ok = true;

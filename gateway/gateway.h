@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "common/core/ball.h"
 #include "common/core/frame.h"
 #include "common/core/meshsync.h"
 #include "common/core/ratelimit.h"
@@ -20,6 +21,9 @@
 #include "gateway/store.h"
 
 namespace kairos::gw {
+
+// An empty answer to request_id (ok false until a verb fills it).
+std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t request_id);
 
 // The kairos-gateway daemon: verifies every frame, keeps the registry,
 // computes the mesh state and answers the control RPC (SPEC 4, 5.1, 5.3).
@@ -43,8 +47,9 @@ class Gateway {
   // per node and type every 10 s.
   void quarantine(const std::string& id, const std::string& why);
   void heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_HealRequest& req);
+  // throttle: at most one per node and type every 10 s.
   void conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
-                std::int64_t now_us);
+                std::int64_t now_us, bool throttle = true);
   // Registry and replay state go to SQLite in one transaction a second.
   void flush();
   // Signs a command for node n with its key and sends it; 0 when there is no key.
@@ -73,7 +78,49 @@ class Gateway {
   void confirmed_in_emergency();
   void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const;
   std::string last_cascade_;
-  std::vector<std::pair<std::string, Bytes>> pending_alerts_;  // published after the next commit
+  struct Outgoing {
+    std::string topic;
+    Bytes frame;
+    bool retained = false;
+  };
+  std::vector<Outgoing> pending_publish_;  // alerts, Ball heads and deliveries: published after the next commit
+
+  // The Ball protocol (SPEC 6; gateway_ball.cpp).
+  struct Play {
+    std::optional<ball::Session> s;  // empty when the stored lineage did not replay
+    std::string ball_id;
+    std::int64_t started_wall_us = 0;
+    std::string broken;  // why it did not replay
+    std::map<std::string, int> refused_answers;  // node -> refused answers in a row
+  };
+  std::map<std::string, Play> plays_;  // session name -> its current play
+  struct BallJob {
+    std::string session, ball_id, node;
+  };
+  std::map<std::uint64_t, BallJob> ball_jobs_;  // job id -> the play it asks a node about
+  struct BallDispatch {
+    std::string session, node;
+    std::uint64_t entry = 0;    // the entry it is about
+    std::string conversation;   // conversational input for the node (not logged)
+    std::string from;           // who said it
+    std::string refused;        // why the node's last answer was refused
+  };
+  std::vector<BallDispatch> ball_dispatch_;  // sent after the next commit
+  std::vector<std::pair<std::string, ball::Entry>> pending_ball_entries_;  // (ball id, entry)
+  std::vector<std::pair<std::string, std::string>> pending_ball_plays_;    // (session, ball id)
+  void load_plays();
+  void ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req);
+  // A play's outcome: a refusal is logged as a conflict (and returned), a
+  // new entry stored, delivered and its head published after the commit.
+  std::string ball_record(const std::string& name, Play& p, const std::string& author,
+                          const ball::Session::Outcome& o);
+  void ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
+                    const ball::Entry* entry, const std::string& text);
+  void ball_publish_head(const std::string& name, const Play& p, bool now);
+  bool is_node(const std::string& peer) const { return registry_.find(peer) != nullptr; }
+  void send_ball_jobs();
+  void ball_answer(const BallJob& b, const Job& job);
+  void fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const;
   double active_rate_ = 1.0;
   bool emergency_override_ = false;
   void on_result(const std::string& id, const Envelope& env, const Inbound& m);

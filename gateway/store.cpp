@@ -209,7 +209,33 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the job log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS job_events_no_delete BEFORE DELETE ON job_events
       BEGIN SELECT RAISE(ABORT, 'the job log is append-only'); END;
+    CREATE TABLE IF NOT EXISTS ball_plays (
+      ball_id TEXT PRIMARY KEY,
+      session TEXT NOT NULL,
+      started_wall_us INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS ball_plays_session ON ball_plays (session);
+    CREATE TABLE IF NOT EXISTS ball_entries (
+      ball_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      session TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      author TEXT NOT NULL,
+      at_us INTEGER NOT NULL,
+      text BLOB NOT NULL,
+      hash BLOB NOT NULL,
+      PRIMARY KEY (ball_id, seq));
+    CREATE TRIGGER IF NOT EXISTS ball_plays_no_update BEFORE UPDATE ON ball_plays
+      BEGIN SELECT RAISE(ABORT, 'Ball plays are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS ball_plays_no_delete BEFORE DELETE ON ball_plays
+      BEGIN SELECT RAISE(ABORT, 'Ball plays are append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS ball_entries_no_update BEFORE UPDATE ON ball_entries
+      BEGIN SELECT RAISE(ABORT, 'the Ball lineage is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS ball_entries_no_delete BEFORE DELETE ON ball_entries
+      BEGIN SELECT RAISE(ABORT, 'the Ball lineage is append-only'); END;
   )sql");
+  append_ball_entry_ = std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO ball_entries (ball_id, seq, session, kind, author, at_us, text, hash)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql");
   save_job_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO jobs (id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used,
                       next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent,
@@ -509,6 +535,61 @@ std::uint64_t Store::append_snapshot(const std::string& kind, const std::string&
   Stmt q(db_, "INSERT INTO snapshots (kind, scope, at_wall_us, body) VALUES (?1, ?2, ?3, ?4)");
   q.bind(1, kind).bind(2, scope).bind(3, at_wall_us).bind(4, body).run();
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+void Store::append_ball_play(const std::string& session, const std::string& ball_id, std::int64_t at_wall_us) {
+  Stmt q(db_, "INSERT INTO ball_plays (ball_id, session, started_wall_us) VALUES (?1, ?2, ?3)");
+  q.bind(1, ball_id).bind(2, session).bind(3, at_wall_us).run();
+}
+
+void Store::append_ball_entry(const std::string& ball_id, const ball::Entry& e) {
+  append_ball_entry_->bind(1, ball_id)
+      .bind(2, static_cast<std::int64_t>(e.seq))
+      .bind(3, e.session)
+      .bind(4, e.kind)
+      .bind(5, e.author)
+      .bind(6, e.at_us)
+      .bind(7, ByteView(reinterpret_cast<const std::uint8_t*>(e.text.data()), e.text.size()))
+      .bind(8, ByteView(e.hash.data(), e.hash.size()))
+      .run();
+}
+
+std::vector<StoredPlay> Store::ball_plays(const std::string& session, std::size_t limit) {
+  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays WHERE ?1 = '' OR session = ?1 "
+              "ORDER BY rowid DESC LIMIT ?2");
+  q.bind(1, session).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<StoredPlay> out;
+  while (q.step()) out.push_back({q.text(0), q.text(1), q.int64(2)});
+  return out;
+}
+
+std::vector<StoredPlay> Store::current_ball_plays() {
+  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays AS p "
+              "WHERE rowid = (SELECT MAX(rowid) FROM ball_plays WHERE session = p.session) ORDER BY rowid");
+  std::vector<StoredPlay> out;
+  while (q.step()) out.push_back({q.text(0), q.text(1), q.int64(2)});
+  return out;
+}
+
+std::vector<ball::Entry> Store::ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit) {
+  Stmt q(db_, "SELECT seq, session, kind, author, at_us, text, hash FROM ball_entries "
+              "WHERE ball_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3");
+  q.bind(1, ball_id).bind(2, static_cast<std::int64_t>(from_seq)).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<ball::Entry> out;
+  while (q.step()) {
+    ball::Entry e;
+    e.seq = static_cast<std::uint64_t>(q.int64(0));
+    e.session = q.text(1);
+    e.kind = q.text(2);
+    e.author = q.text(3);
+    e.at_us = q.int64(4);
+    Bytes text = q.blob(5);
+    e.text.assign(text.begin(), text.end());
+    Bytes hash = q.blob(6);
+    if (hash.size() == e.hash.size()) std::copy(hash.begin(), hash.end(), e.hash.begin());
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 std::uint32_t Store::conflicts_since(std::int64_t wall_us) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "common/core/ball.h"
 #include "common/core/bytes.h"
 #include "gateway/jobs.h"
 
@@ -82,6 +83,13 @@ struct StoredConflict {
   std::string resolution;
 };
 
+// A Ball play (SPEC 6): the newest play of a session is its current one.
+struct StoredPlay {
+  std::string session;
+  std::string ball_id;
+  std::int64_t started_wall_us = 0;
+};
+
 struct StoredSession {
   std::string sender;
   std::uint64_t session = 0;
@@ -131,6 +139,15 @@ class Store {
   std::uint64_t append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,
                                 std::int64_t at_wall_us);
   std::uint32_t conflicts_since(std::int64_t wall_us);
+  // Ball plays and their lineage (append-only; SPEC 6).
+  void append_ball_play(const std::string& session, const std::string& ball_id, std::int64_t at_wall_us);
+  void append_ball_entry(const std::string& ball_id, const ball::Entry& e);
+  // Newest first; session "" = every session.
+  std::vector<StoredPlay> ball_plays(const std::string& session, std::size_t limit);
+  // Every session's newest play, oldest session first.
+  std::vector<StoredPlay> current_ball_plays();
+  // A play's entries as stored, from from_seq on, in sequence order.
+  std::vector<ball::Entry> ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit);
   void begin();
   void commit();
 
@@ -144,7 +161,8 @@ class Store {
   std::unique_ptr<Stmt> save_job_;
   std::unique_ptr<Stmt> append_job_event_;
   std::unique_ptr<Stmt> append_quarantine_;
-  std::unique_ptr<Stmt> open_task_;  // a conflict's resolution task
+  std::unique_ptr<Stmt> open_task_;
+  std::unique_ptr<Stmt> append_ball_entry_;  // a conflict's resolution task
 };
 
 }  // namespace kairos::gw

@@ -343,12 +343,16 @@ std::optional<Session> Session::replay(const std::vector<Entry>& entries, Break&
   return s;
 }
 
+AckLevel Session::level(std::uint64_t seq, const std::string& peer) const {
+  auto it = acks_.find({seq, peer});
+  return it == acks_.end() ? AckLevel::none : it->second;
+}
+
 std::vector<std::uint64_t> Session::pending(const std::string& peer) const {
   std::vector<std::uint64_t> out;
   for (auto seq : says_) {
     if (lineage_[static_cast<std::size_t>(seq)].author == peer) continue;
-    auto it = acks_.find({seq, peer});
-    if (it == acks_.end() || static_cast<int>(it->second) < static_cast<int>(AckLevel::concur)) out.push_back(seq);
+    if (static_cast<int>(level(seq, peer)) < static_cast<int>(AckLevel::concur)) out.push_back(seq);
   }
   return out;
 }

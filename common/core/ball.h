@@ -103,6 +103,8 @@ class Session {
   const std::vector<std::string>& objectives() const { return objectives_; }
   const std::vector<bool>& done_flags() const { return done_; }
   bool is_peer(const std::string& name) const;
+  // How far `peer` has acknowledged entry seq.
+  AckLevel level(std::uint64_t seq, const std::string& peer) const;
   // Ball-mode entries by others that `peer` has not yet concurred on.
   std::vector<std::uint64_t> pending(const std::string& peer) const;
   const std::string& holder() const { return holder_; }

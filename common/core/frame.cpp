@@ -282,6 +282,13 @@ std::optional<std::string> validate(const Envelope& e) {
     case kairos_v1_Envelope_alert_tag:
       if (e.message.alert.priority > 4) return bad("alert.priority");
       return std::nullopt;
+    case kairos_v1_Envelope_ball_head_tag:
+      if (e.message.ball_head.hash.size != 32) return bad("ball_head.hash");
+      return std::nullopt;
+    case kairos_v1_Envelope_ball_delivery_tag:
+      if (e.message.ball_delivery.has_entry && e.message.ball_delivery.entry.hash.size != 32)
+        return bad("ball_delivery.entry.hash");
+      return std::nullopt;
     case kairos_v1_Envelope_command_tag:
     case kairos_v1_Envelope_gateway_state_tag:
     case kairos_v1_Envelope_ctl_request_tag:
@@ -307,6 +314,8 @@ bool kind_matches(TopicKind kind, const Envelope& env) {
     case TopicKind::gw_state: return env.which_message == kairos_v1_Envelope_gateway_state_tag;
     case TopicKind::ctl_req: return env.which_message == kairos_v1_Envelope_ctl_request_tag;
     case TopicKind::ctl_resp: return env.which_message == kairos_v1_Envelope_ctl_response_tag;
+    case TopicKind::ball_head: return env.which_message == kairos_v1_Envelope_ball_head_tag;
+    case TopicKind::ball_to: return env.which_message == kairos_v1_Envelope_ball_delivery_tag;
     default: return false;
   }
 }

@@ -319,6 +319,23 @@ std::vector<std::vector<std::string>> query_db(const std::string& path, const st
   return rows;
 }
 
+void exec_db(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open " + path);
+  }
+  sqlite3_busy_timeout(db, 10'000);
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err ? err : "error";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    throw std::runtime_error(why + " in " + sql);
+  }
+  sqlite3_close(db);
+}
+
 RunResult Mesh::kairosctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv{bin("kairosctl"), "--broker", broker_.uri(), "--mesh", mesh_, "--key",
                                 keys_dir() + "/operator.key", "--timeout", "10000"};

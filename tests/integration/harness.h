@@ -137,6 +137,9 @@ class Mesh {
 // The rows of a query on an SQLite file (read-only), each as its columns'
 // text. Throws std::runtime_error when the file or the query fails.
 std::vector<std::vector<std::string>> query_db(const std::string& path, const std::string& sql);
+// Runs SQL statements on an SQLite file read-write (what someone with the
+// file could do behind the gateway's back). Throws on failure.
+void exec_db(const std::string& path, const std::string& sql);
 
 // A raw MQTT client for the tests: publishes frames, records what arrives.
 class Client {

@@ -43,7 +43,7 @@ for arch in "${!DEBDIR[@]}"; do
     case $pkg in
       kairos-node)
         for f in ./usr/bin/kairos-node ./lib/systemd/system/kairos-node.service ./etc/kairos/node.toml \
-                 ./usr/lib/sysusers.d/kairos.conf; do
+                 ./usr/lib/sysusers.d/kairos.conf ./usr/share/kairos/ball-peer; do
           grep -qx "$f" <<<"$contents" || fail "$deb lacks $f"
         done
         grep -qx "/etc/kairos/node.toml" "$ctl/conffiles" || fail "$deb: node.toml is not a conffile"

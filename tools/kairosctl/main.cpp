@@ -17,6 +17,7 @@
 #include "common/io/files.h"
 #include "common/core/json.h"
 #include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/ball.h"
 #include "tools/kairosctl/console.h"
 #include "tools/kairosctl/jobs.h"
 #include "tools/kairosctl/schedule.h"
@@ -71,6 +72,18 @@ void usage(FILE* f) {
                "  ask <question> [--sample N] [--handler H] [--to T] [--timeout MS] [--confirm]\n"
                "                                  the same job to N random capable nodes, answers grouped (default read)\n"
                "  mode                            the degradation mode, active share and what it restricts\n"
+               "  ball hut <session> --peers A,B,node-1 --objective TEXT [--objective TEXT ...] [--as NAME]\n"
+               "                                  start a play; the first peer holds the Ball\n"
+               "  ball say <session> --as NAME [--to PEER] [TEXT | -]\n"
+               "                                  \"MM:...\" is appended to the lineage, other text goes to --to only\n"
+               "                                  (no TEXT or -: read from stdin; at most 4096 bytes)\n"
+               "  ball ack <session> <seq> <read|ack|understood|concur|implement> --as NAME\n"
+               "  ball done <session> <objective-number> --as NAME\n"
+               "  ball show <session> [--ball ID] the play and its whole lineage\n"
+               "  ball verify <session>           the stored lineage against the signed head (exit 3: broken)\n"
+               "  ball list                       the newest plays\n"
+               "  ball listen <session> --as NAME [--count N]\n"
+               "                                  print what is delivered to NAME (until N deliveries or Ctrl-C)\n"
                "  provision NODE --board B --cluster C [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
                "            [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]] [--force] [--new-key]\n"
                "  provision --gateway ID | --operator NAME [--out DIR] [--keys-dir DIR] [--mosquitto-dir DIR]\n"
@@ -216,6 +229,7 @@ int run(const Options& o) {
   }
 
   kairos_v1_ControlRequest req = kairos_v1_ControlRequest_init_zero;
+  ctl::BallArgs ball;
   if (o.verb == "status") {
     if (!o.args.empty()) return fail("status takes no arguments", 2);
     req.which_verb = kairos_v1_ControlRequest_status_tag;
@@ -298,6 +312,9 @@ int run(const Options& o) {
     req.which_verb = kairos_v1_ControlRequest_schedule_tag;
     auto err = ctl::parse_schedule_args(o.args, req.verb.schedule, wall_us());
     if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "ball") {
+    auto err = ctl::parse_ball_args(o.args, ball, stdin);
+    if (!err.empty()) return fail(err, 2);
   } else {
     usage(stderr);
     return fail("unknown verb '" + o.verb + "'", 2);
@@ -326,13 +343,22 @@ int run(const Options& o) {
   mo.reconnect_min_s = 0.2;
   CtlClient client(mo, mesh, key);
   std::string why;
-  if (!client.connect(timeout_ms, why))
+  auto connect = [&] {
+    if (client.connect(timeout_ms, why)) return 0;
     return fail(why + " at " + broker.uri + ": is the broker running? (check --broker)");
-
+  };
   auto no_answer = [&](int waited_ms) {
     return fail(why + " within " + std::to_string(waited_ms) + " ms on mesh '" + mesh +
                 "': is kairos-gateway running, on this mesh, with the same operator key?");
   };
+  if (o.verb == "ball") {
+    auto silent = [&](int waited_ms, const std::string& w) {
+      why = w;
+      return no_answer(waited_ms);
+    };
+    return ctl::run_ball(ball, {client, mo, mesh, key, timeout_ms, o.json, connect, silent});
+  }
+  if (int status = connect()) return status;
   if (o.verb == "watch") {
     // Ctrl-C ends watch by the default action, so a calling script sees
     // that its child died of SIGINT and stops too.

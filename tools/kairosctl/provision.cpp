@@ -228,7 +228,8 @@ std::string acl_gateway(std::string_view mesh, std::string_view gateway) {
 std::string acl_operator(std::string_view mesh, std::string_view name) {
   return frame("operator", name,
                "user " + std::string(name) + "\ntopic write " + root(mesh) + "_ctl/req\ntopic read " + root(mesh) +
-                   "_ctl/resp/#\ntopic read " + root(mesh) + "_mesh/state\ntopic read " + root(mesh) + "_alert\n");
+                   "_ctl/resp/#\ntopic read " + root(mesh) + "_mesh/state\ntopic read " + root(mesh) + "_alert\ntopic read " +
+                   root(mesh) + "_ball/#\n");
 }
 
 std::string replace_acl_block(std::string_view text, std::string_view kind, std::string_view name,

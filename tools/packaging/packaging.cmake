@@ -8,13 +8,15 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/boards/ DESTINATION share/kairos/boards CO
 install(FILES ${PKG}/node.toml DESTINATION /etc/kairos COMPONENT node)
 install(FILES ${PKG}/kairos-node.service DESTINATION /lib/systemd/system COMPONENT node)
 install(FILES ${PKG}/kairos.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos.conf COMPONENT node)
+# A node's Ball peer ([jobs.ball] handler, docs/BALL.md).
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/tools/ball-peer DESTINATION share/kairos COMPONENT node)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node COMPONENT node)
 
 install(TARGETS kairos-gateway kairosctl kairos-sim RUNTIME DESTINATION bin COMPONENT gateway)
 install(FILES ${PKG}/gateway.toml ${PKG}/kairosctl.toml DESTINATION /etc/kairos COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md ${CMAKE_SOURCE_DIR}/docs/SCHEDULING.md
-              ${CMAKE_SOURCE_DIR}/docs/SIM.md
+              ${CMAKE_SOURCE_DIR}/docs/SIM.md ${CMAKE_SOURCE_DIR}/docs/BALL.md
         DESTINATION share/doc/kairos-gateway COMPONENT gateway)
 
 # Maintainer scripts and conffiles per package.

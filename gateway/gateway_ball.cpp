@@ -1,0 +1,412 @@
+// The Ball protocol at the gateway (SPEC 6, docs/BALL.md): plays are held in
+// memory as ball::Session, their lineage is appended to SQLite before anyone
+// hears of it, the signed head is published retained, ball-mode entries are
+// delivered to every peer (people on _ball/<session>/to/<person>, nodes as a
+// `ball` job that may answer), conversational input to the addressed peer only.
+#include <algorithm>
+
+#include "common/io/clock.h"
+#include "common/io/log.h"
+#include "gateway/gateway.h"
+
+namespace kairos::gw {
+
+namespace {
+
+constexpr std::size_t kMaxPeers = 16;
+constexpr std::size_t kMaxObjectives = 16;
+constexpr std::size_t kMaxObjective = 128;
+constexpr std::size_t kPayloadMax = 2048;  // a job's payload
+constexpr int kAnswerTries = 3;            // a node's refused answers before it is left to the people
+
+std::string one_line(std::string s, std::size_t max) {
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s.substr(0, max);
+}
+
+template <class Field>
+void set_digest(Field& dst, const Digest& d) {
+  dst.size = static_cast<pb_size_t>(d.size());
+  std::copy(d.begin(), d.end(), dst.bytes);
+}
+
+void fill_entry(const ball::Entry& e, kairos_v1_BallEntry& o) {
+  o.seq = e.seq;
+  set_string(o.kind, e.kind);
+  set_string(o.author, e.author);
+  o.at_us = e.at_us;
+  set_string(o.text, e.text);
+  set_digest(o.hash, e.hash);
+}
+
+std::string seq_list(const std::vector<std::uint64_t>& v, std::size_t max) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size() && i < max; ++i) out.append(i ? "," : "").append(std::to_string(v[i]));
+  return out;
+}
+
+}  // namespace
+
+void Gateway::load_plays() {
+  for (const auto& sp : store_.current_ball_plays()) {
+    Play p;
+    p.ball_id = sp.ball_id;
+    p.started_wall_us = sp.started_wall_us;
+    ball::Break why;
+    p.s = ball::Session::replay(store_.ball_entries(sp.ball_id, 0, SIZE_MAX >> 2), why);
+    if (!p.s) {
+      p.broken = "entry " + std::to_string(why.seq) + ": " + why.reason;
+      log::error("ball", "play " + sp.session + " (" + sp.ball_id + ") does not replay from the database: " + p.broken +
+                             "; it takes no input until a new hut (kairosctl ball verify " + sp.session + ")");
+    }
+    plays_[sp.session] = std::move(p);
+  }
+  if (!plays_.empty()) log::info("ball", "restored " + std::to_string(plays_.size()) + " plays");
+}
+
+void Gateway::fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const {
+  set_string(o.session, name);
+  set_string(o.ball_id, p.ball_id);
+  o.started_us = p.started_wall_us;
+  set_string(o.broken, p.broken);
+  if (!p.s) return;
+  set_string(o.holder, p.s->holder());
+  o.closed = p.s->closed();
+  o.head_seq = p.s->lineage().back().seq;
+  set_digest(o.head_hash, p.s->lineage().back().hash);
+}
+
+void Gateway::ball_publish_head(const std::string& name, const Play& p, bool now) {
+  if (!p.s) return;  // a broken play keeps the head the broker holds
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_ball_head_tag;
+  auto& h = env->message.ball_head;
+  set_string(h.session, name);
+  set_string(h.ball_id, p.ball_id);
+  h.seq = p.s->lineage().back().seq;
+  set_digest(h.hash, p.s->lineage().back().hash);
+  set_string(h.holder, p.s->holder());
+  h.closed = p.s->closed();
+  const auto t = ball_head_topic(config_.mesh, name);
+  Bytes frame = signer_.seal(t, *env, keys_.operator_key(), wall_us());
+  if (now) link_->publish(t, frame, 1, true);
+  else pending_publish_.push_back({t, std::move(frame), true});
+}
+
+void Gateway::ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
+                           const ball::Entry* entry, const std::string& text) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_ball_delivery_tag;
+  auto& d = env->message.ball_delivery;
+  set_string(d.session, name);
+  set_string(d.ball_id, p.ball_id);
+  set_string(d.from, from);
+  if (entry) {
+    d.has_entry = true;
+    fill_entry(*entry, d.entry);
+  }
+  set_string(d.text, text);
+  if (p.s) set_string(d.holder, p.s->holder());
+  const auto t = ball_to_topic(config_.mesh, name, person);
+  pending_publish_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), false});
+}
+
+std::string Gateway::ball_record(const std::string& name, Play& p, const std::string& author,
+                                 const ball::Session::Outcome& o) {
+  if (!o.error.empty()) {
+    // Every refusal is on record: a Ball holder's rules are the point.
+    conflict("BALL_REFUSAL", 1, author, "play " + name + ": " + o.error, wall_us(), false);
+    return o.error;
+  }
+  if (!o.appended) return "";
+  const ball::Entry& e = *o.appended;
+  pending_ball_entries_.emplace_back(p.ball_id, e);
+  ball_publish_head(name, p, false);
+  if (e.kind == "ack" || e.kind == "done") return "";
+  // A ball-mode entry (or the genesis) is mandatory context for every peer.
+  for (const auto& peer : p.s->peers()) {
+    if (!is_node(peer)) {
+      ball_deliver(name, p, peer, e.author, &e, "");
+    } else if (peer != e.author && !p.s->closed()) {
+      ball_dispatch_.push_back({name, peer, e.seq, "", e.author, ""});
+    }
+  }
+  return "";
+}
+
+void Gateway::send_ball_jobs() {
+  auto dispatch = std::move(ball_dispatch_);
+  ball_dispatch_.clear();
+  for (const auto& d : dispatch) {
+    auto it = plays_.find(d.session);
+    if (it == plays_.end() || !it->second.s) continue;
+    const Play& p = it->second;
+    const ball::Session& s = *p.s;
+    if (d.entry >= s.lineage().size()) continue;
+    const ball::Entry& e = s.lineage()[static_cast<std::size_t>(d.entry)];
+    std::string open, peers;
+    for (const auto& peer : s.peers()) peers.append(peers.empty() ? "" : ",").append(peer);
+    for (std::size_t i = 0; i < s.objectives().size(); ++i)
+      if (!s.done_flags()[i]) open.append(open.empty() ? "" : ",").append(std::to_string(i + 1));
+    std::string head = "session=" + d.session + "\nball=" + p.ball_id + "\nyou=" + d.node + "\nholder=" + s.holder() +
+                       "\npeers=" + peers + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind + "\nauthor=" + e.author +
+                       "\npending=" + seq_list(s.pending(d.node), 64) + "\nopen=" + open + "\n";
+    if (!d.refused.empty()) head += "refused=" + one_line(d.refused, 400) + "\n";
+    if (!d.conversation.empty()) head += "conversation=1\nfrom=" + d.from + "\n";
+    head += "\n";
+    std::string body = d.conversation.empty() ? e.text : d.conversation;
+    const std::size_t room = kPayloadMax > head.size() + 8 ? kPayloadMax - head.size() - 8 : 0;
+    // The end of a text carries its ending (the handoff): keep the tail.
+    if (body.size() > room) body = "[cut]\n" + body.substr(body.size() - room);
+    JobSpec spec;
+    spec.handler = "ball";
+    spec.to = "node:" + d.node;
+    const std::string payload = head + body;
+    spec.payload.assign(payload.begin(), payload.end());
+    spec.timeout_ms = config_.job_timeout_ms;
+    spec.retries = 1;
+    const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
+    ball_jobs_[job.id] = {d.session, p.ball_id, d.node};
+  }
+  service_jobs();
+}
+
+void Gateway::ball_answer(const BallJob& b, const Job& job) {
+  auto it = plays_.find(b.session);
+  if (it == plays_.end() || it->second.ball_id != b.ball_id || !it->second.s) return;  // a new hut since
+  Play& p = it->second;
+  ball::Session& s = *p.s;
+  if (job.state != JobState::done || job.status != kairos_v1_JobStatus_JOB_OK) {
+    log::warn("ball", "play " + b.session + ": " + b.node + " did not answer (job " + std::to_string(job.id) + ": " +
+                          (job.error.empty() ? "handler failed" : job.error) + ")");
+    return;
+  }
+  // The answer: "ack <seq> <level>" and "done <n>" lines, then optionally
+  // "to <peer>" and conversational text, or a ball-mode entry ("MM:...").
+  const std::string out(job.output.begin(), job.output.end());
+  std::size_t pos = 0;
+  std::string to;
+  while (pos < out.size()) {
+    const std::size_t end = std::min(out.find('\n', pos), out.size());
+    const std::string line = out.substr(pos, end - pos);
+    char word[65] = {};
+    unsigned long long seq = 0;
+    char level[16] = {};
+    int used = 0;
+    if (line.empty()) {
+    } else if (std::sscanf(line.c_str(), "ack %llu %15s%n", &seq, level, &used) == 2 &&
+               static_cast<std::size_t>(used) == line.size()) {
+      auto l = ball::parse_ack(level);
+      // Two questions in flight may both ask for the same entry: a level
+      // already reached is no news, not a refusal.
+      if (l && static_cast<int>(s.level(seq, b.node)) >= static_cast<int>(*l)) {
+        pos = end + 1;
+        continue;
+      }
+      ball_record(b.session, p, b.node,
+                  l ? s.ack(b.node, seq, *l, wall_us())
+                    : ball::Session::Outcome{"'" + std::string(level) + "' is no acknowledgement level", {}, false, false});
+    } else if (std::sscanf(line.c_str(), "done %llu%n", &seq, &used) == 1 &&
+               static_cast<std::size_t>(used) == line.size()) {
+      ball_record(b.session, p, b.node, s.done(b.node, static_cast<std::size_t>(seq), wall_us()));
+    } else if (std::sscanf(line.c_str(), "to %64s%n", word, &used) == 1 && static_cast<std::size_t>(used) == line.size() &&
+               line.size() <= 3 + 64) {
+      to = line.substr(3);
+    } else {
+      break;
+    }
+    pos = end + 1;
+  }
+  if (pos >= out.size()) return;
+  const std::string rest = out.substr(pos);
+  if (!to.empty()) {
+    if (!s.is_peer(to) || to == b.node) {
+      ball_record(b.session, p, b.node, {"'" + to + "' is no other peer of this play", {}, false, false});
+    } else if (is_node(to)) {
+      ball_dispatch_.push_back({b.session, to, s.lineage().back().seq, rest, b.node, ""});
+    } else {
+      ball_deliver(b.session, p, to, b.node, nullptr, rest);
+    }
+    return;
+  }
+  if (rest.rfind("MM:", 0) != 0) {
+    ball_record(b.session, p, b.node,
+                {"a node answers with ack/done lines, then 'to <peer>' and text, or a ball-mode entry (MM:)", {}, false,
+                 false});
+    return;
+  }
+  const bool held = s.holder() == b.node;
+  auto o = s.say(b.node, rest, wall_us());
+  if (auto why = ball_record(b.session, p, b.node, o); !why.empty()) {
+    // The holder is asked again with the reason, a few times, then the
+    // play waits for the people (kairosctl ball show says who holds it).
+    if (held && ++p.refused_answers[b.node] < kAnswerTries)
+      ball_dispatch_.push_back({b.session, b.node, s.lineage().back().seq, "", "", why});
+    return;
+  }
+  p.refused_answers.erase(b.node);
+}
+
+void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req) {
+  auto resp = new_response(request_id);
+  resp->which_reply = kairos_v1_ControlResponse_ball_tag;
+  auto& r = resp->reply.ball;
+  auto reply = [&] {
+    defer(m.response_topic, m.correlation, std::move(resp));
+    commit_durable();  // entries and conflicts are on disk before the answer
+  };
+  auto refuse = [&](const std::string& why) {
+    resp->ok = false;
+    set_string(resp->error, "ball: " + why);
+    set_string(r.refusal, why);
+    reply();
+  };
+  const std::string name = req.session;
+  if (req.verb == kairos_v1_BallVerb_BALL_LIST) {
+    resp->ok = true;
+    r.which_more = kairos_v1_BallReply_list_tag;
+    auto& l = r.more.list;
+    for (const auto& sp : store_.ball_plays("", 10)) {
+      auto& o = l.plays[l.plays_count++];
+      auto it = plays_.find(sp.session);
+      if (it != plays_.end() && it->second.ball_id == sp.ball_id) {
+        fill_play(sp.session, it->second, o);
+      } else {
+        set_string(o.session, sp.session);
+        set_string(o.ball_id, sp.ball_id);
+        o.started_us = sp.started_wall_us;
+        set_string(o.broken, "superseded by a newer hut");
+      }
+    }
+    return reply();
+  }
+  if (!valid_name(name)) return refuse("'" + name + "' is not a session name (" + std::string(kNameRule) + ")");
+
+  if (req.verb == kairos_v1_BallVerb_BALL_HUT) {
+    std::vector<std::string> peers, objectives;
+    for (pb_size_t i = 0; i < req.peers_count; ++i) {
+      std::string peer = req.peers[i];
+      if (!valid_name(peer)) return refuse("peer '" + peer + "' is not a name (" + std::string(kNameRule) + ")");
+      if (std::find(peers.begin(), peers.end(), peer) != peers.end()) return refuse("peer '" + peer + "' is named twice");
+      peers.push_back(std::move(peer));
+    }
+    if (peers.size() < 2 || peers.size() > kMaxPeers) return refuse("a play has 2 to 16 peers");
+    for (pb_size_t i = 0; i < req.objectives_count; ++i) {
+      std::string o = req.objectives[i];
+      while (!o.empty() && (o.back() == ' ' || o.back() == '\t')) o.pop_back();
+      while (!o.empty() && (o.front() == ' ' || o.front() == '\t')) o.erase(0, 1);
+      if (o.empty() || o.size() > kMaxObjective || o.find_first_of("\r\n") != std::string::npos)
+        return refuse("objective " + std::to_string(i + 1) + " must be one line of 1 to 128 characters");
+      objectives.push_back(std::move(o));
+    }
+    if (objectives.empty() || objectives.size() > kMaxObjectives) return refuse("a play has 1 to 16 objectives");
+    const std::string author = req.as[0] ? std::string(req.as) : "operator";
+    if (!valid_name(author)) return refuse("--as '" + author + "' is not a name");
+    char id[17];
+    std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(random_u64()));
+    Play p;
+    p.ball_id = id;
+    p.started_wall_us = wall_us();
+    p.s.emplace(name, p.ball_id, peers, objectives, author, p.started_wall_us);
+    if (plays_.count(name))
+      log::info("ball", "hut: play " + name + " starts again (" + plays_[name].ball_id + " -> " + p.ball_id + ")");
+    auto& play = plays_[name] = std::move(p);
+    pending_ball_plays_.emplace_back(name, play.ball_id);
+    ball::Session::Outcome genesis;
+    genesis.appended = play.s->lineage().front();
+    ball_record(name, play, author, genesis);
+    log::info("ball", "hut: play " + name + " (" + play.ball_id + "), " + std::to_string(peers.size()) + " peers, " +
+                          play.s->holder() + " holds the Ball");
+    resp->ok = true;
+    r.has_play = true;
+    fill_play(name, play, r.play);
+    return reply();
+  }
+
+  auto it = plays_.find(name);
+  if (it == plays_.end()) return refuse("no play '" + name + "' (kairosctl ball hut " + name + " --peers ... starts one)");
+  Play& p = it->second;
+
+  if (req.verb == kairos_v1_BallVerb_BALL_SHOW) {
+    const std::string ball_id = req.ball_id[0] ? std::string(req.ball_id) : p.ball_id;
+    if (ball_id != p.ball_id && store_.ball_entries(ball_id, 0, 1).empty())
+      return refuse("no play " + ball_id + " of session " + name + " (kairosctl ball list)");
+    resp->ok = true;
+    if (ball_id == p.ball_id) {
+      r.has_play = true;
+      fill_play(name, p, r.play);
+      if (p.s) {
+        for (const auto& peer : p.s->peers())
+          if (r.peers_count < kMaxPeers) set_string(r.peers[r.peers_count++], peer);
+        for (std::size_t i = 0; i < p.s->objectives().size() && r.objectives_count < kMaxObjectives; ++i) {
+          set_string(r.objectives[r.objectives_count++], p.s->objectives()[i]);
+          r.done[r.done_count++] = p.s->done_flags()[i];
+        }
+        std::string missing = p.s->missing();
+        if (missing.size() > sizeof r.missing - 1) missing = missing.substr(0, sizeof r.missing - 5) + " ...";
+        set_string(r.missing, missing);
+      }
+    } else {
+      r.has_play = true;
+      set_string(r.play.session, name);
+      set_string(r.play.ball_id, ball_id);
+    }
+    // The page is read from the database as it is now: verify checks it.
+    r.which_more = kairos_v1_BallReply_page_tag;
+    auto& page = r.more.page;
+    auto rows = store_.ball_entries(ball_id, req.from_seq, 3);
+    for (std::size_t i = 0; i < rows.size() && i < 2; ++i) fill_entry(rows[i], page.entries[page.entries_count++]);
+    page.next_seq = rows.size() > 2 ? rows[2].seq : 0;
+    return reply();
+  }
+
+  if (!p.s) return refuse("play " + name + " is broken (" + p.broken + "): kairosctl ball hut " + name + " starts again");
+  ball::Session& s = *p.s;
+  const std::string as = req.as;
+  if (!valid_name(as)) return refuse("--as names the person speaking (" + std::string(kNameRule) + ")");
+  if (!s.is_peer(as)) return refuse("'" + as + "' is not a peer of play " + name);
+  if (is_node(as)) return refuse("'" + as + "' is a node: it speaks through its ball job, not through kairosctl");
+
+  ball::Session::Outcome o;
+  switch (req.verb) {
+    case kairos_v1_BallVerb_BALL_SAY: {
+      const std::string to = req.to;
+      const std::string text = req.text;
+      const bool ball_mode = text.rfind("MM:", 0) == 0;
+      if (!ball_mode && to.empty()) return refuse("conversational input is for one peer: name it with --to");
+      if (ball_mode && !to.empty()) return refuse("ball-mode input (MM:) goes to every peer: drop --to");
+      if (!to.empty() && (!s.is_peer(to) || to == as)) return refuse("--to '" + to + "' is no other peer of play " + name);
+      o = s.say(as, text, wall_us());
+      if (o.conversational) {
+        if (is_node(to)) ball_dispatch_.push_back({name, to, s.lineage().back().seq, text, as, ""});
+        else ball_deliver(name, p, to, as, nullptr, text);
+        r.conversational = true;
+      }
+      break;
+    }
+    case kairos_v1_BallVerb_BALL_ACK: {
+      const int level = static_cast<int>(req.level);
+      if (level < static_cast<int>(ball::AckLevel::read) || level > static_cast<int>(ball::AckLevel::implement))
+        return refuse("an acknowledgement is read, ack, understood, concur or implement");
+      o = s.ack(as, req.seq, static_cast<ball::AckLevel>(level), wall_us());
+      break;
+    }
+    case kairos_v1_BallVerb_BALL_DONE:
+      o = s.done(as, req.objective, wall_us());
+      break;
+    default:
+      return refuse("unknown ball verb: this gateway does not support it (upgrade the gateway)");
+  }
+  if (auto why = ball_record(name, p, as, o); !why.empty()) return refuse(why);
+  if (o.closed) log::info("ball", "play " + name + ": TOUCHDOWN! by " + as);
+  resp->ok = true;
+  r.has_play = true;
+  fill_play(name, p, r.play);
+  if (o.appended) {
+    r.appended_seq = o.appended->seq;
+    set_digest(r.appended_hash, o.appended->hash);
+  }
+  reply();
+}
+
+}  // namespace kairos::gw
