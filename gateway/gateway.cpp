@@ -40,6 +40,7 @@ std::string suggestion(const std::string& type) {
   if (type == "TEMPORAL_PARADOX") return "data out of order dropped: check the node's clock and restarts";
   if (type == "CONTEXT_DIVERGENCE") return "push the majority config (schedule config_reload) or re-provision the node";
   if (type == "CAPABILITY_MISMATCH") return "fix the node's [jobs] allow-list or the capabilities it advertises";
+  if (type == "BALL_LINEAGE_BROKEN") return "the database was changed behind the gateway: kairosctl ball verify, keep the file, ball hut";
   if (type == "BALL_REFUSAL") return "nothing was appended and the peer was told why: kairosctl ball show <session>";
   return "inspect the node";
 }
@@ -167,6 +168,7 @@ Gateway::Gateway(GatewayConfig config)
   for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                     TopicKind::ack, TopicKind::result})
     link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
+  link_->add_subscription(std::string(kTopicRoot) + config_.mesh + "/_ball/+/head", 1);
   link_->add_subscription(ctl_req_topic(config_.mesh), 1);
 }
 
@@ -195,7 +197,7 @@ void Gateway::on_connected() {
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
-  for (const auto& [name, p] : plays_) ball_publish_head(name, p, true);
+  for (auto& [name, p] : plays_) p.head_seen = false;  // the retained heads come again, and are checked
   link_->drain_backlog();
 }
 
@@ -212,6 +214,7 @@ void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
   auto t = parse_topic(m.topic);
   if (!t || t->mesh != config_.mesh) return drop(DropReason::bad_topic, m.topic, "not a topic of this mesh", now_us);
   if (t->kind == TopicKind::ctl_req) return on_ctl_request(m, now_us);
+  if (t->kind == TopicKind::ball_head) return on_ball_head(m, now_us);
   // Our own broadcasts match the node filters (+/+/state): not for us.
   if (t->kind == TopicKind::gw_state || t->kind == TopicKind::gw_summary) return;
   if (t->cluster.empty() || t->kind == TopicKind::cmd) return drop(DropReason::bad_topic, m.topic, "not a node report", now_us);
@@ -546,6 +549,7 @@ void Gateway::commit_durable() {
   }
   for (auto& r : deferred_) answer(r.topic, r.correlation, *r.resp);
   deferred_.clear();
+  if (!link_) return;  // still starting: published once the link exists
   for (auto& o : pending_publish_) link_->publish(o.topic, o.frame, 1, o.retained);
   pending_publish_.clear();
   if (!ball_dispatch_.empty()) send_ball_jobs();
@@ -1135,6 +1139,7 @@ int Gateway::run() {
     scheduler_.service(wall_us());
     breakers_.service(now);
     service_jobs();
+    ball_service(now);
     commit_durable();
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
                                       std::max(jobs_.next_deadline_us(), settled_at_us_)});
@@ -1279,7 +1284,7 @@ void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_
   if (req.retries > 100) return refuse("retries above 100");
   std::string to = req.to;
   if (!valid_job_target(to))
-    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
+    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>), a node (node:<id>) or a capability");
   if (auto why = mode_refusal(false, 1, req.confirm); !why.empty()) return refuse(why);
   confirmed_in_emergency();
   JobSpec spec;
@@ -1598,7 +1603,7 @@ void Gateway::ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_As
   if (req.timeout_ms > 600'000) return refuse("timeout above 600000 ms");
   std::string to = req.to;
   if (!valid_job_target(to))
-    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>) or a capability");
+    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>), a node (node:<id>) or a capability");
   if (auto why = mode_refusal(false, req.sample, req.confirm); !why.empty()) return refuse(why);
   if (req.confirm) confirmed_in_emergency();
   JobSpec spec;

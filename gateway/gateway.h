@@ -90,12 +90,18 @@ class Gateway {
     std::optional<ball::Session> s;  // empty when the stored lineage did not replay
     std::string ball_id;
     std::int64_t started_wall_us = 0;
-    std::string broken;  // why it did not replay
-    std::map<std::string, int> refused_answers;  // node -> refused answers in a row
+    std::string broken;  // the lineage does not hold (replay, or against the signed head): why; no input then
+    bool head_seen = false;  // the broker's head of this play was heard since the last connect
+    // The holder is a node whose answer is still owed (offline, failed,
+    // or a gateway restart lost its job): asked again from next_ask_us on.
+    bool stalled = false;
+    std::int64_t next_ask_us = 0;
   };
   std::map<std::string, Play> plays_;  // session name -> its current play
   struct BallJob {
     std::string session, ball_id, node;
+    std::uint64_t entry = 0;
+    int tries = 0;  // answers of this node to this entry refused so far
   };
   std::map<std::uint64_t, BallJob> ball_jobs_;  // job id -> the play it asks a node about
   struct BallDispatch {
@@ -104,10 +110,12 @@ class Gateway {
     std::string conversation;   // conversational input for the node (not logged)
     std::string from;           // who said it
     std::string refused;        // why the node's last answer was refused
+    int tries = 0;
   };
   std::vector<BallDispatch> ball_dispatch_;  // sent after the next commit
   std::vector<std::pair<std::string, ball::Entry>> pending_ball_entries_;  // (ball id, entry)
   std::vector<std::pair<std::string, std::string>> pending_ball_plays_;    // (session, ball id)
+  std::int64_t next_ball_service_us_ = 0;
   void load_plays();
   void ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req);
   // A play's outcome: a refusal is logged as a conflict (and returned), a
@@ -116,10 +124,16 @@ class Gateway {
                           const ball::Session::Outcome& o);
   void ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
                     const ball::Entry* entry, const std::string& text);
-  void ball_publish_head(const std::string& name, const Play& p, bool now);
+  void ball_publish_head(const std::string& name, const Play& p);
   bool is_node(const std::string& peer) const { return registry_.find(peer) != nullptr; }
   void send_ball_jobs();
   void ball_answer(const BallJob& b, const Job& job);
+  // The broker's signed head of a play (retained, or the echo of ours):
+  // a lineage that does not reach it, or differs from it, is broken.
+  void on_ball_head(const Inbound& m, std::int64_t now_us);
+  void ball_broken(const std::string& name, Play& p, const std::string& why);
+  // Stalled node holders asked again; heads the broker lost published again.
+  void ball_service(std::int64_t now_us);
   void fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const;
   double active_rate_ = 1.0;
   bool emergency_override_ = false;

@@ -54,14 +54,75 @@ void Gateway::load_plays() {
     p.started_wall_us = sp.started_wall_us;
     ball::Break why;
     p.s = ball::Session::replay(store_.ball_entries(sp.ball_id, 0, SIZE_MAX >> 2), why);
-    if (!p.s) {
-      p.broken = "entry " + std::to_string(why.seq) + ": " + why.reason;
-      log::error("ball", "play " + sp.session + " (" + sp.ball_id + ") does not replay from the database: " + p.broken +
-                             "; it takes no input until a new hut (kairosctl ball verify " + sp.session + ")");
+    auto& play = plays_[sp.session] = std::move(p);
+    if (!play.s) {
+      ball_broken(sp.session, play, "it does not replay from the database: entry " + std::to_string(why.seq) + ": " +
+                                        why.reason);
+    } else if (!play.s->closed() && is_node(play.s->holder())) {
+      play.stalled = true;  // the job that asked it went with the old gateway
     }
-    plays_[sp.session] = std::move(p);
   }
   if (!plays_.empty()) log::info("ball", "restored " + std::to_string(plays_.size()) + " plays");
+}
+
+void Gateway::ball_broken(const std::string& name, Play& p, const std::string& why) {
+  if (!p.broken.empty()) return;
+  p.broken = why;
+  p.stalled = false;
+  conflict("BALL_LINEAGE_BROKEN", 4, "ball:" + name, "play " + name + " (" + p.ball_id + "): " + why, wall_us(), false);
+  log::error("ball", "play " + name + " (" + p.ball_id + ") is broken: " + why +
+                         "; it takes no input until a new hut (kairosctl ball verify " + name + ")");
+}
+
+void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
+  auto opened = open(m.topic, m.payload, keys_.operator_key());
+  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
+  if (!kind_matches(TopicKind::ball_head, *opened.env))
+    return drop(DropReason::kind_mismatch, m.topic, "not a Ball head", now_us);
+  const auto& h = opened.env->message.ball_head;
+  auto it = plays_.find(h.session);
+  if (it == plays_.end() || it->second.ball_id != h.ball_id || !it->second.s) return;  // another play's head
+  Play& p = it->second;
+  p.head_seen = true;
+  const auto& lineage = p.s->lineage();
+  Digest hash{};
+  std::copy_n(h.hash.bytes, hash.size(), hash.begin());
+  // Our own heads come back too, possibly behind the play: the signed
+  // sequence must be in the lineage, with the hash signed for it.
+  if (h.seq > lineage.back().seq)
+    return ball_broken(h.session, p, "its signed head is at " + std::to_string(h.seq) + " but the stored lineage ends at " +
+                                         std::to_string(lineage.back().seq) + ": entries were removed");
+  if (lineage[static_cast<std::size_t>(h.seq)].hash != hash)
+    return ball_broken(h.session, p, "entry " + std::to_string(h.seq) + " differs from its signed head: the lineage was "
+                                     "altered");
+}
+
+void Gateway::ball_service(std::int64_t now_us) {
+  if (now_us < next_ball_service_us_) return;
+  next_ball_service_us_ = now_us + 1'000'000;
+  if (!link_->connected() || !settled(now_us)) return;
+  for (auto& [name, p] : plays_) {
+    if (!p.s || !p.broken.empty()) continue;
+    // The broker lost its copy of the head (a broker without persistence): sign it again.
+    if (!p.head_seen && now_us - connected_at_us_ > 3'000'000) {
+      ball_publish_head(name, p);
+      p.head_seen = true;
+    }
+    const std::string& holder = p.s->holder();
+    const NodeEntry* n = registry_.find(holder);
+    if (!p.stalled || p.s->closed() || !n || !n->online || now_us < p.next_ask_us) continue;
+    // Ask the holder again about the entry that handed it the Ball.
+    const auto& lineage = p.s->lineage();
+    std::uint64_t entry = 0;
+    for (auto e = lineage.rbegin(); e != lineage.rend(); ++e)
+      if (e->kind == "entry" || e->kind == "genesis") {
+        entry = e->seq;
+        break;
+      }
+    p.stalled = false;
+    ball_dispatch_.push_back({name, holder, entry, "", "", "", 0});
+    log::info("ball", "play " + name + ": asking " + holder + " again (entry " + std::to_string(entry) + ")");
+  }
 }
 
 void Gateway::fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const {
@@ -76,8 +137,8 @@ void Gateway::fill_play(const std::string& name, const Play& p, kairos_v1_BallPl
   set_digest(o.head_hash, p.s->lineage().back().hash);
 }
 
-void Gateway::ball_publish_head(const std::string& name, const Play& p, bool now) {
-  if (!p.s) return;  // a broken play keeps the head the broker holds
+void Gateway::ball_publish_head(const std::string& name, const Play& p) {
+  if (!p.s || !p.broken.empty()) return;  // a broken play keeps the head the broker holds
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_ball_head_tag;
   auto& h = env->message.ball_head;
@@ -88,9 +149,7 @@ void Gateway::ball_publish_head(const std::string& name, const Play& p, bool now
   set_string(h.holder, p.s->holder());
   h.closed = p.s->closed();
   const auto t = ball_head_topic(config_.mesh, name);
-  Bytes frame = signer_.seal(t, *env, keys_.operator_key(), wall_us());
-  if (now) link_->publish(t, frame, 1, true);
-  else pending_publish_.push_back({t, std::move(frame), true});
+  pending_publish_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), true});
 }
 
 void Gateway::ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
@@ -121,15 +180,12 @@ std::string Gateway::ball_record(const std::string& name, Play& p, const std::st
   if (!o.appended) return "";
   const ball::Entry& e = *o.appended;
   pending_ball_entries_.emplace_back(p.ball_id, e);
-  ball_publish_head(name, p, false);
+  ball_publish_head(name, p);
   if (e.kind == "ack" || e.kind == "done") return "";
   // A ball-mode entry (or the genesis) is mandatory context for every peer.
   for (const auto& peer : p.s->peers()) {
-    if (!is_node(peer)) {
-      ball_deliver(name, p, peer, e.author, &e, "");
-    } else if (peer != e.author && !p.s->closed()) {
-      ball_dispatch_.push_back({name, peer, e.seq, "", e.author, ""});
-    }
+    if (!is_node(peer)) ball_deliver(name, p, peer, e.author, &e, "");
+    else if (peer != e.author) ball_dispatch_.push_back({name, peer, e.seq, "", e.author, "", 0});
   }
   return "";
 }
@@ -139,19 +195,20 @@ void Gateway::send_ball_jobs() {
   ball_dispatch_.clear();
   for (const auto& d : dispatch) {
     auto it = plays_.find(d.session);
-    if (it == plays_.end() || !it->second.s) continue;
+    if (it == plays_.end() || !it->second.s || !it->second.broken.empty()) continue;
     const Play& p = it->second;
     const ball::Session& s = *p.s;
     if (d.entry >= s.lineage().size()) continue;
     const ball::Entry& e = s.lineage()[static_cast<std::size_t>(d.entry)];
-    std::string open, peers;
-    for (const auto& peer : s.peers()) peers.append(peers.empty() ? "" : ",").append(peer);
+    std::string open, people;
+    for (const auto& peer : s.peers())
+      if (!is_node(peer)) people.append(people.empty() ? "" : ",").append(peer);
     for (std::size_t i = 0; i < s.objectives().size(); ++i)
       if (!s.done_flags()[i]) open.append(open.empty() ? "" : ",").append(std::to_string(i + 1));
     std::string head = "session=" + d.session + "\nball=" + p.ball_id + "\nyou=" + d.node + "\nholder=" + s.holder() +
-                       "\npeers=" + peers + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind + "\nauthor=" + e.author +
-                       "\npending=" + seq_list(s.pending(d.node), 64) + "\nopen=" + open + "\n";
-    if (!d.refused.empty()) head += "refused=" + one_line(d.refused, 400) + "\n";
+                       "\npeople=" + people + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind + "\nauthor=" + e.author +
+                       "\npending=" + seq_list(s.pending(d.node), 32) + "\nopen=" + open + "\n";
+    if (!d.refused.empty()) head += "refused=" + one_line(d.refused, 200) + "\n";
     if (!d.conversation.empty()) head += "conversation=1\nfrom=" + d.from + "\n";
     head += "\n";
     std::string body = d.conversation.empty() ? e.text : d.conversation;
@@ -165,20 +222,27 @@ void Gateway::send_ball_jobs() {
     spec.payload.assign(payload.begin(), payload.end());
     spec.timeout_ms = config_.job_timeout_ms;
     spec.retries = 1;
+    spec.private_data = !d.conversation.empty();  // conversation is never logged
     const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
-    ball_jobs_[job.id] = {d.session, p.ball_id, d.node};
+    ball_jobs_[job.id] = {d.session, p.ball_id, d.node, e.seq, d.tries};
   }
   service_jobs();
 }
 
 void Gateway::ball_answer(const BallJob& b, const Job& job) {
   auto it = plays_.find(b.session);
-  if (it == plays_.end() || it->second.ball_id != b.ball_id || !it->second.s) return;  // a new hut since
+  if (it == plays_.end() || it->second.ball_id != b.ball_id || !it->second.s || !it->second.broken.empty())
+    return;  // a new hut since, or broken
   Play& p = it->second;
   ball::Session& s = *p.s;
   if (job.state != JobState::done || job.status != kairos_v1_JobStatus_JOB_OK) {
     log::warn("ball", "play " + b.session + ": " + b.node + " did not answer (job " + std::to_string(job.id) + ": " +
                           (job.error.empty() ? "handler failed" : job.error) + ")");
+    if (s.holder() == b.node && !s.closed()) {
+      // Asked again once it is back (offline) or after a pause (failed).
+      p.stalled = true;
+      p.next_ask_us = mono_us() + (job.error == "no_capable_node" ? 0 : 30'000'000);
+    }
     return;
   }
   // The answer: "ack <seq> <level>" and "done <n>" lines, then optionally
@@ -203,15 +267,21 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
         pos = end + 1;
         continue;
       }
-      ball_record(b.session, p, b.node,
-                  l ? s.ack(b.node, seq, *l, wall_us())
-                    : ball::Session::Outcome{"'" + std::string(level) + "' is no acknowledgement level", {}, false, false});
+      // One refusal per answer is enough on record: the rest is not read.
+      if (!ball_record(b.session, p, b.node,
+                       l ? s.ack(b.node, seq, *l, wall_us())
+                         : ball::Session::Outcome{"'" + std::string(level) + "' is no acknowledgement level", {}, false,
+                                                  false})
+               .empty())
+        return;
     } else if (std::sscanf(line.c_str(), "done %llu%n", &seq, &used) == 1 &&
                static_cast<std::size_t>(used) == line.size()) {
-      ball_record(b.session, p, b.node, s.done(b.node, static_cast<std::size_t>(seq), wall_us()));
+      if (!ball_record(b.session, p, b.node, s.done(b.node, static_cast<std::size_t>(seq), wall_us())).empty()) return;
     } else if (std::sscanf(line.c_str(), "to %64s%n", word, &used) == 1 && static_cast<std::size_t>(used) == line.size() &&
                line.size() <= 3 + 64) {
       to = line.substr(3);
+      pos = end + 1;
+      break;  // the rest is the conversational text
     } else {
       break;
     }
@@ -223,7 +293,7 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
     if (!s.is_peer(to) || to == b.node) {
       ball_record(b.session, p, b.node, {"'" + to + "' is no other peer of this play", {}, false, false});
     } else if (is_node(to)) {
-      ball_dispatch_.push_back({b.session, to, s.lineage().back().seq, rest, b.node, ""});
+      ball_dispatch_.push_back({b.session, to, s.lineage().back().seq, rest, b.node, "", 0});
     } else {
       ball_deliver(b.session, p, to, b.node, nullptr, rest);
     }
@@ -238,13 +308,10 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
   const bool held = s.holder() == b.node;
   auto o = s.say(b.node, rest, wall_us());
   if (auto why = ball_record(b.session, p, b.node, o); !why.empty()) {
-    // The holder is asked again with the reason, a few times, then the
-    // play waits for the people (kairosctl ball show says who holds it).
-    if (held && ++p.refused_answers[b.node] < kAnswerTries)
-      ball_dispatch_.push_back({b.session, b.node, s.lineage().back().seq, "", "", why});
-    return;
+    // The holder is asked again about the same entry, with the reason, a
+    // few times; then the play waits (kairosctl ball show says who holds it).
+    if (held && b.tries + 1 < kAnswerTries) ball_dispatch_.push_back({b.session, b.node, b.entry, "", "", why, b.tries + 1});
   }
-  p.refused_answers.erase(b.node);
 }
 
 void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req) {
@@ -329,8 +396,11 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
 
   if (req.verb == kairos_v1_BallVerb_BALL_SHOW) {
     const std::string ball_id = req.ball_id[0] ? std::string(req.ball_id) : p.ball_id;
-    if (ball_id != p.ball_id && store_.ball_entries(ball_id, 0, 1).empty())
-      return refuse("no play " + ball_id + " of session " + name + " (kairosctl ball list)");
+    if (ball_id != p.ball_id) {
+      auto plays = store_.ball_plays(name, SIZE_MAX >> 2);
+      if (std::none_of(plays.begin(), plays.end(), [&](const StoredPlay& sp) { return sp.ball_id == ball_id; }))
+        return refuse("no play " + ball_id + " of session " + name + " (kairosctl ball list)");
+    }
     resp->ok = true;
     if (ball_id == p.ball_id) {
       r.has_play = true;
@@ -347,9 +417,17 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
         set_string(r.missing, missing);
       }
     } else {
+      // An earlier play: its head is its last stored entry.
       r.has_play = true;
       set_string(r.play.session, name);
       set_string(r.play.ball_id, ball_id);
+      set_string(r.play.broken, "superseded by a newer hut");
+      auto all = store_.ball_entries(ball_id, 0, SIZE_MAX >> 2);
+      if (!all.empty()) {
+        r.play.head_seq = all.back().seq;
+        set_digest(r.play.head_hash, all.back().hash);
+        r.play.closed = all.back().kind == "touchdown";
+      }
     }
     // The page is read from the database as it is now: verify checks it.
     r.which_more = kairos_v1_BallReply_page_tag;
@@ -360,7 +438,8 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     return reply();
   }
 
-  if (!p.s) return refuse("play " + name + " is broken (" + p.broken + "): kairosctl ball hut " + name + " starts again");
+  if (!p.s || !p.broken.empty())
+    return refuse("play " + name + " is broken (" + p.broken + "): kairosctl ball hut " + name + " starts again");
   ball::Session& s = *p.s;
   const std::string as = req.as;
   if (!valid_name(as)) return refuse("--as names the person speaking (" + std::string(kNameRule) + ")");
@@ -378,7 +457,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
       if (!to.empty() && (!s.is_peer(to) || to == as)) return refuse("--to '" + to + "' is no other peer of play " + name);
       o = s.say(as, text, wall_us());
       if (o.conversational) {
-        if (is_node(to)) ball_dispatch_.push_back({name, to, s.lineage().back().seq, text, as, ""});
+        if (is_node(to)) ball_dispatch_.push_back({name, to, s.lineage().back().seq, text, as, "", 0});
         else ball_deliver(name, p, to, as, nullptr, text);
         r.conversational = true;
       }

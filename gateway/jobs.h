@@ -35,6 +35,9 @@ struct JobSpec {
   // A poll (kairosctl ask): the copies go to a random sample of the
   // candidates, every answer is kept, none is voted down.
   bool poll = false;
+  // Conversational Ball text for a node: sent and answered, never written
+  // to the database (the job row keeps no payload and no output).
+  bool private_data = false;
 };
 
 // One copy of a job, sent to one node.

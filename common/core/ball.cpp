@@ -399,6 +399,10 @@ Session::Outcome Session::say(const std::string& author, std::string_view input,
     o.error = holder_ + " holds the Ball: only the holder may append (wait for a ->" + author + " handoff)";
     return o;
   }
+  if (p.input->ending == Ending::handoff && p.input->handoff_to == author) {
+    o.error = "a handoff passes the Ball to another peer (->" + author + " is yourself)";
+    return o;
+  }
   if (p.input->ending == Ending::touchdown) {
     if (auto why = missing(); !why.empty()) {
       o.error = "TOUCHDOWN! refused: " + why;
@@ -417,6 +421,10 @@ Session::Outcome Session::say(const std::string& author, std::string_view input,
 
 Session::Outcome Session::ack(const std::string& peer, std::uint64_t seq, AckLevel level, std::int64_t at_us) {
   Outcome o;
+  if (closed_) {
+    o.error = "the play is closed (TOUCHDOWN!): nothing more is appended";
+    return o;
+  }
   if (!is_peer(peer)) {
     o.error = "'" + peer + "' is not a peer of this session";
     return o;
@@ -440,6 +448,10 @@ Session::Outcome Session::ack(const std::string& peer, std::uint64_t seq, AckLev
 
 Session::Outcome Session::done(const std::string& peer, std::size_t objective, std::int64_t at_us) {
   Outcome o;
+  if (closed_) {
+    o.error = "the play is closed (TOUCHDOWN!): nothing more is appended";
+    return o;
+  }
   if (!is_peer(peer)) {
     o.error = "'" + peer + "' is not a peer of this session";
     return o;

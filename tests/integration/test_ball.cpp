@@ -110,6 +110,20 @@ TEST(Ball, ThreePeersHandTheBallAroundAndTheLineageCatchesAnEditAndATruncation) 
   }, 15s));
   EXPECT_EQ(p.head(), 0u);
   for (const auto& env : p.deliveries("Ben")) EXPECT_STREQ(env->message.ball_delivery.text, "");
+  // To the node, through its job; its answer comes back to Ben alone. The
+  // text is written nowhere, not even in the job table.
+  r = p.ctl({"ball", "say", "design", "--as", "Ben", "--to", "n1", "n1, what is your load?"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(p.watch->wait_for([&](const auto&) {
+    for (const auto& env : p.deliveries("Ben"))
+      if (has(env->message.ball_delivery.text, "n1 heard you: n1, what is your load?")) return true;
+    return false;
+  }, 30s)) << p.log();
+  for (const auto& env : p.deliveries("Ana")) EXPECT_FALSE(has(env->message.ball_delivery.text, "heard you"));
+  EXPECT_EQ(query_db(p.db, "SELECT COUNT(*) FROM jobs WHERE handler = 'ball' AND "
+                           "instr(CAST(payload AS TEXT), 'what is your load') > 0")[0][0],
+            "0");
+  EXPECT_EQ(p.head(), 0u);
 
   // Ana hands the Ball to the node; its job handler concurs and hands it back.
   r = p.say_stdin("Ana", "MM: candidates: Pi Zero, Pi 2\n->n1");
@@ -252,6 +266,77 @@ TEST(Ball, APlaySurvivesAGatewayRestartAndAHutStartsItAgain) {
   r = p.ctl({"ball", "say", "design", "--as", "Zed", "MM: hello\n->Ana"});
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(has(r.output, "not a peer")) << r.output;
+}
+
+// Someone with the database file, while the gateway is down, rewrites the
+// last entry and recomputes the chain so that it replays: the broker's
+// signed head still catches it when the gateway starts; a truncation too.
+TEST(Ball, ALineageRewrittenWhileTheGatewayIsDownIsCaughtByTheSignedHead) {
+  for (const bool truncate : {false, true}) {
+    SCOPED_TRACE(truncate ? "truncated" : "rewritten and rechained");
+    Play p;
+    p.start();
+    auto r = p.ctl({"ball", "hut", "design", "--peers", "Ana,Ben", "--objective", "agree", "--as", "Ana"});
+    ASSERT_EQ(r.status, 0) << r.output;
+    ASSERT_EQ(p.ctl({"ball", "say", "design", "--as", "Ana", "MM: pay 10\n->Ben"}).status, 0);
+    ASSERT_EQ(p.ctl({"ball", "say", "design", "--as", "Ben", "MM: agreed: 10\n->Ana"}).status, 0);
+    ASSERT_EQ(p.ctl({"ball", "verify", "design"}).status, 0);
+    auto before = p.show();
+    ASSERT_TRUE(before && before->ok);
+    const Bytes signed_hash(before->reply.ball.play.head_hash.bytes, before->reply.ball.play.head_hash.bytes + 32);
+    p.mesh.stop_gateway();
+
+    exec_db(p.db, "DROP TRIGGER ball_entries_no_update; DROP TRIGGER ball_entries_no_delete");
+    if (truncate) {
+      exec_db(p.db, "DELETE FROM ball_entries WHERE seq = 2");
+    } else {
+      // Ben's entry now says 1000, hashed as the chain wants it.
+      auto prev = query_db(p.db, "SELECT hex(hash) FROM ball_entries WHERE seq = 1")[0][0];
+      auto row = query_db(p.db, "SELECT session, author, at_us FROM ball_entries WHERE seq = 2")[0];
+      ball::Entry e;
+      e.seq = 2;
+      e.session = row[0];
+      e.kind = "entry";
+      e.author = row[1];
+      e.at_us = std::stoll(row[2]);
+      e.text = " agreed: 1000\n->Ana";
+      auto prev_bytes = from_hex(prev);
+      ASSERT_TRUE(prev_bytes && prev_bytes->size() == 32);
+      Digest d{};
+      std::copy(prev_bytes->begin(), prev_bytes->end(), d.begin());
+      const Digest h = ball::chain_hash(d, e);
+      exec_db(p.db, "UPDATE ball_entries SET text = CAST('" + e.text + "' AS BLOB), hash = x'" +
+                        to_hex(ByteView(h.data(), h.size())) + "' WHERE seq = 2");
+    }
+    p.mesh.start_gateway("[liveness]\nheartbeat_period_s = 0.5\n");
+    std::string broken;
+    ASSERT_TRUE(eventually([&] {
+      auto s = p.show();
+      broken = s && s->ok ? std::string(s->reply.ball.play.broken) : "";
+      return !broken.empty();
+    })) << p.log();
+    EXPECT_TRUE(has(broken, truncate ? "entries were removed" : "differs from its signed head")) << broken;
+    r = p.ctl({"ball", "say", "design", "--as", "Ana", "MM: next\n->Ben"});
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_TRUE(has(r.output, "broken")) << r.output;
+    EXPECT_EQ(query_db(p.db, "SELECT COUNT(*) FROM conflicts WHERE type = 'BALL_LINEAGE_BROKEN' AND priority = 4")[0][0],
+              "1");
+    r = p.ctl({"ball", "verify", "design"});
+    EXPECT_EQ(r.status, 3) << r.output;
+    // The broker still holds the head signed before the change: the
+    // gateway signed none for the changed lineage.
+    Client late(p.broker.uri());
+    late.subscribe(ball_head_topic(p.mesh.name(), "design"));
+    std::shared_ptr<const Envelope> head;
+    ASSERT_TRUE(late.wait_for([&](const auto&) {
+      auto heads = late.frames(ball_head_topic(p.mesh.name(), "design"), p.mesh.operator_key(),
+                               kairos_v1_Envelope_ball_head_tag);
+      if (!heads.empty()) head = heads.back();
+      return head != nullptr;
+    }, 10s));
+    EXPECT_EQ(head->message.ball_head.seq, 2u);
+    EXPECT_EQ(Bytes(head->message.ball_head.hash.bytes, head->message.ball_head.hash.bytes + 32), signed_hash);
+  }
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ std::string parse_freeze_args(const std::vector<std::string>& args, bool thaw, k
 }
 
 std::string parse_ask_args(const std::vector<std::string>& args, kairos_v1_AskRequest& req) {
-  const char* use = "usage: kairosctl ask <question> [--sample N] [--handler H] [--to class:X|cluster:C|CAP] [--timeout MS] [--confirm]";
+  const char* use = "usage: kairosctl ask <question> [--sample N] [--handler H] [--to class:X|cluster:C|node:ID|CAP] [--timeout MS] [--confirm]";
   bool have_q = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];

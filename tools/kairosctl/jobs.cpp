@@ -15,7 +15,7 @@ namespace kairos::ctl {
 
 std::string parse_delegate_args(const std::vector<std::string>& args, kairos_v1_DelegateRequest& req) {
   const char* use =
-      "usage: kairosctl delegate <handler> [--payload TEXT | --payload-file FILE] [--to class:X|cluster:C|CAPABILITY] "
+      "usage: kairosctl delegate <handler> [--payload TEXT | --payload-file FILE] [--to class:X|cluster:C|node:ID|CAPABILITY] "
       "[--needs CAP,CAP] [--timeout MS] [--redundancy R] [--retries N] [--wait] [--confirm]";
   if (args.empty() || args[0].empty() || args[0][0] == '-') return std::string("delegate needs a handler; ") + use;
   if (!valid_name(args[0]) || args[0].size() > 32) return "delegate: '" + args[0] + "' is not a handler name";

@@ -59,7 +59,7 @@ void usage(FILE* f) {
                "           [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory] [--confirm]\n"
                "                                  land a command on every target at the same instant T\n"
                "                                  (exit 0: PROCEED, 3: another verdict)\n"
-               "  delegate <handler> [--payload TEXT | --payload-file F] [--to class:X|cluster:C|CAP] [--needs CAP,...]\n"
+               "  delegate <handler> [--payload TEXT | --payload-file F] [--to class:X|cluster:C|node:ID|CAP] [--needs CAP,...]\n"
                "           [--timeout MS] [--redundancy R] [--retries N] [--wait] [--confirm]\n"
                "                                  run a job on the capable nodes of lowest impedance\n"
                "                                  (exit 0: accepted or DONE, 3: FAILED)\n"

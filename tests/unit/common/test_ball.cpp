@@ -197,6 +197,8 @@ TEST(BallSession, APlayHandsTheBallAroundRefusesWhatItMustAndReachesTouchdown) {
   EXPECT_TRUE(o.closed);
   EXPECT_TRUE(s.closed());
   EXPECT_FALSE(s.say("node-7", "MM: more\n->Ana", 119).error.empty());
+  EXPECT_FALSE(s.ack("Ana", 15, AckLevel::read, 119).appended) << "closed: not even an acknowledgement";
+  EXPECT_FALSE(s.done("Ana", 1, 119).appended);
 
   // The lineage verifies against its head; an edit is found where it is.
   const auto& l = s.lineage();
@@ -221,6 +223,7 @@ TEST(BallSession, APlayHandsTheBallAroundRefusesWhatItMustAndReachesTouchdown) {
 
 TEST(BallSession, ReplayStopsAtTheFirstEntryThatDoesNotPlayAgain) {
   Session s("p", "b2", {"Ana", "Ben"}, {"one"}, "Ana", 1);
+  EXPECT_NE(s.say("Ana", "MM: mine\n->Ana", 2).error.find("yourself"), std::string::npos);
   ASSERT_TRUE(s.say("Ana", "MM: first\n->Ben", 2).appended);
   EXPECT_EQ(s.pending("Ana"), std::vector<std::uint64_t>{});
   EXPECT_EQ(s.pending("Ben"), std::vector<std::uint64_t>{1});

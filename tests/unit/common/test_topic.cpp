@@ -42,7 +42,13 @@ INSTANTIATE_TEST_SUITE_P(
         TopicCase{"kairos/v1/demo/_ctl/req", true, TopicKind::ctl_req, "", ""},
         TopicCase{"kairos/v1/demo/_ctl/resp/ctl-1", true, TopicKind::ctl_resp, "", "ctl-1"},
         TopicCase{"kairos/v1/demo/_alert", true, TopicKind::alert, "", ""},
+        TopicCase{"kairos/v1/demo/_ball/design/head", true, TopicKind::ball_head, "", ""},
+        TopicCase{"kairos/v1/demo/_ball/design/to/Ana", true, TopicKind::ball_to, "", "Ana"},
         // refused
+        TopicCase{"kairos/v1/demo/_ball/design/tail", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ball/_x/head", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ball/design/to/A+na", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ball/design/to", false, {}, "", ""},
         TopicCase{"kairos/v2/demo/c1/n1/hb", false, {}, "", ""},
         TopicCase{"kairos/v1/demo/c1/n1/bogus", false, {}, "", ""},
         TopicCase{"kairos/v1/demo/c1/n1/hb/extra", false, {}, "", ""},
@@ -62,6 +68,9 @@ TEST(Topic, BuildersRoundTrip) {
   EXPECT_EQ(ctl_req_topic("demo"), "kairos/v1/demo/_ctl/req");
   EXPECT_EQ(ctl_resp_topic("demo", "c"), "kairos/v1/demo/_ctl/resp/c");
   EXPECT_EQ(alert_topic("demo"), "kairos/v1/demo/_alert");
+  EXPECT_EQ(ball_head_topic("demo", "s"), "kairos/v1/demo/_ball/s/head");
+  EXPECT_EQ(ball_to_topic("demo", "s", "Ana"), "kairos/v1/demo/_ball/s/to/Ana");
+  EXPECT_EQ(parse_topic(ball_to_topic("demo", "s", "Ana"))->session, "s");
   EXPECT_EQ(node_filter("demo", TopicKind::birth), "kairos/v1/demo/+/+/birth");
   for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase,
                     TopicKind::event, TopicKind::ack, TopicKind::result, TopicKind::cmd}) {
@@ -69,6 +78,15 @@ TEST(Topic, BuildersRoundTrip) {
     ASSERT_TRUE(t);
     EXPECT_EQ(t->kind, kind);
   }
+}
+
+TEST(Topic, JobTargets) {
+  for (const char* ok : {"", "class:A", "cluster:east1", "node:n-1", "gpio"})
+    EXPECT_TRUE(valid_job_target(ok)) << ok;
+  for (const char* bad : {"class:G", "class:", "cluster:", "node:", "node:a/b", "cluster:_x", "a b"})
+    EXPECT_FALSE(valid_job_target(bad)) << bad;
+  EXPECT_TRUE(valid_job_target("node:" + std::string(64, 'n')));
+  EXPECT_FALSE(valid_job_target("node:" + std::string(65, 'n')));
 }
 
 TEST(Topic, Names) {
