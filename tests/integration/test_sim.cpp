@@ -98,7 +98,12 @@ TEST(Sim, NodesRegisterAndTheGatewayRecoversTheirClockOffsets) {
     EXPECT_EQ(n.device_class, kairos_v1_DeviceClass_CLASS_A + (e.cls - 'A')) << n.id;
     // The min-rtt sample has nearly symmetric tails: its offset is the simulated one.
     const double error = n.offset_ms - static_cast<double>(e.offset_us) / 1000.0;
-    EXPECT_LT(std::abs(error), 3.0) << n.id << ": gateway " << n.offset_ms << " ms, roster " << e.offset_us << " us";
+#ifdef KAIROS_SANITIZED
+    constexpr double kBound = 15.0;  // instrumented processes under load answer pings late and unevenly
+#else
+    constexpr double kBound = 3.0;
+#endif
+    EXPECT_LT(std::abs(error), kBound) << n.id << ": gateway " << n.offset_ms << " ms, roster " << e.offset_us << " us";
     // rtt/2 is the class's base latency plus a little.
     EXPECT_GE(n.rtt_ms / 2, e.base_ms - 0.5) << n.id;
     worst = std::max(worst, std::abs(error));
