@@ -4,7 +4,7 @@
 # report fails the test and leaves the reproducer in the output directory.
 # Usage: tests/fuzz/run_fuzz.sh SOURCE_DIR OUT_DIR TARGET SECONDS
 set -euo pipefail
-SRC=$1 OUT=$2 TARGET=$3 SECONDS_TO_RUN=$4
+SRC=$(realpath "$1") OUT=$(realpath -m "$2") TARGET=$3 SECONDS_TO_RUN=$4
 CXX=${KAIROS_FUZZ_CXX:-clang++-14}
 command -v "$CXX" >/dev/null || { echo "run_fuzz: $CXX not found: tools/setup installs clang-14" >&2; exit 1; }
 mkdir -p "$OUT"
@@ -24,4 +24,4 @@ CORPUS="$OUT/${TARGET}_corpus"
 mkdir -p "$CORPUS"
 cp -n "$SRC/tests/fuzz/corpus/${TARGET%_fuzz}/"* "$CORPUS/" 2>/dev/null || true
 cd "$OUT"
-"$BIN" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 -print_final_stats=1 "$CORPUS"
+"$BIN" -max_total_time="$SECONDS_TO_RUN" -max_len=4200 -timeout=10 -print_final_stats=1 "$CORPUS"
