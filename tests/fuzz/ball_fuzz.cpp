@@ -1,7 +1,7 @@
 // libFuzzer target for the Ball parser (SPEC 6): any bytes as a peer's
 // input. Invariants: no crash, no sanitizer report, a refusal always says
-// why, an accepted handoff always names a peer, and an accepted entry
-// chains and verifies.
+// why, an accepted handoff always names a peer, an accepted entry chains
+// and verifies, and the play replays from its lineage to the same state.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -42,5 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto& l = play.lineage();
   if (l.size() != (o.appended ? 2u : 1u)) std::abort();
   if (verify(l, l.back().seq, l.back().hash)) std::abort();
+  // A gateway restart rebuilds the play from its lineage: same head, same holder.
+  Break why;
+  auto again = Session::replay(l, why);
+  if (!again || again->lineage().back().hash != l.back().hash || again->holder() != play.holder()) std::abort();
   return 0;
 }
