@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/core/json.h"
+#include "common/core/lists.h"
 
 #include "common/io/clock.h"
 #include "common/io/log.h"
@@ -168,7 +169,7 @@ Gateway::Gateway(GatewayConfig config)
   for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                     TopicKind::ack, TopicKind::result})
     link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
-  link_->add_subscription(std::string(kTopicRoot) + config_.mesh + "/_ball/+/head", 1);
+  link_->add_subscription(ball_head_topic(config_.mesh, "+"), 1);  // every play's head
   link_->add_subscription(ctl_req_topic(config_.mesh), 1);
 }
 
@@ -966,19 +967,12 @@ std::vector<std::string> Gateway::select_targets(const std::string& selector, st
     match([&](const NodeEntry& n) { return class_letter(n.device_class) == c; });
   } else {
     // Named nodes: included even when offline or unknown (they are skipped, and say why).
-    std::size_t start = 0;
-    while (start <= selector.size()) {
-      auto end = selector.find(',', start);
-      if (end == std::string::npos) end = selector.size();
-      auto id = selector.substr(start, end - start);
-      if (!id.empty()) {
-        if (!valid_name(id)) {
-          error = "'" + id + "' is not a node id";
-          return {};
-        }
-        ids.push_back(id);
+    for (auto& id : split_list(selector)) {
+      if (!valid_name(id)) {
+        error = "'" + id + "' is not a node id";
+        return {};
       }
-      start = end + 1;
+      ids.push_back(std::move(id));
     }
   }
   if (ids.empty() && error.empty()) error = "no online node matches '" + selector + "'";

@@ -93,9 +93,8 @@ class Gateway {
     std::string broken;  // the lineage does not hold (replay, or against the signed head): why; no input then
     bool head_seen = false;  // the broker's head of this play was heard since the last connect
     // The holder is a node whose answer is still owed (offline, failed,
-    // or a gateway restart lost its job): asked again from next_ask_us on.
-    bool stalled = false;
-    std::int64_t next_ask_us = 0;
+    // or a gateway restart lost its job): asked again from then on (monotonic).
+    std::optional<std::int64_t> ask_again_us;
   };
   std::map<std::string, Play> plays_;  // session name -> its current play
   struct BallJob {

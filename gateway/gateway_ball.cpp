@@ -5,6 +5,7 @@
 // `ball` job that may answer), conversational input to the addressed peer only.
 #include <algorithm>
 
+#include "common/core/lists.h"
 #include "common/io/clock.h"
 #include "common/io/log.h"
 #include "gateway/gateway.h"
@@ -13,9 +14,6 @@ namespace kairos::gw {
 
 namespace {
 
-constexpr std::size_t kMaxPeers = 16;
-constexpr std::size_t kMaxObjectives = 16;
-constexpr std::size_t kMaxObjective = 128;
 constexpr std::size_t kPayloadMax = 2048;  // a job's payload
 constexpr int kAnswerTries = 3;            // a node's refused answers before it is left to the people
 
@@ -39,10 +37,18 @@ void fill_entry(const ball::Entry& e, kairos_v1_BallEntry& o) {
   set_digest(o.hash, e.hash);
 }
 
+// A play that a later hut of its session replaced.
+void fill_superseded(const StoredPlay& sp, kairos_v1_BallPlay& o) {
+  set_string(o.session, sp.session);
+  set_string(o.ball_id, sp.ball_id);
+  o.started_us = sp.started_wall_us;
+  set_string(o.broken, "superseded by a newer hut");
+}
+
 std::string seq_list(const std::vector<std::uint64_t>& v, std::size_t max) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size() && i < max; ++i) out.append(i ? "," : "").append(std::to_string(v[i]));
-  return out;
+  std::vector<std::string> parts;
+  for (std::size_t i = 0; i < v.size() && i < max; ++i) parts.push_back(std::to_string(v[i]));
+  return join_list(parts);
 }
 
 }  // namespace
@@ -59,7 +65,7 @@ void Gateway::load_plays() {
       ball_broken(sp.session, play, "it does not replay from the database: entry " + std::to_string(why.seq) + ": " +
                                         why.reason);
     } else if (!play.s->closed() && is_node(play.s->holder())) {
-      play.stalled = true;  // the job that asked it went with the old gateway
+      play.ask_again_us = 0;  // the job that asked it went with the old gateway
     }
   }
   if (!plays_.empty()) log::info("ball", "restored " + std::to_string(plays_.size()) + " plays");
@@ -68,7 +74,7 @@ void Gateway::load_plays() {
 void Gateway::ball_broken(const std::string& name, Play& p, const std::string& why) {
   if (!p.broken.empty()) return;
   p.broken = why;
-  p.stalled = false;
+  p.ask_again_us.reset();
   conflict("BALL_LINEAGE_BROKEN", 4, "ball:" + name, "play " + name + " (" + p.ball_id + "): " + why, wall_us(), false);
   log::error("ball", "play " + name + " (" + p.ball_id + ") is broken: " + why +
                          "; it takes no input until a new hut (kairosctl ball verify " + name + ")");
@@ -110,7 +116,7 @@ void Gateway::ball_service(std::int64_t now_us) {
     }
     const std::string& holder = p.s->holder();
     const NodeEntry* n = registry_.find(holder);
-    if (!p.stalled || p.s->closed() || !n || !n->online || now_us < p.next_ask_us) continue;
+    if (!p.ask_again_us || p.s->closed() || !n || !n->online || now_us < *p.ask_again_us) continue;
     // Ask the holder again about the entry that handed it the Ball.
     const auto& lineage = p.s->lineage();
     std::uint64_t entry = 0;
@@ -119,7 +125,7 @@ void Gateway::ball_service(std::int64_t now_us) {
         entry = e->seq;
         break;
       }
-    p.stalled = false;
+    p.ask_again_us.reset();
     ball_dispatch_.push_back({name, holder, entry, "", "", "", 0});
     log::info("ball", "play " + name + ": asking " + holder + " again (entry " + std::to_string(entry) + ")");
   }
@@ -200,14 +206,15 @@ void Gateway::send_ball_jobs() {
     const ball::Session& s = *p.s;
     if (d.entry >= s.lineage().size()) continue;
     const ball::Entry& e = s.lineage()[static_cast<std::size_t>(d.entry)];
-    std::string open, people;
+    std::vector<std::string> people;
+    std::vector<std::uint64_t> open;
     for (const auto& peer : s.peers())
-      if (!is_node(peer)) people.append(people.empty() ? "" : ",").append(peer);
+      if (!is_node(peer)) people.push_back(peer);
     for (std::size_t i = 0; i < s.objectives().size(); ++i)
-      if (!s.done_flags()[i]) open.append(open.empty() ? "" : ",").append(std::to_string(i + 1));
+      if (!s.done_flags()[i]) open.push_back(i + 1);
     std::string head = "session=" + d.session + "\nball=" + p.ball_id + "\nyou=" + d.node + "\nholder=" + s.holder() +
-                       "\npeople=" + people + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind + "\nauthor=" + e.author +
-                       "\npending=" + seq_list(s.pending(d.node), 32) + "\nopen=" + open + "\n";
+                       "\npeople=" + join_list(people) + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind + "\nauthor=" + e.author +
+                       "\npending=" + seq_list(s.pending(d.node), 32) + "\nopen=" + seq_list(open, ball::kMaxObjectives) + "\n";
     if (!d.refused.empty()) head += "refused=" + one_line(d.refused, 200) + "\n";
     if (!d.conversation.empty()) head += "conversation=1\nfrom=" + d.from + "\n";
     head += "\n";
@@ -240,8 +247,7 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
                           (job.error.empty() ? "handler failed" : job.error) + ")");
     if (s.holder() == b.node && !s.closed()) {
       // Asked again once it is back (offline) or after a pause (failed).
-      p.stalled = true;
-      p.next_ask_us = mono_us() + (job.error == "no_capable_node" ? 0 : 30'000'000);
+      p.ask_again_us = mono_us() + (job.error == "no_capable_node" ? 0 : 30'000'000);
     }
     return;
   }
@@ -270,8 +276,7 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
       // One refusal per answer is enough on record: the rest is not read.
       if (!ball_record(b.session, p, b.node,
                        l ? s.ack(b.node, seq, *l, wall_us())
-                         : ball::Session::Outcome{"'" + std::string(level) + "' is no acknowledgement level", {}, false,
-                                                  false})
+                         : ball::Session::Outcome::refused("'" + std::string(level) + "' is no acknowledgement level"))
                .empty())
         return;
     } else if (std::sscanf(line.c_str(), "done %llu%n", &seq, &used) == 1 &&
@@ -291,7 +296,7 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
   const std::string rest = out.substr(pos);
   if (!to.empty()) {
     if (!s.is_peer(to) || to == b.node) {
-      ball_record(b.session, p, b.node, {"'" + to + "' is no other peer of this play", {}, false, false});
+      ball_record(b.session, p, b.node, ball::Session::Outcome::refused("'" + to + "' is no other peer of this play"));
     } else if (is_node(to)) {
       ball_dispatch_.push_back({b.session, to, s.lineage().back().seq, rest, b.node, "", 0});
     } else {
@@ -301,8 +306,8 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
   }
   if (rest.rfind("MM:", 0) != 0) {
     ball_record(b.session, p, b.node,
-                {"a node answers with ack/done lines, then 'to <peer>' and text, or a ball-mode entry (MM:)", {}, false,
-                 false});
+                ball::Session::Outcome::refused(
+                    "a node answers with ack/done lines, then 'to <peer>' and text, or a ball-mode entry (MM:)"));
     return;
   }
   const bool held = s.holder() == b.node;
@@ -333,40 +338,20 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     resp->ok = true;
     r.which_more = kairos_v1_BallReply_list_tag;
     auto& l = r.more.list;
-    for (const auto& sp : store_.ball_plays("", 10)) {
+    for (const auto& sp : store_.ball_plays(10)) {
       auto& o = l.plays[l.plays_count++];
       auto it = plays_.find(sp.session);
-      if (it != plays_.end() && it->second.ball_id == sp.ball_id) {
-        fill_play(sp.session, it->second, o);
-      } else {
-        set_string(o.session, sp.session);
-        set_string(o.ball_id, sp.ball_id);
-        o.started_us = sp.started_wall_us;
-        set_string(o.broken, "superseded by a newer hut");
-      }
+      if (it != plays_.end() && it->second.ball_id == sp.ball_id) fill_play(sp.session, it->second, o);
+      else fill_superseded(sp, o);
     }
     return reply();
   }
   if (!valid_name(name)) return refuse("'" + name + "' is not a session name (" + std::string(kNameRule) + ")");
 
   if (req.verb == kairos_v1_BallVerb_BALL_HUT) {
-    std::vector<std::string> peers, objectives;
-    for (pb_size_t i = 0; i < req.peers_count; ++i) {
-      std::string peer = req.peers[i];
-      if (!valid_name(peer)) return refuse("peer '" + peer + "' is not a name (" + std::string(kNameRule) + ")");
-      if (std::find(peers.begin(), peers.end(), peer) != peers.end()) return refuse("peer '" + peer + "' is named twice");
-      peers.push_back(std::move(peer));
-    }
-    if (peers.size() < 2 || peers.size() > kMaxPeers) return refuse("a play has 2 to 16 peers");
-    for (pb_size_t i = 0; i < req.objectives_count; ++i) {
-      std::string o = req.objectives[i];
-      while (!o.empty() && (o.back() == ' ' || o.back() == '\t')) o.pop_back();
-      while (!o.empty() && (o.front() == ' ' || o.front() == '\t')) o.erase(0, 1);
-      if (o.empty() || o.size() > kMaxObjective || o.find_first_of("\r\n") != std::string::npos)
-        return refuse("objective " + std::to_string(i + 1) + " must be one line of 1 to 128 characters");
-      objectives.push_back(std::move(o));
-    }
-    if (objectives.empty() || objectives.size() > kMaxObjectives) return refuse("a play has 1 to 16 objectives");
+    std::vector<std::string> peers(req.peers, req.peers + req.peers_count);
+    std::vector<std::string> objectives(req.objectives, req.objectives + req.objectives_count);
+    if (auto why = ball::check_hut(peers, objectives); !why.empty()) return refuse(why);
     const std::string author = req.as[0] ? std::string(req.as) : "operator";
     if (!valid_name(author)) return refuse("--as '" + author + "' is not a name");
     char id[17];
@@ -396,9 +381,10 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
 
   if (req.verb == kairos_v1_BallVerb_BALL_SHOW) {
     const std::string ball_id = req.ball_id[0] ? std::string(req.ball_id) : p.ball_id;
+    std::optional<StoredPlay> earlier;
     if (ball_id != p.ball_id) {
-      auto plays = store_.ball_plays(name, SIZE_MAX >> 2);
-      if (std::none_of(plays.begin(), plays.end(), [&](const StoredPlay& sp) { return sp.ball_id == ball_id; }))
+      earlier = store_.ball_play(ball_id);
+      if (!earlier || earlier->session != name)
         return refuse("no play " + ball_id + " of session " + name + " (kairosctl ball list)");
     }
     resp->ok = true;
@@ -407,8 +393,8 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
       fill_play(name, p, r.play);
       if (p.s) {
         for (const auto& peer : p.s->peers())
-          if (r.peers_count < kMaxPeers) set_string(r.peers[r.peers_count++], peer);
-        for (std::size_t i = 0; i < p.s->objectives().size() && r.objectives_count < kMaxObjectives; ++i) {
+          if (r.peers_count < ball::kMaxPeers) set_string(r.peers[r.peers_count++], peer);
+        for (std::size_t i = 0; i < p.s->objectives().size() && r.objectives_count < ball::kMaxObjectives; ++i) {
           set_string(r.objectives[r.objectives_count++], p.s->objectives()[i]);
           r.done[r.done_count++] = p.s->done_flags()[i];
         }
@@ -419,14 +405,11 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     } else {
       // An earlier play: its head is its last stored entry.
       r.has_play = true;
-      set_string(r.play.session, name);
-      set_string(r.play.ball_id, ball_id);
-      set_string(r.play.broken, "superseded by a newer hut");
-      auto all = store_.ball_entries(ball_id, 0, SIZE_MAX >> 2);
-      if (!all.empty()) {
-        r.play.head_seq = all.back().seq;
-        set_digest(r.play.head_hash, all.back().hash);
-        r.play.closed = all.back().kind == "touchdown";
+      fill_superseded(*earlier, r.play);
+      if (auto last = store_.last_ball_entry(ball_id)) {
+        r.play.head_seq = last->seq;
+        set_digest(r.play.head_hash, last->hash);
+        r.play.closed = last->kind == "touchdown";
       }
     }
     // The page is read from the database as it is now: verify checks it.

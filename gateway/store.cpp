@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "common/core/lists.h"
+
 namespace kairos::gw {
 
 namespace {
@@ -420,24 +422,6 @@ namespace kairos::gw {
 
 namespace {
 
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
-  return out;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < s.size()) {
-    auto end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 constexpr const char* kJobColumns =
     "id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used, next_attempt, "
     "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent, poll";
@@ -446,7 +430,7 @@ Job job_from(const Stmt& q) {
   Job j;
   j.id = static_cast<std::uint64_t>(q.int64(0));
   j.spec.handler = q.text(1);
-  j.spec.needs = split(q.text(2));
+  j.spec.needs = split_list(q.text(2));
   j.spec.to = q.text(3);
   j.spec.payload = q.blob(4);
   j.spec.timeout_ms = static_cast<std::uint32_t>(q.int64(5));
@@ -461,8 +445,8 @@ Job job_from(const Stmt& q) {
   j.exit_code = static_cast<int>(q.int64(14));
   j.output = q.blob(15);
   j.error = q.text(16);
-  j.winners = split(q.text(17));
-  j.dissent = split(q.text(18));
+  j.winners = split_list(q.text(17));
+  j.dissent = split_list(q.text(18));
   j.spec.poll = q.int64(19) != 0;
   return j;
 }
@@ -472,7 +456,7 @@ Job job_from(const Stmt& q) {
 void Store::save_job(const Job& j) {
   save_job_->bind(1, static_cast<std::int64_t>(j.id))
       .bind(2, j.spec.handler)
-      .bind(3, join(j.spec.needs))
+      .bind(3, join_list(j.spec.needs))
       .bind(4, j.spec.to)
       .bind(5, j.spec.private_data ? ByteView() : ByteView(j.spec.payload))
       .bind(6, static_cast<std::int64_t>(j.spec.timeout_ms))
@@ -487,8 +471,8 @@ void Store::save_job(const Job& j) {
       .bind(15, static_cast<std::int64_t>(j.exit_code))
       .bind(16, j.spec.private_data ? ByteView() : ByteView(j.output))
       .bind(17, j.error)
-      .bind(18, join(j.winners))
-      .bind(19, join(j.dissent))
+      .bind(18, join_list(j.winners))
+      .bind(19, join_list(j.dissent))
       .bind(20, static_cast<std::int64_t>(j.spec.poll))
       .run();
 }
@@ -554,13 +538,19 @@ void Store::append_ball_entry(const std::string& ball_id, const ball::Entry& e) 
       .run();
 }
 
-std::vector<StoredPlay> Store::ball_plays(const std::string& session, std::size_t limit) {
-  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays WHERE ?1 = '' OR session = ?1 "
-              "ORDER BY rowid DESC LIMIT ?2");
-  q.bind(1, session).bind(2, static_cast<std::int64_t>(limit));
+std::vector<StoredPlay> Store::ball_plays(std::size_t limit) {
+  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays ORDER BY rowid DESC LIMIT ?1");
+  q.bind(1, static_cast<std::int64_t>(limit));
   std::vector<StoredPlay> out;
   while (q.step()) out.push_back({q.text(0), q.text(1), q.int64(2)});
   return out;
+}
+
+std::optional<StoredPlay> Store::ball_play(const std::string& ball_id) {
+  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays WHERE ball_id = ?1");
+  q.bind(1, ball_id);
+  if (!q.step()) return std::nullopt;
+  return StoredPlay{q.text(0), q.text(1), q.int64(2)};
 }
 
 std::vector<StoredPlay> Store::current_ball_plays() {
@@ -571,25 +561,40 @@ std::vector<StoredPlay> Store::current_ball_plays() {
   return out;
 }
 
+namespace {
+
+constexpr const char* kEntryColumns = "seq, session, kind, author, at_us, text, hash";
+
+ball::Entry entry_from(const Stmt& q) {
+  ball::Entry e;
+  e.seq = static_cast<std::uint64_t>(q.int64(0));
+  e.session = q.text(1);
+  e.kind = q.text(2);
+  e.author = q.text(3);
+  e.at_us = q.int64(4);
+  Bytes text = q.blob(5);
+  e.text.assign(text.begin(), text.end());
+  Bytes hash = q.blob(6);
+  if (hash.size() == e.hash.size()) std::copy(hash.begin(), hash.end(), e.hash.begin());
+  return e;
+}
+
+}  // namespace
+
 std::vector<ball::Entry> Store::ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit) {
-  Stmt q(db_, "SELECT seq, session, kind, author, at_us, text, hash FROM ball_entries "
-              "WHERE ball_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3");
+  Stmt q(db_, std::string("SELECT ") + kEntryColumns +
+                  " FROM ball_entries WHERE ball_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3");
   q.bind(1, ball_id).bind(2, static_cast<std::int64_t>(from_seq)).bind(3, static_cast<std::int64_t>(limit));
   std::vector<ball::Entry> out;
-  while (q.step()) {
-    ball::Entry e;
-    e.seq = static_cast<std::uint64_t>(q.int64(0));
-    e.session = q.text(1);
-    e.kind = q.text(2);
-    e.author = q.text(3);
-    e.at_us = q.int64(4);
-    Bytes text = q.blob(5);
-    e.text.assign(text.begin(), text.end());
-    Bytes hash = q.blob(6);
-    if (hash.size() == e.hash.size()) std::copy(hash.begin(), hash.end(), e.hash.begin());
-    out.push_back(std::move(e));
-  }
+  while (q.step()) out.push_back(entry_from(q));
   return out;
+}
+
+std::optional<ball::Entry> Store::last_ball_entry(const std::string& ball_id) {
+  Stmt q(db_, std::string("SELECT ") + kEntryColumns + " FROM ball_entries WHERE ball_id = ?1 ORDER BY seq DESC LIMIT 1");
+  q.bind(1, ball_id);
+  if (!q.step()) return std::nullopt;
+  return entry_from(q);
 }
 
 std::uint32_t Store::conflicts_since(std::int64_t wall_us) {

@@ -142,12 +142,14 @@ class Store {
   // Ball plays and their lineage (append-only; SPEC 6).
   void append_ball_play(const std::string& session, const std::string& ball_id, std::int64_t at_wall_us);
   void append_ball_entry(const std::string& ball_id, const ball::Entry& e);
-  // Newest first; session "" = every session.
-  std::vector<StoredPlay> ball_plays(const std::string& session, std::size_t limit);
+  // The newest plays, newest first.
+  std::vector<StoredPlay> ball_plays(std::size_t limit);
+  std::optional<StoredPlay> ball_play(const std::string& ball_id);
   // Every session's newest play, oldest session first.
   std::vector<StoredPlay> current_ball_plays();
   // A play's entries as stored, from from_seq on, in sequence order.
   std::vector<ball::Entry> ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit);
+  std::optional<ball::Entry> last_ball_entry(const std::string& ball_id);
   void begin();
   void commit();
 

@@ -4,6 +4,8 @@
 #include <cctype>
 
 #include "common/core/bytes.h"
+#include "common/core/lists.h"
+#include "common/core/topic.h"
 
 namespace kairos::ball {
 
@@ -245,9 +247,7 @@ Session::Session(std::string session, std::string ball_id, std::vector<std::stri
       objectives_(std::move(objectives)),
       done_(objectives_.size()) {
   holder_ = peers_.empty() ? author : peers_.front();
-  std::string text = "ball=" + ball_id_ + "\npeers=";
-  for (std::size_t i = 0; i < peers_.size(); ++i) text.append(i ? "," : "").append(peers_[i]);
-  text += "\n";
+  std::string text = "ball=" + ball_id_ + "\npeers=" + join_list(peers_) + "\n";
   for (const auto& o : objectives_) text.append("objective=").append(o).append("\n");
   Entry g;
   g.seq = 0;
@@ -280,6 +280,24 @@ Session::Outcome Session::append(const std::string& kind, const std::string& aut
   return o;
 }
 
+std::string check_hut(const std::vector<std::string>& peers, std::vector<std::string>& objectives) {
+  for (const auto& p : peers) {
+    if (!valid_name(p)) return "peer '" + p + "' is not a name (" + std::string(kNameRule) + ")";
+    if (std::count(peers.begin(), peers.end(), p) > 1) return "peer '" + p + "' is named twice";
+  }
+  if (peers.size() < 2 || peers.size() > kMaxPeers) return "a play has 2 to " + std::to_string(kMaxPeers) + " peers";
+  for (std::size_t i = 0; i < objectives.size(); ++i) {
+    auto& o = objectives[i];
+    o = std::string(trim(o));
+    if (o.empty() || o.size() > kMaxObjective || o.find_first_of("\r\n") != std::string::npos)
+      return "objective " + std::to_string(i + 1) + " must be one line of 1 to " + std::to_string(kMaxObjective) +
+             " characters";
+  }
+  if (objectives.empty() || objectives.size() > kMaxObjectives)
+    return "a play has 1 to " + std::to_string(kMaxObjectives) + " objectives";
+  return "";
+}
+
 std::optional<Session> Session::replay(const std::vector<Entry>& entries, Break& why) {
   if (entries.empty()) {
     why = {0, "no genesis entry"};
@@ -294,14 +312,8 @@ std::optional<Session> Session::replay(const std::vector<Entry>& entries, Break&
   std::vector<std::string> peers, objectives;
   for (std::string_view line : lines_of(g.text)) {
     if (line.substr(0, 5) == "ball=") ball = std::string(line.substr(5));
-    else if (line.substr(0, 6) == "peers=") {
-      std::string_view rest = line.substr(6);
-      while (!rest.empty()) {
-        auto comma = rest.find(',');
-        peers.emplace_back(rest.substr(0, comma));
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      }
-    } else if (line.substr(0, 10) == "objective=") objectives.emplace_back(line.substr(10));
+    else if (line.substr(0, 6) == "peers=") peers = split_list(line.substr(6));
+    else if (line.substr(0, 10) == "objective=") objectives.emplace_back(line.substr(10));
   }
   Session s(g.session, ball, peers, objectives, g.author, g.at_us);
   if (s.lineage_.front().hash != g.hash) {
@@ -329,11 +341,11 @@ std::optional<Session> Session::replay(const std::vector<Entry>& entries, Break&
       std::string_view text = e.text;
       auto at = text.find("level=");
       auto level = at == std::string_view::npos ? std::nullopt : parse_ack(trim(text.substr(at + 6)));
-      o = level ? s.ack(e.author, field(e.text, "entry="), *level, e.at_us) : Outcome{"no level", {}, false, false};
+      o = level ? s.ack(e.author, field(e.text, "entry="), *level, e.at_us) : Outcome::refused("no level");
     } else if (e.kind == "done") {
       o = s.done(e.author, static_cast<std::size_t>(field(e.text, "objective=")), e.at_us);
     } else {
-      o.error = "unknown kind '" + e.kind + "'";
+      o = Outcome::refused("unknown kind '" + e.kind + "'");
     }
     if (!o.appended || o.appended->hash != e.hash) {
       why = {e.seq, "entry " + std::to_string(e.seq) + " does not replay" + (o.error.empty() ? "" : ": " + o.error)};
@@ -362,54 +374,40 @@ std::string Session::missing() const {
   for (std::size_t i = 0; i < objectives_.size(); ++i)
     if (!done_[i]) out += (out.empty() ? "" : "; ") + std::string("objective ") + std::to_string(i + 1) + " '" +
                           objectives_[i] + "' is not done";
-  for (auto seq : says_) {
-    const std::string& author = lineage_[static_cast<std::size_t>(seq)].author;
+  for (auto seq : says_)
     for (const auto& p : peers_) {
-      if (p == author) continue;
-      auto it = acks_.find({seq, p});
-      AckLevel level = it == acks_.end() ? AckLevel::none : it->second;
-      if (static_cast<int>(level) < static_cast<int>(AckLevel::concur))
-        out += (out.empty() ? "" : "; ") + p + " is at " + to_string(level) + " on entry " + std::to_string(seq) +
+      if (p == lineage_[static_cast<std::size_t>(seq)].author) continue;
+      const AckLevel at = level(seq, p);
+      if (static_cast<int>(at) < static_cast<int>(AckLevel::concur))
+        out += (out.empty() ? "" : "; ") + p + " is at " + to_string(at) + " on entry " + std::to_string(seq) +
                " (needs concur)";
     }
-  }
   return out;
 }
 
+std::string Session::gate(const std::string& peer) const {
+  if (closed_) return "the play is closed (TOUCHDOWN!): nothing more is appended; hut starts a new one";
+  if (!is_peer(peer)) return "'" + peer + "' is not a peer of this session";
+  return "";
+}
+
 Session::Outcome Session::say(const std::string& author, std::string_view input, std::int64_t at_us) {
-  Outcome o;
-  if (closed_) {
-    o.error = "the play is closed (TOUCHDOWN!): start a new one with hut";
-    return o;
-  }
-  if (!is_peer(author)) {
-    o.error = "'" + author + "' is not a peer of this session";
-    return o;
-  }
+  if (auto why = gate(author); !why.empty()) return Outcome::refused(why);
   auto p = parse_input(input, peers_);
-  if (!p.input) {
-    o.error = p.error;
-    return o;
-  }
+  if (!p.input) return Outcome::refused(p.error);
   if (!p.input->ball_mode) {
+    Outcome o;
     o.conversational = true;
     return o;
   }
-  if (author != holder_) {
-    o.error = holder_ + " holds the Ball: only the holder may append (wait for a ->" + author + " handoff)";
-    return o;
-  }
-  if (p.input->ending == Ending::handoff && p.input->handoff_to == author) {
-    o.error = "a handoff passes the Ball to another peer (->" + author + " is yourself)";
-    return o;
-  }
-  if (p.input->ending == Ending::touchdown) {
-    if (auto why = missing(); !why.empty()) {
-      o.error = "TOUCHDOWN! refused: " + why;
-      return o;
-    }
-  }
-  o = append(p.input->ending == Ending::touchdown ? "touchdown" : "entry", author, p.input->text, at_us);
+  if (author != holder_)
+    return Outcome::refused(holder_ + " holds the Ball: only the holder may append (wait for a ->" + author +
+                            " handoff)");
+  if (p.input->ending == Ending::handoff && p.input->handoff_to == author)
+    return Outcome::refused("a handoff passes the Ball to another peer (->" + author + " is yourself)");
+  if (p.input->ending == Ending::touchdown)
+    if (auto why = missing(); !why.empty()) return Outcome::refused("TOUCHDOWN! refused: " + why);
+  Outcome o = append(p.input->ending == Ending::touchdown ? "touchdown" : "entry", author, p.input->text, at_us);
   says_.push_back(o.appended->seq);
   if (p.input->ending == Ending::handoff) holder_ = p.input->handoff_to;
   if (p.input->ending == Ending::touchdown) {
@@ -420,50 +418,22 @@ Session::Outcome Session::say(const std::string& author, std::string_view input,
 }
 
 Session::Outcome Session::ack(const std::string& peer, std::uint64_t seq, AckLevel level, std::int64_t at_us) {
-  Outcome o;
-  if (closed_) {
-    o.error = "the play is closed (TOUCHDOWN!): nothing more is appended";
-    return o;
-  }
-  if (!is_peer(peer)) {
-    o.error = "'" + peer + "' is not a peer of this session";
-    return o;
-  }
-  if (std::find(says_.begin(), says_.end(), seq) == says_.end()) {
-    o.error = "entry " + std::to_string(seq) + " is not a ball-mode entry of this session";
-    return o;
-  }
-  if (lineage_[static_cast<std::size_t>(seq)].author == peer) {
-    o.error = "a peer does not acknowledge its own entry";
-    return o;
-  }
-  auto& cur = acks_[{seq, peer}];
-  if (auto why = ack_step_error(cur, level); !why.empty()) {
-    o.error = why;
-    return o;
-  }
-  cur = level;
+  if (auto why = gate(peer); !why.empty()) return Outcome::refused(why);
+  if (std::find(says_.begin(), says_.end(), seq) == says_.end())
+    return Outcome::refused("entry " + std::to_string(seq) + " is not a ball-mode entry of this session");
+  if (lineage_[static_cast<std::size_t>(seq)].author == peer)
+    return Outcome::refused("a peer does not acknowledge its own entry");
+  if (auto why = ack_step_error(this->level(seq, peer), level); !why.empty()) return Outcome::refused(why);
+  acks_[{seq, peer}] = level;
   return append("ack", peer, "entry=" + std::to_string(seq) + "\nlevel=" + to_string(level), at_us);
 }
 
 Session::Outcome Session::done(const std::string& peer, std::size_t objective, std::int64_t at_us) {
-  Outcome o;
-  if (closed_) {
-    o.error = "the play is closed (TOUCHDOWN!): nothing more is appended";
-    return o;
-  }
-  if (!is_peer(peer)) {
-    o.error = "'" + peer + "' is not a peer of this session";
-    return o;
-  }
-  if (objective == 0 || objective > objectives_.size()) {
-    o.error = "no objective " + std::to_string(objective) + " (1.." + std::to_string(objectives_.size()) + ")";
-    return o;
-  }
-  if (done_[objective - 1]) {
-    o.error = "objective " + std::to_string(objective) + " is already done";
-    return o;
-  }
+  if (auto why = gate(peer); !why.empty()) return Outcome::refused(why);
+  if (objective == 0 || objective > objectives_.size())
+    return Outcome::refused("no objective " + std::to_string(objective) + " (1.." +
+                            std::to_string(objectives_.size()) + ")");
+  if (done_[objective - 1]) return Outcome::refused("objective " + std::to_string(objective) + " is already done");
   done_[objective - 1] = true;
   return append("done", peer, "objective=" + std::to_string(objective), at_us);
 }

@@ -14,6 +14,14 @@
 namespace kairos::ball {
 
 inline constexpr std::size_t kMaxInput = 4096;  // bytes of one input ("MM:" included)
+inline constexpr std::size_t kMaxPeers = 16;
+inline constexpr std::size_t kMaxObjectives = 16;
+inline constexpr std::size_t kMaxObjective = 128;  // bytes of one objective
+
+// What a hut names: 2..kMaxPeers distinct peers (names of the topic rules),
+// 1..kMaxObjectives objectives of one line each. Trims the objectives;
+// "" when the play may start, else why not.
+std::string check_hut(const std::vector<std::string>& peers, std::vector<std::string>& objectives);
 
 enum class Ending { none, questions, action_items, handoff, touchdown };
 const char* to_string(Ending e);
@@ -93,6 +101,11 @@ class Session {
     std::optional<Entry> appended;  // a new lineage entry, already chained
     bool conversational = false;   // delivered to the addressed peer only, not logged
     bool closed = false;           // TOUCHDOWN! accepted
+    static Outcome refused(std::string why) {
+      Outcome o;
+      o.error = std::move(why);
+      return o;
+    }
   };
   Outcome say(const std::string& author, std::string_view input, std::int64_t at_us);
   Outcome ack(const std::string& peer, std::uint64_t seq, AckLevel level, std::int64_t at_us);
@@ -116,6 +129,8 @@ class Session {
 
  private:
   Outcome append(const std::string& kind, const std::string& author, std::string text, std::int64_t at_us);
+  // Why `peer` may not write now (the play closed, not a peer), or "".
+  std::string gate(const std::string& peer) const;
   std::string id_;
   std::string ball_id_;
   std::vector<std::string> peers_;

@@ -10,7 +10,7 @@ command -v "$CXX" >/dev/null || { echo "run_fuzz: $CXX not found: tools/setup in
 mkdir -p "$OUT"
 BIN="$OUT/$TARGET"
 case "$TARGET" in
-  ball_fuzz) SOURCES=("$SRC/tests/fuzz/ball_fuzz.cpp" "$SRC/common/core/ball.cpp" "$SRC/common/core/crypto.cpp"
+  ball_fuzz) SOURCES=("$SRC/tests/fuzz/ball_fuzz.cpp" "$SRC/common/core/ball.cpp" "$SRC/common/core/topic.cpp" "$SRC/common/core/crypto.cpp"
                       "$SRC/common/core/bytes.cpp") ;;
   *) echo "run_fuzz: unknown target $TARGET" >&2; exit 2 ;;
 esac

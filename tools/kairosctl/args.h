@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers shared by the kairosctl verbs' argument parsing and output.
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "common/core/frame.h"
@@ -14,6 +15,12 @@ inline bool parse_whole(const std::string& s, unsigned long lo, unsigned long hi
   if (v < lo || v > hi) return false;
   out = static_cast<std::uint32_t>(v);
   return true;
+}
+
+// Prints "kairosctl: msg" on stderr; returns code (the exit status).
+inline int fail(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "kairosctl: %s\n", msg.c_str());
+  return code;
 }
 
 // Bytes as text when printable (line breaks and tabs allowed if asked), else "hex:...".

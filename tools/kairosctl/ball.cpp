@@ -15,6 +15,7 @@
 #include "common/core/ball.h"
 #include "common/core/frame.h"
 #include "common/core/json.h"
+#include "common/core/lists.h"
 #include "common/core/topic.h"
 #include "common/io/clock.h"
 #include "tools/kairosctl/args.h"
@@ -59,19 +60,6 @@ std::string all_uses() {
   std::string s = "usage:";
   for (const auto& v : verbs()) s += std::string("\n  ") + v.use;
   return s;
-}
-
-// Names separated by commas ("A,B,node-1"); empty parts are skipped.
-std::vector<std::string> split_names(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= s.size()) {
-    auto end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
 }
 
 // All of in, but at most limit + 1 bytes: enough to tell that it is too long.
@@ -165,27 +153,17 @@ std::string parse_ball_args(const std::vector<std::string>& args, BallArgs& a, s
   if (a.verb == "hut") {
     const auto* peers = one("--peers");
     if (!peers) return verb + " needs --peers A,B,...: the first holds the Ball; " + use;
-    const auto names = split_names(*peers);
-    const std::size_t max_peers = sizeof a.req.peers / sizeof a.req.peers[0];
-    if (names.size() < 2 || names.size() > max_peers)
-      return verb + ": --peers takes 2 to " + std::to_string(max_peers) + " names separated by commas";
-    for (const auto& p : names) {
-      if (!valid_name(p)) return verb + ": --peers: '" + p + "' is not a name (" + std::string(kNameRule) + ")";
-      if (std::count(names.begin(), names.end(), p) > 1) return verb + ": --peers names '" + p + "' twice";
-      set_string(a.req.peers[a.req.peers_count++], p);
-    }
     const auto it = opts.find("--objective");
     if (it == opts.end()) return verb + " needs at least one --objective TEXT; " + use;
-    const std::size_t max_objectives = sizeof a.req.objectives / sizeof a.req.objectives[0];
-    const std::size_t max_len = sizeof a.req.objectives[0] - 1;
-    if (it->second.size() > max_objectives) return verb + ": at most " + std::to_string(max_objectives) + " objectives";
-    for (const auto& o : it->second) {
-      if (o.find_first_not_of(" \t") == std::string::npos) return verb + ": an --objective is empty";
-      if (o.size() > max_len) return verb + ": an --objective is longer than " + std::to_string(max_len) + " bytes";
-      // The genesis entry lists objectives one a line.
-      if (o.find_first_of("\r\n") != std::string::npos) return verb + ": an --objective is one line";
-      set_string(a.req.objectives[a.req.objectives_count++], o);
-    }
+    // The gateway's own rules, checked here first to say what to fix.
+    const auto names = split_list(*peers);
+    auto objectives = it->second;
+    if (auto why = ball::check_hut(names, objectives); !why.empty()) return verb + ": " + why;
+    static_assert(sizeof a.req.peers / sizeof a.req.peers[0] == ball::kMaxPeers);
+    static_assert(sizeof a.req.objectives / sizeof a.req.objectives[0] == ball::kMaxObjectives);
+    static_assert(sizeof a.req.objectives[0] == ball::kMaxObjective + 1);
+    for (const auto& p : names) set_string(a.req.peers[a.req.peers_count++], p);
+    for (const auto& o : objectives) set_string(a.req.objectives[a.req.objectives_count++], o);
   } else if (a.verb == "say") {
     if (const auto* to = one("--to")) {
       if (!valid_name(*to)) return verb + ": --to '" + *to + "' is not a peer name (" + std::string(kNameRule) + ")";
@@ -201,9 +179,8 @@ std::string parse_ball_args(const std::vector<std::string>& args, BallArgs& a, s
     if (!level) return verb + ": '" + words[2] + "' is not a level: read, ack, understood, concur or implement";
     a.req.level = static_cast<kairos_v1_BallAck>(*level);
   } else if (a.verb == "done") {
-    const std::size_t max_objectives = sizeof a.req.objectives / sizeof a.req.objectives[0];
-    if (!parse_whole(words[1], 1, max_objectives, a.req.objective))
-      return verb + ": '" + words[1] + "' is not an objective number, 1 to " + std::to_string(max_objectives) +
+    if (!parse_whole(words[1], 1, ball::kMaxObjectives, a.req.objective))
+      return verb + ": '" + words[1] + "' is not an objective number, 1 to " + std::to_string(ball::kMaxObjectives) +
              " (kairosctl ball show lists them)";
   } else if (a.verb == "show") {
     if (const auto* id = one("--ball")) {
@@ -219,11 +196,6 @@ std::string parse_ball_args(const std::vector<std::string>& args, BallArgs& a, s
 }
 
 namespace {
-
-int fail(const std::string& msg, int code = 1) {
-  std::fprintf(stderr, "kairosctl: %s\n", msg.c_str());
-  return code;
-}
 
 template <typename PbBytes>
 std::string hex(const PbBytes& b) {

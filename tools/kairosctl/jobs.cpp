@@ -6,6 +6,7 @@
 
 #include "common/core/frame.h"
 #include "common/core/json.h"
+#include "common/core/lists.h"
 #include "common/core/topic.h"
 #include "tools/kairosctl/args.h"
 #include "tools/kairosctl/schedule.h"
@@ -49,17 +50,10 @@ std::string parse_delegate_args(const std::vector<std::string>& args, kairos_v1_
       set_string(req.to, v);
     } else if (a == "--needs") {
       if (!value(v)) return "delegate: --needs takes capabilities separated by commas";
-      std::size_t start = 0;
-      while (start <= v.size()) {
-        auto end = v.find(',', start);
-        if (end == std::string::npos) end = v.size();
-        auto cap = v.substr(start, end - start);
-        if (!cap.empty()) {
-          if (!valid_name(cap) || cap.size() > 32) return "delegate: --needs: '" + cap + "' is not a capability";
-          if (req.needs_count >= 8) return "delegate: --needs takes at most 8 capabilities";
-          set_string(req.needs[req.needs_count++], cap);
-        }
-        start = end + 1;
+      for (const auto& cap : split_list(v)) {
+        if (!valid_name(cap) || cap.size() > 32) return "delegate: --needs: '" + cap + "' is not a capability";
+        if (req.needs_count >= 8) return "delegate: --needs takes at most 8 capabilities";
+        set_string(req.needs[req.needs_count++], cap);
       }
     } else if (a == "--timeout") {
       if (!value(v) || !parse_whole(v, 1, 3'600'000, req.timeout_ms)) return "delegate: --timeout takes 1 to 3600000 ms";

@@ -16,13 +16,15 @@
 #include "common/io/clock.h"
 #include "common/io/files.h"
 #include "common/core/json.h"
-#include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/args.h"
 #include "tools/kairosctl/ball.h"
 #include "tools/kairosctl/console.h"
+#include "tools/kairosctl/provision.h"
 #include "tools/kairosctl/jobs.h"
 #include "tools/kairosctl/schedule.h"
 
 using namespace kairos;
+using ctl::fail;
 
 namespace {
 
@@ -101,11 +103,6 @@ void usage(FILE* f) {
 const char* class_name(kairos_v1_DeviceClass c) { return class_letter(c).data(); }
 const char* status_name(kairos_v1_NodeStatus s) { return to_string(s).data(); }
 const char* mode_name(kairos_v1_MeshMode m) { return to_string(m).data(); }
-
-int fail(const std::string& msg, int code = 1) {
-  std::fprintf(stderr, "kairosctl: %s\n", msg.c_str());
-  return code;
-}
 
 void mesh_json(Json& j, const kairos_v1_MeshState& s) {
   j.begin_object();

@@ -246,3 +246,28 @@ TEST(BallSession, ReplayStopsAtTheFirstEntryThatDoesNotPlayAgain) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BallHut, PeersAndObjectivesAreCheckedAndObjectivesTrimmed) {
+  std::vector<std::string> trimmed{"  pick a board\t"};
+  EXPECT_EQ(check_hut({"Ana", "n1"}, trimmed), "");
+  EXPECT_EQ(trimmed.front(), "pick a board");
+  auto refused = [](std::vector<std::string> peers, std::vector<std::string> objectives, const std::string& part) {
+    const auto why = check_hut(peers, objectives);
+    EXPECT_NE(why.find(part), std::string::npos) << why;
+  };
+  refused({"Ana"}, {"x"}, "2 to 16 peers");
+  refused(std::vector<std::string>(17, "p"), {"x"}, "named twice");
+  refused({"Ana", "Ana"}, {"x"}, "named twice");
+  refused({"Ana", "B c"}, {"x"}, "not a name");
+  refused({"Ana", "Ben"}, {}, "1 to 16 objectives");
+  refused({"Ana", "Ben"}, {"   "}, "one line of 1 to 128");
+  refused({"Ana", "Ben"}, {"a\nb"}, "one line");
+  refused({"Ana", "Ben"}, {std::string(129, 'x')}, "one line of 1 to 128");
+  std::vector<std::string> many;
+  for (int i = 0; i < 17; ++i) many.push_back("p" + std::to_string(i));
+  refused(many, {"x"}, "2 to 16 peers");
+}
+
+}  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "common/core/lists.h"
 #include "common/core/topic.h"
 
 using namespace kairos;
@@ -97,4 +98,14 @@ TEST(Topic, Names) {
   EXPECT_FALSE(valid_name("a#"));
   EXPECT_FALSE(valid_name(std::string(65, 'a')));
   EXPECT_TRUE(valid_name(std::string(64, 'a')));
+}
+
+TEST(Lists, SplitDropsEmptyPartsAndJoinRestoresTheList) {
+  EXPECT_EQ(split_list("Ana,Ben,,n1,"), (std::vector<std::string>{"Ana", "Ben", "n1"}));
+  EXPECT_TRUE(split_list("").empty());
+  EXPECT_TRUE(split_list(",,").empty());
+  EXPECT_EQ(split_list("a b", ' '), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(join_list({"Ana", "Ben", "n1"}), "Ana,Ben,n1");
+  EXPECT_EQ(join_list({}), "");
+  EXPECT_EQ(split_list(join_list({"x", "y"})), (std::vector<std::string>{"x", "y"}));
 }
