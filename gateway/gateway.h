@@ -95,6 +95,7 @@ class Gateway {
     // The holder is a node whose answer is still owed (offline, failed,
     // or a gateway restart lost its job): asked again from then on (monotonic).
     std::optional<std::int64_t> ask_again_us;
+    bool live() const { return s && broken.empty(); }  // takes input, is carried and signed
   };
   std::map<std::string, Play> plays_;  // session name -> its current play
   struct BallJob {

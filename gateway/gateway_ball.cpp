@@ -87,7 +87,7 @@ void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
     return drop(DropReason::kind_mismatch, m.topic, "not a Ball head", now_us);
   const auto& h = opened.env->message.ball_head;
   auto it = plays_.find(h.session);
-  if (it == plays_.end() || it->second.ball_id != h.ball_id || !it->second.s) return;  // another play's head
+  if (it == plays_.end() || it->second.ball_id != h.ball_id || !it->second.live()) return;  // another play's head
   Play& p = it->second;
   p.head_seen = true;
   const auto& lineage = p.s->lineage();
@@ -108,7 +108,7 @@ void Gateway::ball_service(std::int64_t now_us) {
   next_ball_service_us_ = now_us + 1'000'000;
   if (!link_->connected() || !settled(now_us)) return;
   for (auto& [name, p] : plays_) {
-    if (!p.s || !p.broken.empty()) continue;
+    if (!p.live()) continue;
     // The broker lost its copy of the head (a broker without persistence): sign it again.
     if (!p.head_seen && now_us - connected_at_us_ > 3'000'000) {
       ball_publish_head(name, p);
@@ -144,7 +144,7 @@ void Gateway::fill_play(const std::string& name, const Play& p, kairos_v1_BallPl
 }
 
 void Gateway::ball_publish_head(const std::string& name, const Play& p) {
-  if (!p.s || !p.broken.empty()) return;  // a broken play keeps the head the broker holds
+  if (!p.live()) return;  // a broken play keeps the head the broker holds
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_ball_head_tag;
   auto& h = env->message.ball_head;
@@ -201,7 +201,7 @@ void Gateway::send_ball_jobs() {
   ball_dispatch_.clear();
   for (const auto& d : dispatch) {
     auto it = plays_.find(d.session);
-    if (it == plays_.end() || !it->second.s || !it->second.broken.empty()) continue;
+    if (it == plays_.end() || !it->second.live()) continue;
     const Play& p = it->second;
     const ball::Session& s = *p.s;
     if (d.entry >= s.lineage().size()) continue;
@@ -213,8 +213,9 @@ void Gateway::send_ball_jobs() {
     for (std::size_t i = 0; i < s.objectives().size(); ++i)
       if (!s.done_flags()[i]) open.push_back(i + 1);
     std::string head = "session=" + d.session + "\nball=" + p.ball_id + "\nyou=" + d.node + "\nholder=" + s.holder() +
-                       "\npeople=" + join_list(people) + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind + "\nauthor=" + e.author +
-                       "\npending=" + seq_list(s.pending(d.node), 32) + "\nopen=" + seq_list(open, ball::kMaxObjectives) + "\n";
+                       "\npeople=" + join_list(people) + "\nentry=" + std::to_string(e.seq) + "\nkind=" + e.kind +
+                       "\nauthor=" + e.author + "\npending=" + seq_list(s.pending(d.node), 32) +
+                       "\nopen=" + seq_list(open, ball::kMaxObjectives) + "\n";
     if (!d.refused.empty()) head += "refused=" + one_line(d.refused, 200) + "\n";
     if (!d.conversation.empty()) head += "conversation=1\nfrom=" + d.from + "\n";
     head += "\n";
@@ -238,8 +239,7 @@ void Gateway::send_ball_jobs() {
 
 void Gateway::ball_answer(const BallJob& b, const Job& job) {
   auto it = plays_.find(b.session);
-  if (it == plays_.end() || it->second.ball_id != b.ball_id || !it->second.s || !it->second.broken.empty())
-    return;  // a new hut since, or broken
+  if (it == plays_.end() || it->second.ball_id != b.ball_id || !it->second.live()) return;  // a new hut since, or broken
   Play& p = it->second;
   ball::Session& s = *p.s;
   if (job.state != JobState::done || job.status != kairos_v1_JobStatus_JOB_OK) {
@@ -421,7 +421,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     return reply();
   }
 
-  if (!p.s || !p.broken.empty())
+  if (!p.live())
     return refuse("play " + name + " is broken (" + p.broken + "): kairosctl ball hut " + name + " starts again");
   ball::Session& s = *p.s;
   const std::string as = req.as;
