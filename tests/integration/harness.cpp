@@ -336,11 +336,15 @@ void exec_db(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
 }
 
-RunResult Mesh::kairosctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+std::vector<std::string> Mesh::kairosctl_argv(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{bin("kairosctl"), "--broker", broker_.uri(), "--mesh", mesh_, "--key",
                                 keys_dir() + "/operator.key", "--timeout", "10000"};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, dir_.path(), timeout);
+  return argv;
+}
+
+RunResult Mesh::kairosctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
+  return run_command(kairosctl_argv(args), dir_.path(), timeout);
 }
 
 std::uint64_t Mesh::drops(const std::string& reason) {

@@ -117,6 +117,8 @@ class Mesh {
   std::uint64_t drops(const std::string& reason);
   // kairos-sim's command line on this mesh's broker, name and keys, then more.
   std::vector<std::string> sim_argv(const std::vector<std::string>& more) const;
+  // kairosctl's command line with this mesh's broker, name and operator key, then args.
+  std::vector<std::string> kairosctl_argv(const std::vector<std::string>& args) const;
   // kairosctl with this mesh's broker, name and operator key, then args.
   RunResult kairosctl(const std::vector<std::string>& args,
                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;

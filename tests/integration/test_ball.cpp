@@ -41,10 +41,9 @@ struct Play {
   RunResult say_stdin(const std::string& as, const std::string& text) {
     const std::string file = dir.file("say.txt");
     dir.write("say.txt", text);
-    return run_command({"/bin/sh", "-c", "exec \"$0\" \"$@\" < " + file, bin("kairosctl"), "--broker", broker.uri(),
-                        "--mesh", mesh.name(), "--key", mesh.keys_dir() + "/operator.key", "--timeout", "10000", "ball",
-                        "say", "design", "--as", as, "-"},
-                       dir.path());
+    std::vector<std::string> argv{"/bin/sh", "-c", "exec \"$0\" \"$@\" < " + file};
+    for (auto& a : mesh.kairosctl_argv({"ball", "say", "design", "--as", as, "-"})) argv.push_back(std::move(a));
+    return run_command(argv, dir.path());
   }
   std::unique_ptr<kairos_v1_ControlResponse> show(std::uint64_t from = 0) {
     kairos_v1_ControlRequest req = kairos_v1_ControlRequest_init_zero;

@@ -34,15 +34,11 @@ TEST(Clock, GatewayPingsNodesAndShowsTheirImpedance) {
   EXPECT_GE(n->calibration_ms, 0.0f);
   EXPECT_FALSE(n->degraded);
 
-  auto r = run_command({bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                        mesh.keys_dir() + "/operator.key", "node", "n1"},
-                       dir.path());
+  auto r = mesh.kairosctl({"node", "n1"});
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("clock         offset"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("impedance     "), std::string::npos) << r.output;
-  r = run_command({bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                   mesh.keys_dir() + "/operator.key", "node", "nobody"},
-                  dir.path());
+  r = mesh.kairosctl({"node", "nobody"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("no node 'nobody'"), std::string::npos) << r.output;
 }

@@ -30,14 +30,11 @@ TEST(Conflicts, ABadMacOnANodesTopicIsLoggedAsHashMismatchInAnAppendOnlyLog) {
   ASSERT_TRUE(eventually([&] { return mesh.drops("bad_mac") == 3; })) << mesh.gateway().output();
   ASSERT_TRUE(eventually([&] { return mesh.gateway().output().find("HASH_MISMATCH (priority 4) n1") != std::string::npos; }));
   // The operator reads the log with kairosctl.
-  std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                                mesh.keys_dir() + "/operator.key", "conflicts"};
-  auto r = run_command(argv, dir.path());
+  auto r = mesh.kairosctl({"conflicts"});
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("HASH_MISMATCH        4   n1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("1 shown, 1 in the log"), std::string::npos) << r.output;
-  argv.insert(argv.end() - 1, "--json");
-  r = run_command(argv, dir.path());
+  r = mesh.kairosctl({"--json", "conflicts"});
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"total\":1,"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"type\":\"HASH_MISMATCH\",\"priority\":4,\"node\":\"n1\""), std::string::npos) << r.output;
@@ -78,12 +75,7 @@ TEST(Conflicts, ANodeWithBadMacFramesIsQuarantinedGetsNoCommandsAndHealRestoresI
     auto n = mesh.node_info("n1");
     return n && n->online && n->clock_samples >= 2;
   })) << mesh.gateway().output();
-  auto ctl = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                                  mesh.keys_dir() + "/operator.key"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv, dir.path(), 30s);
-  };
+  auto ctl = [&](const std::vector<std::string>& args) { return mesh.kairosctl(args); };
   // Frames on n1's topic that fail n1's MAC: HASH_MISMATCH, n1 quarantined.
   Key wrong = mesh.node_key("n1");
   wrong.bytes[0] ^= 1;

@@ -15,13 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-RunResult ctl(Mesh& mesh, const Broker& broker, const TempDir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv{bin("kairosctl"), "--broker", broker.uri(), "--mesh", mesh.name(), "--key",
-                                mesh.keys_dir() + "/operator.key"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, dir.path(), 60s);
-}
-
 void start_synced_mesh(Mesh& mesh, int nodes) {
   mesh.start_gateway("[clock]\nping_period_s = 0.3\nfast_ping_period_s = 0.1\n");
   for (int i = 0; i < nodes; ++i)
@@ -43,7 +36,7 @@ TEST(Schedule, CommandLandsOnEveryNodeAtT) {
   Broker broker(dir);
   Mesh mesh(dir, broker);
   start_synced_mesh(mesh, 3);
-  auto r = ctl(mesh, broker, dir, {"--json", "schedule", "set_output", "--output", "text", "--value", "0,1,0.5",
+  auto r = mesh.kairosctl({"--json", "schedule", "set_output", "--output", "text", "--value", "0,1,0.5",
                                    "--in", "800", "--targets", "all"});
   ASSERT_EQ(r.status, 0) << r.output << mesh.gateway().output();
   EXPECT_NE(r.output.find("\"verdict\":\"PROCEED\""), std::string::npos) << r.output;
@@ -56,7 +49,7 @@ TEST(Schedule, CommandLandsOnEveryNodeAtT) {
         << "n" << i << " drove its output to the value:\n" << node.output();
   }
   // The human form, with the wave strategy (one wave per cluster).
-  r = ctl(mesh, broker, dir, {"schedule", "freeze", "--in", "600", "--strategy", "wave"});
+  r = mesh.kairosctl({"schedule", "freeze", "--in", "600", "--strategy", "wave"});
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("(wave)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("wave        cluster c1"), std::string::npos) << r.output;
@@ -70,14 +63,14 @@ TEST(Schedule, TargetsThatCannotMakeItAreSkippedWithWhatTheyWouldNeed) {
   Mesh mesh(dir, broker);
   start_synced_mesh(mesh, 2);
   // 1 ms is shorter than any lead (the buffer alone is 2 ms).
-  auto r = ctl(mesh, broker, dir, {"schedule", "thaw", "--in", "1", "--targets", "n0,n1,ghost"});
+  auto r = mesh.kairosctl({"schedule", "thaw", "--in", "1", "--targets", "n0,n1,ghost"});
   EXPECT_EQ(r.status, 3) << r.output;
   EXPECT_NE(r.output.find(": RETRY"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("skipped 3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("would need"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("ghost                SKIP       unknown node"), std::string::npos) << r.output;
   // A refused request changes nothing and says why.
-  r = ctl(mesh, broker, dir, {"schedule", "thaw", "--in", "100", "--targets", "cluster:nowhere"});
+  r = mesh.kairosctl({"schedule", "thaw", "--in", "100", "--targets", "cluster:nowhere"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("no online node matches 'cluster:nowhere'"), std::string::npos) << r.output;
 }
@@ -87,7 +80,7 @@ TEST(Schedule, NaiveSendsAtOnceForComparison) {
   Broker broker(dir);
   Mesh mesh(dir, broker);
   start_synced_mesh(mesh, 2);
-  auto r = ctl(mesh, broker, dir, {"--json", "schedule", "thaw", "--strategy", "naive", "--window", "500"});
+  auto r = mesh.kairosctl({"--json", "schedule", "thaw", "--strategy", "naive", "--window", "500"});
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"strategy\":\"naive\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"ready\":2"), std::string::npos) << r.output;
@@ -107,7 +100,7 @@ TEST(Schedule, ConsoleArgumentErrorsExit2) {
            {"schedule", "freeze", "--in", "10", "--strategy", "random"},
            {"schedule", "freeze", "--in", "10", "--quorum", "1.5"},
            {"schedule", "set_output", "--in", "10"}}) {
-    auto r = ctl(mesh, broker, dir, args);
+    auto r = mesh.kairosctl(args);
     EXPECT_EQ(r.status, 2) << r.output;
     EXPECT_NE(r.output.find("kairosctl: "), std::string::npos) << r.output;
   }
@@ -174,7 +167,7 @@ struct SimMesh {
              });
     }, 120s);
   }
-  RunResult ctl(std::vector<std::string> args) { return ::ctl(mesh, broker, dir, std::move(args)); }
+  RunResult ctl(std::vector<std::string> args) { return mesh.kairosctl(args); }
 };
 
 }  // namespace
