@@ -3,23 +3,27 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
 #include <mbedtls/pkcs5.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cctype>
+#include <toml++/toml.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include "common/core/config.h"
+#include "common/core/frame.h"
 #include "common/core/topic.h"
 #include "common/io/files.h"
 #include "common/io/keygen.h"
 #include "firmware/node_config.h"
+#include "tools/kairosctl/rootfs.h"
+#include "tools/kairosctl/transaction.h"
 
 namespace kairos::ctl {
 
@@ -37,6 +41,16 @@ std::string base64(ByteView b) {
   return out;
 }
 
+Bytes unbase64(std::string_view s) {
+  std::size_t n = 0;
+  auto in = reinterpret_cast<const unsigned char*>(s.data());
+  mbedtls_base64_decode(nullptr, 0, &n, in, s.size());
+  Bytes out(n);
+  if (mbedtls_base64_decode(out.data(), out.size(), &n, in, s.size()) != 0) return {};
+  out.resize(n);
+  return out;
+}
+
 std::string root(std::string_view mesh) { return "kairos/v1/" + std::string(mesh) + "/"; }
 
 std::string frame(std::string_view kind, std::string_view name, const std::string& body) {
@@ -45,39 +59,13 @@ std::string frame(std::string_view kind, std::string_view name, const std::strin
 }
 
 std::string read_or_empty(const fs::path& p) {
-  std::ifstream in(p);
+  std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-void write_file(const fs::path& p, const std::string& text, unsigned mode) {
-  fs::create_directories(p.parent_path());
-  write_file_atomic(p.string(), text, mode);
-  ::chmod(p.c_str(), mode);
-  std::printf("  wrote %s\n", p.c_str());
-}
-
-// The key at path: kept when it exists (unless new_key), created otherwise.
-Key ensure_key(const fs::path& path, bool new_key) {
-  if (fs::exists(path) && !new_key) {
-    std::printf("  kept the existing key %s\n", path.c_str());
-    return load_key_file(path.string());
-  }
-  if (fs::exists(path)) std::printf("  REPLACING the key %s (--new-key)\n", path.c_str());
-  Key k = generate_key();
-  write_file(path, to_hex(k.bytes) + "\n", 0600);
-  return k;
-}
-
-void add_broker_user(const fs::path& mosquitto_dir, std::string_view user, std::string_view password,
-                     std::string_view kind, const std::string& acl_block) {
-  auto salt = random_bytes(12);
-  auto passwd = mosquitto_dir / "passwd";
-  write_file(passwd, replace_password_line(read_or_empty(passwd), user, mosquitto_hash(password, salt)), 0600);
-  auto acl = mosquitto_dir / "acl";
-  write_file(acl, replace_acl_block(read_or_empty(acl), kind, user, acl_block), 0644);
-}
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 std::string toml_string(std::string_view s) {
   std::string out = "\"";
@@ -88,112 +76,192 @@ std::string toml_string(std::string_view s) {
   return out + "\"";
 }
 
+// tcp://host:port or ssl://host:port; returns the port.
+int broker_port(const std::string& uri) {
+  auto scheme = uri.find("://");
+  auto colon = uri.rfind(':');
+  bool ok = scheme != std::string::npos && (uri.compare(0, scheme, "tcp") == 0 || uri.compare(0, scheme, "ssl") == 0) &&
+            colon > scheme + 3 && colon + 1 < uri.size() &&
+            uri.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+  if (!ok) throw Refusal("provision: --broker '" + uri + "' is not tcp://HOST:PORT or ssl://HOST:PORT", 2);
+  int port = std::stoi(uri.substr(colon + 1));
+  if (port < 1 || port > 65535) throw Refusal("provision: --broker '" + uri + "' has no valid port", 2);
+  return port;
+}
+
+// What one provisioning run will write: path -> (content, mode).
+using Files = std::map<fs::path, std::pair<std::string, unsigned>>;
+
+// Lines in b that are not in a, and the other way round, for a short diff.
+std::string diff_lines(const std::string& a, const std::string& b) {
+  auto lines = [](const std::string& t) {
+    std::vector<std::string> v;
+    std::istringstream in(t);
+    std::string l;
+    while (std::getline(in, l)) v.push_back(l);
+    return v;
+  };
+  auto la = lines(a), lb = lines(b);
+  std::string out;
+  for (const auto& l : la)
+    if (std::find(lb.begin(), lb.end(), l) == lb.end()) out += "\n    - " + l;
+  for (const auto& l : lb)
+    if (std::find(la.begin(), la.end(), l) == la.end()) out += "\n    + " + l;
+  return out;
+}
+
+struct Plan {
+  Files files;
+  std::vector<std::string> notes;  // what the user must do afterwards
+  bool passwd_changed = false;
+  bool acl_changed = false;
+};
+
+// The node's config: the template's inputs, outputs and jobs (or a
+// synthetic demo input), with the identity and broker provisioning owns.
+std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, const std::string& broker) {
+  toml::table t;
+  std::string origin = "kairosctl provision for board " + a.board;
+  if (!a.node_config.empty()) {
+    try {
+      t = toml::parse(read_config_file(a.node_config), a.node_config);
+    } catch (const toml::parse_error& e) {
+      throw ConfigError(a.node_config, static_cast<std::uint32_t>(e.source().begin.line),
+                        static_cast<std::uint32_t>(e.source().begin.column), "", std::string(e.description()));
+    }
+    origin += " from " + a.node_config;
+  } else {
+    t.insert("inputs", toml::table{{"demo", toml::table{{"kind", "synthetic"}, {"waveform", "sine"}}}});
+  }
+  auto section = [&](const char* name) -> toml::table& {
+    if (!t.contains(name)) t.insert(name, toml::table{});
+    auto* s = t[name].as_table();
+    if (!s) throw ConfigError(a.node_config, 0, 0, name, "expected a table");
+    return *s;
+  };
+  auto& node = section("node");
+  node.insert_or_assign("id", a.name);
+  node.insert_or_assign("cluster", a.cluster);
+  node.insert_or_assign("mesh", mesh);
+  node.insert_or_assign("board", a.board);
+  node.insert_or_assign("boards_dir", "/usr/share/kairos/boards");
+  node.insert_or_assign("key_file", "/etc/kairos/node.key");
+  auto& b = section("broker");
+  b.insert_or_assign("uri", broker);
+  b.insert_or_assign("username", a.name);
+  b.insert_or_assign("password_file", "/etc/kairos/broker.password");
+  // [node] and [broker] first, as people write them; the rest as given.
+  std::ostringstream ss;
+  ss << "# Written by " << origin << ".\n[node]\n" << toml::toml_formatter(node) << "\n\n[broker]\n"
+     << toml::toml_formatter(b) << "\n";
+  t.erase("node");
+  t.erase("broker");
+  if (!t.empty()) ss << "\n" << toml::toml_formatter(t) << "\n";
+  return ss.str();
+}
+
+// The node's config validated as the node will read it; the topics its
+// outputs write and its inputs read go into its ACL.
+void check_node_config(const ProvisionArgs& a, const std::string& text, std::vector<std::string>& writes,
+                       std::vector<std::string>& reads) {
+  char tmpl[] = "/tmp/kairos-node-XXXXXX.toml";
+  int fd = ::mkstemps(tmpl, 5);
+  if (fd < 0) throw std::runtime_error("cannot create a temporary file");
+  ::close(fd);
+  write_file_atomic(tmpl, text, 0600);
+  node::NodeConfig n;
+  try {
+    n = node::load_node_config(tmpl, a.boards_dir.empty() ? KAIROS_BOARDS_DIR : a.boards_dir);
+  } catch (const ConfigError& e) {
+    ::unlink(tmpl);
+    std::string msg = e.what();
+    std::string from = a.node_config.empty() ? "node.toml" : "the node.toml made from " + a.node_config;
+    if (auto p = msg.find(tmpl); p != std::string::npos) msg.replace(p, std::string(tmpl).size(), from);
+    throw Refusal("config error: " + msg, 2);
+  }
+  ::unlink(tmpl);
+  auto plain = [&](const std::string& key, const std::string& topic) {
+    for (char c : topic)
+      if (static_cast<unsigned char>(c) <= ' ')
+        throw ConfigError(a.node_config, 0, 0, key, "topic '" + topic + "' has a space or control character; the broker's ACL cannot grant it");
+  };
+  for (const auto& o : n.outputs)
+    if (o.kind == "mqtt") {
+      plain("outputs." + o.name + ".topic", o.topic);
+      writes.push_back(o.topic);
+    }
+  for (const auto& i : n.inputs)
+    if (!i.pipe.topic.empty()) {
+      plain("inputs." + i.name + ".topic", i.pipe.topic);
+      reads.push_back(i.pipe.topic);
+    }
+}
+
 node::BoardConfig load_board(const ProvisionArgs& a) {
   std::string dir = a.boards_dir.empty() ? KAIROS_BOARDS_DIR : a.boards_dir;
   std::string file = dir + "/" + a.board + ".toml";
+  if (!fs::exists(file)) {
+    std::string known;
+    for (const auto& b : node::board_names(dir)) known += (known.empty() ? "" : ", ") + b;
+    throw Refusal("provision: no board '" + a.board + "' in " + dir +
+                      (known.empty() ? " (no board files there: give --boards DIR)" : "; the boards are: " + known),
+                  2);
+  }
   std::string canonical;
   return node::parse_board(read_config_file(file), file, a.board, canonical);
 }
 
-std::string deb_arch(const std::string& board_arch) {
-  if (board_arch != "native") return board_arch;
-  FILE* p = ::popen("dpkg --print-architecture", "r");
-  char buf[32] = {};
-  if (p && std::fgets(buf, sizeof buf, p)) {
-    ::pclose(p);
-    std::string s = buf;
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    return s;
-  }
-  if (p) ::pclose(p);
-  return "amd64";
+// The mesh and broker this provisioning folder is for, fixed by its first run.
+struct FolderState {
+  std::string mesh, broker;
+};
+
+FolderState read_state(const fs::path& file) {
+  FolderState s;
+  if (!fs::exists(file)) return s;
+  Config cfg(read_config_file(file.string()), file.string());
+  auto r = cfg.root();
+  s.mesh = r.name("mesh");
+  s.broker = r.str("broker");
+  cfg.finish();
+  return s;
 }
 
-// Runs a program without a shell; its exit status, or -1.
-int run(std::vector<std::string> argv) {
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) return -1;
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// The broker user's password: the bundle's (kept), or a new one.
+std::string password_for(const fs::path& file, bool renew, Plan& plan) {
+  std::string old = first_line(read_or_empty(file));
+  if (!old.empty() && !renew) return old;
+  if (!old.empty()) plan.notes.push_back("a new broker password for " + file.string() + " (--new-password)");
+  return generate_password();
 }
 
-// Installs the bundle, the package and the unit onto a mounted root.
-int install_rootfs(const ProvisionArgs& a, const node::BoardConfig& board, const fs::path& bundle) {
-  fs::path rootfs = a.rootfs;
-  if (!fs::is_directory(rootfs / "etc")) {
-    std::fprintf(stderr, "kairosctl: %s does not look like a root file system (no etc/)\n", rootfs.c_str());
-    return 2;
+// The broker's passwd and ACL with user's entries as they should be.
+void broker_user(const fs::path& mosq, const std::string& user, const std::string& password, const std::string& kind,
+                 const std::string& block, Plan& plan) {
+  auto passwd = mosq / "passwd";
+  auto acl = mosq / "acl";
+  std::string ptext = read_or_empty(passwd), atext = read_or_empty(acl);
+  std::string other = acl_kind_of(atext, user);
+  if (!other.empty() && other != kind)
+    throw Refusal("provision: '" + user + "' is already a broker user, for the " + other + " of that name (" + acl.string() +
+                  "): give the " + kind + " another name");
+  std::string hash = password_hash_of(ptext, user);
+  if (hash.empty() || !mosquitto_hash_matches(hash, password)) {
+    plan.files[passwd] = {replace_password_line(ptext, user, mosquitto_hash(password, random_bytes(12))), 0600};
+    plan.passwd_changed = true;
   }
-  std::string arch = deb_arch(board.arch);
-  fs::path deb = a.deb;
-  std::error_code ec;
-  if (deb.empty()) {
-    for (const auto& e : fs::directory_iterator(a.debs_dir, ec)) {
-      auto n = e.path().filename().string();
-      if (n.rfind("kairos-node_", 0) == 0 && n.size() > arch.size() + 4 &&
-          n.compare(n.size() - arch.size() - 4, std::string::npos, arch + ".deb") == 0)
-        deb = e.path();
-    }
+  std::string new_acl = replace_acl_block(atext, kind, user, block);
+  if (new_acl != atext) {
+    plan.files[acl] = {new_acl, 0644};
+    plan.acl_changed = true;
   }
-  if (deb.empty() || !fs::exists(deb)) {
-    std::fprintf(stderr, "kairosctl: no kairos-node package for %s (board %s) in %s: run tools/package %s, or give --deb FILE\n",
-                 arch.c_str(), a.board.c_str(), a.debs_dir.c_str(), arch.c_str());
-    return 1;
-  }
-  std::string deb_arch_field;
-  if (FILE* p = ::popen(("dpkg-deb -f '" + deb.string() + "' Architecture").c_str(), "r")) {
-    char buf[32] = {};
-    if (std::fgets(buf, sizeof buf, p)) deb_arch_field = buf;
-    ::pclose(p);
-    while (!deb_arch_field.empty() && std::isspace(static_cast<unsigned char>(deb_arch_field.back()))) deb_arch_field.pop_back();
-  }
-  if (deb_arch_field != arch) {
-    std::fprintf(stderr, "kairosctl: %s is for '%s' but board %s needs %s\n", deb.c_str(), deb_arch_field.c_str(),
-                 a.board.c_str(), arch.c_str());
-    return 1;
-  }
-  if (run({"dpkg-deb", "-x", deb.string(), rootfs.string()}) != 0) {
-    std::fprintf(stderr, "kairosctl: dpkg-deb -x %s failed\n", deb.c_str());
-    return 1;
-  }
-  std::printf("  unpacked %s into %s\n", deb.filename().c_str(), rootfs.c_str());
-  fs::path boards_deb;
-  for (const auto& e : fs::directory_iterator(deb.parent_path().empty() ? fs::path(".") : deb.parent_path(), ec))
-    if (e.path().filename().string().rfind("kairos-boards_", 0) == 0) boards_deb = e.path();
-  if (boards_deb.empty() || run({"dpkg-deb", "-x", boards_deb.string(), rootfs.string()}) != 0) {
-    std::fprintf(stderr, "kairosctl: no kairos-boards package beside %s: run tools/package\n", deb.c_str());
-    return 1;
-  }
-  std::printf("  unpacked %s\n", boards_deb.filename().c_str());
-  for (const auto& e : fs::directory_iterator(bundle / "etc/kairos")) {
-    auto mode = e.path().extension() == ".toml" ? 0644u : 0600u;
-    write_file(rootfs / "etc/kairos" / e.path().filename(), read_or_empty(e.path()), mode);
-  }
-  auto wants = rootfs / "etc/systemd/system/multi-user.target.wants";
-  fs::create_directories(wants);
-  fs::remove(wants / "kairos-node.service");
-  fs::create_symlink("/lib/systemd/system/kairos-node.service", wants / "kairos-node.service");
-  std::printf("  enabled kairos-node.service\n");
-  if (board.wifi) {
-    // NetworkManager (Raspberry Pi OS 12 and later); a oneshot unit with iw for older images.
-    write_file(rootfs / "etc/NetworkManager/conf.d/kairos-wifi-powersave.conf",
-               "# Written by kairosctl provision: Wi-Fi power save adds latency jitter.\n"
-               "[connection]\nwifi.powersave = 2\n",
-               0644);
-    write_file(rootfs / "etc/systemd/system/kairos-wifi-powersave.service",
-               "[Unit]\nDescription=Wi-Fi power save off for Kairos mesh\nAfter=sys-subsystem-net-devices-wlan0.device\n"
-               "BindsTo=sys-subsystem-net-devices-wlan0.device\n\n[Service]\nType=oneshot\n"
-               "ExecStart=-/sbin/iw dev wlan0 set power_save off\n\n[Install]\nWantedBy=multi-user.target\n",
-               0644);
-    fs::remove(wants / "kairos-wifi-powersave.service");
-    fs::create_symlink("/etc/systemd/system/kairos-wifi-powersave.service", wants / "kairos-wifi-powersave.service");
-    std::printf("  Wi-Fi power save off (board %s)\n", a.board.c_str());
-  }
-  return 0;
+}
+
+// A key file: kept when it exists (unless renew), a new one otherwise.
+std::string key_text(const fs::path& path, bool renew, Plan& plan) {
+  if (fs::exists(path) && !renew) return to_hex(load_key_file(path.string()).bytes) + "\n";
+  if (fs::exists(path)) plan.notes.push_back("REPLACING the key " + path.string() + " (--new-key)");
+  return to_hex(generate_key().bytes) + "\n";
 }
 
 }  // namespace
@@ -211,13 +279,32 @@ std::string mosquitto_hash(std::string_view password, ByteView salt, int iterati
   return "$7$" + std::to_string(iterations) + "$" + base64(salt) + "$" + base64(ByteView(hash, sizeof hash));
 }
 
-std::string acl_node(std::string_view mesh, std::string_view cluster, std::string_view node) {
+bool mosquitto_hash_matches(std::string_view hash, std::string_view password) {
+  // $7$<iterations>$<salt base64>$<hash base64>
+  if (hash.rfind("$7$", 0) != 0) return false;
+  auto a = hash.find('$', 3);
+  auto b = a == std::string_view::npos ? a : hash.find('$', a + 1);
+  if (b == std::string_view::npos) return false;
+  int iterations = 0;
+  for (char c : hash.substr(3, a - 3)) {
+    if (c < '0' || c > '9' || iterations > 10'000'000) return false;
+    iterations = iterations * 10 + (c - '0');
+  }
+  Bytes salt = unbase64(hash.substr(a + 1, b - a - 1));
+  if (salt.empty() || iterations <= 0) return false;
+  return mosquitto_hash(password, salt, iterations) == hash;
+}
+
+std::string acl_node(std::string_view mesh, std::string_view cluster, std::string_view node,
+                     const std::vector<std::string>& writes, const std::vector<std::string>& reads) {
   std::string base = root(mesh) + std::string(cluster) + "/" + std::string(node) + "/";
   std::string b = "user " + std::string(node) + "\n";
   for (const char* kind : {"birth", "state", "hb", "phase", "event", "ack", "result"}) b += "topic write " + base + kind + "\n";
   b += "topic read " + base + "cmd\n";
   b += "topic read " + root(mesh) + "_mesh/state\n";
   b += "topic read " + root(mesh) + "_gw/+/state\n";
+  for (const auto& t : writes) b += "topic write " + t + "\n";
+  for (const auto& t : reads) b += "topic read " + t + "\n";
   return frame("node", node, b);
 }
 
@@ -226,10 +313,10 @@ std::string acl_gateway(std::string_view mesh, std::string_view gateway) {
 }
 
 std::string acl_operator(std::string_view mesh, std::string_view name) {
+  // Read everything: operators watch the mesh and the nodes' plain outputs
+  // with mosquitto_sub; they write only control requests.
   return frame("operator", name,
-               "user " + std::string(name) + "\ntopic write " + root(mesh) + "_ctl/req\ntopic read " + root(mesh) +
-                   "_ctl/resp/#\ntopic read " + root(mesh) + "_mesh/state\ntopic read " + root(mesh) + "_alert\ntopic read " +
-                   root(mesh) + "_ball/#\n");
+               "user " + std::string(name) + "\ntopic write " + root(mesh) + "_ctl/req\ntopic read #\n");
 }
 
 std::string replace_acl_block(std::string_view text, std::string_view kind, std::string_view name,
@@ -242,6 +329,23 @@ std::string replace_acl_block(std::string_view text, std::string_view kind, std:
   if (b != std::string::npos && e != std::string::npos) return s.replace(b, e + end.size() - b, block);
   if (!s.empty() && s.back() != '\n') s.push_back('\n');
   return s + std::string(block);
+}
+
+std::string acl_kind_of(std::string_view text, std::string_view name) {
+  for (const char* kind : {"node", "gateway", "operator"})
+    if (text.find("# kairos " + std::string(kind) + " " + std::string(name) + " begin\n") != std::string_view::npos) return kind;
+  return "";
+}
+
+std::vector<std::string> acl_meshes(std::string_view text) {
+  std::set<std::string> meshes;
+  const std::string_view prefix = " kairos/v1/";
+  for (auto p = text.find(prefix); p != std::string_view::npos; p = text.find(prefix, p + 1)) {
+    auto start = p + prefix.size();
+    auto slash = text.find('/', start);
+    if (slash != std::string_view::npos) meshes.emplace(text.substr(start, slash - start));
+  }
+  return {meshes.begin(), meshes.end()};
 }
 
 std::string replace_password_line(std::string_view text, std::string_view user, std::string_view hash) {
@@ -262,7 +366,17 @@ std::string replace_password_line(std::string_view text, std::string_view user, 
   return out;
 }
 
+std::string password_hash_of(std::string_view text, std::string_view user) {
+  std::string prefix = std::string(user) + ":";
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+  return "";
+}
+
 std::string parse_provision_args(const std::vector<std::string>& args, ProvisionArgs& a) {
+  bool board_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& k = args[i];
     auto value = [&](std::string& out) {
@@ -273,9 +387,10 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
     bool ok = true;
     if (k == "--force") a.force = true;
     else if (k == "--new-key") a.new_key = true;
+    else if (k == "--new-password") a.new_password = true;
     else if (k == "--gateway") { a.role = "gateway"; ok = value(a.name); }
     else if (k == "--operator") { a.role = "operator"; ok = value(a.name); }
-    else if (k == "--board") ok = value(a.board);
+    else if (k == "--board") { ok = value(a.board); board_given = true; }
     else if (k == "--cluster") ok = value(a.cluster);
     else if (k == "--mesh") ok = value(a.mesh);
     else if (k == "--broker") ok = value(a.broker);
@@ -283,6 +398,7 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
     else if (k == "--keys-dir") ok = value(a.keys_dir);
     else if (k == "--mosquitto-dir") ok = value(a.mosquitto_dir);
     else if (k == "--boards") ok = value(a.boards_dir);
+    else if (k == "--node-config") ok = value(a.node_config);
     else if (k == "--rootfs") ok = value(a.rootfs);
     else if (k == "--deb") ok = value(a.deb);
     else if (k == "--debs") ok = value(a.debs_dir);
@@ -291,9 +407,12 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
     if (!ok) return "provision: " + k + " needs a value";
   }
   if (a.name.empty()) return "provision: name the node (kairosctl provision NODE ...), or give --gateway ID / --operator NAME";
-  for (const auto* n : {&a.name, &a.cluster, &a.mesh})
+  for (const auto* n : {&a.name, &a.cluster})
     if (!valid_name(*n)) return "provision: '" + *n + "' is not a valid name (" + std::string(kNameRule) + ")";
-  if (!a.rootfs.empty() && a.role != "node") return "provision: --rootfs installs a node";
+  if (!a.mesh.empty() && !valid_name(a.mesh)) return "provision: mesh '" + a.mesh + "' is not a valid name (" + std::string(kNameRule) + ")";
+  if (a.role != "node" && (!a.rootfs.empty() || !a.node_config.empty() || board_given))
+    return "provision: --rootfs, --node-config and --board are for a node";
+  if (a.rootfs.empty() && (!a.deb.empty())) return "provision: --deb goes with --rootfs";
   return "";
 }
 
@@ -301,66 +420,178 @@ int provision(const ProvisionArgs& a) {
   fs::path out = a.out;
   fs::path keys = a.keys_dir.empty() ? out / "gateway/etc/kairos/keys" : fs::path(a.keys_dir);
   fs::path mosq = a.mosquitto_dir.empty() ? out / "mosquitto" : fs::path(a.mosquitto_dir);
-  fs::path bundle = out / a.name;
   try {
-    if (a.role == "gateway" || a.role == "operator") {
-      std::printf("provisioning %s %s (mesh %s)\n", a.role.c_str(), a.name.c_str(), a.mesh.c_str());
-      ensure_key(keys / "broadcast.key", false);
-      ensure_key(keys / "operator.key", false);
-      std::string password = generate_password();
-      write_file(bundle / "etc/kairos/broker.password", password + "\n", 0600);
-      if (a.role == "gateway") {
-        add_broker_user(mosq, a.name, password, "gateway", acl_gateway(a.mesh, a.name));
-        write_file(bundle / "etc/kairos/gateway.toml",
-                   "[gateway]\nid = " + toml_string(a.name) + "\nmesh = " + toml_string(a.mesh) +
-                       "\nkeys_dir = \"/etc/kairos/keys\"\ndatabase = \"/var/lib/kairos/gateway.db\"\n\n[broker]\nuri = " +
-                       toml_string(a.broker) + "\nusername = " + toml_string(a.name) +
-                       "\npassword_file = \"/etc/kairos/broker.password\"\n",
-                   0644);
-      } else {
-        add_broker_user(mosq, a.name, password, "operator", acl_operator(a.mesh, a.name));
-        write_file(bundle / "etc/kairos/operator.key", read_or_empty(keys / "operator.key"), 0600);
-        write_file(bundle / "etc/kairos/kairosctl.toml",
-                   "[broker]\nuri = " + toml_string(a.broker) + "\nusername = " + toml_string(a.name) +
-                       "\npassword_file = \"/etc/kairos/broker.password\"\n\n[ctl]\nmesh = " + toml_string(a.mesh) +
-                       "\nkey_file = \"/etc/kairos/operator.key\"\n",
-                   0644);
+    // One folder, one mesh: the first run names it, later runs follow it.
+    fs::path state_file = out / "provision.toml";
+    FolderState state = read_state(state_file);
+    std::string mesh = a.mesh.empty() ? state.mesh : a.mesh;
+    std::string broker = a.broker.empty() ? state.broker : a.broker;
+    if (mesh.empty() || broker.empty())
+      throw Refusal("provision: name the mesh and the broker the nodes will use the first time, e.g. kairosctl --mesh farm "
+                    "--broker tcp://gateway.local:1883 provision ...; " + out.string() + "/provision.toml then remembers them",
+                    2);
+    if (!state.mesh.empty() && mesh != state.mesh)
+      throw Refusal("provision: " + out.string() + " is for mesh '" + state.mesh + "', not '" + mesh +
+                        "': give each mesh its own folder (--out DIR)",
+                    2);
+    int port = broker_port(broker);
+    for (const auto& m : acl_meshes(read_or_empty(mosq / "acl")))
+      if (m != mesh)
+        throw Refusal("provision: " + (mosq / "acl").string() + " already grants mesh '" + m + "', not '" + mesh +
+                          "': give each mesh its own folder (--out DIR, --mosquitto-dir DIR)",
+                      2);
+
+    Plan plan;
+    if (state.mesh.empty())
+      plan.files[state_file] = {"# The mesh and broker of everything provisioned in this folder.\nmesh = " + toml_string(mesh) +
+                                    "\nbroker = " + toml_string(broker) + "\n",
+                                0644};
+    // The broker's config for this mesh: listener, no anonymous clients,
+    // the passwd and ACL, and frames no larger than the largest legal one.
+    plan.files[mosq / "kairos.conf"] = {
+        "# Written by kairosctl provision for mesh " + mesh + ": install as /etc/mosquitto/conf.d/kairos.conf\n"
+        "listener " + std::to_string(port) + "\nallow_anonymous false\nset_tcp_nodelay true\nmax_inflight_messages 0\n"
+        "max_queued_messages 100000\nmessage_size_limit " + std::to_string(kMaxPayload) + "\n"
+        "password_file /etc/mosquitto/kairos.passwd\nacl_file /etc/mosquitto/kairos.acl\n",
+        0644};
+
+    fs::path bundle;
+    std::string what;
+    std::optional<RootfsPlan> card;
+    std::string node_toml;
+    if (a.role == "gateway") {
+      bundle = out / "gateway/etc/kairos";
+      what = "gateway " + a.name;
+      plan.files[keys / "broadcast.key"] = {key_text(keys / "broadcast.key", false, plan), 0600};
+      plan.files[keys / "operator.key"] = {key_text(keys / "operator.key", false, plan), 0600};
+      std::string pw = password_for(bundle / "gateway.password", a.new_password, plan);
+      plan.files[bundle / "gateway.password"] = {pw + "\n", 0600};
+      broker_user(mosq, a.name, pw, "gateway", acl_gateway(mesh, a.name), plan);
+      plan.files[bundle / "gateway.toml"] = {
+          "# Written by kairosctl provision.\n[gateway]\nid = " + toml_string(a.name) + "\nmesh = " + toml_string(mesh) +
+              "\nkeys_dir = \"/etc/kairos/keys\"\ndatabase = \"/var/lib/kairos/gateway.db\"\n\n[broker]\nuri = " +
+              toml_string(broker) + "\nusername = " + toml_string(a.name) + "\npassword_file = \"/etc/kairos/gateway.password\"\n",
+          0644};
+    } else if (a.role == "operator") {
+      bundle = out / "operators" / a.name / "etc/kairos";
+      what = "operator " + a.name;
+      std::string opkey = key_text(keys / "operator.key", false, plan);
+      plan.files[keys / "operator.key"] = {opkey, 0600};
+      plan.files[bundle / "operator.key"] = {opkey, 0600};
+      std::string pwfile = "operator-" + a.name + ".password";
+      std::string pw = password_for(bundle / pwfile, a.new_password, plan);
+      plan.files[bundle / pwfile] = {pw + "\n", 0600};
+      broker_user(mosq, a.name, pw, "operator", acl_operator(mesh, a.name), plan);
+      plan.files[bundle / "kairosctl.toml"] = {
+          "# Written by kairosctl provision.\n[broker]\nuri = " + toml_string(broker) + "\nusername = " + toml_string(a.name) +
+              "\npassword_file = \"/etc/kairos/" + pwfile + "\"\n\n[ctl]\nmesh = " + toml_string(mesh) +
+              "\nkey_file = \"/etc/kairos/operator.key\"\n",
+          0644};
+    } else {
+      auto board = load_board(a);
+      bundle = out / "nodes" / a.name / "etc/kairos";
+      what = "node " + a.name + " (board " + a.board + ", cluster " + a.cluster + ")";
+      fs::path gateway_key = keys / "nodes" / (a.name + ".key");
+      std::string key = key_text(gateway_key, a.new_key, plan);
+      if (!a.new_key && fs::exists(bundle / "node.key") && read_or_empty(bundle / "node.key") != key)
+        throw Refusal("provision: " + (bundle / "node.key").string() + " differs from the gateway's " + gateway_key.string() +
+                      ": one of them was replaced by hand; --force --new-key issues a fresh key to both");
+      plan.files[gateway_key] = {key, 0600};
+      plan.files[bundle / "node.key"] = {key, 0600};
+      std::string pw = password_for(bundle / "broker.password", a.new_password, plan);
+      plan.files[bundle / "broker.password"] = {pw + "\n", 0600};
+      node_toml = node_config_text(a, mesh, broker);
+      std::vector<std::string> writes, reads;
+      check_node_config(a, node_toml, writes, reads);
+      plan.files[bundle / "node.toml"] = {node_toml, 0644};
+      broker_user(mosq, a.name, pw, "node", acl_node(mesh, a.cluster, a.name, writes, reads), plan);
+
+      if (!a.rootfs.empty()) {
+        if (::geteuid() != 0)
+          throw Refusal("provision: --rootfs writes root's files onto the card (keys owned by root): run it with sudo", 2);
+        Card peek = read_card(a.rootfs);
+        fs::path debs = a.debs_dir;
+        auto find = [&](const std::string& prefix, const std::string& arch) {
+          fs::path best;
+          std::error_code ec;
+          for (fs::directory_iterator it(debs, ec), end; !ec && it != end; it.increment(ec)) {
+            auto n = it->path().filename().string();
+            if (n.rfind(prefix, 0) == 0 && n.size() > arch.size() + 5 && n.ends_with("_" + arch + ".deb") &&
+                (best.empty() || n > best.filename().string()))
+              best = it->path();
+          }
+          return best;
+        };
+        RootfsRequest req;
+        req.root = a.rootfs;
+        req.node_deb = a.deb.empty() ? find("kairos-node_", peek.arch) : fs::path(a.deb);
+        if (req.node_deb.empty() || !fs::exists(req.node_deb))
+          throw Refusal("provision: no kairos-node package for " + peek.arch + " (the card at " + a.rootfs + " is " + peek.arch +
+                        ") in " + debs.string() + ": run tools/package " + peek.arch + ", or give --debs DIR / --deb FILE");
+        fs::path near = a.deb.empty() ? debs : req.node_deb.parent_path();
+        if (!a.deb.empty()) debs = near;
+        req.boards_deb = find("kairos-boards_", "all");
+        if (req.boards_deb.empty())
+          throw Refusal("provision: no kairos-boards package in " + debs.string() + ": run tools/package");
+        req.deps_dir = debs / ("deps-" + peek.arch);
+        req.board_arches = {board.arch};  // TODO arches
+        req.board = a.board;
+        req.wifi = board.wifi;
+        for (const char* f : {"node.toml", "node.key", "broker.password"}) {
+          auto& [text, mode] = plan.files[bundle / f];
+          req.files["/etc/kairos/" + std::string(f)] = {text, mode};
+        }
+        card.emplace(plan_rootfs(req));
       }
-      return 0;
     }
 
-    auto board = load_board(a);
-    fs::path gateway_key = keys / "nodes" / (a.name + ".key");
-    if (!a.force && (fs::exists(gateway_key) || fs::exists(bundle))) {
-      std::fprintf(stderr,
-                   "kairosctl: node %s is already provisioned (%s exists): use another name, or --force to rewrite "
-                   "its config and credentials (the key is kept unless --new-key)\n",
-                   a.name.c_str(), fs::exists(gateway_key) ? gateway_key.c_str() : bundle.c_str());
-      return 1;
+    // Compare with what is there: unchanged, new, or a change that needs --force.
+    bool existed = fs::exists(bundle);
+    std::vector<fs::path> changed;
+    std::string diffs;
+    for (const auto& [path, content] : plan.files) {
+      std::string old = read_or_empty(path);
+      if (fs::exists(path) && old == content.first) continue;
+      changed.push_back(path);
+      if (existed && path.parent_path() == bundle && fs::exists(path) && path.extension() == ".toml")
+        diffs += "\n  " + path.string() + ":" + diff_lines(old, content.first);
     }
-    std::printf("provisioning node %s (board %s, %s, cluster %s, mesh %s)\n", a.name.c_str(), a.board.c_str(),
-                board.arch.c_str(), a.cluster.c_str(), a.mesh.c_str());
-    Key key = ensure_key(gateway_key, a.new_key);
-    write_file(bundle / "etc/kairos/node.key", to_hex(key.bytes) + "\n", 0600);
-    std::string password = generate_password();
-    write_file(bundle / "etc/kairos/broker.password", password + "\n", 0600);
-    add_broker_user(mosq, a.name, password, "node", acl_node(a.mesh, a.cluster, a.name));
-    write_file(bundle / "etc/kairos/node.toml",
-               "# Written by kairosctl provision for board " + a.board + ".\n[node]\nid = " + toml_string(a.name) +
-                   "\ncluster = " + toml_string(a.cluster) + "\nmesh = " + toml_string(a.mesh) + "\nboard = " +
-                   toml_string(a.board) +
-                   "\nboards_dir = \"/usr/share/kairos/boards\"\nkey_file = \"/etc/kairos/node.key\"\n\n[broker]\nuri = " +
-                   toml_string(a.broker) + "\nusername = " + toml_string(a.name) +
-                   "\npassword_file = \"/etc/kairos/broker.password\"\n\n[inputs.demo]\nkind = \"synthetic\"\n"
-                   "waveform = \"sine\"\n",
-               0644);
-    if (!a.rootfs.empty()) return install_rootfs(a, board, bundle);
+    if (existed && !diffs.empty() && !a.force)
+      throw Refusal("provision: " + what + " is already provisioned, with other settings:" + diffs +
+                    "\nrun the same command as before to keep it, or add --force to rewrite its config (the key and broker "
+                    "password are kept unless --new-key / --new-password)");
+
+    Transaction tx;
+    if (card) card->apply(tx);
+    for (const auto& path : changed) {
+      const auto& [text, mode] = plan.files[path];
+      tx.write(path, text, mode);
+    }
+    tx.commit();
+
+    std::printf("provisioning %s, mesh %s, broker %s\n", what.c_str(), mesh.c_str(), broker.c_str());
+    if (changed.empty() && !card) std::printf("  already provisioned as asked: nothing changed\n");
+    for (const auto& p : changed) std::printf("  wrote %s\n", p.c_str());
+    for (const auto& n : plan.notes) std::printf("  %s\n", n.c_str());
+    if (card) {
+      const Card& c = card->card();
+      std::printf("  installed onto %s (%s, %s):", a.rootfs.c_str(), c.os.empty() ? "unknown OS" : c.os.c_str(), c.arch.c_str());
+      for (const auto& p : card->packages())
+        std::printf(" %s %s", p.control.get("Package").c_str(), p.control.get("Version").c_str());
+      std::printf("\n  kairos-node.service enabled; the node starts at the card's first boot\n");
+    }
+    if (plan.passwd_changed || plan.acl_changed)
+      std::printf("  the broker's %s changed: install the new files on the broker and reload Mosquitto (README: \"Set up the broker\")\n",
+                  plan.passwd_changed && plan.acl_changed ? "passwd and acl" : plan.passwd_changed ? "passwd" : "acl");
     return 0;
-  } catch (const ConfigError& e) {
+  } catch (const Refusal& e) {
     std::fprintf(stderr, "kairosctl: %s\n", e.what());
+    return e.status;
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "kairosctl: config error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kairosctl: provision: %s\n", e.what());
+    std::fprintf(stderr, "kairosctl: provision failed, nothing was changed: %s\n", e.what());
     return 1;
   }
 }
