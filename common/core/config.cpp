@@ -51,7 +51,12 @@ std::string number_text(double v) {
   return s;
 }
 
+thread_local KeyLog* key_log = nullptr;
+
 }  // namespace
+
+KeyLog::KeyLog() : outer_(key_log) { key_log = this; }
+KeyLog::~KeyLog() { key_log = outer_; }
 
 ConfigError::ConfigError(std::string file_, std::uint32_t line_, std::uint32_t column_,
                          std::string key_, const std::string& message)
@@ -127,6 +132,7 @@ const void* Section::node(std::string_view key) const {
 bool Section::has(std::string_view key) const { return table_ && table_->contains(key); }
 
 void Section::record(std::string_view key, std::string value) {
+  if (key_log) key_log->keys_.insert(full(key));
   owner_->impl_->effective[full(key)] = std::move(value);
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,6 +30,23 @@ struct ConfigError : std::runtime_error {
 };
 
 class Config;
+
+// While one is alive, every key path that a Config's readers ask for on this
+// thread is noted ("inputs.mic.kind"): how the tests hold the README's key
+// tables to the parsers. Otherwise a key read costs one pointer test more.
+class KeyLog {
+ public:
+  KeyLog();
+  ~KeyLog();
+  KeyLog(const KeyLog&) = delete;
+  KeyLog& operator=(const KeyLog&) = delete;
+  const std::set<std::string>& keys() const { return keys_; }
+
+ private:
+  friend class Section;
+  std::set<std::string> keys_;
+  KeyLog* outer_;
+};
 
 // A table of a config file. Reading a key records its effective value (with
 // defaults) for the canonical dump; keys never read are reported as unknown
