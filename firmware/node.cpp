@@ -671,7 +671,8 @@ int Node::run() {
         case LinkEvent::Type::connect_failed:
           gateway_online_ = false;  // known again from its retained state after the reconnect
           arm_will();  // for the next attempt
-          if (log_limit_.allow(mono_us())) log::warn("node", "broker: " + ev.detail + ", retrying");
+          if (log_limit_.allow(mono_us()))
+            log::warn("node", "broker: " + describe(ev, origin_of(config_.broker, config_path_)) + "; retrying");
           break;
         case LinkEvent::Type::message: on_message(ev.msg); break;
       }

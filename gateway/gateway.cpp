@@ -1146,7 +1146,8 @@ int Gateway::run() {
         case LinkEvent::Type::lost:
         case LinkEvent::Type::connect_failed:
           arm_will();
-          if (drop_log_.allow(mono_us())) log::warn("gateway", "broker: " + ev.detail + ", retrying");
+          if (drop_log_.allow(mono_us()))
+            log::warn("gateway", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
           break;
         case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
       }

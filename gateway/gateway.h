@@ -95,6 +95,7 @@ class Gateway {
     // The holder is a node whose answer is still owed (offline, failed,
     // or a gateway restart lost its job): asked again from then on (monotonic).
     std::optional<std::int64_t> ask_again_us;
+    int ask_failures = 0;  // jobs to the holder in a row that failed while it was online (AskSchedule)
     bool live() const { return s && broken.empty(); }  // takes input, is carried and signed
   };
   std::map<std::string, Play> plays_;  // session name -> its current play
@@ -116,6 +117,9 @@ class Gateway {
   std::vector<std::pair<std::string, ball::Entry>> pending_ball_entries_;  // (ball id, entry)
   std::vector<std::pair<std::string, std::string>> pending_ball_plays_;    // (session, ball id)
   std::int64_t next_ball_service_us_ = 0;
+  ball::AskSchedule ask_schedule() const {
+    return {static_cast<std::int64_t>(config_.ball_retry_s * 1e6), static_cast<std::int64_t>(config_.ball_retry_max_s * 1e6)};
+  }
   void load_plays();
   void ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req);
   // A play's outcome: a refusal is logged as a conflict (and returned), a

@@ -243,14 +243,28 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
   Play& p = it->second;
   ball::Session& s = *p.s;
   if (job.state != JobState::done || job.status != kairos_v1_JobStatus_JOB_OK) {
-    log::warn("ball", "play " + b.session + ": " + b.node + " did not answer (job " + std::to_string(job.id) + ": " +
-                          (job.error.empty() ? "handler failed" : job.error) + ")");
+    std::string next;
     if (s.holder() == b.node && !s.closed()) {
-      // Asked again once it is back (offline) or after a pause (failed).
-      p.ask_again_us = mono_us() + (job.error == "no_capable_node" ? 0 : 30'000'000);
+      // Asked again once it is back (offline: ball_service waits for it), or
+      // after a pause that doubles with each failure in a row (a node that
+      // fails at once, e.g. without a ball handler, is not asked in a loop).
+      const NodeEntry* n = registry_.find(b.node);
+      const std::int64_t now = mono_us();
+      if (!n || !n->online) {
+        p.ask_again_us = now;
+        next = "; asked again once it is back online";
+      } else {
+        p.ask_again_us = ask_schedule().after_failure(now, ++p.ask_failures);
+        char in[32];
+        std::snprintf(in, sizeof in, "%.1f", static_cast<double>(*p.ask_again_us - now) / 1e6);
+        next = "; asked again in " + std::string(in) + " s (failure " + std::to_string(p.ask_failures) + " in a row)";
+      }
     }
+    log::warn("ball", "play " + b.session + ": " + b.node + " did not answer (job " + std::to_string(job.id) + ": " +
+                          (job.error.empty() ? "handler failed" : job.error) + ")" + next);
     return;
   }
+  p.ask_failures = 0;
   // The answer: "ack <seq> <level>" and "done <n>" lines, then optionally
   // "to <peer>" and conversational text, or a ball-mode entry ("MM:...").
   const std::string out(job.output.begin(), job.output.end());
@@ -352,6 +366,12 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     std::vector<std::string> peers(req.peers, req.peers + req.peers_count);
     std::vector<std::string> objectives(req.objectives, req.objectives + req.objectives_count);
     if (auto why = ball::check_hut(peers, objectives); !why.empty()) return refuse(why);
+    // A registered node is a node peer, online or not (its last birth
+    // counts); any other name is a person.
+    std::map<std::string, std::vector<std::string>> node_caps;
+    for (const auto& peer : peers)
+      if (const NodeEntry* n = registry_.find(peer)) node_caps[peer] = split_list(n->capabilities);
+    if (auto why = ball::check_node_peers(peers, node_caps); !why.empty()) return refuse(why);
     const std::string author = req.as[0] ? std::string(req.as) : "operator";
     if (!valid_name(author)) return refuse("--as '" + author + "' is not a name");
     char id[17];

@@ -9,6 +9,7 @@ namespace kairos::gw {
 
 GatewayConfig load_gateway_config(const std::string& path) {
   GatewayConfig g;
+  g.path = path;
   Config cfg(read_config_file(path), path);
   auto root = cfg.root();
 
@@ -79,6 +80,11 @@ GatewayConfig load_gateway_config(const std::string& path) {
   if (!g.alert_hook.empty() && (g.alert_hook[0].empty() || g.alert_hook[0][0] != '/'))
     alerts.fail("hook", "the hook's first word is an absolute path (no shell, no PATH lookup)");
   g.alert_hook_timeout_s = alerts.num("hook_timeout_s", 10, 0.1, 600);
+
+  auto ball = root.section("ball");
+  g.ball_retry_s = ball.num("retry_s", 30, 0.1, 3600);
+  g.ball_retry_max_s = ball.num("retry_max_s", 600, 0.1, 86400);
+  if (g.ball_retry_max_s < g.ball_retry_s) ball.fail("retry_max_s", "must be at least ball.retry_s");
 
   auto ctl = root.section("control");
   g.ctl_max_age_s = ctl.num("max_age_s", 60, 1, 3600);

@@ -9,6 +9,7 @@
 namespace kairos::gw {
 
 struct GatewayConfig {
+  std::string path;      // the file it was read from
   std::string id;
   std::string mesh;
   std::string keys_dir;  // nodes/<id>.key, broadcast.key, operator.key
@@ -53,6 +54,10 @@ struct GatewayConfig {
   // alerts (SPEC 5.6): a command run for conflicts of priority >= 4
   std::vector<std::string> alert_hook;
   double alert_hook_timeout_s = 10;
+  // Ball (docs/BALL.md): a node holder whose job failed is asked again this
+  // long after, doubling with each failure in a row up to the maximum.
+  double ball_retry_s = 30;
+  double ball_retry_max_s = 600;
   // control RPC
   double ctl_max_age_s = 60.0;      // refuse requests older or newer than this
 };

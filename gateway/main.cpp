@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kairos-gateway: config error: %s\n", e.what());
     return 2;
   }
+  // A missing or read-only directory is a setup problem, said before SQLite's "unable to open database file".
+  if (auto why = gw::database_problem(config.database); !why.empty()) {
+    std::fprintf(stderr, "kairos-gateway: config error: %s: %s\n", config_path.c_str(), why.c_str());
+    return 2;
+  }
   log::Level level;
   if (log::parse_level(config.log_level, level)) log::set_level(level);
   install_stop_signals();

@@ -1,7 +1,11 @@
 #include "gateway/store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "common/core/lists.h"
@@ -65,6 +69,31 @@ std::string Stmt::text(int col) const {
 Bytes Stmt::blob(int col) const {
   const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, col));
   return p ? Bytes(p, p + sqlite3_column_bytes(stmt_, col)) : Bytes();
+}
+
+std::string database_problem(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string owner = "the user kairos-gateway runs as (uid " + std::to_string(::geteuid()) + ")";
+  const std::string fix =
+      "the packaged unit makes /var/lib/kairos for it (StateDirectory=kairos); elsewhere: install -d -o kairos -g "
+      "kairos " + dir + ", or point gateway.database at a file in a directory it may write";
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return "the directory " + dir + " of gateway.database (" + path + ") does not exist: create it for " + owner +
+             " (" + fix + ")";
+    return "the directory " + dir + " of gateway.database (" + path + "): " + std::strerror(errno);
+  }
+  if (!S_ISDIR(st.st_mode)) return dir + ", the directory of gateway.database (" + path + "), is not a directory";
+  // SQLite creates the file and, in WAL mode, its -wal and -shm files beside it.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return "the directory " + dir + " of gateway.database (" + path + ") is not writable by " + owner +
+           " (" + std::strerror(errno) + "): SQLite creates the file and its -wal and -shm files there (" + fix + ")";
+  if (::access(path.c_str(), F_OK) == 0 && ::access(path.c_str(), R_OK | W_OK) != 0)
+    return "gateway.database " + path + " is not writable by " + owner + " (" + std::strerror(errno) +
+           "): chown kairos " + path;
+  return "";
 }
 
 Store::Store(const std::string& path) {

@@ -96,6 +96,12 @@ struct StoredSession {
   std::uint64_t high_water = 0;
 };
 
+// Why the gateway could not create or write its SQLite file at path (its
+// directory missing, not a directory, or not writable by this user, or the
+// file itself not writable), naming the directory and what to do; "" when
+// nothing is in the way. Looks at the file system.
+std::string database_problem(const std::string& path);
+
 // The gateway's SQLite file (WAL mode). Throws std::runtime_error with
 // SQLite's message on failure.
 class Store {

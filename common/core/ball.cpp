@@ -298,6 +298,24 @@ std::string check_hut(const std::vector<std::string>& peers, std::vector<std::st
   return "";
 }
 
+std::string check_node_peers(const std::vector<std::string>& peers,
+                             const std::map<std::string, std::vector<std::string>>& node_caps) {
+  for (const auto& p : peers) {
+    auto it = node_caps.find(p);
+    if (it == node_caps.end() || std::count(it->second.begin(), it->second.end(), "job:ball")) continue;
+    return "peer '" + p + "' is a node that does not advertise job:ball, so it could not answer: add a [jobs.ball] " +
+           "table to " + p + "'s config (docs/BALL.md, \"A node as a peer\") and restart it, or leave " + p +
+           " out of the play";
+  }
+  return "";
+}
+
+std::int64_t AskSchedule::after_failure(std::int64_t now_us, int failures) const {
+  std::int64_t wait = retry_us;
+  for (int i = 1; i < failures && wait < max_us; ++i) wait *= 2;
+  return now_us + std::min(wait, max_us);
+}
+
 std::optional<Session> Session::replay(const std::vector<Entry>& entries, Break& why) {
   if (entries.empty()) {
     why = {0, "no genesis entry"};

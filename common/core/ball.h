@@ -23,6 +23,24 @@ inline constexpr std::size_t kMaxObjective = 128;  // bytes of one objective
 // "" when the play may start, else why not.
 std::string check_hut(const std::vector<std::string>& peers, std::vector<std::string>& objectives);
 
+// A hut's node peers must each run a ball job. node_caps holds, for every
+// peer that is a registered node, the capabilities of its last birth (online
+// or not); every other peer is a person. "" when they do, else why not and
+// what to do.
+std::string check_node_peers(const std::vector<std::string>& peers,
+                             const std::map<std::string, std::vector<std::string>>& node_caps);
+
+// When a node holder whose answer is owed is asked again after a failed or
+// timed-out job (docs/BALL.md): retry_us after the first failure in a row,
+// doubling with each further one, at most max_us.
+struct AskSchedule {
+  std::int64_t retry_us = 30'000'000;
+  std::int64_t max_us = 600'000'000;
+  // The time of the next ask after the `failures`-th failure in a row (1 for
+  // the first) at now_us (monotonic).
+  std::int64_t after_failure(std::int64_t now_us, int failures) const;
+};
+
 enum class Ending { none, questions, action_items, handoff, touchdown };
 const char* to_string(Ending e);
 

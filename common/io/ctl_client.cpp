@@ -26,8 +26,12 @@ bool CtlClient::connect(int timeout_ms, std::string& why) {
       return false;
     }
     link_->service(now);
-    for (auto& ev : link_->wait(std::min(deadline, now + 50'000)))
-      if (ev.type == LinkEvent::Type::connect_failed) why = ev.detail;
+    for (auto& ev : link_->wait(std::min(deadline, now + 50'000))) {
+      if (ev.type != LinkEvent::Type::connect_failed) continue;
+      why = ev.detail;
+      connect_code_ = ev.code;
+      if (connect_is_final(ev.code)) return false;  // refused credentials do not change by trying again
+    }
   }
   return true;
 }

@@ -14,8 +14,11 @@ class CtlClient {
  public:
   CtlClient(MqttOptions options, std::string mesh, Key operator_key);
 
-  // Waits until connected; false (with why) after timeout_ms.
+  // Waits until connected; false (with why) after timeout_ms, or at once
+  // when the broker refuses the credentials.
   bool connect(int timeout_ms, std::string& why);
+  // The code of the last failed connect attempt (see connect_code), 0 if none failed.
+  int connect_code() const { return connect_code_; }
   // Sends req and waits for the matching, verified response.
   std::unique_ptr<kairos_v1_ControlResponse> call(kairos_v1_ControlRequest& req, int timeout_ms, std::string& why);
   const std::string& client_id() const { return client_id_; }
@@ -26,6 +29,7 @@ class CtlClient {
   std::string client_id_;
   std::uint64_t session_;
   std::uint64_t seq_ = 1;
+  int connect_code_ = 0;
   std::unique_ptr<MqttLink> link_;
 };
 

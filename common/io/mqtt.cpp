@@ -22,14 +22,13 @@ namespace {
 
 class ConnectListener : public mqtt::iaction_listener {
  public:
-  explicit ConnectListener(std::function<void(std::string)> on_fail) : on_fail_(std::move(on_fail)) {}
-  void on_failure(const mqtt::token& tok) override {
-    on_fail_("connect failed (code " + std::to_string(tok.get_return_code()) + ")");
-  }
+  explicit ConnectListener(std::function<void(int)> on_fail) : on_fail_(std::move(on_fail)) {}
+  // Paho puts the CONNACK reason code (MQTT v5) or its own client code in the return code.
+  void on_failure(const mqtt::token& tok) override { on_fail_(tok.get_return_code()); }
   void on_success(const mqtt::token&) override {}
 
  private:
-  std::function<void(std::string)> on_fail_;
+  std::function<void(int)> on_fail_;
 };
 
 // Paho C never sets TCP_NODELAY and offers no hook to do it. With Nagle on,
@@ -78,6 +77,11 @@ MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id) {
   return o;
 }
 
+std::string describe(const LinkEvent& ev, const BrokerOrigin& origin) {
+  if (ev.type != LinkEvent::Type::connect_failed || ev.code == 0) return ev.detail;
+  return ev.detail + ": " + connect_hint(ev.code, origin);
+}
+
 MqttLink::MqttLink(MqttOptions options)
     : opt_(std::move(options)), backoff_s_(opt_.reconnect_min_s), jitter_state_(random_u64()) {
   // Paho queues the publishes it cannot put on the wire yet (the broker's
@@ -87,8 +91,8 @@ MqttLink::MqttLink(MqttOptions options)
   // the queue of a connected link.
   client_ = std::make_unique<mqtt::async_client>(opt_.uri, opt_.client_id,
                                                  mqtt::create_options(MQTTVERSION_5, opt_.max_buffered), nullptr);
-  connect_listener_ = std::make_unique<ConnectListener>([this](std::string why) {
-    push_event(LinkEvent{LinkEvent::Type::connect_failed, std::move(why)});
+  connect_listener_ = std::make_unique<ConnectListener>([this](int code) {
+    push_event(LinkEvent{LinkEvent::Type::connect_failed, connect_failure(opt_.uri, code), code});
   });
   client_->set_connected_handler([this](const std::string&) {
     push_event(LinkEvent{LinkEvent::Type::connected});

@@ -65,11 +65,17 @@ struct Inbound {
 
 struct LinkEvent {
   enum class Type { connected, lost, connect_failed, message };
-  explicit LinkEvent(Type t, std::string why = {}) : type(t), detail(std::move(why)) {}
+  explicit LinkEvent(Type t, std::string why = {}, int why_code = 0)
+      : type(t), detail(std::move(why)), code(why_code) {}
   Type type;
   Inbound msg;         // type == message
   std::string detail;  // why, for lost / connect_failed
+  int code = 0;        // connect_failed: Paho's code (MQTT v5 reason or client code, see connect_code)
 };
+
+// A lost or failed connection in words; a failed connect with what to do
+// about it, naming the settings of origin.
+std::string describe(const LinkEvent& ev, const BrokerOrigin& origin);
 
 struct LinkCounters {
   std::uint64_t published = 0;

@@ -338,4 +338,94 @@ TEST(Ball, ALineageRewrittenWhileTheGatewayIsDownIsCaughtByTheSignedHead) {
   }
 }
 
+
+// A node peer must be able to answer: a registered node that does not
+// advertise job:ball is refused with what to do; one that is offline but
+// advertised it in its last birth is taken; a name that is no registered
+// node is a person.
+TEST(Ball, AHutRefusesANodePeerWithoutABallJobAndTakesAnOfflineOneThatHasIt) {
+  Play p;
+  p.start();
+  p.mesh.start_node("n2", "c1", "waveform = \"constant\"\n");
+  ASSERT_TRUE(eventually([&] {
+    auto n = p.mesh.node_info("n2");
+    return n && n->online;
+  })) << read_text(p.dir.file("n2.log"));
+  auto r = p.ctl({"ball", "hut", "design", "--peers", "Ana,n2", "--objective", "x", "--as", "Ana"});
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(has(r.output, "peer 'n2' is a node that does not advertise job:ball")) << r.output;
+  EXPECT_TRUE(has(r.output, "add a [jobs.ball] table to n2's config")) << r.output;
+  EXPECT_TRUE(has(r.output, "docs/BALL.md")) << r.output;
+  EXPECT_FALSE(p.show() && p.show()->ok) << "nothing was started";
+
+  r = p.ctl({"ball", "hut", "design", "--peers", "Ana,Zed", "--objective", "x", "--as", "Ana"});
+  EXPECT_EQ(r.status, 0) << "Zed is no node: a person. " << r.output;
+
+  p.mesh.node("n1").signal(SIGTERM);
+  ASSERT_TRUE(eventually([&] {
+    auto n = p.mesh.node_info("n1");
+    return n && !n->online;
+  })) << p.log();
+  r = p.ctl({"ball", "hut", "design", "--peers", "Ana,n1", "--objective", "x", "--as", "Ana"});
+  EXPECT_EQ(r.status, 0) << "n1 is offline but its last birth advertised job:ball: " << r.output;
+}
+
+// A node holder whose job fails at once (here: it no longer has a ball
+// handler) is asked again ball.retry_s later, doubling up to
+// ball.retry_max_s: not once a second.
+TEST(Ball, ANodeHolderThatCannotAnswerIsAskedAgainOnTheBackoffScheduleNotInALoop) {
+  Play p;
+  p.mesh.start_gateway("[liveness]\nheartbeat_period_s = 0.5\n[ball]\nretry_s = 1\nretry_max_s = 4\n");
+  const std::string peer = "[jobs.ball]\ncommand = [\"/bin/sh\", \"" + std::string(KAIROS_SOURCE_DIR) + "/tools/ball-peer\"]\n";
+  p.mesh.start_node("n1", "c1", "waveform = \"constant\"\n\n" + peer);
+  std::uint64_t session = 0;
+  ASSERT_TRUE(eventually([&] {
+    auto n = p.mesh.node_info("n1");
+    if (n && n->online) session = n->session_id;
+    return n && n->online;
+  })) << p.log();
+  auto r = p.ctl({"ball", "hut", "design", "--peers", "Ana,n1", "--objective", "x", "--as", "Ana"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string ball_jobs = "FROM jobs WHERE handler = 'ball' AND dest = 'node:n1'";
+  ASSERT_TRUE(eventually([&] { return query_db(p.db, "SELECT COUNT(*) " + ball_jobs + " AND state = 'DONE'")[0][0] == "1"; }))
+      << "the genesis reached n1: " << p.log();
+
+  // n1 comes back without its ball handler, then Ana hands it the Ball.
+  p.mesh.node("n1").signal(SIGTERM);
+  ASSERT_TRUE(p.mesh.node("n1").wait(10s));
+  p.mesh.start_node("n1", "c1", "waveform = \"constant\"\n");
+  ASSERT_TRUE(eventually([&] {
+    auto n = p.mesh.node_info("n1");
+    return n && n->online && n->session_id != session;
+  })) << p.log();
+  const std::string before = query_db(p.db, "SELECT COALESCE(MAX(id), 0) " + ball_jobs)[0][0];
+  r = p.ctl({"ball", "say", "design", "--as", "Ana", "MM: over to you\n->n1"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(p.holder(), "n1");
+
+  // Asks at 0, 1, 3 and 7 s (plus up to the gateway's 1 s service tick each).
+  const std::string asks = "SELECT created_wall_us, error " + ball_jobs + " AND id > " + before + " ORDER BY id";
+  std::vector<std::vector<std::string>> rows;
+  ASSERT_TRUE(eventually([&] {
+    rows = query_db(p.db, asks);
+    return rows.size() >= 4;
+  }, 40s)) << rows.size() << " asks\n" << p.log();
+  for (const auto& row : rows) EXPECT_EQ(row[1], "no_capable_node");
+  const double expected[] = {1, 2, 4};
+  for (std::size_t i = 1; i < 4; ++i) {
+    const double gap = static_cast<double>(std::stoll(rows[i][0]) - std::stoll(rows[i - 1][0])) / 1e6;
+    EXPECT_GE(gap, expected[i - 1] - 0.05) << "ask " << i;
+    EXPECT_LE(gap, expected[i - 1] + 3) << "ask " << i;
+  }
+  // The cap: the next one 4 s after the last, not 8.
+  ASSERT_TRUE(eventually([&] {
+    rows = query_db(p.db, asks);
+    return rows.size() >= 5;
+  }, 20s)) << p.log();
+  const double gap = static_cast<double>(std::stoll(rows[4][0]) - std::stoll(rows[3][0])) / 1e6;
+  EXPECT_GE(gap, 4 - 0.05);
+  EXPECT_LE(gap, 4 + 3);
+  EXPECT_TRUE(has(read_text(p.dir.file("gateway.log")), "asked again in 4.0 s (failure 4 in a row)")) << p.log();
+}
+
 }  // namespace

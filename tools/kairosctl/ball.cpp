@@ -389,7 +389,7 @@ int print_list(const kairos_v1_BallList& l, bool json) {
 class Feed {
  public:
   // Starts connecting at once (see BallLink::connect).
-  Feed(const BallLink& l, const std::string& topic) : topic_(topic), uri_(l.options.uri), link_(options(l)) {
+  Feed(const BallLink& l, const std::string& topic) : topic_(topic), explain_(l.broker_failure), link_(options(l)) {
     link_.add_subscription(topic, 1);
     link_.service(mono_us());
   }
@@ -397,9 +397,8 @@ class Feed {
   // Waits until the link is up; false (with why) at the deadline (monotonic us).
   bool connect(std::int64_t deadline_us, std::string& why) {
     while (!link_.connected()) {
-      if (!pump(deadline_us)) {
-        why = (why_.empty() ? "cannot reach the broker" : "cannot connect to the broker (" + why_ + ")") + " at " +
-              uri_ + " for " + topic_ + ": is the broker running? (check --broker)";
+      if (!pump(deadline_us) || connect_is_final(code_)) {
+        why = explain_(code_) + " (for " + topic_ + ")";
         return false;
       }
     }
@@ -427,15 +426,15 @@ class Feed {
     link_.service(now);
     for (auto& ev : link_.wait(std::min(deadline_us, now + 50'000))) {
       if (ev.type == LinkEvent::Type::message) queue_.push_back(std::move(ev.msg));
-      else if (ev.type != LinkEvent::Type::connected) why_ = ev.detail;
+      else if (ev.type == LinkEvent::Type::connect_failed) code_ = ev.code;
     }
     return true;
   }
   std::string topic_;
-  std::string uri_;
+  std::function<std::string(int)> explain_;
   MqttLink link_;
   std::deque<Inbound> queue_;
-  std::string why_;
+  int code_ = 0;  // of the last failed connect
 };
 
 // A frame on a Ball topic, opened with the operator key; nothing (and why) if

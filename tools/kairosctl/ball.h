@@ -38,6 +38,9 @@ struct BallLink {
   // new connection only after its 1 s poll of those already open (~2 s late).
   std::function<int()> connect;
   std::function<int(int waited_ms, const std::string& why)> no_answer;  // says the gateway is silent; the exit status
+  // Why the broker could not be reached or refused us, by the failed
+  // connect's code (0: none failed, the time ran out), and what to check.
+  std::function<std::string(int code)> broker_failure;
 };
 
 // Runs a parsed ball verb; the exit status: 0 ok, 1 failure or refusal,

@@ -36,6 +36,8 @@ struct Options {
   std::string broker;
   std::string mesh;
   std::string key_file;
+  std::string username;       // --username: overrides broker.username
+  std::string password_file;  // --password-file: overrides broker.password_file
   int timeout_ms = 3000;
   bool timeout_given = false;
   bool json = false;
@@ -95,6 +97,8 @@ void usage(FILE* f) {
                "  --broker URI     broker, e.g. tcp://127.0.0.1:1883\n"
                "  --mesh NAME      mesh name\n"
                "  --key FILE       operator key file\n"
+               "  --username NAME  broker user name (overrides broker.username)\n"
+               "  --password-file FILE  broker password, its first line (overrides broker.password_file)\n"
                "  --timeout MS     how long to wait for the gateway (default 3000)\n"
                "  --json           machine-readable output\n",
                kDefaultConfig);
@@ -215,6 +219,15 @@ int run(const Options& o) {
     }
   }
   if (!o.broker.empty()) broker.uri = o.broker;
+  if (!o.username.empty()) broker.username = o.username;
+  if (!o.password_file.empty()) broker.password_file = o.password_file;
+  BrokerOrigin origin = origin_of(broker, cfg_path);
+  origin.console = true;
+  // The broker unreachable, or refusing us (then what to give: flags, keys).
+  auto broker_failure = [&](int code) {
+    return code ? connect_failure(broker.uri, code) + ": " + connect_hint(code, origin)
+                : "cannot reach the broker at " + broker.uri + ": " + connect_hint(-1, origin);
+  };
   if (mesh.empty()) mesh = "default";
   if (!valid_name(mesh)) return fail("mesh name '" + mesh + "' is not valid", 2);
   if (key_file.empty()) return fail("no operator key: give --key FILE or ctl.key_file in " + std::string(kDefaultConfig), 2);
@@ -342,7 +355,7 @@ int run(const Options& o) {
   std::string why;
   auto connect = [&] {
     if (client.connect(timeout_ms, why)) return 0;
-    return fail(why + " at " + broker.uri + ": is the broker running? (check --broker)");
+    return fail(broker_failure(client.connect_code()));
   };
   auto no_answer = [&](int waited_ms) {
     return fail(why + " within " + std::to_string(waited_ms) + " ms on mesh '" + mesh +
@@ -353,7 +366,7 @@ int run(const Options& o) {
       why = w;
       return no_answer(waited_ms);
     };
-    return ctl::run_ball(ball, {client, mo, mesh, key, timeout_ms, o.json, connect, silent});
+    return ctl::run_ball(ball, {client, mo, mesh, key, timeout_ms, o.json, connect, silent, broker_failure});
   }
   if (int status = connect()) return status;
   if (o.verb == "watch") {
@@ -599,6 +612,10 @@ int main(int argc, char** argv) {
       if (!value(o.mesh)) return fail("--mesh needs a name", 2);
     } else if (a == "--key") {
       if (!value(o.key_file)) return fail("--key needs a file", 2);
+    } else if (a == "--username") {
+      if (!value(o.username) || o.username.empty()) return fail("--username needs a name", 2);
+    } else if (a == "--password-file") {
+      if (!value(o.password_file) || o.password_file.empty()) return fail("--password-file needs a file", 2);
     } else if (a == "--timeout" && (o.verb == "delegate" || o.verb == "ask")) {
       o.args.push_back(a);  // after delegate or ask: the job's timeout (SPEC 5.8 `delegate <job> --timeout`)
     } else if (a == "--timeout") {

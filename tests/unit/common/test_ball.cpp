@@ -271,3 +271,47 @@ TEST(BallHut, PeersAndObjectivesAreCheckedAndObjectivesTrimmed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BallHut, ANodePeerMustAdvertiseJobBall) {
+  const std::map<std::string, std::vector<std::string>> nodes = {
+      {"n1", {"job:hash", "job:ball"}},  // registered, online or not: its last birth counts
+      {"n2", {"job:hash", "job:ball2"}},
+      {"n3", {}},
+  };
+  // People (any name that is no registered node) need nothing.
+  EXPECT_EQ(check_node_peers({"Ana", "Ben"}, nodes), "");
+  EXPECT_EQ(check_node_peers({"Ana", "n1"}, nodes), "");
+  EXPECT_EQ(check_node_peers({"Ana", "n9"}, nodes), "") << "n9 is not registered: a person";
+  for (const std::string node : {"n2", "n3"}) {
+    SCOPED_TRACE(node);
+    const auto why = check_node_peers({"Ana", "n1", node}, nodes);
+    EXPECT_NE(why.find("peer '" + node + "' is a node that does not advertise job:ball"), std::string::npos) << why;
+    EXPECT_NE(why.find("add a [jobs.ball] table to " + node + "'s config"), std::string::npos) << why;
+    EXPECT_NE(why.find("docs/BALL.md"), std::string::npos) << why;
+  }
+}
+
+// A node holder whose job failed is asked again 30 s later, then 60, 120,
+// ... at most 600 s after each further failure in a row.
+TEST(BallAskSchedule, BacksOffFromTheRetryDoublingToTheCap) {
+  const AskSchedule def;
+  const std::int64_t t = 1'000'000'000;
+  const std::pair<int, std::int64_t> cases[] = {
+      {1, 30'000'000}, {2, 60'000'000}, {3, 120'000'000}, {4, 240'000'000}, {5, 480'000'000},
+      {6, 600'000'000}, {7, 600'000'000}, {1000, 600'000'000},
+  };
+  for (const auto& [failures, wait] : cases) EXPECT_EQ(def.after_failure(t, failures), t + wait) << failures;
+  const AskSchedule quick{2'000'000, 5'000'000};
+  EXPECT_EQ(quick.after_failure(0, 1), 2'000'000);
+  EXPECT_EQ(quick.after_failure(0, 2), 4'000'000);
+  EXPECT_EQ(quick.after_failure(0, 3), 5'000'000);
+  // A job that fails at once, over ten minutes: asked at 0, 30, 90, 210 and
+  // 450 s, five times, not six hundred.
+  int asks = 0;
+  for (std::int64_t now = 0; now < 600'000'000; now = def.after_failure(now, asks)) ++asks;
+  EXPECT_EQ(asks, 5);
+}
+
+}  // namespace
