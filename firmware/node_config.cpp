@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "common/core/config.h"
 #include "common/core/kairos.h"
@@ -62,6 +63,15 @@ SyntheticConfig parse_synthetic(Section& s) {
 
 }  // namespace
 
+std::vector<std::string> board_names(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".toml") names.push_back(it->path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 NodeConfig load_node_config(const std::string& path, const std::string& boards_dir_override) {
   NodeConfig n;
   Config cfg(read_config_file(path), path);
@@ -94,7 +104,11 @@ NodeConfig load_node_config(const std::string& path, const std::string& boards_d
   try {
     board_text = read_config_file(board_file);
   } catch (const ConfigError&) {
-    node.fail("board", "no board file " + board_file);
+    if (std::filesystem::exists(board_file)) node.fail("board", "cannot read board file " + board_file);
+    std::string known;
+    for (const auto& b : board_names(boards_dir)) known += (known.empty() ? "" : ", ") + b;
+    node.fail("board", "no board '" + board_name + "' in " + boards_dir +
+                           (known.empty() ? " (no board files there)" : " (boards: " + known + ")"));
   }
   std::string board_canonical;
   n.board = parse_board(board_text, board_file, board_name, board_canonical);

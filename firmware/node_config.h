@@ -94,6 +94,10 @@ struct NodeConfig {
 BoardConfig parse_board(const std::string& text, const std::string& file, const std::string& name,
                         std::string& canonical);
 
+// The boards in dir: the names of its *.toml files, sorted (empty when dir
+// cannot be read).
+std::vector<std::string> board_names(const std::string& dir);
+
 // Parses and validates a node config and its board file. boards_dir
 // overrides node.boards_dir when not empty. Throws ConfigError.
 NodeConfig load_node_config(const std::string& path, const std::string& boards_dir);

@@ -71,7 +71,8 @@ TEST(ConfigErrors, MissingFileAndUnknownBoard) {
   dir.write("n.toml", node_base(dir) + "board = \"pi-99\"\n[inputs.a]\n");
   r = run_command({bin("kairos-node"), "--config", dir.file("n.toml")}, dir.path());
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.output.find(":5:9: key 'node.board': no board file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(":5:9: key 'node.board': no board 'pi-99' in "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(boards: generic-linux, pi-2-b, "), std::string::npos) << r.output;
 }
 
 TEST(ConfigErrors, KeyFileReadableByOthersIsRefused) {

@@ -94,6 +94,29 @@ TEST_F(NodeConfigTest, BadBoardFileNamesItsPlace) {
   }
 }
 
+TEST_F(NodeConfigTest, UnknownBoardListsTheBoards) {
+  write("boards/b-two.toml", "");
+  write("boards/a-one.toml", "");
+  write("boards/notes.txt", "");
+  EXPECT_EQ(board_names((dir_ / "boards").string()), (std::vector<std::string>{"a-one", "b-two"}));
+  EXPECT_TRUE(board_names((dir_ / "absent").string()).empty());
+  try {
+    load_node_config(node("board = \"pi-5\"\n[inputs.a]\n"), (dir_ / "boards").string());
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key, "node.board");
+    EXPECT_EQ(e.line, 4u);
+    std::string want = "no board 'pi-5' in " + (dir_ / "boards").string() + " (boards: a-one, b-two)";
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+  try {
+    load_node_config(node("board = \"pi-5\"\n[inputs.a]\n"), (dir_ / "absent").string());
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("(no board files there)"), std::string::npos) << e.what();
+  }
+}
+
 // Every shipped board file loads and says what SPEC 3.2 asks of it.
 TEST(Boards, EveryBoardFileIsValid) {
   struct Expect {
