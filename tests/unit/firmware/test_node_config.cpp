@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -31,7 +32,8 @@ const std::string kBoards = std::string(KAIROS_SOURCE_DIR) + "/boards";
 
 TEST_F(NodeConfigTest, ScalesComeFromTheBoard) {
   auto c = load_node_config(node("board = \"pi-zero\"\n[inputs.a]\n[inputs.b]\nmesh = true\n"), kBoards);
-  EXPECT_EQ(c.board.arch, "armel");
+  EXPECT_EQ(c.board.arches, (std::vector<std::string>{"armhf", "armel"}));
+  EXPECT_EQ(c.board.arch, "armhf");
   EXPECT_EQ(c.board.device_class, kairos_v1_DeviceClass_CLASS_A);
   ASSERT_EQ(c.taus_s.size(), 4u);
   EXPECT_DOUBLE_EQ(c.taus_s[0], 0.01);
@@ -83,7 +85,7 @@ TEST_F(NodeConfigTest, ContextHashIgnoresIdentityButNotSettings) {
 
 TEST_F(NodeConfigTest, BadBoardFileNamesItsPlace) {
   fs::create_directories(dir_ / "boards");
-  std::ofstream((dir_ / "boards" / "mine.toml").string()) << "[board]\narch = \"sparc\"\ntau_base_s = 1\ntau_max_s = 2\n";
+  std::ofstream((dir_ / "boards" / "mine.toml").string()) << "[board]\narch = [\"sparc\"]\ntau_base_s = 1\ntau_max_s = 2\n";
   try {
     load_node_config(node("board = \"mine\"\n[inputs.a]\n"), (dir_ / "boards").string());
     FAIL();
@@ -117,36 +119,77 @@ TEST_F(NodeConfigTest, UnknownBoardListsTheBoards) {
   }
 }
 
+TEST_F(NodeConfigTest, BoardArchesAreCheckedWithTheirPlace) {
+  struct Case {
+    const char* arch;
+    const char* error;  // empty: accepted
+  };
+  const Case cases[] = {
+      {"[\"armhf\", \"armel\"]", ""},
+      {"[\"arm64\"]", ""},
+      {"\"armhf\"", "expected an array of strings"},
+      {"[]", "at least one architecture"},
+      {"[\"armhf\", \"sparc\"]", "'sparc' is not one of armel, armhf, arm64, native"},
+      {"[\"arm64\", \"armhf\", \"arm64\"]", "'arm64' is listed twice"},
+  };
+  for (const auto& c : cases) {
+    std::string text = std::string("[board]\narch = ") + c.arch + "\ntau_base_s = 1\ntau_max_s = 2\n";
+    std::string canonical;
+    try {
+      auto b = parse_board(text, "b.toml", "b", canonical);
+      EXPECT_STREQ(c.error, "") << c.arch;
+      EXPECT_EQ(b.arch, b.arches.front()) << c.arch;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(c.error), "") << c.arch << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.error), std::string::npos) << e.what();
+      EXPECT_EQ(e.key, "board.arch");
+      EXPECT_EQ(e.line, 2u);
+      EXPECT_EQ(e.file, "b.toml");
+    }
+  }
+  std::string canonical;
+  EXPECT_THROW(parse_board("[board]\ntau_base_s = 1\ntau_max_s = 2\n", "b.toml", "b", canonical), ConfigError)
+      << "a board without arch";
+}
+
 // Every shipped board file loads and says what SPEC 3.2 asks of it.
 TEST(Boards, EveryBoardFileIsValid) {
+  using Arches = std::vector<std::string>;
   struct Expect {
     const char* name;
-    const char* arch;
+    Arches arches;
     double base, max;
     bool wifi;
+    const char* chip_label;
   };
   const Expect boards[] = {
-      {"pi-zero", "armel", 0.01, 1, false},  {"pi-zero-w", "armel", 0.01, 1, true},
-      {"pi-zero-2-w", "armhf", 0.01, 1, true}, {"pi-2-b", "armhf", 60, 3600, false},
-      {"pi-3-b", "armhf", 1, 60, true},      {"pi-4-b", "armhf", 1, 60, true},
-      {"generic-linux", "native", 0.1, 10, false},
+      {"pi-zero", {"armhf", "armel"}, 0.01, 1, false, "pinctrl-bcm2835"},
+      {"pi-zero-w", {"armhf", "armel"}, 0.01, 1, true, "pinctrl-bcm2835"},
+      {"pi-zero-2-w", {"arm64", "armhf"}, 0.01, 1, true, "pinctrl-bcm2835"},
+      {"pi-2-b", {"armhf"}, 60, 3600, false, "pinctrl-bcm2835"},
+      {"pi-3-b", {"arm64", "armhf"}, 1, 60, true, "pinctrl-bcm2835"},
+      {"pi-4-b", {"arm64", "armhf"}, 1, 60, true, "pinctrl-bcm2711"},
+      {"pi-5-b", {"arm64"}, 1, 60, true, "pinctrl-rp1"},
+      {"generic-linux", {"native"}, 0.1, 10, false, ""},
   };
-  std::size_t files = 0;
-  for (const auto& entry : fs::directory_iterator(kBoards)) files += entry.path().extension() == ".toml";
-  EXPECT_EQ(files, std::size(boards)) << "a board file without a check here";
+  std::vector<std::string> names;
+  for (const auto& e : boards) names.push_back(e.name);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(board_names(kBoards), names) << "a board file without a check here, or a check without a file";
   for (const auto& e : boards) {
     std::ifstream in(kBoards + "/" + e.name + ".toml");
     ASSERT_TRUE(in) << e.name;
     std::string text((std::istreambuf_iterator<char>(in)), {});
     std::string canonical;
     auto b = parse_board(text, e.name, e.name, canonical);
-    EXPECT_EQ(b.arch, e.arch) << e.name;
+    EXPECT_EQ(b.arches, e.arches) << e.name;
+    EXPECT_EQ(b.arch, e.arches.front()) << e.name;
     EXPECT_DOUBLE_EQ(b.tau_base_s, e.base) << e.name;
     EXPECT_DOUBLE_EQ(b.tau_max_s, e.max) << e.name;
     EXPECT_EQ(b.wifi, e.wifi) << e.name;
+    EXPECT_EQ(b.gpio_chip_label, e.chip_label) << e.name;
     EXPECT_FALSE(b.cpu.empty()) << e.name;
-    if (std::string(e.arch) != "native") {
-      EXPECT_FALSE(b.gpio_chip_label.empty()) << e.name;
+    if (e.arches != Arches{"native"}) {
       EXPECT_GE(b.pins.size(), 8u) << e.name;
       for (const auto& [pin, line] : b.pins) EXPECT_EQ(line.rfind("GPIO", 0), 0u) << e.name << " " << pin;
     }
