@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 
 namespace kairos::node {
@@ -18,7 +19,8 @@ bool parse_double(std::string_view s, double& out) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   if (s.empty()) return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size();
+  // nan or inf would poison every scale of the KAIROS loop for good.
+  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(out);
 }
 
 }  // namespace
