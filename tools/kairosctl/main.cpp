@@ -19,6 +19,7 @@
 #include "tools/kairosctl/args.h"
 #include "tools/kairosctl/ball.h"
 #include "tools/kairosctl/console.h"
+#include "tools/kairosctl/ctl_config.h"
 #include "tools/kairosctl/provision.h"
 #include "tools/kairosctl/jobs.h"
 #include "tools/kairosctl/schedule.h"
@@ -203,17 +204,11 @@ int run(const Options& o) {
   std::string cfg_path = o.config_given ? o.config : (access(kDefaultConfig, R_OK) == 0 ? kDefaultConfig : "");
   if (!cfg_path.empty()) {
     try {
-      Config cfg(read_config_file(cfg_path), cfg_path);
-      auto root = cfg.root();
-      broker = read_broker(root.section("broker"), 100);
-      auto c = root.section("ctl");
-      if (mesh.empty()) mesh = c.str("mesh", "default");
-      else c.str("mesh", "");
-      if (key_file.empty()) key_file = c.str("key_file", "");
-      else c.str("key_file", "");
-      auto file_timeout = static_cast<int>(c.integer("timeout_ms", 3000, 100, 600'000));
-      if (!o.timeout_given) timeout_ms = file_timeout;
-      cfg.finish();
+      auto c = ctl::parse_ctl_config(read_config_file(cfg_path), cfg_path);
+      broker = c.broker;
+      if (mesh.empty()) mesh = c.mesh;
+      if (key_file.empty()) key_file = c.key_file;
+      if (!o.timeout_given) timeout_ms = c.timeout_ms;
     } catch (const ConfigError& e) {
       return fail(std::string("config error: ") + e.what(), 2);
     }
