@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include "common/core/frame.h"
 #include "common/core/topic.h"
@@ -21,14 +24,23 @@ namespace {
 const std::string kMesh = "farm";
 
 RunResult provision(const TempDir& dir, std::vector<std::string> args) {
-  std::vector<std::string> argv{bin("kairosctl"), "--mesh", kMesh, "provision"};
+  std::vector<std::string> argv{bin("kairosctl"), "--mesh", kMesh, "--broker", "tcp://127.0.0.1:1883", "provision"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--out", dir.file("out"), "--boards", std::string(KAIROS_SOURCE_DIR) + "/boards"});
   return run_command(argv, dir.path());
 }
 
+// The bundle of a node, the gateway ("gateway") or an operator ("operators/NAME").
+std::string bundle(const TempDir& dir, const std::string& who) {
+  if (who == "gateway" || who.rfind("operators/", 0) == 0) return dir.file("out/" + who + "/etc/kairos");
+  return dir.file("out/nodes/" + who + "/etc/kairos");
+}
+
 std::string password_of(const TempDir& dir, const std::string& who) {
-  auto p = read_text(dir.file("out/" + who + "/etc/kairos/broker.password"));
+  std::string file = who == "gateway"                     ? "gateway.password"
+                     : who.rfind("operators/", 0) == 0 ? "operator-" + who.substr(10) + ".password"
+                                                           : "broker.password";
+  auto p = read_text(bundle(dir, who) + "/" + file);
   return p.substr(0, p.find('\n'));
 }
 
@@ -83,7 +95,7 @@ TEST(Provision, GeneratedAclConfinesEachNodeToItsOwnTopics) {
       << read_text(dir.file("secure.log"));
   // Credentials are checked: a wrong password is refused.
   EXPECT_FALSE(login(port, "n1", "not-the-password"));
-  auto gw = login(port, "gw1", password_of(dir, "gw1"));
+  auto gw = login(port, "gw1", password_of(dir, "gateway"));
   auto n1 = login(port, "n1", password_of(dir, "n1"));
   ASSERT_TRUE(gw && n1);
 
@@ -142,10 +154,10 @@ TEST(Provision, ANodeAndGatewayRunOnTheGeneratedFiles) {
   ASSERT_TRUE(eventually([&] { return read_text(dir.file("secure.log")).find(" running") != std::string::npos; }));
   // The bundles name on-device paths; point them at this test's copies.
   auto localise = [&](const std::string& who, const std::string& file, const std::string& extra) {
-    std::string text = read_text(dir.file("out/" + who + "/etc/kairos/" + file));
+    std::string text = read_text(bundle(dir, who) + "/" + file);
     std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
     for (auto [from, to] : {std::pair<std::string, std::string>{"/etc/kairos/keys", "@KEYS@"},
-                            {"/etc/kairos", dir.file("out/" + who + "/etc/kairos")},
+                            {"/etc/kairos", bundle(dir, who)},
                             {"@KEYS@", dir.file("out/gateway/etc/kairos/keys")},
                             {"/var/lib/kairos", dir.path()},
                             {"/usr/share/kairos/boards", std::string(KAIROS_SOURCE_DIR) + "/boards"},
@@ -155,9 +167,9 @@ TEST(Provision, ANodeAndGatewayRunOnTheGeneratedFiles) {
     dir.write(who + ".toml", text + extra);
     return dir.file(who + ".toml");
   };
-  Process gateway({bin("kairos-gateway"), "--config", localise("gw1", "gateway.toml", "")}, dir.file("gw.log"));
+  Process gateway({bin("kairos-gateway"), "--config", localise("gateway", "gateway.toml", "")}, dir.file("gw.log"));
   Process node({bin("kairos-node"), "--config", localise("n1", "node.toml", "")}, dir.file("n1.log"));
-  auto ctl_cfg = localise("alice", "kairosctl.toml", "");
+  auto ctl_cfg = localise("operators/alice", "kairosctl.toml", "");
   EXPECT_TRUE(eventually([&] {
     auto r = run_command({bin("kairosctl"), "--config", ctl_cfg, "--timeout", "1000", "--json", "nodes"}, dir.path());
     return r.status == 0 && r.output.find("\"id\":\"n1\"") != std::string::npos &&
@@ -165,8 +177,78 @@ TEST(Provision, ANodeAndGatewayRunOnTheGeneratedFiles) {
   }, 20s)) << read_text(dir.file("gw.log")) << read_text(dir.file("n1.log")) << read_text(dir.file("secure.log"));
 }
 
-TEST(Provision, RefusesAnExistingNodeAndNeverReplacesAKeySilently) {
+namespace {
+
+// Everything under root: path -> type, mode, and content or link target.
+std::map<std::string, std::string> snapshot(const std::string& root) {
+  std::map<std::string, std::string> out;
+  if (!fs::exists(root)) return out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    auto st = fs::symlink_status(it->path());
+    auto rel = fs::relative(it->path(), root).string();
+    auto mode = std::to_string(static_cast<unsigned>(st.permissions()));
+    if (fs::is_symlink(st)) out[rel] = "link " + fs::read_symlink(it->path()).string();
+    else if (fs::is_directory(st)) out[rel] = "dir " + mode;
+    else out[rel] = "file " + mode + " " + read_text(it->path().string());
+  }
+  return out;
+}
+
+// A card shaped like a Debian 12 / Raspberry Pi OS image of this machine's
+// architecture: merged /usr, an os-release, and a dpkg status in which the
+// given packages are installed.
+void make_card(const std::string& card, const std::vector<std::string>& installed, const std::string& arch) {
+  for (auto d : {"usr/bin", "usr/sbin", "usr/lib/systemd/system", "etc/systemd/system/multi-user.target.wants",
+                 "var/lib/dpkg/info"})
+    fs::create_directories(card + "/" + d);
+  for (auto l : {"bin", "sbin", "lib"}) fs::create_symlink(std::string("usr/") + l, card + "/" + l);
+  fs::copy_file("/usr/bin/dash", card + "/usr/bin/dash");
+  fs::create_symlink("dash", card + "/usr/bin/sh");
+  fs::create_symlink("/lib/systemd/system/ssh.service", card + "/etc/systemd/system/multi-user.target.wants/ssh.service");
+  std::ofstream(card + "/etc/os-release") << "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n";
+  std::string status;
+  for (const auto& p : installed)
+    status += "Package: " + p + "\nStatus: install ok installed\nArchitecture: " + arch + "\nVersion: 99\n\n";
+  std::ofstream(card + "/var/lib/dpkg/status") << status;
+}
+
+// The native packages, built here: kairos-node's Depends as package names.
+std::vector<std::string> build_debs(const TempDir& dir) {
+  auto pack = run_command({KAIROS_CPACK, "-G", "DEB", "-B", dir.file("debs"), "--config",
+                           std::string(KAIROS_BINARY_DIR) + "/CPackConfig.cmake"},
+                          KAIROS_BINARY_DIR, 120s);
+  EXPECT_EQ(pack.status, 0) << pack.output;
+  std::vector<std::string> names{"dpkg"};
+  for (const auto& e : fs::directory_iterator(dir.file("debs")))
+    if (e.path().filename().string().rfind("kairos-node_", 0) == 0) {
+      auto f = run_command({"dpkg-deb", "-f", e.path().string(), "Depends"}, dir.path());
+      std::stringstream ss(f.output);
+      std::string dep;
+      while (std::getline(ss, dep, ',')) {
+        dep = dep.substr(dep.find_first_not_of(" \n"));
+        dep = dep.substr(0, dep.find_first_of(" (|\n"));
+        if (dep != "kairos-boards") names.push_back(dep);
+      }
+    }
+  return names;
+}
+
+std::string native_arch() {
+  auto r = run_command({"dpkg", "--print-architecture"}, "/");
+  return r.output.substr(0, r.output.find('\n'));
+}
+
+}  // namespace
+
+TEST(Provision, RunsAgainAsAskedChangeNothingAndNeverReplaceAKeyOrPasswordSilently) {
   TempDir dir;
+  // The first run must name the mesh and the broker: no silent defaults.
+  auto unnamed = run_command({bin("kairosctl"), "provision", "n1", "--out", dir.file("out"), "--boards",
+                              std::string(KAIROS_SOURCE_DIR) + "/boards"}, dir.path());
+  EXPECT_EQ(unnamed.status, 2);
+  EXPECT_NE(unnamed.output.find("--mesh"), std::string::npos) << unnamed.output;
+  EXPECT_FALSE(fs::exists(dir.file("out")));
+
   ASSERT_EQ(provision(dir, {"n1", "--cluster", "barn"}).status, 0);
   auto key_path = dir.file("out/gateway/etc/kairos/keys/nodes/n1.key");
   auto key = read_text(key_path);
@@ -174,71 +256,234 @@ TEST(Provision, RefusesAnExistingNodeAndNeverReplacesAKeySilently) {
   struct stat st {};
   ASSERT_EQ(stat(key_path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  ASSERT_EQ(stat(dir.file("out/n1/etc/kairos/node.key").c_str(), &st), 0);
+  ASSERT_EQ(stat(dir.file("out/nodes/n1/etc/kairos/node.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(read_text(dir.file("out/n1/etc/kairos/node.key")), key);
+  EXPECT_EQ(read_text(dir.file("out/nodes/n1/etc/kairos/node.key")), key);
+  auto password = password_of(dir, "n1");
+  auto passwd = read_text(dir.file("out/mosquitto/passwd"));
 
+  // The same command again: nothing changes, not even the passwd's salt.
+  auto before = snapshot(dir.file("out"));
   auto again = provision(dir, {"n1", "--cluster", "barn"});
-  EXPECT_EQ(again.status, 1);
-  EXPECT_NE(again.output.find("already provisioned"), std::string::npos) << again.output;
-  EXPECT_EQ(read_text(key_path), key);
+  EXPECT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("nothing changed"), std::string::npos) << again.output;
+  EXPECT_EQ(snapshot(dir.file("out")), before);
 
+  // Other settings are refused, naming what would change.
+  auto other = provision(dir, {"n1", "--cluster", "field"});
+  EXPECT_EQ(other.status, 1);
+  EXPECT_NE(other.output.find("already provisioned"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("+ cluster = 'field'"), std::string::npos) << other.output;
+  EXPECT_EQ(snapshot(dir.file("out")), before);
+
+  // --force rewrites the config and the ACL, keeps the key and the password.
   auto forced = provision(dir, {"n1", "--cluster", "field", "--force"});
   ASSERT_EQ(forced.status, 0) << forced.output;
-  EXPECT_NE(forced.output.find("kept the existing key"), std::string::npos);
   EXPECT_EQ(read_text(key_path), key);
+  EXPECT_EQ(password_of(dir, "n1"), password);
+  EXPECT_EQ(read_text(dir.file("out/mosquitto/passwd")), passwd) << "the password did not change: neither does passwd";
+  EXPECT_NE(forced.output.find("acl changed"), std::string::npos) << forced.output;
   auto acl = read_text(dir.file("out/mosquitto/acl"));
   EXPECT_NE(acl.find("kairos/v1/farm/field/n1/hb"), std::string::npos);
   EXPECT_EQ(acl.find("kairos/v1/farm/barn/n1/hb"), std::string::npos) << "the old block is replaced, not kept";
   EXPECT_EQ(std::count(acl.begin(), acl.end(), '\n'), 13);
 
-  auto rotated = provision(dir, {"n1", "--cluster", "field", "--force", "--new-key"});
-  ASSERT_EQ(rotated.status, 0);
+  auto rotated = provision(dir, {"n1", "--cluster", "field", "--new-key", "--new-password"});
+  ASSERT_EQ(rotated.status, 0) << rotated.output;
   EXPECT_NE(rotated.output.find("REPLACING the key"), std::string::npos);
+  EXPECT_NE(rotated.output.find("passwd changed"), std::string::npos) << rotated.output;
   EXPECT_NE(read_text(key_path), key);
-  EXPECT_EQ(read_text(dir.file("out/n1/etc/kairos/node.key")), read_text(key_path));
+  EXPECT_NE(password_of(dir, "n1"), password);
+  EXPECT_EQ(read_text(dir.file("out/nodes/n1/etc/kairos/node.key")), read_text(key_path));
 
   auto bad = provision(dir, {"n/3"});
   EXPECT_EQ(bad.status, 2);
   auto board = provision(dir, {"n4", "--board", "pi-99"});
   EXPECT_EQ(board.status, 2);
-  EXPECT_NE(board.output.find("pi-99.toml"), std::string::npos) << board.output;
+  EXPECT_NE(board.output.find("no board 'pi-99'"), std::string::npos) << board.output;
+  EXPECT_NE(board.output.find("pi-zero-w"), std::string::npos) << "the boards are listed: " << board.output;
+  // One folder is one mesh, and a name is one broker user.
+  auto mesh = run_command({bin("kairosctl"), "--mesh", "lab", "provision", "n5", "--out", dir.file("out"), "--boards",
+                           std::string(KAIROS_SOURCE_DIR) + "/boards"}, dir.path());
+  EXPECT_EQ(mesh.status, 2);
+  EXPECT_NE(mesh.output.find("for mesh 'farm'"), std::string::npos) << mesh.output;
+  auto clash = provision(dir, {"--operator", "n1"});
+  EXPECT_EQ(clash.status, 1);
+  EXPECT_NE(clash.output.find("already a broker user"), std::string::npos) << clash.output;
 }
 
-TEST(Provision, InstallsOntoAnSdCardRoot) {
+TEST(Provision, ANodeConfigGetsTheTopicsItsOutputsAndInputsUseAndOperatorsCanWatch) {
   TempDir dir;
-  // The node package of this machine's architecture, built here.
-  auto pack = run_command({KAIROS_CPACK, "-G", "DEB", "-B", dir.file("debs"), "--config",
-                           std::string(KAIROS_BINARY_DIR) + "/CPackConfig.cmake"},
-                          KAIROS_BINARY_DIR, 120s);
-  ASSERT_EQ(pack.status, 0) << pack.output;
-  fs::create_directories(dir.file("rootfs/etc"));
-  auto r = provision(dir, {"n1", "--cluster", "barn", "--board", "generic-linux", "--rootfs", dir.file("rootfs"),
-                           "--debs", dir.file("debs")});
+  ASSERT_EQ(provision(dir, {"--gateway", "gw1"}).status, 0);
+  ASSERT_EQ(provision(dir, {"--operator", "alice"}).status, 0);
+  dir.write("barn.toml", "[inputs.chat]\nkind = \"llm\"\ntopic = \"farm/chat/tokens\"\n\n"
+                         "[outputs.level]\nkind = \"mqtt\"\nsource = \"local:chat\"\ntopic = \"farm/barn-1/level\"\n");
+  auto r = provision(dir, {"barn-1", "--cluster", "barn", "--node-config", dir.file("barn.toml")});
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_TRUE(fs::exists(dir.file("rootfs/usr/bin/kairos-node")));
-  EXPECT_TRUE(fs::exists(dir.file("rootfs/lib/systemd/system/kairos-node.service")));
-  EXPECT_TRUE(fs::exists(dir.file("rootfs/usr/share/kairos/boards/pi-zero.toml")));
-  EXPECT_TRUE(fs::exists(dir.file("rootfs/usr/lib/sysusers.d/kairos.conf")));
-  EXPECT_EQ(fs::read_symlink(dir.file("rootfs/etc/systemd/system/multi-user.target.wants/kairos-node.service")),
+  auto acl = read_text(dir.file("out/mosquitto/acl"));
+  EXPECT_NE(acl.find("topic write farm/barn-1/level\n"), std::string::npos) << acl;
+  EXPECT_NE(acl.find("topic read farm/chat/tokens\n"), std::string::npos) << acl;
+  auto cfg = read_text(bundle(dir, "barn-1") + "/node.toml");
+  EXPECT_NE(cfg.find("topic = 'farm/barn-1/level'"), std::string::npos) << cfg;
+  EXPECT_NE(cfg.find("id = 'barn-1'"), std::string::npos) << cfg;
+
+  // A config the node would refuse is refused here, naming the key.
+  dir.write("bad.toml", "[outputs.x]\nkind = \"mqtt\"\nsource = \"local:nope\"\ntopic = \"a/b\"\n");
+  auto bad = provision(dir, {"barn-2", "--node-config", dir.file("bad.toml")});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.output.find("outputs.x.source"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(bundle(dir, "barn-2")));
+
+  // On a broker loaded with the generated files: the node publishes its
+  // output topic, and the README's mosquitto_sub (an operator's
+  // credentials) sees it and the mesh's own frames.
+  int port = free_port();
+  dir.write("secure.conf", "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
+                               "password_file " + dir.file("out/mosquitto/passwd") + "\nacl_file " +
+                               dir.file("out/mosquitto/acl") + "\n");
+  Process mosq({"mosquitto", "-c", dir.file("secure.conf")}, dir.file("secure.log"));
+  ASSERT_TRUE(eventually([&] { return read_text(dir.file("secure.log")).find(" running") != std::string::npos; }));
+  auto alice_pw = password_of(dir, "operators/alice");
+  Process sub({"mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(port), "-u", "alice", "-P", alice_pw, "-t",
+               "kairos/v1/farm/#", "-t", "farm/#", "-v", "-F", "%t %l"},
+              dir.file("sub.log"));
+  auto pub = [&](const std::string& user, const std::string& pw, const std::string& topic) {
+    return run_command({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(port), "-u", user, "-P", pw, "-t", topic,
+                        "-m", "{}", "-q", "1"}, dir.path());
+  };
+  auto node_pw = password_of(dir, "barn-1");
+  auto hb = node_topic(kMesh, "barn", "barn-1", TopicKind::hb);
+  EXPECT_TRUE(eventually([&] {
+    pub("barn-1", node_pw, "farm/barn-1/level");
+    pub("barn-1", node_pw, hb);
+    auto log = read_text(dir.file("sub.log"));
+    return log.find("farm/barn-1/level 2") != std::string::npos && log.find(hb + " 2") != std::string::npos;
+  }, 20s)) << read_text(dir.file("sub.log")) << read_text(dir.file("secure.log"));
+  // A topic outside its grants is dropped for the node.
+  pub("barn-1", node_pw, "farm/other/level");
+  pub("barn-1", node_pw, "farm/barn-1/level");
+  EXPECT_TRUE(eventually([&] {
+    auto log = read_text(dir.file("sub.log"));
+    return std::count(log.begin(), log.end(), '\n') >= 3;
+  }));
+  EXPECT_EQ(read_text(dir.file("sub.log")).find("farm/other/level"), std::string::npos);
+}
+
+TEST(Provision, InstallsOntoACardThroughItsSymlinksAndRegistersWithItsDpkg) {
+  TempDir dir;
+  auto depends = build_debs(dir);
+  const std::string card = dir.file("card");
+  make_card(card, depends, native_arch());
+  auto before = snapshot(card);
+  auto r = provision(dir, {"n1", "--cluster", "barn", "--board", "generic-linux", "--rootfs", card, "--debs", dir.file("debs")});
+  ASSERT_EQ(r.status, 0) << r.output;
+  // The merged-/usr links and the card's own enable links are untouched.
+  auto after = snapshot(card);
+  for (const auto& [path, what] : before) {
+    if (what.rfind("link ", 0) == 0) {
+      EXPECT_EQ(after[path], what) << path;
+    }
+  }
+  EXPECT_TRUE(fs::is_symlink(card + "/lib"));
+  EXPECT_TRUE(fs::exists(card + "/usr/bin/kairos-node"));
+  EXPECT_TRUE(fs::exists(card + "/usr/lib/systemd/system/kairos-node.service"));
+  EXPECT_TRUE(fs::exists(card + "/usr/share/kairos/boards/pi-zero.toml"));
+  EXPECT_TRUE(fs::exists(card + "/usr/lib/sysusers.d/kairos.conf") || fs::exists(card + "/usr/lib/sysusers.d/kairos-node.conf"));
+  EXPECT_EQ(fs::read_symlink(card + "/etc/systemd/system/multi-user.target.wants/kairos-node.service"),
             "/lib/systemd/system/kairos-node.service");
   struct stat st {};
-  ASSERT_EQ(stat(dir.file("rootfs/etc/kairos/node.key").c_str(), &st), 0);
+  ASSERT_EQ(stat((card + "/etc/kairos/node.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_NE(read_text(dir.file("rootfs/etc/kairos/node.toml")).find("id = \"n1\""), std::string::npos);
-  EXPECT_FALSE(fs::exists(dir.file("rootfs/etc/NetworkManager/conf.d/kairos-wifi-powersave.conf")))
-      << "generic-linux has no radio";
+  EXPECT_NE(read_text(card + "/etc/kairos/node.toml").find("id = 'n1'"), std::string::npos);
+  auto status = read_text(card + "/var/lib/dpkg/status");
+  EXPECT_NE(status.find("Package: kairos-node\nStatus: install ok installed\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("Package: kairos-boards\nStatus: install ok installed\n"), std::string::npos);
+  EXPECT_NE(read_text(card + "/var/lib/dpkg/info/kairos-node.list").find("/usr/bin/kairos-node\n"), std::string::npos);
+  EXPECT_NE(status.find("Conffiles:\n /etc/kairos/node.toml "), std::string::npos) << status;
+  EXPECT_FALSE(fs::exists(card + "/etc/NetworkManager/conf.d/kairos-wifi-powersave.conf")) << "generic-linux has no radio";
+  // No temporary or backup files are left behind.
+  for (const auto& [path, what] : snapshot(card)) {
+    EXPECT_EQ(path.find(".kairos-"), std::string::npos) << path;
+  }
 
-  // A Wi-Fi board needs an ARM package: refused with this machine's one ...
-  auto wrong = provision(dir, {"n2", "--board", "pi-3-b", "--rootfs", dir.file("rootfs"), "--debs", dir.file("debs")});
-  EXPECT_EQ(wrong.status, 1);
-  EXPECT_NE(wrong.output.find("tools/package armhf"), std::string::npos) << wrong.output;
-  // ... and installed with the armhf one from tools/cross-test.
-  std::string armhf = std::string(KAIROS_SOURCE_DIR) + "/build-armhf/dist";
-  if (!fs::exists(armhf)) GTEST_SKIP() << "no armhf packages (tools/cross-test armhf builds them)";
-  auto ok = provision(dir, {"n3", "--board", "pi-3-b", "--rootfs", dir.file("rootfs"), "--debs", armhf});
-  ASSERT_EQ(ok.status, 0) << ok.output;
-  EXPECT_NE(read_text(dir.file("rootfs/etc/NetworkManager/conf.d/kairos-wifi-powersave.conf")).find("wifi.powersave = 2"),
-            std::string::npos);
-  EXPECT_TRUE(fs::is_symlink(dir.file("rootfs/etc/systemd/system/multi-user.target.wants/kairos-wifi-powersave.service")));
+  // The README's order: provisioned first, then the same command with --rootfs.
+  auto again = provision(dir, {"n1", "--cluster", "barn", "--board", "generic-linux", "--rootfs", card, "--debs", dir.file("debs")});
+  EXPECT_EQ(again.status, 0) << again.output;
+}
+
+TEST(Provision, ARefusedOrFailedCardInstallChangesNothingOnTheCardOrInTheFolder) {
+  TempDir dir;
+  auto depends = build_debs(dir);
+  ASSERT_EQ(provision(dir, {"--gateway", "gw1"}).status, 0);
+  const std::string card = dir.file("card");
+  auto install = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"n1", "--cluster", "barn", "--board", "generic-linux", "--rootfs", card, "--debs", dir.file("debs")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return provision(dir, args);
+  };
+  auto unchanged = [&](const RunResult& r, const std::map<std::string, std::string>& c, const std::map<std::string, std::string>& o) {
+    EXPECT_NE(r.status, 0) << r.output;
+    EXPECT_EQ(snapshot(card), c) << r.output;
+    EXPECT_EQ(snapshot(dir.file("out")), o) << r.output;
+  };
+
+  // A card of another architecture: refused, naming both.
+  const std::string native = native_arch();
+  const std::string foreign = native == "arm64" ? "armhf" : "arm64";
+  make_card(card, depends, foreign);
+  fs::remove(card + "/usr/bin/sh");
+  fs::remove(card + "/usr/bin/dash");
+  auto c0 = snapshot(card), o0 = snapshot(dir.file("out"));
+  auto wrong = install({});
+  unchanged(wrong, c0, o0);
+  EXPECT_NE(wrong.output.find(foreign), std::string::npos) << wrong.output;
+  auto with_deb = provision(dir, {"n1", "--board", "generic-linux", "--rootfs", card, "--deb",
+                                  [&] { for (auto& e : fs::directory_iterator(dir.file("debs")))
+                                          if (e.path().filename().string().rfind("kairos-node_", 0) == 0) return e.path().string();
+                                        return std::string(); }()});
+  unchanged(with_deb, c0, o0);
+  EXPECT_NE(with_deb.output.find("built for " + native), std::string::npos) << with_deb.output;
+  EXPECT_NE(with_deb.output.find("is " + foreign), std::string::npos) << with_deb.output;
+  fs::remove_all(card);
+
+  // A card that lacks a runtime library, with no .deb for it: refused, listing it.
+  std::vector<std::string> fewer = depends;
+  std::string dropped = fewer.back();
+  fewer.pop_back();
+  make_card(card, fewer, native);
+  c0 = snapshot(card);
+  auto lacking = install({});
+  unchanged(lacking, c0, o0);
+  EXPECT_NE(lacking.output.find(dropped), std::string::npos) << lacking.output;
+  EXPECT_NE(lacking.output.find("tools/package " + native), std::string::npos) << lacking.output;
+  fs::remove_all(card);
+
+  // A directory where the package has a file: left alone, nothing installed.
+  make_card(card, depends, native);
+  fs::create_directories(card + "/usr/bin/kairos-node");
+  c0 = snapshot(card);
+  auto blocked = install({});
+  unchanged(blocked, c0, o0);
+  EXPECT_NE(blocked.output.find("directory"), std::string::npos) << blocked.output;
+  fs::remove(card + "/usr/bin/kairos-node");
+
+  // A failure halfway through writing: everything written is undone.
+  c0 = snapshot(card);
+  for (const char* after : {"0", "7", "40"}) {
+    std::vector<std::string> argv{"env", std::string("KAIROS_PROVISION_FAIL_AFTER=") + after, bin("kairosctl"), "--mesh", kMesh,
+                                  "--broker", "tcp://127.0.0.1:1883", "provision", "n1", "--cluster", "barn", "--board",
+                                  "generic-linux", "--rootfs", card, "--debs", dir.file("debs"), "--out", dir.file("out"),
+                                  "--boards", std::string(KAIROS_SOURCE_DIR) + "/boards"};
+    auto failed = run_command(argv, dir.path());
+    unchanged(failed, c0, o0);
+    EXPECT_NE(failed.output.find("nothing was changed"), std::string::npos) << failed.output;
+  }
+  // The boot partition is named as such.
+  fs::create_directories(dir.file("boot"));
+  std::ofstream(dir.file("boot/config.txt")) << "dtparam=audio=on\n";
+  auto boot = provision(dir, {"n1", "--board", "generic-linux", "--rootfs", dir.file("boot"), "--debs", dir.file("debs")});
+  EXPECT_EQ(boot.status, 2);
+  EXPECT_NE(boot.output.find("boot partition"), std::string::npos) << boot.output;
+  // And then the install goes through.
+  ASSERT_EQ(install({}).status, 0);
 }
