@@ -534,7 +534,7 @@ int provision(const ProvisionArgs& a) {
         if (req.boards_deb.empty())
           throw Refusal("provision: no kairos-boards package in " + debs.string() + ": run tools/package");
         req.deps_dir = debs / ("deps-" + peek.arch);
-        req.board_arches = {board.arch};  // TODO arches
+        req.board_arches = board.arches;
         req.board = a.board;
         req.wifi = board.wifi;
         for (const char* f : {"node.toml", "node.key", "broker.password"}) {
