@@ -110,7 +110,7 @@ Snapshot snapshot(const std::string& root) {
       e.what = std::to_string(text.size()) + " " +
                to_hex(sha256(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size())));
     }
-    s[fs::relative(it->path(), root).string()] = e;
+    s[it->path().lexically_relative(root).string()] = e;
   }
   return s;
 }
@@ -242,7 +242,7 @@ void card_flow(const Flavor& f) {
   const std::string node_deb = find_deb(dist, "kairos-node_", "_" + f.arch + ".deb");
   const std::string boards_deb = find_deb(dist, "kairos-boards_", "_all.deb");
   if (node_deb.empty() || boards_deb.empty()) {
-    std::string why = dist + " has no kairos-node_*_" + f.arch + ".deb and kairos-boards_*_all.deb: build them with `tools/package " +
+    std::string why = dist + " lacks kairos-node_*_" + f.arch + ".deb or kairos-boards_*_all.deb: build them with `tools/package " +
                       f.arch + "` (it also downloads the runtime dependencies into dist/deps-" + f.arch + ")";
     if (required(f.arch)) FAIL() << why << " (KAIROS_REQUIRE_ARCHES names " << f.arch << ")";
     GTEST_SKIP() << why;
@@ -332,7 +332,7 @@ void card_flow(const Flavor& f) {
   EXPECT_TRUE(fs::is_regular_file(on_card(card, elf->interp)))
       << "the node's ELF interpreter " << elf->interp << " is not on the card";
   auto toml = read_text(on_card(card, "/etc/kairos/node.toml"));
-  EXPECT_NE(toml.find("\"" + f.board + "\""), std::string::npos) << toml;
+  EXPECT_TRUE(std::regex_search(toml, std::regex("(^|\n)board *= *[\"']" + f.board + "[\"']"))) << toml;
 
   // Registered with the card's dpkg: everything the card had, plus what was installed.
   const std::string status_text = read_text(card + "/var/lib/dpkg/status");
@@ -362,6 +362,56 @@ void card_flow(const Flavor& f) {
       EXPECT_TRUE(fs::exists(fs::symlink_status(on_card(card, line, false)))) << key << " lists " << line << ", not on the card";
     }
   }
+  // What each package brought is on the card as the package has it: its
+  // directories (through the card's links), files of the same size, links
+  // with the same target.
+  std::vector<std::string> debs{node_deb, boards_deb};
+  std::error_code ec;
+  for (fs::directory_iterator it(dist + "/deps-" + f.arch, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".deb") debs.push_back(it->path().string());
+  for (const auto& deb : debs) {
+    auto name = run_command({"dpkg-deb", "-f", deb, "Package"}, dir.path());
+    auto pkg = name.output.substr(0, name.output.find('\n'));
+    if (!status.count(pkg + ":" + f.arch) && !status.count(pkg + ":all")) continue;  // not needed on this card
+    auto contents = run_command({"dpkg-deb", "-c", deb}, dir.path());
+    ASSERT_EQ(contents.status, 0) << contents.output;
+    // Its conffiles are provisioning's to write (the node's config is).
+    auto conffiles = run_command({"dpkg-deb", "-I", deb, "conffiles"}, dir.path()).output;
+    std::istringstream lines(contents.output);
+    for (std::string line; std::getline(lines, line);) {
+      // drwxr-xr-x root/root 0 2023-03-29 19:39 ./usr/lib/ (links: "./a -> b")
+      std::istringstream words(line);
+      std::string perms, owner, size, date, time, path, arrow, target;
+      if (!(words >> perms >> owner >> size >> date >> time >> path)) continue;
+      words >> arrow >> target;
+      if (path.size() > 1 && path.back() == '/') path.pop_back();
+      path = path.substr(1);  // "./usr/bin" -> "/usr/bin"
+      if (path.empty()) continue;
+      auto there = on_card(card, path, perms[0] == 'd');
+      auto got = fs::symlink_status(there, ec);
+      if (perms[0] == 'd') {
+        EXPECT_TRUE(fs::is_directory(got)) << pkg << "'s directory " << path << " is not on the card";
+      } else if (perms[0] == 'l') {
+        EXPECT_TRUE(fs::is_symlink(got) && fs::read_symlink(there, ec) == target)
+            << pkg << "'s link " << path << " -> " << target << " is not on the card"
+            << (fs::is_symlink(got) ? " (it points to " + fs::read_symlink(there, ec).string() + ")" : "");
+      } else if (conffiles.find(path + "\n") != std::string::npos) {
+        EXPECT_TRUE(fs::is_regular_file(got)) << pkg << "'s conffile " << path << " is not on the card";
+      } else {
+        EXPECT_TRUE(fs::is_regular_file(got) && std::to_string(fs::file_size(there, ec)) == size)
+            << pkg << "'s file " << path << " (" << size << " bytes) is not on the card as a file of that size";
+      }
+    }
+  }
+  // dpkg itself finds every package's files as their md5sums say; only the
+  // node's own config, written by provisioning, differs from its package.
+  auto verified = run_command({"dpkg", "--root=" + card, "--verify"}, dir.path(), 120s);
+  std::istringstream verify_lines(verified.output);
+  for (std::string line; std::getline(verify_lines, line);) {
+    if (line.empty() || line.find(" c /etc/kairos/") != std::string::npos) continue;
+    ADD_FAILURE() << "dpkg --root=CARD --verify: " << line;
+  }
+
   // The unit as systemd would load it from the card (informative: the
   // build machine's systemd may not know every directive).
   auto verify = run_command({"systemd-analyze", "verify", "--root=" + card, "kairos-node.service"}, dir.path(), 60s);
@@ -399,18 +449,32 @@ void card_flow(const Flavor& f) {
   Process mosq({"mosquitto", "-c", dir.file("mosquitto.conf")}, dir.file("mosquitto.log"));
   ASSERT_TRUE(eventually([&] { return read_text(dir.file("mosquitto.log")).find(" running") != std::string::npos; }, 30s))
       << read_text(dir.file("mosquitto.log"));
-  // A bundle names its on-device paths; point them at this test's copies.
+  // A bundle names its on-device paths (its etc/kairos is the device's
+  // /etc/kairos); point them at this test's copies.
+  // The bundle's file: in a folder named after who, or naming who itself.
+  auto bundle_file = [&](const std::string& name, const std::string& who) {
+    std::string by_path, by_text;
+    std::regex names_who("= *[\"']" + who + "[\"']");
+    for (fs::recursive_directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename() != name || it->path().parent_path().filename() != "kairos") continue;
+      auto p = it->path().string();
+      if (p.find("/" + who + "/") != std::string::npos) by_path = p;
+      else if (std::regex_search(read_text(p), names_who)) by_text = p;
+    }
+    return by_path.empty() ? by_text : by_path;
+  };
   auto localise = [&](const std::string& who, const std::string& file) {
-    std::string text = read_text(out + "/" + who + "/etc/kairos/" + file);
-    for (auto [from, to] : {std::pair<std::string, std::string>{"/etc/kairos/keys", "@KEYS@"},
-                            {"/etc/kairos", out + "/" + who + "/etc/kairos"},
-                            {"@KEYS@", out + "/gateway/etc/kairos/keys"},
+    std::string path = bundle_file(file, who);
+    EXPECT_FALSE(path.empty()) << "no " << file << " of " << who << " under " << out;
+    std::string etc = fs::path(path).parent_path().string();
+    std::string text = read_text(path);
+    for (auto [from, to] : {std::pair<std::string, std::string>{"/etc/kairos", etc},
                             {"/var/lib/kairos", dir.path()},
                             {"/usr/share/kairos/boards", std::string(KAIROS_SOURCE_DIR) + "/boards"}}) {
       for (auto p = text.find(from); p != std::string::npos; p = text.find(from, p + to.size())) text.replace(p, from.size(), to);
     }
     std::smatch m;
-    static const std::regex password(R"((^|\n)password_file *= *"([^"]+)\")");
+    static const std::regex password(R"((^|\n)password_file *= *["']([^"']+)["'])");
     if (std::regex_search(text, m, password)) {
       EXPECT_TRUE(fs::exists(m[2].str())) << who << "'s " << file << " names the password file " << m[2] << ", not in its bundle";
     }
@@ -424,12 +488,13 @@ void card_flow(const Flavor& f) {
   Process node({f.qemu, "-cpu", f.cpu, "-L", card, node_bin, "--config", "/etc/kairos/node.toml"}, dir.file("node.log"));
   std::string listed;
   bool online = eventually([&] {
+    if (!node.running() || !gateway.running()) return true;  // no use waiting: the logs say why
     auto r = run_command({bin("kairosctl"), "--config", ctl_config, "--timeout", "2000", "--json", "nodes"}, dir.path());
     auto at = r.output.find("\"id\":\"barn-1\"");
     if (r.status != 0 || at == std::string::npos) return false;
     listed = r.output.substr(at, r.output.find("\"phase\"", at) - at);
     return listed.find("\"online\":true") != std::string::npos;
-  }, 180s);
+  }, 180s) && node.running() && gateway.running();
   auto t_registered = clock::now() - t2;
   ASSERT_TRUE(online) << "barn-1 never came online; kairosctl nodes: " << listed << "\nnode (under " << f.qemu
                       << "):\n" << read_text(dir.file("node.log")) << "\ngateway:\n" << read_text(dir.file("gateway.log"))
