@@ -4,6 +4,7 @@
 // kairosctl with wrong or no credentials; a gateway database in a directory
 // that does not exist.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <sstream>
@@ -207,4 +208,20 @@ TEST(FirstRun, AGatewayDatabaseInAMissingDirectoryNamesTheDirectoryAndTheKey) {
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(has(r.output, dir.file("plain") + ", the directory of gateway.database")) << r.output;
   EXPECT_TRUE(has(r.output, "is not a directory")) << r.output;
+
+  // A directory the gateway's user may not write (root writes anywhere: the
+  // gateway runs as nobody here).
+  if (::geteuid() != 0 || !std::filesystem::exists("/usr/bin/setpriv")) return;
+  std::filesystem::create_directory(dir.file("ro"));
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  std::filesystem::permissions(dir.file("ro"), std::filesystem::perms(0555));
+  dir.write("gw3.toml", "[gateway]\nid = \"gw1\"\nmesh = \"" + mesh.name() + "\"\nkeys_dir = \"" + mesh.keys_dir() +
+                            "\"\ndatabase = \"" + dir.file("ro") + "/gateway.db\"\n[broker]\nuri = \"" + broker.uri() +
+                            "\"\n");
+  r = run_command({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin("kairos-gateway"),
+                   "--config", dir.file("gw3.toml")},
+                  dir.path(), 10s);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "the directory " + dir.file("ro") + " of gateway.database")) << r.output;
+  EXPECT_TRUE(has(r.output, "is not writable by the user kairos-gateway runs as (uid 65534)")) << r.output;
 }
