@@ -424,7 +424,8 @@ void card_flow(const Flavor& f) {
   const Snapshot out_before = snapshot(out);
   auto refused = [&](const std::vector<std::string>& argv, const std::string& board_arch) {
     auto r = run_command(argv, dir.path(), 300s);
-    std::printf("[ card     ] refused (exit %d): %s\n", r.status, shell_words(argv).c_str());
+    std::printf("[ card     ] refused (exit %d): %s\n[ card     ]   %s\n", r.status, shell_words(argv).c_str(),
+                r.output.substr(0, r.output.find('\n')).c_str());
     EXPECT_NE(r.status, 0) << shell_words(argv) << "\n" << r.output;
     EXPECT_NE(r.output.find(f.arch), std::string::npos) << "the card's " << f.arch << " is not named:\n" << r.output;
     EXPECT_NE(r.output.find(board_arch), std::string::npos) << board_arch << " is not named:\n" << r.output;
