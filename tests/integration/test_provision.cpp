@@ -373,7 +373,23 @@ TEST(Provision, InstallsOntoACardThroughItsSymlinksAndRegistersWithItsDpkg) {
   TempDir dir;
   auto depends = build_debs(dir);
   const std::string card = dir.file("card");
-  make_card(card, depends, native_arch());
+  // The card lacks one runtime package; deps-<arch>/ has it, as a library
+  // package is built: a file and its soname link.
+  std::vector<std::string> on_card = depends;
+  const std::string lib = on_card.back();
+  on_card.pop_back();
+  make_card(card, on_card, native_arch());
+  const std::string pkg = dir.file("libpkg");
+  fs::create_directories(pkg + "/DEBIAN");
+  fs::create_directories(pkg + "/usr/lib/kairos-test");
+  std::ofstream(pkg + "/usr/lib/kairos-test/libx.so.1.2.3") << "a library\n";
+  fs::create_symlink("libx.so.1.2.3", pkg + "/usr/lib/kairos-test/libx.so.1");
+  std::ofstream(pkg + "/DEBIAN/control") << "Package: " << lib << "\nVersion: 99\nArchitecture: " << native_arch()
+                                         << "\nMaintainer: t <t@localhost>\nDescription: test\n";
+  fs::create_directories(dir.file("debs/deps-" + native_arch()));
+  auto built = run_command({"dpkg-deb", "--root-owner-group", "--build", pkg, dir.file("debs/deps-" + native_arch() + "/" + lib + ".deb")},
+                           dir.path());
+  ASSERT_EQ(built.status, 0) << built.output;
   auto before = snapshot(card);
   auto r = provision(dir, {"n1", "--cluster", "barn", "--board", "generic-linux", "--rootfs", card, "--debs", dir.file("debs")});
   ASSERT_EQ(r.status, 0) << r.output;
@@ -401,6 +417,13 @@ TEST(Provision, InstallsOntoACardThroughItsSymlinksAndRegistersWithItsDpkg) {
   EXPECT_NE(read_text(card + "/var/lib/dpkg/info/kairos-node.list").find("/usr/bin/kairos-node\n"), std::string::npos);
   EXPECT_NE(status.find("Conffiles:\n /etc/kairos/node.toml "), std::string::npos) << status;
   EXPECT_FALSE(fs::exists(card + "/etc/NetworkManager/conf.d/kairos-wifi-powersave.conf")) << "generic-linux has no radio";
+  // The missing package came from deps-<arch>/, its soname link a link.
+  EXPECT_EQ(fs::read_symlink(card + "/usr/lib/kairos-test/libx.so.1"), "libx.so.1.2.3");
+  EXPECT_EQ(read_text(card + "/usr/lib/kairos-test/libx.so.1.2.3"), "a library\n");
+  EXPECT_NE(status.find("Package: " + lib + "\nStatus: install ok installed\n"), std::string::npos) << status;
+  EXPECT_EQ(read_text(card + "/var/lib/dpkg/info/" + lib + ".list"),
+            "/.\n/usr\n/usr/lib\n/usr/lib/kairos-test\n/usr/lib/kairos-test/libx.so.1\n/usr/lib/kairos-test/libx.so.1.2.3\n");
+  EXPECT_NE(r.output.find(lib + " 99"), std::string::npos) << r.output;
   // No temporary or backup files are left behind.
   for (const auto& [path, what] : snapshot(card)) {
     EXPECT_EQ(path.find(".kairos-"), std::string::npos) << path;

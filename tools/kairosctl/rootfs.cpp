@@ -332,7 +332,7 @@ RootfsPlan plan_rootfs(const RootfsRequest& r) {
     std::sort(entries.begin(), entries.end());
     std::string list = "/.\n";
     for (const auto& e : entries) {
-      std::string rel = "/" + fs::relative(e, tree).string();
+      std::string rel = "/" + e.lexically_relative(tree).string();  // not fs::relative: it follows symlinks
       list += rel + "\n";
       auto st = fs::symlink_status(e);
       auto mode = static_cast<unsigned>(st.permissions()) & 07777u;
