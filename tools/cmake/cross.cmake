@@ -1,8 +1,15 @@
-# Shared part of the ARM toolchain files: a sysroot made by tools/make-sysroot
-# from Debian's packages, and qemu-user to run what is built (ctest and
-# gtest discovery go through CMAKE_CROSSCOMPILING_EMULATOR).
+# Shared part of the ARM toolchain files (armel, armhf, arm64): a sysroot
+# made by tools/make-sysroot from Debian's packages, and the architecture's
+# qemu-user to run what is built (ctest and gtest discovery go through
+# CMAKE_CROSSCOMPILING_EMULATOR).
 set(CMAKE_SYSTEM_NAME Linux)
-set(CMAKE_SYSTEM_PROCESSOR arm)
+if(KAIROS_ARCH STREQUAL "arm64")
+  set(CMAKE_SYSTEM_PROCESSOR aarch64)
+  set(KAIROS_QEMU qemu-aarch64-static)
+else()
+  set(CMAKE_SYSTEM_PROCESSOR arm)
+  set(KAIROS_QEMU qemu-arm-static)
+endif()
 set(CMAKE_C_COMPILER ${KAIROS_TRIPLET}-gcc)
 set(CMAKE_CXX_COMPILER ${KAIROS_TRIPLET}-g++)
 set(CMAKE_LIBRARY_ARCHITECTURE ${KAIROS_TRIPLET})
@@ -29,4 +36,4 @@ set(CMAKE_C_FLAGS_INIT "${KAIROS_ARCH_FLAGS}")
 # -Wno-psabi: GCC's note that std::span passing changed in GCC 7.1 is about
 # mixing objects built by GCC 6 and 7+, which never happens here.
 set(CMAKE_CXX_FLAGS_INIT "${KAIROS_ARCH_FLAGS} -Wno-psabi")
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-arm-static -cpu ${KAIROS_QEMU_CPU} -L ${KAIROS_SYSROOT})
+set(CMAKE_CROSSCOMPILING_EMULATOR ${KAIROS_QEMU} -cpu ${KAIROS_QEMU_CPU} -L ${KAIROS_SYSROOT})
