@@ -1,5 +1,6 @@
 # Debian packages (CPack): kairos-node, and kairos-gateway with kairosctl.
-# tools/package builds them for amd64, armhf and armel.
+# tools/package builds them for amd64, armel, armhf and arm64 (on armhf it
+# ships the ARMv6 node of tools/bundle-armv6 instead of this one).
 include(GNUInstallDirs)
 set(PKG ${CMAKE_SOURCE_DIR}/tools/packaging)
 
@@ -7,7 +8,8 @@ install(TARGETS kairos-node RUNTIME DESTINATION bin COMPONENT node)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/boards/ DESTINATION share/kairos/boards COMPONENT boards FILES_MATCHING PATTERN "*.toml")
 install(FILES ${PKG}/node.toml DESTINATION /etc/kairos COMPONENT node)
 install(FILES ${PKG}/kairos-node.service DESTINATION /lib/systemd/system COMPONENT node)
-install(FILES ${PKG}/kairos.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos.conf COMPONENT node)
+# One sysusers file per package (both may be installed on one machine).
+install(FILES ${PKG}/kairos.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos-node.conf COMPONENT node)
 # A node's Ball peer ([jobs.ball] handler, docs/BALL.md).
 install(PROGRAMS ${CMAKE_SOURCE_DIR}/tools/ball-peer DESTINATION share/kairos COMPONENT node)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node COMPONENT node)
@@ -15,6 +17,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node CO
 install(TARGETS kairos-gateway kairosctl kairos-sim RUNTIME DESTINATION bin COMPONENT gateway)
 install(FILES ${PKG}/gateway.toml ${PKG}/kairosctl.toml DESTINATION /etc/kairos COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
+install(FILES ${PKG}/kairos-gateway.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos-gateway.conf COMPONENT gateway)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md ${CMAKE_SOURCE_DIR}/docs/SCHEDULING.md
               ${CMAKE_SOURCE_DIR}/docs/SIM.md ${CMAKE_SOURCE_DIR}/docs/BALL.md
         DESTINATION share/doc/kairos-gateway COMPONENT gateway)
@@ -50,7 +53,11 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "Kairos mesh maintainers <kairos@localhost>"
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${KAIROS_DEB_ARCH})
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(KAIROS_RUNTIME_DEPENDS "libc6 (>= 2.36), libstdc++6 (>= 12), libgcc-s1, libmbedcrypto7 (>= 2.28), libpaho-mqttpp3-1 (>= 1.2), libpaho-mqtt1.3 (>= 1.3.12), libtomlplusplus3 (>= 3.3), adduser")
+# Every DT_NEEDED of the packaged binaries has its package here
+# (tests/packaging/check_depends.sh checks it on every architecture).
+# kairosctl reads node configs with the firmware's code, so the gateway
+# package needs ALSA and libgpiod too.
+set(KAIROS_RUNTIME_DEPENDS "libc6 (>= 2.36), libstdc++6 (>= 12), libgcc-s1, libmbedcrypto7 (>= 2.28), libpaho-mqttpp3-1 (>= 1.2), libpaho-mqtt1.3 (>= 1.3.12), libtomlplusplus3 (>= 3.3), libasound2 (>= 1.2), libgpiod2 (>= 1.6), adduser")
 set(CPACK_DEBIAN_NODE_PACKAGE_NAME kairos-node)
 set(CPACK_DEBIAN_NODE_DESCRIPTION "Kairos mesh node daemon\n kairos-node samples a board's sensors through the KAIROS phase/coherence\n loop and reports to the mesh gateway over MQTT as signed frames.")
 set(CPACK_DEBIAN_NODE_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}, kairos-boards (= ${PROJECT_VERSION})")
