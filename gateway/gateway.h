@@ -118,7 +118,8 @@ class Gateway {
   std::vector<std::pair<std::string, std::string>> pending_ball_plays_;    // (session, ball id)
   std::int64_t next_ball_service_us_ = 0;
   ball::AskSchedule ask_schedule() const {
-    return {static_cast<std::int64_t>(config_.ball_retry_s * 1e6), static_cast<std::int64_t>(config_.ball_retry_max_s * 1e6)};
+    return {static_cast<std::int64_t>(config_.ball_retry_s * 1e6),
+            static_cast<std::int64_t>(config_.ball_retry_max_s * 1e6)};
   }
   void load_plays();
   void ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req);

@@ -24,28 +24,38 @@ namespace kairos {
 
 namespace {
 
-constexpr std::string_view kLater = "the broker cannot take the connection now: try again later, and see the broker's log";
+constexpr std::string_view kLater =
+    "the broker cannot take the connection now: try again later, and see the broker's log";
 
 // MQTT v5 CONNACK reason codes (MQTT 5.0, 3.2.2.2) and Paho C's client codes (MQTTAsync.h).
 constexpr ConnectCode kCodes[] = {
     {128, "unspecified error", ConnectCause::broker, "the broker refused without saying why: see its log"},
-    {129, "malformed packet", ConnectCause::client, "the broker could not read the CONNECT packet: check that it speaks MQTT v5 (Mosquitto 1.6 or later)"},
-    {130, "protocol error", ConnectCause::client, "the broker found a protocol error in the CONNECT packet: check that it speaks MQTT v5 (Mosquitto 1.6 or later)"},
-    {131, "implementation specific error", ConnectCause::broker, "the broker (or one of its plugins) refused: see its log"},
-    {132, "unsupported protocol version", ConnectCause::client, "the broker does not speak MQTT v5: use Mosquitto 1.6 or later"},
-    {133, "client identifier not valid", ConnectCause::client, "the broker refused the client id: check its client id rules (Mosquitto's clientid_prefixes)"},
+    {129, "malformed packet", ConnectCause::client,
+     "the broker could not read the CONNECT packet: check that it speaks MQTT v5 (Mosquitto 1.6 or later)"},
+    {130, "protocol error", ConnectCause::client,
+     "the broker found a protocol error in the CONNECT packet: check that it speaks MQTT v5 (Mosquitto 1.6 or later)"},
+    {131, "implementation specific error", ConnectCause::broker,
+     "the broker (or one of its plugins) refused: see its log"},
+    {132, "unsupported protocol version", ConnectCause::client,
+     "the broker does not speak MQTT v5: use Mosquitto 1.6 or later"},
+    {133, "client identifier not valid", ConnectCause::client,
+     "the broker refused the client id: check its client id rules (Mosquitto's clientid_prefixes)"},
     {134, "bad user name or password", ConnectCause::credentials, ""},
     {135, "not authorized", ConnectCause::credentials, ""},
     {136, "server unavailable", ConnectCause::broker, kLater},
     {137, "server busy", ConnectCause::broker, kLater},
     {138, "banned", ConnectCause::broker, "the broker has banned this client: see its configuration"},
-    {140, "bad authentication method", ConnectCause::broker, "the broker wants an authentication method other than a user name and password: configure it for password_file"},
-    {149, "packet too large", ConnectCause::client, "the CONNECT packet (with its Will) is larger than the broker takes: raise its max_packet_size"},
-    {151, "quota exceeded", ConnectCause::broker, "a quota of the broker is exhausted (e.g. max_connections): raise it or connect fewer clients"},
+    {140, "bad authentication method", ConnectCause::broker,
+     "the broker wants an authentication method other than a user name and password: configure it for password_file"},
+    {149, "packet too large", ConnectCause::client,
+     "the CONNECT packet (with its Will) is larger than the broker takes: raise its max_packet_size"},
+    {151, "quota exceeded", ConnectCause::broker,
+     "a quota of the broker is exhausted (e.g. max_connections): raise it or connect fewer clients"},
     {153, "payload format invalid", ConnectCause::client, "the broker refused the Will's payload format"},
     {156, "use another server", ConnectCause::broker, "the broker sends its clients to another server"},
     {157, "server moved", ConnectCause::broker, "the broker has moved to another server"},
-    {159, "connection rate exceeded", ConnectCause::broker, "too many connects too fast: try again later, and see the broker's connection limits"},
+    {159, "connection rate exceeded", ConnectCause::broker,
+     "too many connects too fast: try again later, and see the broker's connection limits"},
     {-1, "no connection", ConnectCause::unreachable, ""},
     {-2, "persistence error", ConnectCause::client, ""},
     {-3, "disconnected", ConnectCause::unreachable, ""},
@@ -58,7 +68,8 @@ constexpr ConnectCode kCodes[] = {
     {-10, "no more message ids", ConnectCause::client, ""},
     {-11, "operation incomplete", ConnectCause::unreachable, ""},
     {-12, "too many buffered messages", ConnectCause::client, ""},
-    {-13, "TLS not supported", ConnectCause::client, "this Paho library was built without TLS: use a tcp:// URI or a Paho build with TLS"},
+    {-13, "TLS not supported", ConnectCause::client,
+     "this Paho library was built without TLS: use a tcp:// URI or a Paho build with TLS"},
     {-14, "bad protocol scheme", ConnectCause::client, "the URI must start with tcp://, ssl://, mqtt:// or mqtts://"},
     {-15, "bad MQTT option", ConnectCause::client, ""},
     {-16, "wrong MQTT version", ConnectCause::client, ""},
@@ -99,10 +110,11 @@ bool connect_is_final(int code) {
 
 std::string connect_failure(std::string_view uri, int code) {
   const ConnectCode c = connect_code(code);
-  if (code > 0) return "connect to " + std::string(uri) + " refused: " + std::string(c.name) + " (MQTT reason " + std::to_string(code) + ")";
-  if (code == -1)
-    return "connect to " + std::string(uri) + " failed: no MQTT answer: refused, timed out or host unknown (Paho code -1)";
-  return "connect to " + std::string(uri) + " failed: " + std::string(c.name) + " (Paho code " + std::to_string(code) + ")";
+  if (code > 0)
+    return "connect to " + std::string(uri) + " refused: " + std::string(c.name) + " (MQTT reason " +
+           std::to_string(code) + ")";
+  const std::string what = code == -1 ? "no MQTT answer: refused, timed out or host unknown" : std::string(c.name);
+  return "connect to " + std::string(uri) + " failed: " + what + " (Paho code " + std::to_string(code) + ")";
 }
 
 BrokerOrigin origin_of(const BrokerConfig& broker, std::string config_file) {
@@ -134,7 +146,9 @@ std::string connect_hint(int code, const BrokerOrigin& o) {
     case ConnectCause::client:
       break;
   }
-  std::string hint(c.advice.empty() ? "see the broker's log" : c.advice);
+  std::string hint(c.advice);
+  if (hint.empty())
+    hint = code < 0 ? "an error inside the MQTT client library (Paho): report it with this log" : "see the broker's log";
   if (code == 156 || code == 157 || code == -14) hint += ": change " + uri_keys(o);
   if (code == -5) hint += ": check " + credential_keys(o);
   return hint;
