@@ -1,4 +1,4 @@
-// Job routing at the gateway (SPEC 5.5): what JobBook costs per job, from
+// Job routing at the gateway (docs/DESIGN.md 5.5): what JobBook costs per job, from
 // submit through dispatch and result, over N candidate nodes. Reference in
 // the same run: a naive router that sends each job to a random candidate
 // (no ranking, no load accounting). docs/BENCHMARKS.md.

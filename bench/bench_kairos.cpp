@@ -1,4 +1,4 @@
-// KAIROS update cost (SPEC 3.4 / 8: <= 200 ns per sample per scale).
+// KAIROS update cost (docs/DESIGN.md 3.4 / 8: <= 200 ns per sample per scale).
 // Reference in the same run: a plain exponential moving average per scale,
 // the cheapest thing a node could do with a sample.
 #include <benchmark/benchmark.h>

@@ -1,4 +1,4 @@
-// Sensor to speaker on one node (SPEC 3.5 / 8: <= 20 ms): the work of one
+// Sensor to speaker on one node (docs/DESIGN.md 3.5 / 8: <= 20 ms): the work of one
 // loop turn from the sample being read to its audio being written, with a
 // 10 ms loop at 48 kHz (480 frames). The sink is a WAV file on /dev/null, so
 // the figure is the node's own latency; an ALSA device adds its buffer.

@@ -1,5 +1,5 @@
 #pragma once
-// Store and forward (SPEC 3.8): what a node could not send while the broker
+// Store and forward (docs/DESIGN.md 3.8): what a node could not send while the broker
 // was unreachable, kept in order and bounded. Events, acks and results are
 // kept before phase reports; when space runs short the phase reports are
 // thinned first (every other one, oldest first), and whatever is dropped is

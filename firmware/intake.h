@@ -1,5 +1,5 @@
 #pragma once
-// What a node does with a frame on its command topic (SPEC 4, 5.4), shared
+// What a node does with a frame on its command topic (docs/DESIGN.md 4, 5.4), shared
 // by kairos-node and the simulated nodes of kairos-sim: verify the MAC,
 // the message type and the replay window, then decide: run now, hold until
 // execute_at (TRANSIT), or refuse because it came too late (CONFLICT).
@@ -58,7 +58,7 @@ class CommandIntake {
   std::multimap<std::int64_t, Held> held_;  // by execute_at
 };
 
-// An ack for cmd (SPEC 5.4): state +1 READY, 0 TRANSIT, -1 CONFLICT; times on the node's clock.
+// An ack for cmd (docs/DESIGN.md 5.4): state +1 READY, 0 TRANSIT, -1 CONFLICT; times on the node's clock.
 std::unique_ptr<Envelope> make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
                                    std::int64_t received_us, std::int64_t executed_us);
 

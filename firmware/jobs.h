@@ -1,5 +1,5 @@
 #pragma once
-// Jobs on the node (SPEC 5.5): the command handlers of the config's
+// Jobs on the node (docs/DESIGN.md 5.5): the command handlers of the config's
 // allow-list ([jobs.<name>]) run as child processes beside the loop, never
 // blocking it. A handler is started with posix_spawn (no shell, no PATH
 // lookup), reads the job's payload on stdin, and its stdout is the result.

@@ -132,7 +132,7 @@ void Node::publish(TopicKind kind, Envelope& env, int qos, bool retain) {
     link_->publish(t, signer_.seal(t, env, key_, wall_us()), qos, retain);
     return;
   }
-  // Offline, or older frames still waiting: keep it, in order (SPEC 3.8).
+  // Offline, or older frames still waiting: keep it, in order (docs/DESIGN.md 3.8).
   // Heartbeats and announcements are not worth keeping: they are sent anew.
   if (kind == TopicKind::hb || announce) return;
   // Before the first connection there is nothing to catch up on but events.
@@ -482,7 +482,7 @@ void Node::perform(const Envelope& env, std::int64_t received) {
       publish_birth();
       return ack(cmd, kReady, "", received, wall_us());
     case kairos_v1_Command_ping_tag:
-      // t2 = received, t3 = now: the gateway's clock filter needs both (SPEC 5.1)
+      // t2 = received, t3 = now: the gateway's clock filter needs both (docs/DESIGN.md 5.1)
       return ack(cmd, kReady, "pong", received, wall_us());
     case kairos_v1_Command_set_output_tag: {
       const auto& so = cmd.action.set_output;

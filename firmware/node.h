@@ -21,7 +21,7 @@
 namespace kairos::node {
 
 // The kairos-node daemon: samples inputs through the KAIROS loop and reports
-// birth, state, heartbeats and phases as signed frames (SPEC 3, 4).
+// birth, state, heartbeats and phases as signed frames (docs/DESIGN.md 3, 4).
 class Node {
  public:
   // config_path and boards_override are re-read by config_reload.
@@ -97,7 +97,7 @@ class Node {
   bool restart_requested_ = false;
   bool config_changed_ = false;
   std::string config_stamp_;  // mtimes and sizes of config and board file when last checked
-  CommandIntake intake_;  // verifies commands, holds scheduled ones until execute_at (SPEC 5.4)
+  CommandIntake intake_;  // verifies commands, holds scheduled ones until execute_at (docs/DESIGN.md 5.4)
   JobRunner jobs_;
   // While jobs run the loop wakes this often to collect them.
   static constexpr std::int64_t kJobPollUs = 10'000;

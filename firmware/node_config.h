@@ -47,7 +47,7 @@ struct InputConfig {
   std::string name;
   std::string kind;  // synthetic, temperature, pressure, humidity, pipe, llm
   double sample_period_s = 0.01;
-  double omega = 0.0;  // rad/s for rhythm detection; 0 = plain repetition (SPEC 3.4)
+  double omega = 0.0;  // rad/s for rhythm detection; 0 = plain repetition (docs/DESIGN.md 3.4)
   double lo = 0.0;
   double hi = 1.0;
   bool mesh = false;
@@ -78,7 +78,7 @@ struct NodeConfig {
   BoardConfig board;
   std::vector<InputConfig> inputs;
   std::vector<OutputConfig> outputs;
-  std::vector<JobConfig> jobs;  // the allow-list of command handlers, [jobs.<name>] (SPEC 5.5)
+  std::vector<JobConfig> jobs;  // the allow-list of command handlers, [jobs.<name>] (docs/DESIGN.md 5.5)
   std::string broadcast_key_file;  // needed when an output follows the mesh
   std::string backlog_file;        // store and forward across restarts; empty = RAM only
   std::string board_file;          // the board file read (watched with the config file)
@@ -88,7 +88,7 @@ struct NodeConfig {
   std::string canonical;  // effective config, canonical text (node, then board)
   // SHA-256 of canonical without the node's identity lines (node.id,
   // node.key_file, node.boards_dir, broker.username, broker.password_file):
-  // nodes set up alike share it, so a divergent one stands out (SPEC 5.6).
+  // nodes set up alike share it, so a divergent one stands out (docs/DESIGN.md 5.6).
   Digest context_hash{};
 };
 

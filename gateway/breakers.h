@@ -8,7 +8,7 @@
 
 namespace kairos::gw {
 
-// Circuit breakers (SPEC 5.6) per cluster, per sector and for the whole
+// Circuit breakers (docs/DESIGN.md 5.6) per cluster, per sector and for the whole
 // mesh. Pure logic: time comes in as monotonic microseconds.
 enum class BreakerState { closed, open, half_open };
 const char* to_string(BreakerState s);

@@ -34,7 +34,7 @@ const char* restrictions_of(kairos_v1_MeshMode m) {
   }
 }
 
-// The suggested resolution strategy of a conflict type (SPEC 5.6).
+// The suggested resolution strategy of a conflict type (docs/DESIGN.md 5.6).
 std::string suggestion(const std::string& type) {
   if (type == "HASH_MISMATCH") return "node quarantined: check its key (kairosctl provision --new-key), then kairosctl heal";
   if (type == "DATA_CONTRADICTION") return "majority result kept: inspect the outvoted nodes, re-run with more redundancy";
@@ -76,7 +76,7 @@ Gateway::Gateway(GatewayConfig config)
              },
              [this](const std::string& node, bool good, const std::string& why) { job_outcome(node, good, why); },
              [this](const Job& job, const std::vector<std::string>& dissent, const std::string& detail) {
-               // SPEC 5.6: priority 3 when it touches more than 100 nodes.
+               // docs/DESIGN.md 5.6: priority 3 when it touches more than 100 nodes.
                int priority = dissent.size() > 100 ? 3 : 2;
                for (const auto& n : dissent) {
                  conflict("DATA_CONTRADICTION", priority, n,
@@ -228,7 +228,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   auto opened = open(m.topic, m.payload, *key);
   if (!opened) {
     // A frame on a known node's topic that fails that node's MAC: a forged or
-    // altered frame, or a node whose key no longer matches (SPEC 5.6).
+    // altered frame, or a node whose key no longer matches (docs/DESIGN.md 5.6).
     if (*opened.drop == DropReason::bad_mac) {
       conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
       quarantine(t.name, "HASH_MISMATCH: a frame on its topic failed its MAC");
@@ -256,7 +256,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     if (!reread && *verdict.drop == DropReason::replay && guard_.current_session(env.sender) == env.session_id &&
         env.seq + ReplayWindow::kWidth < guard_.high_water(env.sender)) {
       // Far below what the node has sent in this session: not a QoS 1
-      // redelivery but a sequence regression (SPEC 5.6).
+      // redelivery but a sequence regression (docs/DESIGN.md 5.6).
       conflict("TEMPORAL_PARADOX", 4, env.sender,
                "sequence regression on " + m.topic + ": seq " + std::to_string(env.seq) + " after " +
                    std::to_string(guard_.high_water(env.sender)),
@@ -361,7 +361,7 @@ void Gateway::on_result(const std::string& id, const Envelope& env, const Inboun
 }
 
 void Gateway::check_contexts() {
-  // CONTEXT_DIVERGENCE (SPEC 5.6): within a cluster of 3 or more online
+  // CONTEXT_DIVERGENCE (docs/DESIGN.md 5.6): within a cluster of 3 or more online
   // nodes, a context hash that differs from a strict majority's.
   std::map<std::string, std::map<Digest, std::vector<const NodeEntry*>>> groups;
   for (const auto& [id, n] : registry_.nodes()) {
@@ -457,7 +457,7 @@ void Gateway::alert(const StoredConflict& c) {
 }
 
 void Gateway::quarantine(const std::string& id, const std::string& why) {
-  // SPEC 5.6: a CAT-1 breach quarantines the node: no commands, no work,
+  // docs/DESIGN.md 5.6: a CAT-1 breach quarantines the node: no commands, no work,
   // until an operator's heal.
   NodeEntry* n = registry_.find(id);
   if (!n || n->quarantined) return;
@@ -643,7 +643,7 @@ void Gateway::pings(std::int64_t now_us) {
       // Within the budget: a ping that would wait in a queue measures the queue.
       send_ping(n, now_us);
       // Faster while the filter is young (as after a latency level shift) or
-      // the node is unstable (SPEC 5.1).
+      // the node is unstable (docs/DESIGN.md 5.1).
       bool fast = n.clock.count() < 8 || n.impedance(now_us).unstable;
       n.next_ping_us = now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6);
     }
@@ -866,7 +866,7 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   }
   r.frames_accepted = accepted_;
   r.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
-  // The status box (SPEC 5.8).
+  // The status box (docs/DESIGN.md 5.8).
   r.sectors_total = static_cast<std::uint32_t>(config_.sectors.size());
   for (const auto& [sector, members] : config_.sectors)
     r.sectors_healthy += std::all_of(members.begin(), members.end(), [&](const std::string& c) { return breakers_.closed(c); });
@@ -1031,7 +1031,7 @@ void Gateway::start_schedule(const Inbound& m, std::uint64_t request_id, const k
 void Gateway::calibrate(const std::string& id, const TargetResult& t, double late_us) {
   NodeEntry* n = registry_.find(id);
   if (!n) return;
-  // SPEC 5.4: each execution error feeds back into the node's impedance. A
+  // docs/DESIGN.md 5.4: each execution error feeds back into the node's impedance. A
   // late execution or a refused late arrival lengthens its lead by what was
   // missing; executions on time let the learned part decay slowly.
   double late_ms = late_us > 0 ? late_us / 1000.0 + 2.0 : t.error_us > 1000 ? t.error_us / 1000.0 + 1.0 : 0;
@@ -1227,7 +1227,7 @@ bool Gateway::send_job(const std::string& node, const Job& job, std::uint32_t at
 void Gateway::job_outcome(const std::string& node, bool good, const std::string& why) {
   NodeEntry* n = registry_.find(node);
   if (!n) return;
-  // Reputation (SPEC 5.5): the node's reliability follows its job outcomes.
+  // Reputation (docs/DESIGN.md 5.5): the node's reliability follows its job outcomes.
   n->reliability.add(good);
   if (good)
     breakers_.success(n->cluster, mono_us());
@@ -1499,7 +1499,7 @@ void Gateway::on_mode_change(kairos_v1_MeshMode before, kairos_v1_MeshMode after
     emergency_override_ = false;
     return;
   }
-  // SPEC 5.6: automation halted, state written to disk, operators alerted.
+  // docs/DESIGN.md 5.6: automation halted, state written to disk, operators alerted.
   write_snapshot("emergency", "all");
   char detail[160];
   std::snprintf(detail, sizeof detail, "only %.0f%% of %zu nodes active: automation halted, snapshot written",

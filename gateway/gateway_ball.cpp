@@ -1,4 +1,4 @@
-// The Ball protocol at the gateway (SPEC 6, docs/BALL.md): plays are held in
+// The Ball protocol at the gateway (docs/DESIGN.md 6, docs/BALL.md): plays are held in
 // memory as ball::Session, their lineage is appended to SQLite before anyone
 // hears of it, the signed head is published retained, ball-mode entries are
 // delivered to every peer (people on _ball/<session>/to/<person>, nodes as a

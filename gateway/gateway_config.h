@@ -16,26 +16,26 @@ struct GatewayConfig {
   std::string database;  // SQLite file
   std::string log_level = "info";
   BrokerConfig broker;
-  // liveness (SPEC 5.1)
+  // liveness (docs/DESIGN.md 5.1)
   double heartbeat_period_s = 5.0;  // used when a birth gives none
   int missed_heartbeats = 3;
   double rebirth_after_s = 10.0;    // ask unclear nodes to re-announce after this long
-  // mesh sync (SPEC 5.3)
+  // mesh sync (docs/DESIGN.md 5.3)
   double sync_period_s = 0.1;
   double unified_enter = 0.75;
   double unified_leave = 0.70;
   double stale_after_s = 15.0;      // 3 heartbeat periods
   double mesh_publish_s = 1.0;      // _mesh/state at least this often
   std::array<double, 6> class_weight{1, 1, 1, 1, 1, 1};  // A..F
-  // clock sync (SPEC 5.1)
+  // clock sync (docs/DESIGN.md 5.1)
   double ping_period_s = 10.0;       // per node
   double fast_ping_period_s = 2.0;   // while unstable or with few samples
   double ping_timeout_s = 5.0;       // no ack by then: a missed command (reliability)
   std::size_t max_pings_in_flight = 256;  // more waiting pings would only queue and skew the samples
-  // scheduling (SPEC 5.4): commands per second the path to the nodes takes
+  // scheduling (docs/DESIGN.md 5.4): commands per second the path to the nodes takes
   // (gateway, broker, links); a burst is spread back from T at this rate.
   double send_rate = 10'000;
-  // jobs (SPEC 5.5)
+  // jobs (docs/DESIGN.md 5.5)
   double job_backoff_s = 0.2;       // before the first retry; doubles with each
   double job_backoff_max_s = 5.0;
   double job_grace_s = 1.0;         // transit allowed on top of a job's timeout
@@ -43,7 +43,7 @@ struct GatewayConfig {
   std::uint32_t job_timeout_ms = 10'000;  // when a delegate names none
   int job_retries = 3;
   std::size_t jobs_in_memory = 10'000;    // finished jobs kept in memory (all stay in the database)
-  // circuit breakers (SPEC 5.6)
+  // circuit breakers (docs/DESIGN.md 5.6)
   double breaker_window_s = 60;
   int cluster_failures = 5;         // more than this within the window: OPEN
   int sector_failures = 50;
@@ -51,7 +51,7 @@ struct GatewayConfig {
   double breaker_open_s = 30;       // wait before the first probe; doubles after a failed one
   double breaker_healthy_s = 60;    // HALF_OPEN this long without failure: CLOSED
   std::map<std::string, std::vector<std::string>> sectors;  // sector -> clusters
-  // alerts (SPEC 5.6): a command run for conflicts of priority >= 4
+  // alerts (docs/DESIGN.md 5.6): a command run for conflicts of priority >= 4
   std::vector<std::string> alert_hook;
   double alert_hook_timeout_s = 10;
   // Ball (docs/BALL.md): a node holder whose job failed is asked again this

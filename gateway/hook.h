@@ -8,7 +8,7 @@
 
 namespace kairos::gw {
 
-// Runs the operator's alert hook (SPEC 5.6): argv as configured, no shell,
+// Runs the operator's alert hook (docs/DESIGN.md 5.6): argv as configured, no shell,
 // the alert in environment variables, never waited for in the gateway's
 // loop. A hook still running after its timeout is killed; at most a few run
 // at once, the rest are dropped and counted.

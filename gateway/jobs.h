@@ -15,7 +15,7 @@
 
 namespace kairos::gw {
 
-// Jobs (SPEC 5.5): routed to the capable nodes of lowest impedance, retried
+// Jobs (docs/DESIGN.md 5.5): routed to the capable nodes of lowest impedance, retried
 // elsewhere with backoff, voted on by result hash when r > 1. Pure logic:
 // time comes in as monotonic microseconds, the gateway does the I/O through
 // the hooks.

@@ -8,7 +8,7 @@
 
 namespace kairos::gw {
 
-// Keys the gateway holds (SPEC 4): one per node under <dir>/nodes/<id>.key,
+// Keys the gateway holds (docs/DESIGN.md 4): one per node under <dir>/nodes/<id>.key,
 // the mesh broadcast key <dir>/broadcast.key and the operator key
 // <dir>/operator.key. Node keys load on first use; a missing one is looked
 // for again at most every retry_us so that junk names cost no disk reads.

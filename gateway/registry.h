@@ -34,7 +34,7 @@ struct NodeEntry {
   std::int64_t phase_us = 0;      // monotonic, receipt of the last phase
   std::uint64_t historical_phases = 0;  // late phase reports (store and forward), not used for sync
   std::uint64_t events = 0;             // events logged
-  // clock and impedance (SPEC 5.1, 5.2)
+  // clock and impedance (docs/DESIGN.md 5.1, 5.2)
   ClockFilter clock;
   EwRate reliability;
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
@@ -42,13 +42,13 @@ struct NodeEntry {
   double baseline_score = 0;     // slow EMA of the node's own score
   bool quarantined = false;       // by the gateway (a CAT-1 breach seen here), until heal
   std::string quarantine_reason;
-  double feedback_ms = 0;        // lead learned from late scheduled executions (SPEC 5.4 calibration)
+  double feedback_ms = 0;        // lead learned from late scheduled executions (docs/DESIGN.md 5.4 calibration)
   double calibration_ms() const { return clock.inbound_tail_us() / 1000.0 + feedback_ms; }
   std::int64_t next_ping_us = 0; // monotonic
   Impedance impedance(std::int64_t now_us) const;
 };
 
-// The registry of SPEC 5.1: nodes from births, liveness from heartbeats and
+// The registry of docs/DESIGN.md 5.1: nodes from births, liveness from heartbeats and
 // Wills. Pure logic; time comes in as monotonic microseconds.
 class Registry {
  public:
@@ -66,7 +66,7 @@ class Registry {
   // Restarts every online node's liveness clock at now: after the gateway's
   // own outage, missing heartbeats are not the nodes' fault.
   void grace(std::int64_t now_us);
-  // Phases of online nodes weighted by class and age (SPEC 5.3).
+  // Phases of online nodes weighted by class and age (docs/DESIGN.md 5.3).
   std::vector<NodePhase> sync_inputs(std::int64_t now_us, double stale_after_s,
                                      const std::array<double, 6>& class_weight) const;
 

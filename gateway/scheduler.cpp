@@ -107,7 +107,7 @@ std::vector<WaveResult> make_waves(Strategy s, const std::vector<std::pair<std::
       break;
     }
     case Strategy::priority_first: {
-      // SPEC 5.4: D, C, B, A, E with thresholds 0.99, 0.98, 0.95, 0.90, 0.85; F last, as E.
+      // docs/DESIGN.md 5.4: D, C, B, A, E with thresholds 0.99, 0.98, 0.95, 0.90, 0.85; F last, as E.
       constexpr std::pair<int, double> order[] = {{4, 0.99}, {3, 0.98}, {2, 0.95}, {1, 0.90}, {5, 0.85}, {6, 0.85}};
       for (auto [cls, threshold] : order) {
         WaveResult w;

@@ -1,5 +1,5 @@
 #pragma once
-// Impedance-matched scheduling, SPEC 5.4 (the quarterback throw): a command
+// Impedance-matched scheduling, docs/DESIGN.md 5.4 (the quarterback throw): a command
 // reaches every target and takes effect at the same instant T. Pure logic:
 // time is the gateway's wall clock in microseconds, passed in; the gateway
 // supplies each node's current lead and offset and sends the commands.
@@ -32,7 +32,7 @@ struct Quorum {
   double conflict = 0.05;  // ... and conflict <= this
   double transit = 0.10;   // WAIT: transit above this
 };
-// The quorum rule of SPEC 5.4 over counts out of `targets`.
+// The quorum rule of docs/DESIGN.md 5.4 over counts out of `targets`.
 Verdict quorum(std::size_t targets, std::size_t ready, std::size_t transit, std::size_t conflict, const Quorum& q);
 
 struct ScheduleSpec {
@@ -54,7 +54,7 @@ struct TargetView {
   bool online = false;
   bool quarantined = false;
   bool synced = false;     // has clock samples
-  double lead_us = 0;      // SPEC 5.2 lead (with calibration)
+  double lead_us = 0;      // docs/DESIGN.md 5.2 lead (with calibration)
   double offset_us = 0;    // node clock - gateway clock
   bool breaker_open = false;  // a circuit breaker on its way (cluster, sector, mesh) is not closed
 };

@@ -141,7 +141,7 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
       BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    -- The conflict log (SPEC 5.6, 5.7) is append-only too.
+    -- The conflict log (docs/DESIGN.md 5.6, 5.7) is append-only too.
     CREATE TABLE IF NOT EXISTS conflicts (
       id INTEGER PRIMARY KEY,
       type TEXT NOT NULL,
@@ -155,7 +155,7 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS conflicts_no_delete BEFORE DELETE ON conflicts
       BEGIN SELECT RAISE(ABORT, 'the conflict log is append-only'); END;
-    -- The resolution queue (SPEC 5.6): a task per conflict, open until resolved.
+    -- The resolution queue (docs/DESIGN.md 5.6): a task per conflict, open until resolved.
     CREATE TABLE IF NOT EXISTS resolutions (
       id INTEGER PRIMARY KEY,
       conflict_id INTEGER NOT NULL UNIQUE REFERENCES conflicts(id),
@@ -169,7 +169,7 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'a resolved task stays resolved'); END;
     CREATE TRIGGER IF NOT EXISTS resolutions_no_delete BEFORE DELETE ON resolutions
       BEGIN SELECT RAISE(ABORT, 'resolution tasks are kept'); END;
-    -- Quarantine store (SPEC 5.6): who was quarantined or healed, why, and
+    -- Quarantine store (docs/DESIGN.md 5.6): who was quarantined or healed, why, and
     -- the data in question. Append-only; a node's state is its newest row.
     CREATE TABLE IF NOT EXISTS quarantine (
       id INTEGER PRIMARY KEY,
@@ -182,7 +182,7 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the quarantine store is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS quarantine_no_delete BEFORE DELETE ON quarantine
       BEGIN SELECT RAISE(ABORT, 'the quarantine store is append-only'); END;
-    -- Jobs (SPEC 5.5). A finished job never changes again: a second
+    -- Jobs (docs/DESIGN.md 5.5). A finished job never changes again: a second
     -- completion is refused by the database itself.
     CREATE TABLE IF NOT EXISTS jobs (
       id INTEGER PRIMARY KEY,

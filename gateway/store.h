@@ -69,7 +69,7 @@ struct StoredEvent {
   std::int64_t received_wall_us = 0;
 };
 
-// A conflict (SPEC 5.6), as logged (append-only).
+// A conflict (docs/DESIGN.md 5.6), as logged (append-only).
 struct StoredConflict {
   std::string type;      // CONTEXT_DIVERGENCE, DATA_CONTRADICTION, TEMPORAL_PARADOX, CAPABILITY_MISMATCH, HASH_MISMATCH
   int priority = 0;      // 0..4
@@ -83,7 +83,7 @@ struct StoredConflict {
   std::string resolution;
 };
 
-// A Ball play (SPEC 6): the newest play of a session is its current one.
+// A Ball play (docs/DESIGN.md 6): the newest play of a session is its current one.
 struct StoredPlay {
   std::string session;
   std::string ball_id;
@@ -121,7 +121,7 @@ class Store {
   // The logged conflicts, oldest first (at most limit, the newest ones).
   std::vector<StoredConflict> conflicts(std::size_t limit);
   std::uint64_t conflict_count();
-  // The resolution queue (SPEC 5.6): every conflict opens a task with its
+  // The resolution queue (docs/DESIGN.md 5.6): every conflict opens a task with its
   // suggested strategy; open tasks, highest priority first, oldest first.
   std::vector<StoredConflict> open_tasks(std::size_t limit);
   std::uint64_t open_task_count();
@@ -130,7 +130,7 @@ class Store {
   // Closes a node's open tasks of these types (heal); how many.
   int resolve_node(const std::string& node, const std::vector<std::string>& types, const std::string& how,
                    std::int64_t at_wall_us);
-  // Jobs (SPEC 5.5): the row as it is now, and what happened to it (append-only).
+  // Jobs (docs/DESIGN.md 5.5): the row as it is now, and what happened to it (append-only).
   void save_job(const Job& job);
   void append_job_event(const JobEvent& e, std::int64_t at_wall_us);
   std::vector<Job> load_jobs(bool unfinished_only);
@@ -145,7 +145,7 @@ class Store {
   std::uint64_t append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,
                                 std::int64_t at_wall_us);
   std::uint32_t conflicts_since(std::int64_t wall_us);
-  // Ball plays and their lineage (append-only; SPEC 6).
+  // Ball plays and their lineage (append-only; docs/DESIGN.md 6).
   void append_ball_play(const std::string& session, const std::string& ball_id, std::int64_t at_wall_us);
   void append_ball_entry(const std::string& ball_id, const ball::Entry& e);
   // The newest plays, newest first.

@@ -1,5 +1,5 @@
 #pragma once
-// A hashed timer wheel of 1 ms buckets (SPEC 5.4): items due in the same
+// A hashed timer wheel of 1 ms buckets (docs/DESIGN.md 5.4): items due in the same
 // millisecond are released together, by one timer, never a sleep per item.
 #include <cstddef>
 #include <cstdint>

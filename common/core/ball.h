@@ -1,5 +1,5 @@
 #pragma once
-// The Ball protocol's pure core (SPEC 6): what a peer's input says, whether
+// The Ball protocol's pure core (docs/DESIGN.md 6): what a peer's input says, whether
 // a ball-mode entry ends legally, execution-line acknowledgements, and the
 // hash-chained lineage. No I/O.
 #include <cstdint>
@@ -100,7 +100,7 @@ std::optional<Break> verify(const std::vector<Entry>& entries, std::uint64_t hea
 
 namespace kairos::ball {
 
-// One play (SPEC 6): peers, objectives, who holds the Ball, the lineage and
+// One play (docs/DESIGN.md 6): peers, objectives, who holds the Ball, the lineage and
 // every peer's acknowledgement of every entry. Pure logic: the gateway
 // stores what it appends and carries what it delivers.
 class Session {

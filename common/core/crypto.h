@@ -9,7 +9,7 @@ namespace kairos {
 
 using Digest = std::array<std::uint8_t, 32>;
 
-// A 256-bit secret shared by exactly the parties of SPEC 4 (node key,
+// A 256-bit secret shared by exactly the parties of docs/DESIGN.md 4 (node key,
 // mesh broadcast key or operator key).
 struct Key {
   std::array<std::uint8_t, 32> bytes{};

@@ -15,9 +15,9 @@ namespace kairos {
 using Envelope = kairos_v1_Envelope;
 
 // Why an inbound frame was dropped. Every drop is counted under one of
-// these and logged with its detail (SPEC 4).
+// these and logged with its detail (docs/DESIGN.md 4).
 enum class DropReason {
-  bad_topic,        // not a topic of SPEC 4, or a kind this receiver does not take
+  bad_topic,        // not a topic of docs/DESIGN.md 4, or a kind this receiver does not take
   oversized_frame,  // payload larger than any valid frame
   malformed_frame,  // outer Frame does not decode (truncated, garbage)
   unknown_sender,   // no key for the name in the topic
@@ -90,7 +90,7 @@ void set_string(char (&dst)[N], std::string_view s) {
 namespace kairos {
 
 // Numbers outbound frames of one sender's session: seq rises by one per
-// frame from 1 (SPEC 4). The key is given per frame: a gateway signs each
+// frame from 1 (docs/DESIGN.md 4). The key is given per frame: a gateway signs each
 // node's commands with that node's key.
 class Signer {
  public:

@@ -1,5 +1,5 @@
 #pragma once
-// Clock sync and the impedance model (SPEC 5.1, 5.2): pure arithmetic over
+// Clock sync and the impedance model (docs/DESIGN.md 5.1, 5.2): pure arithmetic over
 // ping/pong samples and node reports; time comes in as arguments.
 #include <array>
 #include <cstddef>
@@ -50,7 +50,7 @@ class ClockFilter {
   std::uint64_t shifts_ = 0;
 };
 
-// Base processing time per device class A..F (ms), SPEC 5.2.
+// Base processing time per device class A..F (ms), docs/DESIGN.md 5.2.
 double class_base_ms(int device_class);
 
 struct ImpedanceInputs {
@@ -77,7 +77,7 @@ struct Impedance {
   bool unstable = false;  // drift > 0.5
 };
 
-// SPEC 5.2, with the calibration added to the lead. baseline_score: the node's own usual score (<= 0: none yet).
+// docs/DESIGN.md 5.2, with the calibration added to the lead. baseline_score: the node's own usual score (<= 0: none yet).
 Impedance impedance(const ImpedanceInputs& in, double baseline_score);
 
 // An exponentially weighted rate of good outcomes (starts at 1).

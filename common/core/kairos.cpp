@@ -90,7 +90,7 @@ void RhythmDetector::close_slot() {
   last_ema_slot_ = slot_;
   has_ema_ = true;
   warm_ = static_cast<double>(slot_ - first_ema_slot_) * slot_s_ >= 4.0 * tau_s_;
-  // SPEC 3.4 divides by P + 1e-12. Both EMAs decay alike once a signal
+  // docs/DESIGN.md 3.4 divides by P + 1e-12. Both EMAs decay alike once a signal
   // stops moving, so their ratio would keep a finished rhythm collapsed for
   // ever; a stillness floor of 1e-6 (a step of 0.001 of the normalised range
   // per slot) lets R fall when the movement does.

@@ -11,7 +11,7 @@ using Phase = std::complex<double>;
 
 inline constexpr std::size_t kMaxScales = 8;
 
-// K time constants log-spaced from base to max seconds (SPEC 3.4), fastest first.
+// K time constants log-spaced from base to max seconds (docs/DESIGN.md 3.4), fastest first.
 // k == 1 gives {base}. Writes k values into out (k <= kMaxScales).
 void log_spaced_taus(double base_s, double max_s, std::size_t k, std::span<double> out);
 
@@ -27,7 +27,7 @@ struct KairosScale {
   void update(Phase s, double dt_s);
 };
 
-// Rhythm detection on one timescale (the KAIROS "collapse", SPEC 3.4): the
+// Rhythm detection on one timescale (the KAIROS "collapse", docs/DESIGN.md 3.4): the
 // signal is decimated into slots of tau/N, each point the mean of its
 // samples; the differences v_n are compared with v_(n-N), one tau earlier.
 // T = EMA of v_n conj(v_(n-N)) e^(i omega t_n), P = EMA of |v_n|^2, both over
@@ -106,7 +106,7 @@ class KairosFilter {
   double last_t_s_ = 0.0;
 };
 
-// Maps a raw reading x into [0, 1] over [lo, hi] (SPEC 3.3).
+// Maps a raw reading x into [0, 1] over [lo, hi] (docs/DESIGN.md 3.3).
 double normalise(double x, double lo, double hi);
 
 }  // namespace kairos

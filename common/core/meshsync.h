@@ -5,7 +5,7 @@
 
 namespace kairos {
 
-// One node's contribution to the mesh sync of SPEC 5.3.
+// One node's contribution to the mesh sync of docs/DESIGN.md 5.3.
 struct NodePhase {
   std::complex<double> z;
   double c = 0.0;

@@ -30,7 +30,7 @@ class ReplayWindow {
   std::uint64_t seen_ = 0;  // bit i: hwm_ - i was seen
 };
 
-// Replay and session check per sender (SPEC 4). A sender's current session
+// Replay and session check per sender (docs/DESIGN.md 4). A sender's current session
 // is the one announced by its latest accepted birth; earlier sessions are
 // remembered so that their frames (and a late Will) are refused.
 class SessionGuard {

@@ -5,7 +5,7 @@
 
 namespace kairos {
 
-// What a topic under kairos/v1/<mesh>/ carries (SPEC 4).
+// What a topic under kairos/v1/<mesh>/ carries (docs/DESIGN.md 4).
 enum class TopicKind {
   birth, state, hb, phase, event, ack, result, cmd,  // <cluster>/<node>/<kind>
   mesh_state,                                          // _mesh/state
@@ -34,7 +34,7 @@ inline constexpr std::string_view kNameRule = "1-64 of A-Z a-z 0-9 _ -, not star
 
 inline constexpr std::string_view kTopicRoot = "kairos/v1/";
 
-// Parses a full topic; nullopt when it is not one of SPEC 4's.
+// Parses a full topic; nullopt when it is not one of docs/DESIGN.md 4's.
 std::optional<Topic> parse_topic(std::string_view topic);
 
 std::string node_topic(std::string_view mesh, std::string_view cluster, std::string_view node,

@@ -8,7 +8,7 @@
 
 namespace kairos {
 
-// The operator's side of the control RPC (SPEC 4, 5.8): MQTT v5 request /
+// The operator's side of the control RPC (docs/DESIGN.md 4, 5.8): MQTT v5 request /
 // response with correlation data, frames signed with the operator key.
 class CtlClient {
  public:

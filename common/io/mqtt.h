@@ -26,7 +26,7 @@ struct MqttOptions {
   std::string password;
   int keepalive_s = 10;
   double reconnect_min_s = 0.5;
-  double reconnect_max_s = 30.0;  // SPEC 3.8 cap
+  double reconnect_max_s = 30.0;  // docs/DESIGN.md 3.8 cap
   int max_inflight = 1024;
   int max_buffered = 100'000;             // publishes Paho may queue while connected
   std::size_t backlog_limit = 1000;       // QoS 1 frames kept while offline

@@ -1,5 +1,5 @@
 #pragma once
-// Audio playback seam (SPEC 3.5 speaker): ALSA on a board, a WAV file for
+// Audio playback seam (docs/DESIGN.md 3.5 speaker): ALSA on a board, a WAV file for
 // tests and recording. Writes never block the node's loop.
 #include <cstdint>
 #include <cstdio>

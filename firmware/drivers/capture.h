@@ -1,5 +1,5 @@
 #pragma once
-// microphone and camera inputs (SPEC 3.3). microphone: ALSA capture, the RMS
+// microphone and camera inputs (docs/DESIGN.md 3.3). microphone: ALSA capture, the RMS
 // amplitude of what arrived since the last sample (0..1 of full scale).
 // camera: V4L2 capture (YUYV or GREY), the mean luma of the newest frame
 // (0..1). Both never block: no new audio or frame is "nothing new".

@@ -1,5 +1,5 @@
 #pragma once
-// gpio input (SPEC 3.3): edges of one line through libgpiod 1.6, debounced.
+// gpio input (docs/DESIGN.md 3.3): edges of one line through libgpiod 1.6, debounced.
 // The reading is the debounced level (0 or 1): a button, a reed switch, a
 // PIR sensor. Edges come through a small seam so tests use a fake chip.
 #include <cstdint>

@@ -23,7 +23,7 @@ struct ReadResult {
   static ReadResult failure(std::string why) { return {Status::failed, {}, std::move(why)}; }
 };
 
-// The seam every input adapter implements (SPEC 3.3). Linux and fake
+// The seam every input adapter implements (docs/DESIGN.md 3.3). Linux and fake
 // implementations sit behind it.
 class Input {
  public:

@@ -1,5 +1,5 @@
 #pragma once
-// `pipe` and `llm` inputs (SPEC 3.3): lines from a named pipe (FIFO), read
+// `pipe` and `llm` inputs (docs/DESIGN.md 3.3): lines from a named pipe (FIFO), read
 // without ever blocking the loop. The FIFO is opened read-write so that it
 // always has a writer: writers may come and go, and an empty pipe reads as
 // "nothing new", not as end of file. Partial lines wait until complete.

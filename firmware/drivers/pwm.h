@@ -1,5 +1,5 @@
 #pragma once
-// PWM and GPIO output seams for the motor and LED outputs (SPEC 3.5):
+// PWM and GPIO output seams for the motor and LED outputs (docs/DESIGN.md 3.5):
 // Linux sysfs PWM (/sys/class/pwm) and libgpiod 1.6 lines with software PWM,
 // each with a small interface that tests replace with a fake.
 #include <atomic>

@@ -4,7 +4,7 @@
 
 namespace kairos::node {
 
-// Deterministic generator (SPEC 3.3 `synthetic`): the embedded default for
+// Deterministic generator (docs/DESIGN.md 3.3 `synthetic`): the embedded default for
 // demos and tests. Time comes from the caller, so a run is reproducible.
 class SyntheticInput : public Input {
  public:

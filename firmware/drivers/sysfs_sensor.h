@@ -1,5 +1,5 @@
 #pragma once
-// temperature / pressure / humidity from Linux sysfs (SPEC 3.3): an IIO
+// temperature / pressure / humidity from Linux sysfs (docs/DESIGN.md 3.3): an IIO
 // channel (BME280, BMP280, ... through their kernel drivers) or a 1-Wire
 // DS18B20 (w1_slave, CRC checked). The sysfs root is configurable, so tests
 // run against a fake tree.

@@ -1,5 +1,5 @@
 #pragma once
-// led (SPEC 3.5): an RGB LED on three PWM channels; hue (degrees) and
+// led (docs/DESIGN.md 3.5): an RGB LED on three PWM channels; hue (degrees) and
 // brightness from the source, full saturation. Off when the source is stale.
 #include <array>
 #include <memory>

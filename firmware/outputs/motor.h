@@ -1,5 +1,5 @@
 #pragma once
-// motor (SPEC 3.5): an H-bridge driven either by two PWM channels (forward
+// motor (docs/DESIGN.md 3.5): an H-bridge driven either by two PWM channels (forward
 // and reverse, e.g. DRV8833 / L9110 on sysfs PWM) or by a direction line plus
 // one PWM channel (libgpiod, software PWM). velocity in [-1, 1] sets the
 // direction and the duty. Failsafe: any missing or stale source value, exit,

@@ -123,7 +123,7 @@ class Text : public Output {
   std::int64_t next_us_ = 0;
 };
 
-// mqtt: the JSON of SPEC 3.5 on a configured topic, at most once per interval.
+// mqtt: the JSON of docs/DESIGN.md 3.5 on a configured topic, at most once per interval.
 class MqttOut : public Output {
  public:
   MqttOut(const OutputConfig& c, Publish publish) : c_(c), publish_(std::move(publish)) {}

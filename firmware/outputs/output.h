@@ -1,5 +1,5 @@
 #pragma once
-// Output adapters and their sources (SPEC 3.5). An output follows a source
+// Output adapters and their sources (docs/DESIGN.md 3.5). An output follows a source
 // (one input's scale, or the mesh) through configurable linear mappings.
 #include <array>
 #include <cstdint>
@@ -81,7 +81,7 @@ using Publish = std::function<void(const std::string& topic, const Bytes& payloa
 // Makes the output for config; publish is used by the mqtt kind.
 std::unique_ptr<Output> make_output(const OutputConfig& config, Publish publish);
 
-// The default channel maps of each kind (SPEC 3.5).
+// The default channel maps of each kind (docs/DESIGN.md 3.5).
 std::map<std::string, ChannelMap> default_channels(const std::string& kind);
 
 }  // namespace kairos::node

@@ -1,5 +1,5 @@
 #pragma once
-// A click-free tone (SPEC 3.5 speaker): a phase-continuous oscillator whose
+// A click-free tone (docs/DESIGN.md 3.5 speaker): a phase-continuous oscillator whose
 // frequency glides and whose gain ramps towards their targets, so that no
 // change of target ever makes a step in the waveform.
 #include <cstdint>

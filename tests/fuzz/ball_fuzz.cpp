@@ -1,4 +1,4 @@
-// libFuzzer target for the Ball parser (SPEC 6): any bytes as a peer's
+// libFuzzer target for the Ball parser (docs/DESIGN.md 6): any bytes as a peer's
 // input. Invariants: no crash, no sanitizer report, a refusal always says
 // why, an accepted handoff always names a peer, an accepted entry chains
 // and verifies, and the play replays from its lineage to the same state.

@@ -1,4 +1,4 @@
-// The Ball protocol end to end (SPEC 6): two people through kairosctl and a
+// The Ball protocol end to end (docs/DESIGN.md 6): two people through kairosctl and a
 // real kairos-node whose `ball` job handler holds the Ball, over a real
 // Mosquitto, the gateway storing the lineage in its SQLite file.
 #include <gtest/gtest.h>

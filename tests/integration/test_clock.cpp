@@ -1,4 +1,4 @@
-// Clock sync and impedance (SPEC 5.1, 5.2) through a real broker: the
+// Clock sync and impedance (docs/DESIGN.md 5.1, 5.2) through a real broker: the
 // gateway pings each node, filters the samples and shows the model.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// The commands a node obeys (SPEC 3.7) and its escalation (SPEC 3.6),
+// The commands a node obeys (docs/DESIGN.md 3.7) and its escalation (docs/DESIGN.md 3.6),
 // sent as signed frames through a real Mosquitto.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// The conflict log (SPEC 5.6, 5.7): a frame on a known node's topic that
+// The conflict log (docs/DESIGN.md 5.6, 5.7): a frame on a known node's topic that
 // fails that node's MAC is a HASH_MISMATCH, written to an append-only table.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -211,7 +211,7 @@ bool logged(Mesh& mesh, const std::string& type, const std::string& node, const 
 }  // namespace
 
 // CONTEXT_DIVERGENCE and both kinds of TEMPORAL_PARADOX, detected for real
-// (SPEC 5.6) from simulated nodes that misbehave in those ways.
+// (docs/DESIGN.md 5.6) from simulated nodes that misbehave in those ways.
 TEST(Conflicts, ContextDivergenceAndTemporalParadoxesAreDetected) {
   TempDir dir;
   Broker broker(dir);

@@ -1,4 +1,4 @@
-// Jobs (SPEC 5.5), their persistence (5.7) and circuit breakers (5.6)
+// Jobs (docs/DESIGN.md 5.5), their persistence (5.7) and circuit breakers (5.6)
 // against a real broker, a real gateway with its SQLite file, and
 // kairos-sim processes as the nodes (built-in handlers echo, hash, sleep).
 #include <gtest/gtest.h>

@@ -22,7 +22,7 @@ TEST(Node, RhythmCollapsesAreReportedAsEvents) {
   TempDir dir;
   Broker broker(dir);
   Mesh mesh(dir, broker);
-  // Scales 0.25, 0.5, 1 and 2 s, as in SPEC 3.4's examples.
+  // Scales 0.25, 0.5, 1 and 2 s, as in docs/DESIGN.md 3.4's examples.
   dir.write("boards/lab.toml", "[board]\narch = [\"native\"]\ndevice_class = \"E\"\ntau_base_s = 0.25\ntau_max_s = 2.0\n");
   mesh.set_boards_dir(dir.file("boards"));
   Client c(broker.uri());

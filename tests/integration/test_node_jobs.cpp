@@ -1,4 +1,4 @@
-// Jobs on a real kairos-node (SPEC 5.5): signed Commands through a real
+// Jobs on a real kairos-node (docs/DESIGN.md 5.5): signed Commands through a real
 // Mosquitto, JobResults read back from the node's result topic.
 #include <gtest/gtest.h>
 

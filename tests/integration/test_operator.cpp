@@ -1,4 +1,4 @@
-// The operator's console (SPEC 5.8) and the degradation modes (SPEC 5.6):
+// The operator's console (docs/DESIGN.md 5.8) and the degradation modes (docs/DESIGN.md 5.6):
 // kairosctl against a real broker, gateway and kairos-sim nodes.
 #include <gtest/gtest.h>
 #include <signal.h>

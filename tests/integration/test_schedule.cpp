@@ -1,4 +1,4 @@
-// schedule(command, targets, T) end to end (SPEC 5.4) with real nodes: the
+// schedule(command, targets, T) end to end (docs/DESIGN.md 5.4) with real nodes: the
 // gateway plans each send from the node's lead, the nodes hold the command
 // until T on their own clocks, and kairosctl prints the gathered result.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// kairos-sim (SPEC 7) against a real broker and gateway: its nodes register,
+// kairos-sim (docs/DESIGN.md 7) against a real broker and gateway: its nodes register,
 // the gateway's clock filter recovers each node's simulated clock offset,
 // and its failure injection shows at the gateway as it would with real nodes.
 #include <gtest/gtest.h>
@@ -216,7 +216,7 @@ TEST(Sim, ScheduledCommandRunsOnEveryNodeAtOneInstant) {
   }, 10s)) << read_text(dir.file("ledger.txt"));
   auto [lo, hi] = std::minmax_element(executed.begin(), executed.end(),
                                       [](const auto& a, const auto& b) { return a.second < b.second; });
-  // Clocks 2 s apart, latencies 5-50 ms: one instant to within the SPEC's +-10 ms.
+  // Clocks 2 s apart, latencies 5-50 ms: one instant to within the +-10 ms the design asks for.
   EXPECT_LT(hi->second - lo->second, 20'000) << lo->first << " .. " << hi->first;
   stop(sim);
   EXPECT_NE(sim.output().find("12 held until execute_at"), std::string::npos) << sim.output();

@@ -1,4 +1,4 @@
-// Store and forward (SPEC 3.8): the broker goes away while a node keeps
+// Store and forward (docs/DESIGN.md 3.8): the broker goes away while a node keeps
 // running; when it is back, every event raised meanwhile reaches the gateway
 // exactly once and in order, and the phase reports not delivered are all
 // accounted for by the node's drop counter.

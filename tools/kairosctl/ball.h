@@ -1,5 +1,5 @@
 #pragma once
-// kairosctl ball: the operator's side of the Ball protocol (SPEC 6, docs/BALL.md).
+// kairosctl ball: the operator's side of the Ball protocol (docs/DESIGN.md 6, docs/BALL.md).
 #include <cstdint>
 #include <cstdio>
 #include <functional>

@@ -1,5 +1,5 @@
 #pragma once
-// kairosctl broadcast, freeze, thaw, ask and mode (SPEC 5.8).
+// kairosctl broadcast, freeze, thaw, ask and mode (docs/DESIGN.md 5.8).
 #include <string>
 #include <vector>
 

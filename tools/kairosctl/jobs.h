@@ -1,5 +1,5 @@
 #pragma once
-// kairosctl delegate, jobs and breakers (SPEC 5.5, 5.6, 5.8).
+// kairosctl delegate, jobs and breakers (docs/DESIGN.md 5.5, 5.6, 5.8).
 #include <string>
 #include <vector>
 

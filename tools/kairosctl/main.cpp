@@ -1,4 +1,4 @@
-// kairosctl: the operator console (SPEC 5.8).
+// kairosctl: the operator console (docs/DESIGN.md 5.8).
 #include <unistd.h>
 
 #include <chrono>
@@ -612,7 +612,7 @@ int main(int argc, char** argv) {
     } else if (a == "--password-file") {
       if (!value(o.password_file) || o.password_file.empty()) return fail("--password-file needs a file", 2);
     } else if (a == "--timeout" && (o.verb == "delegate" || o.verb == "ask")) {
-      o.args.push_back(a);  // after delegate or ask: the job's timeout (SPEC 5.8 `delegate <job> --timeout`)
+      o.args.push_back(a);  // after delegate or ask: the job's timeout (docs/DESIGN.md 5.8 `delegate <job> --timeout`)
     } else if (a == "--timeout") {
       std::string t;
       if (!value(t)) return fail("--timeout needs milliseconds", 2);

@@ -1,6 +1,6 @@
 #pragma once
 // kairosctl schedule: the arguments of a schedule(command, targets, T) call
-// and the printed result (SPEC 5.4, 5.8).
+// and the printed result (docs/DESIGN.md 5.4, 5.8).
 #include <cstdint>
 #include <string>
 #include <vector>

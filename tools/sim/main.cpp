@@ -1,4 +1,4 @@
-// kairos-sim: many simulated nodes against a real broker and gateway (SPEC 7, docs/SIM.md).
+// kairos-sim: many simulated nodes against a real broker and gateway (docs/DESIGN.md 7, docs/SIM.md).
 #include <cstdio>
 #include <string>
 #include <vector>

@@ -468,7 +468,7 @@ void Simulator::perform(std::uint32_t i, const Envelope& env, Received rx, std::
   const std::int64_t exec_mono = exec_wall - wall_off_;
   const std::int64_t exec_node = n.clock.node_us(exec_wall);
   if (cmd.which_action == kairos_v1_Command_ping_tag) {
-    // t2 = arrival, t3 = reply (SPEC 5.1)
+    // t2 = arrival, t3 = reply (docs/DESIGN.md 5.1)
     ++stats_.pings;
     return ack(i, cmd, node::kAckReady, "pong", rx.node_us, node_now(n, mono_us()), mono_us());
   }

@@ -1,5 +1,5 @@
 #pragma once
-// kairos-sim (SPEC 7): many simulated nodes in one process, each with its
+// kairos-sim (docs/DESIGN.md 7): many simulated nodes in one process, each with its
 // own identity, key, session, seq counter and topics, speaking the node
 // protocol through the node's own code (Signer, CommandIntake, make_ack,
 // SyntheticInput, KairosFilter) over a few shared MQTT connections. The
@@ -171,7 +171,7 @@ class Simulator {
   void deliver(std::uint32_t i, std::uint32_t slot, std::int64_t due);
   void perform(std::uint32_t i, const Envelope& env, Received rx, std::int64_t exec_wall);
   void crash(std::uint32_t i, std::int64_t now);
-  // A job (SPEC 5.5) with one of the built-in handlers: echo, hash, sleep.
+  // A job (docs/DESIGN.md 5.5) with one of the built-in handlers: echo, hash, sleep.
   void start_job(std::uint32_t i, const kairos_v1_Command& cmd, Received rx, std::int64_t exec_mono);
   void finish_job(std::uint32_t i, std::uint32_t slot, std::int64_t now);
   void heartbeat(std::uint32_t i, std::int64_t due);

@@ -1,4 +1,4 @@
-// The Ball protocol's core (SPEC 6): entry endings, acknowledgements, the hash chain.
+// The Ball protocol's core (docs/DESIGN.md 6): entry endings, acknowledgements, the hash chain.
 #include <gtest/gtest.h>
 
 #include <cctype>

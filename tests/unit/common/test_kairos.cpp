@@ -97,7 +97,7 @@ TEST(Kairos, Normalise) {
 
 namespace {
 
-// SPEC 3.4's examples: scales 0.25, 0.5, 1, 2 s, samples at 100 Hz.
+// docs/DESIGN.md 3.4's examples: scales 0.25, 0.5, 1, 2 s, samples at 100 Hz.
 struct Run {
   KairosFilter f;
   std::vector<std::pair<std::size_t, bool>> events;  // (scale, collapsed)

@@ -1,4 +1,4 @@
-// The command intake shared by kairos-node and kairos-sim (SPEC 4, 5.4).
+// The command intake shared by kairos-node and kairos-sim (docs/DESIGN.md 4, 5.4).
 #include <gtest/gtest.h>
 
 #include "common/core/topic.h"

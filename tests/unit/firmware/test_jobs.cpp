@@ -1,4 +1,4 @@
-// The node's job runner (SPEC 5.5): real child processes, /bin/sh scripts
+// The node's job runner (docs/DESIGN.md 5.5): real child processes, /bin/sh scripts
 // in a scratch directory as handlers.
 #include <gtest/gtest.h>
 #include <fcntl.h>

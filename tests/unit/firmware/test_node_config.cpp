@@ -152,7 +152,7 @@ TEST_F(NodeConfigTest, BoardArchesAreCheckedWithTheirPlace) {
       << "a board without arch";
 }
 
-// Every shipped board file loads and says what SPEC 3.2 asks of it.
+// Every shipped board file loads and says what docs/DESIGN.md 3.2 asks of it.
 TEST(Boards, EveryBoardFileIsValid) {
   using Arches = std::vector<std::string>;
   struct Expect {
@@ -221,7 +221,7 @@ TEST_F(NodeConfigTest, JobsTablesAreReadWithDefaultsAndHashed) {
   EXPECT_NE(c.context_hash, longer.context_hash);
 }
 
-// Every job table error names the file, line, column and key (SPEC 3.1).
+// Every job table error names the file, line, column and key (docs/DESIGN.md 3.1).
 TEST_F(NodeConfigTest, JobsTableErrorsNameTheirPlace) {
   struct Case {
     const char* table;  // starts on line 5 (after [node] and [inputs.a])

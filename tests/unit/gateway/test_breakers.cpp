@@ -1,4 +1,4 @@
-// Circuit breakers (SPEC 5.6): per cluster, per sector and for the mesh;
+// Circuit breakers (docs/DESIGN.md 5.6): per cluster, per sector and for the mesh;
 // the OPEN -> probe -> HALF_OPEN -> CLOSED cycle with exact times, the
 // doubling wait, the lost probe, and the view.
 #include <gtest/gtest.h>

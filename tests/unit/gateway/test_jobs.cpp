@@ -1,4 +1,4 @@
-// Jobs (SPEC 5.5, 5.6): routing by impedance and load, the per-node limit,
+// Jobs (docs/DESIGN.md 5.5, 5.6): routing by impedance and load, the per-node limit,
 // timeouts and refusals retried with doubling backoff, the vote by result
 // hash, late results, restore after a gateway restart, trim and counts.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Impedance-matched scheduling (SPEC 5.4): planning, the timer wheel,
+// Impedance-matched scheduling (docs/DESIGN.md 5.4): planning, the timer wheel,
 // scatter-gather, the quorum rule and the cascade strategies.
 #include <gtest/gtest.h>
 
