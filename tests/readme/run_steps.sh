@@ -2,8 +2,8 @@
 # Runs the README's install steps ("## Install on a Pi", the shell blocks
 # marked <!-- readme-steps: NAME -->) verbatim, in the README's order, in a
 # scratch working folder, on this machine:
-#   provision, provision again (must change nothing), broker,
-#   gateway-package, gateway, operator, node, watch.
+#   gateway-package, provision, provision again (must change nothing),
+#   broker, gateway, operator, node, watch.
 # Everything runs in private mount, network and PID namespaces: /etc, /usr,
 # /var and /run are overlays, so the apt installs, /etc/mosquitto and
 # /etc/kairos stay in there; loopback is the only network and gateway.local
@@ -12,8 +12,6 @@
 # Stand-ins, first on PATH, only for what a container lacks: `sudo` (runs the
 # command; we are root) when sudo is not installed, and `systemctl`
 # (tests/readme/systemctl: start/restart/stop/status/is-active only).
-# Before the gateway package is installed, the provision block finds
-# kairosctl in BUILD_DIR/tools (the README allows build/tools/kairosctl).
 # What differs from a person at a terminal: the watch block's mosquitto_sub
 # line (which never ends) runs under `timeout 10`; each block gets `set -e`
 # and line markers; apt's "Do you want to continue?" is answered yes by the
@@ -27,7 +25,7 @@
 # there).
 set -euo pipefail
 
-BLOCKS=(provision broker gateway-package gateway operator node watch)
+BLOCKS=(gateway-package provision broker gateway operator node watch)
 
 if [ "${1:-}" != "--inside" ]; then
   # ---------------------------------------------------------------- outside
@@ -220,13 +218,19 @@ log_errors() {  # LOGFILE: the lines that report an error (level "error", or unf
     grep -vE '^[0-9]+:([0-9:.]+ (debug|info|warn) |-- systemctl \(stand-in\))' || true
 }
 
+# ---- the gateway machine's packages (they bring kairosctl)
+run_block gateway-package "$WORK/gateway-package.out"
+step="checking the gateway package"
+[ "$(dpkg-query -W -f='${db:Status-Status}' kairos-gateway)" = installed ] || fail "kairos-gateway is not installed after the gateway-package block"
+getent passwd kairos >/dev/null || fail "the gateway package made no kairos user"
+[ "$(stat -c '%U:%G' /var/lib/kairos)" = kairos:kairos ] || fail "/var/lib/kairos is $(stat -c '%U:%G' /var/lib/kairos), not kairos:kairos"
+[ "$(command -v kairosctl)" = /usr/bin/kairosctl ] || fail "kairosctl is not the package's /usr/bin/kairosctl"
+
 # ---- provision, twice
-tools_dir="$BUILD/tools"
-[ -x "$tools_dir/kairosctl" ] || fail "no $tools_dir/kairosctl (build BUILD_DIR first)"
-run_block provision "$WORK/provision.out" "$tools_dir"
+run_block provision "$WORK/provision.out"
 [ -d "$SITE/kairos-provision" ] || fail "the provision block made no kairos-provision/"
 snapshot "$SITE/kairos-provision" >"$WORK/provision.snap1"
-run_block provision "$WORK/provision-again.out" "$tools_dir"
+run_block provision "$WORK/provision-again.out"
 step="checking that provisioning again changed nothing"
 bad=$(each_command_says "$WORK/blocks/provision.body" "$WORK/provision-again.out" "nothing changed") ||
   fail "provision, run again: $bad"
@@ -252,18 +256,10 @@ for f in kairos.passwd:mosquitto:600 kairos.acl:mosquitto:644; do
   [ "$got" = "$owner $mode" ] || fail "/etc/mosquitto/$file is $got, not $owner $mode"
 done
 
-# ---- gateway package and the gateway
-run_block gateway-package "$WORK/gateway-package.out"
-step="checking the gateway package"
-[ "$(dpkg-query -W -f='${db:Status-Status}' kairos-gateway)" = installed ] || fail "kairos-gateway is not installed after the gateway-package block"
-getent passwd kairos >/dev/null || fail "the gateway package made no kairos user"
-[ "$(stat -c '%U:%G' /var/lib/kairos)" = kairos:kairos ] || fail "/var/lib/kairos is $(stat -c '%U:%G' /var/lib/kairos), not kairos:kairos"
-[ "$(command -v kairosctl)" = /usr/bin/kairosctl ] || fail "kairosctl is not the package's /usr/bin/kairosctl"
-
 run_block gateway "$WORK/gateway.out"
 step="checking the gateway"
-sleep 2
 GW_LOG=/var/log/kairos-readme/kairos-gateway.log
+for i in $(seq 150); do grep -q '\[gateway\] connected to' "$GW_LOG" 2>/dev/null && break; sleep 0.2; done
 alive kairos-gateway || fail "kairos-gateway is not running after the gateway block"
 errs=$(log_errors "$GW_LOG")
 [ -z "$errs" ] || fail "the gateway's log reports errors:
@@ -288,8 +284,8 @@ run_block operator "$WORK/operator.out"
 # ---- node
 run_block node "$WORK/node.out"
 step="checking the node"
-sleep 2
 NODE_LOG=/var/log/kairos-readme/kairos-node.log
+for i in $(seq 150); do grep -q 'connected to' "$NODE_LOG" 2>/dev/null && break; sleep 0.2; done
 alive kairos-node || fail "kairos-node is not running after the node block"
 errs=$(log_errors "$NODE_LOG")
 [ -z "$errs" ] || fail "the node's log reports errors:

@@ -89,6 +89,11 @@ int broker_port(const std::string& uri) {
   return port;
 }
 
+// The largest MQTT packet a mesh sends: the largest legal frame, plus its
+// topic (three names of up to 64 characters and the root), a response topic
+// and correlation data, and MQTT's own headers, rounded up.
+constexpr std::size_t kMaxPacket = kMaxPayload + 1024;
+
 // What one provisioning run will write: path -> (content, mode).
 using Files = std::map<fs::path, std::pair<std::string, unsigned>>;
 
@@ -451,7 +456,7 @@ int provision(const ProvisionArgs& a) {
     plan.files[mosq / "kairos.conf"] = {
         "# Written by kairosctl provision for mesh " + mesh + ": install as /etc/mosquitto/conf.d/kairos.conf\n"
         "listener " + std::to_string(port) + "\nallow_anonymous false\nset_tcp_nodelay true\nmax_inflight_messages 0\n"
-        "max_queued_messages 100000\nmessage_size_limit " + std::to_string(kMaxPayload) + "\n"
+        "max_queued_messages 100000\nmax_packet_size " + std::to_string(kMaxPacket) + "\n"
         "password_file /etc/mosquitto/kairos.passwd\nacl_file /etc/mosquitto/kairos.acl\n",
         0644};
 
