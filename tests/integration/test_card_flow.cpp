@@ -486,7 +486,21 @@ void card_flow(const Flavor& f) {
   const std::string ctl_config = localise("alice", "kairosctl.toml");
 
   auto t2 = clock::now();
-  Process node({f.qemu, "-cpu", f.cpu, "-L", card, node_bin, "--config", "/etc/kairos/node.toml"}, dir.file("node.log"));
+  // The node runs chrooted into the card, so that every path it opens or
+  // stats is the card's: qemu-user's -L prefix redirects open() but not
+  // statx(), which 32-bit glibc uses. The static qemu and the host's /proc
+  // and /dev are lent to the card in a private mount namespace.
+  std::string qemu_host;
+  for (const char* d : {"/usr/bin/", "/usr/local/bin/"})
+    if (fs::exists(d + f.qemu)) qemu_host = d + f.qemu;
+  ASSERT_FALSE(qemu_host.empty()) << "no " << f.qemu;
+  fs::copy_file(qemu_host, card + "/kairos-test-qemu", fs::copy_options::overwrite_existing);
+  for (const char* d : {"/proc", "/dev"}) fs::create_directories(card + d);
+  Process node({"unshare", "--mount", "sh", "-c",
+                "mount --bind /proc \"$0/proc\" && mount --bind /dev \"$0/dev\" && exec chroot \"$0\" /kairos-test-qemu -cpu " +
+                    f.cpu + " /usr/bin/kairos-node --config /etc/kairos/node.toml",
+                card},
+               dir.file("node.log"));
   std::string listed;
   bool online = eventually([&] {
     if (!node.running() || !gateway.running()) return true;  // no use waiting: the logs say why
@@ -506,7 +520,11 @@ void card_flow(const Flavor& f) {
   // Only the card's libraries: every shared object qemu mapped for the node is on the card.
   ASSERT_TRUE(node.running()) << read_text(dir.file("node.log"));
   const std::string card_real = fs::canonical(card).string() + "/";
-  auto libs = mapped_libraries(node.pid());
+  std::set<std::string> libs;
+  eventually([&] {  // sh execs chroot, which execs qemu: the same process, once the mounts are done
+    libs = mapped_libraries(node.pid());
+    return !libs.empty();
+  }, 10s);
   EXPECT_FALSE(libs.empty()) << "no shared object mapped: is " << node_bin << " static?";
   std::string listing;
   for (const auto& lib : libs) {
