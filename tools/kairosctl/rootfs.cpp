@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 extern char** environ;
 
@@ -385,7 +386,8 @@ RootfsPlan plan_rootfs(const RootfsRequest& r) {
       std::istringstream sums(md5sums);
       std::string sl;
       while (std::getline(sums, sl))
-        if (sl.size() > 34 && "/" + sl.substr(34) == line) sum = sl.substr(0, 32);
+        if (sl.size() > 34 && !line.empty() && std::string_view(sl).substr(34) == std::string_view(line).substr(1))
+          sum = sl.substr(0, 32);
       conffiles += "\n" + line + " " + sum;
     }
     if (!conffiles.empty()) s.set("Conffiles", conffiles);
