@@ -78,7 +78,7 @@ constexpr ConnectCode kCodes[] = {
     {-19, "too many buffered messages", ConnectCause::client, ""},
 };
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) { return std::string("'").append(s).append("'"); }  // not "'" + s: GCC 12 warns falsely on ARM
 
 // "broker.username and broker.password_file in FILE", with kairosctl's flags first.
 std::string credential_keys(const BrokerOrigin& o) {

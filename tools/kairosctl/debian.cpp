@@ -52,8 +52,9 @@ std::string Stanza::text() const {
     while (true) {
       auto nl = v.find('\n', start);
       std::string_view line(v.data() + start, (nl == std::string::npos ? v.size() : nl) - start);
-      if (first) out += line.empty() ? "" : " " + std::string(line);
-      else out += "\n " + (line.empty() ? std::string(".") : std::string(line));
+      // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) about "x" + string on ARM.
+      if (first && !line.empty()) out.append(" ").append(line);
+      if (!first) out.append("\n ").append(line.empty() ? std::string_view(".") : line);
       first = false;
       if (nl == std::string::npos) break;
       start = nl + 1;
@@ -80,7 +81,7 @@ std::vector<Stanza> parse_stanzas(std::string_view text) {
     if (line.front() == '#') continue;
     if ((line.front() == ' ' || line.front() == '\t') && !cur.fields.empty()) {
       auto rest = line.substr(1);
-      cur.fields.back().second += "\n" + std::string(rest == "." ? std::string_view() : rest);
+      cur.fields.back().second.append("\n").append(rest == "." ? std::string_view() : rest);
       continue;
     }
     auto colon = line.find(':');
@@ -93,7 +94,7 @@ std::vector<Stanza> parse_stanzas(std::string_view text) {
 
 std::string package_key(const Stanza& s) {
   std::string key = s.get("Package");
-  if (s.get("Multi-Arch") == "same") key += ":" + s.get("Architecture");
+  if (s.get("Multi-Arch") == "same") key.append(":").append(s.get("Architecture"));
   return key;
 }
 
@@ -113,7 +114,7 @@ std::string status_with(std::string_view status, const Stanza& s) {
       out.pop_back();  // a duplicate stanza of the same package: dropped
     }
   }
-  if (!replaced) out += (out.empty() ? "" : "\n") + s.text();
+  if (!replaced) out.append(out.empty() ? "" : "\n").append(s.text());
   return out;
 }
 
