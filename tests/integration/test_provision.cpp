@@ -74,6 +74,17 @@ std::vector<std::string> receive_until(MqttLink& link, const std::string& topic)
   return seen;
 }
 
+// A Mosquitto on port loaded with the generated passwd and ACL, once it
+// runs (nullptr when it does not start).
+std::unique_ptr<Process> secure_broker(const TempDir& dir, int port) {
+  dir.write("secure.conf", "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
+                               "password_file " + dir.file("out/mosquitto/passwd") + "\nacl_file " +
+                               dir.file("out/mosquitto/acl") + "\n");
+  auto mosq = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", dir.file("secure.conf")}, dir.file("secure.log"));
+  if (!eventually([&] { return read_text(dir.file("secure.log")).find(" running") != std::string::npos; })) return nullptr;
+  return mosq;
+}
+
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -87,12 +98,8 @@ TEST(Provision, GeneratedAclConfinesEachNodeToItsOwnTopics) {
   ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_EQ(provision(dir, {"n2", "--cluster", "barn", "--board", "pi-4-b"}).status, 0);
   int port = free_port();
-  dir.write("secure.conf", "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
-                               "password_file " + dir.file("out/mosquitto/passwd") + "\nacl_file " +
-                               dir.file("out/mosquitto/acl") + "\n");
-  Process mosq({"mosquitto", "-c", dir.file("secure.conf")}, dir.file("secure.log"));
-  ASSERT_TRUE(eventually([&] { return read_text(dir.file("secure.log")).find(" running") != std::string::npos; }))
-      << read_text(dir.file("secure.log"));
+  auto mosq = secure_broker(dir, port);
+  ASSERT_TRUE(mosq) << read_text(dir.file("secure.log"));
   // Credentials are checked: a wrong password is refused.
   EXPECT_FALSE(login(port, "n1", "not-the-password"));
   auto gw = login(port, "gw1", password_of(dir, "gateway"));
@@ -147,11 +154,8 @@ TEST(Provision, ANodeAndGatewayRunOnTheGeneratedFiles) {
   ASSERT_EQ(provision(dir, {"--operator", "alice"}).status, 0);
   ASSERT_EQ(provision(dir, {"n1", "--cluster", "barn"}).status, 0);
   int port = free_port();
-  dir.write("secure.conf", "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
-                               "password_file " + dir.file("out/mosquitto/passwd") + "\nacl_file " +
-                               dir.file("out/mosquitto/acl") + "\n");
-  Process mosq({"mosquitto", "-c", dir.file("secure.conf")}, dir.file("secure.log"));
-  ASSERT_TRUE(eventually([&] { return read_text(dir.file("secure.log")).find(" running") != std::string::npos; }));
+  auto mosq = secure_broker(dir, port);
+  ASSERT_TRUE(mosq) << read_text(dir.file("secure.log"));
   // The bundles name on-device paths; point them at this test's copies.
   auto localise = [&](const std::string& who, const std::string& file, const std::string& extra) {
     std::string text = read_text(bundle(dir, who) + "/" + file);
@@ -338,11 +342,8 @@ TEST(Provision, ANodeConfigGetsTheTopicsItsOutputsAndInputsUseAndOperatorsCanWat
   // output topic, and the README's mosquitto_sub (an operator's
   // credentials) sees it and the mesh's own frames.
   int port = free_port();
-  dir.write("secure.conf", "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous false\npersistence false\nuser root\n"
-                               "password_file " + dir.file("out/mosquitto/passwd") + "\nacl_file " +
-                               dir.file("out/mosquitto/acl") + "\n");
-  Process mosq({"mosquitto", "-c", dir.file("secure.conf")}, dir.file("secure.log"));
-  ASSERT_TRUE(eventually([&] { return read_text(dir.file("secure.log")).find(" running") != std::string::npos; }));
+  auto mosq = secure_broker(dir, port);
+  ASSERT_TRUE(mosq) << read_text(dir.file("secure.log"));
   auto alice_pw = password_of(dir, "operators/alice");
   Process sub({"mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(port), "-u", "alice", "-P", alice_pw, "-t",
                "kairos/v1/farm/#", "-t", "farm/#", "-v", "-F", "%t %l"},
