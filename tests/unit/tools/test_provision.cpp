@@ -5,7 +5,7 @@
 #include <array>
 
 #include "tools/kairosctl/debian.h"
-#include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/broker_files.h"
 
 using namespace kairos;
 using namespace kairos::ctl;
