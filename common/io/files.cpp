@@ -22,6 +22,13 @@ std::string read_config_file(const std::string& path) {
   return ss.str();
 }
 
+std::string read_file_or_empty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 Key load_key_file(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": key file not found");

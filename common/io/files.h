@@ -7,6 +7,9 @@ namespace kairos {
 
 // Reads a config file; a missing or unreadable one is a ConfigError at 0:0.
 std::string read_config_file(const std::string& path);
+// Reads a file whole; "" when it is missing or unreadable (state that may
+// not exist yet: a passwd, an ACL, a card's dpkg status).
+std::string read_file_or_empty(const std::string& path);
 
 // Reads a 256-bit key file (64 hex digits). Refuses a file that others may
 // access or the group may change (0600 and 0640 pass), with a message

@@ -28,13 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_or_empty(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 std::string toml_string(std::string_view s) {
@@ -204,7 +197,7 @@ FolderState read_state(const fs::path& file) {
 
 // The broker user's password: the bundle's (kept), or a new one.
 std::string password_for(const fs::path& file, bool renew, Plan& plan) {
-  std::string old = first_line(read_or_empty(file));
+  std::string old = first_line(read_file_or_empty(file));
   if (!old.empty() && !renew) return old;
   if (!old.empty()) plan.notes.push_back("a new broker password for " + file.string() + " (--new-password)");
   return generate_password();
@@ -215,7 +208,7 @@ void broker_user(const fs::path& mosq, const std::string& user, const std::strin
                  const std::string& block, Plan& plan) {
   auto passwd = mosq / "passwd";
   auto acl = mosq / "acl";
-  std::string ptext = read_or_empty(passwd), atext = read_or_empty(acl);
+  std::string ptext = read_file_or_empty(passwd), atext = read_file_or_empty(acl);
   std::string other = acl_kind_of(atext, user);
   if (!other.empty() && other != kind)
     throw Refusal("provision: '" + user + "' is already a broker user, for the " + other + " of that name (" + acl.string() +
@@ -301,7 +294,7 @@ int provision(const ProvisionArgs& a) {
                         "': give each mesh its own folder (--out DIR)",
                     2);
     int port = broker_port(broker);
-    for (const auto& m : acl_meshes(read_or_empty(mosq / "acl")))
+    for (const auto& m : acl_meshes(read_file_or_empty(mosq / "acl")))
       if (m != mesh)
         throw Refusal("provision: " + (mosq / "acl").string() + " already grants mesh '" + m + "', not '" + mesh +
                           "': give each mesh its own folder (--out DIR, --mosquitto-dir DIR)",
@@ -359,7 +352,7 @@ int provision(const ProvisionArgs& a) {
       what = "node " + a.name + " (board " + a.board + ", cluster " + a.cluster + ")";
       fs::path gateway_key = keys / "nodes" / (a.name + ".key");
       std::string key = key_text(gateway_key, a.new_key, plan);
-      if (!a.new_key && fs::exists(bundle / "node.key") && read_or_empty(bundle / "node.key") != key)
+      if (!a.new_key && fs::exists(bundle / "node.key") && read_file_or_empty(bundle / "node.key") != key)
         throw Refusal("provision: " + (bundle / "node.key").string() + " differs from the gateway's " + gateway_key.string() +
                       ": one of them was replaced by hand; --force --new-key issues a fresh key to both");
       plan.files[gateway_key] = {key, 0600};
@@ -375,7 +368,7 @@ int provision(const ProvisionArgs& a) {
       if (!a.rootfs.empty()) {
         if (::geteuid() != 0)
           throw Refusal("provision: --rootfs writes root's files onto the card (keys owned by root): run it with sudo", 2);
-        Card peek = read_card(a.rootfs);
+        Card peek = read_card(a.rootfs);  // read once: its architecture picks the package, then the plan checks it
         fs::path debs = a.debs_dir;
         auto find = [&](const std::string& prefix, const std::string& arch) {
           fs::path best;
@@ -407,7 +400,7 @@ int provision(const ProvisionArgs& a) {
           auto& [text, mode] = plan.files[bundle / f];
           req.files["/etc/kairos/" + std::string(f)] = {text, mode};
         }
-        card.emplace(plan_rootfs(req));
+        card.emplace(plan_rootfs(req, std::move(peek)));
       }
     }
 
@@ -416,7 +409,7 @@ int provision(const ProvisionArgs& a) {
     std::vector<fs::path> changed;
     std::string diffs;
     for (const auto& [path, content] : plan.files) {
-      std::string old = read_or_empty(path);
+      std::string old = read_file_or_empty(path);
       if (fs::exists(path) && old == content.first) continue;
       changed.push_back(path);
       if (existed && path.parent_path() == bundle && fs::exists(path) && path.extension() == ".toml")

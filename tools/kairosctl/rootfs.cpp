@@ -1,5 +1,7 @@
 #include "tools/kairosctl/rootfs.h"
 
+#include "common/io/files.h"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -23,13 +25,6 @@ namespace kairos::ctl {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Runs argv without a shell; stdout (and stderr) into out. Exit status, or -1.
 int run_capture(std::vector<std::string> argv, std::string& out) {
@@ -99,7 +94,7 @@ std::map<fs::path, std::string> owned_files(const fs::path& root) {
   for (fs::directory_iterator it(info, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().extension() != ".list") continue;
     std::string pkg = it->path().stem().string();
-    std::istringstream in(read_text(it->path()));
+    std::istringstream in(read_file_or_empty(it->path()));
     std::string line;
     while (std::getline(in, line)) {
       if (line.empty() || line == "/.") continue;
@@ -155,7 +150,7 @@ Card read_card(const fs::path& root) {
     throw Refusal(root.string() + " does not look like a root file system (no etc/)", 2);
 
   fs::path status = card_path(root, "/var/lib/dpkg/status");
-  c.status_text = read_text(status);
+  c.status_text = read_file_or_empty(status);
   c.status = deb::parse_stanzas(c.status_text);
   std::string dpkg_arch;
   for (const char* pkg : {"dpkg", "libc6"}) {
@@ -186,7 +181,7 @@ Card read_card(const fs::path& root) {
                   ": it has no var/lib/dpkg/status and no /bin/sh to read; is this the root partition of a Raspberry Pi OS "
                   "or Debian image?", 2);
 
-  std::istringstream os(read_text(card_path(root, "/etc/os-release")));
+  std::istringstream os(read_file_or_empty(card_path(root, "/etc/os-release")));
   std::string line;
   auto value = [](std::string v) {
     if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'')) v = v.substr(1, v.size() - 2);
@@ -212,9 +207,9 @@ RootfsPlan::~RootfsPlan() {
   if (!scratch_.empty()) fs::remove_all(scratch_, ec);
 }
 
-RootfsPlan plan_rootfs(const RootfsRequest& r) {
+RootfsPlan plan_rootfs(const RootfsRequest& r, Card card_read) {
   RootfsPlan plan;
-  plan.card_ = read_card(r.root);
+  plan.card_ = std::move(card_read);
   const Card& card = plan.card_;
   const std::string where = "the card at " + r.root.string() + " is " + card.arch + " (from " + card.arch_source + ")";
 
@@ -242,6 +237,20 @@ RootfsPlan plan_rootfs(const RootfsRequest& r) {
   std::vector<std::string> missing;
   std::deque<std::pair<std::string, deb::Stanza>> todo{{node.control.get("Package"), node.control},
                                                         {boards.control.get("Package"), boards.control}};
+  // What the card has installed, by the names it answers to (its own and
+  // what it Provides, the latter without a version), read once.
+  std::multimap<std::string, std::pair<const deb::Stanza*, bool>> installed;  // name -> (stanza, by Provides)
+  for (const auto& st : card.status) {
+    std::string a = st.get("Architecture");
+    if (!deb::is_installed(st) || (a != card.arch && a != "all")) continue;
+    installed.emplace(st.get("Package"), std::pair{&st, false});
+    try {
+      for (const auto& p : deb::parse_depends(st.get("Provides")))
+        for (const auto& pr : p) installed.emplace(pr.name, std::pair{&st, true});
+    } catch (const std::invalid_argument&) {
+      // A Provides the card's dpkg wrote but this reader does not take: that package provides nothing here.
+    }
+  }
   std::set<std::string> seen_groups;
   while (!todo.empty()) {
     auto [who, control] = todo.front();
@@ -261,16 +270,11 @@ RootfsPlan plan_rootfs(const RootfsRequest& r) {
       bool ok = false;
       std::string why_not;
       for (const auto& alt : group) {
-        for (const auto& s : card.status) {
-          if (!deb::is_installed(s)) continue;
-          std::string a = s.get("Architecture");
-          if (a != card.arch && a != "all") continue;
-          bool provides = false;
-          for (const auto& p : deb::parse_depends(s.get("Provides")))
-            for (const auto& pr : p) provides = provides || (pr.name == alt.name && alt.op.empty());
-          if (s.get("Package") != alt.name && !provides) continue;
-          if (provides || version_satisfies(s.get("Version"), alt.op, alt.version)) ok = true;
-          else why_not = alt.name + " " + s.get("Version") + " is on the card";
+        auto [first, last] = installed.equal_range(alt.name);
+        for (auto it = first; it != last; ++it) {
+          const auto& [st, by_provides] = it->second;
+          if (by_provides ? alt.op.empty() : version_satisfies(st->get("Version"), alt.op, alt.version)) ok = true;
+          else if (!by_provides) why_not = alt.name + " " + st->get("Version") + " is on the card";
         }
         for (const auto& c : chosen)
           if (c.control.get("Package") == alt.name && version_satisfies(c.control.get("Version"), alt.op, alt.version)) ok = true;
@@ -377,8 +381,8 @@ RootfsPlan plan_rootfs(const RootfsRequest& r) {
     s.set("Status", "install ok installed");
     for (const auto& [k, v] : pkg.control.fields)
       if (k != "Package") s.set(k, v);
-    std::string md5sums = read_text(ctl / "md5sums");
-    std::istringstream conf(read_text(ctl / "conffiles"));
+    std::string md5sums = read_file_or_empty(ctl / "md5sums");
+    std::istringstream conf(read_file_or_empty(ctl / "conffiles"));
     std::string conffiles, line;
     while (std::getline(conf, line)) {
       if (line.empty()) continue;

@@ -74,7 +74,7 @@ class RootfsPlan {
   void apply(Transaction& tx) const;
 
  private:
-  friend RootfsPlan plan_rootfs(const RootfsRequest& request);
+  friend RootfsPlan plan_rootfs(const RootfsRequest& request, Card card);
   RootfsPlan() = default;
   struct Op {
     enum class Kind { dir, file, text, link } kind;
@@ -89,8 +89,9 @@ class RootfsPlan {
   std::filesystem::path scratch_;
 };
 
-// Checks the card, the packages and the board; finds the dependencies the
-// card lacks; plans every change. Throws Refusal (nothing changed).
-RootfsPlan plan_rootfs(const RootfsRequest& request);
+// Checks the card (as read_card read it), the packages and the board; finds
+// the dependencies the card lacks; plans every change. Throws Refusal
+// (nothing changed).
+RootfsPlan plan_rootfs(const RootfsRequest& request, Card card);
 
 }  // namespace kairos::ctl
