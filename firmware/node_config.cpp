@@ -85,8 +85,12 @@ std::vector<std::string> board_names(const std::string& dir) {
 }
 
 NodeConfig load_node_config(const std::string& path, const std::string& boards_dir_override) {
+  return parse_node_config(read_config_file(path), path, boards_dir_override);
+}
+
+NodeConfig parse_node_config(const std::string& text, const std::string& path, const std::string& boards_dir_override) {
   NodeConfig n;
-  Config cfg(read_config_file(path), path);
+  Config cfg(text, path);
   auto root = cfg.root();
 
   auto node = root.section("node");

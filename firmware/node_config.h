@@ -104,5 +104,7 @@ std::vector<std::string> board_names(const std::string& dir);
 // Parses and validates a node config and its board file. boards_dir
 // overrides node.boards_dir when not empty. Throws ConfigError.
 NodeConfig load_node_config(const std::string& path, const std::string& boards_dir);
+// The same for a config's text; file names it in error messages.
+NodeConfig parse_node_config(const std::string& text, const std::string& file, const std::string& boards_dir);
 
 }  // namespace kairos::node

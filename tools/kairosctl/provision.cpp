@@ -132,22 +132,13 @@ std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, co
 // outputs write and its inputs read go into its ACL.
 void check_node_config(const ProvisionArgs& a, const std::string& text, std::vector<std::string>& writes,
                        std::vector<std::string>& reads) {
-  char tmpl[] = "/tmp/kairos-node-XXXXXX.toml";
-  int fd = ::mkstemps(tmpl, 5);
-  if (fd < 0) throw std::runtime_error("cannot create a temporary file");
-  ::close(fd);
-  write_file_atomic(tmpl, text, 0600);
   node::NodeConfig n;
   try {
-    n = node::load_node_config(tmpl, a.boards_dir.empty() ? KAIROS_BOARDS_DIR : a.boards_dir);
-  } catch (const ConfigError& e) {
-    ::unlink(tmpl);
-    std::string msg = e.what();
     std::string from = a.node_config.empty() ? "node.toml" : "the node.toml made from " + a.node_config;
-    if (auto p = msg.find(tmpl); p != std::string::npos) msg.replace(p, std::string(tmpl).size(), from);
-    throw Refusal("config error: " + msg, 2);
+    n = node::parse_node_config(text, from, a.boards_dir.empty() ? KAIROS_BOARDS_DIR : a.boards_dir);
+  } catch (const ConfigError& e) {
+    throw Refusal("config error: " + std::string(e.what()), 2);
   }
-  ::unlink(tmpl);
   auto plain = [&](const std::string& key, const std::string& topic) {
     for (char c : topic)
       if (static_cast<unsigned char>(c) <= ' ')
