@@ -190,4 +190,89 @@ int print_mode(const kairos_v1_StatusReply& r, bool json) {
   return 0;
 }
 
+namespace {
+
+const char* mode_name(kairos_v1_MeshMode m) { return to_string(m).data(); }
+
+void mesh_json(Json& j, const kairos_v1_MeshState& s) {
+  j.begin_object();
+  j.key("phase").begin_object().key("real").num(s.z.re).key("imag").num(s.z.im).end_object();
+  j.key("coherence").num(s.coherence).key("agreement").num(s.agreement).key("unified").boolean(s.unified);
+  j.key("mode").str(mode_name(s.mode)).key("nodes_in_sync").integer(s.nodes_in_sync);
+  j.end_object();
+}
+
+}  // namespace
+
+int print_status(const kairos_v1_StatusReply& r, bool json) {
+  const auto& s = r.mesh_state;
+  if (json) {
+    Json j;
+    j.begin_object().key("gateway").str(r.gateway).key("mesh").str(r.mesh);
+    j.key("nodes_known").integer(r.nodes_known).key("nodes_online").integer(r.nodes_online);
+    j.key("clusters").integer(r.clusters);
+    j.key("mesh_state");
+    mesh_json(j, s);
+    j.key("frames_accepted").integer(r.frames_accepted);
+    j.key("drops").begin_object();
+    for (pb_size_t i = 0; i < r.drops_count; ++i) j.key(r.drops[i].reason).integer(r.drops[i].count);
+    j.end_object();
+    j.key("sectors_total").integer(r.sectors_total).key("sectors_healthy").integer(r.sectors_healthy);
+    j.key("mean_impedance").num(r.mean_impedance).key("conflicts_last_hour").integer(r.conflicts_last_hour);
+    j.key("last_cascade").str(r.last_cascade).key("active_rate").num(r.active_rate);
+    j.key("breakers_open").integer(r.breakers_open).key("jobs_running").integer(r.jobs_running);
+    j.key("jobs_queued").integer(r.jobs_queued).key("alerts").integer(r.alerts).key("restrictions").str(r.restrictions);
+    j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  std::uint64_t dropped = 0;
+  for (pb_size_t i = 0; i < r.drops_count; ++i) dropped += r.drops[i].count;
+  std::printf("+-- mesh %s -- gateway %s ------------------------------\n", r.mesh, r.gateway);
+  std::printf("| agents active     %u / %u  (%u cluster%s)\n", r.nodes_online, r.nodes_known, r.clusters,
+              r.clusters == 1 ? "" : "s");
+  if (r.sectors_total)
+    std::printf("| sectors healthy   %u / %u\n", r.sectors_healthy, r.sectors_total);
+  else
+    std::printf("| sectors healthy   - (no sectors configured)\n");
+  std::printf("| mean impedance    %.0f\n", static_cast<double>(r.mean_impedance));
+  std::printf("| conflicts (1 h)   %u\n", r.conflicts_last_hour);
+  std::printf("| mode              %s (%.0f%% active)%s%s\n", mode_name(s.mode), static_cast<double>(r.active_rate) * 100,
+              r.restrictions[0] ? ": " : "", r.restrictions);
+  std::printf("| last cascade      %s\n", r.last_cascade[0] ? r.last_cascade : "none yet");
+  std::printf("| breakers open     %u\n", r.breakers_open);
+  std::printf("| jobs              %llu running, %llu queued; %llu alerts raised\n",
+              static_cast<unsigned long long>(r.jobs_running), static_cast<unsigned long long>(r.jobs_queued),
+              static_cast<unsigned long long>(r.alerts));
+  std::printf("| global phase      %.3f %+.3fi   (%u node%s in sync)\n", static_cast<double>(s.z.re),
+              static_cast<double>(s.z.im), s.nodes_in_sync, s.nodes_in_sync == 1 ? "" : "s");
+  std::printf("| coherence         %.3f\n", static_cast<double>(s.coherence));
+  std::printf("| agreement         %.3f\n", static_cast<double>(s.agreement));
+  std::printf("| unified           %s\n", s.unified ? "yes" : "no");
+  std::printf("| frames            %llu accepted, %llu dropped\n", static_cast<unsigned long long>(r.frames_accepted),
+              static_cast<unsigned long long>(dropped));
+  for (pb_size_t i = 0; i < r.drops_count; ++i)
+    std::printf("|   %-16s %llu\n", r.drops[i].reason, static_cast<unsigned long long>(r.drops[i].count));
+  std::printf("| uptime            %.1f s\n", static_cast<double>(r.uptime_ms) / 1000.0);
+  std::printf("+------------------------------------------------------------\n");
+  return 0;
+}
+
+void print_watch_line(const kairos_v1_StatusReply& r, bool json) {
+  const auto& s = r.mesh_state;
+  if (json) {
+    Json j;
+    j.begin_object().key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0);
+    j.key("nodes_online").integer(r.nodes_online).key("nodes_known").integer(r.nodes_known).key("mesh_state");
+    mesh_json(j, s);
+    j.end_object();
+    std::printf("%s\n", j.text().c_str());
+    return;
+  }
+  std::printf("t=%7.1fs  online %u/%u  Z=%.3f%+.3fi  C=%.3f  A=%.3f  unified=%-3s  mode=%s\n",
+              static_cast<double>(r.uptime_ms) / 1000.0, r.nodes_online, r.nodes_known, static_cast<double>(s.z.re),
+              static_cast<double>(s.z.im), static_cast<double>(s.coherence), static_cast<double>(s.agreement),
+              s.unified ? "yes" : "no", mode_name(s.mode));
+}
+
 }  // namespace kairos::ctl

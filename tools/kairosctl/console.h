@@ -18,5 +18,9 @@ int print_command(const kairos_v1_CommandReply& r, bool json);
 // Exit status: 0 when some node answered, 3 otherwise.
 int print_ask(const kairos_v1_AskReply& r, bool json);
 int print_mode(const kairos_v1_StatusReply& r, bool json);
+// The MESH-30K status box (or its JSON); exit status 0.
+int print_status(const kairos_v1_StatusReply& r, bool json);
+// One line of mesh state, for watch.
+void print_watch_line(const kairos_v1_StatusReply& r, bool json);
 
 }  // namespace kairos::ctl
