@@ -37,6 +37,9 @@ std::string_view to_string(DropReason reason);
 
 inline constexpr std::size_t kMaxBody = 16384;
 inline constexpr std::size_t kMaxPayload = kMaxBody + 64;
+// The largest MQTT packet a legal frame needs: the frame, its topic and the
+// PUBLISH headers and properties (docs/DESIGN.md 4). Brokers and clients refuse more.
+inline constexpr std::size_t kMaxPacket = kMaxPayload + 1024;
 
 // Encodes env and signs it for topic: returns the MQTT payload.
 Bytes seal(std::string_view topic, const Envelope& env, const Key& key);

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "common/core/frame.h"
 #include "common/io/clock.h"
 #include "common/io/log.h"
 
@@ -74,6 +75,8 @@ MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id) {
   o.keepalive_s = broker.keepalive_s;
   o.reconnect_max_s = broker.reconnect_max_s;
   o.backlog_limit = broker.backlog;
+  o.max_packet_size = static_cast<std::uint32_t>(kMaxPacket);
+  o.max_payload = kMaxPayload;
   return o;
 }
 
@@ -104,7 +107,9 @@ MqttLink::MqttLink(MqttOptions options)
     LinkEvent ev{LinkEvent::Type::message};
     ev.msg.topic = m->get_topic();
     const auto& pl = m->get_payload_ref();
-    ev.msg.payload.assign(pl.data(), pl.data() + pl.size());
+    // An oversized payload is kept only as far as its drop needs.
+    std::size_t keep = pl.size() > opt_.max_payload ? opt_.max_payload + 1 : pl.size();
+    ev.msg.payload.assign(pl.data(), pl.data() + keep);
     ev.msg.retained = m->is_retained();
     const auto& props = m->get_properties();
     if (props.contains(mqtt::property::RESPONSE_TOPIC))
@@ -181,6 +186,11 @@ void MqttLink::service(std::int64_t now_us) {
                      .max_inflight(opt_.max_inflight)
                      .automatic_reconnect(false);
   if (!opt_.username.empty()) builder.user_name(opt_.username).password(opt_.password);
+  if (opt_.max_packet_size) {
+    mqtt::properties props;
+    props.add({mqtt::property::MAXIMUM_PACKET_SIZE, static_cast<int32_t>(opt_.max_packet_size)});
+    builder.properties(props);
+  }
   if (opt_.will) {
     mqtt::message will(opt_.will->topic, opt_.will->payload.data(), opt_.will->payload.size(),
                        opt_.will->qos, opt_.will->retain);

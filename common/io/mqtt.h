@@ -31,6 +31,12 @@ struct MqttOptions {
   int max_buffered = 100'000;             // publishes Paho may queue while connected
   std::size_t backlog_limit = 1000;       // QoS 1 frames kept while offline
   std::size_t inbound_limit = 200'000;    // received frames waiting for the owner
+  // Sent to the broker as the MQTT v5 Maximum Packet Size: it does not
+  // forward us anything larger. Payloads larger than max_payload that still
+  // arrive (a broker ignoring it) are cut to max_payload + 1 bytes before
+  // they are queued, enough to be dropped as oversized (docs/DESIGN.md 4).
+  std::uint32_t max_packet_size = 0;      // 0: no limit
+  std::size_t max_payload = SIZE_MAX;
   struct Will {
     std::string topic;
     Bytes payload;

@@ -55,7 +55,6 @@ int broker_port(const std::string& uri) {
 // The largest MQTT packet a mesh sends: the largest legal frame, plus its
 // topic (three names of up to 64 characters and the root), a response topic
 // and correlation data, and MQTT's own headers, rounded up.
-constexpr std::size_t kMaxPacket = kMaxPayload + 1024;
 
 // What one provisioning run will write: path -> (content, mode).
 using Files = std::map<fs::path, std::pair<std::string, unsigned>>;
