@@ -6,6 +6,12 @@
 
 namespace kairos::node {
 
+CommandIntake::CommandIntake(std::string id, const Key& key, std::uint64_t session, SessionFile* sessions)
+    : id_(std::move(id)), key_(key), session_(session), sessions_(sessions) {
+  if (sessions_)
+    for (const auto& [gateway, s] : sessions_->peers()) guard_.restore(gateway, s, 0);
+}
+
 CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView payload, std::int64_t received_us,
                                              bool quarantined) {
   Result r;
@@ -22,11 +28,27 @@ CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView 
   if (!opened) return dropped(*opened.drop, opened.detail, *opened.drop == DropReason::bad_mac);
   if (!kind_matches(TopicKind::cmd, *opened.env)) return dropped(DropReason::kind_mismatch, "not a command", false);
   const auto& env = *opened.env;
-  auto v = guard_.check(env.sender, env.session_id, env.seq, true);
-  if (v.drop) return dropped(*v.drop, "replayed command, seq " + std::to_string(env.seq), true);
-
   const auto& cmd = env.message.command;
+  // A command for an earlier start of this node, or from an ended gateway
+  // session: a replay or a stale copy, refused without a breach (docs/DESIGN.md 4).
+  if (cmd.to_session != session_)
+    return dropped(DropReason::stale_session, "command for session " + std::to_string(cmd.to_session), false);
+  auto v = guard_.check(env.sender, env.session_id, env.seq, true);
+  if (v.drop == DropReason::stale_session)
+    return dropped(*v.drop, "command of an ended gateway session " + std::to_string(env.session_id), false);
+  // A copy of a command already taken: refused, but not the node's breach
+  // (anyone who can replay would otherwise quarantine it).
+  if (v.drop) return dropped(*v.drop, "replayed command, seq " + std::to_string(env.seq), false);
+  if (v.new_session && sessions_) sessions_->set_peer(env.sender, env.session_id);
+
   r.env = std::move(opened.env);
+  if (cmd.expires_at_us != 0 && received_us > cmd.expires_at_us) {
+    char why[64];
+    std::snprintf(why, sizeof why, "expired %.1f ms ago", static_cast<double>(received_us - cmd.expires_at_us) / 1000.0);
+    r.kind = Result::Kind::refused;
+    r.detail = why;
+    return r;
+  }
   if (cmd.execute_at_us == 0 || cmd.which_action == kairos_v1_Command_ping_tag) {
     r.kind = Result::Kind::run;
     return r;

@@ -12,6 +12,7 @@
 
 #include "common/core/frame.h"
 #include "common/core/replay.h"
+#include "common/io/session_file.h"
 
 namespace kairos::node {
 
@@ -21,13 +22,15 @@ constexpr std::uint32_t kDefaultLateToleranceMs = 20;
 
 class CommandIntake {
  public:
-  CommandIntake(std::string id, const Key& key) : id_(std::move(id)), key_(key) {}
+  // session: this start's (commands for another are stale). sessions, when
+  // given, persists the newest gateway session obeyed across restarts.
+  CommandIntake(std::string id, const Key& key, std::uint64_t session, SessionFile* sessions = nullptr);
 
   struct Result {
     enum class Kind { dropped, run, held, refused };
     Kind kind = Kind::dropped;
     DropReason drop = DropReason::bad_topic;  // when dropped
-    bool breach = false;   // dropped for a bad MAC or a replay: CAT-1 for the node
+    bool breach = false;   // dropped for a bad MAC (a forged or altered command): CAT-1 for the node
     std::string detail;    // why dropped or refused
     std::unique_ptr<Envelope> env;  // run, held (a copy is kept), refused
   };
@@ -49,6 +52,8 @@ class CommandIntake {
  private:
   std::string id_;
   Key key_;
+  std::uint64_t session_;
+  SessionFile* sessions_;
   SessionGuard guard_;
   DropCounters drops_;
   struct Held {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -56,6 +57,14 @@ std::string file_stamp(const std::string& path) {
   return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_size);
 }
 
+// Where the node's sessions persist: node.state_file, else the directory
+// systemd gives the service (StateDirectory=), else nowhere.
+std::string state_file(const NodeConfig& c) {
+  if (!c.state_file.empty()) return c.state_file;
+  const char* dir = std::getenv("STATE_DIRECTORY");
+  return dir && *dir ? std::string(dir) + "/" + c.id + ".session" : std::string();
+}
+
 constexpr std::int64_t kRetryMinUs = 500'000;
 constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
@@ -64,7 +73,8 @@ constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
 Node::Node(NodeConfig config, Key key, std::string config_path, std::string boards_override)
     : config_(std::move(config)), key_(key), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)),
-      intake_(config_.id, key_), session_(random_u64()), signer_(config_.id, session_),
+      sessions_(state_file(config_)), session_(sessions_.next_session(static_cast<std::uint64_t>(wall_us()))),
+      intake_(config_.id, key_, session_, &sessions_), signer_(config_.id, session_),
       backlog_(config_.broker.backlog, config_.backlog_file) {
   for (const auto& ic : config_.inputs) {
     InputSlot slot;

@@ -97,13 +97,14 @@ class Node {
   bool restart_requested_ = false;
   bool config_changed_ = false;
   std::string config_stamp_;  // mtimes and sizes of config and board file when last checked
+  SessionFile sessions_;  // this node's boot counter and the newest gateway session obeyed
+  const std::uint64_t session_;
   CommandIntake intake_;  // verifies commands, holds scheduled ones until execute_at (docs/DESIGN.md 5.4)
   JobRunner jobs_;
   // While jobs run the loop wakes this often to collect them.
   static constexpr std::int64_t kJobPollUs = 10'000;
   std::vector<std::string> capabilities_;  // the birth's: configured ones, then job:<handler>
   static constexpr std::int64_t kSpinUs = 1500;  // the last stretch before execute_at is spun, not slept
-  const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
   Backlog backlog_;

@@ -108,6 +108,7 @@ NodeConfig parse_node_config(const std::string& text, const std::string& path, c
   n.primary_scale = static_cast<std::size_t>(node.integer("primary_scale", 0, 0, kMaxScales - 1));
   n.collapse_threshold = node.num("collapse_threshold", 0.5, 0.01, 1.0);
   n.backlog_file = node.str("backlog_file", "");
+  n.state_file = node.str("state_file", "");
   if (n.primary_scale >= n.scales) node.fail("primary_scale", "must be below node.scales");
   n.capabilities = node.strings("capabilities", 16);
   for (const auto& c : n.capabilities)

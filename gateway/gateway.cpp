@@ -124,12 +124,15 @@ Gateway::Gateway(GatewayConfig config)
                   },
                   [this](const std::string& id, const TargetResult& t, double late_us) { calibrate(id, t, late_us); },
                   [this](const ScheduleResult& r) { schedule_finished(r); }}),
-      session_(random_u64()),
+      session_(store_.next_gateway_session(static_cast<std::uint64_t>(wall_us()))),
       signer_(config_.id, session_),
       unified_(config_.unified_enter, config_.unified_leave) {
   keys_.load_shared();
   scheduler_.set_min_send_spacing(1e6 / config_.send_rate);
-  for (const auto& s : store_.load_sessions()) guard_.restore(s.sender, s.session, s.high_water);
+  // Session ids are ordered (docs/DESIGN.md 4); random ones of an older version
+  // (above 2^56) say nothing about order and are not restored.
+  for (const auto& s : store_.load_sessions())
+    if (s.session < (std::uint64_t{1} << 56)) guard_.restore(s.sender, s.session, s.high_water);
   for (const auto& sn : store_.load_nodes()) {
     NodeEntry n;
     n.id = sn.id;
@@ -570,6 +573,9 @@ std::uint64_t Gateway::send_command(const NodeEntry& n, std::uint32_t ttl_ms,
   auto& cmd = env->message.command;
   cmd.command_id = random_u64();
   cmd.ttl_ms = ttl_ms;
+  cmd.to_session = n.session;
+  if (n.clock.count() > 0)  // the node's clock, as far as the gateway knows it
+    cmd.expires_at_us = wall_us() + static_cast<std::int64_t>(n.clock.offset_us()) + std::int64_t{ttl_ms} * 1000;
   fill(cmd);
   auto t = node_topic(config_.mesh, n.cluster, n.id, TopicKind::cmd);
   PublishProps props;
@@ -589,6 +595,7 @@ void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
   std::int64_t t1 = 0;
   auto id = send_command(n, static_cast<std::uint32_t>(config_.ping_timeout_s * 1000), [&](kairos_v1_Command& cmd) {
     cmd.which_action = kairos_v1_Command_ping_tag;
+    cmd.expires_at_us = 0;  // a ping measures the clock: one stepped since must still get through
     t1 = wall_us();
     cmd.action.ping.t1_us = t1;
   });
@@ -721,6 +728,10 @@ void Gateway::periodic(std::int64_t now_us) {
     flush();
     next_flush_us_ = now_us + 1'000'000;
   }
+  if (now_us >= next_forget_us_) {
+    store_.forget_requests(wall_us() - 2 * static_cast<std::int64_t>(config_.ctl_max_age_s * 1e6));
+    next_forget_us_ = now_us + 60'000'000;
+  }
   if (!rebirth_round_done_ && link_->connected() &&
       now_us - connected_at_us_ >= static_cast<std::int64_t>(config_.rebirth_after_s * 1e6)) {
     // Nodes known from the database or a retained birth but not heard live
@@ -741,9 +752,11 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
     return drop(DropReason::replay, m.topic, "request stamped " + std::to_string(static_cast<long>(age_s)) + " s away", now_us);
   if (m.response_topic != ctl_resp_topic(config_.mesh, env.sender))
     return drop(DropReason::sender_mismatch, m.topic, "response topic '" + m.response_topic + "'", now_us);
-  if (ctl_guard_.size() > 4096) ctl_guard_ = SessionGuard();  // old requests are refused by age anyway
-  auto v = ctl_guard_.check(env.sender, env.session_id, env.seq, true);
-  if (v.drop) return drop(*v.drop, m.topic, "request seq " + std::to_string(env.seq), now_us);
+  // Every accepted request is remembered on disk for as long as its age
+  // lets it pass: a replay is refused after a restart and whatever the
+  // number of clients (docs/DESIGN.md 5.8).
+  if (!store_.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us))
+    return drop(DropReason::replay, m.topic, "request seq " + std::to_string(env.seq) + " already answered", now_us);
   ++accepted_;
 
   // What the answer may report (a job done, a conflict) is on disk first.

@@ -165,7 +165,6 @@ class Gateway {
   Store store_;
   Registry registry_;
   SessionGuard guard_;      // node frames
-  SessionGuard ctl_guard_;  // operator requests
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;  // committed with the next flush
@@ -255,6 +254,7 @@ class Gateway {
   std::int64_t next_sync_us_ = 0;
   std::int64_t next_mesh_publish_us_ = 0;
   std::int64_t next_flush_us_ = 0;
+  std::int64_t next_forget_us_ = 0;  // accepted control requests older than their window are forgotten
   std::int64_t next_ping_due_us_ = 0;   // the earliest next_ping_us as of the last scan
   std::int64_t next_ping_scan_us_ = 0;
 };

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/io/session_file.h"
+
 #include "common/core/lists.h"
 
 namespace kairos::gw {
@@ -118,6 +120,16 @@ Store::Store(const std::string& path) {
       session INTEGER NOT NULL,
       online INTEGER NOT NULL,
       last_seen_wall_us INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS meta (
+      key TEXT PRIMARY KEY,
+      value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS ctl_requests (
+      client TEXT NOT NULL,
+      session INTEGER NOT NULL,
+      seq INTEGER NOT NULL,
+      sent_at_us INTEGER NOT NULL,
+      PRIMARY KEY (client, session, seq)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS ctl_requests_by_time ON ctl_requests (sent_at_us);
     CREATE TABLE IF NOT EXISTS sessions (
       sender TEXT NOT NULL,
       session INTEGER NOT NULL,
@@ -530,6 +542,29 @@ std::optional<Job> Store::load_job(std::uint64_t id) {
   q.bind(1, static_cast<std::int64_t>(id));
   if (!q.step()) return std::nullopt;
   return job_from(q);
+}
+
+std::uint64_t Store::next_gateway_session(std::uint64_t now_us) {
+  Stmt q(db_, "SELECT value FROM meta WHERE key = 'gateway_session'");
+  std::uint64_t prev = q.step() ? static_cast<std::uint64_t>(q.int64(0)) : 0;
+  std::uint64_t next = next_session_id(prev, now_us);
+  Stmt w(db_, "INSERT INTO meta (key, value) VALUES ('gateway_session', ?1) "
+              "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  w.bind(1, static_cast<std::int64_t>(next)).run();
+  return next;
+}
+
+bool Store::remember_request(const std::string& client, std::uint64_t session, std::uint64_t seq,
+                             std::int64_t sent_at_us) {
+  Stmt add(db_, "INSERT OR IGNORE INTO ctl_requests (client, session, seq, sent_at_us) VALUES (?1, ?2, ?3, ?4)");
+  add.bind(1, client).bind(2, static_cast<std::int64_t>(session)).bind(3, static_cast<std::int64_t>(seq));
+  add.bind(4, sent_at_us).run();
+  return sqlite3_changes(db_) == 1;
+}
+
+void Store::forget_requests(std::int64_t before_us) {
+  Stmt forget(db_, "DELETE FROM ctl_requests WHERE sent_at_us < ?1");
+  forget.bind(1, before_us).run();
 }
 
 std::uint64_t Store::max_job_id() {

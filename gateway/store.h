@@ -136,6 +136,13 @@ class Store {
   std::vector<Job> load_jobs(bool unfinished_only);
   std::optional<Job> load_job(std::uint64_t id);
   std::uint64_t max_job_id();
+  // The gateway's next session id: above every earlier one, persisted (docs/DESIGN.md 4).
+  std::uint64_t next_gateway_session(std::uint64_t now_us);
+  // Records a control request that was accepted; false when it was
+  // already recorded: a replay.
+  bool remember_request(const std::string& client, std::uint64_t session, std::uint64_t seq, std::int64_t sent_at_us);
+  // Forgets the requests sent before before_us (refused by their age anyway).
+  void forget_requests(std::int64_t before_us);
   // Quarantine store (append-only): action is quarantine, heal or data.
   void append_quarantine(const std::string& node, const std::string& action, const std::string& reason, ByteView data,
                          std::int64_t at_wall_us);

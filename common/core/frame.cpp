@@ -1,5 +1,6 @@
 #include "common/core/frame.h"
 
+#include <pb_common.h>
 #include <pb_decode.h>
 #include <pb_encode.h>
 
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+
+#include "common/core/utf8.h"
 
 namespace kairos {
 
@@ -222,7 +225,45 @@ std::unique_ptr<Envelope> peek_unverified(ByteView payload) {
   return env;
 }
 
+namespace {
+
+// Walks every present string field of a decoded message, submessages and
+// repeated fields included, as nanopb decides presence (no pSize: a proto3 field without has_). where
+// gets the tag path (e.g. "10.3") of the first one that is not UTF-8.
+bool strings_are_utf8(const pb_msgdesc_t* desc, const void* msg, std::string& where) {
+  pb_field_iter_t it;
+  if (!pb_field_iter_begin_const(&it, desc, msg)) return true;
+  do {
+    if (PB_ATYPE(it.type) != PB_ATYPE_STATIC) continue;
+    const auto htype = PB_HTYPE(it.type);
+    const auto ltype = PB_LTYPE(it.type);
+    if (ltype != PB_LTYPE_STRING && !PB_LTYPE_IS_SUBMSG(ltype)) continue;
+    pb_size_t count = 1;
+    if (htype == PB_HTYPE_ONEOF) {
+      if (*static_cast<const pb_size_t*>(it.pSize) != it.tag) continue;
+    } else if (htype == PB_HTYPE_REPEATED) {
+      count = *static_cast<const pb_size_t*>(it.pSize);
+    } else if (htype == PB_HTYPE_OPTIONAL && it.pSize != nullptr && !*static_cast<const bool*>(it.pSize)) {
+      continue;  // a has_ flag that is false
+    }
+    for (pb_size_t i = 0; i < count; ++i) {
+      const char* p = static_cast<const char*>(it.pData) + static_cast<std::size_t>(i) * it.data_size;
+      bool ok = ltype == PB_LTYPE_STRING ? valid_utf8(std::string_view(p, ::strnlen(p, it.data_size)))
+                                         : strings_are_utf8(it.submsg_desc, p, where);
+      if (!ok) {
+        where = std::to_string(it.tag) + (where.empty() ? "" : "." + where);
+        return false;
+      }
+    }
+  } while (pb_field_iter_next(&it));
+  return true;
+}
+
+}  // namespace
+
 std::optional<std::string> validate(const Envelope& e) {
+  if (std::string where; !strings_are_utf8(kairos_v1_Envelope_fields, &e, where))
+    return "a string that is not UTF-8 (field " + where + ")";
   if (!name_ok(e.sender)) return bad("sender name");
   if (e.seq == 0) return bad("seq 0");
   if (e.session_id == 0) return bad("session 0");

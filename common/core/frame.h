@@ -8,6 +8,7 @@
 #include "common/core/bytes.h"
 #include "common/core/crypto.h"
 #include "common/core/topic.h"
+#include "common/core/utf8.h"
 #include "kairos.pb.h"
 
 namespace kairos {
@@ -80,10 +81,11 @@ std::string_view class_letter(kairos_v1_DeviceClass c);  // "A".."F"
 std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
                                         std::uint64_t seq, std::int64_t sent_at_us);
 
-// Copies s into a fixed nanopb char array, truncating to fit.
+// Copies s into a fixed nanopb char array, truncating to fit, never inside
+// a UTF-8 sequence (nor keeping one an earlier cut left incomplete).
 template <std::size_t N>
 void set_string(char (&dst)[N], std::string_view s) {
-  std::size_t n = s.size() < N - 1 ? s.size() : N - 1;
+  std::size_t n = utf8_cut(s, s.size() < N - 1 ? s.size() : N - 1);
   s.copy(dst, n);
   dst[n] = '\0';
 }

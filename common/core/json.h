@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/core/utf8.h"
+
 namespace kairos {
 
 // A minimal JSON writer for --json output: objects and arrays built in order.
@@ -38,23 +40,33 @@ class Json {
     if (!first_) out_ += ',';
     first_ = false;
   }
+  // Bytes that are not UTF-8 become U+FFFD: the output is valid JSON
+  // whatever the string held.
   void str_raw(std::string_view s) {
     out_ += '"';
-    for (char c : s) {
+    for (std::size_t i = 0; i < s.size();) {
+      char c = s[i];
+      std::size_t n = utf8_sequence(s, i);
+      if (n == 0) {
+        out_ += "\\ufffd";
+        ++i;
+        continue;
+      }
       switch (c) {
         case '"': out_ += "\\\""; break;
         case '\\': out_ += "\\\\"; break;
         case '\n': out_ += "\\n"; break;
         case '\t': out_ += "\\t"; break;
         default:
-          if (static_cast<unsigned char>(c) < 0x20) {
+          if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
             char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
+            std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
             out_ += b;
           } else {
-            out_ += c;
+            out_.append(s.substr(i, n));
           }
       }
+      i += n;
     }
     out_ += '"';
   }

@@ -1,7 +1,5 @@
 #include "common/core/replay.h"
 
-#include <algorithm>
-
 namespace kairos {
 
 bool ReplayWindow::accept(std::uint64_t seq) {
@@ -36,11 +34,8 @@ SessionGuard::Verdict SessionGuard::check(std::string_view sender, std::uint64_t
     if (!s.window.accept(seq)) return {DropReason::replay, false};
     return {};
   }
-  if (std::find(s.retired.begin(), s.retired.end(), session) != s.retired.end())
-    return {DropReason::stale_session, false};
+  if (session < s.session) return {DropReason::stale_session, false};
   if (!may_start) return {DropReason::unknown_session, false};
-  s.retired.push_back(s.session);
-  if (s.retired.size() > kRetiredSessions) s.retired.pop_front();
   s.session = session;
   s.window = ReplayWindow();
   s.window.accept(seq);
@@ -53,10 +48,8 @@ SessionGuard::Verdict SessionGuard::check_will(std::string_view sender, std::uin
   auto it = senders_.find(std::string(sender));
   if (it == senders_.end()) return {DropReason::unknown_session, false};
   Sender& s = it->second;
-  if (session != s.session) {
-    bool retired = std::find(s.retired.begin(), s.retired.end(), session) != s.retired.end();
-    return {retired ? DropReason::stale_session : DropReason::unknown_session, false};
-  }
+  if (session != s.session)
+    return {session < s.session ? DropReason::stale_session : DropReason::unknown_session, false};
   if (seq <= s.last_will_seq) return {DropReason::replay, false};
   if (seq <= s.window.high_water()) {
     // below the live counter: an ordinary frame (clean shutdown) must be new
@@ -68,10 +61,7 @@ SessionGuard::Verdict SessionGuard::check_will(std::string_view sender, std::uin
 
 void SessionGuard::restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water) {
   Sender& s = senders_[std::string(sender)];
-  if (s.session != 0 && s.session != session) {
-    s.retired.push_back(s.session);
-    if (s.retired.size() > kRetiredSessions) s.retired.pop_front();
-  }
+  if (session < s.session) return;
   s.session = session;
   s.window = ReplayWindow(high_water);
   s.last_will_seq = 0;

@@ -1,6 +1,5 @@
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,13 +29,12 @@ class ReplayWindow {
   std::uint64_t seen_ = 0;  // bit i: hwm_ - i was seen
 };
 
-// Replay and session check per sender (docs/DESIGN.md 4). A sender's current session
-// is the one announced by its latest accepted birth; earlier sessions are
-// remembered so that their frames (and a late Will) are refused.
+// Replay and session check per sender (docs/DESIGN.md 4). Session ids are
+// ordered: a sender only ever raises its own (a persisted boot counter), so
+// a birth opens a session only if it is newer than the current one, and a
+// frame of any older session is refused however old it is.
 class SessionGuard {
  public:
-  static constexpr std::size_t kRetiredSessions = 16;
-
   struct Verdict {
     std::optional<DropReason> drop;
     bool new_session = false;  // this frame started a session
@@ -50,7 +48,7 @@ class SessionGuard {
   // from the live window, so it neither blocks later frames nor passes twice.
   Verdict check_will(std::string_view sender, std::uint64_t session, std::uint64_t seq);
 
-  // Restores persisted state (gateway start).
+  // Restores persisted state (a start); the newest session of a sender wins.
   void restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water);
 
   std::optional<std::uint64_t> current_session(std::string_view sender) const;
@@ -62,7 +60,6 @@ class SessionGuard {
   struct Sender {
     std::uint64_t session = 0;
     ReplayWindow window;
-    std::deque<std::uint64_t> retired;
     std::uint64_t last_will_seq = 0;
   };
   std::unordered_map<std::string, Sender> senders_;

@@ -236,9 +236,17 @@ std::string Mesh::node_config(const std::string& id, const std::string& cluster,
                               const std::string& node_extra, const std::string& broker_extra) {
   node_key(id);
   return "[node]\nid = \"" + id + "\"\ncluster = \"" + cluster + "\"\nmesh = \"" + mesh_ + "\"\nkey_file = \"" +
-         keys_dir() + "/nodes/" + id + ".key\"\nboards_dir = \"" + boards_dir_ + "\"\n" + node_extra +
+         keys_dir() + "/nodes/" + id + ".key\"\nboards_dir = \"" + boards_dir_ + "\"\n" +
+         (node_extra.find("state_file") == std::string::npos ? "state_file = \"" + dir_.file(id + ".session") + "\"\n"
+                                                              : std::string()) +
+         node_extra +
          "\n[broker]\nuri = \"" + broker_.uri() + "\"\nreconnect_max_s = 2\n" + broker_extra + "\n\n[inputs.main]\n" +
          (input.find("kind =") == std::string::npos ? "kind = \"synthetic\"\n" : "") + input + "\n";
+}
+
+std::uint64_t Mesh::node_session(const std::string& id) const {
+  std::string text = read_text(dir_.file(id + ".session"));
+  return text.rfind("session ", 0) == 0 ? std::stoull(text.substr(8)) : 0;
 }
 
 Process& Mesh::start_node(const std::string& id, const std::string& cluster, const std::string& input,
@@ -410,8 +418,8 @@ bool Client::wait_for_topic(const std::string& topic, std::chrono::milliseconds 
   return wait_for([&](const std::vector<Inbound>&) { return last_on(topic).has_value(); }, timeout);
 }
 
-void Client::publish(const std::string& topic, const Bytes& payload, int qos, bool retain) {
-  link_.publish(topic, payload, qos, retain);
+void Client::publish(const std::string& topic, const Bytes& payload, int qos, bool retain, const PublishProps& props) {
+  link_.publish(topic, payload, qos, retain, props);
 }
 
 bool Client::wait_for(const std::function<bool(const std::vector<Inbound>&)>& pred, std::chrono::milliseconds timeout) {

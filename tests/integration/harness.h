@@ -107,6 +107,8 @@ class Mesh {
   Process& start_node(const std::string& id, const std::string& cluster, const std::string& input,
                       const std::string& node_extra = "", const std::string& broker_extra = "");
   Process& node(const std::string& id) { return *nodes_.at(id); }
+  // The session of the node's latest start, from its state file (0: none yet).
+  std::uint64_t node_session(const std::string& id) const;
   // Board files for the nodes started after this (default: the shipped ones).
   void set_boards_dir(std::string dir) { boards_dir_ = std::move(dir); }
   Process& gateway() { return *gateway_; }
@@ -151,7 +153,8 @@ class Client {
  public:
   explicit Client(const std::string& uri);
   void subscribe(const std::string& filter);
-  void publish(const std::string& topic, const Bytes& payload, int qos = 1, bool retain = false);
+  void publish(const std::string& topic, const Bytes& payload, int qos = 1, bool retain = false,
+               const PublishProps& props = {});
   // Pumps events for up to timeout until pred holds over the messages seen.
   bool wait_for(const std::function<bool(const std::vector<Inbound>&)>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));

@@ -27,7 +27,7 @@ struct JobBench {
   Key key;
   std::unique_ptr<Process> node;
   std::unique_ptr<Client> client;
-  Signer signer{"operator-test", random_u64()};
+  Signer signer{"operator-test", static_cast<std::uint64_t>(wall_us())};
   std::uint64_t next_id = 100;
 
   std::string topic(TopicKind kind) const { return node_topic(mesh.name(), "c1", "n1", kind); }
@@ -52,6 +52,7 @@ struct JobBench {
     auto env = make_envelope("", 0, 0, 0);
     env->which_message = kairos_v1_Envelope_command_tag;
     env->message.command.command_id = ++next_id;
+    env->message.command.to_session = mesh.node_session("n1");
     fill(env->message.command);
     client->publish(topic(TopicKind::cmd), signer.seal(topic(TopicKind::cmd), *env, key, wall_us()));
     return next_id;

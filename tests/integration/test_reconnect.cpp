@@ -47,6 +47,7 @@ TEST(Reconnect, BrokerRestartIsSurvived) {
   auto env = make_envelope("tester", 99, 1, 0);
   env->which_message = kairos_v1_Envelope_command_tag;
   env->message.command.command_id = 1;
+  env->message.command.to_session = mesh.node_session("n1");
   env->message.command.which_action = kairos_v1_Command_rebirth_tag;
   env->message.command.action.rebirth = true;
   c.publish(cmd_topic, seal(cmd_topic, *env, mesh.node_key("n1")));

@@ -1,5 +1,7 @@
 #include "tools/sim/sim.h"
 
+#include "common/io/session_file.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,6 +16,7 @@
 #include "common/io/keygen.h"
 #include "common/io/log.h"
 #include "common/io/process.h"
+#include "common/io/session_file.h"
 
 namespace kairos::sim {
 
@@ -108,8 +111,9 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
       write_file_atomic(key_path, to_hex(key.bytes) + "\n", 0600);
       ++keys_made_;
     }
-    // A session is new at every start, as a node's at every boot: never from the seed.
-    auto& node = nodes_.emplace_back(id, key, random_u64());
+    // A session is new at every start, as a node's at every boot: never from
+    // the seed, and above the last one (the wall clock; docs/DESIGN.md 4).
+    auto& node = nodes_.emplace_back(id, key, next_session_id(0, static_cast<std::uint64_t>(wall_us())));
     by_id_.emplace(id, static_cast<std::uint32_t>(i));
     const auto d = draw_node(seed_, i, opt_.offset_max_ms, opt_.drift_ppm);
     node.clock.offset_us = d.offset_us;

@@ -55,7 +55,7 @@ class Simulator {
   // One simulated node. Kept small: 30,000 of them share the process.
   struct Node {
     Node(const std::string& node_id, const Key& node_key, std::uint64_t session)
-        : id(node_id), key(node_key), signer(node_id, session), intake(node_id, node_key) {}
+        : id(node_id), key(node_key), signer(node_id, session), intake(node_id, node_key, session) {}
     std::string id;
     Key key;
     Signer signer;

@@ -48,6 +48,19 @@ TEST(SessionGuard, BirthStartsSessionsAndRetiresOldOnes) {
   EXPECT_EQ(g.check("n1", 30, 1, false).drop, DropReason::unknown_session);
 }
 
+TEST(SessionGuard, AnOlderBirthNeverOpensASessionHoweverManyRestartsAgo) {
+  SessionGuard g;
+  g.check("n1", 100, 1, true);
+  for (std::uint64_t boot = 101; boot < 140; ++boot) EXPECT_TRUE(g.check("n1", boot, 1, true).new_session);
+  // a birth captured at the first boot, replayed 40 restarts later
+  EXPECT_EQ(g.check("n1", 100, 1, true).drop, DropReason::stale_session);
+  EXPECT_EQ(*g.current_session("n1"), 139u);
+  EXPECT_FALSE(g.check("n1", 139, 2, false).drop) << "the live session goes on";
+  // a restore of an older session does not lower the current one
+  g.restore("n1", 120, 5);
+  EXPECT_EQ(*g.current_session("n1"), 139u);
+}
+
 TEST(SessionGuard, RestoreKeepsHighWater) {
   SessionGuard g;
   g.restore("n1", 5, 100);
@@ -66,7 +79,8 @@ TEST(SessionGuard, WillIsCheckedApartFromTheLiveWindow) {
   EXPECT_FALSE(g.check_will("n1", 7, will).drop);
   EXPECT_EQ(g.check_will("n1", 7, will).drop, DropReason::replay);  // the same Will again
   EXPECT_FALSE(g.check("n1", 7, 100, false).drop);                   // live frames go on
-  EXPECT_EQ(g.check_will("n1", 6, will + 5).drop, DropReason::unknown_session);
+  EXPECT_EQ(g.check_will("n1", 6, will + 5).drop, DropReason::stale_session);  // older: whatever it is
+  EXPECT_EQ(g.check_will("n1", 9, will + 5).drop, DropReason::unknown_session);
   // a clean shutdown's offline state uses the live counter
   EXPECT_FALSE(g.check_will("n1", 7, 101 + (1ULL << 41)).drop);
   g.check("n1", 8, 1, true);
