@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+
+#include "common/core/utf8.h"
 
 namespace kairos::fuzz {
 
@@ -100,7 +103,9 @@ void check_accepted(std::string_view topic, const Envelope& env) {
   int kinds = 0;
   for (int k = 0; k < kKinds; ++k) kinds += kind_matches(static_cast<TopicKind>(k), env) ? 1 : 0;
   require(kinds == 1, "message type does not belong on exactly one topic kind");
-  for_each_string(kairos_v1_Envelope_fields, &env, [](std::string_view) {});
+  for_each_string(kairos_v1_Envelope_fields, &env, [](std::string_view s) {
+    require(valid_utf8(s), "a string of an accepted envelope is not UTF-8", s);
+  });
 
   // Store and forward keeps envelopes unsealed: bytes and back must not change them.
   const Bytes body = encode_envelope(env);
@@ -130,6 +135,7 @@ std::string seed_dir() {
 }
 
 void write_seed(const std::string& dir, const std::string& name, ByteView data) {
+  std::filesystem::create_directories(dir);
   std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
   require(bool(out), "cannot write seed", dir + "/" + name);

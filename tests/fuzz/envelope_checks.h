@@ -33,7 +33,7 @@ void for_each_string(const pb_msgdesc_t* desc, const void* msg, const std::funct
 void check_opened(const Opened& r);
 
 // An envelope open() accepted on topic: valid, its message type on exactly
-// one topic kind, every field in bounds; re-encoded it decodes to the same
+// one topic kind, every field in bounds, every string UTF-8; re-encoded it decodes to the same
 // bytes and is valid again; sealed again it opens, and the MAC binds topic and key.
 void check_accepted(std::string_view topic, const Envelope& env);
 

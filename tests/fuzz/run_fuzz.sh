@@ -23,7 +23,7 @@ BIN="$OUT/$TARGET"
 # coverage feedback), extra LIBS, WIRE=1 when it needs the nanopb code of
 # proto/kairos.proto (generated here into OUT/<target>_proto), the largest input.
 GXX_SOURCES=() LIBS=() DEFINES=() WIRE=0 MAX_LEN=4200
-FRAME_CORE=(common/core/frame.cpp common/core/topic.cpp common/core/crypto.cpp common/core/bytes.cpp)
+FRAME_CORE=(common/core/frame.cpp common/core/utf8.cpp common/core/topic.cpp common/core/crypto.cpp common/core/bytes.cpp)
 case "$TARGET" in
   ball_fuzz) SOURCES=(tests/fuzz/ball_fuzz.cpp common/core/ball.cpp common/core/topic.cpp common/core/crypto.cpp
                       common/core/bytes.cpp) ;;

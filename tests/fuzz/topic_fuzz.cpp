@@ -37,7 +37,7 @@ std::string format(const Topic& t) {
     case TopicKind::mesh_state: return mesh_state_topic(t.mesh);
     case TopicKind::gw_state:
     case TopicKind::gw_summary: return gw_topic(t.mesh, t.name, t.kind);
-    case TopicKind::ctl_req: return ctl_req_topic(t.mesh);
+    case TopicKind::ctl_req: return t.name.empty() ? ctl_req_topic(t.mesh) : ctl_req_topic(t.mesh) + "/" + t.name;
     case TopicKind::ctl_resp: return ctl_resp_topic(t.mesh, t.name);
     case TopicKind::alert: return alert_topic(t.mesh);
     case TopicKind::ball_head: return ball_head_topic(t.mesh, t.session);
@@ -54,7 +54,10 @@ void check_parsed(std::string_view s, const Topic& t) {
                      t.kind == TopicKind::ctl_resp || t.kind == TopicKind::ball_to;
   const bool ball = t.kind == TopicKind::ball_head || t.kind == TopicKind::ball_to;
   require(node ? rule_name(t.cluster) : t.cluster.empty(), "cluster of a topic", s);
-  require(named ? rule_name(t.name) : t.name.empty(), "name of a topic", s);
+  if (t.kind == TopicKind::ctl_req)  // _ctl/req, or an operator's _ctl/req/<operator>
+    require(t.name.empty() || rule_name(t.name), "name of a topic", s);
+  else
+    require(named ? rule_name(t.name) : t.name.empty(), "name of a topic", s);
   require(ball ? rule_name(t.session) : t.session.empty(), "session of a topic", s);
   require(to_string(t.kind) != "?", "topic kind", s);
   require(format(t) == s, "parsed topic does not format back to itself", s);
