@@ -1,5 +1,6 @@
 #include "common/io/mqtt.h"
 
+#include <MQTTAsync.h>
 #include <mqtt/async_client.h>
 
 #include <dirent.h>
@@ -9,11 +10,15 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "common/core/frame.h"
+#include "common/core/x509.h"
 #include "common/io/clock.h"
 #include "common/io/log.h"
 
@@ -59,6 +64,136 @@ void disable_nagle_on_tcp_sockets() {
   ::closedir(d);
 }
 
+// Paho's TLS trace lines, process-wide. Paho C reports every failed TLS
+// handshake as -1; what went wrong is only in its trace: the alert OpenSSL
+// sent or received, the OpenSSL call that failed, and its own host check
+// after the handshake (SSLSocket.c). (Paho C++ 1.2's ssl error_handler is
+// not used: the C library keeps a pointer to the connect options that
+// async_client::connect was given by value, gone when OpenSSL reports.)
+// Trace output is on only while some attempt runs, so that a connected
+// client formats nothing.
+class TlsTrace {
+ public:
+  static TlsTrace& get() {
+    static TlsTrace* trace = new TlsTrace;  // never destroyed: Paho's threads may trace during exit
+    return *trace;
+  }
+  // An attempt starts (or ends): output on while any runs.
+  void begin() {
+    std::lock_guard lock(mu_);
+    if (running_++ == 0) MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_MINIMUM);
+  }
+  void end() {
+    std::lock_guard lock(mu_);
+    if (running_ > 0 && --running_ == 0) MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_FATAL);
+  }
+  std::uint64_t mark() const {
+    std::lock_guard lock(mu_);
+    return seq_;
+  }
+  // The lines kept since mark, oldest first.
+  std::vector<std::string> since(std::uint64_t mark) const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [seq, line] : lines_)
+      if (seq > mark) out.push_back(line);
+    return out;
+  }
+
+ private:
+  TlsTrace() {
+    MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_FATAL);  // before the callback: Paho's default would pass everything
+    MQTTAsync_setTraceCallback(&TlsTrace::on_trace);
+  }
+  static void on_trace(enum MQTTASYNC_TRACE_LEVELS, char* message) {
+    if (!message) return;
+    std::string_view m(message);
+    bool wanted = false;
+    for (std::string_view part : {"SSL alert", "SSL handshake", "SSL negotiation finished", "X509_check_host",
+                                  "X509_check_ip_asc", "-> CONNECT", "SSLSocket error ("})
+      if (m.find(part) != std::string_view::npos) wanted = true;
+    if (wanted) get().keep(m);
+  }
+  void keep(std::string_view line) {
+    std::lock_guard lock(mu_);
+    lines_.emplace_back(++seq_, std::string(line.substr(0, 240)));
+    if (lines_.size() > 512) lines_.pop_front();
+  }
+
+  mutable std::mutex mu_;
+  std::deque<std::pair<std::uint64_t, std::string>> lines_;
+  std::uint64_t seq_ = 0;
+  int running_ = 0;
+};
+
+// A whole file, or why not ("No such file or directory").
+std::string read_whole(const std::string& path, std::string& why) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    why = std::strerror(errno);
+    return "";
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Reads and checks the TLS files of broker; warns about a certificate out
+// of (or near the end of) its validity.
+MqttOptions::Tls tls_files(const BrokerConfig& b) {
+  MqttOptions::Tls t{b.ca_file, b.cert_file, b.key_file};
+  auto fail = [](const std::string& key, const std::string& file, const std::string& why) {
+    throw std::runtime_error("broker." + key + " " + file + ": " + why);
+  };
+  auto read = [&](const std::string& key, const std::string& file) {
+    std::string why;
+    std::string text = read_whole(file, why);
+    if (!why.empty()) fail(key, file, "cannot read it: " + why);
+    return text;
+  };
+  std::string why;
+  const std::string ca = read("ca_file", b.ca_file);
+  if (count_certs(ca, why) == 0) fail("ca_file", b.ca_file, why + " (expected the CA's certificate, PEM)");
+  if (b.cert_file.empty()) return t;
+  const std::string cert = read("cert_file", b.cert_file);
+  struct stat st {};
+  if (::stat(b.key_file.c_str(), &st) == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", st.st_mode & 0777);
+    fail("key_file", b.key_file,
+         std::string("has mode ") + mode + " and may be read or changed by others; run: chmod 600 " + b.key_file);
+  }
+  const std::string key = read("key_file", b.key_file);
+  auto facts = read_cert(cert, why);
+  if (!facts) fail("cert_file", b.cert_file, why + " (expected this client's certificate, PEM)");
+  if (!read_private_key(key, why)) fail("key_file", b.key_file, why);
+  if (!key_fits_cert(cert, key)) fail("key_file", b.key_file, "is not the key of the certificate in " + b.cert_file);
+  t.cert_not_before_s = facts->not_before_s;
+  t.cert_not_after_s = facts->not_after_s;
+  t.cert_from_ca = issued_by(cert, ca);
+  const std::int64_t now_s = wall_us() / 1'000'000;
+  const std::string valid = " (valid " + utc_text(facts->not_before_s) + " to " + utc_text(facts->not_after_s) + ")";
+  switch (validity_at(*facts, now_s)) {
+    case Validity::expired:
+      log::warn("mqtt", "broker.cert_file " + b.cert_file + " has expired" + valid +
+                            ": the broker will refuse it; renew it (kairosctl provision)");
+      break;
+    case Validity::not_yet_valid:
+      log::warn("mqtt", "broker.cert_file " + b.cert_file + " is not valid yet" + valid +
+                            "; this machine's clock says " + utc_text(now_s) + ": is it set (NTP)?");
+      break;
+    case Validity::valid:
+      if (facts->not_after_s - now_s < 30 * 86400)
+        log::warn("mqtt", "broker.cert_file " + b.cert_file + " expires on " + utc_text(facts->not_after_s) +
+                              ": renew it (kairosctl provision renews certificates in their last 30 days)");
+      break;
+  }
+  if (!t.cert_from_ca)
+    log::warn("mqtt", "broker.cert_file " + b.cert_file + " is not signed by a CA of broker.ca_file " + b.ca_file +
+                          ": a broker that trusts only that CA will refuse it");
+  return t;
+}
+
 }  // namespace
 
 MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id) {
@@ -77,6 +212,8 @@ MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id) {
   o.backlog_limit = broker.backlog;
   o.max_packet_size = static_cast<std::uint32_t>(kMaxPacket);
   o.max_payload = kMaxPayload;
+  if (auto problem = tls_settings_problem(broker); !problem.empty()) throw std::runtime_error(problem);
+  if (uri_is_tls(broker.uri)) o.tls = tls_files(broker);
   return o;
 }
 
@@ -94,7 +231,9 @@ MqttLink::MqttLink(MqttOptions options)
   // the queue of a connected link.
   client_ = std::make_unique<mqtt::async_client>(opt_.uri, opt_.client_id,
                                                  mqtt::create_options(MQTTVERSION_5, opt_.max_buffered), nullptr);
+  if (opt_.tls) TlsTrace::get();
   connect_listener_ = std::make_unique<ConnectListener>([this](int code) {
+    attempt_failed_us_ = mono_us();
     push_event(LinkEvent{LinkEvent::Type::connect_failed, connect_failure(opt_.uri, code), code});
   });
   client_->set_connected_handler([this](const std::string&) {
@@ -137,6 +276,12 @@ MqttLink::~MqttLink() {
   // before the queue and listener it points to. The disconnect token lives
   // until then, since Paho's thread may still be signalling it.
   client_.reset();
+  attempt_over();
+}
+
+void MqttLink::attempt_over() {
+  if (attempt_traced_) TlsTrace::get().end();
+  attempt_traced_ = false;
 }
 
 void MqttLink::push_event(LinkEvent ev) {
@@ -182,7 +327,7 @@ void MqttLink::service(std::int64_t now_us) {
                      .mqtt_version(MQTTVERSION_5)
                      .clean_start(true)
                      .keep_alive_interval(std::chrono::seconds(opt_.keepalive_s))
-                     .connect_timeout(std::chrono::seconds(5))
+                     .connect_timeout(std::chrono::seconds(kConnectTimeoutS))
                      .max_inflight(opt_.max_inflight)
                      .automatic_reconnect(false);
   if (!opt_.username.empty()) builder.user_name(opt_.username).password(opt_.password);
@@ -196,14 +341,55 @@ void MqttLink::service(std::int64_t now_us) {
                        opt_.will->qos, opt_.will->retain);
     builder.will(will);
   }
+  if (opt_.tls) {
+    // The broker's certificate must chain to ca_file and name the URI's
+    // host (verify: Paho's X509_check_host / X509_check_ip_asc after the
+    // handshake, before CONNECT carries the password).
+    auto ssl = mqtt::ssl_options_builder()
+                   .trust_store(opt_.tls->ca_file)
+                   .enable_server_cert_auth(true)
+                   .verify(true)
+                   .finalize();
+    if (!opt_.tls->cert_file.empty()) {
+      ssl.set_key_store(opt_.tls->cert_file);
+      ssl.set_private_key(opt_.tls->key_file);
+    }
+    builder.ssl(std::move(ssl));
+    attempt_trace_mark_ = TlsTrace::get().mark();
+    if (!attempt_traced_) TlsTrace::get().begin();
+    attempt_traced_ = true;
+  }
+  attempt_started_us_ = now_us;
   connecting_ = true;
   try {
     client_->connect(builder.finalize(), nullptr, *connect_listener_);
   } catch (const mqtt::exception& e) {
     connecting_ = false;
+    attempt_over();
     log::warn("mqtt", std::string("connect: ") + e.what());
     schedule_retry(now_us);
   }
+}
+
+void MqttLink::explain_tls_failure(LinkEvent& ev) {
+  TlsEvidence e;
+  e.trace = TlsTrace::get().since(attempt_trace_mark_);
+  const auto& t = *opt_.tls;
+  const std::int64_t now_s = wall_us() / 1'000'000;
+  e.client_cert = !t.cert_file.empty();
+  e.client_cert_invalid_now = e.client_cert && (now_s < t.cert_not_before_s || now_s > t.cert_not_after_s);
+  e.client_cert_other_ca = e.client_cert && !t.cert_from_ca;
+  // Paho notices its timeout about a second late; a quarter second early is near enough.
+  e.timed_out = attempt_failed_us_.load() - attempt_started_us_ >= kConnectTimeoutS * 1'000'000LL - 250'000;
+  const int code = classify_tls(e);
+  if (code == 0) return;
+  ev.code = code;
+  ev.detail = connect_failure(opt_.uri, code);
+  std::string why = tls_evidence_text(e);
+  if (code == kTlsClientCertExpired)
+    why += std::string(why.empty() ? "" : "; ") + t.cert_file + " is valid " + utc_text(t.cert_not_before_s) + " to " +
+           utc_text(t.cert_not_after_s) + ", and this machine's clock says " + utc_text(now_s);
+  if (!why.empty()) ev.detail += " [" + why + "]";
 }
 
 std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
@@ -223,6 +409,7 @@ std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
       case LinkEvent::Type::connected:
         connected_ = true;
         connecting_ = false;
+        attempt_over();
         if (ever_connected_) ++counters_.reconnects;
         ever_connected_ = true;
         connected_since_us_ = mono_us();
@@ -240,6 +427,8 @@ std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
         // The backoff starts over only after a link that held for a while:
         // two clients fighting over one client id must not flap at full speed.
         auto now = mono_us();
+        if (ev.type == LinkEvent::Type::connect_failed && opt_.tls && ev.code == -1) explain_tls_failure(ev);
+        if (ev.type == LinkEvent::Type::connect_failed) attempt_over();
         if (ev.type == LinkEvent::Type::lost && now - connected_since_us_ >= kStableLinkUs)
           backoff_s_ = opt_.reconnect_min_s;
         connected_ = false;

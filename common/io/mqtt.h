@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -37,6 +38,18 @@ struct MqttOptions {
   // they are queued, enough to be dropped as oversized (docs/DESIGN.md 4).
   std::uint32_t max_packet_size = 0;      // 0: no limit
   std::size_t max_payload = SIZE_MAX;
+  // MQTT over TLS (an ssl:// or mqtts:// uri): PEM files, and what
+  // mqtt_options read from them, so that a refused handshake can be
+  // explained (docs/DESIGN.md 4).
+  struct Tls {
+    std::string ca_file;    // the CA the broker's certificate must chain to
+    std::string cert_file;  // this client's certificate; "" for none
+    std::string key_file;   // its private key
+    std::int64_t cert_not_before_s = 0;  // cert_file's validity, Unix time, s
+    std::int64_t cert_not_after_s = 0;
+    bool cert_from_ca = true;  // cert_file is signed by a CA of ca_file
+  };
+  std::optional<Tls> tls;
   struct Will {
     std::string topic;
     Bytes payload;
@@ -50,9 +63,16 @@ struct MqttOptions {
   std::function<void()> on_event;
 };
 
-// Options from a [broker] table; reads the password file (first line).
-// Throws std::runtime_error when a password file is named but unreadable.
+// Options from a [broker] table; reads the password file (first line)
+// and, for TLS, checks the CA, certificate and key files: readable, PEM,
+// the key that of the certificate and not readable by others (a
+// certificate out of its validity only warns: a Pi's clock may not be set
+// yet). Throws std::runtime_error naming the key and the file.
 MqttOptions mqtt_options(const BrokerConfig& broker, std::string client_id);
+
+// The seconds Paho waits for a connection, TLS handshake and CONNACK
+// before an attempt fails (it notices about a second later).
+inline constexpr int kConnectTimeoutS = 5;
 
 struct PublishProps {
   std::uint32_t expiry_s = 0;  // MQTT v5 message expiry, 0 = none
@@ -136,6 +156,9 @@ class MqttLink {
   bool send(const std::string& topic, const Bytes& payload, int qos, bool retain, const PublishProps& props);
   void push_event(LinkEvent ev);
   void schedule_retry(std::int64_t now_us);
+  void attempt_over();
+  // A TLS attempt's Paho code -1 made precise (kTls* codes), from what it left behind.
+  void explain_tls_failure(LinkEvent& ev);
 
   MqttOptions opt_;
   std::unique_ptr<mqtt::async_client> client_;
@@ -153,6 +176,12 @@ class MqttLink {
   std::int64_t next_attempt_us_ = 0;
   std::uint64_t jitter_state_;
   std::int64_t last_failure_log_us_ = -10'000'000;
+  // The current connect attempt: when it started, where Paho's TLS trace
+  // stood then, and when it failed (set from Paho's thread).
+  std::int64_t attempt_started_us_ = 0;
+  std::uint64_t attempt_trace_mark_ = 0;
+  bool attempt_traced_ = false;
+  std::atomic<std::int64_t> attempt_failed_us_{0};
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -20,7 +20,7 @@ TEST(RateLimiter, BurstThenRate) {
 }
 
 TEST(BrokerConfig, DefaultsAndValidation) {
-  Config ok("[broker]\nuri = \"ssl://h:8883\"\n", "b.toml");
+  Config ok("[broker]\nuri = \"ssl://h:8883\"\nca_file = \"/etc/kairos/tls/ca.crt\"\n", "b.toml");
   auto b = read_broker(ok.root().section("broker"), 77);
   EXPECT_EQ(b.uri, "ssl://h:8883");
   EXPECT_EQ(b.backlog, 77u);
