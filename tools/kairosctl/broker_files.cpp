@@ -123,6 +123,19 @@ std::vector<std::string> acl_meshes(std::string_view text) {
   return {meshes.begin(), meshes.end()};
 }
 
+std::string mosquitto_conf(std::string_view mesh, int port, bool tls, std::size_t max_packet_size) {
+  std::string conf = "# Written by kairosctl provision for mesh " + std::string(mesh) +
+                     ": install as /etc/mosquitto/conf.d/kairos.conf\nlistener " + std::to_string(port) + "\n";
+  // tls_version is the oldest version taken (Mosquitto 2.0): TLS 1.3 is negotiated when both sides have it.
+  if (tls)
+    conf += "cafile " + std::string(kBrokerCaFile) + "\ncertfile " + kBrokerCertFile + "\nkeyfile " + kBrokerKeyFile +
+            "\nrequire_certificate true\ntls_version tlsv1.2\n";
+  conf += "allow_anonymous false\nset_tcp_nodelay true\nmax_inflight_messages 0\nmax_queued_messages 100000\n"
+          "max_packet_size " + std::to_string(max_packet_size) + "\n"
+          "password_file /etc/mosquitto/kairos.passwd\nacl_file /etc/mosquitto/kairos.acl\n";
+  return conf;
+}
+
 std::string replace_password_line(std::string_view text, std::string_view user, std::string_view hash) {
   std::string out;
   std::string prefix = std::string(user) + ":";

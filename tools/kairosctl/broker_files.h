@@ -35,6 +35,17 @@ std::string replace_acl_block(std::string_view text, std::string_view kind, std:
 std::string acl_kind_of(std::string_view text, std::string_view name);
 // Mesh names that text's ACL blocks grant topics of (kairos/v1/<mesh>/...).
 std::vector<std::string> acl_meshes(std::string_view text);
+// The paths the broker's files are installed at (README "Set up the broker").
+inline constexpr const char* kBrokerCaFile = "/etc/mosquitto/certs/kairos-ca.crt";
+inline constexpr const char* kBrokerCertFile = "/etc/mosquitto/certs/kairos-server.crt";
+inline constexpr const char* kBrokerKeyFile = "/etc/mosquitto/certs/kairos-server.key";
+
+// Mosquitto's conf.d file for a mesh: the listener on port (with TLS:
+// the mesh CA, the server's certificate and key, a client certificate
+// required, TLS 1.2 or newer), no anonymous clients, the passwd and ACL,
+// and packets no larger than max_packet_size.
+std::string mosquitto_conf(std::string_view mesh, int port, bool tls, std::size_t max_packet_size);
+
 // A mosquitto password file with user's line replaced or appended.
 std::string replace_password_line(std::string_view text, std::string_view user, std::string_view hash);
 // The hash on user's line of a mosquitto password file, or "".

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,12 +14,15 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/core/broker.h"
 #include "common/core/config.h"
 #include "common/core/frame.h"
 #include "common/core/topic.h"
+#include "common/core/x509.h"
 #include "common/io/files.h"
 #include "common/io/keygen.h"
 #include "firmware/node_config.h"
+#include "tools/kairosctl/certs.h"
 #include "tools/kairosctl/rootfs.h"
 #include "tools/kairosctl/transaction.h"
 
@@ -39,13 +43,15 @@ std::string toml_string(std::string_view s) {
   return out + "\"";
 }
 
-// tcp://host:port or ssl://host:port; returns the port.
+// tcp://host:port or ssl://host:port (or mqtt://, mqtts://); returns the port.
 int broker_port(const std::string& uri) {
   auto scheme = uri.find("://");
   auto colon = uri.rfind(':');
-  bool ok = scheme != std::string::npos && (uri.compare(0, scheme, "tcp") == 0 || uri.compare(0, scheme, "ssl") == 0) &&
-            colon > scheme + 3 && colon + 1 < uri.size() &&
-            uri.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+  bool known = false;
+  for (const char* s : {"tcp", "ssl", "mqtt", "mqtts"})
+    if (scheme != std::string::npos && uri.compare(0, scheme, s) == 0) known = true;
+  bool ok = known && colon > scheme + 3 && colon + 1 < uri.size() &&
+            uri.find_first_not_of("0123456789", colon + 1) == std::string::npos && !uri_host(uri).empty();
   if (!ok) throw Refusal("provision: --broker '" + uri + "' is not tcp://HOST:PORT or ssl://HOST:PORT", 2);
   int port = std::stoi(uri.substr(colon + 1));
   if (port < 1 || port > 65535) throw Refusal("provision: --broker '" + uri + "' has no valid port", 2);
@@ -84,9 +90,28 @@ struct Plan {
   bool acl_changed = false;
 };
 
+// Where a device's TLS files go, in its bundle and on the device: the mesh
+// CA as tls/ca.crt, its own certificate and key as tls/<stem>.crt and .key.
+// The stem is fixed per kind (node, gateway) so that nodes set up alike
+// keep one context hash; operators get theirs by name, as their password.
+struct TlsNames {
+  std::string stem;  // "node", "gateway", "operator-alice"
+  std::string ca() const { return "/etc/kairos/tls/ca.crt"; }
+  std::string cert() const { return "/etc/kairos/tls/" + stem + ".crt"; }
+  std::string key() const { return "/etc/kairos/tls/" + stem + ".key"; }
+};
+
+// The [broker] TLS keys of a bundle's config, or "" without TLS.
+std::string tls_keys_toml(const std::optional<TlsNames>& tls) {
+  if (!tls) return "";
+  return "ca_file = " + toml_string(tls->ca()) + "\ncert_file = " + toml_string(tls->cert()) +
+         "\nkey_file = " + toml_string(tls->key()) + "\n";
+}
+
 // The node's config: the template's inputs, outputs and jobs (or a
 // synthetic demo input), with the identity and broker provisioning owns.
-std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, const std::string& broker) {
+std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, const std::string& broker,
+                             const std::optional<TlsNames>& tls) {
   toml::table t;
   std::string origin = "kairosctl provision for board " + a.board;
   if (!a.node_config.empty()) {
@@ -117,6 +142,12 @@ std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, co
   b.insert_or_assign("uri", broker);
   b.insert_or_assign("username", a.name);
   b.insert_or_assign("password_file", "/etc/kairos/broker.password");
+  for (const char* k : {"ca_file", "cert_file", "key_file"}) b.erase(k);
+  if (tls) {
+    b.insert_or_assign("ca_file", tls->ca());
+    b.insert_or_assign("cert_file", tls->cert());
+    b.insert_or_assign("key_file", tls->key());
+  }
   // [node] and [broker] first, as people write them; the rest as given.
   std::ostringstream ss;
   ss << "# Written by " << origin << ".\n[node]\n" << toml::toml_formatter(node) << "\n\n[broker]\n"
@@ -222,6 +253,134 @@ std::string key_text(const fs::path& path, bool renew, Plan& plan) {
   return to_hex(generate_key().bytes) + "\n";
 }
 
+// Certificates: the mesh CA for 10 years, devices and the broker for 2,
+// renewed by any run in their last 30 days; valid from an hour back, for
+// clocks a little behind.
+constexpr std::int64_t kDayS = 86400;
+constexpr std::int64_t kCaDays = 3652;
+constexpr std::int64_t kCertDays = 730;
+constexpr std::int64_t kRenewDays = 30;
+constexpr std::int64_t kBackdateS = 3600;
+
+struct MeshCa {
+  std::string cert, key;
+};
+
+// The folder's mesh CA (ca/ca.crt and ca/ca.key): made by the first TLS
+// run, or one of your own put there before it.
+MeshCa mesh_ca(const fs::path& out, const std::string& mesh, std::int64_t now, Plan& plan) {
+  const fs::path crt = out / "ca/ca.crt", key = out / "ca/ca.key";
+  const bool have_crt = fs::exists(crt), have_key = fs::exists(key);
+  if (have_crt != have_key)
+    throw Refusal("provision: " + (have_crt ? key : crt).string() + " is missing: the mesh CA is " + crt.string() +
+                  " with " + key.string() +
+                  ", both or neither (neither: a new CA, and every device needs its certificates again)");
+  if (have_crt) {
+    MeshCa ca{read_file_or_empty(crt), read_file_or_empty(key)};
+    std::string why;
+    auto facts = read_cert(ca.cert, why);
+    if (!facts) throw Refusal("provision: " + crt.string() + ": " + why);
+    if (!facts->is_ca)
+      throw Refusal("provision: " + crt.string() + " is not a CA certificate (basicConstraints CA:TRUE)");
+    if (!read_private_key(ca.key, why)) throw Refusal("provision: " + key.string() + ": " + why);
+    if (!key_fits_cert(ca.cert, ca.key))
+      throw Refusal("provision: " + key.string() + " is not the key of " + crt.string());
+    if (validity_at(*facts, now) != Validity::valid)
+      throw Refusal("provision: the mesh CA " + crt.string() + " is valid " + utc_text(facts->not_before_s) + " to " +
+                    utc_text(facts->not_after_s) + ", not now (" + utc_text(now) +
+                    "): replace it (README: \"MQTT over TLS\", rotation) or check this machine's clock");
+    if (facts->not_after_s - now < 365 * kDayS)
+      plan.notes.push_back("the mesh CA " + crt.string() + " expires on " + utc_text(facts->not_after_s) +
+                           ": plan its rotation (README: \"MQTT over TLS\")");
+    return ca;
+  }
+  MeshCa ca;
+  ca.key = new_ec_key();
+  CertSpec spec;
+  spec.kind = CertSpec::Kind::ca;
+  spec.common_name = "Kairos mesh " + mesh + " CA";
+  spec.organization = "Kairos mesh " + mesh;
+  spec.not_before_s = now - kBackdateS;
+  spec.not_after_s = now + kCaDays * kDayS;
+  ca.cert = issue_cert(spec, ca.key, "", "");
+  plan.files[key] = {ca.key, 0600};
+  plan.files[crt] = {ca.cert, 0644};
+  plan.notes.push_back("made the mesh CA " + crt.string() + "; its key " + key.string() +
+                       " signs every certificate of the mesh: keep it with this folder's secrets, never on a device");
+  return ca;
+}
+
+// A PEM key at path: kept when it reads (unless renew), a new one otherwise.
+std::string tls_key_pem(const fs::path& path, bool renew, Plan& plan) {
+  std::string old = read_file_or_empty(path), why;
+  if (!old.empty() && !renew && read_private_key(old, why)) return old;
+  if (!old.empty())
+    plan.notes.push_back("a new TLS key " + path.string() + (renew ? " (--new-key)" : " (the old one did not read)"));
+  return new_ec_key();
+}
+
+// The certificate at path: kept while it fits (the CA's, for key, the
+// names of spec, more than 30 days left), issued anew otherwise.
+std::string tls_cert_pem(const fs::path& path, CertSpec spec, const std::string& key, const MeshCa& ca, std::int64_t now,
+                         Plan& plan) {
+  std::string old = read_file_or_empty(path), why;
+  if (!old.empty()) {
+    std::string reason;
+    auto f = read_cert(old, why);
+    auto sorted = [](std::vector<std::string> v) {
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    if (!f) reason = "it did not read";
+    else if (!issued_by(old, ca.cert)) reason = "it is not signed by the mesh CA";
+    else if (!key_fits_cert(old, key)) reason = "its key changed";
+    else if (f->common_name != spec.common_name || sorted(f->dns_names) != sorted(spec.dns_names) ||
+             f->ip_addresses.size() != spec.ip_addresses.size())
+      reason = "its names changed";
+    else if (f->not_after_s - now < kRenewDays * kDayS)
+      reason = std::string(f->not_after_s < now ? "it expired on " : "it expires on ") + utc_text(f->not_after_s);
+    else if (f->not_before_s > now)
+      reason = "it is not valid before " + utc_text(f->not_before_s);
+    if (reason.empty()) return old;
+    plan.notes.push_back("a new certificate " + path.string() + ": " + reason);
+  }
+  spec.not_before_s = now - kBackdateS;
+  spec.not_after_s = now + kCertDays * kDayS;
+  return issue_cert(spec, key, ca.cert, ca.key);
+}
+
+// The broker's TLS files: the mesh CA, and a server certificate naming the
+// host of the broker URI (plus localhost and 127.0.0.1 when that is it).
+void broker_tls(const fs::path& mosq, const std::string& host, const MeshCa& ca, std::int64_t now, Plan& plan) {
+  CertSpec spec;
+  spec.kind = CertSpec::Kind::server;
+  spec.common_name = host;
+  if (host_is_ip(host)) spec.ip_addresses = {host};
+  else spec.dns_names = {host};
+  if (host == "localhost") spec.ip_addresses = {"127.0.0.1", "::1"};
+  if (host == "127.0.0.1" || host == "::1") spec.dns_names = {"localhost"};
+  std::string key = tls_key_pem(mosq / "server.key", false, plan);
+  std::string cert = tls_cert_pem(mosq / "server.crt", spec, key, ca, now, plan);
+  plan.files[mosq / "ca.crt"] = {ca.cert, 0644};
+  plan.files[mosq / "server.key"] = {key, 0600};
+  plan.files[mosq / "server.crt"] = {cert, 0644};
+}
+
+// A device's TLS files in its bundle (tls/ca.crt, tls/<stem>.crt and .key),
+// its certificate for name.
+void device_tls(const fs::path& bundle, const TlsNames& names, const std::string& name, const MeshCa& ca,
+                std::int64_t now, bool new_key, Plan& plan) {
+  const fs::path dir = bundle / "tls";
+  CertSpec spec;
+  spec.kind = CertSpec::Kind::client;
+  spec.common_name = name;
+  std::string key = tls_key_pem(dir / (names.stem + ".key"), new_key, plan);
+  std::string cert = tls_cert_pem(dir / (names.stem + ".crt"), spec, key, ca, now, plan);
+  plan.files[dir / "ca.crt"] = {ca.cert, 0644};
+  plan.files[dir / (names.stem + ".key")] = {key, 0600};
+  plan.files[dir / (names.stem + ".crt")] = {cert, 0644};
+}
+
 }  // namespace
 
 std::string parse_provision_args(const std::vector<std::string>& args, ProvisionArgs& a) {
@@ -291,18 +450,23 @@ int provision(const ProvisionArgs& a) {
                       2);
 
     Plan plan;
+    // MQTT over TLS when the broker's URI says so: the mesh CA, the
+    // broker's certificate and this device's (docs/DESIGN.md 7).
+    const bool tls = uri_is_tls(broker);
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    std::optional<MeshCa> ca;
+    if (tls) {
+      ca = mesh_ca(out, mesh, now, plan);
+      broker_tls(mosq, uri_host(broker), *ca, now, plan);
+    }
     if (state.mesh.empty())
       plan.files[state_file] = {"# The mesh and broker of everything provisioned in this folder.\nmesh = " + toml_string(mesh) +
                                     "\nbroker = " + toml_string(broker) + "\n",
                                 0644};
-    // The broker's config for this mesh: listener, no anonymous clients,
-    // the passwd and ACL, and frames no larger than the largest legal one.
-    plan.files[mosq / "kairos.conf"] = {
-        "# Written by kairosctl provision for mesh " + mesh + ": install as /etc/mosquitto/conf.d/kairos.conf\n"
-        "listener " + std::to_string(port) + "\nallow_anonymous false\nset_tcp_nodelay true\nmax_inflight_messages 0\n"
-        "max_queued_messages 100000\nmax_packet_size " + std::to_string(kMaxPacket) + "\n"
-        "password_file /etc/mosquitto/kairos.passwd\nacl_file /etc/mosquitto/kairos.acl\n",
-        0644};
+    // The broker's config for this mesh: listener (TLS with a client
+    // certificate required), no anonymous clients, the passwd and ACL, and
+    // frames no larger than the largest legal one.
+    plan.files[mosq / "kairos.conf"] = {mosquitto_conf(mesh, port, tls, kMaxPacket), 0644};
 
     fs::path bundle;
     std::string what;
@@ -316,10 +480,16 @@ int provision(const ProvisionArgs& a) {
       std::string pw = password_for(bundle / "gateway.password", a.new_password, plan);
       plan.files[bundle / "gateway.password"] = {pw + "\n", 0600};
       broker_user(mosq, a.name, pw, "gateway", acl_gateway(mesh, a.name), plan);
+      std::optional<TlsNames> names;
+      if (tls) {
+        names = TlsNames{"gateway"};
+        device_tls(bundle, *names, a.name, *ca, now, a.new_key, plan);
+      }
       plan.files[bundle / "gateway.toml"] = {
           "# Written by kairosctl provision.\n[gateway]\nid = " + toml_string(a.name) + "\nmesh = " + toml_string(mesh) +
               "\nkeys_dir = \"/etc/kairos/keys\"\ndatabase = \"/var/lib/kairos/gateway.db\"\n\n[broker]\nuri = " +
-              toml_string(broker) + "\nusername = " + toml_string(a.name) + "\npassword_file = \"/etc/kairos/gateway.password\"\n",
+              toml_string(broker) + "\nusername = " + toml_string(a.name) + "\npassword_file = \"/etc/kairos/gateway.password\"\n" +
+              tls_keys_toml(names),
           0644};
     } else if (a.role == "operator") {
       bundle = out / "operators" / a.name / "etc/kairos";
@@ -331,10 +501,15 @@ int provision(const ProvisionArgs& a) {
       std::string pw = password_for(bundle / pwfile, a.new_password, plan);
       plan.files[bundle / pwfile] = {pw + "\n", 0600};
       broker_user(mosq, a.name, pw, "operator", acl_operator(mesh, a.name), plan);
+      std::optional<TlsNames> names;
+      if (tls) {
+        names = TlsNames{"operator-" + a.name};
+        device_tls(bundle, *names, a.name, *ca, now, a.new_key, plan);
+      }
       plan.files[bundle / "kairosctl.toml"] = {
           "# Written by kairosctl provision.\n[broker]\nuri = " + toml_string(broker) + "\nusername = " + toml_string(a.name) +
-              "\npassword_file = \"/etc/kairos/" + pwfile + "\"\n\n[ctl]\nmesh = " + toml_string(mesh) +
-              "\nkey_file = \"/etc/kairos/operator.key\"\n",
+              "\npassword_file = \"/etc/kairos/" + pwfile + "\"\n" + tls_keys_toml(names) + "\n[ctl]\nmesh = " +
+              toml_string(mesh) + "\nkey_file = \"/etc/kairos/operator.key\"\n",
           0644};
     } else {
       auto board = load_board(a);
@@ -349,7 +524,12 @@ int provision(const ProvisionArgs& a) {
       plan.files[bundle / "node.key"] = {key, 0600};
       std::string pw = password_for(bundle / "broker.password", a.new_password, plan);
       plan.files[bundle / "broker.password"] = {pw + "\n", 0600};
-      node_toml = node_config_text(a, mesh, broker);
+      std::optional<TlsNames> names;
+      if (tls) {
+        names = TlsNames{"node"};
+        device_tls(bundle, *names, a.name, *ca, now, a.new_key, plan);
+      }
+      node_toml = node_config_text(a, mesh, broker, names);
       std::vector<std::string> writes, reads;
       check_node_config(a, node_toml, writes, reads);
       plan.files[bundle / "node.toml"] = {node_toml, 0644};
@@ -386,9 +566,11 @@ int provision(const ProvisionArgs& a) {
         req.board_arches = board.arches;
         req.board = a.board;
         req.wifi = board.wifi;
-        for (const char* f : {"node.toml", "node.key", "broker.password"}) {
+        std::vector<std::string> on_card{"node.toml", "node.key", "broker.password"};
+        if (names) on_card.insert(on_card.end(), {"tls/ca.crt", "tls/node.crt", "tls/node.key"});
+        for (const auto& f : on_card) {  // root's, with the bundle's modes; the unit gives the daemon's group the keys
           auto& [text, mode] = plan.files[bundle / f];
-          req.files["/etc/kairos/" + std::string(f)] = {text, mode};
+          req.files["/etc/kairos/" + f] = {text, mode};
         }
         card.emplace(plan_rootfs(req, std::move(peek)));
       }
@@ -429,6 +611,13 @@ int provision(const ProvisionArgs& a) {
         std::printf(" %s %s", p.control.get("Package").c_str(), p.control.get("Version").c_str());
       std::printf("\n  kairos-node.service enabled; the node starts at the card's first boot\n");
     }
+    auto tls_file = [&](const fs::path& p) {
+      return p.parent_path() == mosq && p.filename() != "passwd" && p.filename() != "acl";
+    };
+    if (tls && std::any_of(changed.begin(), changed.end(), tls_file))
+      std::printf("  the broker's TLS files or listener changed: install %s/{ca.crt,server.crt,server.key,kairos.conf} and "
+                  "restart Mosquitto (README: \"MQTT over TLS\")\n",
+                  mosq.c_str());
     if (plan.passwd_changed || plan.acl_changed)
       std::printf("  the broker's %s changed: install the new files on the broker and reload Mosquitto (README: \"Set up the broker\")\n",
                   plan.passwd_changed && plan.acl_changed ? "passwd and acl" : plan.passwd_changed ? "passwd" : "acl");
