@@ -24,6 +24,16 @@ CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView 
     return std::move(r);
   };
   auto opened = open(topic, payload, key_);
+  if (!opened && *opened.drop == DropReason::bad_mac && retired_) {
+    // Signed before the gateway heard that this node took its new key?
+    if (auto old = open(topic, payload, *retired_)) {
+      if (received_us > retired_until_us_)
+        return dropped(DropReason::bad_mac, "signed with the key this node rotated away from", false);
+      opened = std::move(old);
+    }
+  } else if (opened) {
+    retired_until_us_ = 0;  // the gateway signs with the new key: the old one is done
+  }
   // A forged or corrupted command addressed to this node is a breach.
   if (!opened) return dropped(*opened.drop, opened.detail, *opened.drop == DropReason::bad_mac);
   if (!kind_matches(TopicKind::cmd, *opened.env)) return dropped(DropReason::kind_mismatch, "not a command", false);
@@ -70,6 +80,12 @@ CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView 
   r.kind = Result::Kind::held;
   held_.emplace(cmd.execute_at_us, Held{std::make_unique<Envelope>(*r.env), received_us});
   return r;
+}
+
+void CommandIntake::rekey(const Key& next, std::int64_t now_us) {
+  retired_ = key_;
+  retired_until_us_ = now_us + kRetiredGraceUs;
+  key_ = next;
 }
 
 std::unique_ptr<Envelope> CommandIntake::take_due(std::int64_t now_us, std::int64_t* received_us) {

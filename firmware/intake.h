@@ -49,9 +49,22 @@ class CommandIntake {
   const DropCounters& drops() const { return drops_; }
   void count_drop(DropReason r) { drops_.add(r); }
 
+  // The node switched to a new key at now_us (docs/PROTOCOL.md, Key
+  // rotation). The old one still verifies the commands the gateway signed
+  // before it heard of the switch: until the first command under the new
+  // key, for at most kRetiredGraceUs. A command under it after that is
+  // dropped as bad_mac but is no breach: the gateway's commands sent just
+  // before the switch may come late.
+  void rekey(const Key& next, std::int64_t now_us);
+  static constexpr std::int64_t kRetiredGraceUs = 60'000'000;
+  // The key before the last rekey (until the process ends).
+  const std::optional<Key>& retired() const { return retired_; }
+
  private:
   std::string id_;
   Key key_;
+  std::optional<Key> retired_;         // the key before the last rekey
+  std::int64_t retired_until_us_ = 0;  // node clock: commands signed with it are taken until then
   std::uint64_t session_;
   SessionFile* sessions_;
   SessionGuard guard_;

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     }
   }
   node::NodeConfig config;
-  Key key;
+  node::NodeKey key;
   try {
     config = node::load_node_config(config_path, boards);
     log::Level level;
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
       std::printf("%scontext_hash = \"%s\"\n", config.canonical.c_str(), to_hex(config.context_hash).c_str());
       return 0;
     }
-    key = load_key_file(config.key_file);
+    key = node::load_node_key(config);  // a rotated key when there is one (docs/PROTOCOL.md, Key rotation)
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "kairos-node: config error: %s\n", e.what());
     return 2;
@@ -63,10 +63,11 @@ int main(int argc, char** argv) {
   install_stop_signals();
   log::info("node", "node " + config.id + " (cluster " + config.cluster + ", mesh " + config.mesh +
                         ", board " + config.board.name + ") context " + to_hex(config.context_hash).substr(0, 16));
+  if (!key.note.empty()) (key.current.generation > 0 ? log::info : log::warn)("node", key.note);
   try {
     int status;
     {
-      node::Node n(std::move(config), key, config_path, boards);
+      node::Node n(std::move(config), std::move(key), config_path, boards);
       status = n.run();
     }
     if (status == node::Node::kRestartStatus) {

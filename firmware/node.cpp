@@ -10,6 +10,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "common/core/utf8.h"
 #include "common/io/clock.h"
 #include "common/io/files.h"
 #include "common/io/log.h"
@@ -71,10 +72,10 @@ constexpr std::int64_t kRetryMaxUs = 30'000'000;
 
 }  // namespace
 
-Node::Node(NodeConfig config, Key key, std::string config_path, std::string boards_override)
-    : config_(std::move(config)), key_(key), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)),
+Node::Node(NodeConfig config, NodeKey key, std::string config_path, std::string boards_override)
+    : config_(std::move(config)), key_(std::move(key)), config_path_(std::move(config_path)), boards_override_(std::move(boards_override)),
       sessions_(state_file(config_)), session_(sessions_.next_session(static_cast<std::uint64_t>(wall_us()))),
-      intake_(config_.id, key_, session_, &sessions_), signer_(config_.id, session_),
+      intake_(config_.id, key_.current.key, session_, &sessions_), signer_(config_.id, session_),
       backlog_(config_.broker.backlog, config_.backlog_file) {
   for (const auto& ic : config_.inputs) {
     InputSlot slot;
@@ -123,7 +124,7 @@ std::string Node::topic(TopicKind kind) const {
 }
 
 Bytes Node::state_frame(bool online, std::uint64_t seq) {
-  return sealed_state(topic(TopicKind::state), config_.id, session_, seq, wall_us(), online, key_);
+  return sealed_state(topic(TopicKind::state), config_.id, session_, seq, wall_us(), online, key_.current.key);
 }
 
 void Node::arm_will() {
@@ -139,7 +140,7 @@ void Node::publish(TopicKind kind, Envelope& env, int qos, bool retain) {
   auto t = topic(kind);
   bool announce = kind == TopicKind::birth || kind == TopicKind::state;
   if (link_->connected() && (backlog_.empty() || announce)) {
-    link_->publish(t, signer_.seal(t, env, key_, wall_us()), qos, retain);
+    link_->publish(t, signer_.seal(t, env, key_.current.key, wall_us()), qos, retain);
     return;
   }
   // Offline, or older frames still waiting: keep it, in order (docs/DESIGN.md 3.8).
@@ -166,7 +167,7 @@ void Node::drain_backlog() {
     auto env = decode_envelope(f.envelope, err);
     if (env) {
       std::int64_t sent_at = env->sent_at_us;
-      link_->publish(f.topic, signer_.seal(f.topic, *env, key_, sent_at), f.important() ? 1 : 0, false);
+      link_->publish(f.topic, signer_.seal(f.topic, *env, key_.current.key, sent_at), f.important() ? 1 : 0, false);
     } else {
       log::warn("node", "backlog: dropped an unreadable frame (" + err + ")");
     }
@@ -289,7 +290,7 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
     slot.failed = true;
     slot.retry_us = std::min(kRetryMaxUs, std::max(kRetryMinUs, slot.retry_us * 2));
     slot.retry_at_us = now_us + slot.retry_us;
-    if (log_limit_.allow(now_us)) log::warn("node", "input " + slot.config.name + ": " + r.error);
+    wire_log_.write(log::Level::warn, "node", "input " + slot.config.name + ": " + r.error, now_us);
     if (!was_failed) {
       log::info("node", "input " + slot.config.name + ": failing: " + r.error);
       publish_event(kairos_v1_EventKind_CAT2, "input:" + slot.config.name, r.error);
@@ -324,8 +325,10 @@ void Node::sample(InputSlot& slot, std::int64_t now_us) {
 void Node::on_message(const Inbound& msg) {
   auto drop = [&](DropReason reason, const std::string& detail) {
     rx_drops_.add(reason);
-    if (log_limit_.allow(mono_us()))
-      log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(reason)) + " (" + detail + ")");
+    wire_log_.write(log::Level::warn, "node",
+                    "dropped frame on " + log_safe(msg.topic) + ": " + std::string(to_string(reason)) + " (" +
+                        log_safe(detail, 160) + ")",
+                    mono_us());
   };
   for (auto& slot : inputs_) {
     if (slot.lines && msg.topic == slot.config.pipe.topic) {
@@ -342,8 +345,10 @@ void Node::on_message(const Inbound& msg) {
   auto r = intake_.receive(msg.topic, msg.payload, received, quarantined_);
   switch (r.kind) {
     case CommandIntake::Result::Kind::dropped:
-      if (log_limit_.allow(mono_us()))
-        log::warn("node", "dropped frame on " + msg.topic + ": " + std::string(to_string(r.drop)) + " (" + r.detail + ")");
+      wire_log_.write(log::Level::warn, "node",
+                      "dropped frame on " + log_safe(msg.topic) + ": " + std::string(to_string(r.drop)) + " (" +
+                          log_safe(r.detail, 160) + ")",
+                      mono_us());
       if (r.breach) cat1(r.drop == DropReason::bad_mac ? "command with a bad MAC" : r.detail + " (" + std::string(to_string(r.drop)) + ")");
       return;
     case CommandIntake::Result::Kind::refused: return refuse(r.env->message.command, r.detail, received);
@@ -488,7 +493,7 @@ void Node::perform(const Envelope& env, std::int64_t received) {
     return refuse(cmd, "quarantined: only heal and config_reload are obeyed", received);
   switch (cmd.which_action) {
     case kairos_v1_Command_rebirth_tag:
-      log::info("node", "rebirth requested by " + std::string(env.sender));
+      wire_log_.write(log::Level::info, "node", "rebirth requested by " + std::string(env.sender), mono_us());
       publish_birth();
       return ack(cmd, kReady, "", received, wall_us());
     case kairos_v1_Command_ping_tag:
@@ -503,18 +508,19 @@ void Node::perform(const Envelope& env, std::int64_t received) {
       return;
     }
     case kairos_v1_Command_job_tag: return run_job(cmd, received);
+    case kairos_v1_Command_rekey_tag: return rekey(cmd, received);  // firmware/rekey.cpp
     case kairos_v1_Command_freeze_tag:
       frozen_ = true;
       for (auto& o : outputs_) o.output->safe_state(mono_us());
-      log::info("node", "frozen by " + std::string(env.sender));
+      wire_log_.write(log::Level::info, "node", "frozen by " + std::string(env.sender), mono_us());
       return ack(cmd, kReady, "frozen", received, wall_us());
     case kairos_v1_Command_thaw_tag:
       frozen_ = false;
-      log::info("node", "thawed by " + std::string(env.sender));
+      wire_log_.write(log::Level::info, "node", "thawed by " + std::string(env.sender), mono_us());
       return ack(cmd, kReady, "", received, wall_us());
     case kairos_v1_Command_notice_tag:
       // An operator's broadcast (kairosctl broadcast): logged, acknowledged.
-      log::info("node", "notice: " + std::string(cmd.action.notice));
+      wire_log_.write(log::Level::info, "node", "notice: " + log_safe(cmd.action.notice, 256), mono_us());
       return ack(cmd, kReady, "notice", received, wall_us());
     case kairos_v1_Command_heal_tag:
       if (quarantined_) log::info("node", "healed by " + std::string(env.sender) + ": leaving quarantine");
@@ -558,7 +564,8 @@ void Node::on_gateway_state(const Inbound& msg) {
   if (env->which_message != kairos_v1_Envelope_gateway_state_tag) return;
   bool online = env->message.gateway_state.online;
   if (online != gateway_online_)
-    log::info("node", std::string("gateway ") + env->sender + (online ? " online" : " offline"));
+    wire_log_.write(log::Level::info, "node", "gateway " + log_safe(env->sender) + (online ? " online" : " offline"),
+                    mono_us());
   gateway_online_ = online;
 }
 
@@ -681,8 +688,8 @@ int Node::run() {
         case LinkEvent::Type::connect_failed:
           gateway_online_ = false;  // known again from its retained state after the reconnect
           arm_will();  // for the next attempt
-          if (log_limit_.allow(mono_us()))
-            log::warn("node", "broker: " + describe(ev, origin_of(config_.broker, config_path_)) + "; retrying");
+          wire_log_.write(log::Level::warn, "node",
+                          "broker: " + describe(ev, origin_of(config_.broker, config_path_)) + "; retrying", mono_us());
           break;
         case LinkEvent::Type::message: on_message(ev.msg); break;
       }

@@ -7,6 +7,7 @@
 #include "common/core/kairos.h"
 #include "common/core/ratelimit.h"
 #include "common/core/replay.h"
+#include "common/io/log.h"
 #include "common/io/mqtt.h"
 #include "firmware/backlog.h"
 #include "firmware/intake.h"
@@ -14,6 +15,7 @@
 #include "firmware/drivers/input.h"
 #include "firmware/drivers/pipe.h"
 #include "firmware/node_config.h"
+#include "firmware/rekey.h"
 #include "firmware/outputs/output.h"
 #include <map>
 #include <optional>
@@ -25,7 +27,7 @@ namespace kairos::node {
 class Node {
  public:
   // config_path and boards_override are re-read by config_reload.
-  Node(NodeConfig config, Key key, std::string config_path, std::string boards_override);
+  Node(NodeConfig config, NodeKey key, std::string config_path, std::string boards_override);
   // Runs until SIGTERM / SIGINT; returns the exit status, or kRestartStatus
   // after an accepted config_reload (main then starts the process over).
   int run();
@@ -70,6 +72,8 @@ class Node {
   // Drives an output to v for hold_ms (0 = 1 s) over its source; false when there is no such output.
   bool force_output(std::string_view name, const SourceValue& v, std::uint32_t hold_ms);
   void run_job(const kairos_v1_Command& cmd, std::int64_t received_us);
+  // Takes the new key of a rekey command, keeps it and switches to it (firmware/rekey.cpp).
+  void rekey(const kairos_v1_Command& cmd, std::int64_t received_us);
   JobOutcome read_job(const kairos_v1_Job& job) const;
   JobOutcome actuate_job(const kairos_v1_Job& job);
   void publish_result(const JobOutcome& outcome);
@@ -89,7 +93,7 @@ class Node {
   std::string topic(TopicKind kind) const;
 
   const NodeConfig config_;
-  const Key key_;
+  NodeKey key_;  // rotates: rekey (docs/PROTOCOL.md, Key rotation)
   const std::string config_path_;
   const std::string boards_override_;
   bool quarantined_ = false;
@@ -123,7 +127,7 @@ class Node {
   SourceValue mesh_value_;
   std::int64_t mesh_at_us_ = -1;
   DropCounters rx_drops_;
-  RateLimiter log_limit_{1.0, 5.0};
+  log::Gate wire_log_{1.0, 5.0};  // every line a frame (or a failing input) causes
 
   std::int64_t start_us_ = 0;
   std::int64_t next_hb_us_ = 0;

@@ -109,6 +109,7 @@ NodeConfig parse_node_config(const std::string& text, const std::string& path, c
   n.collapse_threshold = node.num("collapse_threshold", 0.5, 0.01, 1.0);
   n.backlog_file = node.str("backlog_file", "");
   n.state_file = node.str("state_file", "");
+  n.rotated_key_file = node.str("rotated_key_file", "");
   if (n.primary_scale >= n.scales) node.fail("primary_scale", "must be below node.scales");
   n.capabilities = node.strings("capabilities", 16);
   for (const auto& c : n.capabilities)
@@ -249,7 +250,11 @@ NodeConfig parse_node_config(const std::string& text, const std::string& path, c
         oc.sysfs_root = out.str("sysfs_root", "/sys");
         oc.pwm_chip = out.str("pwm_chip", "pwmchip0");
         auto ch = out.numbers("rgb_channels", {0, 1, 2}, 3);
-        for (std::size_t i = 0; i < 3; ++i) oc.rgb_channels[i] = static_cast<int>(ch[i]);
+        for (std::size_t i = 0; i < 3; ++i) {
+          if (!(ch[i] >= 0 && ch[i] <= 63 && ch[i] == std::floor(ch[i])))
+            out.fail("rgb_channels", "each channel is a whole number 0..63");
+          oc.rgb_channels[i] = static_cast<int>(ch[i]);
+        }
         oc.period_ns = static_cast<int>(out.integer("period_ns", 1'000'000, 1000, 1'000'000'000));
       } else {
         oc.chip_label = out.str("chip_label", n.board.gpio_chip_label);
@@ -334,8 +339,8 @@ NodeConfig parse_node_config(const std::string& text, const std::string& path, c
     n.canonical += "board_file." + board_canonical.substr(start, end - start + 1);
     start = end + 1;
   }
-  static constexpr std::string_view kIdentity[] = {"node.id ", "node.key_file ", "node.boards_dir ",
-                                                   "broker.username ", "broker.password_file "};
+  static constexpr std::string_view kIdentity[] = {"node.id ", "node.key_file ", "node.rotated_key_file ",
+                                                   "node.boards_dir ", "broker.username ", "broker.password_file "};
   std::string hashed;
   start = 0;
   while (start < n.canonical.size()) {

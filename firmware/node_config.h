@@ -82,6 +82,7 @@ struct NodeConfig {
   std::string broadcast_key_file;  // needed when an output follows the mesh
   std::string backlog_file;        // store and forward across restarts; empty = RAM only
   std::string state_file;          // persisted sessions (docs/DESIGN.md 4); empty = $STATE_DIRECTORY/session or none
+  std::string rotated_key_file;    // where a rotated key is kept (docs/PROTOCOL.md, Key rotation); empty = beside the state file
   std::string board_file;          // the board file read (watched with the config file)
   std::size_t mesh_input = 0;  // index into inputs
   std::vector<double> taus_s;  // the K scales from the board

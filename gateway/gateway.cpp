@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/core/json.h"
+#include "common/core/utf8.h"
 #include "common/core/lists.h"
 
 #include "common/io/clock.h"
@@ -42,6 +43,11 @@ std::string suggestion(const std::string& type) {
   if (type == "CONTEXT_DIVERGENCE") return "push the majority config (schedule config_reload) or re-provision the node";
   if (type == "CAPABILITY_MISMATCH") return "fix the node's [jobs] allow-list or the capabilities it advertises";
   if (type == "BALL_LINEAGE_BROKEN") return "the database was changed behind the gateway: kairosctl ball verify, keep the file, ball hut";
+  if (type == "DUPLICATE_IDENTITY")
+    return "two devices use this node id and key: find the copy (a cloned card), give it its own id and key "
+           "(kairosctl provision --node), then kairosctl heal";
+  if (type == "RETIRED_KEY")
+    return "not quarantined: a key rotated away is still in use; find who holds it, re-provision the node if it leaked";
   if (type == "BALL_REFUSAL") return "nothing was appended and the peer was told why: kairosctl ball show <session>";
   return "inspect the node";
 }
@@ -67,6 +73,7 @@ std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t request_id
 Gateway::Gateway(GatewayConfig config)
     : config_(std::move(config)),
       keys_(config_.keys_dir),
+      keybook_(keys_, config_.rotated_keys_dir),
       store_(config_.database),
       jobs_({[this](const JobSpec& spec, bool any) { return job_candidates(spec, any); },
              [this](const std::string& node, const Job& job, std::uint32_t attempt) { return send_job(node, job, attempt); },
@@ -162,6 +169,10 @@ Gateway::Gateway(GatewayConfig config)
   }
   if (resumed) log::info("jobs", "resuming " + std::to_string(resumed) + " unfinished jobs");
   load_plays();
+  operators_.restore(store_.load_operators());
+  if (!operators_.revoked(std::string(kSharedOperator)) && operators_.names().size() > 1)
+    log::warn("operators", "requests on _ctl/req signed with the shared operator.key are taken as operator 'operator'; "
+                           "once every console has a named key: kairosctl operators revoke operator --confirm");
   commit_durable();
   breakers_.on_change([](const std::string& scope, const std::string& name, BreakerState before, BreakerState after) {
     log::warn("breakers", scope + " " + name + ": " + to_string(before) + " -> " + to_string(after));
@@ -173,6 +184,7 @@ Gateway::Gateway(GatewayConfig config)
                     TopicKind::ack, TopicKind::result})
     link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
   link_->add_subscription(ball_head_topic(config_.mesh, "+"), 1);  // every play's head
+  link_->add_subscription(ctl_req_topic(config_.mesh, "+"), 1);  // named operators' requests
   link_->add_subscription(ctl_req_topic(config_.mesh), 1);
 }
 
@@ -207,11 +219,30 @@ void Gateway::on_connected() {
 
 void Gateway::drop(DropReason reason, const std::string& topic, const std::string& detail, std::int64_t now_us) {
   drops_.add(reason);
-  if (drop_log_.allow(now_us)) {
-    auto suppressed = drop_log_.take_suppressed();
-    log::warn("ingest", "dropped frame on " + topic + ": " + std::string(to_string(reason)) + " (" + detail + ")" +
-                            (suppressed ? ", " + std::to_string(suppressed) + " more not logged" : ""));
-  }
+  wire_log_.write(log::Level::warn, "ingest",
+                  "dropped frame on " + log_safe(topic) + ": " + std::string(to_string(reason)) + " (" +
+                      log_safe(detail, 160) + ")",
+                  now_us);
+}
+
+void Gateway::duplicate_identity(const std::string& id, std::uint64_t stale_session, std::int64_t now_us) {
+  // A live frame of an older session while the current one is live: one
+  // now and then is a Will or a frame in flight across a restart; three in a
+  // minute mean two devices speak as one node (docs/DESIGN.md 5.6).
+  constexpr std::int64_t kWindowUs = 60'000'000;
+  NodeEntry* n = registry_.find(id);
+  if (!n || n->last_seen_us == 0 || now_us - n->last_seen_us > kWindowUs) return;  // the current session is not live
+  auto& seen = n->stale_frames_us;
+  std::erase_if(seen, [&](std::int64_t t) { return now_us - t > kWindowUs; });
+  seen.push_back(now_us);
+  if (seen.size() < 3 || (n->duplicate_alert_us != 0 && now_us - n->duplicate_alert_us < 10 * kWindowUs)) return;
+  n->duplicate_alert_us = now_us;
+  char detail[160];
+  std::snprintf(detail, sizeof detail,
+                "%zu frames of an older session (%016llx) within a minute while session %016llx is live: two devices "
+                "with one identity",
+                seen.size(), static_cast<unsigned long long>(stale_session), static_cast<unsigned long long>(n->session));
+  conflict("DUPLICATE_IDENTITY", 3, id, detail, now_us, false);
 }
 
 void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
@@ -226,19 +257,10 @@ void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
 }
 
 void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
-  const Key* key = keys_.node_key(t.name, now_us);
-  if (!key) return drop(DropReason::unknown_sender, m.topic, "no key for " + t.name, now_us);
-  auto opened = open(m.topic, m.payload, *key);
-  if (!opened) {
-    // A frame on a known node's topic that fails that node's MAC: a forged or
-    // altered frame, or a node whose key no longer matches (docs/DESIGN.md 5.6).
-    if (*opened.drop == DropReason::bad_mac) {
-      conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
-      quarantine(t.name, "HASH_MISMATCH: a frame on its topic failed its MAC");
-    }
-    return drop(*opened.drop, m.topic, opened.detail, now_us);
-  }
-  const Envelope& env = *opened.env;
+  // Under the node's key, or one of a key rotation (gateway_rotation.cpp).
+  auto opened = open_node_frame(t, m, now_us);
+  if (!opened) return;  // dropped, counted and logged there
+  const Envelope& env = *opened;
   if (t.name != env.sender)
     return drop(DropReason::sender_mismatch, m.topic, "sender '" + std::string(env.sender) + "'", now_us);
   if (!kind_matches(t.kind, env)) return drop(DropReason::kind_mismatch, m.topic, "message type", now_us);
@@ -267,6 +289,8 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       pending_quarantine_.push_back({env.sender, "data", "sequence regression", Bytes(m.payload.begin(), m.payload.end()),
                                      wall_us()});
     }
+    if (*verdict.drop == DropReason::stale_session && !m.retained && !offline_state)
+      duplicate_identity(env.sender, env.session_id, now_us);
     if (!reread) return drop(*verdict.drop, m.topic, "seq " + std::to_string(env.seq), now_us);
     // Already applied by this process: the copy says nothing new about liveness.
     if (known && known->heard) return;
@@ -284,8 +308,10 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       n.heard = n.heard || !m.retained;
       char session[20];
       std::snprintf(session, sizeof session, "%016llx", static_cast<unsigned long long>(env.session_id));
-      log::info("registry", "birth " + id + " (cluster " + t.cluster + ", board " + n.board + ", session " + session +
-                                (m.retained ? ", retained)" : ")") + (was_online ? "" : ": online"));
+      wire_log_.write(log::Level::info, "registry",
+                      "birth " + id + " (cluster " + t.cluster + ", board " + log_safe(n.board) + ", session " + session +
+                          (m.retained ? ", retained)" : ")") + (was_online ? "" : ": online"),
+                      now_us);
       dirty_nodes_.insert(id);
       break;
     }
@@ -294,7 +320,8 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       if (!n || n->session != env.session_id) break;
       if (!m.retained) n->heard = true;
       if (registry_.on_state(id, env.message.state.online, now_us)) {
-        log::info("registry", id + (env.message.state.online ? " online" : " OFFLINE (state/Will)"));
+        wire_log_.write(log::Level::info, "registry", id + (env.message.state.online ? " online" : " OFFLINE (state/Will)"),
+                        now_us);
         dirty_nodes_.insert(id);
       }
       break;
@@ -305,7 +332,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       if (registry_.on_heartbeat(id, env.message.heartbeat, now_us)) {
         registry_.find(id)->heard = true;
         if (!was_online) {
-          log::info("registry", id + " online (heartbeat)");
+          wire_log_.write(log::Level::info, "registry", id + " online (heartbeat)", now_us);
           dirty_nodes_.insert(id);
         }
       }
@@ -331,8 +358,10 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
                                  env.historical, wall_us()});
       if (auto* n = registry_.find(id)) ++n->events;
       if (e.kind == kairos_v1_EventKind_CAT1 || e.kind == kairos_v1_EventKind_CAT2)
-        log::info("events", id + ": " + (e.kind == kairos_v1_EventKind_CAT1 ? "CAT-1 " : "CAT-2 ") + e.source + ": " +
-                                e.detail + (env.historical ? " (late)" : ""));
+        wire_log_.write(log::Level::info, "events",
+                        id + ": " + (e.kind == kairos_v1_EventKind_CAT1 ? "CAT-1 " : "CAT-2 ") + log_safe(e.source) +
+                            ": " + log_safe(e.detail, 160) + (env.historical ? " (late)" : ""),
+                        now_us);
       break;
     }
     default:
@@ -414,7 +443,7 @@ void Gateway::conflict(const std::string& type, int priority, const std::string&
   last = now_us;
   if (last_conflict_us_.size() > 100'000) last_conflict_us_.clear();
   pending_conflicts_.push_back({type, priority, node, detail, wall_us(), suggestion(type), 0, "", ""});
-  log::warn("conflict", type + " (priority " + std::to_string(priority) + ") " + node + ": " + detail);
+  log::warn("conflict", type + " (priority " + std::to_string(priority) + ") " + node + ": " + log_safe(detail, 200));
   if (priority >= 3) alert(pending_conflicts_.back());
 }
 
@@ -483,10 +512,11 @@ void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_H
   set_string(h.node, n->id);
   h.was_quarantined = n->quarantined;
   set_string(h.reason, n->quarantine_reason.substr(0, 128));
-  if (n->quarantined) pending_quarantine_.push_back({n->id, "heal", "operator heal", {}, wall_us()});
+  const std::string by = operator_of(m.topic);
   commit_durable();
   store_.begin();
-  int closed = store_.resolve_node(n->id, {"HASH_MISMATCH", "TEMPORAL_PARADOX"}, "healed by the operator", wall_us());
+  if (n->quarantined) store_.append_quarantine(n->id, "heal", "operator heal", {}, wall_us(), by);
+  int closed = store_.resolve_node(n->id, {"HASH_MISMATCH", "TEMPORAL_PARADOX"}, "healed by the operator", wall_us(), by);
   store_.commit();
   if (closed) log::info("conflict", std::to_string(closed) + " resolution tasks of " + n->id + " closed by heal");
   n->quarantined = false;
@@ -495,13 +525,15 @@ void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_H
     cmd.which_action = kairos_v1_Command_heal_tag;
     cmd.action.heal = true;
   }) != 0;
-  log::info("registry", n->id + " healed by the operator" + (h.was_quarantined ? ": quarantine lifted" : ""));
+  log::info("registry", n->id + " healed by operator " + by + (h.was_quarantined ? ": quarantine lifted" : ""));
   answer(m, *resp);
 }
 
 void Gateway::flush() {
   if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty() && pending_conflicts_.empty()) return;
+  if (storage_paused(mono_us())) return;
   const std::int64_t now_wall = wall_us();
+  try {
   store_.begin();
   for (const auto& id : dirty_nodes_) {
     const NodeEntry* n = registry_.find(id);
@@ -523,6 +555,11 @@ void Gateway::flush() {
   for (const auto& sender : dirty_sessions_)
     if (auto s = guard_.current_session(sender)) store_.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
   store_.commit();
+  } catch (const std::exception& e) {
+    store_.rollback();
+    return storage_failed(e.what());
+  }
+  if (!storage_error_.empty()) storage_recovered();
   dirty_nodes_.clear();
   dirty_sessions_.clear();
   pending_events_.clear();
@@ -532,9 +569,38 @@ void Gateway::flush() {
   std::erase_if(job_commands_, [&](const auto& kv) { return now - kv.second.sent_us > 600'000'000; });
 }
 
+void Gateway::storage_failed(const std::string& why) {
+  storage_retry_us_ = mono_us() + 5'000'000;
+  if (!storage_error_.empty()) return;
+  storage_error_ = why.substr(0, 160);
+  log::error("gateway", "cannot write " + config_.database + ": " + why +
+                            ": nothing that must be recorded is accepted until it can (free space, check the file "
+                            "system and permissions); trying again every 5 s");
+  // An alert of its own, not through the conflict log it cannot write.
+  ++alerts_;
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_alert_tag;
+  auto& a = env->message.alert;
+  set_string(a.type, "STORAGE");
+  a.priority = 4;
+  set_string(a.scope, "operator");
+  set_string(a.detail, "cannot write " + config_.database + ": " + why);
+  set_string(a.suggested, "free space or fix the database's file system; the gateway refuses new work meanwhile");
+  auto t = alert_topic(config_.mesh);
+  if (link_) link_->publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), 1, false);
+}
+
+void Gateway::storage_recovered() {
+  log::info("gateway", config_.database + " is writable again (was: " + storage_error_ + ")");
+  storage_error_.clear();
+}
+
 void Gateway::commit_durable() {
   if (!dirty_jobs_.empty() || !pending_job_events_.empty() || !pending_quarantine_.empty() ||
       !pending_conflicts_.empty() || !pending_ball_plays_.empty() || !pending_ball_entries_.empty()) {
+    // What waits for durability (answers, alerts) waits while nothing can be written.
+    if (storage_paused(mono_us())) return;
+    try {
     store_.begin();
     for (const auto& [session, ball_id] : pending_ball_plays_) store_.append_ball_play(session, ball_id, wall_us());
     for (const auto& [ball_id, e] : pending_ball_entries_) store_.append_ball_entry(ball_id, e);
@@ -544,6 +610,11 @@ void Gateway::commit_durable() {
     for (const auto& q : pending_quarantine_) store_.append_quarantine(q.node, q.action, q.reason, q.data, q.at_wall_us);
     for (const auto& c : pending_conflicts_) store_.append_conflict(c);
     store_.commit();
+    } catch (const std::exception& e) {
+      store_.rollback();
+      return storage_failed(e.what());
+    }
+    if (!storage_error_.empty()) storage_recovered();
     dirty_jobs_.clear();
     pending_job_events_.clear();
     pending_quarantine_.clear();
@@ -566,7 +637,7 @@ void Gateway::defer(const std::string& topic, const Bytes& correlation,
 
 std::uint64_t Gateway::send_command(const NodeEntry& n, std::uint32_t ttl_ms,
                                     const std::function<void(kairos_v1_Command&)>& fill) {
-  const Key* key = keys_.node_key(n.id, mono_us());
+  const Key* key = keybook_.signing_key(n.id, mono_us());
   if (!key) return 0;
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_command_tag;
@@ -603,6 +674,7 @@ void Gateway::send_ping(NodeEntry& n, std::int64_t now_us) {
 }
 
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
+  if (rotation_ack(id, ack)) return;
   if (auto jc = job_commands_.find(ack.command_id); jc != job_commands_.end()) {
     if (jc->second.node == id) {
       if (ack.state < 0) jobs_.on_refused(id, jc->second.job, jc->second.attempt, ack.detail, mono_us(), wall_us());
@@ -719,6 +791,7 @@ void Gateway::periodic(std::int64_t now_us) {
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
   pings(now_us);
+  rotations_service(now_us);
   hook_.service(now_us);
   if (now_us >= next_context_check_us_) {
     check_contexts();
@@ -743,7 +816,10 @@ void Gateway::periodic(std::int64_t now_us) {
 }
 
 void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
-  auto opened = open(m.topic, m.payload, keys_.operator_key());
+  // The key comes from the topic: an operator's own, or the shared one (docs/PROTOCOL.md, Operators).
+  const Key* key = request_key(*parse_topic(m.topic), m, now_us);
+  if (!key) return;
+  auto opened = open(m.topic, m.payload, *key);
   if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
   const Envelope& env = *opened.env;
   if (!kind_matches(TopicKind::ctl_req, env)) return drop(DropReason::kind_mismatch, m.topic, "not a request", now_us);
@@ -752,11 +828,44 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
     return drop(DropReason::replay, m.topic, "request stamped " + std::to_string(static_cast<long>(age_s)) + " s away", now_us);
   if (m.response_topic != ctl_resp_topic(config_.mesh, env.sender))
     return drop(DropReason::sender_mismatch, m.topic, "response topic '" + m.response_topic + "'", now_us);
+  const std::string asker = operator_of(m.topic);
+  if (operators_.revoked(asker)) return refuse_revoked(m, env, asker, now_us);
+  if (!operators_.bind_client(env.sender, asker))
+    return drop(DropReason::sender_mismatch, m.topic,
+                "client " + std::string(env.sender) + " speaks for another operator", now_us);
   // Every accepted request is remembered on disk for as long as its age
   // lets it pass: a replay is refused after a restart and whatever the
   // number of clients (docs/DESIGN.md 5.8).
-  if (!store_.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us))
+  // A request that cannot be recorded is refused, unless it only reads.
+  const auto& verb = env.message.ctl_request;
+  const bool reads_only = verb.which_verb == kairos_v1_ControlRequest_status_tag ||
+                          verb.which_verb == kairos_v1_ControlRequest_nodes_tag ||
+                          verb.which_verb == kairos_v1_ControlRequest_breakers_tag ||
+                          verb.which_verb == kairos_v1_ControlRequest_jobs_tag ||
+                          (verb.which_verb == kairos_v1_ControlRequest_conflicts_tag);
+  bool remembered = false, replayed = false;
+  if (!storage_paused(mono_us())) {
+    try {
+      store_.begin();
+      replayed = !store_.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us);
+      if (!replayed) record_request(asker, env.message.ctl_request);
+      store_.commit();
+      remembered = true;
+      if (!storage_error_.empty()) storage_recovered();
+    } catch (const std::exception& e) {
+      store_.rollback();
+      storage_failed(e.what());
+    }
+  }
+  if (replayed)
     return drop(DropReason::replay, m.topic, "request seq " + std::to_string(env.seq) + " already answered", now_us);
+  if (!remembered && !reads_only) {
+    auto resp = new_response(verb.request_id);
+    resp->ok = false;
+    set_string(resp->error, "refused: the gateway cannot write its database (" + storage_error_ +
+                                "): it takes nothing that must be recorded until it can; see kairosctl status");
+    return answer(m.response_topic, m.correlation, *resp);
+  }
   ++accepted_;
 
   // What the answer may report (a job done, a conflict) is on disk first.
@@ -778,6 +887,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       return start_schedule(m, req.request_id, req.verb.schedule);  // answered when it ends
     case kairos_v1_ControlRequest_heal_tag:
       return heal(m, req.request_id, req.verb.heal);
+    case kairos_v1_ControlRequest_rotate_key_tag:
+      return rotate_key(m, req.request_id, req.verb.rotate_key);  // answered when confirmed or abandoned
     case kairos_v1_ControlRequest_delegate_tag:
       return delegate(m, req.request_id, req.verb.delegate);
     case kairos_v1_ControlRequest_jobs_tag:
@@ -804,6 +915,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       return ask(m, req.request_id, req.verb.ask);
     case kairos_v1_ControlRequest_ball_tag:
       return ball_verb(m, req.request_id, req.verb.ball);
+    case kairos_v1_ControlRequest_operators_tag:
+      return operators_verb(m, req.request_id, req.verb.operators);
     case kairos_v1_ControlRequest_conflicts_tag: {
       resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
       auto& list = resp->reply.conflicts;
@@ -818,7 +931,7 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       const auto& q = req.verb.resolve;
       std::string note = q.note[0] ? std::string("operator: ") + q.note : "operator";
       store_.begin();
-      bool done = store_.resolve_task(q.task, note, wall_us());
+      bool done = store_.resolve_task(q.task, note, wall_us(), asker);
       store_.commit();
       if (!done) {
         resp->ok = false;
@@ -826,7 +939,7 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
                                     " (kairosctl conflicts --queue lists them)");
         break;
       }
-      log::info("conflict", "task " + std::to_string(q.task) + " resolved by the operator");
+      log::info("conflict", "task " + std::to_string(q.task) + " resolved by operator " + asker);
       resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
       resp->reply.conflicts.total = store_.conflict_count();
       resp->reply.conflicts.open_tasks = store_.open_task_count();
@@ -849,6 +962,7 @@ void Gateway::fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e)
   e.task = c.task;
   set_string(e.task_state, c.task_state);
   set_string(e.resolution, c.resolution.substr(0, 128));
+  set_string(e.resolved_by, c.resolved_by);
 }
 
 void Gateway::answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp) {
@@ -857,11 +971,14 @@ void Gateway::answer(const std::string& response_topic, const Bytes& correlation
   env->message.ctl_response = resp;
   PublishProps props;
   props.correlation = correlation;
-  link_->publish(response_topic, signer_.seal(response_topic, *env, keys_.operator_key(), wall_us()), 1, false, props);
+  // Signed with the key the request was checked with (docs/PROTOCOL.md, Operators).
+  const Key& key = operators_.response_key(response_topic, mono_us());
+  link_->publish(response_topic, signer_.seal(response_topic, *env, key, wall_us()), 1, false, props);
 }
 
 void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   set_string(r.gateway, config_.id);
+  set_string(r.storage_error, storage_error_);
   set_string(r.mesh, config_.mesh);
   r.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
   r.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
@@ -1002,6 +1119,7 @@ void Gateway::start_schedule(const Inbound& m, std::uint64_t request_id, const k
   const auto& cmd = req.command;
   if (!req.has_command || cmd.which_action == 0) return refuse("schedule: no command");
   if (cmd.which_action == kairos_v1_Command_ping_tag) return refuse("schedule: ping is the gateway's own (clock sync)");
+  if (cmd.which_action == kairos_v1_Command_rekey_tag) return refuse("schedule: rekey is sent by kairosctl rotate-key");
   auto strategy = parse_strategy(req.strategy);
   if (!strategy) return refuse(std::string("schedule: unknown strategy '") + req.strategy + "' (parallel, wave, priority_first, naive)");
   ScheduleSpec spec;
@@ -1139,6 +1257,26 @@ int Gateway::run() {
   next_sync_us_ = start_us_;
   next_mesh_publish_us_ = start_us_;
   next_flush_us_ = start_us_ + 1'000'000;
+  try {
+    loop();
+  } catch (const std::exception& e) {
+    // An exit it sees coming: the gateway says it is offline before it goes.
+    log::error("gateway", std::string("stopping on an error: ") + e.what());
+    link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 2000);
+    return 1;
+  }
+  log::info("gateway", "stopping");
+  try {
+    commit_durable();
+    flush();
+  } catch (const std::exception& e) {
+    log::error("gateway", std::string("stopping: ") + e.what());
+  }
+  link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 2000);
+  return storage_error_.empty() ? 0 : 1;
+}
+
+void Gateway::loop() {
   while (!stop_requested()) {
     std::int64_t now = mono_us();
     link_->service(now);
@@ -1159,19 +1297,14 @@ int Gateway::run() {
         case LinkEvent::Type::lost:
         case LinkEvent::Type::connect_failed:
           arm_will();
-          if (drop_log_.allow(mono_us()))
-            log::warn("gateway", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
+          wire_log_.write(log::Level::warn, "gateway",
+                          "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying", mono_us());
           break;
         case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
       }
     }
     commit_durable();
   }
-  log::info("gateway", "stopping");
-  commit_durable();
-  flush();
-  link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 2000);
-  return 0;
 }
 
 }  // namespace kairos::gw
@@ -1270,6 +1403,7 @@ void Gateway::fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) c
   o.finished_us = job.finished_wall_us;
   o.exit_code = job.exit_code;
   o.status = job.status;
+  set_string(o.asked_by, job.spec.asked_by);
 }
 
 void Gateway::confirmed_in_emergency() {
@@ -1303,6 +1437,7 @@ void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_
   spec.timeout_ms = req.timeout_ms ? req.timeout_ms : config_.job_timeout_ms;
   spec.redundancy = req.redundancy ? static_cast<int>(req.redundancy) : 1;
   spec.retries = req.has_retries ? static_cast<int>(req.retries) : config_.job_retries;
+  spec.asked_by = operator_of(m.topic);
   const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
   // Dispatch at once: no_capable_node is known now (once the registry has settled after a start).
   service_jobs();
@@ -1417,6 +1552,7 @@ void Gateway::jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos
     set_string(o.error, j.error.substr(0, 64));
     o.attempts = j.next_attempt - 1;
     o.retries = static_cast<std::uint32_t>(j.retries_used);
+    set_string(o.asked_by, j.spec.asked_by);
   }
   answer(m, *resp);
 }
@@ -1479,11 +1615,11 @@ void Gateway::healthy_only(std::vector<std::string>& ids) const {
   });
 }
 
-std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string& scope) {
+std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string& scope, const std::string& by) {
   Json j;
   kairos_v1_MeshState ms = kairos_v1_MeshState_init_zero;
   fill_mesh_state(ms);
-  j.begin_object().key("kind").str(kind).key("scope").str(scope).key("gateway").str(config_.id);
+  j.begin_object().key("kind").str(kind).key("scope").str(scope).key("gateway").str(config_.id).key("operator").str(by);
   j.key("mesh").begin_object().key("z_re").num(ms.z.re).key("z_im").num(ms.z.im).key("coherence").num(ms.coherence);
   j.key("agreement").num(ms.agreement).key("unified").boolean(ms.unified).key("mode").str(to_string(mode_));
   j.key("online").integer(ms.nodes_online).key("known").integer(ms.nodes_known).end_object();
@@ -1499,7 +1635,7 @@ std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string
   j.end_array().end_object();
   // Written before anything acts on it.
   store_.begin();
-  auto id = store_.append_snapshot(kind, scope, j.text(), wall_us());
+  auto id = store_.append_snapshot(kind, scope, j.text(), wall_us(), by);
   store_.commit();
   log::info("mesh", "snapshot " + std::to_string(id) + " (" + kind + ") written: " +
                         std::to_string(registry_.nodes().size()) + " nodes");
@@ -1540,7 +1676,7 @@ void Gateway::command_verb(const Inbound& m, std::uint64_t request_id, Verb verb
     if (targets.empty()) return refuse("every target is behind an open breaker (kairosctl breakers)");
   }
   if (window_ms > 600'000) return refuse("window_ms above 600000");
-  std::uint64_t snapshot = verb == Verb::freeze ? write_snapshot("freeze", sel) : 0;
+  std::uint64_t snapshot = verb == Verb::freeze ? write_snapshot("freeze", sel, operator_of(m.topic)) : 0;
   if (!gather) {
     // Fire and forget: one command per online target, answered at once.
     auto resp = new_response(request_id);
@@ -1622,6 +1758,7 @@ void Gateway::ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_As
   spec.redundancy = req.sample ? static_cast<int>(req.sample) : 5;
   spec.retries = 0;
   spec.poll = true;
+  spec.asked_by = operator_of(m.topic);
   const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
   ask_waiters_[job.id] = {m.response_topic, m.correlation, request_id};
   service_jobs();

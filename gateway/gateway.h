@@ -16,7 +16,9 @@
 #include "gateway/hook.h"
 #include "gateway/jobs.h"
 #include "gateway/keyring.h"
+#include "gateway/operators.h"
 #include "gateway/registry.h"
+#include "gateway/rotation.h"
 #include "gateway/scheduler.h"
 #include "gateway/store.h"
 
@@ -39,6 +41,14 @@ class Gateway {
   void on_message(const Inbound& m, std::int64_t now_us);
   void on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us);
   void on_ctl_request(const Inbound& m, std::int64_t now_us);
+  // Named operators (docs/PROTOCOL.md, Operators; gateway_operators.cpp):
+  // the key a request on t is checked with, or nullptr (dropped).
+  const Key* request_key(const Topic& t, const Inbound& m, std::int64_t now_us);
+  // A request of a revoked operator: dropped, and answered with why (rate limited).
+  void refuse_revoked(const Inbound& m, const Envelope& env, const std::string& name, std::int64_t now_us);
+  // Counts an accepted request and keeps the audit line of one that changes something.
+  void record_request(const std::string& name, const kairos_v1_ControlRequest& req);
+  void operators_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_OperatorsRequest& req);
   void drop(DropReason reason, const std::string& topic, const std::string& detail, std::int64_t now_us);
   void periodic(std::int64_t now_us);
   void sync(std::int64_t now_us);
@@ -47,7 +57,25 @@ class Gateway {
   // per node and type every 10 s.
   void quarantine(const std::string& id, const std::string& why);
   void heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_HealRequest& req);
+  // Key rotation (docs/PROTOCOL.md, Key rotation; gateway_rotation.cpp).
+  void rotate_key(const Inbound& m, std::uint64_t request_id, const kairos_v1_RotateKeyRequest& req);
+  // A node's frame opened under whichever of its keys signed it; null when
+  // it was dropped (counted and logged, a bad MAC handled as a breach).
+  std::unique_ptr<Envelope> open_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us);
+  // The ack of a rekey command (a refusal ends its rotation): true when it was one.
+  bool rotation_ack(const std::string& id, const kairos_v1_Ack& ack);
+  // Answers the rotate-key waiting for node id, if any.
+  void rotation_done(const std::string& id, bool rotated, const std::string& detail);
+  void rotations_service(std::int64_t now_us);  // rotations not confirmed in time are abandoned
   // throttle: at most one per node and type every 10 s.
+  void loop();  // until a stop signal
+  // The database could not be written (docs/DESIGN.md 5.7): say so loudly once
+  // (log, alert), refuse what must be recorded, and try again every 5 s.
+  void storage_failed(const std::string& why);
+  void storage_recovered();
+  bool storage_paused(std::int64_t now_us) const { return !storage_error_.empty() && now_us < storage_retry_us_; }
+  // Frames of an older session of a live node: raises DUPLICATE_IDENTITY when they keep coming.
+  void duplicate_identity(const std::string& id, std::uint64_t stale_session, std::int64_t now_us);
   void conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
                 std::int64_t now_us, bool throttle = true);
   // Registry and replay state go to SQLite in one transaction a second.
@@ -125,8 +153,9 @@ class Gateway {
   void ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req);
   // A play's outcome: a refusal is logged as a conflict (and returned), a
   // new entry stored, delivered and its head published after the commit.
+  // by: the operator whose request it was ("" for a node's answer).
   std::string ball_record(const std::string& name, Play& p, const std::string& author,
-                          const ball::Session::Outcome& o);
+                          const ball::Session::Outcome& o, const std::string& by = "");
   void ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
                     const ball::Entry* entry, const std::string& text);
   void ball_publish_head(const std::string& name, const Play& p);
@@ -162,7 +191,21 @@ class Gateway {
 
   const GatewayConfig config_;
   KeyRing keys_;
+  KeyBook keybook_;  // node keys as they rotate, over keys_
+  struct Rotation {
+    std::string response_topic;
+    Bytes correlation;
+    std::uint64_t request_id = 0;
+    std::uint64_t command_id = 0;  // of the rekey command
+    std::uint32_t generation = 0;  // the new key's
+    bool resent = false;
+    std::int64_t sent_us = 0;      // monotonic
+    std::int64_t deadline_us = 0;  // monotonic: abandoned then
+  };
+  std::map<std::string, Rotation> rotations_;  // node -> the rotate-key waiting for its confirmation
   Store store_;
+  OperatorBook operators_{config_.keys_dir, keys_.operator_key()};
+  RateLimiter revoked_answers_{1.0, 5.0};  // errors sent back to revoked operators
   Registry registry_;
   SessionGuard guard_;      // node frames
   std::set<std::string> dirty_sessions_;
@@ -229,7 +272,8 @@ class Gateway {
   // Drops targets in sectors or clusters whose breaker is not closed (DEGRADED_MODERATE).
   void healthy_only(std::vector<std::string>& ids) const;
   void on_mode_change(kairos_v1_MeshMode before, kairos_v1_MeshMode after, double active);
-  std::uint64_t write_snapshot(const std::string& kind, const std::string& scope);
+  // by: the operator who asked (freeze), "" for the gateway's own (EMERGENCY).
+  std::uint64_t write_snapshot(const std::string& kind, const std::string& scope, const std::string& by = "");
   // broadcast, freeze and thaw: a command to every target at once, acks gathered (SPEC 5.8).
   void command_verb(const Inbound& m, std::uint64_t request_id, Verb verb, const std::string& selector,
                     const kairos_v1_Command& action, bool gather, std::uint32_t window_ms, bool confirm);
@@ -241,7 +285,9 @@ class Gateway {
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
   DropCounters drops_;
-  RateLimiter drop_log_{5.0, 20.0};
+  std::string storage_error_;       // why the database cannot be written; empty when it can
+  std::int64_t storage_retry_us_ = 0;
+  log::Gate wire_log_{5.0, 20.0};  // every line a frame causes (docs/DESIGN.md 4)
   std::uint64_t accepted_ = 0;
   std::uint64_t will_seq_ = 0;
 

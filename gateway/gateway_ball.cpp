@@ -35,6 +35,7 @@ void fill_entry(const ball::Entry& e, kairos_v1_BallEntry& o) {
   o.at_us = e.at_us;
   set_string(o.text, e.text);
   set_digest(o.hash, e.hash);
+  set_string(o.asked_by, e.asked_by);
 }
 
 // A play that a later hut of its session replaced.
@@ -177,7 +178,7 @@ void Gateway::ball_deliver(const std::string& name, const Play& p, const std::st
 }
 
 std::string Gateway::ball_record(const std::string& name, Play& p, const std::string& author,
-                                 const ball::Session::Outcome& o) {
+                                 const ball::Session::Outcome& o, const std::string& by) {
   if (!o.error.empty()) {
     // Every refusal is on record: a Ball holder's rules are the point.
     conflict("BALL_REFUSAL", 1, author, "play " + name + ": " + o.error, wall_us(), false);
@@ -186,6 +187,7 @@ std::string Gateway::ball_record(const std::string& name, Play& p, const std::st
   if (!o.appended) return "";
   const ball::Entry& e = *o.appended;
   pending_ball_entries_.emplace_back(p.ball_id, e);
+  pending_ball_entries_.back().second.asked_by = by;
   ball_publish_head(name, p);
   if (e.kind == "ack" || e.kind == "done") return "";
   // A ball-mode entry (or the genesis) is mandatory context for every peer.
@@ -372,7 +374,8 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     for (const auto& peer : peers)
       if (const NodeEntry* n = registry_.find(peer)) node_caps[peer] = split_list(n->capabilities);
     if (auto why = ball::check_node_peers(peers, node_caps); !why.empty()) return refuse(why);
-    const std::string author = req.as[0] ? std::string(req.as) : "operator";
+    // Without --as, the asking operator opens the play.
+    const std::string author = req.as[0] ? std::string(req.as) : operator_of(m.topic);
     if (!valid_name(author)) return refuse("--as '" + author + "' is not a name");
     char id[17];
     std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(random_u64()));
@@ -386,7 +389,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     pending_ball_plays_.emplace_back(name, play.ball_id);
     ball::Session::Outcome genesis;
     genesis.appended = play.s->lineage().front();
-    ball_record(name, play, author, genesis);
+    ball_record(name, play, author, genesis, operator_of(m.topic));
     log::info("ball", "hut: play " + name + " (" + play.ball_id + "), " + std::to_string(peers.size()) + " peers, " +
                           play.s->holder() + " holds the Ball");
     resp->ok = true;
@@ -479,7 +482,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     default:
       return refuse("unknown ball verb: this gateway does not support it (upgrade the gateway)");
   }
-  if (auto why = ball_record(name, p, as, o); !why.empty()) return refuse(why);
+  if (auto why = ball_record(name, p, as, o, operator_of(m.topic)); !why.empty()) return refuse(why);
   if (o.closed) log::info("ball", "play " + name + ": TOUCHDOWN! by " + as);
   resp->ok = true;
   r.has_play = true;

@@ -18,6 +18,15 @@ GatewayConfig load_gateway_config(const std::string& path) {
   g.mesh = gw.name("mesh");
   g.keys_dir = gw.str("keys_dir");
   g.database = gw.str("database");
+  // Written by the gateway, so beside its database (/var/lib/kairos under
+  // systemd) rather than in keys_dir, which it may only read.
+  g.rotated_keys_dir = gw.str("rotated_keys_dir", "");
+  if (g.rotated_keys_dir.empty()) {
+    auto slash = g.database.rfind('/');
+    g.rotated_keys_dir = (slash == std::string::npos ? std::string(".") : g.database.substr(0, slash)) + "/rotated-keys";
+  }
+  if (g.rotated_keys_dir == g.keys_dir)
+    gw.fail("rotated_keys_dir", "must not be gateway.keys_dir: rotations would overwrite the provisioned keys");
   g.log_level = gw.choice("log_level", "info", {"debug", "info", "warn", "error"});
 
   g.broker = read_broker(root.section("broker"), 10000);

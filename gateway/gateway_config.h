@@ -14,6 +14,7 @@ struct GatewayConfig {
   std::string mesh;
   std::string keys_dir;  // nodes/<id>.key, broadcast.key, operator.key
   std::string database;  // SQLite file
+  std::string rotated_keys_dir;  // rotated node keys (docs/PROTOCOL.md, Key rotation); default beside database
   std::string log_level = "info";
   BrokerConfig broker;
   // liveness (docs/DESIGN.md 5.1)

@@ -38,6 +38,7 @@ struct JobSpec {
   // Conversational Ball text for a node: sent and answered, never written
   // to the database (the job row keeps no payload and no output).
   bool private_data = false;
+  std::string asked_by{};  // the operator whose request made it; "" for the gateway's own (a Ball holder's)
 };
 
 // One copy of a job, sent to one node.

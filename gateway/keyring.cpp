@@ -27,7 +27,7 @@ const Key* KeyRing::node_key(const std::string& id, std::int64_t now_us) {
     return &it->second;
   } catch (const std::exception& e) {
     if (missing_.size() >= kMaxMissing) missing_.clear();
-    if (!missing_.count(id)) log::warn("keys", e.what());
+    if (!missing_.count(id)) missing_log_.write(log::Level::warn, "keys", e.what(), now_us);
     missing_[id] = now_us;
     return nullptr;
   }

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/core/crypto.h"
+#include "common/io/log.h"
 
 namespace kairos::gw {
 
@@ -28,6 +29,7 @@ class KeyRing {
   Key operator_{};
   std::unordered_map<std::string, Key> nodes_;
   std::unordered_map<std::string, std::int64_t> missing_;  // id -> when last looked for
+  log::Gate missing_log_{1.0, 5.0};  // junk names arrive by the thousand
 };
 
 }  // namespace kairos::gw

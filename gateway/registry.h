@@ -45,6 +45,10 @@ struct NodeEntry {
   double feedback_ms = 0;        // lead learned from late scheduled executions (docs/DESIGN.md 5.4 calibration)
   double calibration_ms() const { return clock.inbound_tail_us() / 1000.0 + feedback_ms; }
   std::int64_t next_ping_us = 0; // monotonic
+  // Live frames of older sessions (monotonic times, the last minute): two
+  // devices with one identity (docs/DESIGN.md 5.6).
+  std::vector<std::int64_t> stale_frames_us;
+  std::int64_t duplicate_alert_us = 0;
   Impedance impedance(std::int64_t now_us) const;
 };
 

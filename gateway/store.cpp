@@ -276,14 +276,15 @@ Store::Store(const std::string& path) {
     CREATE TRIGGER IF NOT EXISTS ball_entries_no_delete BEFORE DELETE ON ball_entries
       BEGIN SELECT RAISE(ABORT, 'the Ball lineage is append-only'); END;
   )sql");
+  migrate_operators();
   append_ball_entry_ = std::make_unique<Stmt>(db_, R"sql(
-    INSERT INTO ball_entries (ball_id, seq, session, kind, author, at_us, text, hash)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql");
+    INSERT INTO ball_entries (ball_id, seq, session, kind, author, at_us, text, hash, operator)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9))sql");
   save_job_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO jobs (id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used,
                       next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent,
-                      poll)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                      poll, operator)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
     ON CONFLICT(id) DO UPDATE SET state=?9, retries_used=?10, next_attempt=?11, finished_wall_us=?13, status=?14,
       exit_code=?15, output=?16, error=?17, winners=?18, dissent=?19)sql");
   append_job_event_ = std::make_unique<Stmt>(db_, R"sql(
@@ -291,7 +292,7 @@ Store::Store(const std::string& path) {
   open_task_ = std::make_unique<Stmt>(
       db_, "INSERT INTO resolutions (conflict_id, priority, strategy, state) VALUES (?1, ?2, ?3, 'open')");
   append_quarantine_ = std::make_unique<Stmt>(db_, R"sql(
-    INSERT INTO quarantine (node, action, reason, data, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5))sql");
+    INSERT INTO quarantine (node, action, reason, data, at_wall_us, operator) VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql");
   append_conflict_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO conflicts (type, priority, node, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5))sql");
   upsert_node_ = std::make_unique<Stmt>(db_, R"sql(
@@ -331,6 +332,9 @@ void Store::exec(std::string_view sql) {
 }
 
 void Store::begin() { exec("BEGIN IMMEDIATE"); }
+void Store::rollback() {
+  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
 void Store::commit() { exec("COMMIT"); }
 
 void Store::upsert_node(const StoredNode& n) {
@@ -390,11 +394,11 @@ namespace {
 
 constexpr const char* kConflictColumns =
     "c.type, c.priority, c.node, c.detail, c.at_wall_us, COALESCE(r.strategy, ''), COALESCE(r.id, 0), "
-    "COALESCE(r.state, ''), COALESCE(r.resolution, '')";
+    "COALESCE(r.state, ''), COALESCE(r.resolution, ''), COALESCE(r.resolved_by, '')";
 
 StoredConflict conflict_from(const Stmt& q) {
   return {q.text(0), static_cast<int>(q.int64(1)), q.text(2), q.text(3), q.int64(4), q.text(5),
-          static_cast<std::uint64_t>(q.int64(6)), q.text(7), q.text(8)};
+          static_cast<std::uint64_t>(q.int64(6)), q.text(7), q.text(8), q.text(9)};
 }
 
 }  // namespace
@@ -415,20 +419,20 @@ std::uint64_t Store::open_task_count() {
   return static_cast<std::uint64_t>(q.int64(0));
 }
 
-bool Store::resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us) {
-  Stmt q(db_, "UPDATE resolutions SET state = 'resolved', resolution = ?2, resolved_wall_us = ?3 "
+bool Store::resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us, const std::string& by) {
+  Stmt q(db_, "UPDATE resolutions SET state = 'resolved', resolution = ?2, resolved_wall_us = ?3, resolved_by = ?4 "
               "WHERE id = ?1 AND state = 'open'");
-  q.bind(1, static_cast<std::int64_t>(task)).bind(2, how).bind(3, at_wall_us).run();
+  q.bind(1, static_cast<std::int64_t>(task)).bind(2, how).bind(3, at_wall_us).bind(4, by).run();
   return sqlite3_changes(db_) == 1;
 }
 
 int Store::resolve_node(const std::string& node, const std::vector<std::string>& types, const std::string& how,
-                        std::int64_t at_wall_us) {
+                        std::int64_t at_wall_us, const std::string& by) {
   int n = 0;
   for (const auto& type : types) {
-    Stmt q(db_, "UPDATE resolutions SET state = 'resolved', resolution = ?3, resolved_wall_us = ?4 WHERE state = 'open' "
-                "AND conflict_id IN (SELECT id FROM conflicts WHERE node = ?1 AND type = ?2)");
-    q.bind(1, node).bind(2, type).bind(3, how).bind(4, at_wall_us).run();
+    Stmt q(db_, "UPDATE resolutions SET state = 'resolved', resolution = ?3, resolved_wall_us = ?4, resolved_by = ?5 "
+                "WHERE state = 'open' AND conflict_id IN (SELECT id FROM conflicts WHERE node = ?1 AND type = ?2)");
+    q.bind(1, node).bind(2, type).bind(3, how).bind(4, at_wall_us).bind(5, by).run();
     n += sqlite3_changes(db_);
   }
   return n;
@@ -465,7 +469,7 @@ namespace {
 
 constexpr const char* kJobColumns =
     "id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used, next_attempt, "
-    "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent, poll";
+    "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent, poll, operator";
 
 Job job_from(const Stmt& q) {
   Job j;
@@ -489,6 +493,7 @@ Job job_from(const Stmt& q) {
   j.winners = split_list(q.text(17));
   j.dissent = split_list(q.text(18));
   j.spec.poll = q.int64(19) != 0;
+  j.spec.asked_by = q.text(20);
   return j;
 }
 
@@ -515,6 +520,7 @@ void Store::save_job(const Job& j) {
       .bind(18, join_list(j.winners))
       .bind(19, join_list(j.dissent))
       .bind(20, static_cast<std::int64_t>(j.spec.poll))
+      .bind(21, j.spec.asked_by)
       .run();
 }
 
@@ -574,14 +580,14 @@ std::uint64_t Store::max_job_id() {
 }
 
 void Store::append_quarantine(const std::string& node, const std::string& action, const std::string& reason,
-                              ByteView data, std::int64_t at_wall_us) {
-  append_quarantine_->bind(1, node).bind(2, action).bind(3, reason).bind(4, data).bind(5, at_wall_us).run();
+                              ByteView data, std::int64_t at_wall_us, const std::string& by) {
+  append_quarantine_->bind(1, node).bind(2, action).bind(3, reason).bind(4, data).bind(5, at_wall_us).bind(6, by).run();
 }
 
 std::uint64_t Store::append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,
-                                     std::int64_t at_wall_us) {
-  Stmt q(db_, "INSERT INTO snapshots (kind, scope, at_wall_us, body) VALUES (?1, ?2, ?3, ?4)");
-  q.bind(1, kind).bind(2, scope).bind(3, at_wall_us).bind(4, body).run();
+                                     std::int64_t at_wall_us, const std::string& by) {
+  Stmt q(db_, "INSERT INTO snapshots (kind, scope, at_wall_us, body, operator) VALUES (?1, ?2, ?3, ?4, ?5)");
+  q.bind(1, kind).bind(2, scope).bind(3, at_wall_us).bind(4, body).bind(5, by).run();
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
 }
 
@@ -599,6 +605,7 @@ void Store::append_ball_entry(const std::string& ball_id, const ball::Entry& e) 
       .bind(6, e.at_us)
       .bind(7, ByteView(reinterpret_cast<const std::uint8_t*>(e.text.data()), e.text.size()))
       .bind(8, ByteView(e.hash.data(), e.hash.size()))
+      .bind(9, e.asked_by)
       .run();
 }
 
@@ -627,7 +634,7 @@ std::vector<StoredPlay> Store::current_ball_plays() {
 
 namespace {
 
-constexpr const char* kEntryColumns = "seq, session, kind, author, at_us, text, hash";
+constexpr const char* kEntryColumns = "seq, session, kind, author, at_us, text, hash, operator";
 
 ball::Entry entry_from(const Stmt& q) {
   ball::Entry e;
@@ -640,6 +647,7 @@ ball::Entry entry_from(const Stmt& q) {
   e.text.assign(text.begin(), text.end());
   Bytes hash = q.blob(6);
   if (hash.size() == e.hash.size()) std::copy(hash.begin(), hash.end(), e.hash.begin());
+  e.asked_by = q.text(7);
   return e;
 }
 

@@ -12,6 +12,7 @@
 #include "common/core/ball.h"
 #include "common/core/bytes.h"
 #include "gateway/jobs.h"
+#include "gateway/operators.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -81,6 +82,7 @@ struct StoredConflict {
   std::uint64_t task = 0;
   std::string task_state;  // open, resolved
   std::string resolution;
+  std::string resolved_by{};  // the operator who resolved the task
 };
 
 // A Ball play (docs/DESIGN.md 6): the newest play of a session is its current one.
@@ -125,11 +127,11 @@ class Store {
   // suggested strategy; open tasks, highest priority first, oldest first.
   std::vector<StoredConflict> open_tasks(std::size_t limit);
   std::uint64_t open_task_count();
-  // Closes a task; false when there is no such open task.
-  bool resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us);
+  // Closes a task, by the operator by; false when there is no such open task.
+  bool resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us, const std::string& by = "");
   // Closes a node's open tasks of these types (heal); how many.
   int resolve_node(const std::string& node, const std::vector<std::string>& types, const std::string& how,
-                   std::int64_t at_wall_us);
+                   std::int64_t at_wall_us, const std::string& by = "");
   // Jobs (docs/DESIGN.md 5.5): the row as it is now, and what happened to it (append-only).
   void save_job(const Job& job);
   void append_job_event(const JobEvent& e, std::int64_t at_wall_us);
@@ -143,14 +145,16 @@ class Store {
   bool remember_request(const std::string& client, std::uint64_t session, std::uint64_t seq, std::int64_t sent_at_us);
   // Forgets the requests sent before before_us (refused by their age anyway).
   void forget_requests(std::int64_t before_us);
-  // Quarantine store (append-only): action is quarantine, heal or data.
+  // Quarantine store (append-only): action is quarantine, heal or data; by
+  // the operator who asked (heal), "" for the gateway's own.
   void append_quarantine(const std::string& node, const std::string& action, const std::string& reason, ByteView data,
-                         std::int64_t at_wall_us);
+                         std::int64_t at_wall_us, const std::string& by = "");
   // Nodes whose newest quarantine/heal row is a quarantine, with its reason.
   std::map<std::string, std::string> quarantined();
-  // A snapshot of the registry and mesh state (JSON); its id.
+  // A snapshot of the registry and mesh state (JSON), by the operator who
+  // asked ("" for EMERGENCY's); its id.
   std::uint64_t append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,
-                                std::int64_t at_wall_us);
+                                std::int64_t at_wall_us, const std::string& by = "");
   std::uint32_t conflicts_since(std::int64_t wall_us);
   // Ball plays and their lineage (append-only; docs/DESIGN.md 6).
   void append_ball_play(const std::string& session, const std::string& ball_id, std::int64_t at_wall_us);
@@ -163,11 +167,22 @@ class Store {
   // A play's entries as stored, from from_seq on, in sequence order.
   std::vector<ball::Entry> ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit);
   std::optional<ball::Entry> last_ball_entry(const std::string& ball_id);
+  // Named operators (store_operators.cpp): their state, and the audit log
+  // (append-only) of what they asked.
+  std::vector<OperatorRecord> load_operators();
+  void save_operator(const OperatorRecord& r);
+  void append_operator_action(const OperatorAction& a);
+  // The newest entries first: name's ("" = everyone's), older than before_id (0 = the newest).
+  std::vector<OperatorAction> operator_actions(const std::string& name, std::uint64_t before_id, std::size_t limit);
   void begin();
+  // Ends a failed transaction, if one is open (never throws).
+  void rollback();
   void commit();
 
  private:
   void exec(std::string_view sql);
+  // The operator tables, and who-asked columns added to older databases.
+  void migrate_operators();
   sqlite3* db_ = nullptr;
   std::unique_ptr<Stmt> upsert_node_;
   std::unique_ptr<Stmt> save_session_;

@@ -79,6 +79,9 @@ struct Entry {
   std::int64_t at_us = 0;
   std::string text;
   Digest hash{};
+  // Kept beside the entry, not hashed: the console operator whose request
+  // appended it ("" for a node's answer).
+  std::string asked_by{};
 };
 
 // The canonical form that is hashed (docs/BALL.md): one "key=value" line each

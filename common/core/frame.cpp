@@ -18,7 +18,7 @@ namespace {
 constexpr std::array<std::string_view, static_cast<std::size_t>(DropReason::count_)> kReasonNames{
     "bad_topic",     "oversized_frame", "malformed_frame", "unknown_sender", "bad_mac",
     "oversized_field", "malformed_body", "invalid_value",  "sender_mismatch", "kind_mismatch",
-    "replay",        "stale_session",   "unknown_session",
+    "replay",        "stale_session",   "unknown_session", "revoked",
 };
 
 // Frame fields are captured as views into the received buffer. nanopb hands
@@ -330,9 +330,23 @@ std::optional<std::string> validate(const Envelope& e) {
       if (e.message.ball_delivery.has_entry && e.message.ball_delivery.entry.hash.size != 32)
         return bad("ball_delivery.entry.hash");
       return std::nullopt;
-    case kairos_v1_Envelope_command_tag:
+    case kairos_v1_Envelope_command_tag: {
+      // A rekey carries a 32-byte key wrapped (RFC 3394: 40 bytes) for a generation above the provisioned 0.
+      const auto& c = e.message.command;
+      if (c.which_action == kairos_v1_Command_rekey_tag && (c.action.rekey.generation == 0 || c.action.rekey.wrapped_key.size != 40))
+        return bad("command.rekey");
+      return std::nullopt;
+    }
     case kairos_v1_Envelope_gateway_state_tag:
-    case kairos_v1_Envelope_ctl_request_tag:
+    case kairos_v1_Envelope_ctl_request_tag: {
+      const auto& r = e.message.ctl_request;
+      if (r.which_verb == kairos_v1_ControlRequest_ball_tag) {
+        const auto& b = r.verb.ball;
+        if (!in_range(raw(b.verb), _kairos_v1_BallVerb_MIN, _kairos_v1_BallVerb_MAX)) return bad("ball.verb");
+        if (!in_range(raw(b.level), _kairos_v1_BallAck_MIN, _kairos_v1_BallAck_MAX)) return bad("ball.level");
+      }
+      return std::nullopt;
+    }
     case kairos_v1_Envelope_ctl_response_tag:
       return std::nullopt;
     default:

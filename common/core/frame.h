@@ -31,6 +31,7 @@ enum class DropReason {
   replay,           // sequence number already seen or too old
   stale_session,    // session of an earlier start of the sender
   unknown_session,  // session never announced by a birth
+  revoked,          // a control request of an operator that has been revoked
   count_,
 };
 

@@ -93,6 +93,11 @@ std::optional<Topic> parse_topic(std::string_view topic) {
     t.kind = TopicKind::ctl_req;
     return t;
   }
+  if (p.size() == 4 && p[1] == "_ctl" && p[2] == "req" && valid_name(p[3])) {
+    t.kind = TopicKind::ctl_req;
+    t.name = p[3];
+    return t;
+  }
   if (p.size() == 4 && p[1] == "_ctl" && p[2] == "resp" && valid_name(p[3])) {
     t.kind = TopicKind::ctl_resp;
     t.name = p[3];
@@ -140,7 +145,9 @@ std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind 
   return join({mesh, "_gw", gateway, kind == TopicKind::gw_summary ? "summary" : "state"});
 }
 
-std::string ctl_req_topic(std::string_view mesh) { return join({mesh, "_ctl", "req"}); }
+std::string ctl_req_topic(std::string_view mesh, std::string_view operator_name) {
+  return operator_name.empty() ? join({mesh, "_ctl", "req"}) : join({mesh, "_ctl", "req", operator_name});
+}
 
 std::string ctl_resp_topic(std::string_view mesh, std::string_view client) {
   return join({mesh, "_ctl", "resp", client});

@@ -10,7 +10,7 @@ enum class TopicKind {
   birth, state, hb, phase, event, ack, result, cmd,  // <cluster>/<node>/<kind>
   mesh_state,                                          // _mesh/state
   gw_state, gw_summary,                                // _gw/<gateway>/...
-  ctl_req, ctl_resp,                                   // _ctl/req, _ctl/resp/<client>
+  ctl_req, ctl_resp,                                   // _ctl/req[/<operator>], _ctl/resp/<client>
   alert,                                               // _alert
   ball_head, ball_to,                                  // _ball/<session>/head, _ball/<session>/to/<peer>
 };
@@ -21,7 +21,7 @@ struct Topic {
   std::string mesh;
   TopicKind kind = TopicKind::hb;
   std::string cluster;  // node topics only
-  std::string name;     // node id, gateway id, control client id or Ball peer; empty otherwise
+  std::string name;     // node id, gateway id, operator (ctl_req), control client id or Ball peer; empty otherwise
   std::string session;  // Ball topics only
 };
 
@@ -41,7 +41,12 @@ std::string node_topic(std::string_view mesh, std::string_view cluster, std::str
                        TopicKind kind);
 std::string mesh_state_topic(std::string_view mesh);
 std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind kind);
-std::string ctl_req_topic(std::string_view mesh);
+// An operator's requests: _ctl/req/<operator>, signed with its own key;
+// without a name the legacy _ctl/req of the shared operator key.
+std::string ctl_req_topic(std::string_view mesh, std::string_view operator_name = "");
+// Who the requests on the legacy _ctl/req are taken from: the holders of the
+// shared operator key (docs/PROTOCOL.md, Operators).
+inline constexpr std::string_view kSharedOperator = "operator";
 std::string ctl_resp_topic(std::string_view mesh, std::string_view client);
 std::string alert_topic(std::string_view mesh);
 std::string ball_head_topic(std::string_view mesh, std::string_view session);

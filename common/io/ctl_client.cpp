@@ -6,8 +6,8 @@
 
 namespace kairos {
 
-CtlClient::CtlClient(MqttOptions options, std::string mesh, Key operator_key)
-    : mesh_(std::move(mesh)), key_(operator_key), session_(random_u64()) {
+CtlClient::CtlClient(MqttOptions options, std::string mesh, Key operator_key, std::string operator_name)
+    : mesh_(std::move(mesh)), key_(operator_key), operator_(std::move(operator_name)), session_(random_u64()) {
   char id[24];
   std::snprintf(id, sizeof id, "ctl-%012llx", static_cast<unsigned long long>(random_u64() & 0xffffffffffffULL));
   client_id_ = id;
@@ -42,7 +42,7 @@ std::unique_ptr<kairos_v1_ControlResponse> CtlClient::call(kairos_v1_ControlRequ
   auto env = make_envelope(client_id_, session_, seq_++, wall_us());
   env->which_message = kairos_v1_Envelope_ctl_request_tag;
   env->message.ctl_request = req;
-  auto topic = ctl_req_topic(mesh_);
+  auto topic = ctl_req_topic(mesh_, operator_);
   PublishProps props;
   props.response_topic = ctl_resp_topic(mesh_, client_id_);
   props.correlation.resize(8);

@@ -9,10 +9,12 @@
 namespace kairos {
 
 // The operator's side of the control RPC (docs/DESIGN.md 4, 5.8): MQTT v5 request /
-// response with correlation data, frames signed with the operator key.
+// response with correlation data. A named operator's requests go to
+// _ctl/req/<operator> signed with its own key, and the answers come signed
+// with the same key; without a name, _ctl/req and the shared operator key.
 class CtlClient {
  public:
-  CtlClient(MqttOptions options, std::string mesh, Key operator_key);
+  CtlClient(MqttOptions options, std::string mesh, Key operator_key, std::string operator_name = "");
 
   // Waits until connected; false (with why) after timeout_ms, or at once
   // when the broker refuses the credentials.
@@ -26,6 +28,7 @@ class CtlClient {
  private:
   std::string mesh_;
   Key key_;
+  std::string operator_;  // "" for the shared key's legacy topic
   std::string client_id_;
   std::uint64_t session_;
   std::uint64_t seq_ = 1;

@@ -242,6 +242,14 @@ MqttLink::MqttLink(MqttOptions options)
   client_->set_connection_lost_handler([this](const std::string& cause) {
     push_event(LinkEvent{LinkEvent::Type::lost, cause.empty() ? "connection lost" : cause});
   });
+  client_->set_disconnected_handler([this](const mqtt::properties&, mqtt::ReasonCode reason) {
+    if (reason != mqtt::ReasonCode::SESSION_TAKEN_OVER) return;
+    LinkEvent ev{LinkEvent::Type::lost,
+                 "the broker gave this client id to another connection (session taken over): is the same id "
+                 "running twice?"};
+    ev.taken_over = true;
+    push_event(std::move(ev));
+  });
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     LinkEvent ev{LinkEvent::Type::message};
     ev.msg.topic = m->get_topic();
@@ -267,7 +275,11 @@ MqttLink::~MqttLink() {
   try {
     client_->disable_callbacks();
     if (client_->is_connected()) {
-      disconnecting = client_->disconnect(0);
+      // Not closed by close(): an exit the owner did not see coming. The
+      // broker is asked to publish the Will all the same (MQTT v5 reason
+      // 0x04), so that nobody is left believing we are online.
+      disconnecting = client_->disconnect(
+          mqtt::disconnect_options_builder().reason_code(mqtt::ReasonCode::DISCONNECT_WITH_WILL_MESSAGE).finalize());
       disconnecting->wait_for(std::chrono::milliseconds(500));
     }
   } catch (...) {
@@ -322,7 +334,7 @@ void MqttLink::schedule_retry(std::int64_t now_us) {
 }
 
 void MqttLink::service(std::int64_t now_us) {
-  if (connected_ || connecting_ || now_us < next_attempt_us_) return;
+  if (connected_ || connecting_ || now_us < next_attempt_us_ || now_us < takeover_until_us_) return;
   auto builder = mqtt::connect_options_builder()
                      .mqtt_version(MQTTVERSION_5)
                      .clean_start(true)
@@ -431,9 +443,24 @@ std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
         if (ev.type == LinkEvent::Type::connect_failed) attempt_over();
         if (ev.type == LinkEvent::Type::lost && now - connected_since_us_ >= kStableLinkUs)
           backoff_s_ = opt_.reconnect_min_s;
+        if (ev.type == LinkEvent::Type::lost && now - connected_since_us_ >= 10 * kStableLinkUs) takeover_backoff_s_ = 0;
         connected_ = false;
         connecting_ = false;
         schedule_retry(now);
+        if (ev.type == LinkEvent::Type::lost) short_links_ = now - connected_since_us_ < kStableLinkUs ? short_links_ + 1 : 0;
+        if (ev.taken_over || short_links_ >= kFlappingLinks) {
+          // Two clients with one id take the connection from each other (a
+          // broker says so in MQTT v5, or Mosquitto just closes the older
+          // one): the one that lost it waits minutes, not seconds.
+          if (!ev.taken_over)
+            ev.detail += " (the " + std::to_string(short_links_) +
+                         "th time in a row right after connecting: is another client using this client id, the same "
+                         "id running twice?)";
+          takeover_backoff_s_ = takeover_backoff_s_ == 0 ? opt_.takeover_min_s
+                                                          : std::min(opt_.takeover_max_s, takeover_backoff_s_ * 2);
+          takeover_until_us_ = now + static_cast<std::int64_t>(takeover_backoff_s_ * 1e6);
+          ev.detail += "; reconnecting in " + std::to_string(static_cast<int>(takeover_backoff_s_)) + " s";
+        }
         break;
       }
       case LinkEvent::Type::message:

@@ -32,6 +32,11 @@ struct MqttOptions {
   int max_buffered = 100'000;             // publishes Paho may queue while connected
   std::size_t backlog_limit = 1000;       // QoS 1 frames kept while offline
   std::size_t inbound_limit = 200'000;    // received frames waiting for the owner
+  // After the broker gives our client id to another connection (MQTT v5
+  // "session taken over": the same node id running twice), reconnecting
+  // waits from takeover_min_s, doubling up to takeover_max_s.
+  double takeover_min_s = 15.0;
+  double takeover_max_s = 300.0;
   // Sent to the broker as the MQTT v5 Maximum Packet Size: it does not
   // forward us anything larger. Payloads larger than max_payload that still
   // arrive (a broker ignoring it) are cut to max_payload + 1 bytes before
@@ -96,6 +101,7 @@ struct LinkEvent {
   Type type;
   Inbound msg;         // type == message
   std::string detail;  // why, for lost / connect_failed
+  bool taken_over = false;  // lost: the broker gave this client id to another connection
   int code = 0;        // connect_failed: Paho's code (MQTT v5 reason or client code, see connect_code)
 };
 
@@ -172,6 +178,10 @@ class MqttLink {
   bool ever_connected_ = false;
   static constexpr std::int64_t kStableLinkUs = 10'000'000;
   double backoff_s_;
+  double takeover_backoff_s_ = 0;  // 0: no takeover since the link last held
+  std::int64_t takeover_until_us_ = 0;  // no attempt before this after a takeover
+  int short_links_ = 0;                 // links lost within kStableLinkUs, in a row
+  static constexpr int kFlappingLinks = 3;
   std::int64_t connected_since_us_ = 0;
   std::int64_t next_attempt_us_ = 0;
   std::uint64_t jitter_state_;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/core/ball.h"
+#include "common/core/keywrap.h"
 #include "gateway/scheduler.h"
 #include "tests/fuzz/envelope_checks.h"
 
@@ -212,6 +213,23 @@ void verbs(const kairos_v1_ControlRequest& req) {
       return check_sent(cmd);
     }
     case kairos_v1_ControlRequest_ball_tag: return ball_verb(v.ball);
+    case kairos_v1_ControlRequest_rotate_key_tag: {
+      if (!valid_name(v.rotate_key.node) || v.rotate_key.timeout_ms > 600'000) return;
+      // The rekey the gateway sends: the next key wrapped for this node and
+      // generation, under its current one; the node unwraps it back.
+      Key next;
+      next.bytes.fill(0x5a);
+      const Key kek = rekey_kek(fuzz_key(), v.rotate_key.node, 1);
+      auto wrapped = wrap_key(kek, next);
+      kairos_v1_Command cmd = kairos_v1_Command_init_zero;
+      cmd.which_action = kairos_v1_Command_rekey_tag;
+      cmd.action.rekey.generation = 1;
+      cmd.action.rekey.wrapped_key.size = static_cast<pb_size_t>(wrapped.size());
+      std::copy(wrapped.begin(), wrapped.end(), cmd.action.rekey.wrapped_key.bytes);
+      auto back = unwrap_key(kek, ByteView(cmd.action.rekey.wrapped_key.bytes, cmd.action.rekey.wrapped_key.size));
+      require(back && back->bytes == next.bytes, "a wrapped key does not unwrap back");
+      return check_sent(cmd);
+    }
     default: return;  // status, nodes, conflicts, jobs, breakers, freeze, resolve: answered from the gateway's state
   }
 }
@@ -300,6 +318,11 @@ void write_seeds(const std::string& dir) {
     r.verb.ask.sample = 5;
     set_string(r.verb.ask.handler, "read");
     set_string(r.verb.ask.to, "class:A");
+  });
+  put("rotate-key", [](R& r) {
+    r.which_verb = kairos_v1_ControlRequest_rotate_key_tag;
+    set_string(r.verb.rotate_key.node, "n1");
+    r.verb.rotate_key.timeout_ms = 15'000;
   });
   put("resolve", [](R& r) {
     r.which_verb = kairos_v1_ControlRequest_resolve_tag;

@@ -3,6 +3,10 @@
 // (UTF-8, JSON, logs), a duplicated node id (docs/DESIGN.md 4).
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "common/core/frame.h"
@@ -252,4 +256,216 @@ TEST(Attacks, AControlRequestReplayedAfterARestartOrManyClientsIsRefused) {
   r = c.mesh.kairosctl({"broadcast", "a fresh one", "--ack"});
   EXPECT_NE(r.output.find("1 of 1 nodes acknowledged READY"), std::string::npos) << r.output;
   EXPECT_EQ(c.count_in_node_log("only once"), 1) << c.mesh.node("n1").output();
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    auto end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+// 2,000 frames from unknown senders, frames on 16 KB topics and 2,000
+// garbage commands: every one is counted, but the logs get a bounded number
+// of short lines, each saying how many like it were held back.
+TEST(Attacks, JunkOnTheWireCannotFloodTheLogs) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  auto& gw = mesh.start_gateway();
+  auto& node = mesh.start_node("n1", "c1", "waveform = \"sine\"\n");
+  ASSERT_TRUE(eventually([&] {
+    auto n = mesh.node_info("n1");
+    return n && n->online;
+  })) << gw.output();
+  const auto gw_lines_before = lines_of(gw.output()).size();
+  const auto node_lines_before = lines_of(node.output()).size();
+  Client c(broker.uri());
+  const auto start = std::chrono::steady_clock::now();
+  constexpr int kGhosts = 2000, kLongTopics = 20;
+  for (int i = 0; i < kGhosts; ++i)
+    c.publish(node_topic(mesh.name(), "c1", "ghost" + std::to_string(i), TopicKind::birth), Bytes(40, 0x42));
+  const std::string long_cluster(16'000, 'x');  // as long as a legal packet allows
+  for (int i = 0; i < kLongTopics; ++i)
+    c.publish(kTopicRoot.data() + mesh.name() + "/" + long_cluster + "/n1/birth", Bytes(40, 0x42));
+  const auto cmd = node_topic(mesh.name(), "c1", "n1", TopicKind::cmd);
+  for (int i = 0; i < kGhosts; ++i) c.publish(cmd, Bytes(30, static_cast<std::uint8_t>(i)));
+  ASSERT_TRUE(eventually([&] {
+    return mesh.drops("unknown_sender") >= kGhosts && mesh.drops("bad_topic") >= kLongTopics;
+  }, 60s)) << mesh.drops("unknown_sender") << " " << mesh.drops("bad_topic");
+  // The node has taken its junk when a command sent after it is answered.
+  auto r = mesh.kairosctl({"broadcast", "after the junk", "--ack"});
+  EXPECT_NE(r.output.find("1 of 1 nodes acknowledged READY"), std::string::npos) << r.output;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  auto gw_lines = lines_of(gw.output());
+  auto node_lines = lines_of(node.output());
+  const std::size_t gw_new = gw_lines.size() - gw_lines_before, node_new = node_lines.size() - node_lines_before;
+  std::printf("%.1f s: %zu gateway lines and %zu node lines for %d junk frames each\n", seconds, gw_new, node_new,
+              kGhosts + kLongTopics);
+  // The gateway: 20 at once then 5 a second for drops, 5 then 1 a second for
+  // missing keys, and a few lines of its own (the broadcast).
+  EXPECT_LE(gw_new, static_cast<std::size_t>(20 + 5 + 6 * seconds + 10)) << gw.output().substr(0, 4000);
+  // The node: 5 at once then 1 a second, and the notice.
+  EXPECT_LE(node_new, static_cast<std::size_t>(5 + 1 * seconds + 5)) << node.output().substr(0, 4000);
+  std::size_t longest = 0;
+  for (const auto& l : gw_lines) longest = std::max(longest, l.size());
+  for (const auto& l : node_lines) longest = std::max(longest, l.size());
+  EXPECT_LT(longest, 600u) << "a wire string is cut in a log line";
+  // The next line that passes says how many were held back.
+  EXPECT_TRUE(eventually([&] {
+    c.publish(node_topic(mesh.name(), "c1", "late-ghost", TopicKind::birth), Bytes(40, 0x42));
+    return gw.output().find("lines like it held back") != std::string::npos;
+  }, 20s)) << gw.output().substr(0, 4000);
+}
+
+// A cloned card: two devices run node n1 with its key. The one whose
+// connection is taken over waits minutes, not seconds, and the frames of the
+// older session raise DUPLICATE_IDENTITY (priority 3, alert).
+TEST(Attacks, TwoDevicesWithOneNodeIdAreADuplicateIdentity) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  auto& gw = mesh.start_gateway();
+  Client alerts(broker.uri());
+  alerts.subscribe(kTopicRoot.data() + mesh.name() + "/_alert");
+  auto& first = mesh.start_node("n1", "c1", "waveform = \"sine\"\n", "phase_period_s = 0.2");
+  ASSERT_TRUE(eventually([&] {
+    auto n = mesh.node_info("n1");
+    return n && n->online;
+  })) << gw.output();
+  // The copy: the same config and key, its own state file (as a clone's own card).
+  dir.write("n1-copy.toml", mesh.node_config("n1", "c1", "waveform = \"sine\"\n",
+                                             "phase_period_s = 0.2\nstate_file = \"" + dir.file("copy.session") + "\""));
+  Process copy({bin("kairos-node"), "--config", dir.file("n1-copy.toml")}, dir.file("n1-copy.log"));
+  auto duplicates = [&] {
+    return query_db(dir.file("gateway.db"), "SELECT COUNT(*) FROM conflicts WHERE type = 'DUPLICATE_IDENTITY'")[0][0];
+  };
+  ASSERT_TRUE(eventually([&] { return duplicates() == "1"; }, 90s)) << gw.output() << first.output() << copy.output();
+  EXPECT_TRUE(alerts.wait_for([&](const std::vector<Inbound>& seen) {
+    for (const auto& m : seen) {
+      auto o = open(m.topic, m.payload, mesh.operator_key());
+      if (o && o.env->which_message == kairos_v1_Envelope_alert_tag &&
+          std::string(o.env->message.alert.type) == "DUPLICATE_IDENTITY" && o.env->message.alert.priority == 3)
+        return true;
+    }
+    return false;
+  })) << "an operator alert";
+  // After three links closed right after connecting, a device says why and
+  // waits 15 s before the next attempt.
+  std::string both;
+  EXPECT_TRUE(eventually([&] {
+    both = first.output() + copy.output();
+    return both.find("is another client using this client id") != std::string::npos &&
+           both.find("reconnecting in 15 s") != std::string::npos;
+  }, 60s)) << both;
+  EXPECT_TRUE(gw.running());
+}
+
+// The gateway's database on a file system that fills up (a 2 MB tmpfs in a
+// mount namespace of its own): a loud state (log, alert, status) in which
+// work that must be recorded is refused, then back when there is room; and
+// whatever way it stops, its retained state says offline.
+TEST(Attacks, AFullDatabaseIsALoudStateAndTheGatewaySaysWhenItGoes) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a mount namespace";
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  const std::string dbdir = dir.file("db");
+  ::mkdir(dbdir.c_str(), 0755);
+  std::string cfg = mesh.gateway_config();
+  cfg.replace(cfg.find(dir.file("gateway.db")), dir.file("gateway.db").size(), dbdir + "/gateway.db");
+  dir.write("gateway.toml", cfg);
+  Client watch(broker.uri());
+  watch.subscribe(kTopicRoot.data() + mesh.name() + "/_alert");
+  const auto state_topic = gw_topic(mesh.name(), "gw1", TopicKind::gw_state);
+  watch.subscribe(state_topic);
+  auto gw = std::make_unique<Process>(
+      std::vector<std::string>{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               "mount -t tmpfs -o size=2m tmpfs " + dbdir + " && exec " + bin("kairos-gateway") +
+                                   " --config " + dir.file("gateway.toml")},
+      dir.file("gateway.log"));
+  ASSERT_TRUE(eventually([&] { return mesh.status().has_value() || !gw->running(); }) && gw->running())
+      << gw->output();
+  mesh.start_node("n1", "c1", "waveform = \"sine\"\n");
+  ASSERT_TRUE(eventually([&] {
+    auto n = mesh.node_info("n1");
+    return n && n->online;
+  })) << gw->output();
+
+  // Fill the gateway's file system from outside its namespace.
+  const std::string filler = "/proc/" + std::to_string(gw->pid()) + "/root" + dbdir + "/filler";
+  {
+    std::ofstream out(filler, std::ios::binary);
+    ASSERT_TRUE(out) << filler;
+    std::string chunk(16 * 1024, '\0');
+    for (int i = 0; i < 1000 && out; ++i) out.write(chunk.data(), static_cast<std::streamsize>(chunk.size())), out.flush();
+  }
+  RunResult r{};
+  ASSERT_TRUE(eventually([&] {
+    r = mesh.kairosctl({"delegate", "read", "--payload", "x"});
+    return r.output.find("cannot write its database") != std::string::npos;
+  }, 60s)) << r.output << gw->output();
+  EXPECT_NE(r.status, 0);
+  r = mesh.kairosctl({"status"});
+  EXPECT_NE(r.output.find("STORAGE FAILED"), std::string::npos) << r.output;
+  EXPECT_NE(gw->output().find("cannot write"), std::string::npos);
+  auto storage_alert = [&] {
+    for (const auto& m : watch.seen()) {
+      auto o = open(m.topic, m.payload, mesh.operator_key());
+      if (o && o.env->which_message == kairos_v1_Envelope_alert_tag && std::string(o.env->message.alert.type) == "STORAGE")
+        return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(watch.wait_for([&](const auto&) { return storage_alert(); })) << "an operator alert";
+
+  // Room again: work is taken again.
+  ASSERT_EQ(::unlink(filler.c_str()), 0);
+  EXPECT_TRUE(eventually([&] {
+    r = mesh.kairosctl({"delegate", "read", "--payload", "x"});
+    return r.status == 0;
+  }, 60s)) << r.output << gw->output();
+  EXPECT_NE(gw->output().find("writable again"), std::string::npos);
+
+  // A stop it sees coming: the retained state turns offline.
+  gw->signal(SIGTERM);
+  ASSERT_TRUE(gw->wait(10s));
+  auto offline = [&] {
+    auto last = watch.last_on(state_topic);
+    if (!last) return false;
+    auto o = open(last->topic, last->payload, mesh.broadcast_key());
+    return o && o.env->which_message == kairos_v1_Envelope_gateway_state_tag && !o.env->message.gateway_state.online;
+  };
+  EXPECT_TRUE(watch.wait_for([&](const auto&) { return offline(); })) << gw->output();
+}
+
+// A gateway that goes without closing its link (killed): the broker
+// publishes its Will, and the retained state says offline.
+TEST(Attacks, AKilledGatewayIsShownOfflineByItsWill) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  Client watch(broker.uri());
+  const auto state_topic = gw_topic(mesh.name(), "gw1", TopicKind::gw_state);
+  watch.subscribe(state_topic);
+  mesh.gateway().signal(SIGKILL);
+  EXPECT_TRUE(watch.wait_for(
+      [&](const auto&) {
+        auto last = watch.last_on(state_topic);
+        if (!last) return false;
+        auto o = open(last->topic, last->payload, mesh.broadcast_key());
+        return o && !o.env->message.gateway_state.online;
+      },
+      60s));
 }

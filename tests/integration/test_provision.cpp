@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,8 +12,10 @@
 
 #include "common/core/frame.h"
 #include "common/core/topic.h"
+#include "common/core/x509.h"
 #include "common/io/clock.h"
 #include "tests/integration/harness.h"
+#include "tools/kairosctl/certs.h"
 
 using namespace kairos;
 using namespace kairos::test;
@@ -510,4 +513,99 @@ TEST(Provision, ARefusedOrFailedCardInstallChangesNothingOnTheCardOrInTheFolder)
   EXPECT_NE(boot.output.find("boot partition"), std::string::npos) << boot.output;
   // And then the install goes through.
   ASSERT_EQ(install({}).status, 0);
+}
+
+// MQTT over TLS: with an ssl:// broker provisioning makes the mesh CA, the
+// broker's certificate and each device's, keeps them while they fit, renews
+// one in its last 30 days, replaces a key only with --new-key, installs
+// them onto a card like node.key, and leaves nothing behind when a run fails.
+TEST(Provision, TlsCertificatesAreMadeKeptRenewedAndInstalledLikeKeys) {
+  TempDir dir;
+  auto tls_run = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{bin("kairosctl"), "--mesh", kMesh, "--broker", "ssl://localhost:8883", "provision"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--out", dir.file("out"), "--boards", std::string(KAIROS_SOURCE_DIR) + "/boards"});
+    return run_command(argv, dir.path());
+  };
+  auto first = tls_run({"--gateway", "gw1"});
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_NE(first.output.find("made the mesh CA"), std::string::npos) << first.output;
+  auto r = tls_run({"n1", "--cluster", "barn"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string n1 = dir.file("out/nodes/n1/etc/kairos/tls/");
+  auto mode = [](const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 0777 : 0u;
+  };
+  EXPECT_EQ(mode(dir.file("out/ca/ca.key")), 0600u);
+  EXPECT_EQ(mode(dir.file("out/mosquitto/server.key")), 0600u);
+  EXPECT_EQ(mode(n1 + "node.key"), 0600u);
+  EXPECT_EQ(mode(n1 + "node.crt"), 0644u);
+  EXPECT_EQ(read_text(n1 + "ca.crt"), read_text(dir.file("out/ca/ca.crt")));
+  std::string why;
+  auto cert = read_cert(read_text(n1 + "node.crt"), why);
+  ASSERT_TRUE(cert) << why;
+  EXPECT_EQ(cert->common_name, "n1");
+  EXPECT_TRUE(issued_by(read_text(n1 + "node.crt"), read_text(dir.file("out/ca/ca.crt"))));
+  auto server = read_cert(read_text(dir.file("out/mosquitto/server.crt")), why);
+  ASSERT_TRUE(server) << why;
+  EXPECT_EQ(server->dns_names, std::vector<std::string>{"localhost"});
+  EXPECT_EQ(server->ip_addresses.size(), 2u) << "127.0.0.1 and ::1 for localhost";
+  const std::string conf = read_text(dir.file("out/mosquitto/kairos.conf"));
+  for (const char* line : {"listener 8883\n", "cafile /etc/mosquitto/certs/kairos-ca.crt\n", "require_certificate true\n",
+                           "tls_version tlsv1.2\n", "max_packet_size ", "password_file ", "acl_file "})
+    EXPECT_NE(conf.find(line), std::string::npos) << line << " in\n" << conf;
+  const std::string toml = read_text(dir.file("out/nodes/n1/etc/kairos/node.toml"));
+  EXPECT_NE(toml.find("cert_file = '/etc/kairos/tls/node.crt'"), std::string::npos) << toml;
+  EXPECT_NE(read_text(dir.file("out/gateway/etc/kairos/gateway.toml")).find("key_file = \"/etc/kairos/tls/gateway.key\""),
+            std::string::npos);
+
+  // Again: nothing changes.
+  auto again = tls_run({"n1", "--cluster", "barn"});
+  EXPECT_NE(again.output.find("already provisioned as asked: nothing changed"), std::string::npos) << again.output;
+
+  // A certificate in its last 30 days is renewed with the same key.
+  const std::string key = read_text(n1 + "node.key");
+  ctl::CertSpec spec;
+  spec.common_name = "n1";
+  spec.not_before_s = static_cast<std::int64_t>(std::time(nullptr)) - 700 * 86400;
+  spec.not_after_s = static_cast<std::int64_t>(std::time(nullptr)) + 10 * 86400;
+  dir.write("out/nodes/n1/etc/kairos/tls/node.crt",
+            ctl::issue_cert(spec, key, read_text(dir.file("out/ca/ca.crt")), read_text(dir.file("out/ca/ca.key"))));
+  auto renewed = tls_run({"n1", "--cluster", "barn"});
+  ASSERT_EQ(renewed.status, 0) << renewed.output;
+  EXPECT_NE(renewed.output.find("a new certificate " + n1 + "node.crt: it expires on"), std::string::npos)
+      << renewed.output;
+  EXPECT_EQ(read_text(n1 + "node.key"), key);
+  cert = read_cert(read_text(n1 + "node.crt"), why);
+  ASSERT_TRUE(cert) << why;
+  EXPECT_GT(cert->not_after_s - std::time(nullptr), 700 * 86400);
+  EXPECT_TRUE(key_fits_cert(read_text(n1 + "node.crt"), key));
+
+  // --new-key: a new TLS key, and a certificate for it.
+  auto rekeyed = tls_run({"n1", "--cluster", "barn", "--new-key"});
+  ASSERT_EQ(rekeyed.status, 0) << rekeyed.output;
+  EXPECT_NE(read_text(n1 + "node.key"), key);
+  EXPECT_TRUE(key_fits_cert(read_text(n1 + "node.crt"), read_text(n1 + "node.key")));
+  EXPECT_NE(rekeyed.output.find("a new TLS key"), std::string::npos) << rekeyed.output;
+
+  // A run that fails after a few writes leaves none of the new node's files.
+  ::setenv("KAIROS_PROVISION_FAIL_AFTER", "3", 1);
+  auto failed = tls_run({"n2", "--cluster", "barn"});
+  ::unsetenv("KAIROS_PROVISION_FAIL_AFTER");
+  EXPECT_NE(failed.status, 0) << failed.output;
+  EXPECT_FALSE(fs::exists(dir.file("out/nodes/n2"))) << failed.output;
+  EXPECT_EQ(read_text(dir.file("out/mosquitto/passwd")).find("n2:"), std::string::npos);
+
+  // Onto a card: tls/ as node.key is (root's where run as root; the key 0600).
+  auto depends = build_debs(dir);
+  const std::string card = dir.file("card");
+  make_card(card, depends, native_arch());
+  auto onto = tls_run({"n1", "--cluster", "barn", "--board", "generic-linux", "--rootfs", card, "--debs", dir.file("debs")});
+  ASSERT_EQ(onto.status, 0) << onto.output;
+  EXPECT_EQ(mode(card + "/etc/kairos/tls/node.key"), 0600u);
+  EXPECT_EQ(mode(card + "/etc/kairos/tls/node.crt"), 0644u);
+  EXPECT_EQ(read_text(card + "/etc/kairos/tls/node.crt"), read_text(n1 + "node.crt"));
+  EXPECT_EQ(read_text(card + "/etc/kairos/tls/ca.crt"), read_text(dir.file("out/ca/ca.crt")));
+  EXPECT_NE(read_text(card + "/etc/kairos/node.toml").find("ca_file = '/etc/kairos/tls/ca.crt'"), std::string::npos);
 }

@@ -278,7 +278,7 @@ void play_json(Json& j, const kairos_v1_BallPlay& p) {
 void entry_json(Json& j, const kairos_v1_BallEntry& e) {
   j.begin_object().key("seq").integer(e.seq).key("kind").str(e.kind).key("author").str(e.author);
   j.key("at").str(format_time_us(e.at_us)).key("at_us").integer(static_cast<unsigned long long>(e.at_us));
-  j.key("text").str(e.text).key("hash").str(hex(e.hash)).end_object();
+  j.key("text").str(e.text).key("hash").str(hex(e.hash)).key("operator").str(e.asked_by).end_object();
 }
 
 // Every line of text after indent; the first line after first when given.
@@ -293,8 +293,9 @@ void print_lines(const std::string& text, const char* indent, const char* first 
 }
 
 void print_entry(const kairos_v1_BallEntry& e) {
-  std::printf("#%llu %s by %s at %s\n", static_cast<unsigned long long>(e.seq), e.kind, e.author,
-              format_time_us(e.at_us).c_str());
+  std::printf("#%llu %s by %s at %s%s%s%s\n", static_cast<unsigned long long>(e.seq), e.kind, e.author,
+              format_time_us(e.at_us).c_str(), e.asked_by[0] ? " (operator " : "", e.asked_by,
+              e.asked_by[0] ? ")" : "");
   // Control characters (a terminal's escape sequences) are shown as hex.
   print_lines(printable_or_hex(reinterpret_cast<const std::uint8_t*>(e.text), std::strlen(e.text), true), "    ");
 }

@@ -30,7 +30,7 @@ struct BallLink {
   CtlClient& client;
   MqttOptions options;  // the broker, for that second connection
   std::string mesh;
-  Key key;  // the operator key: it signs the head and the deliveries too
+  Key key;  // the shared operator key: the gateway signs the heads and the deliveries with it
   int timeout_ms = 3000;
   bool json = false;
   // Connects client: 0, or the exit status with the failure printed. A

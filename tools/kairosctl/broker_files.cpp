@@ -89,9 +89,11 @@ std::string acl_gateway(std::string_view mesh, std::string_view gateway) {
 
 std::string acl_operator(std::string_view mesh, std::string_view name) {
   // Read everything: operators watch the mesh and the nodes' plain outputs
-  // with mosquitto_sub; they write only control requests.
+  // with mosquitto_sub; they write only their own control requests, so
+  // that none can speak as another (docs/PROTOCOL.md, Operators).
   return frame("operator", name,
-               "user " + std::string(name) + "\ntopic write " + root(mesh) + "_ctl/req\ntopic read #\n");
+               "user " + std::string(name) + "\ntopic write " + root(mesh) + "_ctl/req/" + std::string(name) +
+                   "\ntopic read #\n");
 }
 
 std::string replace_acl_block(std::string_view text, std::string_view kind, std::string_view name,

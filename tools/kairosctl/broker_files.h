@@ -19,8 +19,8 @@ bool mosquitto_hash_matches(std::string_view hash, std::string_view password);
 // A node may publish only its own reports (plus the plain topics its own
 // config's mqtt outputs write) and read only its own commands, the
 // gateway's broadcasts and the topics its own inputs read; a gateway reads
-// and writes its mesh; an operator writes control requests and reads the
-// broker's topics (mosquitto_sub for monitoring).
+// and writes its mesh; an operator writes its own control requests
+// (_ctl/req/<name>) and reads the broker's topics (mosquitto_sub for monitoring).
 std::string acl_node(std::string_view mesh, std::string_view cluster, std::string_view node,
                      const std::vector<std::string>& writes = {}, const std::vector<std::string>& reads = {});
 std::string acl_gateway(std::string_view mesh, std::string_view gateway);

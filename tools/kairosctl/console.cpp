@@ -222,6 +222,7 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
     j.key("last_cascade").str(r.last_cascade).key("active_rate").num(r.active_rate);
     j.key("breakers_open").integer(r.breakers_open).key("jobs_running").integer(r.jobs_running);
     j.key("jobs_queued").integer(r.jobs_queued).key("alerts").integer(r.alerts).key("restrictions").str(r.restrictions);
+    j.key("storage_error").str(r.storage_error);
     j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
     std::printf("%s\n", j.text().c_str());
     return 0;
@@ -229,6 +230,8 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
   std::uint64_t dropped = 0;
   for (pb_size_t i = 0; i < r.drops_count; ++i) dropped += r.drops[i].count;
   std::printf("+-- mesh %s -- gateway %s ------------------------------\n", r.mesh, r.gateway);
+  if (r.storage_error[0])
+    std::printf("| STORAGE FAILED    %s: nothing that must be recorded is accepted\n", r.storage_error);
   std::printf("| agents active     %u / %u  (%u cluster%s)\n", r.nodes_online, r.nodes_known, r.clusters,
               r.clusters == 1 ? "" : "s");
   if (r.sectors_total)

@@ -9,7 +9,13 @@ namespace kairos::ctl {
 struct CtlConfig {
   BrokerConfig broker;
   std::string mesh = "default";
-  std::string key_file;   // the operator key
+  std::string key_file;   // the key that signs this console's requests: its operator's own, or the shared one
+  // The named operator this console speaks for (requests on _ctl/req/<name>);
+  // "" for the shared operator key on the legacy _ctl/req.
+  std::string operator_name;
+  // The shared operator key, which checks alerts and Ball heads and
+  // deliveries; "" = key_file (a console of the shared key).
+  std::string shared_key_file;
   int timeout_ms = 3000;  // how long to wait for the gateway
 };
 

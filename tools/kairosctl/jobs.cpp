@@ -112,7 +112,8 @@ int print_job(const kairos_v1_JobInfo& j, bool json) {
     for (pb_size_t i = 0; i < j.dissent_count; ++i) o.str(j.dissent[i]);
     o.end_array();
     o.key("created").str(j.created_us ? format_time_us(j.created_us) : "");
-    o.key("finished").str(j.finished_us ? format_time_us(j.finished_us) : "").end_object();
+    o.key("finished").str(j.finished_us ? format_time_us(j.finished_us) : "");
+    o.key("operator").str(j.asked_by).end_object();
     std::printf("%s\n", o.text().c_str());
     return failed ? 3 : 0;
   }
@@ -120,6 +121,7 @@ int print_job(const kairos_v1_JobInfo& j, bool json) {
   if (j.error[0]) std::printf(": %s", j.error);
   std::printf("\n");
   std::printf("  copies   %u sent, %u retries, redundancy %u\n", j.attempts, j.retries, j.redundancy);
+  if (j.asked_by[0]) std::printf("  asked by %s\n", j.asked_by);
   if (j.winners_count) {
     std::printf("  result   from");
     for (pb_size_t i = 0; i < j.winners_count; ++i) std::printf(" %s", j.winners[i]);
@@ -151,7 +153,8 @@ int print_jobs(const kairos_v1_JobList& l, bool json) {
     for (pb_size_t i = 0; i < l.recent_count; ++i) {
       const auto& j = l.recent[i];
       o.begin_object().key("job").integer(j.job_id).key("handler").str(j.handler).key("state").str(j.state);
-      o.key("error").str(j.error).key("attempts").integer(j.attempts).key("retries").integer(j.retries).end_object();
+      o.key("error").str(j.error).key("attempts").integer(j.attempts).key("retries").integer(j.retries);
+      o.key("operator").str(j.asked_by).end_object();
     }
     o.end_array().end_object();
     std::printf("%s\n", o.text().c_str());
@@ -161,11 +164,12 @@ int print_jobs(const kairos_v1_JobList& l, bool json) {
               static_cast<unsigned long long>(l.queued), static_cast<unsigned long long>(l.running),
               static_cast<unsigned long long>(l.done), static_cast<unsigned long long>(l.failed),
               static_cast<unsigned long long>(l.retries), static_cast<unsigned long long>(l.contradictions));
-  if (l.recent_count) std::printf("%-10s %-16s %-8s %-8s %-7s %s\n", "JOB", "HANDLER", "STATE", "COPIES", "RETRIES", "ERROR");
+  if (l.recent_count)
+    std::printf("%-10s %-16s %-8s %-8s %-7s %-16s %s\n", "JOB", "HANDLER", "STATE", "COPIES", "RETRIES", "OPERATOR", "ERROR");
   for (pb_size_t i = 0; i < l.recent_count; ++i) {
     const auto& j = l.recent[i];
-    std::printf("%-10llu %-16s %-8s %-8u %-7u %s\n", static_cast<unsigned long long>(j.job_id), j.handler, j.state,
-                j.attempts, j.retries, j.error);
+    std::printf("%-10llu %-16s %-8s %-8u %-7u %-16s %s\n", static_cast<unsigned long long>(j.job_id), j.handler, j.state,
+                j.attempts, j.retries, j.asked_by[0] ? j.asked_by : "-", j.error);
   }
   return 0;
 }

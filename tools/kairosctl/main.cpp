@@ -22,6 +22,8 @@
 #include "tools/kairosctl/ctl_config.h"
 #include "tools/kairosctl/provision.h"
 #include "tools/kairosctl/jobs.h"
+#include "tools/kairosctl/rotate.h"
+#include "tools/kairosctl/operators.h"
 #include "tools/kairosctl/schedule.h"
 
 using namespace kairos;
@@ -37,6 +39,8 @@ struct Options {
   std::string broker;
   std::string mesh;
   std::string key_file;
+  std::string operator_name;    // --operator: with --key, instead of ctl.operator and ctl.key_file
+  std::string shared_key_file;  // --shared-key: overrides ctl.shared_key_file
   std::string username;       // --username: overrides broker.username
   std::string password_file;  // --password-file: overrides broker.password_file
   int timeout_ms = 3000;
@@ -58,6 +62,8 @@ void usage(FILE* f) {
                "                                  resolution tasks, highest priority first, with suggested strategies\n"
                "  resolve <task> [--note TEXT]    close a resolution task\n"
                "  heal <node>                     lift the gateway's quarantine of a node and send it heal\n"
+               "  rotate-key <node> [--within MS] a new key for the node, sent wrapped under its current one; answered\n"
+               "                                  once the node confirms it (exit 0) or after MS (default 15000: exit 1)\n"
                "  schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
                "           --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
                "           [--strategy parallel|wave|priority_first|naive] [--window MS] [--tolerance MS] [--hit MS]\n"
@@ -89,6 +95,11 @@ void usage(FILE* f) {
                "  ball list                       the newest plays\n"
                "  ball listen <session> --as NAME [--count N]\n"
                "                                  print what is delivered to NAME (until N deliveries or Ctrl-C)\n"
+               "  operators [list]                the operators the gateway knows: state, key, requests, last request\n"
+               "  operators revoke|restore NAME --confirm\n"
+               "                                  refuse (take again) an operator's requests; an alert goes out\n"
+               "  operators log [NAME] [--limit N] [--before ID]\n"
+               "                                  the audit log: every change each operator asked for, newest first\n"
                "  provision NODE --board B --cluster C [--node-config FILE] [--out DIR] [--keys-dir DIR]\n"
                "            [--mosquitto-dir DIR] [--boards DIR] [--rootfs DIR [--deb FILE | --debs DIR]]\n"
                "            [--force] [--new-key] [--new-password]\n"
@@ -99,7 +110,10 @@ void usage(FILE* f) {
                "  --config FILE    console config (default %s, if present)\n"
                "  --broker URI     broker, e.g. tcp://127.0.0.1:1883\n"
                "  --mesh NAME      mesh name\n"
-               "  --key FILE       operator key file\n"
+               "  --key FILE       the key that signs the requests: the operator's own (with --operator), or the\n"
+               "                   shared operator key\n"
+               "  --operator NAME  the named operator this console speaks for (requests on _ctl/req/NAME)\n"
+               "  --shared-key FILE  the shared operator key, for ball verify and listen (default: --key)\n"
                "  --username NAME  broker user name (overrides broker.username)\n"
                "  --password-file FILE  broker password, its first line (overrides broker.password_file)\n"
                "  --timeout MS     how long to wait for the gateway (default 3000)\n"
@@ -122,6 +136,8 @@ int run(const Options& o) {
   BrokerConfig broker;
   std::string mesh = o.mesh;
   std::string key_file = o.key_file;
+  std::string operator_name = o.operator_name;
+  std::string shared_key_file = o.shared_key_file;
   int timeout_ms = o.timeout_ms;
   std::string cfg_path = o.config_given ? o.config : (access(kDefaultConfig, R_OK) == 0 ? kDefaultConfig : "");
   if (!cfg_path.empty()) {
@@ -129,7 +145,12 @@ int run(const Options& o) {
       auto c = ctl::parse_ctl_config(read_config_file(cfg_path), cfg_path);
       broker = c.broker;
       if (mesh.empty()) mesh = c.mesh;
-      if (key_file.empty()) key_file = c.key_file;
+      // An operator goes with its key: the file's operator is kept only
+      // with the file's key, and --operator takes the file's key only when
+      // the file is that operator's.
+      if (key_file.empty() && (operator_name.empty() || operator_name == c.operator_name)) key_file = c.key_file;
+      if (operator_name.empty() && (o.key_file.empty() || o.key_file == c.key_file)) operator_name = c.operator_name;
+      if (shared_key_file.empty()) shared_key_file = c.shared_key_file;
       if (!o.timeout_given) timeout_ms = c.timeout_ms;
     } catch (const ConfigError& e) {
       return fail(std::string("config error: ") + e.what(), 2);
@@ -147,7 +168,15 @@ int run(const Options& o) {
   };
   if (mesh.empty()) mesh = "default";
   if (!valid_name(mesh)) return fail("mesh name '" + mesh + "' is not valid", 2);
-  if (key_file.empty()) return fail("no operator key: give --key FILE or ctl.key_file in " + std::string(kDefaultConfig), 2);
+  if (key_file.empty())
+    return fail(operator_name.empty()
+                    ? "no operator key: give --key FILE (with --operator NAME for a named operator) or ctl.key_file in " +
+                          std::string(kDefaultConfig)
+                    : "--operator " + operator_name + " needs that operator's key: give --key FILE",
+                2);
+  if (!operator_name.empty() && (!valid_name(operator_name) || operator_name == kSharedOperator))
+    return fail("--operator '" + operator_name + "' is not an operator name ('operator' is the shared key's: leave "
+                "--operator out)", 2);
   Key key;
   try {
     key = load_key_file(key_file);
@@ -209,6 +238,10 @@ int run(const Options& o) {
     if (o.args.size() != 1 || !valid_name(o.args[0])) return fail("heal takes a node id: kairosctl heal <id>", 2);
     req.which_verb = kairos_v1_ControlRequest_heal_tag;
     set_string(req.verb.heal.node, o.args[0]);
+  } else if (o.verb == "rotate-key") {
+    req.which_verb = kairos_v1_ControlRequest_rotate_key_tag;
+    auto err = ctl::parse_rotate_args(o.args, req.verb.rotate_key);
+    if (!err.empty()) return fail(err, 2);
   } else if (o.verb == "delegate") {
     req.which_verb = kairos_v1_ControlRequest_delegate_tag;
     auto err = ctl::parse_delegate_args(o.args, req.verb.delegate);
@@ -242,6 +275,10 @@ int run(const Options& o) {
   } else if (o.verb == "ball") {
     auto err = ctl::parse_ball_args(o.args, ball, stdin);
     if (!err.empty()) return fail(err, 2);
+  } else if (o.verb == "operators") {
+    req.which_verb = kairos_v1_ControlRequest_operators_tag;
+    auto err = ctl::parse_operators_args(o.args, req.verb.operators);
+    if (!err.empty()) return fail(err, 2);
   } else {
     usage(stderr);
     return fail("unknown verb '" + o.verb + "'", 2);
@@ -268,7 +305,7 @@ int run(const Options& o) {
     return fail(e.what(), 2);
   }
   mo.reconnect_min_s = 0.2;
-  CtlClient client(mo, mesh, key);
+  CtlClient client(mo, mesh, key, operator_name);
   std::string why;
   auto connect = [&] {
     if (client.connect(timeout_ms, why)) return 0;
@@ -276,14 +313,25 @@ int run(const Options& o) {
   };
   auto no_answer = [&](int waited_ms) {
     return fail(why + " within " + std::to_string(waited_ms) + " ms on mesh '" + mesh +
-                "': is kairos-gateway running, on this mesh, with the same operator key?");
+                (operator_name.empty() ? "': is kairos-gateway running, on this mesh, with the same operator key?"
+                                       : "': is kairos-gateway running, on this mesh, with operator " + operator_name +
+                                             "'s key (keys/operators/" + operator_name + ".key)?"));
   };
   if (o.verb == "ball") {
     auto silent = [&](int waited_ms, const std::string& w) {
       why = w;
       return no_answer(waited_ms);
     };
-    return ctl::run_ball(ball, {client, mo, mesh, key, timeout_ms, o.json, connect, silent, broker_failure});
+    // Heads and deliveries are signed with the shared operator key.
+    Key shared = key;
+    if (!shared_key_file.empty() && shared_key_file != key_file) {
+      try {
+        shared = load_key_file(shared_key_file);
+      } catch (const std::exception& e) {
+        return fail(e.what(), 2);
+      }
+    }
+    return ctl::run_ball(ball, {client, mo, mesh, shared, timeout_ms, o.json, connect, silent, broker_failure});
   }
   if (int status = connect()) return status;
   if (o.verb == "watch") {
@@ -347,6 +395,12 @@ int run(const Options& o) {
     return req.which_verb == kairos_v1_ControlRequest_jobs_tag ? ctl::print_jobs(resp->reply.jobs, o.json)
                                                                 : ctl::print_breakers(resp->reply.breakers, o.json);
   }
+  if (req.which_verb == kairos_v1_ControlRequest_operators_tag) {
+    auto resp = client.call(req, timeout_ms, why);
+    if (!resp) return no_answer(timeout_ms);
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_operators(req.verb.operators, resp->reply.operators, o.json);
+  }
   if (req.which_verb == kairos_v1_ControlRequest_conflicts_tag || req.which_verb == kairos_v1_ControlRequest_resolve_tag) {
     auto resp = client.call(req, timeout_ms, why);
     if (!resp) return no_answer(timeout_ms);
@@ -367,7 +421,7 @@ int run(const Options& o) {
         j.begin_object().key("at").str(ctl::format_time_us(e.at_us)).key("type").str(e.type);
         j.key("priority").integer(e.priority).key("node").str(e.node).key("detail").str(e.detail);
         j.key("suggested").str(e.suggested).key("task").integer(e.task).key("task_state").str(e.task_state);
-        j.key("resolution").str(e.resolution).end_object();
+        j.key("resolution").str(e.resolution).key("resolved_by").str(e.resolved_by).end_object();
       }
       j.end_array().key("open_tasks").integer(l.open_tasks).end_object();
       std::printf("%s\n", j.text().c_str());
@@ -383,13 +437,21 @@ int run(const Options& o) {
       const auto& e = l.entries[i];
       std::printf("%-24s %-20s %-3u %-20s %s\n", ctl::format_time_us(e.at_us).c_str(), e.type, e.priority, e.node, e.detail);
       if (e.task)
-        std::printf("%24s task %llu %s: %s\n", "", static_cast<unsigned long long>(e.task), e.task_state,
-                    e.resolution[0] ? e.resolution : e.suggested);
+        std::printf("%24s task %llu %s: %s%s%s\n", "", static_cast<unsigned long long>(e.task), e.task_state,
+                    e.resolution[0] ? e.resolution : e.suggested, e.resolved_by[0] ? " (by operator " : "",
+                    e.resolved_by[0] ? (std::string(e.resolved_by) + ")").c_str() : "");
     }
     std::printf("%u shown, %llu in the log, %llu resolution tasks open%s\n", static_cast<unsigned>(l.entries_count),
                 static_cast<unsigned long long>(l.total), static_cast<unsigned long long>(l.open_tasks),
                 req.verb.conflicts.queue ? " (highest priority first)" : "");
     return 0;
+  }
+  if (req.which_verb == kairos_v1_ControlRequest_rotate_key_tag) {
+    int wait_ms = ctl::rotate_wait_ms(req.verb.rotate_key, timeout_ms);
+    auto resp = client.call(req, wait_ms, why);
+    if (!resp) return no_answer(wait_ms);
+    if (!resp->ok) return fail(resp->error);
+    return ctl::print_rotate(resp->reply.rotate_key, o.json);
   }
   if (req.which_verb == kairos_v1_ControlRequest_heal_tag) {
     auto resp = client.call(req, timeout_ms, why);
@@ -529,6 +591,10 @@ int main(int argc, char** argv) {
       if (!value(o.mesh)) return fail("--mesh needs a name", 2);
     } else if (a == "--key") {
       if (!value(o.key_file)) return fail("--key needs a file", 2);
+    } else if (a == "--operator" && o.verb != "provision") {
+      if (!value(o.operator_name) || o.operator_name.empty()) return fail("--operator needs a name", 2);
+    } else if (a == "--shared-key") {
+      if (!value(o.shared_key_file) || o.shared_key_file.empty()) return fail("--shared-key needs a file", 2);
     } else if (a == "--username") {
       if (!value(o.username) || o.username.empty()) return fail("--username needs a name", 2);
     } else if (a == "--password-file") {

@@ -415,6 +415,9 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
     if (!ok) return "provision: " + k + " needs a value";
   }
   if (a.name.empty()) return "provision: name the node (kairosctl provision NODE ...), or give --gateway ID / --operator NAME";
+  if (a.role == "operator" && a.name == kSharedOperator)
+    return "provision: 'operator' is the name the shared operator key's requests go by: give the operator a name of "
+           "its own";
   for (const auto* n : {&a.name, &a.cluster})
     if (!valid_name(*n)) return "provision: '" + *n + "' is not a valid name (" + std::string(kNameRule) + ")";
   if (!a.mesh.empty() && !valid_name(a.mesh)) return "provision: mesh '" + a.mesh + "' is not a valid name (" + std::string(kNameRule) + ")";
@@ -494,9 +497,19 @@ int provision(const ProvisionArgs& a) {
     } else if (a.role == "operator") {
       bundle = out / "operators" / a.name / "etc/kairos";
       what = "operator " + a.name;
+      // The shared key checks what the gateway sends every operator (alerts, Ball);
+      // the operator's own signs its requests (docs/PROTOCOL.md, Operators).
       std::string opkey = key_text(keys / "operator.key", false, plan);
       plan.files[keys / "operator.key"] = {opkey, 0600};
       plan.files[bundle / "operator.key"] = {opkey, 0600};
+      const fs::path gateway_key = keys / "operators" / (a.name + ".key");
+      const std::string keyfile = "operator-" + a.name + ".key";
+      std::string own = key_text(gateway_key, a.new_key, plan);
+      if (!a.new_key && fs::exists(bundle / keyfile) && read_file_or_empty(bundle / keyfile) != own)
+        throw Refusal("provision: " + (bundle / keyfile).string() + " differs from the gateway's " + gateway_key.string() +
+                      ": one of them was replaced by hand; --force --new-key issues a fresh key to both");
+      plan.files[gateway_key] = {own, 0600};
+      plan.files[bundle / keyfile] = {own, 0600};
       std::string pwfile = "operator-" + a.name + ".password";
       std::string pw = password_for(bundle / pwfile, a.new_password, plan);
       plan.files[bundle / pwfile] = {pw + "\n", 0600};
@@ -509,7 +522,8 @@ int provision(const ProvisionArgs& a) {
       plan.files[bundle / "kairosctl.toml"] = {
           "# Written by kairosctl provision.\n[broker]\nuri = " + toml_string(broker) + "\nusername = " + toml_string(a.name) +
               "\npassword_file = \"/etc/kairos/" + pwfile + "\"\n" + tls_keys_toml(names) + "\n[ctl]\nmesh = " +
-              toml_string(mesh) + "\nkey_file = \"/etc/kairos/operator.key\"\n",
+              toml_string(mesh) + "\noperator = " + toml_string(a.name) + "\nkey_file = \"/etc/kairos/" + keyfile +
+              "\"\nshared_key_file = \"/etc/kairos/operator.key\"\n",
           0644};
     } else {
       auto board = load_board(a);

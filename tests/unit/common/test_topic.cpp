@@ -41,6 +41,7 @@ INSTANTIATE_TEST_SUITE_P(
         TopicCase{"kairos/v1/demo/_gw/gw1/state", true, TopicKind::gw_state, "", "gw1"},
         TopicCase{"kairos/v1/demo/_gw/gw1/summary", true, TopicKind::gw_summary, "", "gw1"},
         TopicCase{"kairos/v1/demo/_ctl/req", true, TopicKind::ctl_req, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/req/ana", true, TopicKind::ctl_req, "", "ana"},
         TopicCase{"kairos/v1/demo/_ctl/resp/ctl-1", true, TopicKind::ctl_resp, "", "ctl-1"},
         TopicCase{"kairos/v1/demo/_alert", true, TopicKind::alert, "", ""},
         TopicCase{"kairos/v1/demo/_ball/design/head", true, TopicKind::ball_head, "", ""},
@@ -59,6 +60,10 @@ INSTANTIATE_TEST_SUITE_P(
         TopicCase{"kairos/v1/demo/c1//hb", false, {}, "", ""},
         TopicCase{"kairos/v1/demo/_gw/gw1/other", false, {}, "", ""},
         TopicCase{"kairos/v1/demo/_ctl/resp/", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/req/", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/req/_ana", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/req/ana/x", false, {}, "", ""},
+        TopicCase{"kairos/v1/demo/_ctl/req/a+na", false, {}, "", ""},
         TopicCase{"kairos/v1/", false, {}, "", ""},
         TopicCase{"", false, {}, "", ""}));
 
@@ -67,6 +72,8 @@ TEST(Topic, BuildersRoundTrip) {
   EXPECT_EQ(mesh_state_topic("demo"), "kairos/v1/demo/_mesh/state");
   EXPECT_EQ(gw_topic("demo", "gw1", TopicKind::gw_state), "kairos/v1/demo/_gw/gw1/state");
   EXPECT_EQ(ctl_req_topic("demo"), "kairos/v1/demo/_ctl/req");
+  EXPECT_EQ(ctl_req_topic("demo", "ana"), "kairos/v1/demo/_ctl/req/ana");
+  EXPECT_EQ(parse_topic(ctl_req_topic("demo", "ana"))->name, "ana");
   EXPECT_EQ(ctl_resp_topic("demo", "c"), "kairos/v1/demo/_ctl/resp/c");
   EXPECT_EQ(alert_topic("demo"), "kairos/v1/demo/_alert");
   EXPECT_EQ(ball_head_topic("demo", "s"), "kairos/v1/demo/_ball/s/head");

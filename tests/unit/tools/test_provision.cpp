@@ -101,4 +101,7 @@ TEST(ProvisionAcl, BlocksNameTheirKindAndMesh) {
   EXPECT_NE(acl.find("topic read chat/in\n"), std::string::npos);
   acl = replace_acl_block(acl, "operator", "x", acl_operator("lab", "x"));
   EXPECT_EQ(acl_meshes(acl), (std::vector<std::string>{"farm", "lab"}));
+  // An operator writes its own request topic only (docs/PROTOCOL.md, Operators).
+  EXPECT_NE(acl.find("user x\ntopic write kairos/v1/lab/_ctl/req/x\ntopic read #\n"), std::string::npos) << acl;
+  EXPECT_EQ(acl.find("_ctl/req\n"), std::string::npos) << acl;
 }
