@@ -29,6 +29,14 @@ long proc_kb(pid_t pid, const std::string& field) {
   return -1;
 }
 
+// Whether node id comes online at the gateway within the usual bound.
+bool online(Mesh& mesh, const std::string& id) {
+  return eventually([&] {
+    auto n = mesh.node_info(id);
+    return n && n->online;
+  });
+}
+
 // The resident set of pid once it stops moving by more than 256 kB between
 // two reads 200 ms apart (a daemon's steady state), in kB.
 long settled_rss(pid_t pid) {
@@ -56,10 +64,7 @@ TEST(Attacks, HugePublishesLeaveMemoryWhereItWas) {
   Mesh mesh(dir, broker);
   auto& gw = mesh.start_gateway();
   auto& node = mesh.start_node("n1", "c1", "waveform = \"sine\"\n");
-  ASSERT_TRUE(eventually([&] {
-    auto n = mesh.node_info("n1");
-    return n && n->online;
-  })) << gw.output();
+  ASSERT_TRUE(online(mesh, "n1")) << gw.output();
   long gw_base = settled_rss(gw.pid()), node_base = settled_rss(node.pid());
 
   std::string big = dir.file("big.bin");
@@ -283,10 +288,7 @@ TEST(Attacks, JunkOnTheWireCannotFloodTheLogs) {
   Mesh mesh(dir, broker);
   auto& gw = mesh.start_gateway();
   auto& node = mesh.start_node("n1", "c1", "waveform = \"sine\"\n");
-  ASSERT_TRUE(eventually([&] {
-    auto n = mesh.node_info("n1");
-    return n && n->online;
-  })) << gw.output();
+  ASSERT_TRUE(online(mesh, "n1")) << gw.output();
   const auto gw_lines_before = lines_of(gw.output()).size();
   const auto node_lines_before = lines_of(node.output()).size();
   Client c(broker.uri());
@@ -339,10 +341,7 @@ TEST(Attacks, TwoDevicesWithOneNodeIdAreADuplicateIdentity) {
   Client alerts(broker.uri());
   alerts.subscribe(kTopicRoot.data() + mesh.name() + "/_alert");
   auto& first = mesh.start_node("n1", "c1", "waveform = \"sine\"\n", "phase_period_s = 0.2");
-  ASSERT_TRUE(eventually([&] {
-    auto n = mesh.node_info("n1");
-    return n && n->online;
-  })) << gw.output();
+  ASSERT_TRUE(online(mesh, "n1")) << gw.output();
   // The copy: the same config and key, its own state file (as a clone's own card).
   dir.write("n1-copy.toml", mesh.node_config("n1", "c1", "waveform = \"sine\"\n",
                                              "phase_period_s = 0.2\nstate_file = \"" + dir.file("copy.session") + "\""));
@@ -397,10 +396,7 @@ TEST(Attacks, AFullDatabaseIsALoudStateAndTheGatewaySaysWhenItGoes) {
   ASSERT_TRUE(eventually([&] { return mesh.status().has_value() || !gw->running(); }) && gw->running())
       << gw->output();
   mesh.start_node("n1", "c1", "waveform = \"sine\"\n");
-  ASSERT_TRUE(eventually([&] {
-    auto n = mesh.node_info("n1");
-    return n && n->online;
-  })) << gw->output();
+  ASSERT_TRUE(online(mesh, "n1")) << gw->output();
 
   // Fill the gateway's file system from outside its namespace.
   const std::string filler = "/proc/" + std::to_string(gw->pid()) + "/root" + dbdir + "/filler";
