@@ -465,3 +465,50 @@ TEST(Attacks, AKilledGatewayIsShownOfflineByItsWill) {
       },
       60s));
 }
+
+// Hostile strings in a signed birth: valid UTF-8 that a JSON or log writer
+// could trip on is kept and printed as valid JSON; bytes that are not UTF-8
+// drop the frame (invalid_value) and change nothing.
+TEST(Attacks, HostileStringsReachJsonValidAndInvalidUtf8IsDropped) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway();
+  const std::string id = "hostile";
+  const Key key = mesh.node_key(id);
+  const std::string topic = node_topic(mesh.name(), "c1", id, TopicKind::birth);
+  const std::uint64_t session = static_cast<std::uint64_t>(wall_us());
+  auto birth = [&](std::uint64_t seq, const char* board, const char* firmware) {
+    auto env = make_envelope(id, session, seq, wall_us());
+    env->which_message = kairos_v1_Envelope_birth_tag;
+    auto& b = env->message.birth;
+    set_string(b.cluster, "c1");
+    std::snprintf(b.board, sizeof b.board, "%s", board);
+    std::snprintf(b.firmware_version, sizeof b.firmware_version, "%s", firmware);
+    b.capabilities_count = 1;
+    std::snprintf(b.capabilities[0], sizeof b.capabilities[0], "%s", "cap\"\\\x01\x7f");
+    b.device_class = kairos_v1_DeviceClass_CLASS_A;
+    b.heartbeat_period_ms = 60'000;
+    return seal(topic, *env, key);
+  };
+  Client c(broker.uri());
+  auto invalid = mesh.drops("invalid_value");
+  c.publish(topic, birth(1, "bad\xff\xfe", "1.0"));
+  ASSERT_TRUE(eventually([&] { return mesh.drops("invalid_value") == invalid + 1; })) << mesh.gateway().output();
+  EXPECT_FALSE(mesh.node_info(id)) << "a dropped frame changes nothing";
+  // Quotes, a backslash, a newline, a tab, U+2028, an emoji, right-to-left override.
+  c.publish(topic, birth(2, "q\"b\\n\n\t\xE2\x80\xA8", "\xF0\x9F\x98\x80\xE2\x80\xAE" "1"));
+  ASSERT_TRUE(eventually([&] { return mesh.node_info(id).has_value(); })) << mesh.gateway().output();
+  auto r = mesh.kairosctl({"--json", "nodes"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  dir.write("nodes.json", r.output);
+  // An independent JSON parser takes it, and the strings come back as sent.
+  auto check = run_command({"/usr/bin/python3", "-c",
+                            "import json,sys\n"
+                            "d = [n for n in json.load(open(sys.argv[1])) if n['id'] == 'hostile'][0]\n"
+                            "print(ascii(d['board']), ascii(d['firmware']))",
+                            dir.file("nodes.json")},
+                           dir.path());
+  ASSERT_EQ(check.status, 0) << check.output << "\n" << r.output;
+  EXPECT_NE(check.output.find("'q\"b\\\\n\\n\\t\\u2028' '\\U0001f600\\u202e1'"), std::string::npos) << check.output;
+}
