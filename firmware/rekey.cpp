@@ -28,7 +28,8 @@ NodeKey load_node_key(const NodeConfig& c) {
   NodeKey k;
   k.rotated_file = rotated_key_file(c);
   if (k.rotated_file == c.key_file) {
-    k.note = "key rotation off: a rotated key would replace node.key_file " + c.key_file + "; set node.rotated_key_file";
+    k.note =
+        "key rotation off: a rotated key would replace node.key_file " + c.key_file + "; set node.rotated_key_file";
     k.rotated_file.clear();
   }
   std::optional<RotatedKey> rotated;

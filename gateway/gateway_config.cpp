@@ -23,7 +23,8 @@ GatewayConfig load_gateway_config(const std::string& path) {
   g.rotated_keys_dir = gw.str("rotated_keys_dir", "");
   if (g.rotated_keys_dir.empty()) {
     auto slash = g.database.rfind('/');
-    g.rotated_keys_dir = (slash == std::string::npos ? std::string(".") : g.database.substr(0, slash)) + "/rotated-keys";
+    const std::string dir = slash == std::string::npos ? std::string(".") : g.database.substr(0, slash);
+    g.rotated_keys_dir = dir + "/rotated-keys";
   }
   if (g.rotated_keys_dir == g.keys_dir)
     gw.fail("rotated_keys_dir", "must not be gateway.keys_dir: rotations would overwrite the provisioned keys");

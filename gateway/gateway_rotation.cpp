@@ -24,9 +24,10 @@ std::unique_ptr<Envelope> Gateway::open_node_frame(const Topic& t, const Inbound
   }
   if (o.frame) {
     if (o.promoted) {
-      log::info("keys", t.name + ": key generation " + std::to_string(o.generation) + " confirmed (its first frame, seq " +
-                            std::to_string(o.frame.env->seq) + " on " + log_safe(m.topic) + "); generation " +
-                            std::to_string(o.generation - 1) + " is refused for the node's later frames");
+      log::info("keys", t.name + ": key generation " + std::to_string(o.generation) +
+                            " confirmed (its first frame, seq " + std::to_string(o.frame.env->seq) + " on " +
+                            log_safe(m.topic) + "); generation " + std::to_string(o.generation - 1) +
+                            " is refused for the node's later frames");
       rotation_done(t.name, true, "");
     }
     return std::move(o.frame.env);

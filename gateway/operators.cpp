@@ -99,6 +99,8 @@ AuditLine audit_line(const kairos_v1_ControlRequest& req) {
         default: return {};  // show, list
       }
     }
+    case kairos_v1_ControlRequest_rotate_key_tag:
+      return {"rotate-key", cut(req.verb.rotate_key.node)};
     case kairos_v1_ControlRequest_operators_tag: {
       const auto& o = req.verb.operators;
       if (o.action == kairos_v1_OperatorsAction_OPERATORS_REVOKE) return {"revoke", cut(o.name)};

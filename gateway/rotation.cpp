@@ -45,7 +45,8 @@ NodeKeys* KeyBook::find(const std::string& id, std::int64_t now_us) {
     k.current = choose_key(*provisioned, load_rotated_key(path(id, ".key")), why);
     if (!why.empty()) log::warn("keys", path(id, ".key") + " not used: " + why);
     else if (k.current.generation > 0)
-      log::info("keys", id + ": key generation " + std::to_string(k.current.generation) + " (" + path(id, ".key") + ")");
+      log::info("keys",
+                id + ": key generation " + std::to_string(k.current.generation) + " (" + path(id, ".key") + ")");
     if (auto next = load_rotated_key(path(id, ".key.next"))) {
       if (next->base == k.current.base && next->generation == k.current.generation + 1) {
         k.pending = next;

@@ -4,9 +4,9 @@
 // confirmed rotation), the pending next key while a rotation waits for the
 // node, and the retired key, still taken for the frames the node signed
 // before it switched.
+#include <array>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 

@@ -333,7 +333,8 @@ std::optional<std::string> validate(const Envelope& e) {
     case kairos_v1_Envelope_command_tag: {
       // A rekey carries a 32-byte key wrapped (RFC 3394: 40 bytes) for a generation above the provisioned 0.
       const auto& c = e.message.command;
-      if (c.which_action == kairos_v1_Command_rekey_tag && (c.action.rekey.generation == 0 || c.action.rekey.wrapped_key.size != 40))
+      if (c.which_action == kairos_v1_Command_rekey_tag &&
+          (c.action.rekey.generation == 0 || c.action.rekey.wrapped_key.size != 40))
         return bad("command.rekey");
       return std::nullopt;
     }

@@ -27,7 +27,8 @@ class Aes {
  public:
   Aes(const Key& kek, bool encrypt) {
     mbedtls_aes_init(&ctx_);
-    int rc = encrypt ? mbedtls_aes_setkey_enc(&ctx_, kek.bytes.data(), 256) : mbedtls_aes_setkey_dec(&ctx_, kek.bytes.data(), 256);
+    int rc = encrypt ? mbedtls_aes_setkey_enc(&ctx_, kek.bytes.data(), 256)
+                     : mbedtls_aes_setkey_dec(&ctx_, kek.bytes.data(), 256);
     if (rc != 0) throw std::runtime_error("mbedtls AES key setup failed");
     mode_ = encrypt ? MBEDTLS_AES_ENCRYPT : MBEDTLS_AES_DECRYPT;
   }
@@ -91,7 +92,8 @@ Key rekey_kek(const Key& current, std::string_view node, std::uint32_t generatio
 }
 
 Bytes aes_key_wrap(const Key& kek, ByteView data) {
-  if (data.size() < 16 || data.size() % 8 != 0) throw std::invalid_argument("key wrap: data of " + std::to_string(data.size()) + " bytes");
+  if (data.size() < 16 || data.size() % 8 != 0)
+    throw std::invalid_argument("key wrap: data of " + std::to_string(data.size()) + " bytes");
   const std::size_t n = data.size() / 8;
   Bytes out(data.size() + 8);
   std::memcpy(out.data(), kIv, 8);

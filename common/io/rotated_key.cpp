@@ -52,14 +52,15 @@ std::optional<RotatedKey> load_rotated_key(const std::string& path) {
   if ((st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%03o", st.st_mode & 0777);
-    throw std::runtime_error(path + ": key file has mode " + mode + " and may be read or changed by others; run: chmod 600 " +
-                             path);
+    throw std::runtime_error(path + ": key file has mode " + mode +
+                             " and may be read or changed by others; run: chmod 600 " + path);
   }
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(failed("open", path));
   std::string text;
   char buf[512];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < 4096;) text.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < 4096;)
+    text.append(buf, static_cast<std::size_t>(n));
   ::close(fd);
   std::string why;
   auto k = parse_rotated_key(text, why);

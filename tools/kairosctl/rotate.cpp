@@ -39,7 +39,8 @@ int print_rotate(const kairos_v1_RotateKeyReply& r, bool json) {
     j.key("confirm_ms").integer(r.confirm_ms).key("resent").boolean(r.resent).key("detail").str(r.detail).end_object();
     std::printf("%s\n", j.text().c_str());
   } else if (r.rotated) {
-    std::printf("%s: key rotated to generation %u, confirmed by the node in %u ms%s; generation %u is refused from now on\n",
+    std::printf("%s: key rotated to generation %u, confirmed by the node in %u ms%s; "
+                "generation %u is refused from now on\n",
                 r.node, r.generation, r.confirm_ms,
                 r.resent ? " (the key of an earlier, unconfirmed attempt, sent again)" : "",
                 r.generation ? r.generation - 1 : 0);

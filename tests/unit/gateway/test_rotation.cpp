@@ -8,6 +8,7 @@
 
 #include "common/io/files.h"
 #include "common/io/rotated_key.h"
+#include "gateway/operators.h"
 #include "gateway/rotation.h"
 #include "tests/unit/scratch.h"
 
@@ -212,6 +213,16 @@ TEST(KeyBook, LeftoversAndAKeyProvisionedAnewAreNotUsed) {
   EXPECT_FALSE(k->retired);
   EXPECT_TRUE(b.open_hb(key_of(0x22), 7, 1).frame);
   EXPECT_FALSE(b.open_hb(next, 7, 2).frame);
+}
+
+// Who rotated which node's key is in the operators' audit log.
+TEST(KeyBook, ARotationIsAChangeTheAuditLogKeeps) {
+  kairos_v1_ControlRequest req = kairos_v1_ControlRequest_init_zero;
+  req.which_verb = kairos_v1_ControlRequest_rotate_key_tag;
+  set_string(req.verb.rotate_key.node, "barn-1");
+  auto line = audit_line(req);
+  EXPECT_EQ(line.verb, "rotate-key");
+  EXPECT_EQ(line.detail, "barn-1");
 }
 
 TEST(KeyBook, ARotatedKeyFileOthersMayReadMakesTheNodeUnknown) {
