@@ -319,7 +319,7 @@ TEST(Rotation, AGatewayRestartMidRotationLosesNothing) {
 // A node that cannot keep a new key refuses it; a node that does not answer
 // in time leaves the rotation abandoned. Either way the old key stays in
 // use, and running rotate-key again is safe: the key still pending is sent
-// again, and this time the node takes it.
+// again, and this time the node takes it. kairos-sim's nodes refuse.
 TEST(Rotation, RefusedOrUnconfirmedRotationsKeepTheOldKeyAndCanBeRunAgain) {
   Rotation r;
   r.mesh.start_gateway();
@@ -377,4 +377,16 @@ TEST(Rotation, RefusedOrUnconfirmedRotationsKeepTheOldKeyAndCanBeRunAgain) {
   EXPECT_EQ(rot.status, 1);
   EXPECT_NE(rot.output.find("rotate-key: no node 'nobody'"), std::string::npos) << rot.output;
   (void)session;
+
+  // kairos-sim's nodes share the node's command intake, but keep no key of their own: they refuse.
+  Process sim(r.mesh.sim_argv({"--nodes", "1", "--prefix", "s", "--clusters", "1", "--hb-period-s", "1"}),
+              r.dir.file("sim.log"));
+  ASSERT_TRUE(eventually([&] {
+    auto n = r.mesh.node_info("s-00001");
+    return n && n->online;
+  }, 30s)) << sim.output();
+  rot = r.mesh.kairosctl({"rotate-key", "s-00001"});
+  EXPECT_EQ(rot.status, 1) << rot.output;
+  EXPECT_NE(rot.output.find("the node refused the new key: not supported by the simulator"), std::string::npos)
+      << rot.output;
 }
