@@ -8,46 +8,16 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/core/mbedtls_owned.h"
+
 namespace kairos {
 
 namespace {
-
-// RAII for the parsed forms.
-struct Crt {
-  mbedtls_x509_crt c;
-  Crt() { mbedtls_x509_crt_init(&c); }
-  ~Crt() { mbedtls_x509_crt_free(&c); }
-  Crt(const Crt&) = delete;
-  Crt& operator=(const Crt&) = delete;
-};
-
-struct Pk {
-  mbedtls_pk_context k;
-  Pk() { mbedtls_pk_init(&k); }
-  ~Pk() { mbedtls_pk_free(&k); }
-  Pk(const Pk&) = delete;
-  Pk& operator=(const Pk&) = delete;
-};
 
 std::string error_text(int rc) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "Mbed TLS error -0x%04x", static_cast<unsigned>(-rc));
   return buf;
-}
-
-// Parses every certificate of text (PEM needs its terminating NUL counted).
-int parse(Crt& crt, std::string_view text) {
-  std::string buf(text);
-  const bool pem = buf.find("-----BEGIN ") != std::string::npos;
-  return mbedtls_x509_crt_parse(&crt.c, reinterpret_cast<const unsigned char*>(buf.c_str()),
-                                pem ? buf.size() + 1 : buf.size());
-}
-
-int parse_key(Pk& pk, std::string_view text) {
-  std::string buf(text);
-  const bool pem = buf.find("-----BEGIN ") != std::string::npos;
-  return mbedtls_pk_parse_key(&pk.k, reinterpret_cast<const unsigned char*>(buf.c_str()),
-                              pem ? buf.size() + 1 : buf.size(), nullptr, 0);
 }
 
 std::int64_t to_unix(const mbedtls_x509_time& t) { return unix_time(t.year, t.mon, t.day, t.hour, t.min, t.sec); }
@@ -106,57 +76,58 @@ void read_alt_names(const mbedtls_x509_buf& v3, CertFacts& f) {
 }  // namespace
 
 std::optional<CertFacts> read_cert(std::string_view pem, std::string& why) {
-  Crt crt;
-  int rc = parse(crt, pem);
-  if (rc < 0 || crt.c.raw.p == nullptr) {
+  tls::Crt crt;
+  int rc = tls::parse_certs(crt, pem);
+  if (rc < 0 || crt.v.raw.p == nullptr) {
     why = rc < 0 ? "not a certificate (" + error_text(rc) + ")" : "no certificate in it";
     return std::nullopt;
   }
   CertFacts f;
   char buf[512];
-  if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt.c.subject) > 0) f.subject = buf;
-  if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt.c.issuer) > 0) f.issuer = buf;
-  for (const mbedtls_x509_name* n = &crt.c.subject; n; n = n->next)
+  if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt.v.subject) > 0) f.subject = buf;
+  if (mbedtls_x509_dn_gets(buf, sizeof buf, &crt.v.issuer) > 0) f.issuer = buf;
+  for (const mbedtls_x509_name* n = &crt.v.subject; n; n = n->next)
     if (n->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0)
       f.common_name.assign(reinterpret_cast<const char*>(n->val.p), n->val.len);
-  f.not_before_s = to_unix(crt.c.valid_from);
-  f.not_after_s = to_unix(crt.c.valid_to);
-  f.is_ca = crt.c.ca_istrue != 0;
-  read_alt_names(crt.c.v3_ext, f);
+  f.not_before_s = to_unix(crt.v.valid_from);
+  f.not_after_s = to_unix(crt.v.valid_to);
+  f.is_ca = crt.v.ca_istrue != 0;
+  read_alt_names(crt.v.v3_ext, f);
   return f;
 }
 
 int count_certs(std::string_view pem, std::string& why) {
-  Crt crt;
-  int rc = parse(crt, pem);
+  tls::Crt crt;
+  int rc = tls::parse_certs(crt, pem);
   int n = 0;
-  for (const mbedtls_x509_crt* c = &crt.c; c && c->raw.p; c = c->next) ++n;
+  for (const mbedtls_x509_crt* c = &crt.v; c && c->raw.p; c = c->next) ++n;
   if (n == 0) why = rc < 0 ? "not a certificate (" + error_text(rc) + ")" : "no certificate in it";
   return n;
 }
 
 bool read_private_key(std::string_view key_pem, std::string& why) {
-  Pk pk;
-  int rc = parse_key(pk, key_pem);
+  tls::Pk pk;
+  int rc = tls::parse_key(pk, key_pem);
   if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) why = "the key is encrypted (give it without a passphrase)";
   else if (rc != 0) why = "not a private key (" + error_text(rc) + ")";
   return rc == 0;
 }
 
 bool key_fits_cert(std::string_view cert_pem, std::string_view key_pem) {
-  Crt crt;
-  Pk pk;
-  if (parse(crt, cert_pem) < 0 || !crt.c.raw.p || parse_key(pk, key_pem) != 0) return false;
-  return mbedtls_pk_check_pair(&crt.c.pk, &pk.k) == 0;
+  tls::Crt crt;
+  tls::Pk pk;
+  if (tls::parse_certs(crt, cert_pem) < 0 || !crt.v.raw.p || tls::parse_key(pk, key_pem) != 0) return false;
+  return mbedtls_pk_check_pair(&crt.v.pk, &pk.v) == 0;
 }
 
 bool issued_by(std::string_view cert_pem, std::string_view ca_pem) {
-  Crt crt, ca;
-  if (parse(crt, cert_pem) < 0 || !crt.c.raw.p || parse(ca, ca_pem) < 0 || !ca.c.raw.p) return false;
+  tls::Crt crt, ca;
+  if (tls::parse_certs(crt, cert_pem) < 0 || !crt.v.raw.p) return false;
+  if (tls::parse_certs(ca, ca_pem) < 0 || !ca.v.raw.p) return false;
   // Only the chain counts: a certificate of the CA that has expired still
   // tells which CA issued it.
   std::uint32_t flags = 0;
-  mbedtls_x509_crt_verify(&crt.c, &ca.c, nullptr, nullptr, &flags, nullptr, nullptr);
+  mbedtls_x509_crt_verify(&crt.v, &ca.v, nullptr, nullptr, &flags, nullptr, nullptr);
   constexpr std::uint32_t kTimes = MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE;
   return (flags & ~kTimes) == 0;
 }

@@ -1,29 +1,47 @@
 #include "common/io/keygen.h"
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace kairos {
 
-Bytes random_bytes(std::size_t n) {
-  mbedtls_entropy_context entropy;
-  mbedtls_ctr_drbg_context drbg;
-  mbedtls_entropy_init(&entropy);
-  mbedtls_ctr_drbg_init(&drbg);
-  static constexpr unsigned char kPersonal[] = "kairos-keygen";
-  Bytes out(n);
-  int rc = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, kPersonal, sizeof kPersonal - 1);
+RandomSource::RandomSource(const char* personal) {
+  mbedtls_entropy_init(&entropy_);
+  mbedtls_ctr_drbg_init(&drbg_);
+  int rc = mbedtls_ctr_drbg_seed(&drbg_, mbedtls_entropy_func, &entropy_, reinterpret_cast<const unsigned char*>(personal),
+                                 std::strlen(personal));
+  if (rc != 0) {
+    mbedtls_ctr_drbg_free(&drbg_);
+    mbedtls_entropy_free(&entropy_);
+    throw std::runtime_error("seeding the random generator failed (Mbed TLS error " + std::to_string(rc) + ")");
+  }
+}
+
+RandomSource::~RandomSource() {
+  mbedtls_ctr_drbg_free(&drbg_);
+  mbedtls_entropy_free(&entropy_);
+}
+
+int RandomSource::random(void* self, unsigned char* out, std::size_t len) {
+  auto& drbg = static_cast<RandomSource*>(self)->drbg_;
   // The DRBG hands out at most MBEDTLS_CTR_DRBG_MAX_REQUEST bytes per call.
-  for (std::size_t done = 0; rc == 0 && done < n;) {
-    std::size_t chunk = std::min<std::size_t>(n - done, MBEDTLS_CTR_DRBG_MAX_REQUEST);
-    rc = mbedtls_ctr_drbg_random(&drbg, out.data() + done, chunk);
+  for (std::size_t done = 0; done < len;) {
+    std::size_t chunk = std::min<std::size_t>(len - done, MBEDTLS_CTR_DRBG_MAX_REQUEST);
+    if (int rc = mbedtls_ctr_drbg_random(&drbg, out + done, chunk); rc != 0) return rc;
     done += chunk;
   }
-  mbedtls_ctr_drbg_free(&drbg);
-  mbedtls_entropy_free(&entropy);
-  if (rc != 0) throw std::runtime_error("random generator failed (Mbed TLS error " + std::to_string(rc) + ")");
+  return 0;
+}
+
+void RandomSource::fill(unsigned char* out, std::size_t len) {
+  if (int rc = random(this, out, len); rc != 0)
+    throw std::runtime_error("random generator failed (Mbed TLS error " + std::to_string(rc) + ")");
+}
+
+Bytes random_bytes(std::size_t n) {
+  Bytes out(n);
+  RandomSource("kairos-keygen").fill(out.data(), n);
   return out;
 }
 

@@ -2,9 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
@@ -12,7 +10,9 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "common/core/mbedtls_owned.h"
 #include "common/core/x509.h"
+#include "common/io/keygen.h"
 
 namespace kairos::ctl {
 
@@ -26,68 +26,12 @@ void check(int rc, const char* what) {
   }
 }
 
-// Mbed TLS's CTR-DRBG seeded from its entropy sources (getrandom).
-class Drbg {
- public:
-  Drbg() {
-    mbedtls_entropy_init(&entropy_);
-    mbedtls_ctr_drbg_init(&drbg_);
-    static constexpr unsigned char kPersonal[] = "kairos-certs";
-    check(mbedtls_ctr_drbg_seed(&drbg_, mbedtls_entropy_func, &entropy_, kPersonal, sizeof kPersonal - 1),
-          "seeding the random generator");
-  }
-  ~Drbg() {
-    mbedtls_ctr_drbg_free(&drbg_);
-    mbedtls_entropy_free(&entropy_);
-  }
-  Drbg(const Drbg&) = delete;
-  Drbg& operator=(const Drbg&) = delete;
-  static int random(void* self, unsigned char* out, std::size_t len) {
-    return mbedtls_ctr_drbg_random(&static_cast<Drbg*>(self)->drbg_, out, len);
-  }
+using tls::Crt;
+using tls::CrtWriter;
+using tls::Mpi;
+using tls::Pk;
 
- private:
-  mbedtls_entropy_context entropy_;
-  mbedtls_ctr_drbg_context drbg_;
-};
-
-struct Pk {
-  mbedtls_pk_context k;
-  Pk() { mbedtls_pk_init(&k); }
-  ~Pk() { mbedtls_pk_free(&k); }
-  Pk(const Pk&) = delete;
-  Pk& operator=(const Pk&) = delete;
-};
-
-struct Crt {
-  mbedtls_x509_crt c;
-  Crt() { mbedtls_x509_crt_init(&c); }
-  ~Crt() { mbedtls_x509_crt_free(&c); }
-  Crt(const Crt&) = delete;
-  Crt& operator=(const Crt&) = delete;
-};
-
-struct Writer {
-  mbedtls_x509write_cert w;
-  Writer() { mbedtls_x509write_crt_init(&w); }
-  ~Writer() { mbedtls_x509write_crt_free(&w); }
-  Writer(const Writer&) = delete;
-  Writer& operator=(const Writer&) = delete;
-};
-
-struct Mpi {
-  mbedtls_mpi m;
-  Mpi() { mbedtls_mpi_init(&m); }
-  ~Mpi() { mbedtls_mpi_free(&m); }
-  Mpi(const Mpi&) = delete;
-  Mpi& operator=(const Mpi&) = delete;
-};
-
-void parse_key(Pk& pk, std::string_view pem, const char* what) {
-  std::string buf(pem);
-  check(mbedtls_pk_parse_key(&pk.k, reinterpret_cast<const unsigned char*>(buf.c_str()), buf.size() + 1, nullptr, 0),
-        what);
-}
+void parse_key(Pk& pk, std::string_view pem, const char* what) { check(tls::parse_key(pk, pem), what); }
 
 // One DER element: tag, definite length, content.
 std::string der(unsigned char tag, std::string_view content) {
@@ -136,8 +80,8 @@ std::string alt_names(const CertSpec& s) {
   return der(0x30, names);
 }
 
-void add_extension(Writer& w, const char* oid, std::size_t oid_len, bool critical, const std::string& value) {
-  check(mbedtls_x509write_crt_set_extension(&w.w, oid, oid_len, critical ? 1 : 0,
+void add_extension(CrtWriter& w, const char* oid, std::size_t oid_len, bool critical, const std::string& value) {
+  check(mbedtls_x509write_crt_set_extension(&w.v, oid, oid_len, critical ? 1 : 0,
                                             reinterpret_cast<const unsigned char*>(value.data()), value.size()),
         "adding a certificate extension");
 }
@@ -145,12 +89,12 @@ void add_extension(Writer& w, const char* oid, std::size_t oid_len, bool critica
 }  // namespace
 
 std::string new_ec_key() {
-  Drbg drbg;
+  RandomSource drbg("kairos-certs");
   Pk pk;
-  check(mbedtls_pk_setup(&pk.k, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "setting up an EC key");
-  check(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk.k), &Drbg::random, &drbg), "making an EC key");
+  check(mbedtls_pk_setup(&pk.v, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "setting up an EC key");
+  check(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk.v), &RandomSource::random, &drbg), "making an EC key");
   unsigned char buf[1024];
-  check(mbedtls_pk_write_key_pem(&pk.k, buf, sizeof buf), "writing an EC key");
+  check(mbedtls_pk_write_key_pem(&pk.v, buf, sizeof buf), "writing an EC key");
   return reinterpret_cast<const char*>(buf);
 }
 
@@ -159,7 +103,7 @@ std::string issue_cert(const CertSpec& spec, std::string_view subject_key_pem, s
   const bool self_signed = issuer_cert_pem.empty();
   if (self_signed != (spec.kind == CertSpec::Kind::ca))
     throw std::runtime_error("a CA certificate signs itself; any other is signed by the CA");
-  Drbg drbg;
+  RandomSource drbg("kairos-certs");
   Pk subject_key, issuer_key;
   parse_key(subject_key, subject_key_pem, "reading the certificate's key");
   parse_key(issuer_key, self_signed ? subject_key_pem : issuer_key_pem, "reading the CA's key");
@@ -167,44 +111,42 @@ std::string issue_cert(const CertSpec& spec, std::string_view subject_key_pem, s
   std::string issuer_name = subject_name(spec);
   if (!self_signed) {
     Crt issuer;
-    std::string buf(issuer_cert_pem);
-    check(mbedtls_x509_crt_parse(&issuer.c, reinterpret_cast<const unsigned char*>(buf.c_str()), buf.size() + 1),
-          "reading the CA's certificate");
+    check(tls::parse_certs(issuer, issuer_cert_pem), "reading the CA's certificate");
     char name[512];
-    if (mbedtls_x509_dn_gets(name, sizeof name, &issuer.c.subject) < 0)
+    if (mbedtls_x509_dn_gets(name, sizeof name, &issuer.v.subject) < 0)
       throw std::runtime_error("the CA's name is too long");
     issuer_name = name;
-    if (mbedtls_pk_check_pair(&issuer.c.pk, &issuer_key.k) != 0)
+    if (mbedtls_pk_check_pair(&issuer.v.pk, &issuer_key.v) != 0)
       throw std::runtime_error("the CA's key is not the key of its certificate");
   }
 
-  Writer w;
-  mbedtls_x509write_crt_set_version(&w.w, MBEDTLS_X509_CRT_VERSION_3);
-  mbedtls_x509write_crt_set_md_alg(&w.w, MBEDTLS_MD_SHA256);
-  mbedtls_x509write_crt_set_subject_key(&w.w, &subject_key.k);
-  mbedtls_x509write_crt_set_issuer_key(&w.w, &issuer_key.k);
-  check(mbedtls_x509write_crt_set_subject_name(&w.w, subject_name(spec).c_str()), "setting the subject name");
-  check(mbedtls_x509write_crt_set_issuer_name(&w.w, issuer_name.c_str()), "setting the issuer name");
+  CrtWriter w;
+  mbedtls_x509write_crt_set_version(&w.v, MBEDTLS_X509_CRT_VERSION_3);
+  mbedtls_x509write_crt_set_md_alg(&w.v, MBEDTLS_MD_SHA256);
+  mbedtls_x509write_crt_set_subject_key(&w.v, &subject_key.v);
+  mbedtls_x509write_crt_set_issuer_key(&w.v, &issuer_key.v);
+  check(mbedtls_x509write_crt_set_subject_name(&w.v, subject_name(spec).c_str()), "setting the subject name");
+  check(mbedtls_x509write_crt_set_issuer_name(&w.v, issuer_name.c_str()), "setting the issuer name");
   // A random positive 127-bit serial (RFC 5280 4.1.2.2: unique per CA, at most 20 bytes).
   unsigned char serial_bytes[16];
-  check(Drbg::random(&drbg, serial_bytes, sizeof serial_bytes), "drawing a serial number");
+  drbg.fill(serial_bytes, sizeof serial_bytes);
   serial_bytes[0] = static_cast<unsigned char>((serial_bytes[0] & 0x7f) | 0x01);
   Mpi serial;
-  check(mbedtls_mpi_read_binary(&serial.m, serial_bytes, sizeof serial_bytes), "setting the serial number");
-  check(mbedtls_x509write_crt_set_serial(&w.w, &serial.m), "setting the serial number");
+  check(mbedtls_mpi_read_binary(&serial.v, serial_bytes, sizeof serial_bytes), "setting the serial number");
+  check(mbedtls_x509write_crt_set_serial(&w.v, &serial.v), "setting the serial number");
   const std::string from = x509_time(spec.not_before_s), to = x509_time(spec.not_after_s);
-  check(mbedtls_x509write_crt_set_validity(&w.w, from.c_str(), to.c_str()), "setting the validity");
-  check(mbedtls_x509write_crt_set_subject_key_identifier(&w.w), "setting the subject key identifier");
-  check(mbedtls_x509write_crt_set_authority_key_identifier(&w.w), "setting the authority key identifier");
+  check(mbedtls_x509write_crt_set_validity(&w.v, from.c_str(), to.c_str()), "setting the validity");
+  check(mbedtls_x509write_crt_set_subject_key_identifier(&w.v), "setting the subject key identifier");
+  check(mbedtls_x509write_crt_set_authority_key_identifier(&w.v), "setting the authority key identifier");
 
   if (spec.kind == CertSpec::Kind::ca) {
     // pathlen 0: the mesh CA signs devices, never another CA.
-    check(mbedtls_x509write_crt_set_basic_constraints(&w.w, 1, 0), "setting the basic constraints");
-    check(mbedtls_x509write_crt_set_key_usage(&w.w, MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN),
+    check(mbedtls_x509write_crt_set_basic_constraints(&w.v, 1, 0), "setting the basic constraints");
+    check(mbedtls_x509write_crt_set_key_usage(&w.v, MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN),
           "setting the key usage");
   } else {
-    check(mbedtls_x509write_crt_set_basic_constraints(&w.w, 0, -1), "setting the basic constraints");
-    check(mbedtls_x509write_crt_set_key_usage(&w.w, MBEDTLS_X509_KU_DIGITAL_SIGNATURE), "setting the key usage");
+    check(mbedtls_x509write_crt_set_basic_constraints(&w.v, 0, -1), "setting the basic constraints");
+    check(mbedtls_x509write_crt_set_key_usage(&w.v, MBEDTLS_X509_KU_DIGITAL_SIGNATURE), "setting the key usage");
     const bool server = spec.kind == CertSpec::Kind::server;
     const std::string usage = server ? std::string(MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH))
                                      : std::string(MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH));
@@ -215,7 +157,7 @@ std::string issue_cert(const CertSpec& spec, std::string_view subject_key_pem, s
                     alt_names(spec));
   }
   unsigned char pem[4096];
-  check(mbedtls_x509write_crt_pem(&w.w, pem, sizeof pem, &Drbg::random, &drbg), "signing the certificate");
+  check(mbedtls_x509write_crt_pem(&w.v, pem, sizeof pem, &RandomSource::random, &drbg), "signing the certificate");
   return reinterpret_cast<const char*>(pem);
 }
 
