@@ -70,16 +70,6 @@ bool finite(const kairos_v1_Complex& z) { return std::isfinite(z.re) && std::isf
 
 bool name_ok(const char* s) { return valid_name(s); }
 
-// nanopb stores whatever integer arrived in a C enum field; reading an
-// out-of-range value through the enum type is undefined in C++, so the
-// checks read the raw integer.
-template <class E>
-int raw(const E& e) {
-  static_assert(sizeof(E) == sizeof(int));
-  int v;
-  std::memcpy(&v, &e, sizeof v);
-  return v;
-}
 
 bool in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
 
@@ -94,19 +84,19 @@ std::string_view to_string(DropReason reason) {
 
 std::string_view to_string(kairos_v1_MeshMode m) {
   static constexpr std::string_view names[] = {"?", "FULL", "DEGRADED_LIGHT", "DEGRADED_MODERATE", "DEGRADED_SEVERE", "EMERGENCY"};
-  int i = raw(m);
+  int i = raw_enum(m);
   return i >= 0 && i <= 5 ? names[i] : "?";
 }
 
 std::string_view to_string(kairos_v1_NodeStatus st) {
   static constexpr std::string_view names[] = {"?", "COMPLIANT", "PROCESSING", "VARIANCE_WARNING", "QUARANTINED", "FROZEN", "OFFLINE"};
-  int i = raw(st);
+  int i = raw_enum(st);
   return i >= 0 && i <= 6 ? names[i] : "?";
 }
 
 std::string_view class_letter(kairos_v1_DeviceClass c) {
   static constexpr std::string_view names[] = {"?", "A", "B", "C", "D", "E", "F"};
-  int i = raw(c);
+  int i = raw_enum(c);
   return i >= 0 && i <= 6 ? names[i] : "?";
 }
 
@@ -271,7 +261,7 @@ std::optional<std::string> validate(const Envelope& e) {
     case kairos_v1_Envelope_birth_tag: {
       const auto& b = e.message.birth;
       if (!name_ok(b.cluster)) return bad("birth.cluster");
-      if (!in_range(raw(b.device_class), _kairos_v1_DeviceClass_MIN, _kairos_v1_DeviceClass_MAX))
+      if (!in_range(raw_enum(b.device_class), _kairos_v1_DeviceClass_MIN, _kairos_v1_DeviceClass_MAX))
         return bad("birth.device_class");
       for (pb_size_t i = 0; i < b.timescales_s_count; ++i)
         if (!finite(b.timescales_s[i]) || b.timescales_s[i] <= 0) return bad("birth.timescales_s");
@@ -284,7 +274,7 @@ std::optional<std::string> validate(const Envelope& e) {
       return std::nullopt;
     case kairos_v1_Envelope_heartbeat_tag: {
       const auto& h = e.message.heartbeat;
-      if (!in_range(raw(h.status), _kairos_v1_NodeStatus_MIN, kairos_v1_NodeStatus_FROZEN))
+      if (!in_range(raw_enum(h.status), _kairos_v1_NodeStatus_MIN, kairos_v1_NodeStatus_FROZEN))
         return bad("heartbeat.status");
       if (!finite(h.processing_ms) || !finite(h.loop_load) || h.processing_ms < 0 || h.loop_load < 0)
         return bad("heartbeat timing");
@@ -302,7 +292,7 @@ std::optional<std::string> validate(const Envelope& e) {
       return std::nullopt;
     }
     case kairos_v1_Envelope_event_tag:
-      if (!in_range(raw(e.message.event.kind), _kairos_v1_EventKind_MIN, _kairos_v1_EventKind_MAX))
+      if (!in_range(raw_enum(e.message.event.kind), _kairos_v1_EventKind_MIN, _kairos_v1_EventKind_MAX))
         return bad("event.kind");
       return std::nullopt;
     case kairos_v1_Envelope_ack_tag:
@@ -311,13 +301,13 @@ std::optional<std::string> validate(const Envelope& e) {
     case kairos_v1_Envelope_mesh_state_tag: {
       const auto& m = e.message.mesh_state;
       if (!finite(m.z) || !finite(m.coherence) || !finite(m.agreement)) return bad("mesh_state");
-      if (!in_range(raw(m.mode), _kairos_v1_MeshMode_MIN, _kairos_v1_MeshMode_MAX)) return bad("mesh_state.mode");
+      if (!in_range(raw_enum(m.mode), _kairos_v1_MeshMode_MIN, _kairos_v1_MeshMode_MAX)) return bad("mesh_state.mode");
       return std::nullopt;
     }
     case kairos_v1_Envelope_result_tag: {
       const auto& r = e.message.result;
       if (r.job_id == 0 || r.attempt == 0) return bad("result: job id or attempt 0");
-      if (!in_range(raw(r.status), kairos_v1_JobStatus_JOB_OK, _kairos_v1_JobStatus_MAX)) return bad("result.status");
+      if (!in_range(raw_enum(r.status), kairos_v1_JobStatus_JOB_OK, _kairos_v1_JobStatus_MAX)) return bad("result.status");
       return std::nullopt;
     }
     case kairos_v1_Envelope_alert_tag:
@@ -343,8 +333,8 @@ std::optional<std::string> validate(const Envelope& e) {
       const auto& r = e.message.ctl_request;
       if (r.which_verb == kairos_v1_ControlRequest_ball_tag) {
         const auto& b = r.verb.ball;
-        if (!in_range(raw(b.verb), _kairos_v1_BallVerb_MIN, _kairos_v1_BallVerb_MAX)) return bad("ball.verb");
-        if (!in_range(raw(b.level), _kairos_v1_BallAck_MIN, _kairos_v1_BallAck_MAX)) return bad("ball.level");
+        if (!in_range(raw_enum(b.verb), _kairos_v1_BallVerb_MIN, _kairos_v1_BallVerb_MAX)) return bad("ball.verb");
+        if (!in_range(raw_enum(b.level), _kairos_v1_BallAck_MIN, _kairos_v1_BallAck_MAX)) return bad("ball.level");
       }
       return std::nullopt;
     }

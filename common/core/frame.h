@@ -1,5 +1,6 @@
 #pragma once
 #include <array>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,17 @@ Opened open(std::string_view topic, ByteView payload, const Key& key);
 // Decodes a frame's envelope WITHOUT checking its MAC: for hints that steer
 // nothing but timing (a receiver that lacks the key). nullptr if it does not decode.
 std::unique_ptr<Envelope> peek_unverified(ByteView payload);
+
+// An enum field's integer as it arrived: nanopb stores any value in a C
+// enum field, and reading one out of range through the enum type is
+// undefined in C++, so checks read the raw integer.
+template <class E>
+int raw_enum(const E& e) {
+  static_assert(sizeof(E) == sizeof(int));
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
 
 // Range and enum checks that nanopb does not make; nullopt when valid.
 std::optional<std::string> validate(const Envelope& env);

@@ -45,15 +45,6 @@ Bytes request_body(ByteView request) {
   return body;
 }
 
-// An enum field's integer as it arrived: nanopb stores any value, and
-// reading one out of range through the enum type is undefined.
-template <class E>
-int raw(const E& e) {
-  static_assert(sizeof(E) == sizeof(int));
-  int v;
-  std::memcpy(&v, &e, sizeof v);
-  return v;
-}
 
 // A command the gateway sends to a node for this request, signed with the
 // node's key on its cmd topic: the node must be able to open it.
@@ -145,7 +136,7 @@ void check_play(const ball::Session& s, std::size_t before, const ball::Session:
 }
 
 void ball_verb(const kairos_v1_BallRequest& req) {
-  const int verb = raw(req.verb);
+  const int verb = raw_enum(req.verb);
   if (verb == kairos_v1_BallVerb_BALL_LIST || !valid_name(req.session)) return;
   if (verb == kairos_v1_BallVerb_BALL_HUT) {
     std::vector<std::string> peers(req.peers, req.peers + req.peers_count);
@@ -174,7 +165,7 @@ void ball_verb(const kairos_v1_BallRequest& req) {
       break;
     }
     case kairos_v1_BallVerb_BALL_ACK: {
-      const int level = raw(req.level);
+      const int level = raw_enum(req.level);
       if (level < static_cast<int>(ball::AckLevel::read) || level > static_cast<int>(ball::AckLevel::implement)) return;
       o = s.ack(as, req.seq, static_cast<ball::AckLevel>(level), kNow + 2);
       break;
@@ -376,13 +367,7 @@ void write_seeds(const std::string& dir) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (auto dir = seed_dir(); !dir.empty()) {
-    write_seeds(dir);
-    std::exit(0);
-  }
-  return 0;
-}
+extern "C" int LLVMFuzzerInitialize(int*, char***) { return seeds_if_asked(write_seeds); }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto topic = topic_of(TopicKind::ctl_req);

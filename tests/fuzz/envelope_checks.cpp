@@ -134,6 +134,14 @@ std::string seed_dir() {
   return dir ? dir : "";
 }
 
+int seeds_if_asked(void (*write_seeds)(const std::string& dir)) {
+  if (auto dir = seed_dir(); !dir.empty()) {
+    write_seeds(dir);
+    std::exit(0);
+  }
+  return 0;
+}
+
 void write_seed(const std::string& dir, const std::string& name, ByteView data) {
   std::filesystem::create_directories(dir);
   std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);

@@ -41,5 +41,8 @@ void check_accepted(std::string_view topic, const Envelope& env);
 // writes the target's seeds there and exits. Empty when it is not set.
 std::string seed_dir();
 void write_seed(const std::string& dir, const std::string& name, ByteView data);
+// The body of every target's LLVMFuzzerInitialize: writes the seeds with
+// write_seeds and exits when KAIROS_FUZZ_SEEDS is set; 0 otherwise.
+int seeds_if_asked(void (*write_seeds)(const std::string& dir));
 
 }  // namespace kairos::fuzz

@@ -3,16 +3,14 @@
 #include <cstring>
 
 #include "common/core/frame.h"
+#include "tests/unit/keys.h"
 
 using namespace kairos;
 
+using kairos::test::key_of;
+
 namespace {
 
-Key test_key(std::uint8_t fill) {
-  Key k;
-  k.bytes.fill(fill);
-  return k;
-}
 
 const std::string kTopic = "kairos/v1/demo/c1/n1/hb";
 
@@ -46,7 +44,7 @@ int out_of_range_enum() { return 99; }
 }  // namespace
 
 TEST(Frame, SealOpenRoundTrip) {
-  Key k = test_key(7);
+  Key k = key_of(7);
   auto payload = heartbeat_frame(k, 9);
   auto r = open(kTopic, payload, k);
   ASSERT_TRUE(r) << r.detail;
@@ -65,11 +63,11 @@ struct BadFrameCase {
 };
 
 TEST(Frame, DropsWithReason) {
-  Key k = test_key(7);
+  Key k = key_of(7);
   auto good = heartbeat_frame(k);
 
   // wrong key
-  EXPECT_EQ(open(kTopic, good, test_key(8)).drop, DropReason::bad_mac);
+  EXPECT_EQ(open(kTopic, good, key_of(8)).drop, DropReason::bad_mac);
   // same bytes on another topic: the MAC covers the topic
   EXPECT_EQ(open("kairos/v1/demo/c1/n2/hb", good, k).drop, DropReason::bad_mac);
   // one flipped body bit
@@ -93,7 +91,7 @@ TEST(Frame, DropsWithReason) {
 }
 
 TEST(Frame, OversizedFieldIsDroppedAfterMac) {
-  Key k = test_key(3);
+  Key k = key_of(3);
   auto ok = seal_body(kTopic, raw_body_with_sender(64), k);
   EXPECT_TRUE(open(kTopic, ok, k)) << open(kTopic, ok, k).detail;
   auto big = seal_body(kTopic, raw_body_with_sender(65), k);
@@ -102,7 +100,7 @@ TEST(Frame, OversizedFieldIsDroppedAfterMac) {
 }
 
 TEST(Frame, InvalidValues) {
-  Key k = test_key(1);
+  Key k = key_of(1);
   auto env = make_envelope("n1", 42, 1, 0);
   env->which_message = kairos_v1_Envelope_heartbeat_tag;
   int bad_status = out_of_range_enum();  // as a peer could send it; stored raw like nanopb does
@@ -144,8 +142,8 @@ TEST(Frame, NonLengthDelimitedFieldsAreRefused) {
   // nanopb passes such a field through a scratch buffer, never the payload.
   Bytes p{0x08, 0x96, 0x01, 0x12, 0x20};
   p.insert(p.end(), 32, 0xab);
-  auto r = open(kTopic, p, test_key(1));
+  auto r = open(kTopic, p, key_of(1));
   EXPECT_EQ(r.drop, DropReason::malformed_frame) << r.detail;
   Bytes q{0x0a, 0x02, 0x01, 0x02, 0x15, 1, 2, 3, 4};  // mac as fixed32
-  EXPECT_EQ(open(kTopic, q, test_key(1)).drop, DropReason::malformed_frame);
+  EXPECT_EQ(open(kTopic, q, key_of(1)).drop, DropReason::malformed_frame);
 }

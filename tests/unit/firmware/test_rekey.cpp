@@ -9,17 +9,15 @@
 #include "firmware/intake.h"
 #include "firmware/rekey.h"
 #include "tests/unit/scratch.h"
+#include "tests/unit/keys.h"
 
 using namespace kairos;
 using namespace kairos::node;
 
+using kairos::test::key_of;
+
 namespace {
 
-Key key_of(std::uint8_t fill) {
-  Key k;
-  k.bytes.fill(fill);
-  return k;
-}
 
 const std::string kTopic = "kairos/v1/m/c1/n1/cmd";
 constexpr std::uint64_t kSession = 42;

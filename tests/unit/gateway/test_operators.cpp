@@ -12,18 +12,16 @@
 #include "gateway/operators.h"
 #include "gateway/store.h"
 #include "tests/unit/scratch.h"
+#include "tests/unit/keys.h"
 
 using namespace kairos;
 using namespace kairos::gw;
 namespace fs = std::filesystem;
 
+using kairos::test::key_of;
+
 namespace {
 
-Key key_of(std::uint8_t b) {
-  Key k{};
-  k.bytes.fill(b);
-  return k;
-}
 
 void write_key(const test::ScratchDir& dir, const std::string& rel, const Key& k, fs::perms mode = fs::perms::owner_read |
                                                                                                       fs::perms::owner_write) {

@@ -11,9 +11,12 @@
 #include "gateway/operators.h"
 #include "gateway/rotation.h"
 #include "tests/unit/scratch.h"
+#include "tests/unit/keys.h"
 
 using namespace kairos;
 using namespace kairos::gw;
+
+using kairos::test::key_of;
 
 namespace {
 
@@ -21,11 +24,6 @@ constexpr std::uint64_t kWill = 1ULL << 40;
 const std::string kHb = "kairos/v1/m/c1/n1/hb";
 const std::string kState = "kairos/v1/m/c1/n1/state";
 
-Key key_of(std::uint8_t fill) {
-  Key k;
-  k.bytes.fill(fill);
-  return k;
-}
 
 Bytes heartbeat(const Key& key, std::uint64_t session, std::uint64_t seq) {
   auto env = make_envelope("n1", session, seq, 1'000);
