@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "common/core/utf8.h"
 
@@ -220,7 +221,27 @@ namespace {
 // Walks every present string field of a decoded message, submessages and
 // repeated fields included, as nanopb decides presence (no pSize: a proto3 field without has_). where
 // gets the tag path (e.g. "10.3") of the first one that is not UTF-8.
+// Whether a message type holds a string field, itself or in a submessage
+// type: the walk below skips those that cannot (most of a phase report).
+// Per thread, computed once per type.
+bool may_hold_strings(const pb_msgdesc_t* desc) {
+  thread_local std::unordered_map<const pb_msgdesc_t*, bool> known;
+  if (auto it = known.find(desc); it != known.end()) return it->second;
+  known[desc] = false;  // a recursive type is settled by its other fields
+  bool holds = false;
+  static const char zero[1] = {};
+  pb_field_iter_t it;
+  if (pb_field_iter_begin_const(&it, desc, zero)) {
+    do {
+      if (PB_ATYPE(it.type) != PB_ATYPE_STATIC) continue;
+      holds = PB_LTYPE(it.type) == PB_LTYPE_STRING || (PB_LTYPE_IS_SUBMSG(it.type) && may_hold_strings(it.submsg_desc));
+    } while (!holds && pb_field_iter_next(&it));
+  }
+  return known[desc] = holds;
+}
+
 bool strings_are_utf8(const pb_msgdesc_t* desc, const void* msg, std::string& where) {
+  if (!may_hold_strings(desc)) return true;
   pb_field_iter_t it;
   if (!pb_field_iter_begin_const(&it, desc, msg)) return true;
   do {
