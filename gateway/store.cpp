@@ -464,92 +464,6 @@ std::vector<StoredSession> Store::load_sessions() {
 }  // namespace kairos::gw
 
 namespace kairos::gw {
-
-namespace {
-
-constexpr const char* kJobColumns =
-    "id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used, next_attempt, "
-    "created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent, poll, operator";
-
-Job job_from(const Stmt& q) {
-  Job j;
-  j.id = static_cast<std::uint64_t>(q.int64(0));
-  j.spec.handler = q.text(1);
-  j.spec.needs = split_list(q.text(2));
-  j.spec.to = q.text(3);
-  j.spec.payload = q.blob(4);
-  j.spec.timeout_ms = static_cast<std::uint32_t>(q.int64(5));
-  j.spec.redundancy = static_cast<int>(q.int64(6));
-  j.spec.retries = static_cast<int>(q.int64(7));
-  j.state = parse_job_state(q.text(8)).value_or(JobState::queued);
-  j.retries_used = static_cast<int>(q.int64(9));
-  j.next_attempt = static_cast<std::uint32_t>(q.int64(10));
-  j.created_wall_us = q.int64(11);
-  j.finished_wall_us = q.int64(12);
-  j.status = static_cast<kairos_v1_JobStatus>(q.int64(13));
-  j.exit_code = static_cast<int>(q.int64(14));
-  j.output = q.blob(15);
-  j.error = q.text(16);
-  j.winners = split_list(q.text(17));
-  j.dissent = split_list(q.text(18));
-  j.spec.poll = q.int64(19) != 0;
-  j.spec.asked_by = q.text(20);
-  return j;
-}
-
-}  // namespace
-
-void Store::save_job(const Job& j) {
-  save_job_->bind(1, static_cast<std::int64_t>(j.id))
-      .bind(2, j.spec.handler)
-      .bind(3, join_list(j.spec.needs))
-      .bind(4, j.spec.to)
-      .bind(5, j.spec.private_data ? ByteView() : ByteView(j.spec.payload))
-      .bind(6, static_cast<std::int64_t>(j.spec.timeout_ms))
-      .bind(7, static_cast<std::int64_t>(j.spec.redundancy))
-      .bind(8, static_cast<std::int64_t>(j.spec.retries))
-      .bind(9, std::string_view(to_string(j.state)))
-      .bind(10, static_cast<std::int64_t>(j.retries_used))
-      .bind(11, static_cast<std::int64_t>(j.next_attempt))
-      .bind(12, j.created_wall_us)
-      .bind(13, j.finished_wall_us)
-      .bind(14, static_cast<std::int64_t>(j.status))
-      .bind(15, static_cast<std::int64_t>(j.exit_code))
-      .bind(16, j.spec.private_data ? ByteView() : ByteView(j.output))
-      .bind(17, j.error)
-      .bind(18, join_list(j.winners))
-      .bind(19, join_list(j.dissent))
-      .bind(20, static_cast<std::int64_t>(j.spec.poll))
-      .bind(21, j.spec.asked_by)
-      .run();
-}
-
-void Store::append_job_event(const JobEvent& e, std::int64_t at_wall_us) {
-  append_job_event_->bind(1, static_cast<std::int64_t>(e.job))
-      .bind(2, e.kind)
-      .bind(3, e.node)
-      .bind(4, static_cast<std::int64_t>(e.attempt))
-      .bind(5, e.detail)
-      .bind(6, at_wall_us)
-      .run();
-}
-
-std::vector<Job> Store::load_jobs(bool unfinished_only) {
-  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs" +
-                    (unfinished_only ? " WHERE state NOT IN ('DONE', 'FAILED')" : "") + " ORDER BY id";
-  Stmt q(db_, sql);
-  std::vector<Job> out;
-  while (q.step()) out.push_back(job_from(q));
-  return out;
-}
-
-std::optional<Job> Store::load_job(std::uint64_t id) {
-  Stmt q(db_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1");
-  q.bind(1, static_cast<std::int64_t>(id));
-  if (!q.step()) return std::nullopt;
-  return job_from(q);
-}
-
 std::uint64_t Store::next_gateway_session(std::uint64_t now_us) {
   Stmt q(db_, "SELECT value FROM meta WHERE key = 'gateway_session'");
   std::uint64_t prev = q.step() ? static_cast<std::uint64_t>(q.int64(0)) : 0;
@@ -573,12 +487,6 @@ void Store::forget_requests(std::int64_t before_us) {
   forget.bind(1, before_us).run();
 }
 
-std::uint64_t Store::max_job_id() {
-  Stmt q(db_, "SELECT COALESCE(MAX(id), 0) FROM jobs");
-  q.step();
-  return static_cast<std::uint64_t>(q.int64(0));
-}
-
 void Store::append_quarantine(const std::string& node, const std::string& action, const std::string& reason,
                               ByteView data, std::int64_t at_wall_us, const std::string& by) {
   append_quarantine_->bind(1, node).bind(2, action).bind(3, reason).bind(4, data).bind(5, at_wall_us).bind(6, by).run();
@@ -589,84 +497,6 @@ std::uint64_t Store::append_snapshot(const std::string& kind, const std::string&
   Stmt q(db_, "INSERT INTO snapshots (kind, scope, at_wall_us, body, operator) VALUES (?1, ?2, ?3, ?4, ?5)");
   q.bind(1, kind).bind(2, scope).bind(3, at_wall_us).bind(4, body).bind(5, by).run();
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
-}
-
-void Store::append_ball_play(const std::string& session, const std::string& ball_id, std::int64_t at_wall_us) {
-  Stmt q(db_, "INSERT INTO ball_plays (ball_id, session, started_wall_us) VALUES (?1, ?2, ?3)");
-  q.bind(1, ball_id).bind(2, session).bind(3, at_wall_us).run();
-}
-
-void Store::append_ball_entry(const std::string& ball_id, const ball::Entry& e) {
-  append_ball_entry_->bind(1, ball_id)
-      .bind(2, static_cast<std::int64_t>(e.seq))
-      .bind(3, e.session)
-      .bind(4, e.kind)
-      .bind(5, e.author)
-      .bind(6, e.at_us)
-      .bind(7, ByteView(reinterpret_cast<const std::uint8_t*>(e.text.data()), e.text.size()))
-      .bind(8, ByteView(e.hash.data(), e.hash.size()))
-      .bind(9, e.asked_by)
-      .run();
-}
-
-std::vector<StoredPlay> Store::ball_plays(std::size_t limit) {
-  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays ORDER BY rowid DESC LIMIT ?1");
-  q.bind(1, static_cast<std::int64_t>(limit));
-  std::vector<StoredPlay> out;
-  while (q.step()) out.push_back({q.text(0), q.text(1), q.int64(2)});
-  return out;
-}
-
-std::optional<StoredPlay> Store::ball_play(const std::string& ball_id) {
-  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays WHERE ball_id = ?1");
-  q.bind(1, ball_id);
-  if (!q.step()) return std::nullopt;
-  return StoredPlay{q.text(0), q.text(1), q.int64(2)};
-}
-
-std::vector<StoredPlay> Store::current_ball_plays() {
-  Stmt q(db_, "SELECT session, ball_id, started_wall_us FROM ball_plays AS p "
-              "WHERE rowid = (SELECT MAX(rowid) FROM ball_plays WHERE session = p.session) ORDER BY rowid");
-  std::vector<StoredPlay> out;
-  while (q.step()) out.push_back({q.text(0), q.text(1), q.int64(2)});
-  return out;
-}
-
-namespace {
-
-constexpr const char* kEntryColumns = "seq, session, kind, author, at_us, text, hash, operator";
-
-ball::Entry entry_from(const Stmt& q) {
-  ball::Entry e;
-  e.seq = static_cast<std::uint64_t>(q.int64(0));
-  e.session = q.text(1);
-  e.kind = q.text(2);
-  e.author = q.text(3);
-  e.at_us = q.int64(4);
-  Bytes text = q.blob(5);
-  e.text.assign(text.begin(), text.end());
-  Bytes hash = q.blob(6);
-  if (hash.size() == e.hash.size()) std::copy(hash.begin(), hash.end(), e.hash.begin());
-  e.asked_by = q.text(7);
-  return e;
-}
-
-}  // namespace
-
-std::vector<ball::Entry> Store::ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit) {
-  Stmt q(db_, std::string("SELECT ") + kEntryColumns +
-                  " FROM ball_entries WHERE ball_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3");
-  q.bind(1, ball_id).bind(2, static_cast<std::int64_t>(from_seq)).bind(3, static_cast<std::int64_t>(limit));
-  std::vector<ball::Entry> out;
-  while (q.step()) out.push_back(entry_from(q));
-  return out;
-}
-
-std::optional<ball::Entry> Store::last_ball_entry(const std::string& ball_id) {
-  Stmt q(db_, std::string("SELECT ") + kEntryColumns + " FROM ball_entries WHERE ball_id = ?1 ORDER BY seq DESC LIMIT 1");
-  q.bind(1, ball_id);
-  if (!q.step()) return std::nullopt;
-  return entry_from(q);
 }
 
 std::uint32_t Store::conflicts_since(std::int64_t wall_us) {
