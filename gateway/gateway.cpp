@@ -494,16 +494,20 @@ int Gateway::run() {
   return storage_error_.empty() ? 0 : 1;
 }
 
+void Gateway::service(std::int64_t now) {
+  periodic(now);
+  scheduler_.service(wall_us());
+  breakers_.service(now);
+  service_jobs();
+  ball_service(now);
+  commit_durable();
+}
+
 void Gateway::loop() {
   while (!stop_requested()) {
     std::int64_t now = mono_us();
     link_->service(now);
-    periodic(now);
-    scheduler_.service(wall_us());
-    breakers_.service(now);
-    service_jobs();
-    ball_service(now);
-    commit_durable();
+    service(now);
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
                                       std::max(jobs_.next_deadline_us(), settled_at_us_)});
     // The scheduler's next send bucket or gather end, on the wall clock.

@@ -34,6 +34,13 @@ class Gateway {
   explicit Gateway(GatewayConfig config);
   // Runs until SIGTERM / SIGINT; returns the exit status.
   int run();
+  // One received message through the ingest path, as the loop takes it
+  // (bench/bench_ingest feeds it without a broker).
+  void ingest(const Inbound& m) { on_message(m, m.received_mono_us); }
+  // One turn of the loop's own work (timers, jobs, durable writes), without waiting.
+  void service(std::int64_t now_us);
+  std::uint64_t accepted() const { return accepted_; }
+  std::uint64_t dropped() const { return drops_.total(); }
 
  private:
   void arm_will();

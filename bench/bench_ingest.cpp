@@ -1,0 +1,245 @@
+// What the gateway spends per node frame (docs/DESIGN.md 4, 5.1): a stream of
+// pre-signed frames from many nodes (a heartbeat every 5 s and a phase report
+// every second each) through the gateway's own ingest path, in process and
+// without a broker: topic, key lookup, MAC, decode, validation, replay
+// window, registry, and the once-a-second work the loop does beside it
+// (SQLite flush, mesh figures). The reference in the same run is open()
+// alone (MAC, decode, validation) over the same frames: the work any
+// receiver must do. Heap allocations per frame are counted.
+// docs/BENCHMARKS.md, "Ingest".
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <new>
+
+#include "common/core/frame.h"
+#include "common/core/topic.h"
+#include "common/io/clock.h"
+#include "common/io/log.h"
+#include "gateway/gateway.h"
+
+using namespace kairos;
+
+namespace {
+
+std::atomic<bool> g_counting{false};
+std::atomic<std::uint64_t> g_allocs{0};
+
+}  // namespace
+
+// Counts heap allocations while g_counting is on (malloc and free underneath).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+constexpr const char* kMesh = "bench";
+constexpr int kSeconds = 4;  // simulated seconds of traffic, pre-signed
+
+struct Fleet {
+  std::filesystem::path dir;
+  std::vector<Key> keys;
+  std::vector<std::string> ids, clusters;
+  std::vector<Inbound> births;
+  std::vector<std::vector<Inbound>> seconds;  // the frames of each simulated second, interleaved across nodes
+  std::vector<std::size_t> owner;             // frame index within a second -> node
+};
+
+Key key_for(int i) {
+  Key k{};
+  for (std::size_t b = 0; b < k.bytes.size(); ++b) k.bytes[b] = static_cast<std::uint8_t>(i * 31 + b * 7 + 1);
+  return k;
+}
+
+void write_key(const std::filesystem::path& p, const Key& k) {
+  std::string hex;
+  char h[3];
+  for (auto b : k.bytes) {
+    std::snprintf(h, sizeof h, "%02x", b);
+    hex += h;
+  }
+  std::ofstream(p) << hex << "\n";
+  std::filesystem::permissions(p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+Inbound inbound(std::string topic, Bytes payload) {
+  Inbound m;
+  m.topic = std::move(topic);
+  m.payload = std::move(payload);
+  return m;
+}
+
+Fleet make_fleet(int nodes) {
+  Fleet f;
+  f.dir = std::filesystem::temp_directory_path() / ("kairos-bench-ingest-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(f.dir / "keys" / "nodes");
+  write_key(f.dir / "keys" / "broadcast.key", key_for(-1));
+  write_key(f.dir / "keys" / "operator.key", key_for(-2));
+  const std::uint64_t session = static_cast<std::uint64_t>(wall_us());
+  for (int i = 0; i < nodes; ++i) {
+    char id[16], cluster[16];
+    std::snprintf(id, sizeof id, "n%05d", i);
+    std::snprintf(cluster, sizeof cluster, "c%03d", i / 100);
+    f.ids.emplace_back(id);
+    f.clusters.emplace_back(cluster);
+    f.keys.push_back(key_for(i));
+    write_key(f.dir / "keys" / "nodes" / (std::string(id) + ".key"), f.keys.back());
+  }
+  std::vector<Signer> signers;
+  for (int i = 0; i < nodes; ++i) signers.emplace_back(f.ids[i], session);
+  for (int i = 0; i < nodes; ++i) {
+    auto env = make_envelope("", 0, 0, 0);
+    env->which_message = kairos_v1_Envelope_birth_tag;
+    auto& b = env->message.birth;
+    set_string(b.cluster, f.clusters[i]);
+    set_string(b.board, "pi-zero-w");
+    set_string(b.firmware_version, "0.1.0");
+    b.capabilities_count = 2;
+    set_string(b.capabilities[0], "in:temperature");
+    set_string(b.capabilities[1], "out:led");
+    b.device_class = kairos_v1_DeviceClass_CLASS_C;
+    b.heartbeat_period_ms = 5000;
+    auto t = node_topic(kMesh, f.clusters[i], f.ids[i], TopicKind::birth);
+    f.births.push_back(inbound(t, signers[i].seal(t, *env, f.keys[i], wall_us())));
+  }
+  for (int s = 0; s < kSeconds; ++s) {
+    std::vector<Inbound> frames;
+    for (int i = 0; i < nodes; ++i) {
+      auto env = make_envelope("", 0, 0, 0);
+      env->which_message = kairos_v1_Envelope_phase_tag;
+      auto& p = env->message.phase;
+      p.inputs_count = 1;
+      set_string(p.inputs[0].input, "temperature");
+      p.inputs[0].scales_count = 3;
+      for (int k = 0; k < 3; ++k) {
+        p.inputs[0].scales[k].has_z = true;
+        p.inputs[0].scales[k].z.re = 0.8f;
+        p.inputs[0].scales[k].z.im = 0.6f;
+        p.inputs[0].scales[k].c = 0.9f;
+      }
+      p.has_node_z = true;
+      p.node_z.re = 0.8f;
+      p.node_z.im = 0.6f;
+      p.node_c = 0.9f;
+      p.valid = true;
+      auto t = node_topic(kMesh, f.clusters[i], f.ids[i], TopicKind::phase);
+      frames.push_back(inbound(t, signers[i].seal(t, *env, f.keys[i], wall_us())));
+      if (s == 0) f.owner.push_back(static_cast<std::size_t>(i));
+      if ((i + s) % 5 == 0) {  // a heartbeat every 5 s, spread over the seconds
+        auto hb = make_envelope("", 0, 0, 0);
+        hb->which_message = kairos_v1_Envelope_heartbeat_tag;
+        hb->message.heartbeat.status = kairos_v1_NodeStatus_COMPLIANT;
+        hb->message.heartbeat.processing_ms = 0.4f;
+        hb->message.heartbeat.uptime_ms = 60'000;
+        auto th = node_topic(kMesh, f.clusters[i], f.ids[i], TopicKind::hb);
+        frames.push_back(inbound(th, signers[i].seal(th, *hb, f.keys[i], wall_us())));
+      }
+    }
+    f.seconds.push_back(std::move(frames));
+  }
+  return f;
+}
+
+gw::GatewayConfig config_for(const Fleet& f) {
+  gw::GatewayConfig c;
+  c.id = "gw";
+  c.mesh = kMesh;
+  c.keys_dir = (f.dir / "keys").string();
+  c.database = (f.dir / "gateway.db").string();
+  c.rotated_keys_dir = (f.dir / "rotated").string();
+  c.broker.uri = "tcp://127.0.0.1:1";  // never connected: the bench feeds the ingest path itself
+  return c;
+}
+
+// Node id of a frame's topic, for the reference's key lookup.
+std::size_t node_of(const Inbound& m) {
+  auto t = parse_topic(m.topic);
+  return static_cast<std::size_t>(std::stoi(t->name.substr(1)));
+}
+
+void BM_GatewayIngest(benchmark::State& state) {
+  log::set_level(log::Level::warn);
+  const int nodes = static_cast<int>(state.range(0));
+  Fleet f = make_fleet(nodes);
+  {
+    gw::Gateway g(config_for(f));
+    for (auto& b : f.births) {
+      b.received_mono_us = mono_us();
+      g.ingest(b);
+    }
+    g.service(mono_us());
+    std::size_t frames = 0;
+    std::uint64_t allocs = 0;
+    int second = 0;
+    for (auto _ : state) {
+      auto& batch = f.seconds[static_cast<std::size_t>(second++ % kSeconds)];
+      if (second > kSeconds) {  // replays from here on: re-seal is not what is measured
+        state.SkipWithError("more iterations than pre-signed seconds");
+        break;
+      }
+      g_allocs = 0;
+      g_counting = true;
+      std::size_t i = 0;
+      for (auto& m : batch) {
+        m.received_mono_us = mono_us();
+        g.ingest(m);
+        if (++i % 512 == 0) g.service(m.received_mono_us);  // the loop's turn beside a batch
+      }
+      g.service(mono_us());
+      g_counting = false;
+      allocs += g_allocs;
+      frames += batch.size();
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(frames));
+    state.counters["allocs_per_frame"] = frames ? static_cast<double>(allocs) / static_cast<double>(frames) : 0;
+    state.counters["accepted"] = static_cast<double>(g.accepted());
+    state.counters["dropped"] = static_cast<double>(g.dropped());
+  }
+  std::filesystem::remove_all(f.dir);
+}
+BENCHMARK(BM_GatewayIngest)->Arg(30'000)->Iterations(kSeconds)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The reference: open() (MAC, decode, validate) of the same frames, keys at hand.
+void BM_OpenOnly(benchmark::State& state) {
+  const int nodes = static_cast<int>(state.range(0));
+  Fleet f = make_fleet(nodes);
+  std::vector<std::vector<std::size_t>> owners;
+  for (const auto& s : f.seconds) {
+    owners.emplace_back();
+    for (const auto& m : s) owners.back().push_back(node_of(m));
+  }
+  std::size_t frames = 0;
+  std::uint64_t allocs = 0;
+  int second = 0;
+  for (auto _ : state) {
+    const auto idx = static_cast<std::size_t>(second++ % kSeconds);
+    const auto& batch = f.seconds[idx];
+    g_allocs = 0;
+    g_counting = true;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto o = open(batch[i].topic, batch[i].payload, f.keys[owners[idx][i]]);
+      benchmark::DoNotOptimize(o.env);
+    }
+    g_counting = false;
+    allocs += g_allocs;
+    frames += batch.size();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(frames));
+  state.counters["allocs_per_frame"] = frames ? static_cast<double>(allocs) / static_cast<double>(frames) : 0;
+  std::filesystem::remove_all(f.dir);
+}
+BENCHMARK(BM_OpenOnly)->Arg(30'000)->Iterations(kSeconds)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
