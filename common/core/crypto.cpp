@@ -1,9 +1,12 @@
 #include "common/core/crypto.h"
 
-#include <mbedtls/md.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 
 #include <cctype>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
 #include <stdexcept>
 
 namespace kairos {
@@ -26,19 +29,82 @@ Digest sha256(ByteView data) {
   return out;
 }
 
-Digest hmac_sha256(const Key& key, std::initializer_list<ByteView> parts) {
-  const mbedtls_md_info_t* info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-  mbedtls_md_context_t ctx;
-  mbedtls_md_init(&ctx);
-  Digest out{};
-  int rc = mbedtls_md_setup(&ctx, info, 1);
-  if (rc == 0) rc = mbedtls_md_hmac_starts(&ctx, key.bytes.data(), key.bytes.size());
-  for (auto part : parts) {
-    if (rc == 0) rc = mbedtls_md_hmac_update(&ctx, part.data(), part.size());
+namespace {
+
+// HMAC-SHA256 (RFC 2104) with the key's inner and outer pad blocks hashed
+// once: a frame then costs its own blocks and one outer block, not two more
+// for the pads. Kept per thread, per key, up to kMaxPads keys (then
+// started afresh): a gateway verifies frames of tens of thousands of nodes
+// in any order.
+struct Pads {
+  mbedtls_sha256_context inner, outer;
+  Pads() {
+    mbedtls_sha256_init(&inner);
+    mbedtls_sha256_init(&outer);
   }
-  if (rc == 0) rc = mbedtls_md_hmac_finish(&ctx, out.data());
-  mbedtls_md_free(&ctx);
+  ~Pads() {
+    mbedtls_sha256_free(&inner);
+    mbedtls_sha256_free(&outer);
+  }
+  Pads(const Pads&) = delete;
+  Pads& operator=(const Pads&) = delete;
+};
+
+struct KeyBytesHash {
+  std::size_t operator()(const std::array<std::uint8_t, 32>& k) const {
+    std::size_t h;  // a key is uniformly random: its first bytes are a hash
+    std::memcpy(&h, k.data(), sizeof h);
+    return h;
+  }
+};
+
+constexpr std::size_t kMaxPads = 65'536;
+
+void check(int rc) {
   if (rc != 0) throw std::runtime_error("mbedtls HMAC-SHA256 failed");
+}
+
+const Pads& pads_for(const Key& key) {
+  thread_local std::unordered_map<std::array<std::uint8_t, 32>, std::unique_ptr<Pads>, KeyBytesHash> cache;
+  if (auto it = cache.find(key.bytes); it != cache.end()) return *it->second;
+  if (cache.size() >= kMaxPads) cache.clear();
+  auto p = std::make_unique<Pads>();
+  std::array<std::uint8_t, 64> ipad, opad;
+  ipad.fill(0x36);
+  opad.fill(0x5c);
+  for (std::size_t i = 0; i < key.bytes.size(); ++i) {
+    ipad[i] ^= key.bytes[i];
+    opad[i] ^= key.bytes[i];
+  }
+  check(mbedtls_sha256_starts_ret(&p->inner, 0));
+  check(mbedtls_sha256_update_ret(&p->inner, ipad.data(), ipad.size()));
+  check(mbedtls_sha256_starts_ret(&p->outer, 0));
+  check(mbedtls_sha256_update_ret(&p->outer, opad.data(), opad.size()));
+  mbedtls_platform_zeroize(ipad.data(), ipad.size());
+  mbedtls_platform_zeroize(opad.data(), opad.size());
+  return *cache.emplace(key.bytes, std::move(p)).first->second;
+}
+
+}  // namespace
+
+Digest hmac_sha256(const Key& key, std::initializer_list<ByteView> parts) {
+  const Pads& pads = pads_for(key);
+  mbedtls_sha256_context ctx;
+  mbedtls_sha256_init(&ctx);
+  Digest inner{}, out{};
+  mbedtls_sha256_clone(&ctx, &pads.inner);
+  int rc = 0;
+  for (auto part : parts)
+    if (rc == 0) rc = mbedtls_sha256_update_ret(&ctx, part.data(), part.size());
+  if (rc == 0) rc = mbedtls_sha256_finish_ret(&ctx, inner.data());
+  if (rc == 0) {
+    mbedtls_sha256_clone(&ctx, &pads.outer);
+    rc = mbedtls_sha256_update_ret(&ctx, inner.data(), inner.size());
+  }
+  if (rc == 0) rc = mbedtls_sha256_finish_ret(&ctx, out.data());
+  mbedtls_sha256_free(&ctx);
+  mbedtls_platform_zeroize(inner.data(), inner.size());
+  check(rc);
   return out;
 }
 
