@@ -23,12 +23,23 @@ constexpr std::array<KindName, 8> kNodeKinds{{
     {TopicKind::cmd, "cmd"},
 }};
 
-std::vector<std::string_view> split(std::string_view s) {
-  std::vector<std::string_view> parts;
+// The levels of a topic, without allocating: no topic of ours has more
+// than 6; one with more than kMaxLevels is nothing we know (size() 0).
+struct Levels {
+  static constexpr std::size_t kMaxLevels = 8;
+  std::array<std::string_view, kMaxLevels> v;
+  std::size_t n = 0;
+  std::size_t size() const { return n; }
+  std::string_view operator[](std::size_t i) const { return v[i]; }
+};
+
+Levels split(std::string_view s) {
+  Levels parts;
   std::size_t start = 0;
   while (true) {
+    if (parts.n == Levels::kMaxLevels) return Levels{};
     auto slash = s.find('/', start);
-    parts.push_back(s.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    parts.v[parts.n++] = s.substr(start, slash == std::string_view::npos ? slash : slash - start);
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
