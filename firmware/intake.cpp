@@ -78,7 +78,7 @@ CommandIntake::Result CommandIntake::receive(const std::string& topic, ByteView 
     return r;
   }
   r.kind = Result::Kind::held;
-  held_.emplace(cmd.execute_at_us, Held{std::make_unique<Envelope>(*r.env), received_us});
+  held_.emplace(cmd.execute_at_us, Held{copy_envelope(*r.env), received_us});
   return r;
 }
 
@@ -88,7 +88,7 @@ void CommandIntake::rekey(const Key& next, std::int64_t now_us) {
   key_ = next;
 }
 
-std::unique_ptr<Envelope> CommandIntake::take_due(std::int64_t now_us, std::int64_t* received_us) {
+EnvelopePtr CommandIntake::take_due(std::int64_t now_us, std::int64_t* received_us) {
   if (held_.empty() || held_.begin()->first > now_us) return nullptr;
   auto env = std::move(held_.begin()->second.env);
   if (received_us) *received_us = held_.begin()->second.received_us;
@@ -96,7 +96,7 @@ std::unique_ptr<Envelope> CommandIntake::take_due(std::int64_t now_us, std::int6
   return env;
 }
 
-std::unique_ptr<Envelope> make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
+EnvelopePtr make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
                                    std::int64_t received_us, std::int64_t executed_us) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_ack_tag;

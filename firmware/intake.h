@@ -32,7 +32,7 @@ class CommandIntake {
     DropReason drop = DropReason::bad_topic;  // when dropped
     bool breach = false;   // dropped for a bad MAC (a forged or altered command): CAT-1 for the node
     std::string detail;    // why dropped or refused
-    std::unique_ptr<Envelope> env;  // run, held (a copy is kept), refused
+    EnvelopePtr env;  // run, held (a copy is kept), refused
   };
 
   // A frame that arrived on this node's command topic (already matched to it)
@@ -44,7 +44,7 @@ class CommandIntake {
   std::int64_t next_due_us() const { return held_.empty() ? INT64_MAX : held_.begin()->first; }
   // Takes the first held command if it is due at now_us, else null;
   // received_us (if given) gets when it arrived.
-  std::unique_ptr<Envelope> take_due(std::int64_t now_us, std::int64_t* received_us = nullptr);
+  EnvelopePtr take_due(std::int64_t now_us, std::int64_t* received_us = nullptr);
   std::size_t held() const { return held_.size(); }
   const DropCounters& drops() const { return drops_; }
   void count_drop(DropReason r) { drops_.add(r); }
@@ -70,14 +70,14 @@ class CommandIntake {
   SessionGuard guard_;
   DropCounters drops_;
   struct Held {
-    std::unique_ptr<Envelope> env;
+    EnvelopePtr env;
     std::int64_t received_us;
   };
   std::multimap<std::int64_t, Held> held_;  // by execute_at
 };
 
 // An ack for cmd (docs/DESIGN.md 5.4): state +1 READY, 0 TRANSIT, -1 CONFLICT; times on the node's clock.
-std::unique_ptr<Envelope> make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
+EnvelopePtr make_ack(const kairos_v1_Command& cmd, int state, const std::string& detail,
                                    std::int64_t received_us, std::int64_t executed_us);
 
 }  // namespace kairos::node

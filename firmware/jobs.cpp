@@ -95,7 +95,7 @@ JobOutcome job_outcome(const kairos_v1_Job& job, kairos_v1_JobStatus status, std
   return o;
 }
 
-std::unique_ptr<Envelope> result_envelope(const JobOutcome& o) {
+EnvelopePtr result_envelope(const JobOutcome& o) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_result_tag;
   auto& r = env->message.result;

@@ -58,7 +58,7 @@ std::string printable(std::string_view text);
 // An outcome for job that ran nothing (a refusal, a built-in's answer).
 JobOutcome job_outcome(const kairos_v1_Job& job, kairos_v1_JobStatus status, std::string error = {});
 // The JobResult envelope of an outcome; the header is filled when it is signed.
-std::unique_ptr<Envelope> result_envelope(const JobOutcome& outcome);
+EnvelopePtr result_envelope(const JobOutcome& outcome);
 
 class JobRunner {
  public:

@@ -233,7 +233,7 @@ void Node::perform(const Envelope& env, std::int64_t received) {
 void Node::on_gateway_state(const Inbound& msg) {
   // Verified with the broadcast key when the node has it; without it the
   // frame is only a hint for when to send held frames, never a command.
-  std::unique_ptr<Envelope> env;
+  EnvelopePtr env;
   if (broadcast_key_) {
     auto opened = open(msg.topic, msg.payload, *broadcast_key_);
     if (!opened) {

@@ -2,7 +2,7 @@
 
 namespace kairos::node {
 
-std::unique_ptr<Envelope> state_envelope(bool online, std::uint64_t session) {
+EnvelopePtr state_envelope(bool online, std::uint64_t session) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_state_tag;
   env->message.state.online = online;

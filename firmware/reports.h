@@ -6,7 +6,7 @@
 namespace kairos::node {
 
 // A NodeState (online or offline) of a session; the header is filled when it is signed.
-std::unique_ptr<Envelope> state_envelope(bool online, std::uint64_t session);
+EnvelopePtr state_envelope(bool online, std::uint64_t session);
 // The same, sealed now with a seq of its own outside the Signer: the offline
 // state armed as the MQTT Will, or sent at a clean stop (docs/DESIGN.md 4).
 Bytes sealed_state(std::string_view topic, std::string_view sender, std::uint64_t session, std::uint64_t seq,

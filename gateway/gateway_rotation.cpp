@@ -16,7 +16,7 @@ constexpr std::uint32_t kMaxRotateTimeoutMs = 600'000;
 
 }  // namespace
 
-std::unique_ptr<Envelope> Gateway::open_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
+EnvelopePtr Gateway::open_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
   auto o = keybook_.open(t.name, t.kind, m.topic, m.payload, now_us);
   if (!o.known) {
     drop(DropReason::unknown_sender, m.topic, "no key for " + t.name, now_us);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
+#include <vector>
 
 #include "common/core/utf8.h"
 
@@ -19,7 +20,7 @@ namespace {
 constexpr std::array<std::string_view, static_cast<std::size_t>(DropReason::count_)> kReasonNames{
     "bad_topic",     "oversized_frame", "malformed_frame", "unknown_sender", "bad_mac",
     "oversized_field", "malformed_body", "invalid_value",  "sender_mismatch", "kind_mismatch",
-    "replay",        "stale_session",   "unknown_session", "revoked",
+    "replay",        "stale_session",   "unknown_session", "revoked", "queue_full",
 };
 
 // Frame fields are captured as views into the received buffer. nanopb hands
@@ -104,9 +105,51 @@ std::string_view class_letter(kairos_v1_DeviceClass c) {
 // Every message this protocol can carry fits a frame.
 static_assert(kairos_v1_Envelope_size <= kMaxBody);
 
-std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
+namespace {
+
+struct EnvelopePool {
+  static constexpr std::size_t kKeep = 16;
+  std::vector<Envelope*> free;
+  bool alive = true;
+  ~EnvelopePool() {
+    alive = false;
+    for (auto* e : free) delete e;
+  }
+};
+thread_local EnvelopePool envelope_pool;
+
+}  // namespace
+
+void EnvelopeRecycler::operator()(Envelope* env) const noexcept {
+  auto& pool = envelope_pool;
+  if (!pool.alive || pool.free.size() >= EnvelopePool::kKeep) {
+    delete env;
+    return;
+  }
+  try {
+    pool.free.push_back(env);
+  } catch (...) {
+    delete env;
+  }
+}
+
+EnvelopePtr new_envelope() {
+  auto& pool = envelope_pool;
+  if (!pool.alive || pool.free.empty()) return EnvelopePtr(new Envelope);
+  Envelope* e = pool.free.back();
+  pool.free.pop_back();
+  return EnvelopePtr(e);
+}
+
+EnvelopePtr copy_envelope(const Envelope& env) {
+  auto e = new_envelope();
+  *e = env;
+  return e;
+}
+
+EnvelopePtr make_envelope(std::string_view sender, std::uint64_t session,
                                         std::uint64_t seq, std::int64_t sent_at_us) {
-  auto env = std::make_unique<Envelope>();
+  auto env = new_envelope();
   *env = kairos_v1_Envelope_init_zero;
   set_string(env->sender, sender);
   env->session_id = session;
@@ -124,8 +167,8 @@ Bytes encode_envelope(const Envelope& env) {
   return buf;
 }
 
-std::unique_ptr<Envelope> decode_envelope(ByteView body, std::string& error) {
-  auto env = std::make_unique<Envelope>();
+EnvelopePtr decode_envelope(ByteView body, std::string& error) {
+  auto env = new_envelope();
   *env = kairos_v1_Envelope_init_zero;
   pb_istream_t in = pb_istream_from_buffer(body.data(), body.size());
   if (!pb_decode(&in, kairos_v1_Envelope_fields, env.get())) {
@@ -186,7 +229,7 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
     r.detail = "MAC does not match";
     return r;
   }
-  auto env = std::make_unique<Envelope>();
+  auto env = new_envelope();
   *env = kairos_v1_Envelope_init_zero;
   pb_istream_t body_in = pb_istream_from_buffer(body.data(), body.size());
   if (!pb_decode(&body_in, kairos_v1_Envelope_fields, env.get())) {
@@ -206,7 +249,7 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
   return r;
 }
 
-std::unique_ptr<Envelope> peek_unverified(ByteView payload) {
+EnvelopePtr peek_unverified(ByteView payload) {
   if (payload.size() > kMaxPayload) return nullptr;
   ByteView body, mac;
   std::string err;

@@ -16,6 +16,18 @@ namespace kairos {
 
 using Envelope = kairos_v1_Envelope;
 
+// Envelopes are 14.5 KB: one per frame would be a heap allocation per frame.
+// Their owner hands them back to a small per-thread pool instead, and the
+// next one is taken from there (new_envelope()).
+struct EnvelopeRecycler {
+  void operator()(Envelope* env) const noexcept;
+};
+using EnvelopePtr = std::unique_ptr<Envelope, EnvelopeRecycler>;
+// An envelope from the pool, contents undefined (callers start from _init_zero).
+EnvelopePtr new_envelope();
+// A copy of env in an envelope of the pool.
+EnvelopePtr copy_envelope(const Envelope& env);
+
 // Why an inbound frame was dropped. Every drop is counted under one of
 // these and logged with its detail (docs/DESIGN.md 4).
 enum class DropReason {
@@ -33,6 +45,7 @@ enum class DropReason {
   stale_session,    // session of an earlier start of the sender
   unknown_session,  // session never announced by a birth
   revoked,          // a control request of an operator that has been revoked
+  queue_full,       // received, but the receiver's inbound queue was full (its loop fell behind)
   count_,
 };
 
@@ -48,13 +61,13 @@ inline constexpr std::size_t kMaxPacket = kMaxPayload + 1024;
 Bytes seal(std::string_view topic, const Envelope& env, const Key& key);
 // An envelope as bytes and back (store and forward keeps frames unsealed).
 Bytes encode_envelope(const Envelope& env);
-std::unique_ptr<Envelope> decode_envelope(ByteView body, std::string& error);
+EnvelopePtr decode_envelope(ByteView body, std::string& error);
 
 // Signs an already encoded body for topic (tests and fault injection).
 Bytes seal_body(std::string_view topic, ByteView body, const Key& key);
 
 struct Opened {
-  std::unique_ptr<Envelope> env;  // set when accepted
+  EnvelopePtr env;  // set when accepted
   std::optional<DropReason> drop;
   std::string detail;             // why, for the log
   explicit operator bool() const { return env != nullptr; }
@@ -66,7 +79,7 @@ Opened open(std::string_view topic, ByteView payload, const Key& key);
 
 // Decodes a frame's envelope WITHOUT checking its MAC: for hints that steer
 // nothing but timing (a receiver that lacks the key). nullptr if it does not decode.
-std::unique_ptr<Envelope> peek_unverified(ByteView payload);
+EnvelopePtr peek_unverified(ByteView payload);
 
 // An enum field's integer as it arrived: nanopb stores any value in a C
 // enum field, and reading one out of range through the enum type is
@@ -91,7 +104,7 @@ std::string_view to_string(kairos_v1_NodeStatus s);
 std::string_view class_letter(kairos_v1_DeviceClass c);  // "A".."F"
 
 // A zeroed envelope with sender, session, seq and time filled in.
-std::unique_ptr<Envelope> make_envelope(std::string_view sender, std::uint64_t session,
+EnvelopePtr make_envelope(std::string_view sender, std::uint64_t session,
                                         std::uint64_t seq, std::int64_t sent_at_us);
 
 // Copies s into a fixed nanopb char array, truncating to fit, never inside

@@ -26,7 +26,7 @@ void set_bytes(auto& field, std::size_t n, std::uint8_t fill) {
 }
 
 // A message of the type that belongs on kind, filled as a live sender would.
-std::unique_ptr<Envelope> sample(TopicKind kind) {
+EnvelopePtr sample(TopicKind kind) {
   const bool node = kind < TopicKind::cmd;  // the gateway signs commands
   auto env = make_envelope(node ? "n1" : kind == TopicKind::ctl_req ? "ops" : "gw1", 0x5eed, 7,
                            1'700'000'000'000'000);

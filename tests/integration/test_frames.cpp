@@ -19,7 +19,7 @@ struct Fixture {
   std::string birth_topic(const std::string& id) { return node_topic(mesh.name(), "c1", id, TopicKind::birth); }
 
   // A birth that would register `id` if the gateway accepted it.
-  std::unique_ptr<Envelope> birth(const std::string& sender, std::uint64_t session, std::uint64_t seq) {
+  EnvelopePtr birth(const std::string& sender, std::uint64_t session, std::uint64_t seq) {
     auto env = make_envelope(sender, session, seq, 0);
     env->which_message = kairos_v1_Envelope_birth_tag;
     set_string(env->message.birth.cluster, "c1");

@@ -440,7 +440,7 @@ class Feed {
 
 // A frame on a Ball topic, opened with the operator key; nothing (and why) if
 // its MAC or its message kind is wrong.
-std::unique_ptr<Envelope> open_ball_frame(const Inbound& m, const Key& key, pb_size_t tag, const char* what,
+EnvelopePtr open_ball_frame(const Inbound& m, const Key& key, pb_size_t tag, const char* what,
                                           std::string& why) {
   auto opened = open(m.topic, m.payload, key);
   if (!opened) {

@@ -511,7 +511,7 @@ void Simulator::perform(std::uint32_t i, const Envelope& env, Received rx, std::
 namespace {
 
 // An unsigned JobResult envelope, sealed by send().
-std::unique_ptr<Envelope> result_envelope(std::uint64_t job_id, std::uint32_t attempt, kairos_v1_JobStatus status) {
+EnvelopePtr result_envelope(std::uint64_t job_id, std::uint32_t attempt, kairos_v1_JobStatus status) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_result_tag;
   env->message.result.job_id = job_id;
