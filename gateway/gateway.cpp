@@ -122,10 +122,7 @@ Gateway::Gateway(GatewayConfig config)
     registry_.restore(std::move(n));
   }
   for (const auto& [id, reason] : store_.quarantined())
-    if (auto* n = registry_.find(id)) {
-      n->quarantined = true;
-      n->quarantine_reason = reason;
-    }
+    if (auto* n = registry_.find(id)) registry_.set_quarantined(*n, true, reason);
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
   // Jobs that had not finished resume; none is lost, none completes twice.
   next_job_id_ = store_.max_job_id() + 1;
@@ -366,34 +363,27 @@ void Gateway::pings(std::int64_t now_us) {
     it = pings_.erase(it);
   }
   if (!link_->connected()) return;
-  // A scan of the registry only when a ping is due, or every 100 ms for
-  // nodes that came online since (with thousands of nodes, not every turn).
-  if (now_us < next_ping_due_us_ && now_us < next_ping_scan_us_) return;
-  next_ping_scan_us_ = now_us + 100'000;
-  next_ping_due_us_ = INT64_MAX;
-  for (auto& [id, n] : registry_.nodes_mut()) {
-    if (!n.online || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
-    if (now_us >= n.next_ping_us && pings_.size() < config_.max_pings_in_flight) {
-      // Within the budget: a ping that would wait in a queue measures the queue.
-      send_ping(n, now_us);
-      // Faster while the filter is young (as after a latency level shift) or
-      // the node is unstable (docs/DESIGN.md 5.1).
-      bool fast = n.clock.count() < 8 || n.impedance(now_us).unstable;
-      n.next_ping_us = now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6);
-    }
-    next_ping_due_us_ = std::min(next_ping_due_us_, n.next_ping_us);
+  // Only the nodes whose ping is due, and within the budget: a ping that
+  // would wait in a queue measures the queue.
+  while (pings_.size() < config_.max_pings_in_flight) {
+    NodeEntry* n = registry_.ping_due(now_us);
+    if (!n) break;
+    send_ping(*n, now_us);
+    // Faster while the filter is young (as after a latency level shift) or
+    // the node is unstable (docs/DESIGN.md 5.1).
+    bool fast = n->clock.count() < 8 || n->impedance(now_us).unstable;
+    registry_.ping_at(*n, now_us + static_cast<std::int64_t>((fast ? config_.fast_ping_period_s : config_.ping_period_s) * 1e6));
   }
 }
 
 void Gateway::sync(std::int64_t now_us) {
   // While the gateway itself is cut off, silence proves nothing about nodes.
-  auto expired = link_->connected() ? registry_.expire(now_us, config_.missed_heartbeats) : std::vector<std::string>{};
+  auto expired = link_->connected() ? registry_.expire(now_us) : std::vector<std::string>{};
   for (const auto& id : expired) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
     dirty_nodes_.insert(id);
   }
-  auto inputs = registry_.sync_inputs(now_us, config_.stale_after_s, config_.class_weight);
-  figures_ = mesh_figures(inputs);
+  figures_ = registry_.figures(now_us);
   bool changed = unified_.update(figures_.contributors ? figures_.coherence : 0.0);
   std::size_t known = registry_.nodes().size();
   double active = known ? static_cast<double>(registry_.online_count()) / static_cast<double>(known) : 1.0;
@@ -513,7 +503,15 @@ void Gateway::loop() {
     // The scheduler's next send bucket or gather end, on the wall clock.
     if (std::int64_t due = scheduler_.next_deadline_us(); due != INT64_MAX)
       deadline = std::min(deadline, mono_us() + std::max<std::int64_t>(0, due - wall_us()));
-    for (auto& ev : link_->wait(deadline)) {
+    auto events = link_->wait(deadline);
+    if (const auto lost = link_->counters().inbound_dropped; lost > queue_drops_seen_) {
+      drops_.by_reason[static_cast<std::size_t>(DropReason::queue_full)] += lost - queue_drops_seen_;
+      wire_log_.write(log::Level::warn, "ingest",
+                      std::to_string(lost - queue_drops_seen_) + " messages dropped unread: queue_full (the loop fell behind)",
+                      mono_us());
+      queue_drops_seen_ = lost;
+    }
+    for (auto& ev : events) {
       switch (ev.type) {
         case LinkEvent::Type::connected: on_connected(); break;
         case LinkEvent::Type::lost:

@@ -68,7 +68,7 @@ class Gateway {
   void rotate_key(const Inbound& m, std::uint64_t request_id, const kairos_v1_RotateKeyRequest& req);
   // A node's frame opened under whichever of its keys signed it; null when
   // it was dropped (counted and logged, a bad MAC handled as a breach).
-  std::unique_ptr<Envelope> open_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us);
+  EnvelopePtr open_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us);
   // The ack of a rekey command (a refusal ends its rotation): true when it was one.
   bool rotation_ack(const std::string& id, const kairos_v1_Ack& ack);
   // Answers the rotate-key waiting for node id, if any.
@@ -213,7 +213,7 @@ class Gateway {
   Store store_;
   OperatorBook operators_{config_.keys_dir, keys_.operator_key()};
   RateLimiter revoked_answers_{1.0, 5.0};  // errors sent back to revoked operators
-  Registry registry_;
+  Registry registry_{RegistrySettings{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight}};
   SessionGuard guard_;      // node frames
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
@@ -296,6 +296,7 @@ class Gateway {
   std::int64_t storage_retry_us_ = 0;
   log::Gate wire_log_{5.0, 20.0};  // every line a frame causes (docs/DESIGN.md 4)
   std::uint64_t accepted_ = 0;
+  std::uint64_t queue_drops_seen_ = 0;  // of the link's inbound queue, counted as queue_full
   std::uint64_t will_seq_ = 0;
 
   Hysteresis unified_;
@@ -308,8 +309,6 @@ class Gateway {
   std::int64_t next_mesh_publish_us_ = 0;
   std::int64_t next_flush_us_ = 0;
   std::int64_t next_forget_us_ = 0;  // accepted control requests older than their window are forgotten
-  std::int64_t next_ping_due_us_ = 0;   // the earliest next_ping_us as of the last scan
-  std::int64_t next_ping_scan_us_ = 0;
 };
 
 }  // namespace kairos::gw

@@ -56,8 +56,7 @@ void Gateway::heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_H
   int closed = store_.resolve_node(n->id, {"HASH_MISMATCH", "TEMPORAL_PARADOX"}, "healed by the operator", wall_us(), by);
   store_.commit();
   if (closed) log::info("conflict", std::to_string(closed) + " resolution tasks of " + n->id + " closed by heal");
-  n->quarantined = false;
-  n->quarantine_reason.clear();
+  registry_.set_quarantined(*n, false, "");
   h.sent = send_command(*n, 30'000, [](kairos_v1_Command& cmd) {
     cmd.which_action = kairos_v1_Command_heal_tag;
     cmd.action.heal = true;

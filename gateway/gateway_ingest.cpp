@@ -20,6 +20,8 @@ namespace kairos::gw {
 
 namespace {
 
+constexpr std::int64_t kSessionSaveUs = 10'000'000;  // phase and heartbeat high waters saved this often
+
 // The suggested resolution strategy of a conflict type (docs/DESIGN.md 5.6).
 std::string suggestion(const std::string& type) {
   if (type == "HASH_MISMATCH") return "node quarantined: check its key (kairosctl provision --new-key), then kairosctl heal";
@@ -88,7 +90,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   if (!kind_matches(t.kind, env)) return drop(DropReason::kind_mismatch, m.topic, "message type", now_us);
   if (t.kind == TopicKind::birth && t.cluster != env.message.birth.cluster)
     return drop(DropReason::sender_mismatch, m.topic, "birth names cluster '" + std::string(env.message.birth.cluster) + "'", now_us);
-  const NodeEntry* known = registry_.find(t.name);
+  NodeEntry* known = registry_.find(t.name);
   if (t.kind != TopicKind::birth && known && known->cluster != t.cluster && known->session == env.session_id)
     return drop(DropReason::sender_mismatch, m.topic, "node is in cluster " + known->cluster, now_us);
 
@@ -117,7 +119,17 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     // Already applied by this process: the copy says nothing new about liveness.
     if (known && known->heard) return;
   }
-  if (verdict.new_session || !m.retained) dirty_sessions_.insert(env.sender);
+  // The session and its high water go to the database at the next flush
+  // (each second) when the frame has effects; phase reports and heartbeats
+  // advance it there every 10 s at most (docs/DESIGN.md 4: after a crash,
+  // those of the last 10 s could be replayed once each; nothing else).
+  if (verdict.new_session || (!m.retained && t.kind != TopicKind::phase && t.kind != TopicKind::hb) || !known) {
+    dirty_sessions_.insert(env.sender);
+    if (known) known->session_saved_us = now_us;
+  } else if (!m.retained && now_us - known->session_saved_us >= kSessionSaveUs) {
+    dirty_sessions_.insert(env.sender);
+    known->session_saved_us = now_us;
+  }
   ++accepted_;
 
   const std::string id = env.sender;
@@ -128,6 +140,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       auto& n = registry_.on_birth(id, t.cluster, env.session_id, env.message.birth, now_us,
                                    static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6));
       n.heard = n.heard || !m.retained;
+      n.session_saved_us = now_us;  // the birth's session is marked above
       char session[20];
       std::snprintf(session, sizeof session, "%016llx", static_cast<unsigned long long>(env.session_id));
       wire_log_.write(log::Level::info, "registry",
@@ -138,10 +151,10 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       break;
     }
     case TopicKind::state: {
-      auto* n = registry_.find(id);
+      auto* n = known;
       if (!n || n->session != env.session_id) break;
       if (!m.retained) n->heard = true;
-      if (registry_.on_state(id, env.message.state.online, now_us)) {
+      if (registry_.on_state(*n, env.message.state.online, now_us)) {
         wire_log_.write(log::Level::info, "registry", id + (env.message.state.online ? " online" : " OFFLINE (state/Will)"),
                         now_us);
         dirty_nodes_.insert(id);
@@ -149,24 +162,20 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       break;
     }
     case TopicKind::hb: {
-      auto* n = registry_.find(id);
-      bool was_online = n && n->online;
-      if (registry_.on_heartbeat(id, env.message.heartbeat, now_us)) {
-        registry_.find(id)->heard = true;
-        if (!was_online) {
-          wire_log_.write(log::Level::info, "registry", id + " online (heartbeat)", now_us);
-          dirty_nodes_.insert(id);
-        }
+      if (!known) break;
+      bool was_online = known->online;
+      registry_.on_heartbeat(*known, env.message.heartbeat, now_us);
+      known->heard = true;
+      if (!was_online) {
+        wire_log_.write(log::Level::info, "registry", id + " online (heartbeat)", now_us);
+        dirty_nodes_.insert(id);
       }
       break;
     }
     case TopicKind::phase:
-      if (env.historical) {
-        // Late (store and forward): history, not the node's present phase.
-        if (auto* n = registry_.find(id)) ++n->historical_phases;
-      } else {
-        registry_.on_phase(id, env.message.phase, now_us);
-      }
+      if (!known) break;
+      if (env.historical) ++known->historical_phases;  // late (store and forward): history, not its present phase
+      else registry_.on_phase(*known, env.message.phase, now_us);
       break;
     case TopicKind::ack:
       on_ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
@@ -315,8 +324,7 @@ void Gateway::quarantine(const std::string& id, const std::string& why) {
   // until an operator's heal.
   NodeEntry* n = registry_.find(id);
   if (!n || n->quarantined) return;
-  n->quarantined = true;
-  n->quarantine_reason = why;
+  registry_.set_quarantined(*n, true, why);
   pending_quarantine_.push_back({id, "quarantine", why, {}, wall_us()});
   log::warn("registry", id + " QUARANTINED (" + why + "); kairosctl heal " + id + " lifts it");
 }

@@ -1,14 +1,54 @@
 #include "gateway/registry.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kairos::gw {
 
+Registry::Registry(RegistrySettings settings) : settings_(settings) {}
+
+NodeEntry& Registry::entry(const std::string& id) {
+  if (auto it = index_.find(id); it != index_.end()) return *it->second;
+  auto [it, _] = nodes_.try_emplace(id);
+  it->second.id = id;
+  index_.emplace(std::string_view(it->first), &it->second);
+  return it->second;
+}
+
+void Registry::restore(NodeEntry entry_in) {
+  NodeEntry& n = entry(entry_in.id);
+  const bool was_online = n.online;
+  if (n.in_sums) {  // out of the sums before the entry is replaced
+    n.online = false;
+    resum(n);
+  }
+  n = std::move(entry_in);
+  n.liveness_slot_us = n.ping_slot_us = 0;
+  n.in_sums = false;
+  if (was_online) --online_;
+  if (n.online) {
+    ++online_;
+    liveness_.at(n, n.last_hb_us + settings_.missed_heartbeats * n.hb_period_us);
+    pings_.at(n, n.next_ping_us ? n.next_ping_us : 1);
+  }
+  resum(n);
+}
+
+void Registry::set_online(NodeEntry& n, bool online, std::int64_t now_us) {
+  if (n.online != online) {
+    if (online) ++online_;
+    else --online_;
+    n.online = online;
+  }
+  if (!online) return;
+  liveness_.at(n, n.last_hb_us + settings_.missed_heartbeats * n.hb_period_us);
+  pings_.at(n, std::max(n.next_ping_us, now_us));
+}
+
 NodeEntry& Registry::on_birth(const std::string& id, const std::string& cluster, std::uint64_t session,
                               const kairos_v1_NodeBirth& b, std::int64_t now_us, std::int64_t default_hb_us) {
-  NodeEntry& n = nodes_[id];
+  NodeEntry& n = entry(id);
   bool new_session = n.session != session;
-  n.id = id;
   n.cluster = cluster;
   n.board = b.board;
   n.firmware = b.firmware_version;
@@ -23,27 +63,32 @@ NodeEntry& Registry::on_birth(const std::string& id, const std::string& cluster,
   n.hb_period_us = b.heartbeat_period_ms ? static_cast<std::int64_t>(b.heartbeat_period_ms) * 1000 : default_hb_us;
   n.session = session;
   if (new_session) n.phase_valid = false;
-  n.online = true;
   if (n.status == kairos_v1_NodeStatus_OFFLINE || n.status == kairos_v1_NodeStatus_STATUS_UNSPECIFIED)
     n.status = kairos_v1_NodeStatus_COMPLIANT;
   n.last_seen_us = now_us;
   n.last_hb_us = now_us;  // the liveness clock starts at birth
+  set_online(n, true, now_us);
+  resum(n);
   return n;
 }
 
 bool Registry::on_state(const std::string& id, bool online, std::int64_t now_us) {
   auto* n = find(id);
-  if (!n) return false;
-  n->last_seen_us = now_us;
-  if (n->online == online) return false;
-  n->online = online;
+  return n && on_state(*n, online, now_us);
+}
+
+bool Registry::on_state(NodeEntry& n, bool online, std::int64_t now_us) {
+  n.last_seen_us = now_us;
+  if (n.online == online) return false;
   if (online) {
-    n->last_hb_us = now_us;
-    n->status = kairos_v1_NodeStatus_COMPLIANT;
+    n.last_hb_us = now_us;
+    n.status = kairos_v1_NodeStatus_COMPLIANT;
   } else {
-    n->status = kairos_v1_NodeStatus_OFFLINE;
-    n->phase_valid = false;
+    n.status = kairos_v1_NodeStatus_OFFLINE;
+    n.phase_valid = false;
   }
+  set_online(n, online, now_us);
+  resum(n);
   return true;
 }
 
@@ -63,71 +108,172 @@ Impedance NodeEntry::impedance(std::int64_t now_us) const {
 bool Registry::on_heartbeat(const std::string& id, const kairos_v1_Heartbeat& hb, std::int64_t now_us) {
   auto* n = find(id);
   if (!n) return false;
-  n->processing_ms = hb.processing_ms;
-  n->queue_depth = hb.queue_depth;
-  n->last_seen_us = now_us;
-  n->last_hb_us = now_us;
-  n->status = hb.status;
-  n->online = true;
+  on_heartbeat(*n, hb, now_us);
   return true;
+}
+
+void Registry::on_heartbeat(NodeEntry& n, const kairos_v1_Heartbeat& hb, std::int64_t now_us) {
+  n.processing_ms = hb.processing_ms;
+  n.queue_depth = hb.queue_depth;
+  n.last_seen_us = now_us;
+  n.last_hb_us = now_us;
+  const bool status_changed = n.status != hb.status;
+  n.status = hb.status;
+  if (!n.online) set_online(n, true, now_us);
+  else if (status_changed && n.status != kairos_v1_NodeStatus_QUARANTINED)
+    pings_.at(n, std::max(n.next_ping_us, now_us));  // back from its own quarantine
+  // The liveness deadline already queued is earlier than the new one: it is
+  // moved when it comes due, not on every heartbeat.
+  if (status_changed || !n.in_sums) resum(n);
 }
 
 bool Registry::on_phase(const std::string& id, const kairos_v1_PhaseReport& p, std::int64_t now_us) {
   auto* n = find(id);
   if (!n) return false;
-  n->last_seen_us = now_us;
-  if (!p.valid) return true;
-  n->z = {p.node_z.re, p.node_z.im};
-  n->c = p.node_c;
-  n->phase_valid = true;
-  n->phase_us = now_us;
+  on_phase(*n, p, now_us);
   return true;
 }
 
-std::vector<std::string> Registry::expire(std::int64_t now_us, int missed) {
+void Registry::on_phase(NodeEntry& n, const kairos_v1_PhaseReport& p, std::int64_t now_us) {
+  n.last_seen_us = now_us;
+  if (!p.valid) return;
+  n.z = {p.node_z.re, p.node_z.im};
+  n.c = p.node_c;
+  n.phase_valid = true;
+  n.phase_us = now_us;
+  resum(n);
+}
+
+void Registry::set_quarantined(NodeEntry& n, bool quarantined, const std::string& reason) {
+  n.quarantined = quarantined;
+  n.quarantine_reason = quarantined ? reason : std::string();
+  if (!quarantined && n.online) pings_.at(n, std::max<std::int64_t>(n.next_ping_us, 1));
+  resum(n);
+}
+
+std::vector<std::string> Registry::expire(std::int64_t now_us) {
   std::vector<std::string> gone;
-  for (auto& [id, n] : nodes_) {
-    if (!n.online) continue;
-    if (now_us - n.last_hb_us > missed * n.hb_period_us) {
-      n.online = false;
-      n.status = kairos_v1_NodeStatus_OFFLINE;
-      n.phase_valid = false;
-      gone.push_back(id);
+  // Offline once now - last heartbeat > missed * period: due at deadline + 1 us.
+  while (NodeEntry* n = liveness_.due(now_us - 1)) {
+    if (!n->online) continue;
+    const std::int64_t deadline = n->last_hb_us + settings_.missed_heartbeats * n->hb_period_us;
+    if (now_us <= deadline) {  // heard since: due again at its new deadline
+      liveness_.at(*n, deadline);
+      continue;
     }
+    n->status = kairos_v1_NodeStatus_OFFLINE;
+    n->phase_valid = false;
+    set_online(*n, false, now_us);
+    resum(*n);
+    gone.push_back(n->id);
   }
   return gone;
 }
 
 void Registry::grace(std::int64_t now_us) {
+  // After an outage of the gateway's own: rare, and every online node is concerned.
   for (auto& [id, n] : nodes_)
     if (n.online) n.last_hb_us = std::max(n.last_hb_us, now_us);
 }
 
-std::vector<NodePhase> Registry::sync_inputs(std::int64_t now_us, double stale_after_s,
-                                             const std::array<double, 6>& class_weight) const {
+NodeEntry* Registry::ping_due(std::int64_t now_us) {
+  while (NodeEntry* n = pings_.due(now_us)) {
+    if (!n->online || n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED) continue;  // queued again when back
+    return n;
+  }
+  return nullptr;
+}
+
+void Registry::ping_at(NodeEntry& n, std::int64_t at_us) {
+  n.next_ping_us = at_us;
+  pings_.at(n, at_us);
+}
+
+bool Registry::contributes(const NodeEntry& n) const {
+  if (!n.online || !n.phase_valid || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) return false;
+  return settings_.class_weight[static_cast<std::size_t>(std::clamp<int>(n.device_class, 1, 6) - 1)] > 0;
+}
+
+double Registry::anchor(std::int64_t phase_us) const {
+  return std::exp(static_cast<double>(phase_us - base_us_) / 1e6 / settings_.stale_after_s);
+}
+
+void Registry::resum(NodeEntry& n) {
+  if (settings_.stale_after_s <= 0) return;  // no phase has weight
+  if (n.in_sums) {
+    const double a = n.sum_weight * anchor(n.sum_phase_us);
+    s_w_ -= a;
+    s_z_ -= a * n.sum_z;
+    s_c_ -= a * n.sum_c;
+    s_zz_ -= a * std::norm(n.sum_z);
+    n.in_sums = false;
+    if (--contributors_ == 0) {  // nothing left: no rounding carried over
+      s_w_ = s_c_ = s_zz_ = 0;
+      s_z_ = {0, 0};
+    }
+  }
+  if (!contributes(n)) return;
+  if (!based_) {
+    base_us_ = n.phase_us;
+    based_ = true;
+  }
+  n.in_sums = true;
+  n.sum_weight = settings_.class_weight[static_cast<std::size_t>(std::clamp<int>(n.device_class, 1, 6) - 1)];
+  n.sum_phase_us = n.phase_us;
+  n.sum_z = n.z;
+  n.sum_c = n.c;
+  const double a = n.sum_weight * anchor(n.sum_phase_us);
+  s_w_ += a;
+  s_z_ += a * n.sum_z;
+  s_c_ += a * n.sum_c;
+  s_zz_ += a * std::norm(n.sum_z);
+  ++contributors_;
+  if (n.phase_us - base_us_ > static_cast<std::int64_t>(4 * settings_.stale_after_s * 1e6)) rebase(n.phase_us);
+}
+
+void Registry::rebase(std::int64_t now_us) {
+  // Anchors grow as exp(age/stale_after): moving the base scales every sum
+  // by one factor (no node visited), keeping them far from overflow.
+  const double f = std::exp(-static_cast<double>(now_us - base_us_) / 1e6 / settings_.stale_after_s);
+  s_w_ *= f;
+  s_z_ *= f;
+  s_c_ *= f;
+  s_zz_ *= f;
+  base_us_ = now_us;
+}
+
+MeshFigures Registry::figures(std::int64_t now_us) {
+  if (based_ && now_us - base_us_ > static_cast<std::int64_t>(4 * settings_.stale_after_s * 1e6)) rebase(now_us);
+  MeshFigures f;
+  if (contributors_ == 0 || !(s_w_ > 0)) return f;
+  f.contributors = contributors_;
+  f.z = s_z_ / s_w_;
+  f.coherence = s_c_ / s_w_;
+  // sum a_i |z_i - Z|^2 = sum a_i |z_i|^2 - |Z|^2 sum a_i
+  const double spread = std::max(0.0, s_zz_ - std::norm(f.z) * s_w_);
+  f.agreement = std::clamp(1.0 - 2.0 * std::sqrt(spread / s_w_), 0.0, 1.0);
+  return f;
+}
+
+std::vector<NodePhase> Registry::sync_inputs(std::int64_t now_us) const {
   std::vector<NodePhase> out;
-  out.reserve(nodes_.size());
   for (const auto& [id, n] : nodes_) {
     if (!n.online || !n.phase_valid || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
     auto cls = static_cast<std::size_t>(std::clamp<int>(n.device_class, 1, 6) - 1);
     double age_s = static_cast<double>(now_us - n.phase_us) / 1e6;
-    out.push_back({n.z, n.c, sync_weight(class_weight[cls], age_s, stale_after_s)});
+    out.push_back({n.z, n.c, sync_weight(settings_.class_weight[cls], age_s, settings_.stale_after_s)});
   }
   return out;
 }
 
 const NodeEntry* Registry::find(const std::string& id) const {
-  auto it = nodes_.find(id);
-  return it == nodes_.end() ? nullptr : &it->second;
+  auto it = index_.find(id);
+  return it == index_.end() ? nullptr : it->second;
 }
 
 NodeEntry* Registry::find(const std::string& id) {
-  auto it = nodes_.find(id);
-  return it == nodes_.end() ? nullptr : &it->second;
-}
-
-std::size_t Registry::online_count() const {
-  return static_cast<std::size_t>(std::count_if(nodes_.begin(), nodes_.end(), [](const auto& kv) { return kv.second.online; }));
+  auto it = index_.find(id);
+  return it == index_.end() ? nullptr : it->second;
 }
 
 }  // namespace kairos::gw

@@ -4,11 +4,14 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/core/bytes.h"
 #include "common/core/impedance.h"
 #include "common/core/meshsync.h"
+#include "gateway/deadlines.h"
 #include "kairos.pb.h"
 
 namespace kairos::gw {
@@ -45,6 +48,16 @@ struct NodeEntry {
   double feedback_ms = 0;        // lead learned from late scheduled executions (docs/DESIGN.md 5.4 calibration)
   double calibration_ms() const { return clock.inbound_tail_us() / 1000.0 + feedback_ms; }
   std::int64_t next_ping_us = 0; // monotonic
+  std::int64_t session_saved_us = 0;  // monotonic: the replay high water last marked for the database
+  // The registry's own bookkeeping (registry.cpp): the pending liveness and
+  // ping deadlines, and what the node adds to the mesh sums.
+  std::int64_t liveness_slot_us = 0;
+  std::int64_t ping_slot_us = 0;
+  bool in_sums = false;
+  double sum_weight = 0;          // class weight of the phase in the sums
+  std::int64_t sum_phase_us = 0;  // its receipt time
+  std::complex<double> sum_z{0, 0};
+  double sum_c = 0;
   // Live frames of older sessions (monotonic times, the last minute): two
   // devices with one identity (docs/DESIGN.md 5.6).
   std::vector<std::int64_t> stale_frames_us;
@@ -52,37 +65,88 @@ struct NodeEntry {
   Impedance impedance(std::int64_t now_us) const;
 };
 
+// Settings of the registry (docs/DESIGN.md 5.1, 5.3).
+struct RegistrySettings {
+  int missed_heartbeats = 3;
+  double stale_after_s = 15.0;
+  std::array<double, 6> class_weight{1, 1, 1, 1, 1, 1};  // A..F
+};
+
 // The registry of docs/DESIGN.md 5.1: nodes from births, liveness from heartbeats and
-// Wills. Pure logic; time comes in as monotonic microseconds.
+// Wills. Pure logic; time comes in as monotonic microseconds. What it costs
+// follows the frames, not the node count: a lookup is one hash, liveness and
+// pings come due from per-node deadlines, and the online count and the mesh
+// sums are kept up to date on each change.
 class Registry {
  public:
+  explicit Registry(RegistrySettings settings = {});
   // A birth: creates or refreshes the node. Returns the entry.
   NodeEntry& on_birth(const std::string& id, const std::string& cluster, std::uint64_t session,
                       const kairos_v1_NodeBirth& birth, std::int64_t now_us, std::int64_t default_hb_us);
   // state online/offline of the node's current session. True if online changed.
   bool on_state(const std::string& id, bool online, std::int64_t now_us);
+  bool on_state(NodeEntry& n, bool online, std::int64_t now_us);
   // Returns false for an unknown node.
   bool on_heartbeat(const std::string& id, const kairos_v1_Heartbeat& hb, std::int64_t now_us);
+  void on_heartbeat(NodeEntry& n, const kairos_v1_Heartbeat& hb, std::int64_t now_us);
   bool on_phase(const std::string& id, const kairos_v1_PhaseReport& phase, std::int64_t now_us);
+  void on_phase(NodeEntry& n, const kairos_v1_PhaseReport& phase, std::int64_t now_us);
+  // Quarantine by the gateway, or lifted by heal.
+  void set_quarantined(NodeEntry& n, bool quarantined, const std::string& reason);
   // Marks OFFLINE every online node whose last heartbeat is older than
-  // missed * its period; returns their ids.
-  std::vector<std::string> expire(std::int64_t now_us, int missed);
+  // missed_heartbeats periods; returns their ids. Visits only nodes whose
+  // deadline has come.
+  std::vector<std::string> expire(std::int64_t now_us);
+  std::vector<std::string> expire(std::int64_t now_us, int missed) {
+    settings_.missed_heartbeats = missed;
+    return expire(now_us);
+  }
   // Restarts every online node's liveness clock at now: after the gateway's
   // own outage, missing heartbeats are not the nodes' fault.
   void grace(std::int64_t now_us);
-  // Phases of online nodes weighted by class and age (docs/DESIGN.md 5.3).
-  std::vector<NodePhase> sync_inputs(std::int64_t now_us, double stale_after_s,
-                                     const std::array<double, 6>& class_weight) const;
+  // The next online node whose clock ping is due (next_ping_us), or nullptr;
+  // after a ping, ping_at() sets its next one. Quarantined nodes are skipped
+  // until healed, offline ones until they are back.
+  NodeEntry* ping_due(std::int64_t now_us);
+  void ping_at(NodeEntry& n, std::int64_t at_us);
+  // The earliest time a liveness or ping deadline may come due.
+  std::int64_t next_deadline_us() const { return std::min(liveness_.next(), pings_.next()); }
+  // The mesh figures (docs/DESIGN.md 5.3) from sums kept up to date on each
+  // phase and state change: the age weight exp(-age/stale_after) is common
+  // to all nodes up to a factor, which cancels.
+  MeshFigures figures(std::int64_t now_us);
+  // Phases of online nodes weighted by class and age, node by node (the
+  // reference figures() is checked against).
+  std::vector<NodePhase> sync_inputs(std::int64_t now_us) const;
 
-  void restore(NodeEntry entry) { nodes_[entry.id] = std::move(entry); }
+  void restore(NodeEntry entry);
   const NodeEntry* find(const std::string& id) const;
   NodeEntry* find(const std::string& id);
   const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }
-  std::map<std::string, NodeEntry>& nodes_mut() { return nodes_; }
-  std::size_t online_count() const;
+  std::size_t online_count() const { return online_; }
 
  private:
-  std::map<std::string, NodeEntry> nodes_;
+  NodeEntry& entry(const std::string& id);
+  void set_online(NodeEntry& n, bool online, std::int64_t now_us);
+  bool contributes(const NodeEntry& n) const;
+  // Takes n's contribution out of the sums and puts its current one in.
+  void resum(NodeEntry& n);
+  void rebase(std::int64_t now_us);
+  double anchor(std::int64_t phase_us) const;  // exp((phase_us - base)/stale_after)
+
+  RegistrySettings settings_;
+  std::map<std::string, NodeEntry> nodes_;  // ordered: pages of kairosctl nodes
+  std::unordered_map<std::string_view, NodeEntry*> index_;
+  std::size_t online_ = 0;
+  NodeDeadlines<NodeEntry> liveness_{&NodeEntry::liveness_slot_us};
+  NodeDeadlines<NodeEntry> pings_{&NodeEntry::ping_slot_us};
+  // sum over contributors of a_i, a_i z_i, a_i c_i, a_i |z_i|^2 with
+  // a_i = class weight * exp((t_i - base)/stale_after)
+  std::int64_t base_us_ = 0;
+  bool based_ = false;
+  std::size_t contributors_ = 0;
+  double s_w_ = 0, s_c_ = 0, s_zz_ = 0;
+  std::complex<double> s_z_{0, 0};
 };
 
 }  // namespace kairos::gw

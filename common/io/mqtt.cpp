@@ -297,6 +297,7 @@ void MqttLink::attempt_over() {
 }
 
 void MqttLink::push_event(LinkEvent ev) {
+  bool was_empty;
   {
     std::lock_guard lock(mu_);
     if (ev.type == LinkEvent::Type::message) {
@@ -306,8 +307,12 @@ void MqttLink::push_event(LinkEvent ev) {
       }
       ++queued_messages_;
     }
+    was_empty = events_.empty();
     events_.push_back(std::move(ev));
   }
+  // The owner sleeps only on an empty queue and takes all of it at once
+  // (wait()): one wake per batch, not per message.
+  if (!was_empty) return;
   cv_.notify_one();
   if (opt_.on_event) opt_.on_event();
 }

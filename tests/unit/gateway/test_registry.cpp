@@ -2,6 +2,10 @@
 
 #include "gateway/registry.h"
 
+#include <cmath>
+#include <random>
+#include <set>
+
 using namespace kairos;
 using namespace kairos::gw;
 
@@ -81,20 +85,155 @@ TEST(Registry, StateOfflineAndBack) {
 }
 
 TEST(Registry, SyncInputsWeighByClassAndAge) {
-  Registry r;
+  std::array<double, 6> w{2, 1, 1, 1, 1, 0.5};
+  Registry r(RegistrySettings{3, 15.0, w});
   r.on_birth("a", "c1", 1, birth(1000, kairos_v1_DeviceClass_CLASS_A), 0, kSec);
   r.on_birth("f", "c1", 2, birth(1000, kairos_v1_DeviceClass_CLASS_F), 0, kSec);
   r.on_birth("x", "c1", 3, birth(1000), 0, kSec);
   r.on_phase("a", phase(0.2f, 1.0f), 10 * kSec);
   r.on_phase("f", phase(0.8f, 0.5f), 10 * kSec);
   // "x" never reported a phase: it does not count
-  std::array<double, 6> w{2, 1, 1, 1, 1, 0.5};
-  auto in = r.sync_inputs(10 * kSec, 15.0, w);
+  auto in = r.sync_inputs(10 * kSec);
   ASSERT_EQ(in.size(), 2u);
   EXPECT_DOUBLE_EQ(in[0].weight, 2.0);
   EXPECT_DOUBLE_EQ(in[1].weight, 0.5);
-  auto later = r.sync_inputs(25 * kSec, 15.0, w);
+  auto later = r.sync_inputs(25 * kSec);
   EXPECT_NEAR(later[0].weight, 2.0 * std::exp(-1.0), 1e-12);
   r.on_state("a", false, 26 * kSec);
-  EXPECT_EQ(r.sync_inputs(26 * kSec, 15.0, w).size(), 1u);
+  EXPECT_EQ(r.sync_inputs(26 * kSec).size(), 1u);
+}
+
+TEST(Registry, TheOnlineCountFollowsEveryChange) {
+  Registry r;
+  r.on_birth("a", "c1", 1, birth(1000), 0, kSec);
+  r.on_birth("b", "c1", 2, birth(1000), 0, kSec);
+  r.on_birth("a", "c1", 3, birth(1000), kSec, kSec);  // a new session of an online node
+  EXPECT_EQ(r.online_count(), 2u);
+  r.on_state("a", false, 2 * kSec);
+  EXPECT_EQ(r.online_count(), 1u);
+  kairos_v1_Heartbeat hb = kairos_v1_Heartbeat_init_zero;
+  hb.status = kairos_v1_NodeStatus_COMPLIANT;
+  r.on_heartbeat("a", hb, 2 * kSec);
+  EXPECT_EQ(r.online_count(), 2u);
+  EXPECT_EQ(r.expire(10 * kSec).size(), 2u);
+  EXPECT_EQ(r.online_count(), 0u);
+  NodeEntry restored;
+  restored.id = "c";
+  restored.online = true;
+  restored.last_hb_us = 10 * kSec;
+  r.restore(restored);
+  EXPECT_EQ(r.online_count(), 1u);
+}
+
+TEST(Registry, AShorterPeriodFromANewBirthExpiresOnTheNewPeriod) {
+  Registry r;
+  r.on_birth("n1", "c1", 1, birth(10'000), 0, kSec);  // due at 30 s
+  r.on_birth("n1", "c1", 2, birth(1000), 0, kSec);    // now due at 3 s
+  EXPECT_TRUE(r.expire(3 * kSec).empty());
+  EXPECT_EQ(r.expire(3 * kSec + 1).size(), 1u);
+}
+
+TEST(Registry, AHeartbeatingNodeStaysOnlineThroughManyExpiries) {
+  Registry r;
+  r.on_birth("n1", "c1", 1, birth(1000), 0, kSec);
+  r.on_birth("quiet", "c1", 2, birth(1000), 0, kSec);
+  kairos_v1_Heartbeat hb = kairos_v1_Heartbeat_init_zero;
+  hb.status = kairos_v1_NodeStatus_COMPLIANT;
+  std::vector<std::string> gone;
+  for (std::int64_t t = kSec; t <= 60 * kSec; t += kSec) {
+    r.on_heartbeat("n1", hb, t);
+    for (auto& id : r.expire(t + kSec / 2)) gone.push_back(id);
+  }
+  EXPECT_EQ(gone, std::vector<std::string>{"quiet"});
+  EXPECT_TRUE(r.find("n1")->online);
+}
+
+TEST(Registry, PingsComeDueByTheirOwnTimeAndSkipQuarantinedNodesUntilHealed) {
+  Registry r;
+  auto& a = r.on_birth("a", "c1", 1, birth(1000), 0, kSec);
+  auto& b = r.on_birth("b", "c1", 2, birth(1000), 0, kSec);
+  // Both due at once when they come online.
+  std::set<std::string> due;
+  while (auto* n = r.ping_due(0)) {
+    due.insert(n->id);
+    r.ping_at(*n, n->id == "a" ? 10 * kSec : 2 * kSec);
+  }
+  EXPECT_EQ(due, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(r.ping_due(kSec), nullptr);
+  auto* n = r.ping_due(2 * kSec);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->id, "b");
+  r.set_quarantined(b, true, "test");
+  r.ping_at(b, 3 * kSec);
+  EXPECT_EQ(r.ping_due(5 * kSec), nullptr);  // quarantined: not pinged
+  r.set_quarantined(b, false, "");
+  n = r.ping_due(5 * kSec);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->id, "b");
+  EXPECT_EQ(r.ping_due(9 * kSec), nullptr);
+  EXPECT_EQ(r.ping_due(10 * kSec), &a);
+}
+
+// The figures kept as sums against the node-by-node computation, over a
+// random history of births, phases, states, quarantines and expiries (long
+// enough to move the sums' base several times).
+TEST(Registry, FiguresFromSumsAreTheNodeByNodeFigures) {
+  std::array<double, 6> w{2, 1.5, 1, 1, 0.5, 0};
+  Registry r(RegistrySettings{3, 15.0, w});
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  kairos_v1_Heartbeat hb = kairos_v1_Heartbeat_init_zero;
+  std::int64_t now = 0;
+  std::size_t checks = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    now += static_cast<std::int64_t>(unit(rng) * 80'000);
+    const std::string id = "n" + std::to_string(rng() % 40);
+    const double x = unit(rng);
+    if (x < 0.05) {
+      r.on_birth(id, "c1", rng(), birth(1000, static_cast<kairos_v1_DeviceClass>(1 + rng() % 6)), now, kSec);
+    } else if (x < 0.75) {
+      double angle = unit(rng) * 6.283;
+      auto p = phase(static_cast<float>(std::cos(angle)), static_cast<float>(unit(rng)));
+      p.node_z.im = static_cast<float>(std::sin(angle));
+      r.on_phase(id, p, now);
+    } else if (x < 0.85) {
+      hb.status = unit(rng) < 0.1 ? kairos_v1_NodeStatus_QUARANTINED : kairos_v1_NodeStatus_COMPLIANT;
+      r.on_heartbeat(id, hb, now);
+    } else if (x < 0.9) {
+      r.on_state(id, unit(rng) < 0.5, now);
+    } else if (x < 0.95) {
+      if (auto* n = r.find(id)) r.set_quarantined(*n, !n->quarantined, "test");
+    } else {
+      r.expire(now);
+    }
+    if (step % 97 == 0) {
+      auto sums = r.figures(now);
+      auto ref = mesh_figures(r.sync_inputs(now));
+      ASSERT_EQ(sums.contributors, ref.contributors) << "step " << step;
+      EXPECT_NEAR(sums.z.real(), ref.z.real(), 1e-9) << "step " << step;
+      EXPECT_NEAR(sums.z.imag(), ref.z.imag(), 1e-9) << "step " << step;
+      EXPECT_NEAR(sums.coherence, ref.coherence, 1e-9) << "step " << step;
+      EXPECT_NEAR(sums.agreement, ref.agreement, 1e-6) << "step " << step;
+      checks += ref.contributors > 0;
+    }
+  }
+  EXPECT_GT(now, 10 * 60 * kSec);  // the base moved many times
+  EXPECT_GT(checks, 100u);
+}
+
+TEST(NodeDeadlines, AnEarlierDeadlineSupersedesALaterOne) {
+  struct N {
+    int id = 0;
+    std::int64_t slot = 0;
+  };
+  NodeDeadlines<N> d(&N::slot);
+  N a{1}, b{2};
+  d.at(a, 50);
+  d.at(b, 30);
+  d.at(a, 10);  // earlier: supersedes 50
+  d.at(b, 40);  // later: 30 stands
+  EXPECT_EQ(d.due(9), nullptr);
+  EXPECT_EQ(d.due(100), &a);
+  EXPECT_EQ(d.due(100), &b);
+  EXPECT_EQ(d.due(100), nullptr);  // a's entry at 50 was superseded
 }
