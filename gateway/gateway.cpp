@@ -511,6 +511,12 @@ void Gateway::loop() {
                       mono_us());
       queue_drops_seen_ = lost;
     }
+    // Operators' requests go first: behind a backlog of reports, a status
+    // would otherwise wait for all of it (docs/DESIGN.md 5.8).
+    const std::string ctl = ctl_req_topic(config_.mesh);
+    std::stable_partition(events.begin(), events.end(), [&](const LinkEvent& ev) {
+      return ev.type == LinkEvent::Type::message && ev.msg.topic.starts_with(ctl);
+    });
     for (auto& ev : events) {
       switch (ev.type) {
         case LinkEvent::Type::connected: on_connected(); break;

@@ -232,9 +232,7 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   set_string(r.mesh, config_.mesh);
   r.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
   r.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
-  std::set<std::string> clusters;
-  for (const auto& [id, n] : registry_.nodes()) clusters.insert(n.cluster);
-  r.clusters = static_cast<std::uint32_t>(clusters.size());
+  r.clusters = static_cast<std::uint32_t>(registry_.cluster_count());
   r.has_mesh_state = true;
   fill_mesh_state(r.mesh_state);
   for (int i = 0; i < static_cast<int>(DropReason::count_) && r.drops_count < 16; ++i) {

@@ -225,15 +225,16 @@ void Gateway::on_result(const std::string& id, const Envelope& env, const Inboun
 
 void Gateway::check_contexts() {
   // CONTEXT_DIVERGENCE (docs/DESIGN.md 5.6): within a cluster of 3 or more online
-  // nodes, a context hash that differs from a strict majority's.
-  std::map<std::string, std::map<Digest, std::vector<const NodeEntry*>>> groups;
-  for (const auto& [id, n] : registry_.nodes()) {
-    if (!n.online || n.context_hash.size() != 32) continue;
-    Digest h;
-    std::copy_n(n.context_hash.begin(), h.size(), h.begin());
-    groups[n.cluster][h].push_back(&n);
-  }
-  for (const auto& [cluster, by_hash] : groups) {
+  // nodes, a context hash that differs from a strict majority's. Only the
+  // clusters where a node came, went or was born again since the last look.
+  for (const auto& cluster : registry_.take_context_changes()) {
+    std::map<Digest, std::vector<const NodeEntry*>> by_hash;
+    for (const NodeEntry* n : registry_.members(cluster)) {
+      if (!n->online || n->context_hash.size() != 32) continue;
+      Digest h;
+      std::copy_n(n->context_hash.begin(), h.size(), h.begin());
+      by_hash[h].push_back(n);
+    }
     std::size_t total = 0;
     const Digest* major = nullptr;
     std::size_t major_n = 0;

@@ -15,6 +15,32 @@ NodeEntry& Registry::entry(const std::string& id) {
   return it->second;
 }
 
+void Registry::join(NodeEntry& n, const std::string& cluster) {
+  if (n.in_cluster && n.cluster == cluster) return;
+  if (n.in_cluster) {
+    auto it = clusters_.find(n.cluster);
+    std::erase(it->second, &n);
+    context_changes_.insert(n.cluster);
+    if (it->second.empty()) clusters_.erase(it);
+  }
+  n.cluster = cluster;
+  n.in_cluster = true;
+  clusters_[cluster].push_back(&n);
+  context_changes_.insert(cluster);
+}
+
+const std::vector<NodeEntry*>& Registry::members(const std::string& cluster) const {
+  static const std::vector<NodeEntry*> none;
+  auto it = clusters_.find(cluster);
+  return it == clusters_.end() ? none : it->second;
+}
+
+std::vector<std::string> Registry::take_context_changes() {
+  std::vector<std::string> out(context_changes_.begin(), context_changes_.end());
+  context_changes_.clear();
+  return out;
+}
+
 void Registry::restore(NodeEntry entry_in) {
   NodeEntry& n = entry(entry_in.id);
   const bool was_online = n.online;
@@ -22,7 +48,11 @@ void Registry::restore(NodeEntry entry_in) {
     n.online = false;
     resum(n);
   }
+  const std::string cluster = entry_in.cluster;
+  entry_in.cluster = n.cluster;  // membership moves through join()
+  entry_in.in_cluster = n.in_cluster;
   n = std::move(entry_in);
+  join(n, cluster);
   n.liveness_slot_us = n.ping_slot_us = 0;
   n.in_sums = false;
   if (was_online) --online_;
@@ -39,6 +69,7 @@ void Registry::set_online(NodeEntry& n, bool online, std::int64_t now_us) {
     if (online) ++online_;
     else --online_;
     n.online = online;
+    context_changes_.insert(n.cluster);
   }
   if (!online) return;
   liveness_.at(n, n.last_hb_us + settings_.missed_heartbeats * n.hb_period_us);
@@ -49,7 +80,8 @@ NodeEntry& Registry::on_birth(const std::string& id, const std::string& cluster,
                               const kairos_v1_NodeBirth& b, std::int64_t now_us, std::int64_t default_hb_us) {
   NodeEntry& n = entry(id);
   bool new_session = n.session != session;
-  n.cluster = cluster;
+  join(n, cluster);
+  context_changes_.insert(cluster);  // its context hash may have changed
   n.board = b.board;
   n.firmware = b.firmware_version;
   n.device_class = b.device_class == kairos_v1_DeviceClass_CLASS_UNSPECIFIED ? kairos_v1_DeviceClass_CLASS_E

@@ -3,6 +3,7 @@
 #include <complex>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +55,7 @@ struct NodeEntry {
   std::int64_t liveness_slot_us = 0;
   std::int64_t ping_slot_us = 0;
   bool in_sums = false;
+  bool in_cluster = false;        // listed among its cluster's members
   double sum_weight = 0;          // class weight of the phase in the sums
   std::int64_t sum_phase_us = 0;  // its receipt time
   std::complex<double> sum_z{0, 0};
@@ -124,9 +126,16 @@ class Registry {
   NodeEntry* find(const std::string& id);
   const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }
   std::size_t online_count() const { return online_; }
+  // Clusters and their members, kept as births assign them.
+  std::size_t cluster_count() const { return clusters_.size(); }
+  const std::vector<NodeEntry*>& members(const std::string& cluster) const;
+  // Clusters whose members' online state or context hash changed since the
+  // last call (the context check looks at these only).
+  std::vector<std::string> take_context_changes();
 
  private:
   NodeEntry& entry(const std::string& id);
+  void join(NodeEntry& n, const std::string& cluster);
   void set_online(NodeEntry& n, bool online, std::int64_t now_us);
   bool contributes(const NodeEntry& n) const;
   // Takes n's contribution out of the sums and puts its current one in.
@@ -137,6 +146,8 @@ class Registry {
   RegistrySettings settings_;
   std::map<std::string, NodeEntry> nodes_;  // ordered: pages of kairosctl nodes
   std::unordered_map<std::string_view, NodeEntry*> index_;
+  std::map<std::string, std::vector<NodeEntry*>> clusters_;
+  std::set<std::string> context_changes_;
   std::size_t online_ = 0;
   NodeDeadlines<NodeEntry> liveness_{&NodeEntry::liveness_slot_us};
   NodeDeadlines<NodeEntry> pings_{&NodeEntry::ping_slot_us};

@@ -237,3 +237,25 @@ TEST(NodeDeadlines, AnEarlierDeadlineSupersedesALaterOne) {
   EXPECT_EQ(d.due(100), &b);
   EXPECT_EQ(d.due(100), nullptr);  // a's entry at 50 was superseded
 }
+
+TEST(Registry, ContextChangesNameOnlyTheClustersWhereSomethingChanged) {
+  Registry r;
+  r.on_birth("a", "c1", 1, birth(1000), 0, kSec);
+  r.on_birth("b", "c2", 2, birth(1000), 0, kSec);
+  EXPECT_EQ(r.take_context_changes(), (std::vector<std::string>{"c1", "c2"}));
+  EXPECT_TRUE(r.take_context_changes().empty());
+  kairos_v1_Heartbeat hb = kairos_v1_Heartbeat_init_zero;
+  hb.status = kairos_v1_NodeStatus_COMPLIANT;
+  r.on_heartbeat("a", hb, kSec);  // nothing the context check looks at
+  EXPECT_TRUE(r.take_context_changes().empty());
+  r.on_state("b", false, kSec);
+  EXPECT_EQ(r.take_context_changes(), std::vector<std::string>{"c2"});
+  auto b1 = birth(1000);
+  std::snprintf(b1.cluster, sizeof b1.cluster, "c3");
+  r.on_birth("a", "c3", 3, b1, 2 * kSec, kSec);  // moved: both clusters
+  EXPECT_EQ(r.take_context_changes(), (std::vector<std::string>{"c1", "c3"}));
+  EXPECT_TRUE(r.members("c1").empty());
+  ASSERT_EQ(r.members("c3").size(), 1u);
+  EXPECT_EQ(r.members("c3")[0]->id, "a");
+  EXPECT_EQ(r.cluster_count(), 2u);
+}
