@@ -266,15 +266,40 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
 }
 
 void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const {
+  // A page costs its own nodes, not the ones before it: from the node
+  // after q.after (a cursor), and the total from counts kept up to date.
   std::uint32_t limit = q.limit ? std::min(q.limit, kMaxPage) : kMaxPage;
-  std::string state = q.state;
-  std::uint32_t index = 0;
-  r.offset = q.offset;
-  for (const auto& [id, n] : registry_.nodes()) {
-    if (q.cluster[0] && n.cluster != q.cluster) continue;
-    if (state == "online" && !n.online) continue;
-    if (state == "offline" && n.online) continue;
-    if (index++ < q.offset || r.nodes_count >= limit) continue;
+  const std::string state = q.state;
+  auto matches = [&](const NodeEntry& n) {
+    if (q.cluster[0] && n.cluster != q.cluster) return false;
+    if (state == "online" && !n.online) return false;
+    if (state == "offline" && n.online) return false;
+    return true;
+  };
+  const auto& all = registry_.nodes();
+  std::uint32_t total = 0;
+  if (q.id[0]) {
+    const NodeEntry* one = registry_.find(q.id);
+    total = one && matches(*one) ? 1 : 0;
+  } else if (q.cluster[0]) {
+    for (const NodeEntry* n : registry_.members(q.cluster)) total += matches(*n);
+  } else {
+    total = static_cast<std::uint32_t>(state == "online"    ? registry_.online_count()
+                                       : state == "offline" ? all.size() - registry_.online_count()
+                                                            : all.size());
+  }
+  r.total = total;
+  r.offset = q.after[0] ? 0 : q.offset;
+  std::uint32_t skip = r.offset;
+  auto it = q.id[0] ? all.find(q.id) : q.after[0] ? all.upper_bound(q.after) : all.begin();
+  for (; it != all.end() && r.nodes_count < limit; ++it) {
+    const NodeEntry& n = it->second;
+    if (q.id[0] && n.id != q.id) break;
+    if (!matches(n)) continue;
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
     auto& o = r.nodes[r.nodes_count++];
     set_string(o.id, n.id);
     set_string(o.cluster, n.cluster);
@@ -311,7 +336,6 @@ void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r,
     o.lead_ms = static_cast<std::uint32_t>(std::lround(imp.lead_ms));
     o.clock_shifts = n.clock.shifts();
   }
-  r.total = index;
 }
 
 std::optional<TargetView> Gateway::target_view(const std::string& id) const {

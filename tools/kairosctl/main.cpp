@@ -205,6 +205,7 @@ int run(const Options& o) {
   } else if (o.verb == "node") {
     if (o.args.size() != 1) return fail("node takes a node id: kairosctl node <id>", 2);
     req.which_verb = kairos_v1_ControlRequest_nodes_tag;
+    set_string(req.verb.nodes.id, o.args[0]);  // an older gateway ignores it: the list is then filtered here
   } else if (o.verb == "watch") {
     req.which_verb = kairos_v1_ControlRequest_status_tag;
   } else if (o.verb == "conflicts") {
@@ -482,7 +483,9 @@ int run(const Options& o) {
   std::vector<kairos_v1_NodeInfo> nodes;
   std::uint32_t total = 0;
   do {
+    // Both: a gateway that knows the cursor pages from the last id, an older one by offset.
     req.verb.nodes.offset = static_cast<std::uint32_t>(nodes.size());
+    if (!nodes.empty()) set_string(req.verb.nodes.after, nodes.back().id);
     auto resp = client.call(req, timeout_ms, why);
     if (!resp) return no_answer(timeout_ms);
     if (!resp->ok) return fail(resp->error);
