@@ -52,14 +52,15 @@ Bytes phase_frame() {
   return seal(kPhaseTopic, *env, bench_key());
 }
 
-void BM_OpenPhase(benchmark::State& state) {
-  const auto frame = phase_frame();
+void open_loop(benchmark::State& state, const std::string& topic, const Bytes& frame) {
   const auto key = bench_key();
   for (auto _ : state) {
-    auto o = open(kPhaseTopic, frame, key);
+    auto o = open(topic, frame, key);
     benchmark::DoNotOptimize(o.env);
   }
 }
+
+void BM_OpenPhase(benchmark::State& state) { open_loop(state, kPhaseTopic, phase_frame()); }
 BENCHMARK(BM_OpenPhase);
 
 void BM_ValidatePhase(benchmark::State& state) {
@@ -68,14 +69,7 @@ void BM_ValidatePhase(benchmark::State& state) {
 }
 BENCHMARK(BM_ValidatePhase);
 
-void BM_OpenBirth(benchmark::State& state) {
-  const auto frame = birth_frame();
-  const auto key = bench_key();
-  for (auto _ : state) {
-    auto o = open(kTopic, frame, key);
-    benchmark::DoNotOptimize(o.env);
-  }
-}
+void BM_OpenBirth(benchmark::State& state) { open_loop(state, kTopic, birth_frame()); }
 BENCHMARK(BM_OpenBirth);
 
 void BM_MacOnlyReference(benchmark::State& state) {

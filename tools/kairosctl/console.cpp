@@ -278,4 +278,74 @@ void print_watch_line(const kairos_v1_StatusReply& r, bool json) {
               s.unified ? "yes" : "no", mode_name(s.mode));
 }
 
+int print_nodes(const std::vector<kairos_v1_NodeInfo>& nodes, bool one, bool json) {
+  auto class_name = [](kairos_v1_DeviceClass c) { return class_letter(c).data(); };
+  auto status_name = [](kairos_v1_NodeStatus s) { return to_string(s).data(); };
+  if (json) {
+    Json j;
+    j.begin_array();
+    for (const auto& n : nodes) {
+      j.begin_object().key("id").str(n.id).key("cluster").str(n.cluster).key("board").str(n.board);
+      j.key("class").str(class_name(n.device_class)).key("status").str(status_name(n.status));
+      j.key("online").boolean(n.online);
+      j.key("phase").begin_object().key("real").num(n.z.re).key("imag").num(n.z.im).end_object();
+      j.key("coherence").num(n.c).key("phase_valid").boolean(n.phase_valid);
+      j.key("last_seen_ms").integer(n.last_seen_ms).key("firmware").str(n.firmware_version);
+      j.key("context_hash").str(to_hex(ByteView(n.context_hash.bytes, n.context_hash.size)));
+      j.key("events").integer(n.events).key("historical_phases").integer(n.historical_phases);
+      j.key("clock").begin_object().key("samples").integer(n.clock_samples).key("offset_ms").num(n.offset_ms);
+      j.key("rtt_ms").num(n.rtt_ms).key("jitter_ms").num(n.jitter_ms).end_object();
+      j.key("impedance").begin_object().key("score").integer(n.impedance).key("processing_ms").num(n.processing_ms);
+      j.key("queue_depth").integer(n.queue_depth).key("drift").num(n.drift).key("reliability").num(n.reliability);
+      j.key("confidence").num(n.confidence).key("degraded").boolean(n.degraded).key("unstable").boolean(n.unstable);
+      j.key("lead_ms").integer(n.lead_ms).key("calibration_ms").num(n.calibration_ms).key("clock_shifts").integer(n.clock_shifts);
+      j.end_object();
+      j.end_object();
+    }
+    j.end_array();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  if (one) {
+    const auto& n = nodes[0];
+    std::printf("node %s  (cluster %s, board %s, class %s, firmware %s)\n", n.id, n.cluster, n.board,
+                class_name(n.device_class), n.firmware_version);
+    std::printf("  status        %s%s\n", status_name(n.status), n.online ? "" : " (offline)");
+    if (n.phase_valid)
+      std::printf("  phase         %.3f %+.3fi, coherence %.3f\n", static_cast<double>(n.z.re), static_cast<double>(n.z.im),
+                  static_cast<double>(n.c));
+    std::printf("  clock         offset %+.2f ms, rtt %.2f ms, jitter %.2f ms (%u samples)\n",
+                static_cast<double>(n.offset_ms), static_cast<double>(n.rtt_ms), static_cast<double>(n.jitter_ms),
+                n.clock_samples);
+    std::printf("  impedance     %u (processing %.1f ms, queue %u, drift %.2f)%s%s\n", n.impedance,
+                static_cast<double>(n.processing_ms), n.queue_depth, static_cast<double>(n.drift),
+                n.degraded ? " DEGRADED" : "", n.unstable ? " UNSTABLE" : "");
+    std::printf("  lead          %u ms (calibration %.1f ms, %llu latency shifts)\n", n.lead_ms,
+                static_cast<double>(n.calibration_ms), static_cast<unsigned long long>(n.clock_shifts));
+    std::printf("  reliability   %.2f, confidence %.2f\n", static_cast<double>(n.reliability),
+                static_cast<double>(n.confidence));
+    std::printf("  events        %llu logged, %llu late phase reports\n", static_cast<unsigned long long>(n.events),
+                static_cast<unsigned long long>(n.historical_phases));
+    return 0;
+  }
+  std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %-5s %s\n", "NODE", "CLUSTER", "BOARD", "CLASS", "STATUS",
+              "PHASE", "COH", "IMP", "SEEN");
+  for (const auto& n : nodes) {
+    char phase[32] = "-";
+    char coh[16] = "-";
+    if (n.phase_valid) {
+      std::snprintf(phase, sizeof phase, "%.3f %+.3fi", static_cast<double>(n.z.re), static_cast<double>(n.z.im));
+      std::snprintf(coh, sizeof coh, "%.3f", static_cast<double>(n.c));
+    }
+    char seen[24] = "never";
+    if (n.last_seen_ms != UINT32_MAX) std::snprintf(seen, sizeof seen, "%.1f s ago", n.last_seen_ms / 1000.0);
+    char imp[12] = "-";
+    if (n.clock_samples) std::snprintf(imp, sizeof imp, "%u", n.impedance);
+    std::printf("%-20s %-12s %-14s %-5s %-17s %-16s %-6s %-5s %s\n", n.id, n.cluster, n.board, class_name(n.device_class),
+                status_name(n.status), phase, coh, imp, seen);
+  }
+  std::printf("%zu node%s\n", nodes.size(), nodes.size() == 1 ? "" : "s");
+  return 0;
+}
+
 }  // namespace kairos::ctl
