@@ -513,9 +513,8 @@ void Gateway::loop() {
     }
     // Operators' requests go first: behind a backlog of reports, a status
     // would otherwise wait for all of it (docs/DESIGN.md 5.8).
-    const std::string ctl = ctl_req_topic(config_.mesh);
     std::stable_partition(events.begin(), events.end(), [&](const LinkEvent& ev) {
-      return ev.type == LinkEvent::Type::message && ev.msg.topic.starts_with(ctl);
+      return ev.type == LinkEvent::Type::message && ev.msg.topic.starts_with(ctl_topic_);
     });
     for (auto& ev : events) {
       switch (ev.type) {

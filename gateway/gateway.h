@@ -297,6 +297,7 @@ class Gateway {
   log::Gate wire_log_{5.0, 20.0};  // every line a frame causes (docs/DESIGN.md 4)
   std::uint64_t accepted_ = 0;
   std::uint64_t queue_drops_seen_ = 0;  // of the link's inbound queue, counted as queue_full
+  const std::string ctl_topic_ = ctl_req_topic(config_.mesh);  // requests: taken first (loop)
   std::uint64_t will_seq_ = 0;
 
   Hysteresis unified_;

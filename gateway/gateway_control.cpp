@@ -118,6 +118,9 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
   }
   ++accepted_;
 
+  // The mesh as it is now, not as of the last sync: a node back a moment
+  // ago counts toward the mode a verb is judged by.
+  sync(now_us);
   // What the answer may report (a job done, a conflict) is on disk first.
   commit_durable();
   const auto& req = env.message.ctl_request;

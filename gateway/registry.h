@@ -99,10 +99,6 @@ class Registry {
   // missed_heartbeats periods; returns their ids. Visits only nodes whose
   // deadline has come.
   std::vector<std::string> expire(std::int64_t now_us);
-  std::vector<std::string> expire(std::int64_t now_us, int missed) {
-    settings_.missed_heartbeats = missed;
-    return expire(now_us);
-  }
   // Restarts every online node's liveness clock at now: after the gateway's
   // own outage, missing heartbeats are not the nodes' fault.
   void grace(std::int64_t now_us);

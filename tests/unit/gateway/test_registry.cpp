@@ -55,12 +55,12 @@ TEST(Registry, ThreeMissedHeartbeatsExpire) {
   hb.status = kairos_v1_NodeStatus_VARIANCE_WARNING;
   r.on_heartbeat("n1", hb, 2 * kSec);
   EXPECT_EQ(r.find("n1")->status, kairos_v1_NodeStatus_VARIANCE_WARNING);
-  EXPECT_TRUE(r.expire(5 * kSec, 3).empty());  // exactly 3 periods: still online
-  auto gone = r.expire(5 * kSec + 1, 3);
+  EXPECT_TRUE(r.expire(5 * kSec).empty());  // exactly 3 periods: still online
+  auto gone = r.expire(5 * kSec + 1);
   ASSERT_EQ(gone.size(), 1u);
   EXPECT_EQ(gone[0], "n1");
   EXPECT_EQ(r.find("n1")->status, kairos_v1_NodeStatus_OFFLINE);
-  EXPECT_TRUE(r.expire(100 * kSec, 3).empty());  // reported once
+  EXPECT_TRUE(r.expire(100 * kSec).empty());  // reported once
   r.on_heartbeat("n1", hb, 101 * kSec);
   EXPECT_TRUE(r.find("n1")->online);
 }
@@ -69,8 +69,8 @@ TEST(Registry, GraceRestartsLiveness) {
   Registry r;
   r.on_birth("n1", "c1", 5, birth(1000), 0, 5 * kSec);
   r.grace(10 * kSec);
-  EXPECT_TRUE(r.expire(12 * kSec, 3).empty());
-  EXPECT_EQ(r.expire(14 * kSec, 3).size(), 1u);
+  EXPECT_TRUE(r.expire(12 * kSec).empty());
+  EXPECT_EQ(r.expire(14 * kSec).size(), 1u);
 }
 
 TEST(Registry, StateOfflineAndBack) {
