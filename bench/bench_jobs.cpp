@@ -6,7 +6,7 @@
 
 #include <random>
 
-#include "gateway/jobs.h"
+#include "gateway/jobs/jobs.h"
 
 using namespace kairos;
 using namespace kairos::gw;

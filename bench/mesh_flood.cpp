@@ -5,15 +5,19 @@
 // PUBLISH packets per write(). kairos-sim models each node (its network,
 // clock and KAIROS loop) and speaks through Paho, whose C client sends every
 // connection's messages from one thread per process: it sheds reports
-// before 30,000 nodes at a report a second. This driver models nothing and
-// answers nothing (clock pings go unanswered); it only sends what a mesh
-// sends, on time.
+// before 30,000 nodes at a report a second. This driver models nothing but
+// a fixed clock offset per node (within +-100 ms); it sends what a mesh
+// sends, on time, and with --answer-pings 1 answers the gateway's clock
+// pings as a node does (a signed ack stamped with its receipt and reply
+// times on the node's clock), reporting how soon each node had 8 answered.
 // Usage: mesh_flood --port P --mesh M --keys-dir DIR [--nodes N] [--prefix P]
 //        [--clusters K] [--phase-s S] [--hb-s S] [--duration-s S] [--connections C]
+//        [--answer-pings 0|1]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +25,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
+#include <unordered_map>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -42,6 +48,7 @@ struct Options {
   std::string mesh, keys_dir, prefix = "flood";
   int nodes = 1000, clusters = 4, connections = 0;
   double phase_s = 1, hb_s = 5, duration_s = 0;
+  bool answer_pings = false;
 };
 
 struct Node {
@@ -50,6 +57,9 @@ struct Node {
   Signer signer;
   std::string phase_topic, hb_topic;
   int conn;
+  std::int64_t offset_us = 0;  // its clock against the machine's
+  int pings = 0;               // answered
+  std::int64_t eighth_us = 0;  // when its 8th ping was answered (monotonic)
 };
 
 void put_length(std::string& out, std::size_t n) {
@@ -123,6 +133,52 @@ class Connection {
     }
   }
   void ping() { out.append("\xc0\x00", 2); }
+  // Subscribes to filter at QoS 0 (the SUBACK is read with the rest).
+  void subscribe(std::string_view filter) {
+    std::string body("\x00\x01", 2);  // packet id 1
+    put_string(body, filter);
+    body.push_back(0);
+    std::string pkt(1, static_cast<char>(0x82));
+    put_length(pkt, body.size());
+    out += pkt + body;
+    flush_out();
+  }
+  void flush_out() {
+    write_all(out);
+    out.clear();
+  }
+  int fd() const { return fd_; }
+  // Reads what the broker sent into in; then takes each whole PUBLISH
+  // (QoS 0) out of it: on_publish(topic, payload).
+  template <typename F>
+  void receive(F&& on_publish) {
+    char buf[65536];
+    ssize_t r;
+    while ((r = ::read(fd_, buf, sizeof buf)) > 0) in_.append(buf, static_cast<std::size_t>(r));
+    std::size_t pos = 0;
+    while (in_.size() - pos >= 2) {
+      std::size_t len = 0, shift = 0, i = pos + 1;
+      bool whole = false;
+      while (i < in_.size()) {
+        auto b = static_cast<unsigned char>(in_[i++]);
+        len |= static_cast<std::size_t>(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80)) {
+          whole = true;
+          break;
+        }
+      }
+      if (!whole || in_.size() - i < len) break;
+      if ((static_cast<unsigned char>(in_[pos]) & 0xf0) == 0x30 && len >= 2) {
+        const std::size_t tlen = (static_cast<unsigned char>(in_[i]) << 8) | static_cast<unsigned char>(in_[i + 1]);
+        if (2 + tlen <= len)
+          on_publish(std::string_view(in_).substr(i + 2, tlen),
+                     ByteView(reinterpret_cast<const std::uint8_t*>(in_.data()) + i + 2 + tlen, len - 2 - tlen));
+      }
+      pos = i + len;
+    }
+    in_.erase(0, pos);
+  }
 
  private:
   void write_all(std::string_view data) {
@@ -140,6 +196,7 @@ class Connection {
     }
   }
   int fd_ = -1;
+  std::string in_;
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -155,6 +212,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (k == "--phase-s") o.phase_s = std::stod(v);
     else if (k == "--hb-s") o.hb_s = std::stod(v);
     else if (k == "--duration-s") o.duration_s = std::stod(v);
+    else if (k == "--answer-pings") o.answer_pings = v == "1";
     else return false;
   }
   return (argc % 2) == 1 && !o.mesh.empty() && !o.keys_dir.empty() && o.nodes > 0 && o.phase_s > 0 && o.hb_s > 0;
@@ -167,7 +225,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, o)) {
     std::fprintf(stderr,
                  "usage: mesh_flood --port P --mesh M --keys-dir DIR [--nodes N] [--prefix P] [--clusters K]\n"
-                 "                  [--phase-s S] [--hb-s S] [--duration-s S] [--connections C]\n");
+                 "                  [--phase-s S] [--hb-s S] [--duration-s S] [--connections C] [--answer-pings 0|1]\n");
     return 2;
   }
   install_stop_signals();
@@ -191,7 +249,8 @@ int main(int argc, char** argv) {
       }
       std::string cluster = "c" + std::to_string(1 + i % o.clusters);
       nodes.push_back({id, cluster, key, Signer(id, session), node_topic(o.mesh, cluster, id, TopicKind::phase),
-                       node_topic(o.mesh, cluster, id, TopicKind::hb), i % conns});
+                       node_topic(o.mesh, cluster, id, TopicKind::hb), i % conns,
+                       static_cast<std::int64_t>((i * 7919) % 201 - 100) * 1000});
     }
     std::vector<std::unique_ptr<Connection>> links;
     for (int k = 0; k < conns; ++k)
@@ -211,6 +270,62 @@ int main(int argc, char** argv) {
       put_publish(links[static_cast<std::size_t>(n.conn)]->out, t, n.signer.seal(t, *env, n.key, wall_us()), true);
     }
     for (auto& l : links) l->flush();
+    // The clock pings, on a connection of their own, answered as they come.
+    std::unique_ptr<Connection> cmds;
+    std::unordered_map<std::string, std::size_t> index;
+    std::uint64_t answered = 0, refused = 0;
+    std::int64_t first_ping_us = 0;
+    if (o.answer_pings) {
+      for (std::size_t i = 0; i < nodes.size(); ++i) index.emplace(nodes[i].id, i);
+      cmds = std::make_unique<Connection>(o.port, o.mesh + "-flood-" + o.prefix + "-cmd");
+      cmds->subscribe(node_filter(o.mesh, TopicKind::cmd));
+    }
+    auto ack_env = make_envelope("", 0, 0, 0);
+    auto answer = [&] {
+      cmds->receive([&](std::string_view topic, ByteView payload) {
+        auto t = parse_topic(topic);
+        auto it = t ? index.find(std::string(t->name)) : index.end();
+        if (it == index.end()) return;
+        Node& n = nodes[it->second];
+        const std::int64_t received = wall_us() + n.offset_us;
+        auto opened = open(topic, payload, n.key);
+        if (!opened || opened.env->which_message != kairos_v1_Envelope_command_tag ||
+            opened.env->message.command.which_action != kairos_v1_Command_ping_tag) {
+          ++refused;
+          return;
+        }
+        *ack_env = kairos_v1_Envelope_init_zero;
+        ack_env->which_message = kairos_v1_Envelope_ack_tag;
+        auto& a = ack_env->message.ack;
+        a.command_id = opened.env->message.command.command_id;
+        a.state = 1;
+        a.received_at_us = received;
+        a.executed_at_us = wall_us() + n.offset_us;
+        auto at = node_topic(o.mesh, n.cluster, n.id, TopicKind::ack);
+        put_publish(cmds->out, at, n.signer.seal(at, *ack_env, n.key, a.executed_at_us), false);
+        const std::int64_t now = mono_us();
+        if (!first_ping_us) first_ping_us = now;
+        if (++n.pings == 8) n.eighth_us = now;
+        ++answered;
+      });
+      if (!cmds->out.empty()) cmds->flush_out();
+    };
+    auto ping_report = [&](const char* when) {
+      if (!cmds) return;
+      std::vector<double> eighth;
+      for (const auto& n : nodes)
+        if (n.eighth_us) eighth.push_back(static_cast<double>(n.eighth_us - first_ping_us) / 1e6);
+      std::sort(eighth.begin(), eighth.end());
+      const double span = first_ping_us ? static_cast<double>(mono_us() - first_ping_us) / 1e6 : 0;
+      std::printf("mesh_flood: pings %s: %llu answered (%.0f/s since the first), %llu refused; %zu of %zu nodes with 8 "
+                  "answered, the 8th after the first ping p50 %.1f s p95 %.1f s max %.1f s\n",
+                  when, static_cast<unsigned long long>(answered), span > 0 ? static_cast<double>(answered) / span : 0.0,
+                  static_cast<unsigned long long>(refused), eighth.size(), nodes.size(),
+                  eighth.empty() ? 0.0 : eighth[eighth.size() / 2],
+                  eighth.empty() ? 0.0 : eighth[eighth.size() * 95 / 100], eighth.empty() ? 0.0 : eighth.back());
+      std::fflush(stdout);
+    };
+    std::int64_t next_report = mono_us() + 10'000'000;
     std::printf("mesh_flood: all %d nodes announced on %d connections\n", o.nodes, conns);
     std::fflush(stdout);
 
@@ -269,6 +384,7 @@ int main(int argc, char** argv) {
       }
       if (until >= next_ping) {
         for (auto& l : links) l->ping();
+        if (cmds) cmds->ping();
         next_ping += 30'000'000;
       }
       for (auto& l : links) l->flush();
@@ -276,8 +392,23 @@ int main(int argc, char** argv) {
       ++ticks;
       const std::int64_t now = mono_us();
       if (now > until + kTickUs) ++late_ticks;  // more than a tick behind
-      if (now < until) ::usleep(static_cast<useconds_t>(until - now));
+      if (!cmds) {
+        if (now < until) ::usleep(static_cast<useconds_t>(until - now));
+        continue;
+      }
+      // Until the next tick, pings are answered as they arrive.
+      for (std::int64_t t = now;; t = mono_us()) {
+        pollfd p{cmds->fd(), POLLIN, 0};
+        const int wait_ms = t < until ? static_cast<int>((until - t + 999) / 1000) : 0;
+        if (::poll(&p, 1, wait_ms) > 0) answer();
+        if (mono_us() >= until) break;
+      }
+      if (mono_us() >= next_report) {
+        ping_report("so far");
+        next_report += 10'000'000;
+      }
     }
+    ping_report("in all");
     const double span = static_cast<double>(mono_us() - start) / 1e6;
     std::printf("mesh_flood: %.1f s, %llu phase reports and %llu heartbeats sent (%.0f frames/s), %lld of %lld ticks late\n",
                 span, static_cast<unsigned long long>(phases), static_cast<unsigned long long>(hbs),

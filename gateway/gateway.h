@@ -11,21 +11,19 @@
 #include "common/core/ratelimit.h"
 #include "common/core/replay.h"
 #include "common/io/mqtt.h"
-#include "gateway/breakers.h"
+#include "gateway/ball/ball_log.h"
+#include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
-#include "gateway/hook.h"
-#include "gateway/jobs.h"
-#include "gateway/keyring.h"
-#include "gateway/operators.h"
-#include "gateway/registry.h"
-#include "gateway/rotation.h"
-#include "gateway/scheduler.h"
-#include "gateway/store.h"
+#include "gateway/jobs/desk.h"
+#include "gateway/link/keyring.h"
+#include "gateway/rpc/operators.h"
+#include "gateway/registry/clock_sync.h"
+#include "gateway/registry/registry.h"
+#include "gateway/link/rotation.h"
+#include "gateway/schedule/schedules.h"
+#include "gateway/store/outbox.h"
 
 namespace kairos::gw {
-
-// An empty answer to request_id (ok false until a verb fills it).
-std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t request_id);
 
 // The kairos-gateway daemon: verifies every frame, keeps the registry,
 // computes the mesh state and answers the control RPC (SPEC 4, 5.1, 5.3).
@@ -60,9 +58,6 @@ class Gateway {
   void periodic(std::int64_t now_us);
   void sync(std::int64_t now_us);
   void publish_mesh_state();
-  // Logs a conflict (SPEC 5.6) to the append-only conflict log, at most one
-  // per node and type every 10 s.
-  void quarantine(const std::string& id, const std::string& why);
   void heal(const Inbound& m, std::uint64_t request_id, const kairos_v1_HealRequest& req);
   // Key rotation (docs/PROTOCOL.md, Key rotation; gateway_rotation.cpp).
   void rotate_key(const Inbound& m, std::uint64_t request_id, const kairos_v1_RotateKeyRequest& req);
@@ -74,51 +69,18 @@ class Gateway {
   // Answers the rotate-key waiting for node id, if any.
   void rotation_done(const std::string& id, bool rotated, const std::string& detail);
   void rotations_service(std::int64_t now_us);  // rotations not confirmed in time are abandoned
-  // throttle: at most one per node and type every 10 s.
   void loop();  // until a stop signal
-  // The database could not be written (docs/DESIGN.md 5.7): say so loudly once
-  // (log, alert), refuse what must be recorded, and try again every 5 s.
+  // The database could not be written (docs/DESIGN.md 5.7): said loudly once
+  // (log, alert); the outbox refuses what must be recorded and tries again every 5 s.
   void storage_failed(const std::string& why);
-  void storage_recovered();
-  bool storage_paused(std::int64_t now_us) const { return !storage_error_.empty() && now_us < storage_retry_us_; }
-  // Frames of an older session of a live node: raises DUPLICATE_IDENTITY when they keep coming.
-  void duplicate_identity(const std::string& id, std::uint64_t stale_session, std::int64_t now_us);
-  void conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
-                std::int64_t now_us, bool throttle = true);
   // Registry and replay state go to SQLite in one transaction a second.
   void flush();
   // Signs a command for node n with its key and sends it; 0 when there is no key.
   std::uint64_t send_command(const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill);
   void send_rebirth(const NodeEntry& n);
-  void send_ping(NodeEntry& n, std::int64_t now_us);
   // t4: the ack's arrival on the gateway's wall clock (us).
   void on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4);
-  // schedule(command, targets, T) from the control RPC; answered when it ends.
-  void start_schedule(const Inbound& m, std::uint64_t request_id, const kairos_v1_ScheduleRequest& req);
-  void schedule_finished(const ScheduleResult& r);
-  void calibrate(const std::string& id, const TargetResult& t, double late_us);
-  std::optional<TargetView> target_view(const std::string& id) const;
-  // Node ids a selector names ("all", "cluster:<c>", "class:<X>", or ids).
-  std::vector<std::string> select_targets(const std::string& selector, std::string& error) const;
-  void pings(std::int64_t now_us);
-  // Jobs (SPEC 5.5).
-  void delegate(const Inbound& m, std::uint64_t request_id, const kairos_v1_DelegateRequest& req);
-  void jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_JobsRequest& req);
-  std::vector<JobCandidate> job_candidates(const JobSpec& spec, bool any) const;
-  bool send_job(const std::string& node, const Job& job, std::uint32_t attempt);
-  void job_outcome(const std::string& node, bool good, const std::string& why);
-  void job_finished(const Job& job);
-  void service_jobs();
-  // A confirmed request in EMERGENCY: job dispatch resumes until the mode changes.
-  void confirmed_in_emergency();
   void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const;
-  std::string last_cascade_;
-  struct Outgoing {
-    std::string topic;
-    Bytes frame;
-    bool retained = false;
-  };
-  std::vector<Outgoing> pending_publish_;  // alerts, Ball heads and deliveries: published after the next commit
 
   // The Ball protocol (SPEC 6; gateway_ball.cpp).
   struct Play {
@@ -149,8 +111,6 @@ class Gateway {
     int tries = 0;
   };
   std::vector<BallDispatch> ball_dispatch_;  // sent after the next commit
-  std::vector<std::pair<std::string, ball::Entry>> pending_ball_entries_;  // (ball id, entry)
-  std::vector<std::pair<std::string, std::string>> pending_ball_plays_;    // (session, ball id)
   std::int64_t next_ball_service_us_ = 0;
   ball::AskSchedule ask_schedule() const {
     return {static_cast<std::int64_t>(config_.ball_retry_s * 1e6),
@@ -168,6 +128,7 @@ class Gateway {
   void ball_publish_head(const std::string& name, const Play& p);
   bool is_node(const std::string& peer) const { return registry_.find(peer) != nullptr; }
   void send_ball_jobs();
+  void ball_job_finished(const Job& job);  // the job of a play's holder ended
   void ball_answer(const BallJob& b, const Job& job);
   // The broker's signed head of a play (retained, or the echo of ours):
   // a lineage that does not reach it, or differs from it, is broken.
@@ -176,17 +137,12 @@ class Gateway {
   // Stalled node holders asked again; heads the broker lost published again.
   void ball_service(std::int64_t now_us);
   void fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const;
-  double active_rate_ = 1.0;
-  bool emergency_override_ = false;
   void on_result(const std::string& id, const Envelope& env, const Inbound& m);
-  void check_contexts();
-  std::map<std::string, Digest> diverged_;  // node -> the divergent context hash already logged
   std::int64_t next_context_check_us_ = 0;
-  void fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) const;
   void breakers_verb(const Inbound& m, std::uint64_t request_id);
   // Writes what must be durable before anyone hears of it (jobs and their
-  // events, conflicts, quarantine) in one transaction, then sends the
-  // replies that waited for it.
+  // events, conflicts, quarantine, Ball entries) in one transaction, then
+  // sends the replies that waited for it.
   void commit_durable();
   void defer(const std::string& topic, const Bytes& correlation, std::unique_ptr<kairos_v1_ControlResponse> resp);
   void answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp);
@@ -211,89 +167,49 @@ class Gateway {
   };
   std::map<std::string, Rotation> rotations_;  // node -> the rotate-key waiting for its confirmation
   Store store_;
+  Outbox outbox_{store_, config_.database, [this](const std::string& why) { storage_failed(why); }};
   OperatorBook operators_{config_.keys_dir, keys_.operator_key()};
   RateLimiter revoked_answers_{1.0, 5.0};  // errors sent back to revoked operators
   Registry registry_{RegistrySettings{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight}};
+  Escalation escalation_;
   SessionGuard guard_;      // node frames
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;  // committed with the next flush
-  std::vector<StoredConflict> pending_conflicts_;
-  struct PendingQuarantine {
-    std::string node, action, reason;
-    Bytes data;
-    std::int64_t at_wall_us;
-  };
-  std::vector<PendingQuarantine> pending_quarantine_;
-  std::set<std::uint64_t> dirty_jobs_;
-  std::vector<std::pair<JobEvent, std::int64_t>> pending_job_events_;
-  struct Reply {
-    std::string topic;
-    Bytes correlation;
-    std::unique_ptr<kairos_v1_ControlResponse> resp;
-  };
-  std::vector<Reply> deferred_;  // sent after the next commit_durable()
-  struct Waiter {
-    std::string topic;
-    Bytes correlation;
-    std::uint64_t request_id;
-  };
-  std::multimap<std::uint64_t, Waiter> job_waiters_;  // job id -> delegate --wait callers
-  struct JobCommand {
-    std::uint64_t job;
-    std::uint32_t attempt;
-    std::string node;
-    std::int64_t sent_us;
-  };
-  std::map<std::uint64_t, JobCommand> job_commands_;  // command id -> the copy it carries
-  JobBook jobs_;
-  Breakers breakers_;
-  Hook hook_;
-  std::uint64_t alerts_ = 0;
-  void alert(const StoredConflict& c);
-  std::uint64_t next_job_id_ = 1;
+  JobDesk jobs_{config_, registry_, escalation_, outbox_,
+                {[this](const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill) {
+                   return send_command(n, ttl_ms, fill);
+                 },
+                 [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
+                 [this] { return settled(mono_us()) && link_ && link_->connected(); },
+                 [this](const Job& job) { ball_job_finished(job); }}};
+  BallLog ball_log_;
   // Monotonic: from then on the registry has settled after the start (births
   // re-read, first heartbeats): jobs are dispatched and the mode judged.
   // Set at the first connect.
   std::int64_t settled_at_us_ = 0;
   bool settled(std::int64_t now_us) const { return settled_at_us_ != 0 && now_us >= settled_at_us_; }
-  std::map<std::string, std::int64_t> last_conflict_us_;  // "type/node" -> when last logged
-  struct PendingPing {
-    std::string node;
-    std::int64_t t1_wall_us;
-    std::int64_t sent_mono_us;
-  };
-  std::map<std::uint64_t, PendingPing> pings_;  // command id -> ping in flight
-  enum class Verb { schedule, broadcast, freeze, thaw };
-  struct PendingSchedule {
-    std::string response_topic;
-    Bytes correlation;
-    std::uint64_t request_id = 0;
-    kairos_v1_Command command;  // the action template
-    Verb verb = Verb::schedule;
-    std::uint64_t snapshot_id = 0;
-  };
-  std::map<std::uint64_t, PendingSchedule> schedules_;  // schedule id -> the request to answer
-  // Modes (SPEC 5.6): why the current mode refuses an operation, or "".
-  std::string mode_refusal(bool mesh_wide, std::size_t targets, bool confirm) const;
-  // Drops targets in sectors or clusters whose breaker is not closed (DEGRADED_MODERATE).
-  void healthy_only(std::vector<std::string>& ids) const;
-  void on_mode_change(kairos_v1_MeshMode before, kairos_v1_MeshMode after, double active);
+  ClockSync clock_sync_{registry_,
+                       {static_cast<std::int64_t>(config_.ping_period_s * 1e6),
+                        static_cast<std::int64_t>(config_.fast_ping_period_s * 1e6),
+                        static_cast<std::int64_t>(config_.ping_timeout_s * 1e6), config_.max_pings_in_flight,
+                        config_.ping_share, config_.min_ping_rate},
+                       [this](const NodeEntry& n, std::int64_t& t1) { return send_ping(n, t1); }};
+  std::uint64_t send_ping(const NodeEntry& n, std::int64_t& t1);
   // by: the operator who asked (freeze), "" for the gateway's own (EMERGENCY).
   std::uint64_t write_snapshot(const std::string& kind, const std::string& scope, const std::string& by = "");
-  // broadcast, freeze and thaw: a command to every target at once, acks gathered (SPEC 5.8).
-  void command_verb(const Inbound& m, std::uint64_t request_id, Verb verb, const std::string& selector,
-                    const kairos_v1_Command& action, bool gather, std::uint32_t window_ms, bool confirm);
-  void command_finished(const PendingSchedule& p, const ScheduleResult& r);
-  void ask(const Inbound& m, std::uint64_t request_id, const kairos_v1_AskRequest& req);
-  std::map<std::uint64_t, Waiter> ask_waiters_;  // job id -> the ask to answer
-  Scheduler scheduler_;
+  Schedules schedules_{config_, registry_, escalation_,
+                      {[this](const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill) {
+                         return send_command(n, ttl_ms, fill);
+                       },
+                       [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
+                       [this](const std::string& kind, const std::string& scope, const std::string& by) {
+                         return write_snapshot(kind, scope, by);
+                       }}};
   const std::uint64_t session_;
   Signer signer_;
   std::unique_ptr<MqttLink> link_;
   DropCounters drops_;
-  std::string storage_error_;       // why the database cannot be written; empty when it can
-  std::int64_t storage_retry_us_ = 0;
   log::Gate wire_log_{5.0, 20.0};  // every line a frame causes (docs/DESIGN.md 4)
   std::uint64_t accepted_ = 0;
   std::uint64_t queue_drops_seen_ = 0;  // of the link's inbound queue, counted as queue_full
@@ -302,7 +218,6 @@ class Gateway {
 
   Hysteresis unified_;
   MeshFigures figures_;
-  kairos_v1_MeshMode mode_ = kairos_v1_MeshMode_FULL;
   std::int64_t start_us_ = 0;
   std::int64_t connected_at_us_ = 0;
   bool rebirth_round_done_ = false;

@@ -76,7 +76,7 @@ void Gateway::ball_broken(const std::string& name, Play& p, const std::string& w
   if (!p.broken.empty()) return;
   p.broken = why;
   p.ask_again_us.reset();
-  conflict("BALL_LINEAGE_BROKEN", 4, "ball:" + name, "play " + name + " (" + p.ball_id + "): " + why, wall_us(), false);
+  escalation_.conflict("BALL_LINEAGE_BROKEN", 4, "ball:" + name, "play " + name + " (" + p.ball_id + "): " + why, wall_us(), false);
   log::error("ball", "play " + name + " (" + p.ball_id + ") is broken: " + why +
                          "; it takes no input until a new hut (kairosctl ball verify " + name + ")");
 }
@@ -156,7 +156,7 @@ void Gateway::ball_publish_head(const std::string& name, const Play& p) {
   set_string(h.holder, p.s->holder());
   h.closed = p.s->closed();
   const auto t = ball_head_topic(config_.mesh, name);
-  pending_publish_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), true});
+  outbox_.publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), true);
 }
 
 void Gateway::ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
@@ -174,20 +174,19 @@ void Gateway::ball_deliver(const std::string& name, const Play& p, const std::st
   set_string(d.text, text);
   if (p.s) set_string(d.holder, p.s->holder());
   const auto t = ball_to_topic(config_.mesh, name, person);
-  pending_publish_.push_back({t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), false});
+  outbox_.publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), false);
 }
 
 std::string Gateway::ball_record(const std::string& name, Play& p, const std::string& author,
                                  const ball::Session::Outcome& o, const std::string& by) {
   if (!o.error.empty()) {
     // Every refusal is on record: a Ball holder's rules are the point.
-    conflict("BALL_REFUSAL", 1, author, "play " + name + ": " + o.error, wall_us(), false);
+    escalation_.conflict("BALL_REFUSAL", 1, author, "play " + name + ": " + o.error, wall_us(), false);
     return o.error;
   }
   if (!o.appended) return "";
   const ball::Entry& e = *o.appended;
-  pending_ball_entries_.emplace_back(p.ball_id, e);
-  pending_ball_entries_.back().second.asked_by = by;
+  ball_log_.entry(p.ball_id, e, by);
   ball_publish_head(name, p);
   if (e.kind == "ack" || e.kind == "done") return "";
   // A ball-mode entry (or the genesis) is mandatory context for every peer.
@@ -233,10 +232,10 @@ void Gateway::send_ball_jobs() {
     spec.timeout_ms = config_.job_timeout_ms;
     spec.retries = 1;
     spec.private_data = !d.conversation.empty();  // conversation is never logged
-    const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
+    const Job& job = jobs_.submit(std::move(spec));
     ball_jobs_[job.id] = {d.session, p.ball_id, d.node, e.seq, d.tries};
   }
-  service_jobs();
+  jobs_.service();
 }
 
 void Gateway::ball_answer(const BallJob& b, const Job& job) {
@@ -386,7 +385,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     if (plays_.count(name))
       log::info("ball", "hut: play " + name + " starts again (" + plays_[name].ball_id + " -> " + p.ball_id + ")");
     auto& play = plays_[name] = std::move(p);
-    pending_ball_plays_.emplace_back(name, play.ball_id);
+    ball_log_.play(name, play.ball_id);
     ball::Session::Outcome genesis;
     genesis.appended = play.s->lineage().front();
     ball_record(name, play, author, genesis, operator_of(m.topic));
@@ -492,6 +491,14 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     set_digest(r.appended_hash, o.appended->hash);
   }
   reply();
+}
+
+void Gateway::ball_job_finished(const Job& job) {
+  auto b = ball_jobs_.find(job.id);
+  if (b == ball_jobs_.end()) return;
+  const BallJob bj = b->second;
+  ball_jobs_.erase(b);
+  ball_answer(bj, job);
 }
 
 }  // namespace kairos::gw

@@ -19,6 +19,8 @@ namespace kairos::gw {
 
 namespace {
 
+ReplyTo reply_to(const Inbound& m) { return {m.response_topic, m.correlation, operator_of(m.topic)}; }
+
 const char* restrictions_of(kairos_v1_MeshMode m) {
   switch (m) {
     case kairos_v1_MeshMode_DEGRADED_MODERATE:
@@ -94,25 +96,17 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
                           verb.which_verb == kairos_v1_ControlRequest_jobs_tag ||
                           (verb.which_verb == kairos_v1_ControlRequest_conflicts_tag);
   bool remembered = false, replayed = false;
-  if (!storage_paused(mono_us())) {
-    try {
-      store_.begin();
-      replayed = !store_.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us);
+  if (!outbox_.paused(mono_us()))
+    remembered = outbox_.transaction([&](Store& store) {
+      replayed = !store.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us);
       if (!replayed) record_request(asker, env.message.ctl_request);
-      store_.commit();
-      remembered = true;
-      if (!storage_error_.empty()) storage_recovered();
-    } catch (const std::exception& e) {
-      store_.rollback();
-      storage_failed(e.what());
-    }
-  }
+    }, mono_us());
   if (replayed)
     return drop(DropReason::replay, m.topic, "request seq " + std::to_string(env.seq) + " already answered", now_us);
   if (!remembered && !reads_only) {
     auto resp = new_response(verb.request_id);
     resp->ok = false;
-    set_string(resp->error, "refused: the gateway cannot write its database (" + storage_error_ +
+    set_string(resp->error, "refused: the gateway cannot write its database (" + outbox_.error() +
                                 "): it takes nothing that must be recorded until it can; see kairosctl status");
     return answer(m.response_topic, m.correlation, *resp);
   }
@@ -137,15 +131,15 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       fill_nodes(req.verb.nodes, resp->reply.nodes, now_us);
       break;
     case kairos_v1_ControlRequest_schedule_tag:
-      return start_schedule(m, req.request_id, req.verb.schedule);  // answered when it ends
+      return schedules_.schedule(reply_to(m), req.request_id, req.verb.schedule);  // answered when it ends
     case kairos_v1_ControlRequest_heal_tag:
       return heal(m, req.request_id, req.verb.heal);
     case kairos_v1_ControlRequest_rotate_key_tag:
       return rotate_key(m, req.request_id, req.verb.rotate_key);  // answered when confirmed or abandoned
     case kairos_v1_ControlRequest_delegate_tag:
-      return delegate(m, req.request_id, req.verb.delegate);
+      return jobs_.delegate(reply_to(m), req.request_id, req.verb.delegate);
     case kairos_v1_ControlRequest_jobs_tag:
-      return jobs_verb(m, req.request_id, req.verb.jobs);
+      return jobs_.jobs(reply_to(m), req.request_id, req.verb.jobs);
     case kairos_v1_ControlRequest_breakers_tag:
       return breakers_verb(m, req.request_id);
     case kairos_v1_ControlRequest_broadcast_tag: {
@@ -153,7 +147,8 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       kairos_v1_Command action = kairos_v1_Command_init_zero;
       action.which_action = kairos_v1_Command_notice_tag;
       set_string(action.action.notice, b.text);
-      return command_verb(m, req.request_id, Verb::broadcast, b.targets, action, b.ack, b.window_ms, b.confirm);
+      return schedules_.command(reply_to(m), req.request_id, Schedules::Verb::broadcast, b.targets, action, b.ack,
+                                b.window_ms, b.confirm);
     }
     case kairos_v1_ControlRequest_freeze_tag: {
       const auto& f = req.verb.freeze;
@@ -161,11 +156,11 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
       action.which_action = f.thaw ? kairos_v1_Command_thaw_tag : kairos_v1_Command_freeze_tag;
       if (f.thaw) action.action.thaw = true;
       else action.action.freeze = true;
-      return command_verb(m, req.request_id, f.thaw ? Verb::thaw : Verb::freeze, f.scope, action, true, f.window_ms,
-                          f.confirm);
+      return schedules_.command(reply_to(m), req.request_id, f.thaw ? Schedules::Verb::thaw : Schedules::Verb::freeze,
+                                f.scope, action, true, f.window_ms, f.confirm);
     }
     case kairos_v1_ControlRequest_ask_tag:
-      return ask(m, req.request_id, req.verb.ask);
+      return jobs_.ask(reply_to(m), req.request_id, req.verb.ask);
     case kairos_v1_ControlRequest_ball_tag:
       return ball_verb(m, req.request_id, req.verb.ball);
     case kairos_v1_ControlRequest_operators_tag:
@@ -231,7 +226,7 @@ void Gateway::answer(const std::string& response_topic, const Bytes& correlation
 
 void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   set_string(r.gateway, config_.id);
-  set_string(r.storage_error, storage_error_);
+  set_string(r.storage_error, outbox_.error());
   set_string(r.mesh, config_.mesh);
   r.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
   r.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
@@ -250,7 +245,7 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
   // The status box (docs/DESIGN.md 5.8).
   r.sectors_total = static_cast<std::uint32_t>(config_.sectors.size());
   for (const auto& [sector, members] : config_.sectors)
-    r.sectors_healthy += std::all_of(members.begin(), members.end(), [&](const std::string& c) { return breakers_.closed(c); });
+    r.sectors_healthy += std::all_of(members.begin(), members.end(), [&](const std::string& c) { return escalation_.breakers().closed(c); });
   double sum = 0;
   std::size_t counted = 0;
   for (const auto& [id, n] : registry_.nodes())
@@ -259,13 +254,13 @@ void Gateway::fill_status(kairos_v1_StatusReply& r, std::int64_t now_us) const {
       ++counted;
     }
   r.mean_impedance = counted ? static_cast<float>(sum / static_cast<double>(counted)) : 0.0f;
-  set_string(r.last_cascade, last_cascade_);
-  r.active_rate = static_cast<float>(active_rate_);
-  for (const auto& v : breakers_.view(now_us)) r.breakers_open += v.state != BreakerState::closed;
-  r.jobs_running = jobs_.counts().running;
-  r.jobs_queued = jobs_.counts().queued;
-  r.alerts = alerts_;
-  set_string(r.restrictions, restrictions_of(mode_));
+  set_string(r.last_cascade, schedules_.last_cascade());
+  r.active_rate = static_cast<float>(escalation_.active_rate());
+  for (const auto& v : escalation_.breakers().view(now_us)) r.breakers_open += v.state != BreakerState::closed;
+  r.jobs_running = jobs_.book().counts().running;
+  r.jobs_queued = jobs_.book().counts().queued;
+  r.alerts = escalation_.alerts();
+  set_string(r.restrictions, restrictions_of(escalation_.mode()));
 }
 
 void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) const {
@@ -341,190 +336,28 @@ void Gateway::fill_nodes(const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r,
   }
 }
 
-std::optional<TargetView> Gateway::target_view(const std::string& id) const {
-  const NodeEntry* n = registry_.find(id);
-  if (!n) return std::nullopt;
-  TargetView v;
-  v.cluster = n->cluster;
-  v.device_class = n->device_class;
-  v.online = n->online;
-  v.quarantined = n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED;
-  v.breaker_open = !breakers_.closed(n->cluster);
-  v.synced = n->clock.count() > 0;
-  v.lead_us = n->impedance(mono_us()).lead_ms * 1000.0;
-  v.offset_us = n->clock.offset_us();
-  return v;
-}
-
-std::vector<std::string> Gateway::select_targets(const std::string& selector, std::string& error) const {
-  std::vector<std::string> ids;
-  auto match = [&](auto pred) {
-    for (const auto& [id, n] : registry_.nodes())
-      if (n.online && pred(n)) ids.push_back(id);
-  };
-  if (selector == "all") {
-    match([](const NodeEntry&) { return true; });
-  } else if (selector.rfind("cluster:", 0) == 0) {
-    auto c = selector.substr(8);
-    match([&](const NodeEntry& n) { return n.cluster == c; });
-  } else if (selector.rfind("class:", 0) == 0) {
-    auto c = selector.substr(6);
-    match([&](const NodeEntry& n) { return class_letter(n.device_class) == c; });
-  } else {
-    // Named nodes: included even when offline or unknown (they are skipped, and say why).
-    for (auto& id : split_list(selector)) {
-      if (!valid_name(id)) {
-        error = "'" + id + "' is not a node id";
-        return {};
-      }
-      ids.push_back(std::move(id));
-    }
-  }
-  if (ids.empty() && error.empty()) error = "no online node matches '" + selector + "'";
-  return ids;
-}
-
-void Gateway::start_schedule(const Inbound& m, std::uint64_t request_id, const kairos_v1_ScheduleRequest& req) {
-  auto refuse = [&](const std::string& why) {
-    auto resp = new_response(request_id);
-    set_string(resp->error, why);
-    answer(m, *resp);
-  };
-  const std::int64_t now = wall_us();
-  const auto& cmd = req.command;
-  if (!req.has_command || cmd.which_action == 0) return refuse("schedule: no command");
-  if (cmd.which_action == kairos_v1_Command_ping_tag) return refuse("schedule: ping is the gateway's own (clock sync)");
-  if (cmd.which_action == kairos_v1_Command_rekey_tag) return refuse("schedule: rekey is sent by kairosctl rotate-key");
-  auto strategy = parse_strategy(req.strategy);
-  if (!strategy) return refuse(std::string("schedule: unknown strategy '") + req.strategy + "' (parallel, wave, priority_first, naive)");
-  ScheduleSpec spec;
-  spec.strategy = *strategy;
-  spec.at_us = req.at_us ? req.at_us : now + static_cast<std::int64_t>(req.in_ms) * 1000;
-  if (spec.strategy != Strategy::naive && spec.at_us <= now)
-    return refuse("schedule: T is " + std::to_string((now - spec.at_us) / 1000) + " ms in the past");
-  if (spec.at_us - now > 3'600'000'000LL) return refuse("schedule: T is more than an hour ahead");
-  if (req.window_ms > 600'000) return refuse("schedule: window_ms above 600000");
-  if (req.window_ms) spec.window_us = static_cast<std::int64_t>(req.window_ms) * 1000;
-  if (req.late_tolerance_ms) spec.late_tolerance_ms = req.late_tolerance_ms;
-  if (req.hit_ms) spec.hit_us = static_cast<std::int64_t>(req.hit_ms) * 1000;
-  for (float q : {req.ready_quorum, req.conflict_max, req.transit_wait})
-    if (!(q >= 0 && q <= 1)) return refuse("schedule: quorum thresholds lie in 0..1");
-  if (req.ready_quorum > 0) spec.quorum.ready = req.ready_quorum;
-  if (req.conflict_max > 0) spec.quorum.conflict = req.conflict_max;
-  if (req.transit_wait > 0) spec.quorum.transit = req.transit_wait;
-  if (req.max_extensions) spec.max_extensions = static_cast<int>(std::min(req.max_extensions, 10u));
-  std::string error;
-  auto targets = select_targets(req.targets, error);
-  if (!error.empty()) return refuse("schedule: " + error);
-  if (auto why = mode_refusal(std::string(req.targets) == "all", targets.size(), req.confirm); !why.empty())
-    return refuse("schedule: " + why);
-  healthy_only(targets);
-  if (targets.empty()) return refuse("schedule: every target is behind an open breaker (kairosctl breakers)");
-
-  // Ids are handed out in order: the next one is this schedule's.
-  PendingSchedule p;
-  p.response_topic = m.response_topic;
-  p.correlation = m.correlation;
-  p.request_id = request_id;
-  p.command = cmd;
-  p.command.late_tolerance_ms = spec.late_tolerance_ms;
-  auto id = scheduler_.next_id();
-  schedules_[id] = std::move(p);
-  scheduler_.start(spec, targets, now);
-  scheduler_.service(wall_us());  // what is due at once leaves now
-}
-
-void Gateway::calibrate(const std::string& id, const TargetResult& t, double late_us) {
-  NodeEntry* n = registry_.find(id);
-  if (!n) return;
-  // docs/DESIGN.md 5.4: each execution error feeds back into the node's impedance. A
-  // late execution or a refused late arrival lengthens its lead by what was
-  // missing; executions on time let the learned part decay slowly.
-  double late_ms = late_us > 0 ? late_us / 1000.0 + 2.0 : t.error_us > 1000 ? t.error_us / 1000.0 + 1.0 : 0;
-  if (late_ms > 0) {
-    n->feedback_ms = std::min(1000.0, n->feedback_ms + late_ms);
-    n->reliability.add(false);
-  } else {
-    n->feedback_ms *= 0.9;
-    n->reliability.add(true);
-  }
-}
-
-void Gateway::schedule_finished(const ScheduleResult& r) {
-  auto it = schedules_.find(r.id);
-  if (it == schedules_.end()) return;
-  if (it->second.verb != Verb::schedule) {
-    const PendingSchedule p = std::move(it->second);
-    schedules_.erase(it);
-    return command_finished(p, r);
-  }
-  auto resp = new_response(it->second.request_id);
+void Gateway::breakers_verb(const Inbound& m, std::uint64_t request_id) {
+  auto resp = new_response(request_id);
   resp->ok = true;
-  resp->which_reply = kairos_v1_ControlResponse_schedule_tag;
-  auto& o = resp->reply.schedule;
-  o.schedule_id = r.id;
-  set_string(o.strategy, to_string(r.spec.strategy));
-  o.at_us = r.waves.empty() ? r.spec.at_us : r.waves[0].at_us;
-  set_string(o.verdict, to_string(r.verdict));
-  o.targets = static_cast<std::uint32_t>(r.targets.size());
-  o.sent = static_cast<std::uint32_t>(r.sent);
-  o.skipped = static_cast<std::uint32_t>(r.skipped);
-  o.ready = static_cast<std::uint32_t>(r.ready);
-  o.conflicts = static_cast<std::uint32_t>(r.conflicts);
-  o.stragglers = static_cast<std::uint32_t>(r.stragglers);
-  o.not_sent = static_cast<std::uint32_t>(r.not_sent);
-  o.hits = static_cast<std::uint32_t>(r.hits);
-  o.hit_rate = static_cast<float>(r.hit_rate());
-  o.spread_p50_ms = static_cast<float>(r.p50_ms);
-  o.spread_p95_ms = static_cast<float>(r.p95_ms);
-  o.spread_max_ms = static_cast<float>(r.max_ms);
-  o.error_mean_ms = static_cast<float>(r.mean_error_ms);
-  o.hit_ms = static_cast<std::uint32_t>(r.spec.hit_us / 1000);
-  o.window_ms = static_cast<std::uint32_t>(r.spec.window_us / 1000);
-  o.acks_in_ms = r.last_ack_us ? static_cast<std::uint32_t>((r.last_ack_us - r.started_us) / 1000) : 0;
-  for (const auto& w : r.waves) {
-    if (o.waves_count >= 16) break;
-    auto& ow = o.waves[o.waves_count++];
-    set_string(ow.name, w.name);
-    set_string(ow.verdict, to_string(w.verdict));
-    ow.threshold = static_cast<float>(w.threshold);
-    ow.at_us = w.at_us;
-    ow.targets = static_cast<std::uint32_t>(w.members.size());
-    for (auto i : w.members) ow.ready += r.targets[i].state == TargetState::ready;
-    ow.extensions = static_cast<std::uint32_t>(w.extensions);
+  resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
+  auto& l = resp->reply.breakers;
+  const std::int64_t now = mono_us();
+  const std::int64_t wall = wall_us();
+  auto views = escalation_.breakers().view(now);
+  l.total = static_cast<std::uint32_t>(views.size());
+  for (const auto& v : views) {
+    if (v.state != BreakerState::closed) ++l.open;
+    if (l.breakers_count >= 40) continue;
+    auto& b = l.breakers[l.breakers_count++];
+    set_string(b.scope, v.scope);
+    set_string(b.name, v.name);
+    set_string(b.state, to_string(v.state));
+    b.failures = static_cast<std::uint32_t>(v.failures);
+    b.wait_s = static_cast<std::uint32_t>(v.wait_us / 1'000'000);
+    b.probe_at_us = v.state == BreakerState::open && v.probe_at_us ? wall + (v.probe_at_us - now) : 0;
+    b.opened = static_cast<std::uint32_t>(v.opened);
   }
-  // The targets that did not hit, worst first: skips and conflicts, then
-  // stragglers, then executions outside +-hit by their error.
-  std::vector<const TargetResult*> misses;
-  for (const auto& t : r.targets)
-    if (t.state != TargetState::ready || std::abs(t.error_us) > static_cast<double>(r.spec.hit_us)) misses.push_back(&t);
-  auto rank = [](const TargetResult* t) { return t->state == TargetState::ready ? 1 : 0; };
-  std::stable_sort(misses.begin(), misses.end(), [&](const TargetResult* a, const TargetResult* b) {
-    if (rank(a) != rank(b)) return rank(a) < rank(b);
-    return std::abs(a->error_us) > std::abs(b->error_us);
-  });
-  o.outcomes_total = static_cast<std::uint32_t>(misses.size());
-  for (const auto* t : misses) {
-    if (o.outcomes_count >= 24) break;
-    auto& x = o.outcomes[o.outcomes_count++];
-    set_string(x.node, t->id);
-    set_string(x.outcome, t->state == TargetState::ready ? "MISS" : to_string(t->state));
-    x.would_need_ms = static_cast<float>(t->would_need_ms);
-    x.available_ms = static_cast<float>(t->available_ms);
-    x.error_ms = static_cast<float>(t->error_us / 1000.0);
-    set_string(x.detail, t->detail.substr(0, 96));
-  }
-  char line[256];
-  std::snprintf(line, sizeof line,
-                "schedule %llu (%s): %s, %u of %u within +-%u ms, spread p50 %.2f p95 %.2f max %.2f ms, %u skipped, "
-                "%u conflicts, %u stragglers",
-                static_cast<unsigned long long>(r.id), to_string(r.spec.strategy), to_string(r.verdict), o.hits,
-                o.targets, o.hit_ms, r.p50_ms, r.p95_ms, r.max_ms, o.skipped, o.conflicts, o.stragglers);
-  log::info("schedule", line);
-  last_cascade_ = std::string(line).substr(0, 128);
-  const PendingSchedule p = std::move(it->second);
-  schedules_.erase(it);
-  answer(p.response_topic, p.correlation, *resp);
+  answer(m, *resp);
 }
 
 }  // namespace kairos::gw

@@ -91,7 +91,7 @@ void Gateway::operators_verb(const Inbound& m, std::uint64_t request_id, const k
       const std::string what = "operator " + name + (revoke ? " revoked by " : " restored by ") + by;
       log::warn("operators", what);
       // Every operator hears of it (and the hook runs): a revocation is a security event.
-      alert({revoke ? "OPERATOR_REVOKED" : "OPERATOR_RESTORED", 4, "", what, now,
+      escalation_.alert({revoke ? "OPERATOR_REVOKED" : "OPERATOR_RESTORED", 4, "", what, now,
              revoke ? "its requests are refused; kairosctl operators restore " + name + " --confirm undoes it"
                     : "its requests are taken again; kairosctl operators revoke " + name + " --confirm undoes it",
              0, "", ""});

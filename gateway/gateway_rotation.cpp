@@ -36,15 +36,15 @@ EnvelopePtr Gateway::open_node_frame(const Topic& t, const Inbound& m, std::int6
     // Refused, but no breach: whoever kept the retired key (a copy, a node
     // restored from an old backup) could otherwise quarantine the node with
     // it. The operator hears of it: that key should exist nowhere any more.
-    if (!m.retained) conflict("RETIRED_KEY", 4, t.name, "frame on " + m.topic + " " + o.frame.detail, now_us);
+    if (!m.retained) escalation_.conflict("RETIRED_KEY", 4, t.name, "frame on " + m.topic + " " + o.frame.detail, now_us);
     drop(DropReason::bad_mac, m.topic, o.frame.detail, now_us);
     return nullptr;
   }
   if (*o.frame.drop == DropReason::bad_mac) {
     // A frame on a known node's topic that fails that node's MAC: a forged or
     // altered frame, or a node whose key no longer matches (docs/DESIGN.md 5.6).
-    conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
-    quarantine(t.name, "HASH_MISMATCH: a frame on its topic failed its MAC");
+    escalation_.conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
+    escalation_.quarantine(t.name, "HASH_MISMATCH: a frame on its topic failed its MAC");
   }
   drop(*o.frame.drop, m.topic, o.frame.detail, now_us);
   return nullptr;

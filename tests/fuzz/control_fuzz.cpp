@@ -20,7 +20,7 @@
 
 #include "common/core/ball.h"
 #include "common/core/keywrap.h"
-#include "gateway/scheduler.h"
+#include "gateway/schedule/scheduler.h"
 #include "tests/fuzz/envelope_checks.h"
 
 using namespace kairos;

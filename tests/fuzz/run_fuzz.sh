@@ -30,7 +30,7 @@ case "$TARGET" in
   frame_fuzz) SOURCES=(tests/fuzz/frame_fuzz.cpp tests/fuzz/envelope_checks.cpp "${FRAME_CORE[@]}")
               WIRE=1 MAX_LEN=17000 ;;
   control_fuzz) SOURCES=(tests/fuzz/control_fuzz.cpp tests/fuzz/envelope_checks.cpp "${FRAME_CORE[@]}" common/core/ball.cpp
-                         common/core/keywrap.cpp gateway/scheduler.cpp)
+                         common/core/keywrap.cpp gateway/schedule/scheduler.cpp)
                 WIRE=1 MAX_LEN=17000 ;;
   topic_fuzz) SOURCES=(tests/fuzz/topic_fuzz.cpp common/core/topic.cpp) MAX_LEN=512 ;;
   # node_config.cpp captures a structured binding in a lambda (C++20), which

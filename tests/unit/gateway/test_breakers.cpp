@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/breakers.h"
+#include "gateway/escalation/breakers.h"
 
 using namespace kairos::gw;
 

@@ -12,7 +12,7 @@
 #include <tuple>
 #include <vector>
 
-#include "gateway/jobs.h"
+#include "gateway/jobs/jobs.h"
 
 using namespace kairos;
 using namespace kairos::gw;

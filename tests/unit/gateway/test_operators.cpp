@@ -9,8 +9,8 @@
 #include "common/core/frame.h"
 #include "common/core/topic.h"
 #include "common/core/utf8.h"
-#include "gateway/operators.h"
-#include "gateway/store.h"
+#include "gateway/rpc/operators.h"
+#include "gateway/store/store.h"
 #include "tests/unit/scratch.h"
 #include "tests/unit/keys.h"
 

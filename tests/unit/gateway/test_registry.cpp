@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "gateway/registry.h"
+#include "gateway/registry/registry.h"
 
 #include <cmath>
 #include <random>

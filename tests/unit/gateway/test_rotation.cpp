@@ -8,8 +8,8 @@
 
 #include "common/io/files.h"
 #include "common/io/rotated_key.h"
-#include "gateway/operators.h"
-#include "gateway/rotation.h"
+#include "gateway/rpc/operators.h"
+#include "gateway/link/rotation.h"
 #include "tests/unit/scratch.h"
 #include "tests/unit/keys.h"
 

@@ -2,7 +2,7 @@
 // scatter-gather, the quorum rule and the cascade strategies.
 #include <gtest/gtest.h>
 
-#include "gateway/scheduler.h"
+#include "gateway/schedule/scheduler.h"
 
 using namespace kairos::gw;
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <unistd.h>
 
-#include "gateway/store.h"
+#include "gateway/store/store.h"
 
 using namespace kairos;
 using namespace kairos::gw;

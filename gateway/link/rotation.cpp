@@ -1,4 +1,4 @@
-#include "gateway/rotation.h"
+#include "gateway/link/rotation.h"
 
 #include "common/core/topic.h"
 #include "common/io/keygen.h"

@@ -1,6 +1,6 @@
 // Ball plays and their append-only lineage in the gateway's SQLite file
 // (docs/DESIGN.md 6).
-#include "gateway/store.h"
+#include "gateway/store/store.h"
 
 #include <sqlite3.h>
 

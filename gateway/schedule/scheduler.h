@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/core/frame.h"
-#include "gateway/timer_wheel.h"
+#include "gateway/schedule/timer_wheel.h"
 
 namespace kairos::gw {
 

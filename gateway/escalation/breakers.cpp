@@ -1,4 +1,4 @@
-#include "gateway/breakers.h"
+#include "gateway/escalation/breakers.h"
 
 #include <algorithm>
 

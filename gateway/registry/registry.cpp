@@ -1,4 +1,4 @@
-#include "gateway/registry.h"
+#include "gateway/registry/registry.h"
 
 #include <algorithm>
 #include <cmath>

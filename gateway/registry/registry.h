@@ -12,7 +12,7 @@
 #include "common/core/bytes.h"
 #include "common/core/impedance.h"
 #include "common/core/meshsync.h"
-#include "gateway/deadlines.h"
+#include "gateway/registry/deadlines.h"
 #include "kairos.pb.h"
 
 namespace kairos::gw {

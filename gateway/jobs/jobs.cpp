@@ -1,4 +1,4 @@
-#include "gateway/jobs.h"
+#include "gateway/jobs/jobs.h"
 
 #include <algorithm>
 

@@ -1,6 +1,6 @@
 // Jobs in the gateway's SQLite file (docs/DESIGN.md 5.5, 5.7): the row as it is now,
 // its append-only events, and what a restart resumes.
-#include "gateway/store.h"
+#include "gateway/store/store.h"
 
 #include <sqlite3.h>
 

@@ -1,19 +1,12 @@
-// Jobs wired into the gateway (docs/DESIGN.md 5.5): candidates, dispatch, outcomes,
-// and the delegate, jobs and breakers verbs.
-#include "gateway/gateway.h"
+#include "gateway/jobs/desk.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <cstring>
 
-#include "common/core/json.h"
-#include "common/core/utf8.h"
 #include "common/core/lists.h"
-
 #include "common/io/clock.h"
 #include "common/io/log.h"
-#include "common/io/process.h"
+#include "gateway/rpc/operators.h"
 
 namespace kairos::gw {
 
@@ -32,7 +25,85 @@ bool has_capability(const std::string& list, const std::string& cap) {
 
 }  // namespace
 
-std::vector<JobCandidate> Gateway::job_candidates(const JobSpec& spec, bool any) const {
+std::int64_t JobDesk::mono_now() { return mono_us(); }
+std::int64_t JobDesk::wall_now() { return wall_us(); }
+
+JobDesk::JobDesk(const GatewayConfig& config, Registry& registry, Escalation& escalation, Outbox& outbox, Ports ports)
+    : config_(config),
+      registry_(registry),
+      escalation_(escalation),
+      outbox_(outbox),
+      ports_(std::move(ports)),
+      book_({[this](const JobSpec& spec, bool any) { return candidates(spec, any); },
+             [this](const std::string& node, const Job& job, std::uint32_t attempt) { return send(node, job, attempt); },
+             [this](const Job& job, const JobEvent& e) { log_.changed(job, e, wall_us()); },
+             [this](const std::string& node, bool good, const std::string&) { outcome(node, good); },
+             [this](const Job& job, const std::vector<std::string>& dissent, const std::string& detail) {
+               // docs/DESIGN.md 5.6: priority 3 when it touches more than 100 nodes.
+               int priority = dissent.size() > 100 ? 3 : 2;
+               for (const auto& n : dissent) {
+                 escalation_.conflict("DATA_CONTRADICTION", priority, n,
+                                      "job " + std::to_string(job.id) + " (" + job.spec.handler + "): " + detail, wall_us());
+                 for (const auto& c : job.copies)
+                   if (c.node == n && c.answered)
+                     escalation_.keep_data(n, "job " + std::to_string(job.id) + ": outvoted result", c.output);
+               }
+             },
+             [this](const std::string& node, const Job& job, const std::string& detail) {
+               escalation_.conflict("CAPABILITY_MISMATCH", 1, node,
+                                    "advertised job:" + job.spec.handler + " but refused job " + std::to_string(job.id) +
+                                        ": " + detail,
+                                    wall_us());
+             },
+             [this](const Job& job) { finished(job); }},
+            JobLimits{static_cast<std::int64_t>(config.job_backoff_s * 1e6),
+                      static_cast<std::int64_t>(config.job_backoff_max_s * 1e6),
+                      static_cast<std::int64_t>(config.job_grace_s * 1e6), config.job_per_node}) {
+  outbox_.add(log_);
+}
+
+void JobDesk::restore() {
+  next_id_ = outbox_.store().max_job_id() + 1;
+  std::size_t resumed = 0;
+  for (auto& job : outbox_.store().load_jobs(true)) {
+    book_.restore(std::move(job), mono_us());
+    ++resumed;
+  }
+  if (resumed) log::info("jobs", "resuming " + std::to_string(resumed) + " unfinished jobs");
+}
+
+const Job& JobDesk::submit(JobSpec spec) { return book_.submit(next_id_++, std::move(spec), mono_us(), wall_us()); }
+
+void JobDesk::service() {
+  // After a start the registry fills from retained births and the first
+  // heartbeats: until then "no capable node" would be a guess.
+  if (!ports_.ready() || escalation_.automation_halted()) return;
+  book_.service(mono_us(), wall_us());
+}
+
+bool JobDesk::on_ack(const std::string& id, const kairos_v1_Ack& ack) {
+  auto jc = commands_.find(ack.command_id);
+  if (jc == commands_.end()) return false;
+  if (jc->second.node == id) {
+    if (ack.state < 0) book_.on_refused(id, jc->second.job, jc->second.attempt, ack.detail, mono_us(), wall_us());
+    commands_.erase(jc);
+  }
+  return true;
+}
+
+void JobDesk::tidy() {
+  book_.trim(config_.jobs_in_memory);
+  // Copies whose command was never answered (the node went away).
+  const std::int64_t now = mono_us();
+  std::erase_if(commands_, [&](const auto& kv) { return now - kv.second.sent_us > 600'000'000; });
+}
+
+void JobDesk::defer(const ReplyTo& to, std::unique_ptr<kairos_v1_ControlResponse> resp) {
+  std::shared_ptr<kairos_v1_ControlResponse> r(std::move(resp));
+  outbox_.after([this, to, r] { ports_.answer(to, *r); });
+}
+
+std::vector<JobCandidate> JobDesk::candidates(const JobSpec& spec, bool any) const {
   std::vector<JobCandidate> out;
   const std::int64_t now = mono_us();
   const std::string handler = "job:" + spec.handler;
@@ -52,16 +123,16 @@ std::vector<JobCandidate> Gateway::job_candidates(const JobSpec& spec, bool any)
     } else if (!spec.to.empty() && !has_capability(n.capabilities, spec.to)) {
       continue;
     }
-    if (!any && !breakers_.would_admit(n.cluster, now)) continue;
+    if (!any && !escalation_.breakers().would_admit(n.cluster, now)) continue;
     out.push_back({id, static_cast<double>(n.impedance(now).score), n.reliability.value()});
   }
   return out;
 }
 
-bool Gateway::send_job(const std::string& node, const Job& job, std::uint32_t attempt) {
+bool JobDesk::send(const std::string& node, const Job& job, std::uint32_t attempt) {
   const NodeEntry* n = registry_.find(node);
-  if (!n || !link_->connected() || !breakers_.admit(n->cluster, mono_us())) return false;
-  auto id = send_command(*n, job.spec.timeout_ms + 30'000, [&](kairos_v1_Command& cmd) {
+  if (!n || !ports_.ready() || !escalation_.breakers().admit(n->cluster, mono_us())) return false;
+  auto id = ports_.send(*n, job.spec.timeout_ms + 30'000, [&](kairos_v1_Command& cmd) {
     cmd.which_action = kairos_v1_Command_job_tag;
     auto& j = cmd.action.job;
     j.job_id = job.id;
@@ -72,23 +143,22 @@ bool Gateway::send_job(const std::string& node, const Job& job, std::uint32_t at
     j.timeout_ms = job.spec.timeout_ms;
   });
   if (!id) return false;
-  job_commands_[id] = {job.id, attempt, node, mono_us()};
+  commands_[id] = {job.id, attempt, node, mono_us()};
   return true;
 }
 
-void Gateway::job_outcome(const std::string& node, bool good, const std::string& why) {
+void JobDesk::outcome(const std::string& node, bool good) {
   NodeEntry* n = registry_.find(node);
   if (!n) return;
   // Reputation (docs/DESIGN.md 5.5): the node's reliability follows its job outcomes.
   n->reliability.add(good);
   if (good)
-    breakers_.success(n->cluster, mono_us());
+    escalation_.breakers().success(n->cluster, mono_us());
   else
-    breakers_.failure(n->cluster, mono_us());
-  (void)why;
+    escalation_.breakers().failure(n->cluster, mono_us());
 }
 
-void Gateway::fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) const {
+void fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) {
   o = kairos_v1_JobInfo_init_zero;
   o.job_id = job.id;
   set_string(o.handler, job.spec.handler);
@@ -112,73 +182,52 @@ void Gateway::fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output) c
   set_string(o.asked_by, job.spec.asked_by);
 }
 
-void Gateway::confirmed_in_emergency() {
-  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) {
-    // The operator confirmed work in an EMERGENCY: jobs run again, on the operator's word, until the mode changes.
-    emergency_override_ = true;
-    log::warn("jobs", "EMERGENCY: job dispatch resumed by an operator's confirmed request");
-  }
-}
-
-void Gateway::delegate(const Inbound& m, std::uint64_t request_id, const kairos_v1_DelegateRequest& req) {
+void JobDesk::delegate(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_DelegateRequest& req) {
   auto resp = new_response(request_id);
   auto refuse = [&](const std::string& why) {
     set_string(resp->error, "delegate: " + why);
-    answer(m, *resp);
+    ports_.answer(to, *resp);
   };
   if (!valid_name(req.handler)) return refuse("'" + std::string(req.handler) + "' is not a handler name");
   if (req.timeout_ms > 3'600'000) return refuse("timeout_ms above 3600000");
   if (req.redundancy > 8) return refuse("redundancy above 8");
   if (req.retries > 100) return refuse("retries above 100");
-  std::string to = req.to;
-  if (!valid_job_target(to))
-    return refuse("--to '" + to + "': a class (class:A..F), a cluster (cluster:<name>), a node (node:<id>) or a capability");
-  if (auto why = mode_refusal(false, 1, req.confirm); !why.empty()) return refuse(why);
-  confirmed_in_emergency();
+  std::string target = req.to;
+  if (!valid_job_target(target))
+    return refuse("--to '" + target + "': a class (class:A..F), a cluster (cluster:<name>), a node (node:<id>) or a capability");
+  if (auto why = escalation_.mode_refusal(false, 1, req.confirm); !why.empty()) return refuse(why);
+  escalation_.confirmed_in_emergency();
   JobSpec spec;
   spec.handler = req.handler;
   for (pb_size_t i = 0; i < req.needs_count; ++i) spec.needs.emplace_back(req.needs[i]);
-  spec.to = to;
+  spec.to = target;
   spec.payload.assign(req.payload.bytes, req.payload.bytes + req.payload.size);
   spec.timeout_ms = req.timeout_ms ? req.timeout_ms : config_.job_timeout_ms;
   spec.redundancy = req.redundancy ? static_cast<int>(req.redundancy) : 1;
   spec.retries = req.has_retries ? static_cast<int>(req.retries) : config_.job_retries;
-  spec.asked_by = operator_of(m.topic);
-  const Job& job = jobs_.submit(next_job_id_++, std::move(spec), mono_us(), wall_us());
+  spec.asked_by = to.by;
+  const Job& job = book_.submit(next_id_++, std::move(spec), mono_us(), wall_us());
   // Dispatch at once: no_capable_node is known now (once the registry has settled after a start).
-  service_jobs();
-  const Job* now = jobs_.find(job.id);
+  service();
+  const Job* now = book_.find(job.id);
   if (req.wait && now && !now->final()) {
-    job_waiters_.insert({now->id, {m.response_topic, m.correlation, request_id}});
-    commit_durable();
+    waiters_.insert({now->id, {to, request_id}});
+    outbox_.commit(mono_us());
     return;
   }
   // Accepted: the answer leaves only once the job is in the database.
   resp->ok = true;
   resp->which_reply = kairos_v1_ControlResponse_job_tag;
   if (now) fill_job(*now, resp->reply.job, true);
-  defer(m.response_topic, m.correlation, std::move(resp));
-  commit_durable();
+  defer(to, std::move(resp));
+  outbox_.commit(mono_us());
 }
 
-void Gateway::service_jobs() {
-  // After a start the registry fills from retained births and the first
-  // heartbeats: until then "no capable node" would be a guess.
-  if (!settled(mono_us()) || !link_->connected()) return;
-  if (mode_ == kairos_v1_MeshMode_EMERGENCY && !emergency_override_) return;  // automation halted
-  jobs_.service(mono_us(), wall_us());
-}
-
-void Gateway::job_finished(const Job& job) {
+void JobDesk::finished(const Job& job) {
   log::info("jobs", "job " + std::to_string(job.id) + " (" + job.spec.handler + ") " + to_string(job.state) +
                         (job.error.empty() ? "" : ": " + job.error) + " after " + std::to_string(job.next_attempt - 1) +
                         " copies");
-  if (auto b = ball_jobs_.find(job.id); b != ball_jobs_.end()) {
-    const BallJob bj = b->second;
-    ball_jobs_.erase(b);
-    ball_answer(bj, job);
-  }
-  if (auto ask = ask_waiters_.find(job.id); ask != ask_waiters_.end()) {
+  if (auto ask = asks_.find(job.id); ask != asks_.end()) {
     auto resp = new_response(ask->second.request_id);
     resp->ok = true;
     resp->which_reply = kairos_v1_ControlResponse_ask_tag;
@@ -208,26 +257,27 @@ void Gateway::job_finished(const Job& job) {
       resp->ok = false;
       set_string(resp->error, "ask: no online node offers job:" + job.spec.handler);
     }
-    defer(ask->second.topic, ask->second.correlation, std::move(resp));
-    ask_waiters_.erase(ask);
+    defer(ask->second.to, std::move(resp));
+    asks_.erase(ask);
   }
-  auto [lo, hi] = job_waiters_.equal_range(job.id);
+  auto [lo, hi] = waiters_.equal_range(job.id);
   for (auto it = lo; it != hi; ++it) {
     auto resp = new_response(it->second.request_id);
     resp->ok = true;
     resp->which_reply = kairos_v1_ControlResponse_job_tag;
     fill_job(job, resp->reply.job, true);
-    defer(it->second.topic, it->second.correlation, std::move(resp));
+    defer(it->second.to, std::move(resp));
   }
-  job_waiters_.erase(lo, hi);
+  waiters_.erase(lo, hi);
+  if (ports_.finished) ports_.finished(job);
 }
 
-void Gateway::jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_JobsRequest& req) {
+void JobDesk::jobs(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_JobsRequest& req) {
   auto resp = new_response(request_id);
   resp->ok = true;
   resp->which_reply = kairos_v1_ControlResponse_jobs_tag;
   auto& l = resp->reply.jobs;
-  const auto& c = jobs_.counts();
+  const auto& c = book_.counts();
   l.queued = c.queued;
   l.running = c.running;
   l.done = c.done;
@@ -235,20 +285,20 @@ void Gateway::jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos
   l.retries = c.retries;
   l.contradictions = c.contradictions;
   if (req.job_id) {
-    const Job* j = jobs_.find(req.job_id);
+    const Job* j = book_.find(req.job_id);
     std::optional<Job> stored;
-    if (!j && (stored = store_.load_job(req.job_id))) j = &*stored;
+    if (!j && (stored = outbox_.store().load_job(req.job_id))) j = &*stored;
     if (!j) {
       resp->ok = false;
       set_string(resp->error, "no job " + std::to_string(req.job_id) + " (kairosctl jobs lists the newest)");
-      return answer(m, *resp);
+      return ports_.answer(to, *resp);
     }
     l.has_job = true;
     fill_job(*j, l.job, true);
-    return answer(m, *resp);
+    return ports_.answer(to, *resp);
   }
   std::uint32_t limit = req.limit ? std::min(req.limit, 20u) : 20u;
-  const auto& all = jobs_.jobs();
+  const auto& all = book_.jobs();
   for (auto it = all.rbegin(); it != all.rend() && l.recent_count < limit; ++it) {
     const Job& j = it->second;
     auto& o = l.recent[l.recent_count++];
@@ -260,31 +310,37 @@ void Gateway::jobs_verb(const Inbound& m, std::uint64_t request_id, const kairos
     o.retries = static_cast<std::uint32_t>(j.retries_used);
     set_string(o.asked_by, j.spec.asked_by);
   }
-  answer(m, *resp);
+  ports_.answer(to, *resp);
 }
 
-void Gateway::breakers_verb(const Inbound& m, std::uint64_t request_id) {
-  auto resp = new_response(request_id);
-  resp->ok = true;
-  resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
-  auto& l = resp->reply.breakers;
-  const std::int64_t now = mono_us();
-  const std::int64_t wall = wall_us();
-  auto views = breakers_.view(now);
-  l.total = static_cast<std::uint32_t>(views.size());
-  for (const auto& v : views) {
-    if (v.state != BreakerState::closed) ++l.open;
-    if (l.breakers_count >= 40) continue;
-    auto& b = l.breakers[l.breakers_count++];
-    set_string(b.scope, v.scope);
-    set_string(b.name, v.name);
-    set_string(b.state, to_string(v.state));
-    b.failures = static_cast<std::uint32_t>(v.failures);
-    b.wait_s = static_cast<std::uint32_t>(v.wait_us / 1'000'000);
-    b.probe_at_us = v.state == BreakerState::open && v.probe_at_us ? wall + (v.probe_at_us - now) : 0;
-    b.opened = static_cast<std::uint32_t>(v.opened);
-  }
-  answer(m, *resp);
+void JobDesk::ask(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_AskRequest& req) {
+  auto refuse = [&](const std::string& why) {
+    auto resp = new_response(request_id);
+    set_string(resp->error, "ask: " + why);
+    ports_.answer(to, *resp);
+  };
+  std::string handler = req.handler[0] ? req.handler : "read";
+  if (!valid_name(handler)) return refuse("'" + handler + "' is not a handler name");
+  if (req.sample > 1000) return refuse("--sample above 1000");
+  if (req.timeout_ms > 600'000) return refuse("timeout above 600000 ms");
+  std::string target = req.to;
+  if (!valid_job_target(target))
+    return refuse("--to '" + target + "': a class (class:A..F), a cluster (cluster:<name>), a node (node:<id>) or a capability");
+  if (auto why = escalation_.mode_refusal(false, req.sample, req.confirm); !why.empty()) return refuse(why);
+  if (req.confirm) escalation_.confirmed_in_emergency();
+  JobSpec spec;
+  spec.handler = handler;
+  spec.to = target;
+  spec.payload.assign(req.question, req.question + std::strlen(req.question));
+  spec.timeout_ms = req.timeout_ms ? req.timeout_ms : 5000;
+  spec.redundancy = req.sample ? static_cast<int>(req.sample) : 5;
+  spec.retries = 0;
+  spec.poll = true;
+  spec.asked_by = to.by;
+  const Job& job = book_.submit(next_id_++, std::move(spec), mono_us(), wall_us());
+  asks_[job.id] = {to, request_id};
+  service();
+  outbox_.commit(mono_us());
 }
 
 }  // namespace kairos::gw

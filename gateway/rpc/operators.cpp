@@ -1,4 +1,4 @@
-#include "gateway/operators.h"
+#include "gateway/rpc/operators.h"
 
 #include <sys/stat.h>
 

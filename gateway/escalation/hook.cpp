@@ -1,4 +1,4 @@
-#include "gateway/hook.h"
+#include "gateway/escalation/hook.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -2,7 +2,7 @@
 // Operators): their state, the audit log, and who asked for each record.
 #include <sqlite3.h>
 
-#include "gateway/store.h"
+#include "gateway/store/store.h"
 
 namespace kairos::gw {
 

@@ -11,8 +11,8 @@
 
 #include "common/core/ball.h"
 #include "common/core/bytes.h"
-#include "gateway/jobs.h"
-#include "gateway/operators.h"
+#include "gateway/jobs/jobs.h"
+#include "gateway/rpc/operators.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

@@ -12,7 +12,7 @@
 
 #include "common/core/frame.h"
 #include "common/core/keywrap.h"
-#include "gateway/keyring.h"
+#include "gateway/link/keyring.h"
 
 namespace kairos::gw {
 

@@ -1,4 +1,4 @@
-#include "gateway/keyring.h"
+#include "gateway/link/keyring.h"
 
 #include "common/core/topic.h"
 #include "common/io/files.h"

@@ -1,4 +1,4 @@
-#include "gateway/scheduler.h"
+#include "gateway/schedule/scheduler.h"
 
 #include <algorithm>
 #include <cmath>
