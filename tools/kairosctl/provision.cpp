@@ -21,6 +21,7 @@
 #include "common/core/x509.h"
 #include "common/io/files.h"
 #include "common/io/keygen.h"
+#include "common/core/board.h"
 #include "firmware/node_config.h"
 #include "tools/kairosctl/certs.h"
 #include "tools/kairosctl/rootfs.h"
@@ -186,18 +187,18 @@ void check_node_config(const ProvisionArgs& a, const std::string& text, std::vec
     }
 }
 
-node::BoardConfig load_board(const ProvisionArgs& a) {
+BoardConfig load_board(const ProvisionArgs& a) {
   std::string dir = a.boards_dir.empty() ? KAIROS_BOARDS_DIR : a.boards_dir;
   std::string file = dir + "/" + a.board + ".toml";
   if (!fs::exists(file)) {
     std::string known;
-    for (const auto& b : node::board_names(dir)) known += (known.empty() ? "" : ", ") + b;
+    for (const auto& b : board_names(dir)) known += (known.empty() ? "" : ", ") + b;
     throw Refusal("provision: no board '" + a.board + "' in " + dir +
                       (known.empty() ? " (no board files there: give --boards DIR)" : "; the boards are: " + known),
                   2);
   }
   std::string canonical;
-  return node::parse_board(read_config_file(file), file, a.board, canonical);
+  return parse_board(read_config_file(file), file, a.board, canonical);
 }
 
 // The mesh and broker this provisioning folder is for, fixed by its first run.
