@@ -98,16 +98,28 @@ Node::Node(NodeConfig config, NodeKey key, std::string config_path, std::string 
   if (!config_.broadcast_key_file.empty()) broadcast_key_ = load_key_file(config_.broadcast_key_file);
   // The birth advertises every job handler as job:<name> after the configured capabilities.
   constexpr std::size_t kMaxCapabilities = std::extent_v<decltype(kairos_v1_NodeBirth::capabilities)>;
-  capabilities_ = config_.capabilities;
+  birth_.capabilities = config_.capabilities;
   std::vector<std::string> handlers(std::begin(kBuiltinJobs), std::end(kBuiltinJobs));
   for (const auto& j : config_.jobs) handlers.push_back(j.name);
   std::string left_out;
   for (const auto& h : handlers) {
-    if (capabilities_.size() < kMaxCapabilities) capabilities_.push_back("job:" + h);
+    if (birth_.capabilities.size() < kMaxCapabilities) birth_.capabilities.push_back("job:" + h);
     else left_out += " job:" + h;
   }
   if (!left_out.empty())
     log::warn("node", "the birth holds " + std::to_string(kMaxCapabilities) + " capabilities; not advertised:" + left_out);
+  birth_.cluster = config_.cluster;
+  birth_.board = config_.board.name;
+  birth_.device_class = config_.board.device_class;
+  for (const auto& slot : inputs_)
+    birth_.inputs.push_back({slot.config.name, slot.config.kind, static_cast<std::uint32_t>(slot.period_us)});
+  birth_.taus_s = config_.taus_s;
+  birth_.firmware_version = kVersion;
+  birth_.context_hash = config_.context_hash;
+  birth_.heartbeat_period_ms = static_cast<std::uint32_t>(config_.heartbeat_period_s * 1000);
+  birth_.phase_period_ms = static_cast<std::uint32_t>(config_.phase_period_s * 1000);
+  birth_.mesh_input = config_.inputs[config_.mesh_input].name;
+  birth_.primary_scale = static_cast<std::uint32_t>(config_.primary_scale);
   if (!config_path_.empty()) config_stamp_ = file_stamp(config_path_) + "|" + file_stamp(config_.board_file);
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-" + config_.id));
   arm_will();
@@ -184,45 +196,15 @@ void Node::on_connected() {
   link_->drain_backlog();
 }
 
-void Node::publish_birth() {
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_birth_tag;
-  auto& b = env->message.birth;
-  set_string(b.cluster, config_.cluster);
-  set_string(b.board, config_.board.name);
-  b.device_class = config_.board.device_class;
-  for (const auto& c : capabilities_) set_string(b.capabilities[b.capabilities_count++], c);
-  for (const auto& slot : inputs_) {
-    auto& a = b.inputs[b.inputs_count++];
-    set_string(a.name, slot.config.name);
-    set_string(a.kind, slot.config.kind);
-    a.sample_period_us = static_cast<std::uint32_t>(slot.period_us);
-  }
-  for (double tau : config_.taus_s) b.timescales_s[b.timescales_s_count++] = static_cast<float>(tau);
-  set_string(b.firmware_version, kVersion);
-  b.context_hash.size = 32;
-  std::copy(config_.context_hash.begin(), config_.context_hash.end(), b.context_hash.bytes);
-  b.heartbeat_period_ms = static_cast<std::uint32_t>(config_.heartbeat_period_s * 1000);
-  b.phase_period_ms = static_cast<std::uint32_t>(config_.phase_period_s * 1000);
-  set_string(b.mesh_input, config_.inputs[config_.mesh_input].name);
-  b.primary_scale = static_cast<std::uint32_t>(config_.primary_scale);
-  publish(TopicKind::birth, *env, 1, true);
-}
+void Node::publish_birth() { publish(TopicKind::birth, *birth_envelope(birth_), 1, true); }
 
 void Node::publish_heartbeat(std::int64_t now_us) {
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_heartbeat_tag;
-  auto& h = env->message.heartbeat;
   bool failing = std::any_of(inputs_.begin(), inputs_.end(), [](const auto& s) { return s.failed; });
-  h.status = quarantined_ ? kairos_v1_NodeStatus_QUARANTINED
-             : frozen_     ? kairos_v1_NodeStatus_FROZEN
-             : failing     ? kairos_v1_NodeStatus_VARIANCE_WARNING
-             : jobs_.running() > 0 ? kairos_v1_NodeStatus_PROCESSING
-                           : kairos_v1_NodeStatus_COMPLIANT;
+  auto env = heartbeat_envelope(node_status(quarantined_, frozen_, failing, jobs_.running() > 0), config_.context_hash);
+  auto& h = env->message.heartbeat;
   h.processing_ms = static_cast<float>(processing_ms_ema_);
   h.queue_depth = static_cast<std::uint32_t>(link_->backlog_size() + backlog_.size());
   h.loop_load = static_cast<float>(loop_load_);
-  h.has_counters = true;
   const auto& lc = link_->counters();
   h.counters.frames_sent = lc.published;
   h.counters.frames_rx_dropped = rx_drops_.total() + intake_.drops().total();
@@ -235,30 +217,14 @@ void Node::publish_heartbeat(std::int64_t now_us) {
   h.counters.phase_dropped = backlog_.phase_dropped();
   h.counters.events_dropped = backlog_.important_dropped();
   h.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
-  h.context_hash.size = 32;
-  std::copy(config_.context_hash.begin(), config_.context_hash.end(), h.context_hash.bytes);
   publish(TopicKind::hb, *env, 0, false);
 }
 
 void Node::publish_phase() {
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_phase_tag;
-  auto& p = env->message.phase;
-  for (const auto& slot : inputs_) {
-    auto& ip = p.inputs[p.inputs_count++];
-    set_string(ip.input, slot.config.name);
-    fill_scales(ip, slot.filter);
-  }
-  const auto& mesh = inputs_[config_.mesh_input].filter;
-  if (mesh.has_sample()) {
-    const auto& s = mesh.scale(config_.primary_scale);
-    p.valid = true;
-    p.has_node_z = true;
-    p.node_z.re = static_cast<float>(s.z.real());
-    p.node_z.im = static_cast<float>(s.z.imag());
-    p.node_c = static_cast<float>(s.c);
-  }
-  publish(TopicKind::phase, *env, 0, false);
+  std::vector<InputFilter> phases;
+  phases.reserve(inputs_.size());
+  for (const auto& slot : inputs_) phases.push_back({slot.config.name, slot.filter});
+  publish(TopicKind::phase, *phase_envelope(phases, config_.mesh_input, config_.primary_scale), 0, false);
 }
 
 void Node::publish_event(kairos_v1_EventKind kind, const std::string& source, const std::string& detail) {

@@ -16,6 +16,7 @@
 #include "firmware/drivers/pipe.h"
 #include "firmware/node_config.h"
 #include "firmware/rekey.h"
+#include "firmware/reports.h"
 #include "firmware/outputs/output.h"
 #include <map>
 #include <optional>
@@ -107,7 +108,7 @@ class Node {
   JobRunner jobs_;
   // While jobs run the loop wakes this often to collect them.
   static constexpr std::int64_t kJobPollUs = 10'000;
-  std::vector<std::string> capabilities_;  // the birth's: configured ones, then job:<handler>
+  BirthInfo birth_;  // what every birth announces (capabilities: configured ones, then job:<handler>)
   static constexpr std::int64_t kSpinUs = 1500;  // the last stretch before execute_at is spun, not slept
   Signer signer_;
   std::unique_ptr<MqttLink> link_;

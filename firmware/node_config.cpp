@@ -4,60 +4,13 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/core/board.h"
 #include "common/core/config.h"
 #include "common/core/kairos.h"
 #include "common/core/topic.h"
 #include "common/io/files.h"
 
 namespace kairos::node {
-
-namespace {
-
-kairos_v1_DeviceClass parse_class(Section& s, std::string_view key, std::string_view def) {
-  auto c = s.choice(key, def, {"A", "B", "C", "D", "E", "F"});
-  return static_cast<kairos_v1_DeviceClass>(kairos_v1_DeviceClass_CLASS_A + (c[0] - 'A'));
-}
-
-// board.arch: one or more Debian architectures, each once.
-std::vector<std::string> parse_arches(Section& s) {
-  static constexpr std::string_view kKnown[] = {"armel", "armhf", "arm64", "native"};
-  auto arches = s.strings("arch", std::size(kKnown));
-  if (arches.empty()) s.fail("arch", "expected at least one architecture: armel, armhf, arm64 or native");
-  for (auto it = arches.begin(); it != arches.end(); ++it) {
-    if (std::find(std::begin(kKnown), std::end(kKnown), *it) == std::end(kKnown))
-      s.fail("arch", "'" + *it + "' is not one of armel, armhf, arm64, native");
-    if (std::find(arches.begin(), it, *it) != it) s.fail("arch", "'" + *it + "' is listed twice");
-  }
-  return arches;
-}
-
-}  // namespace
-
-BoardConfig parse_board(const std::string& text, const std::string& file, const std::string& name,
-                        std::string& canonical) {
-  Config cfg(text, file);
-  auto root = cfg.root();
-  BoardConfig b;
-  b.name = name;
-  auto board = root.section("board");
-  b.cpu = board.str("cpu", "");
-  b.arches = parse_arches(board);
-  b.arch = b.arches.front();
-  b.device_class = parse_class(board, "device_class", "E");
-  b.tau_base_s = board.num("tau_base_s", 0.001, 86400);
-  b.tau_max_s = board.num("tau_max_s", 0.001, 86400);
-  if (b.tau_max_s < b.tau_base_s) board.fail("tau_max_s", "must be >= tau_base_s");
-  auto gpio = root.section("gpio");
-  b.gpio_chip_label = gpio.str("chip_label", "");
-  b.pins = root.section("pins").string_entries();
-  b.default_adapters = root.section("defaults").strings("adapters", 16);
-  auto power = root.section("power");
-  b.wifi = power.boolean("wifi", false);
-  b.power_advice = power.str("advice", "");
-  cfg.finish();
-  canonical = cfg.dump();
-  return b;
-}
 
 namespace {
 
@@ -74,15 +27,6 @@ SyntheticConfig parse_synthetic(Section& s) {
 }
 
 }  // namespace
-
-std::vector<std::string> board_names(const std::string& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (it->path().extension() == ".toml") names.push_back(it->path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 NodeConfig load_node_config(const std::string& path, const std::string& boards_dir_override) {
   return parse_node_config(read_config_file(path), path, boards_dir_override);

@@ -3,45 +3,19 @@
 #include <string>
 #include <vector>
 
+#include "common/core/board.h"
 #include "common/core/broker.h"
 #include "common/core/crypto.h"
 #include "firmware/drivers/capture.h"
 #include "firmware/drivers/gpio_input.h"
 #include "firmware/drivers/pipe.h"
+#include "firmware/drivers/synthetic.h"
 #include "firmware/jobs.h"
 #include "firmware/outputs/output.h"
 #include "firmware/drivers/sysfs_sensor.h"
 #include "kairos.pb.h"
 
 namespace kairos::node {
-
-// A board file (boards/<name>.toml): data only.
-struct BoardConfig {
-  std::string name;
-  std::string cpu;
-  // Debian architectures the board runs, in order of preference: armel,
-  // armhf, arm64 or native (the build machine's).
-  std::vector<std::string> arches;
-  std::string arch;  // arches.front(), for readers not yet moved to arches
-  kairos_v1_DeviceClass device_class = kairos_v1_DeviceClass_CLASS_E;
-  double tau_base_s = 0.1;
-  double tau_max_s = 10.0;
-  std::string gpio_chip_label;  // resolve lines through this label, never a chip number
-  std::vector<std::pair<std::string, std::string>> pins;  // header name -> GPIO line name
-  std::vector<std::string> default_adapters;
-  bool wifi = false;            // has a Wi-Fi radio (provisioning turns power save off)
-  std::string power_advice;
-};
-
-struct SyntheticConfig {
-  std::string waveform = "sine";  // sine, square, triangle, noise, constant
-  double period_s = 1.0;
-  double amplitude = 0.5;
-  double offset = 0.5;
-  double phase_deg = 0.0;
-  double noise = 0.0;  // uniform noise amplitude added to the wave
-  std::uint64_t seed = 1;
-};
 
 struct InputConfig {
   std::string name;
@@ -93,15 +67,6 @@ struct NodeConfig {
   // nodes set up alike share it, so a divergent one stands out (docs/DESIGN.md 5.6).
   Digest context_hash{};
 };
-
-// Parses and validates a board file (boards/<name>.toml); its canonical
-// dump goes to canonical. Throws ConfigError.
-BoardConfig parse_board(const std::string& text, const std::string& file, const std::string& name,
-                        std::string& canonical);
-
-// The boards in dir: the names of its *.toml files, sorted (empty when dir
-// cannot be read).
-std::vector<std::string> board_names(const std::string& dir);
 
 // Parses and validates a node config and its board file. boards_dir
 // overrides node.boards_dir when not empty. Throws ConfigError.

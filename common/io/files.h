@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "common/core/crypto.h"
 
@@ -19,5 +20,9 @@ Key load_key_file(const std::string& path);
 
 // Writes text to path through a temporary file and rename (no torn files).
 void write_file_atomic(const std::string& path, const std::string& text, unsigned mode);
+
+// The boards in dir (boards/<name>.toml): the names of its *.toml files,
+// sorted (empty when dir cannot be read).
+std::vector<std::string> board_names(const std::string& dir);
 
 }  // namespace kairos

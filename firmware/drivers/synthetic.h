@@ -1,8 +1,21 @@
 #pragma once
+#include <cstdint>
+#include <string>
+
 #include "firmware/drivers/input.h"
-#include "firmware/node_config.h"
 
 namespace kairos::node {
+
+// [inputs.<name>] of kind synthetic.
+struct SyntheticConfig {
+  std::string waveform = "sine";  // sine, square, triangle, noise, constant
+  double period_s = 1.0;
+  double amplitude = 0.5;
+  double offset = 0.5;
+  double phase_deg = 0.0;
+  double noise = 0.0;  // uniform noise amplitude added to the wave
+  std::uint64_t seed = 1;
+};
 
 // Deterministic generator (docs/DESIGN.md 3.3 `synthetic`): the embedded default for
 // demos and tests. Time comes from the caller, so a run is reproducible.

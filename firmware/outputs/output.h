@@ -9,25 +9,9 @@
 #include <string>
 
 #include "common/core/bytes.h"
+#include "firmware/outputs/channel_map.h"
 
 namespace kairos::node {
-
-// What a source says now: phase (re, im) and coherence.
-struct SourceValue {
-  double re = 0.0;
-  double im = 0.0;
-  double c = 0.0;
-};
-
-// One output channel from one field of the source: clamp((x - in_lo) /
-// (in_hi - in_lo)) mapped onto [out_lo, out_hi].
-struct ChannelMap {
-  enum class From { re, im, c };
-  From from = From::re;
-  double in_lo = 0.0, in_hi = 1.0;
-  double out_lo = 0.0, out_hi = 1.0;
-  double apply(const SourceValue& v) const;
-};
 
 struct OutputConfig {
   std::string name;
@@ -80,8 +64,5 @@ using Publish = std::function<void(const std::string& topic, const Bytes& payloa
 
 // Makes the output for config; publish is used by the mqtt kind.
 std::unique_ptr<Output> make_output(const OutputConfig& config, Publish publish);
-
-// The default channel maps of each kind (docs/DESIGN.md 3.5).
-std::map<std::string, ChannelMap> default_channels(const std::string& kind);
 
 }  // namespace kairos::node

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/core/board.h"
 #include "common/core/config.h"
 #include "common/core/topic.h"
 #include "firmware/node_config.h"
@@ -104,11 +105,11 @@ void ctl_config(const std::string& text) {
 
 void board_config(const std::string& text) {
   std::string canonical, again;
-  auto b = node::parse_board(text, "board.toml", "fuzz", canonical);
+  auto b = parse_board(text, "board.toml", "fuzz", canonical);
   require(!b.arches.empty() && b.arch == b.arches.front() && b.tau_base_s <= b.tau_max_s, "board");
   require(b.device_class >= kairos_v1_DeviceClass_CLASS_A && b.device_class <= kairos_v1_DeviceClass_CLASS_F,
           "board device class");
-  node::parse_board(text, "board.toml", "fuzz", again);
+  parse_board(text, "board.toml", "fuzz", again);
   require(again == canonical, "parsing the board again differs");
 }
 

@@ -55,8 +55,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 # Every DT_NEEDED of the packaged binaries has its package here
 # (tests/packaging/check_depends.sh checks it on every architecture).
-# kairosctl reads node configs with the firmware's code, so the gateway
-# package needs ALSA and libgpiod too.
+# kairos-sim runs the node's own code (kairos_node, with its drivers), so the
+# gateway package needs ALSA and libgpiod too; kairosctl does not.
 set(KAIROS_RUNTIME_DEPENDS "libc6 (>= 2.36), libstdc++6 (>= 12), libgcc-s1, libmbedcrypto7 (>= 2.28), libpaho-mqttpp3-1 (>= 1.2), libpaho-mqtt1.3 (>= 1.3.12), libtomlplusplus3 (>= 3.3), libasound2 (>= 1.2), libgpiod2 (>= 1.6), adduser")
 set(CPACK_DEBIAN_NODE_PACKAGE_NAME kairos-node)
 set(CPACK_DEBIAN_NODE_DESCRIPTION "Kairos mesh node daemon\n kairos-node samples a board's sensors through the KAIROS phase/coherence\n loop and reports to the mesh gateway over MQTT as signed frames.")

@@ -1,10 +1,10 @@
 #pragma once
 // kairos-sim (docs/DESIGN.md 7): many simulated nodes in one process, each with its
 // own identity, key, session, seq counter and topics, speaking the node
-// protocol through the node's own code (Signer, CommandIntake, make_ack,
-// SyntheticInput, KairosFilter) over a few shared MQTT connections. The
-// network between each node and the broker is modelled (latency.h); the
-// broker, the gateway and the host clock are real. docs/SIM.md.
+// protocol through the node's own code (Signer, CommandIntake, make_ack, the
+// report and job result builders, SyntheticInput, KairosFilter) over a few
+// shared MQTT connections. The network between each node and the broker is
+// modelled (latency.h); the broker, the gateway and the host clock are real. docs/SIM.md.
 #include <algorithm>
 #include <array>
 #include <condition_variable>
@@ -26,6 +26,7 @@
 #include "common/io/mqtt.h"
 #include "firmware/drivers/synthetic.h"
 #include "firmware/intake.h"
+#include "firmware/reports.h"
 #include "tools/sim/latency.h"
 #include "tools/sim/options.h"
 
@@ -45,6 +46,18 @@ class Simulator {
   int run();
 
  private:
+  // No frame is handed to the MQTT client this close before a held execution:
+  // a publish may wait for Paho's lock while its threads work through a burst
+  // (a thousand acks), and the execution behind it would run late. Real nodes
+  // have a client each; the simulator's shared one must not set their timing.
+  static constexpr std::int64_t kQuietUs = 15'000;
+  // Heartbeats and phase reports are made and sent on this grid (us): see push, queue_out.
+  static constexpr std::int64_t kBatchUs = 5'000;
+  // A report that would leave later than this (us) is dropped: see shed().
+  static constexpr std::int64_t kShedAfterUs = 1'000'000;
+  // Inputs are sampled at 10 Hz (in catch-up batches at each phase report).
+  static constexpr std::int64_t kSamplePeriodUs = 100'000;
+
   // The synthetic input and its KAIROS loop, only while phase reports are on.
   struct Phases {
     node::SyntheticInput input;
@@ -210,6 +223,7 @@ class Simulator {
   std::array<double, 4> taus_s_{};
   Digest context_hash_{};
   Digest divergent_hash_{};  // the context hash of `diverge` nodes
+  node::BirthInfo birth_;    // every node's, but its cluster, class and context hash
   std::size_t keys_made_ = 0;
 
   std::priority_queue<Timer, std::vector<Timer>, Later> inbound_;  // deliveries: before any other timer

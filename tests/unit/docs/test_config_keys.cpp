@@ -42,7 +42,9 @@
 #include <string>
 #include <vector>
 
+#include "common/core/board.h"
 #include "common/core/config.h"
+#include "common/io/files.h"
 #include "firmware/node_config.h"
 #include "firmware/outputs/output.h"
 #include "gateway/gateway_config.h"
@@ -253,9 +255,9 @@ path = "/run/kairos/tokens.fifo"
 // Every key of every shipped board file, as read (pins by their names).
 Keys board_keys_read() {
   KeyLog log;
-  for (const auto& name : node::board_names(kSource + "/boards")) {
+  for (const auto& name : board_names(kSource + "/boards")) {
     std::string file = kSource + "/boards/" + name + ".toml", canonical;
-    EXPECT_NO_THROW(node::parse_board(slurp(file), file, name, canonical)) << file;
+    EXPECT_NO_THROW(parse_board(slurp(file), file, name, canonical)) << file;
   }
   return log.keys();
 }

@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/core/board.h"
 #include "common/core/config.h"
+#include "common/io/files.h"
 #include "firmware/node_config.h"
 #include "tests/unit/scratch.h"
 
