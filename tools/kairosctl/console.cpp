@@ -1,12 +1,15 @@
 #include "tools/kairosctl/console.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "common/core/frame.h"
 #include "common/core/json.h"
 #include "common/core/topic.h"
 #include "tools/kairosctl/args.h"
+#include "tools/kairosctl/schedule.h"
 
 namespace kairos::ctl {
 
@@ -346,6 +349,64 @@ int print_nodes(const std::vector<kairos_v1_NodeInfo>& nodes, bool one, bool jso
   }
   std::printf("%zu node%s\n", nodes.size(), nodes.size() == 1 ? "" : "s");
   return 0;
+}
+
+int print_conflicts(const kairos_v1_ConflictsRequest& req, const kairos_v1_ConflictList& l, bool json) {
+  if (json) {
+    Json j;
+    j.begin_object().key("total").integer(l.total).key("entries").begin_array();
+    for (pb_size_t i = 0; i < l.entries_count; ++i) {
+      const auto& e = l.entries[i];
+      j.begin_object().key("at").str(format_time_us(e.at_us)).key("type").str(e.type);
+      j.key("priority").integer(e.priority).key("node").str(e.node).key("detail").str(e.detail);
+      j.key("suggested").str(e.suggested).key("task").integer(e.task).key("task_state").str(e.task_state);
+      j.key("resolution").str(e.resolution).key("resolved_by").str(e.resolved_by).end_object();
+    }
+    j.end_array().key("open_tasks").integer(l.open_tasks).end_object();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  std::printf("%-24s %-20s %-3s %-20s %s\n", "AT", "TYPE", "P", "NODE", "DETAIL");
+  for (pb_size_t i = 0; i < l.entries_count; ++i) {
+    const auto& e = l.entries[i];
+    std::printf("%-24s %-20s %-3u %-20s %s\n", format_time_us(e.at_us).c_str(), e.type, e.priority, e.node, e.detail);
+    if (e.task)
+      std::printf("%24s task %llu %s: %s%s%s\n", "", static_cast<unsigned long long>(e.task), e.task_state,
+                  e.resolution[0] ? e.resolution : e.suggested, e.resolved_by[0] ? " (by operator " : "",
+                  e.resolved_by[0] ? (std::string(e.resolved_by) + ")").c_str() : "");
+  }
+  std::printf("%u shown, %llu in the log, %llu resolution tasks open%s\n", static_cast<unsigned>(l.entries_count),
+              static_cast<unsigned long long>(l.total), static_cast<unsigned long long>(l.open_tasks),
+              req.queue ? " (highest priority first)" : "");
+  return 0;
+}
+
+int print_resolved(std::uint64_t task, const kairos_v1_ConflictList& l, bool json) {
+  if (json) {
+    Json j;
+    j.begin_object().key("task").integer(task).key("resolved").boolean(true);
+    j.key("open_tasks").integer(l.open_tasks).end_object();
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  std::printf("task %llu resolved; %llu still open\n", static_cast<unsigned long long>(task),
+              static_cast<unsigned long long>(l.open_tasks));
+  return 0;
+}
+
+int print_heal(const kairos_v1_HealReply& h, bool json) {
+  if (json) {
+    Json j;
+    j.begin_object().key("node").str(h.node).key("was_quarantined").boolean(h.was_quarantined);
+    j.key("reason").str(h.reason).key("heal_sent").boolean(h.sent).end_object();
+    std::printf("%s\n", j.text().c_str());
+  } else {
+    std::printf("%s: %s; heal %s\n", h.node,
+                h.was_quarantined ? ("quarantine lifted (it was: " + std::string(h.reason) + ")").c_str()
+                                  : "was not quarantined at the gateway",
+                h.sent ? "sent to the node" : "NOT sent (no key for the node)");
+  }
+  return h.sent ? 0 : 1;
 }
 
 }  // namespace kairos::ctl

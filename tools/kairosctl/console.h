@@ -1,5 +1,7 @@
 #pragma once
-// kairosctl broadcast, freeze, thaw, ask and mode (docs/DESIGN.md 5.8).
+// kairosctl broadcast, freeze, thaw, ask, mode, and the printers of status,
+// nodes, watch, conflicts, resolve and heal (docs/DESIGN.md 5.8).
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,5 +26,11 @@ int print_status(const kairos_v1_StatusReply& r, bool json);
 int print_nodes(const std::vector<kairos_v1_NodeInfo>& nodes, bool one, bool json);
 // One line of mesh state, for watch.
 void print_watch_line(const kairos_v1_StatusReply& r, bool json);
+// The conflict log's newest entries, or the open tasks when req asked for the queue; exit status 0.
+int print_conflicts(const kairos_v1_ConflictsRequest& req, const kairos_v1_ConflictList& l, bool json);
+// resolve: the task closed and how many stay open; exit status 0.
+int print_resolved(std::uint64_t task, const kairos_v1_ConflictList& l, bool json);
+// Exit status: 0 when the heal was sent to the node, 1 when not (no key for it).
+int print_heal(const kairos_v1_HealReply& h, bool json);
 
 }  // namespace kairos::ctl

@@ -7,19 +7,9 @@
 
 #include "common/core/board.h"
 #include "tools/kairosctl/provision.h"
+#include "tools/kairosctl/provision_tls.h"
 
 namespace kairos::ctl {
-
-// Where a device's TLS files go, in its bundle and on the device: the mesh
-// CA as tls/ca.crt, its own certificate and key as tls/<stem>.crt and .key.
-// The stem is fixed per kind (node, gateway) so that nodes set up alike
-// keep one context hash; operators get theirs by name, as their password.
-struct TlsNames {
-  std::string stem;  // "node", "gateway", "operator-alice"
-  std::string ca() const { return "/etc/kairos/tls/ca.crt"; }
-  std::string cert() const { return "/etc/kairos/tls/" + stem + ".crt"; }
-  std::string key() const { return "/etc/kairos/tls/" + stem + ".key"; }
-};
 
 // The node's config: the template's inputs, outputs and jobs (or a
 // synthetic demo input), with the identity and broker provisioning owns.

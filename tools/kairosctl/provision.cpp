@@ -9,8 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <set>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,11 +17,11 @@
 #include "common/core/config.h"
 #include "common/core/frame.h"
 #include "common/core/topic.h"
-#include "common/core/x509.h"
 #include "common/io/files.h"
 #include "common/io/keygen.h"
 #include "tools/kairosctl/certs.h"
 #include "tools/kairosctl/node_bundle.h"
+#include "tools/kairosctl/provision_tls.h"
 #include "tools/kairosctl/rootfs.h"
 #include "tools/kairosctl/transaction.h"
 
@@ -58,13 +57,6 @@ int broker_port(const std::string& uri) {
   return port;
 }
 
-// The largest MQTT packet a mesh sends: the largest legal frame, plus its
-// topic (three names of up to 64 characters and the root), a response topic
-// and correlation data, and MQTT's own headers, rounded up.
-
-// What one provisioning run will write: path -> (content, mode).
-using Files = std::map<fs::path, std::pair<std::string, unsigned>>;
-
 // Lines in b that are not in a, and the other way round, for a short diff.
 std::string diff_lines(const std::string& a, const std::string& b) {
   auto lines = [](const std::string& t) {
@@ -82,13 +74,6 @@ std::string diff_lines(const std::string& a, const std::string& b) {
     if (std::find(la.begin(), la.end(), l) == la.end()) out += "\n    + " + l;
   return out;
 }
-
-struct Plan {
-  Files files;
-  std::vector<std::string> notes;  // what the user must do afterwards
-  bool passwd_changed = false;
-  bool acl_changed = false;
-};
 
 // The [broker] TLS keys of a bundle's config, or "" without TLS.
 std::string tls_keys_toml(const std::optional<TlsNames>& tls) {
@@ -148,134 +133,6 @@ std::string key_text(const fs::path& path, bool renew, Plan& plan) {
   if (fs::exists(path) && !renew) return to_hex(load_key_file(path.string()).bytes) + "\n";
   if (fs::exists(path)) plan.notes.push_back("REPLACING the key " + path.string() + " (--new-key)");
   return to_hex(generate_key().bytes) + "\n";
-}
-
-// Certificates: the mesh CA for 10 years, devices and the broker for 2,
-// renewed by any run in their last 30 days; valid from an hour back, for
-// clocks a little behind.
-constexpr std::int64_t kDayS = 86400;
-constexpr std::int64_t kCaDays = 3652;
-constexpr std::int64_t kCertDays = 730;
-constexpr std::int64_t kRenewDays = 30;
-constexpr std::int64_t kBackdateS = 3600;
-
-struct MeshCa {
-  std::string cert, key;
-};
-
-// The folder's mesh CA (ca/ca.crt and ca/ca.key): made by the first TLS
-// run, or one of your own put there before it.
-MeshCa mesh_ca(const fs::path& out, const std::string& mesh, std::int64_t now, Plan& plan) {
-  const fs::path crt = out / "ca/ca.crt", key = out / "ca/ca.key";
-  const bool have_crt = fs::exists(crt), have_key = fs::exists(key);
-  if (have_crt != have_key)
-    throw Refusal("provision: " + (have_crt ? key : crt).string() + " is missing: the mesh CA is " + crt.string() +
-                  " with " + key.string() +
-                  ", both or neither (neither: a new CA, and every device needs its certificates again)");
-  if (have_crt) {
-    MeshCa ca{read_file_or_empty(crt), read_file_or_empty(key)};
-    std::string why;
-    auto facts = read_cert(ca.cert, why);
-    if (!facts) throw Refusal("provision: " + crt.string() + ": " + why);
-    if (!facts->is_ca)
-      throw Refusal("provision: " + crt.string() + " is not a CA certificate (basicConstraints CA:TRUE)");
-    if (!read_private_key(ca.key, why)) throw Refusal("provision: " + key.string() + ": " + why);
-    if (!key_fits_cert(ca.cert, ca.key))
-      throw Refusal("provision: " + key.string() + " is not the key of " + crt.string());
-    if (validity_at(*facts, now) != Validity::valid)
-      throw Refusal("provision: the mesh CA " + crt.string() + " is valid " + utc_text(facts->not_before_s) + " to " +
-                    utc_text(facts->not_after_s) + ", not now (" + utc_text(now) +
-                    "): replace it (README: \"MQTT over TLS\", rotation) or check this machine's clock");
-    if (facts->not_after_s - now < 365 * kDayS)
-      plan.notes.push_back("the mesh CA " + crt.string() + " expires on " + utc_text(facts->not_after_s) +
-                           ": plan its rotation (README: \"MQTT over TLS\")");
-    return ca;
-  }
-  MeshCa ca;
-  ca.key = new_ec_key();
-  CertSpec spec;
-  spec.kind = CertSpec::Kind::ca;
-  spec.common_name = "Kairos mesh " + mesh + " CA";
-  spec.organization = "Kairos mesh " + mesh;
-  spec.not_before_s = now - kBackdateS;
-  spec.not_after_s = now + kCaDays * kDayS;
-  ca.cert = issue_cert(spec, ca.key, "", "");
-  plan.files[key] = {ca.key, 0600};
-  plan.files[crt] = {ca.cert, 0644};
-  plan.notes.push_back("made the mesh CA " + crt.string() + "; its key " + key.string() +
-                       " signs every certificate of the mesh: keep it with this folder's secrets, never on a device");
-  return ca;
-}
-
-// A PEM key at path: kept when it reads (unless renew), a new one otherwise.
-std::string tls_key_pem(const fs::path& path, bool renew, Plan& plan) {
-  std::string old = read_file_or_empty(path), why;
-  if (!old.empty() && !renew && read_private_key(old, why)) return old;
-  if (!old.empty())
-    plan.notes.push_back("a new TLS key " + path.string() + (renew ? " (--new-key)" : " (the old one did not read)"));
-  return new_ec_key();
-}
-
-// The certificate at path: kept while it fits (the CA's, for key, the
-// names of spec, more than 30 days left), issued anew otherwise.
-std::string tls_cert_pem(const fs::path& path, CertSpec spec, const std::string& key, const MeshCa& ca, std::int64_t now,
-                         Plan& plan) {
-  std::string old = read_file_or_empty(path), why;
-  if (!old.empty()) {
-    std::string reason;
-    auto f = read_cert(old, why);
-    auto sorted = [](std::vector<std::string> v) {
-      std::sort(v.begin(), v.end());
-      return v;
-    };
-    if (!f) reason = "it did not read";
-    else if (!issued_by(old, ca.cert)) reason = "it is not signed by the mesh CA";
-    else if (!key_fits_cert(old, key)) reason = "its key changed";
-    else if (f->common_name != spec.common_name || sorted(f->dns_names) != sorted(spec.dns_names) ||
-             f->ip_addresses.size() != spec.ip_addresses.size())
-      reason = "its names changed";
-    else if (f->not_after_s - now < kRenewDays * kDayS)
-      reason = std::string(f->not_after_s < now ? "it expired on " : "it expires on ") + utc_text(f->not_after_s);
-    else if (f->not_before_s > now)
-      reason = "it is not valid before " + utc_text(f->not_before_s);
-    if (reason.empty()) return old;
-    plan.notes.push_back("a new certificate " + path.string() + ": " + reason);
-  }
-  spec.not_before_s = now - kBackdateS;
-  spec.not_after_s = now + kCertDays * kDayS;
-  return issue_cert(spec, key, ca.cert, ca.key);
-}
-
-// The broker's TLS files: the mesh CA, and a server certificate naming the
-// host of the broker URI (plus localhost and 127.0.0.1 when that is it).
-void broker_tls(const fs::path& mosq, const std::string& host, const MeshCa& ca, std::int64_t now, Plan& plan) {
-  CertSpec spec;
-  spec.kind = CertSpec::Kind::server;
-  spec.common_name = host;
-  if (host_is_ip(host)) spec.ip_addresses = {host};
-  else spec.dns_names = {host};
-  if (host == "localhost") spec.ip_addresses = {"127.0.0.1", "::1"};
-  if (host == "127.0.0.1" || host == "::1") spec.dns_names = {"localhost"};
-  std::string key = tls_key_pem(mosq / "server.key", false, plan);
-  std::string cert = tls_cert_pem(mosq / "server.crt", spec, key, ca, now, plan);
-  plan.files[mosq / "ca.crt"] = {ca.cert, 0644};
-  plan.files[mosq / "server.key"] = {key, 0600};
-  plan.files[mosq / "server.crt"] = {cert, 0644};
-}
-
-// A device's TLS files in its bundle (tls/ca.crt, tls/<stem>.crt and .key),
-// its certificate for name.
-void device_tls(const fs::path& bundle, const TlsNames& names, const std::string& name, const MeshCa& ca,
-                std::int64_t now, bool new_key, Plan& plan) {
-  const fs::path dir = bundle / "tls";
-  CertSpec spec;
-  spec.kind = CertSpec::Kind::client;
-  spec.common_name = name;
-  std::string key = tls_key_pem(dir / (names.stem + ".key"), new_key, plan);
-  std::string cert = tls_cert_pem(dir / (names.stem + ".crt"), spec, key, ca, now, plan);
-  plan.files[dir / "ca.crt"] = {ca.cert, 0644};
-  plan.files[dir / (names.stem + ".key")] = {key, 0600};
-  plan.files[dir / (names.stem + ".crt")] = {cert, 0644};
 }
 
 }  // namespace
