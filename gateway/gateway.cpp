@@ -60,13 +60,12 @@ Gateway::Gateway(GatewayConfig config)
     if (auto* n = registry_.find(id)) registry_.set_quarantined(*n, true, reason);
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
   jobs_.restore();
-  load_plays();
+  plays_.restore();
   operators_.restore(store_.load_operators());
   if (!operators_.revoked(std::string(kSharedOperator)) && operators_.names().size() > 1)
     log::warn("operators", "requests on _ctl/req signed with the shared operator.key are taken as operator 'operator'; "
                            "once every console has a named key: kairosctl operators revoke operator --confirm");
-  outbox_.add(ball_log_);  // the job desk added its own log
-  outbox_.add(escalation_);
+  outbox_.add(escalation_);  // the job desk and the plays added their own logs
   commit_durable();
 
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id));
@@ -78,9 +77,6 @@ Gateway::Gateway(GatewayConfig config)
   link_->add_subscription(ctl_req_topic(config_.mesh, "+"), 1);  // named operators' requests
   link_->add_subscription(ctl_req_topic(config_.mesh), 1);
   outbox_.set_publish([this](const std::string& t, const Bytes& frame, bool retained) { link_->publish(t, frame, 1, retained); });
-  outbox_.on_committed([this] {
-    if (!ball_dispatch_.empty()) send_ball_jobs();
-  });
 }
 
 Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
@@ -108,7 +104,7 @@ void Gateway::on_connected() {
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
-  for (auto& [name, p] : plays_) p.head_seen = false;  // the retained heads come again, and are checked
+  plays_.on_connected(connected_at_us_);
   link_->drain_backlog();
 }
 
@@ -311,7 +307,7 @@ void Gateway::service(std::int64_t now) {
   schedules_.service(wall_us());
   escalation_.breakers().service(now);
   jobs_.service();
-  ball_service(now);
+  plays_.service(now);
   commit_durable();
 }
 

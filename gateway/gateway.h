@@ -11,7 +11,7 @@
 #include "common/core/ratelimit.h"
 #include "common/core/replay.h"
 #include "common/io/mqtt.h"
-#include "gateway/ball/ball_log.h"
+#include "gateway/ball/plays.h"
 #include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
 #include "gateway/jobs/desk.h"
@@ -82,61 +82,8 @@ class Gateway {
   void on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4);
   void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) const;
 
-  // The Ball protocol (SPEC 6; gateway_ball.cpp).
-  struct Play {
-    std::optional<ball::Session> s;  // empty when the stored lineage did not replay
-    std::string ball_id;
-    std::int64_t started_wall_us = 0;
-    std::string broken;  // the lineage does not hold (replay, or against the signed head): why; no input then
-    bool head_seen = false;  // the broker's head of this play was heard since the last connect
-    // The holder is a node whose answer is still owed (offline, failed,
-    // or a gateway restart lost its job): asked again from then on (monotonic).
-    std::optional<std::int64_t> ask_again_us;
-    int ask_failures = 0;  // jobs to the holder in a row that failed while it was online (AskSchedule)
-    bool live() const { return s && broken.empty(); }  // takes input, is carried and signed
-  };
-  std::map<std::string, Play> plays_;  // session name -> its current play
-  struct BallJob {
-    std::string session, ball_id, node;
-    std::uint64_t entry = 0;
-    int tries = 0;  // answers of this node to this entry refused so far
-  };
-  std::map<std::uint64_t, BallJob> ball_jobs_;  // job id -> the play it asks a node about
-  struct BallDispatch {
-    std::string session, node;
-    std::uint64_t entry = 0;    // the entry it is about
-    std::string conversation;   // conversational input for the node (not logged)
-    std::string from;           // who said it
-    std::string refused;        // why the node's last answer was refused
-    int tries = 0;
-  };
-  std::vector<BallDispatch> ball_dispatch_;  // sent after the next commit
-  std::int64_t next_ball_service_us_ = 0;
-  ball::AskSchedule ask_schedule() const {
-    return {static_cast<std::int64_t>(config_.ball_retry_s * 1e6),
-            static_cast<std::int64_t>(config_.ball_retry_max_s * 1e6)};
-  }
-  void load_plays();
-  void ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req);
-  // A play's outcome: a refusal is logged as a conflict (and returned), a
-  // new entry stored, delivered and its head published after the commit.
-  // by: the operator whose request it was ("" for a node's answer).
-  std::string ball_record(const std::string& name, Play& p, const std::string& author,
-                          const ball::Session::Outcome& o, const std::string& by = "");
-  void ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
-                    const ball::Entry* entry, const std::string& text);
-  void ball_publish_head(const std::string& name, const Play& p);
-  bool is_node(const std::string& peer) const { return registry_.find(peer) != nullptr; }
-  void send_ball_jobs();
-  void ball_job_finished(const Job& job);  // the job of a play's holder ended
-  void ball_answer(const BallJob& b, const Job& job);
-  // The broker's signed head of a play (retained, or the echo of ours):
-  // a lineage that does not reach it, or differs from it, is broken.
+  // The broker's signed head of a Ball play: checked by the plays.
   void on_ball_head(const Inbound& m, std::int64_t now_us);
-  void ball_broken(const std::string& name, Play& p, const std::string& why);
-  // Stalled node holders asked again; heads the broker lost published again.
-  void ball_service(std::int64_t now_us);
-  void fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const;
   void on_result(const std::string& id, const Envelope& env, const Inbound& m);
   std::int64_t next_context_check_us_ = 0;
   void breakers_verb(const Inbound& m, std::uint64_t request_id);
@@ -182,8 +129,11 @@ class Gateway {
                  },
                  [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
                  [this] { return settled(mono_us()) && link_ && link_->connected(); },
-                 [this](const Job& job) { ball_job_finished(job); }}};
-  BallLog ball_log_;
+                 [this](const Job& job) { plays_.job_finished(job); }}};
+  Plays plays_{config_, registry_, escalation_, outbox_, jobs_,
+               {[this](const std::string& t, Envelope& env) { return signer_.seal(t, env, keys_.operator_key(), wall_us()); },
+                [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
+                [this] { return settled(mono_us()) && link_ && link_->connected(); }}};
   // Monotonic: from then on the registry has settled after the start (births
   // re-read, first heartbeats): jobs are dispatched and the mode judged.
   // Set at the first connect.

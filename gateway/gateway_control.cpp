@@ -162,7 +162,7 @@ void Gateway::on_ctl_request(const Inbound& m, std::int64_t now_us) {
     case kairos_v1_ControlRequest_ask_tag:
       return jobs_.ask(reply_to(m), req.request_id, req.verb.ask);
     case kairos_v1_ControlRequest_ball_tag:
-      return ball_verb(m, req.request_id, req.verb.ball);
+      return plays_.verb(reply_to(m), req.request_id, req.verb.ball);
     case kairos_v1_ControlRequest_operators_tag:
       return operators_verb(m, req.request_id, req.verb.operators);
     case kairos_v1_ControlRequest_conflicts_tag: {

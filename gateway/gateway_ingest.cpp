@@ -184,4 +184,12 @@ void Gateway::on_result(const std::string& id, const Envelope& env, const Inboun
   jobs_.on_result(id, r);
 }
 
+void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
+  auto opened = open(m.topic, m.payload, keys_.operator_key());
+  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
+  if (!kind_matches(TopicKind::ball_head, *opened.env))
+    return drop(DropReason::kind_mismatch, m.topic, "not a Ball head", now_us);
+  plays_.on_head(opened.env->message.ball_head);
+}
+
 }  // namespace kairos::gw

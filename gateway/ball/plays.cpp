@@ -8,7 +8,8 @@
 #include "common/core/lists.h"
 #include "common/io/clock.h"
 #include "common/io/log.h"
-#include "gateway/gateway.h"
+#include "gateway/ball/plays.h"
+#include "gateway/rpc/operators.h"
 
 namespace kairos::gw {
 
@@ -54,16 +55,30 @@ std::string seq_list(const std::vector<std::uint64_t>& v, std::size_t max) {
 
 }  // namespace
 
-void Gateway::load_plays() {
-  for (const auto& sp : store_.current_ball_plays()) {
+Plays::Plays(const GatewayConfig& config, const Registry& registry, Escalation& escalation, Outbox& outbox, JobDesk& jobs,
+             Ports ports)
+    : config_(config), registry_(registry), escalation_(escalation), outbox_(outbox), jobs_(jobs), ports_(std::move(ports)) {
+  outbox_.add(log_);
+  outbox_.on_committed([this] {
+    if (!dispatch_.empty()) send_jobs();
+  });
+}
+
+void Plays::on_connected(std::int64_t now_us) {
+  connected_at_us_ = now_us;
+  for (auto& [name, p] : plays_) p.head_seen = false;
+}
+
+void Plays::restore() {
+  for (const auto& sp : outbox_.store().current_ball_plays()) {
     Play p;
     p.ball_id = sp.ball_id;
     p.started_wall_us = sp.started_wall_us;
     ball::Break why;
-    p.s = ball::Session::replay(store_.ball_entries(sp.ball_id, 0, SIZE_MAX >> 2), why);
+    p.s = ball::Session::replay(outbox_.store().ball_entries(sp.ball_id, 0, SIZE_MAX >> 2), why);
     auto& play = plays_[sp.session] = std::move(p);
     if (!play.s) {
-      ball_broken(sp.session, play, "it does not replay from the database: entry " + std::to_string(why.seq) + ": " +
+      broken(sp.session, play, "it does not replay from the database: entry " + std::to_string(why.seq) + ": " +
                                         why.reason);
     } else if (!play.s->closed() && is_node(play.s->holder())) {
       play.ask_again_us = 0;  // the job that asked it went with the old gateway
@@ -72,7 +87,7 @@ void Gateway::load_plays() {
   if (!plays_.empty()) log::info("ball", "restored " + std::to_string(plays_.size()) + " plays");
 }
 
-void Gateway::ball_broken(const std::string& name, Play& p, const std::string& why) {
+void Plays::broken(const std::string& name, Play& p, const std::string& why) {
   if (!p.broken.empty()) return;
   p.broken = why;
   p.ask_again_us.reset();
@@ -81,12 +96,7 @@ void Gateway::ball_broken(const std::string& name, Play& p, const std::string& w
                          "; it takes no input until a new hut (kairosctl ball verify " + name + ")");
 }
 
-void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
-  auto opened = open(m.topic, m.payload, keys_.operator_key());
-  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
-  if (!kind_matches(TopicKind::ball_head, *opened.env))
-    return drop(DropReason::kind_mismatch, m.topic, "not a Ball head", now_us);
-  const auto& h = opened.env->message.ball_head;
+void Plays::on_head(const kairos_v1_BallHead& h) {
   auto it = plays_.find(h.session);
   if (it == plays_.end() || it->second.ball_id != h.ball_id || !it->second.live()) return;  // another play's head
   Play& p = it->second;
@@ -97,22 +107,22 @@ void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
   // Our own heads come back too, possibly behind the play: the signed
   // sequence must be in the lineage, with the hash signed for it.
   if (h.seq > lineage.back().seq)
-    return ball_broken(h.session, p, "its signed head is at " + std::to_string(h.seq) + " but the stored lineage ends at " +
+    return broken(h.session, p, "its signed head is at " + std::to_string(h.seq) + " but the stored lineage ends at " +
                                          std::to_string(lineage.back().seq) + ": entries were removed");
   if (lineage[static_cast<std::size_t>(h.seq)].hash != hash)
-    return ball_broken(h.session, p, "entry " + std::to_string(h.seq) + " differs from its signed head: the lineage was "
+    return broken(h.session, p, "entry " + std::to_string(h.seq) + " differs from its signed head: the lineage was "
                                      "altered");
 }
 
-void Gateway::ball_service(std::int64_t now_us) {
-  if (now_us < next_ball_service_us_) return;
-  next_ball_service_us_ = now_us + 1'000'000;
-  if (!link_->connected() || !settled(now_us)) return;
+void Plays::service(std::int64_t now_us) {
+  if (now_us < next_service_us_) return;
+  next_service_us_ = now_us + 1'000'000;
+  if (!ports_.ready()) return;
   for (auto& [name, p] : plays_) {
     if (!p.live()) continue;
     // The broker lost its copy of the head (a broker without persistence): sign it again.
     if (!p.head_seen && now_us - connected_at_us_ > 3'000'000) {
-      ball_publish_head(name, p);
+      publish_head(name, p);
       p.head_seen = true;
     }
     const std::string& holder = p.s->holder();
@@ -127,12 +137,12 @@ void Gateway::ball_service(std::int64_t now_us) {
         break;
       }
     p.ask_again_us.reset();
-    ball_dispatch_.push_back({name, holder, entry, "", "", "", 0});
+    dispatch_.push_back({name, holder, entry, "", "", "", 0});
     log::info("ball", "play " + name + ": asking " + holder + " again (entry " + std::to_string(entry) + ")");
   }
 }
 
-void Gateway::fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const {
+void Plays::fill_play(const std::string& name, const Play& p, kairos_v1_BallPlay& o) const {
   set_string(o.session, name);
   set_string(o.ball_id, p.ball_id);
   o.started_us = p.started_wall_us;
@@ -144,7 +154,7 @@ void Gateway::fill_play(const std::string& name, const Play& p, kairos_v1_BallPl
   set_digest(o.head_hash, p.s->lineage().back().hash);
 }
 
-void Gateway::ball_publish_head(const std::string& name, const Play& p) {
+void Plays::publish_head(const std::string& name, const Play& p) {
   if (!p.live()) return;  // a broken play keeps the head the broker holds
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_ball_head_tag;
@@ -156,10 +166,10 @@ void Gateway::ball_publish_head(const std::string& name, const Play& p) {
   set_string(h.holder, p.s->holder());
   h.closed = p.s->closed();
   const auto t = ball_head_topic(config_.mesh, name);
-  outbox_.publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), true);
+  outbox_.publish(t, ports_.seal(t, *env), true);
 }
 
-void Gateway::ball_deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
+void Plays::deliver(const std::string& name, const Play& p, const std::string& person, const std::string& from,
                            const ball::Entry* entry, const std::string& text) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_ball_delivery_tag;
@@ -174,11 +184,11 @@ void Gateway::ball_deliver(const std::string& name, const Play& p, const std::st
   set_string(d.text, text);
   if (p.s) set_string(d.holder, p.s->holder());
   const auto t = ball_to_topic(config_.mesh, name, person);
-  outbox_.publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), false);
+  outbox_.publish(t, ports_.seal(t, *env), false);
 }
 
-std::string Gateway::ball_record(const std::string& name, Play& p, const std::string& author,
-                                 const ball::Session::Outcome& o, const std::string& by) {
+std::string Plays::record(const std::string& name, Play& p, const std::string& author, const ball::Session::Outcome& o,
+                          const std::string& by) {
   if (!o.error.empty()) {
     // Every refusal is on record: a Ball holder's rules are the point.
     escalation_.conflict("BALL_REFUSAL", 1, author, "play " + name + ": " + o.error, wall_us(), false);
@@ -186,20 +196,20 @@ std::string Gateway::ball_record(const std::string& name, Play& p, const std::st
   }
   if (!o.appended) return "";
   const ball::Entry& e = *o.appended;
-  ball_log_.entry(p.ball_id, e, by);
-  ball_publish_head(name, p);
+  log_.entry(p.ball_id, e, by);
+  publish_head(name, p);
   if (e.kind == "ack" || e.kind == "done") return "";
   // A ball-mode entry (or the genesis) is mandatory context for every peer.
   for (const auto& peer : p.s->peers()) {
-    if (!is_node(peer)) ball_deliver(name, p, peer, e.author, &e, "");
-    else if (peer != e.author) ball_dispatch_.push_back({name, peer, e.seq, "", e.author, "", 0});
+    if (!is_node(peer)) deliver(name, p, peer, e.author, &e, "");
+    else if (peer != e.author) dispatch_.push_back({name, peer, e.seq, "", e.author, "", 0});
   }
   return "";
 }
 
-void Gateway::send_ball_jobs() {
-  auto dispatch = std::move(ball_dispatch_);
-  ball_dispatch_.clear();
+void Plays::send_jobs() {
+  auto dispatch = std::move(dispatch_);
+  dispatch_.clear();
   for (const auto& d : dispatch) {
     auto it = plays_.find(d.session);
     if (it == plays_.end() || !it->second.live()) continue;
@@ -233,12 +243,12 @@ void Gateway::send_ball_jobs() {
     spec.retries = 1;
     spec.private_data = !d.conversation.empty();  // conversation is never logged
     const Job& job = jobs_.submit(std::move(spec));
-    ball_jobs_[job.id] = {d.session, p.ball_id, d.node, e.seq, d.tries};
+    asked_[job.id] = {d.session, p.ball_id, d.node, e.seq, d.tries};
   }
   jobs_.service();
 }
 
-void Gateway::ball_answer(const BallJob& b, const Job& job) {
+void Plays::answer(const BallJob& b, const Job& job) {
   auto it = plays_.find(b.session);
   if (it == plays_.end() || it->second.ball_id != b.ball_id || !it->second.live()) return;  // a new hut since, or broken
   Play& p = it->second;
@@ -289,14 +299,14 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
         continue;
       }
       // One refusal per answer is enough on record: the rest is not read.
-      if (!ball_record(b.session, p, b.node,
+      if (!record(b.session, p, b.node,
                        l ? s.ack(b.node, seq, *l, wall_us())
                          : ball::Session::Outcome::refused("'" + std::string(level) + "' is no acknowledgement level"))
                .empty())
         return;
     } else if (std::sscanf(line.c_str(), "done %llu%n", &seq, &used) == 1 &&
                static_cast<std::size_t>(used) == line.size()) {
-      if (!ball_record(b.session, p, b.node, s.done(b.node, static_cast<std::size_t>(seq), wall_us())).empty()) return;
+      if (!record(b.session, p, b.node, s.done(b.node, static_cast<std::size_t>(seq), wall_us())).empty()) return;
     } else if (std::sscanf(line.c_str(), "to %64s%n", word, &used) == 1 && static_cast<std::size_t>(used) == line.size() &&
                line.size() <= 3 + 64) {
       to = line.substr(3);
@@ -311,36 +321,37 @@ void Gateway::ball_answer(const BallJob& b, const Job& job) {
   const std::string rest = out.substr(pos);
   if (!to.empty()) {
     if (!s.is_peer(to) || to == b.node) {
-      ball_record(b.session, p, b.node, ball::Session::Outcome::refused("'" + to + "' is no other peer of this play"));
+      record(b.session, p, b.node, ball::Session::Outcome::refused("'" + to + "' is no other peer of this play"));
     } else if (is_node(to)) {
-      ball_dispatch_.push_back({b.session, to, s.lineage().back().seq, rest, b.node, "", 0});
+      dispatch_.push_back({b.session, to, s.lineage().back().seq, rest, b.node, "", 0});
     } else {
-      ball_deliver(b.session, p, to, b.node, nullptr, rest);
+      deliver(b.session, p, to, b.node, nullptr, rest);
     }
     return;
   }
   if (rest.rfind("MM:", 0) != 0) {
-    ball_record(b.session, p, b.node,
+    record(b.session, p, b.node,
                 ball::Session::Outcome::refused(
                     "a node answers with ack/done lines, then 'to <peer>' and text, or a ball-mode entry (MM:)"));
     return;
   }
   const bool held = s.holder() == b.node;
   auto o = s.say(b.node, rest, wall_us());
-  if (auto why = ball_record(b.session, p, b.node, o); !why.empty()) {
+  if (auto why = record(b.session, p, b.node, o); !why.empty()) {
     // The holder is asked again about the same entry, with the reason, a
     // few times; then the play waits (kairosctl ball show says who holds it).
-    if (held && b.tries + 1 < kAnswerTries) ball_dispatch_.push_back({b.session, b.node, b.entry, "", "", why, b.tries + 1});
+    if (held && b.tries + 1 < kAnswerTries) dispatch_.push_back({b.session, b.node, b.entry, "", "", why, b.tries + 1});
   }
 }
 
-void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos_v1_BallRequest& req) {
+void Plays::verb(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_BallRequest& req) {
   auto resp = new_response(request_id);
   resp->which_reply = kairos_v1_ControlResponse_ball_tag;
   auto& r = resp->reply.ball;
   auto reply = [&] {
-    defer(m.response_topic, m.correlation, std::move(resp));
-    commit_durable();  // entries and conflicts are on disk before the answer
+    std::shared_ptr<kairos_v1_ControlResponse> held(std::move(resp));
+    outbox_.after([this, to, held] { ports_.answer(to, *held); });
+    outbox_.commit(mono_us());  // entries and conflicts are on disk before the answer
   };
   auto refuse = [&](const std::string& why) {
     resp->ok = false;
@@ -353,7 +364,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     resp->ok = true;
     r.which_more = kairos_v1_BallReply_list_tag;
     auto& l = r.more.list;
-    for (const auto& sp : store_.ball_plays(10)) {
+    for (const auto& sp : outbox_.store().ball_plays(10)) {
       auto& o = l.plays[l.plays_count++];
       auto it = plays_.find(sp.session);
       if (it != plays_.end() && it->second.ball_id == sp.ball_id) fill_play(sp.session, it->second, o);
@@ -374,7 +385,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
       if (const NodeEntry* n = registry_.find(peer)) node_caps[peer] = split_list(n->capabilities);
     if (auto why = ball::check_node_peers(peers, node_caps); !why.empty()) return refuse(why);
     // Without --as, the asking operator opens the play.
-    const std::string author = req.as[0] ? std::string(req.as) : operator_of(m.topic);
+    const std::string author = req.as[0] ? std::string(req.as) : to.by;
     if (!valid_name(author)) return refuse("--as '" + author + "' is not a name");
     char id[17];
     std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(random_u64()));
@@ -385,10 +396,10 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     if (plays_.count(name))
       log::info("ball", "hut: play " + name + " starts again (" + plays_[name].ball_id + " -> " + p.ball_id + ")");
     auto& play = plays_[name] = std::move(p);
-    ball_log_.play(name, play.ball_id);
+    log_.play(name, play.ball_id);
     ball::Session::Outcome genesis;
     genesis.appended = play.s->lineage().front();
-    ball_record(name, play, author, genesis, operator_of(m.topic));
+    record(name, play, author, genesis, to.by);
     log::info("ball", "hut: play " + name + " (" + play.ball_id + "), " + std::to_string(peers.size()) + " peers, " +
                           play.s->holder() + " holds the Ball");
     resp->ok = true;
@@ -405,7 +416,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     const std::string ball_id = req.ball_id[0] ? std::string(req.ball_id) : p.ball_id;
     std::optional<StoredPlay> earlier;
     if (ball_id != p.ball_id) {
-      earlier = store_.ball_play(ball_id);
+      earlier = outbox_.store().ball_play(ball_id);
       if (!earlier || earlier->session != name)
         return refuse("no play " + ball_id + " of session " + name + " (kairosctl ball list)");
     }
@@ -428,7 +439,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
       // An earlier play: its head is its last stored entry.
       r.has_play = true;
       fill_superseded(*earlier, r.play);
-      if (auto last = store_.last_ball_entry(ball_id)) {
+      if (auto last = outbox_.store().last_ball_entry(ball_id)) {
         r.play.head_seq = last->seq;
         set_digest(r.play.head_hash, last->hash);
         r.play.closed = last->kind == "touchdown";
@@ -437,7 +448,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     // The page is read from the database as it is now: verify checks it.
     r.which_more = kairos_v1_BallReply_page_tag;
     auto& page = r.more.page;
-    auto rows = store_.ball_entries(ball_id, req.from_seq, 3);
+    auto rows = outbox_.store().ball_entries(ball_id, req.from_seq, 3);
     for (std::size_t i = 0; i < rows.size() && i < 2; ++i) fill_entry(rows[i], page.entries[page.entries_count++]);
     page.next_seq = rows.size() > 2 ? rows[2].seq : 0;
     return reply();
@@ -454,16 +465,16 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
   ball::Session::Outcome o;
   switch (req.verb) {
     case kairos_v1_BallVerb_BALL_SAY: {
-      const std::string to = req.to;
+      const std::string peer = req.to;
       const std::string text = req.text;
       const bool ball_mode = text.rfind("MM:", 0) == 0;
-      if (!ball_mode && to.empty()) return refuse("conversational input is for one peer: name it with --to");
-      if (ball_mode && !to.empty()) return refuse("ball-mode input (MM:) goes to every peer: drop --to");
-      if (!to.empty() && (!s.is_peer(to) || to == as)) return refuse("--to '" + to + "' is no other peer of play " + name);
+      if (!ball_mode && peer.empty()) return refuse("conversational input is for one peer: name it with --to");
+      if (ball_mode && !peer.empty()) return refuse("ball-mode input (MM:) goes to every peer: drop --to");
+      if (!peer.empty() && (!s.is_peer(peer) || peer == as)) return refuse("--to '" + peer + "' is no other peer of play " + name);
       o = s.say(as, text, wall_us());
       if (o.conversational) {
-        if (is_node(to)) ball_dispatch_.push_back({name, to, s.lineage().back().seq, text, as, "", 0});
-        else ball_deliver(name, p, to, as, nullptr, text);
+        if (is_node(peer)) dispatch_.push_back({name, peer, s.lineage().back().seq, text, as, "", 0});
+        else deliver(name, p, peer, as, nullptr, text);
         r.conversational = true;
       }
       break;
@@ -481,7 +492,7 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
     default:
       return refuse("unknown ball verb: this gateway does not support it (upgrade the gateway)");
   }
-  if (auto why = ball_record(name, p, as, o, operator_of(m.topic)); !why.empty()) return refuse(why);
+  if (auto why = record(name, p, as, o, to.by); !why.empty()) return refuse(why);
   if (o.closed) log::info("ball", "play " + name + ": TOUCHDOWN! by " + as);
   resp->ok = true;
   r.has_play = true;
@@ -493,12 +504,12 @@ void Gateway::ball_verb(const Inbound& m, std::uint64_t request_id, const kairos
   reply();
 }
 
-void Gateway::ball_job_finished(const Job& job) {
-  auto b = ball_jobs_.find(job.id);
-  if (b == ball_jobs_.end()) return;
+void Plays::job_finished(const Job& job) {
+  auto b = asked_.find(job.id);
+  if (b == asked_.end()) return;
   const BallJob bj = b->second;
-  ball_jobs_.erase(b);
-  ball_answer(bj, job);
+  asked_.erase(b);
+  answer(bj, job);
 }
 
 }  // namespace kairos::gw
