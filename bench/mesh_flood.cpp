@@ -316,11 +316,12 @@ int main(int argc, char** argv) {
       for (const auto& n : nodes)
         if (n.eighth_us) eighth.push_back(static_cast<double>(n.eighth_us - first_ping_us) / 1e6);
       std::sort(eighth.begin(), eighth.end());
+      const auto in_2min = std::upper_bound(eighth.begin(), eighth.end(), 120.0) - eighth.begin();
       const double span = first_ping_us ? static_cast<double>(mono_us() - first_ping_us) / 1e6 : 0;
       std::printf("mesh_flood: pings %s: %llu answered (%.0f/s since the first), %llu refused; %zu of %zu nodes with 8 "
-                  "answered, the 8th after the first ping p50 %.1f s p95 %.1f s max %.1f s\n",
+                  "answered (%td within 120 s of the first ping), the 8th after it p50 %.1f s p95 %.1f s max %.1f s\n",
                   when, static_cast<unsigned long long>(answered), span > 0 ? static_cast<double>(answered) / span : 0.0,
-                  static_cast<unsigned long long>(refused), eighth.size(), nodes.size(),
+                  static_cast<unsigned long long>(refused), eighth.size(), nodes.size(), in_2min,
                   eighth.empty() ? 0.0 : eighth[eighth.size() / 2],
                   eighth.empty() ? 0.0 : eighth[eighth.size() * 95 / 100], eighth.empty() ? 0.0 : eighth.back());
       std::fflush(stdout);

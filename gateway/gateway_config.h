@@ -32,8 +32,8 @@ struct GatewayConfig {
   double ping_period_s = 10.0;       // per node
   double fast_ping_period_s = 2.0;   // while unstable or with few samples
   double ping_timeout_s = 5.0;       // no ack by then: a missed command (reliability)
-  std::size_t max_pings_in_flight = 256;  // more waiting pings would only queue and skew the samples
-  double ping_share = 0.1;           // pings a second per node frame a second accepted (the rate budget)
+  std::size_t max_pings_in_flight = 256;  // Paho keeps unacknowledged publishes in lists it walks: keep them few
+  double ping_share = 0.08;          // pings a second per node frame a second accepted (the rate budget)
   double min_ping_rate = 1000;       // pings a second the budget never goes below
   // scheduling (docs/DESIGN.md 5.4): commands per second the path to the nodes takes
   // (gateway, broker, links); a burst is spread back from T at this rate.

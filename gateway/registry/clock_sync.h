@@ -28,7 +28,7 @@ class ClockSync {
     std::int64_t fast_period_us = 2'000'000;
     std::int64_t timeout_us = 5'000'000;
     std::size_t max_in_flight = 256;
-    double share = 0.1;       // pings a second per frame a second accepted
+    double share = 0.08;      // pings a second per frame a second accepted
     double min_rate = 1000;   // pings a second, whatever the ingest
   };
   // Sends a ping to n, stamping t1 (its send time on the wall clock, us);
