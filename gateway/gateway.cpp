@@ -61,7 +61,7 @@ Gateway::Gateway(GatewayConfig config)
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
   jobs_.restore();
   plays_.restore();
-  operators_.restore(store_.load_operators());
+  operators_.restore(load_operators(store_));
   if (!operators_.revoked(std::string(kSharedOperator)) && operators_.names().size() > 1)
     log::warn("operators", "requests on _ctl/req signed with the shared operator.key are taken as operator 'operator'; "
                            "once every console has a named key: kairosctl operators revoke operator --confirm");

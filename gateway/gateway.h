@@ -16,6 +16,7 @@
 #include "gateway/gateway_config.h"
 #include "gateway/jobs/desk.h"
 #include "gateway/link/keyring.h"
+#include "gateway/rpc/operator_store.h"
 #include "gateway/rpc/operators.h"
 #include "gateway/registry/clock_sync.h"
 #include "gateway/registry/registry.h"

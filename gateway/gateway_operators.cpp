@@ -38,10 +38,10 @@ void Gateway::refuse_revoked(const Inbound& m, const Envelope& env, const std::s
 void Gateway::record_request(const std::string& name, const kairos_v1_ControlRequest& req) {
   const std::int64_t now = wall_us();
   operators_.count_request(name, now);
-  store_.save_operator(*operators_.find(name));
+  save_operator(store_, *operators_.find(name));
   AuditLine line = audit_line(req);
   if (line.verb.empty()) return;
-  store_.append_operator_action({0, name, line.verb, line.detail, now});
+  append_operator_action(store_, {0, name, line.verb, line.detail, now});
   log::info("operators", name + ": " + line.verb + " " + log_safe(line.detail, 128));
 }
 
@@ -63,7 +63,7 @@ void Gateway::operators_verb(const Inbound& m, std::uint64_t request_id, const k
     case kairos_v1_OperatorsAction_OPERATORS_LOG: {
       if (!name.empty() && !valid_name(name)) return refuse("'" + name + "' is not an operator name");
       const std::uint32_t limit = req.limit ? std::min(req.limit, 20u) : 20u;
-      for (const auto& a : store_.operator_actions(name, req.before_id, limit)) {
+      for (const auto& a : operator_actions(store_, name, req.before_id, limit)) {
         auto& o = r.log[r.log_count++];
         o.id = a.id;
         o.at_us = a.at_wall_us;
@@ -86,7 +86,7 @@ void Gateway::operators_verb(const Inbound& m, std::uint64_t request_id, const k
       const std::int64_t now = wall_us();
       operators_.set_revoked(name, revoke, by, now);
       store_.begin();
-      store_.save_operator(*operators_.find(name));
+      save_operator(store_, *operators_.find(name));
       store_.commit();
       const std::string what = "operator " + name + (revoke ? " revoked by " : " restored by ") + by;
       log::warn("operators", what);

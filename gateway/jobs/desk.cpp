@@ -58,14 +58,15 @@ JobDesk::JobDesk(const GatewayConfig& config, Registry& registry, Escalation& es
              [this](const Job& job) { finished(job); }},
             JobLimits{static_cast<std::int64_t>(config.job_backoff_s * 1e6),
                       static_cast<std::int64_t>(config.job_backoff_max_s * 1e6),
-                      static_cast<std::int64_t>(config.job_grace_s * 1e6), config.job_per_node}) {
+                      static_cast<std::int64_t>(config.job_grace_s * 1e6), config.job_per_node}),
+      store_(outbox.store()) {
   outbox_.add(log_);
 }
 
 void JobDesk::restore() {
-  next_id_ = outbox_.store().max_job_id() + 1;
+  next_id_ = store_.max_id() + 1;
   std::size_t resumed = 0;
-  for (auto& job : outbox_.store().load_jobs(true)) {
+  for (auto& job : store_.load(true)) {
     book_.restore(std::move(job), mono_us());
     ++resumed;
   }
@@ -287,7 +288,7 @@ void JobDesk::jobs(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_
   if (req.job_id) {
     const Job* j = book_.find(req.job_id);
     std::optional<Job> stored;
-    if (!j && (stored = outbox_.store().load_job(req.job_id))) j = &*stored;
+    if (!j && (stored = store_.load_one(req.job_id))) j = &*stored;
     if (!j) {
       resp->ok = false;
       set_string(resp->error, "no job " + std::to_string(req.job_id) + " (kairosctl jobs lists the newest)");

@@ -76,7 +76,8 @@ class JobDesk {
   Outbox& outbox_;
   Ports ports_;
   JobBook book_;
-  JobLog log_{book_};
+  JobStore store_;
+  JobLog log_{book_, store_};
   std::uint64_t next_id_ = 1;
   struct Waiter {
     ReplyTo to;

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/jobs/job_store.h"
 #include "gateway/jobs/jobs.h"
 #include "gateway/store/outbox.h"
 
@@ -13,16 +14,16 @@ namespace kairos::gw {
 
 class JobLog : public Writer {
  public:
-  explicit JobLog(const JobBook& jobs) : jobs_(jobs) {}
+  JobLog(const JobBook& jobs, JobStore& store) : jobs_(jobs), store_(store) {}
   void changed(const Job& job, const JobEvent& e, std::int64_t at_wall_us) {
     dirty_.insert(job.id);
     events_.emplace_back(e, at_wall_us);
   }
   bool pending() const override { return !dirty_.empty() || !events_.empty(); }
-  void write(Store& store) override {
+  void write(Store&) override {  // the job store writes on the same connection, in the same transaction
     for (auto id : dirty_)
-      if (const Job* j = jobs_.find(id)) store.save_job(*j);
-    for (const auto& [e, at] : events_) store.append_job_event(e, at);
+      if (const Job* j = jobs_.find(id)) store_.save(*j);
+    for (const auto& [e, at] : events_) store_.append_event(e, at);
   }
   void written() override {
     dirty_.clear();
@@ -31,6 +32,7 @@ class JobLog : public Writer {
 
  private:
   const JobBook& jobs_;
+  JobStore& store_;
   std::set<std::uint64_t> dirty_;
   std::vector<std::pair<JobEvent, std::int64_t>> events_;
 };

@@ -280,15 +280,6 @@ Store::Store(const std::string& path) {
   append_ball_entry_ = std::make_unique<Stmt>(db_, R"sql(
     INSERT INTO ball_entries (ball_id, seq, session, kind, author, at_us, text, hash, operator)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9))sql");
-  save_job_ = std::make_unique<Stmt>(db_, R"sql(
-    INSERT INTO jobs (id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used,
-                      next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent,
-                      poll, operator)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
-    ON CONFLICT(id) DO UPDATE SET state=?9, retries_used=?10, next_attempt=?11, finished_wall_us=?13, status=?14,
-      exit_code=?15, output=?16, error=?17, winners=?18, dissent=?19)sql");
-  append_job_event_ = std::make_unique<Stmt>(db_, R"sql(
-    INSERT INTO job_events (job_id, kind, node, attempt, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql");
   open_task_ = std::make_unique<Stmt>(
       db_, "INSERT INTO resolutions (conflict_id, priority, strategy, state) VALUES (?1, ?2, ?3, 'open')");
   append_quarantine_ = std::make_unique<Stmt>(db_, R"sql(
@@ -314,8 +305,6 @@ Store::~Store() {
   save_session_.reset();
   append_event_.reset();
   append_conflict_.reset();
-  save_job_.reset();
-  append_job_event_.reset();
   append_quarantine_.reset();
   open_task_.reset();
   // close_v2: the connection goes once the last statement is finalized, whatever the order.

@@ -11,8 +11,6 @@
 
 #include "common/core/ball.h"
 #include "common/core/bytes.h"
-#include "gateway/jobs/jobs.h"
-#include "gateway/rpc/operators.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -132,12 +130,6 @@ class Store {
   // Closes a node's open tasks of these types (heal); how many.
   int resolve_node(const std::string& node, const std::vector<std::string>& types, const std::string& how,
                    std::int64_t at_wall_us, const std::string& by = "");
-  // Jobs (docs/DESIGN.md 5.5): the row as it is now, and what happened to it (append-only).
-  void save_job(const Job& job);
-  void append_job_event(const JobEvent& e, std::int64_t at_wall_us);
-  std::vector<Job> load_jobs(bool unfinished_only);
-  std::optional<Job> load_job(std::uint64_t id);
-  std::uint64_t max_job_id();
   // The gateway's next session id: above every earlier one, persisted (docs/DESIGN.md 4).
   std::uint64_t next_gateway_session(std::uint64_t now_us);
   // Records a control request that was accepted; false when it was
@@ -167,13 +159,8 @@ class Store {
   // A play's entries as stored, from from_seq on, in sequence order.
   std::vector<ball::Entry> ball_entries(const std::string& ball_id, std::uint64_t from_seq, std::size_t limit);
   std::optional<ball::Entry> last_ball_entry(const std::string& ball_id);
-  // Named operators (store_operators.cpp): their state, and the audit log
-  // (append-only) of what they asked.
-  std::vector<OperatorRecord> load_operators();
-  void save_operator(const OperatorRecord& r);
-  void append_operator_action(const OperatorAction& a);
-  // The newest entries first: name's ("" = everyone's), older than before_id (0 = the newest).
-  std::vector<OperatorAction> operator_actions(const std::string& name, std::uint64_t before_id, std::size_t limit);
+  // The SQLite handle, for the modules' own tables (jobs/job_store, rpc/operator_store).
+  sqlite3* handle() { return db_; }
   void begin();
   // Ends a failed transaction, if one is open (never throws).
   void rollback();
@@ -188,8 +175,6 @@ class Store {
   std::unique_ptr<Stmt> save_session_;
   std::unique_ptr<Stmt> append_event_;
   std::unique_ptr<Stmt> append_conflict_;
-  std::unique_ptr<Stmt> save_job_;
-  std::unique_ptr<Stmt> append_job_event_;
   std::unique_ptr<Stmt> append_quarantine_;
   std::unique_ptr<Stmt> open_task_;
   std::unique_ptr<Stmt> append_ball_entry_;  // a conflict's resolution task

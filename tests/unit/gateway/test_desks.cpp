@@ -241,7 +241,7 @@ TEST_F(Desks, AJobGoesToACapableNodeAndItsAnswerLeavesOnlyOnceOnDisk) {
   ASSERT_EQ(answers_.size(), 1u);
   EXPECT_EQ(answers_[0].request_id, 21u);
   EXPECT_EQ(std::string(answers_[0].reply.job.state), "DONE");
-  auto stored = store_.load_job(r.job_id);
+  auto stored = JobStore(store_).load_one(r.job_id);
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->spec.asked_by, "alice");
   EXPECT_TRUE(stored->final());

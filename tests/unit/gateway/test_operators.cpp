@@ -9,6 +9,7 @@
 #include "common/core/frame.h"
 #include "common/core/topic.h"
 #include "common/core/utf8.h"
+#include "gateway/rpc/operator_store.h"
 #include "gateway/rpc/operators.h"
 #include "gateway/store/store.h"
 #include "tests/unit/scratch.h"
@@ -164,22 +165,22 @@ TEST(StoreOperators, AnOlderDatabaseGetsItsColumnsAndTheStateIsKept) {
     Store store(path);
     store.begin();
     EXPECT_EQ(store.append_snapshot("freeze", "all", "{}", 2, "ana"), 2u);
-    store.save_operator({"ana", true, "bob", 10, 4, 9});
-    store.append_operator_action({0, "ana", "delegate", "echo", 5});
-    store.append_operator_action({0, "bob", "revoke", "ana", 10});
+    save_operator(store, {"ana", true, "bob", 10, 4, 9});
+    append_operator_action(store, {0, "ana", "delegate", "echo", 5});
+    append_operator_action(store, {0, "bob", "revoke", "ana", 10});
     store.commit();
   }
   Store store(path);  // opened again: nothing added twice
-  auto ops = store.load_operators();
+  auto ops = load_operators(store);
   ASSERT_EQ(ops.size(), 1u);
   EXPECT_TRUE(ops[0].revoked);
   EXPECT_EQ(ops[0].changed_by, "bob");
   EXPECT_EQ(ops[0].requests, 4u);
-  auto all = store.operator_actions("", 0, 20);
+  auto all = operator_actions(store, "", 0, 20);
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].verb, "revoke") << "newest first";
-  auto ana = store.operator_actions("ana", 0, 20);
+  auto ana = operator_actions(store, "ana", 0, 20);
   ASSERT_EQ(ana.size(), 1u);
   EXPECT_EQ(ana[0].detail, "echo");
-  EXPECT_TRUE(store.operator_actions("", all[1].id, 20).empty());
+  EXPECT_TRUE(operator_actions(store, "", all[1].id, 20).empty());
 }

@@ -1,6 +1,4 @@
-// Jobs in the gateway's SQLite file (docs/DESIGN.md 5.5, 5.7): the row as it is now,
-// its append-only events, and what a restart resumes.
-#include "gateway/store/store.h"
+#include "gateway/jobs/job_store.h"
 
 #include <sqlite3.h>
 
@@ -44,8 +42,22 @@ Job job_from(const Stmt& q) {
 
 }  // namespace
 
-void Store::save_job(const Job& j) {
-  save_job_->bind(1, static_cast<std::int64_t>(j.id))
+JobStore::JobStore(Store& store)
+    : db_(store.handle()),
+      save_(std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO jobs (id, handler, needs, dest, payload, timeout_ms, redundancy, retries, state, retries_used,
+                      next_attempt, created_wall_us, finished_wall_us, status, exit_code, output, error, winners, dissent,
+                      poll, operator)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+    ON CONFLICT(id) DO UPDATE SET state=?9, retries_used=?10, next_attempt=?11, finished_wall_us=?13, status=?14,
+      exit_code=?15, output=?16, error=?17, winners=?18, dissent=?19)sql")),
+      append_event_(std::make_unique<Stmt>(db_, R"sql(
+    INSERT INTO job_events (job_id, kind, node, attempt, detail, at_wall_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6))sql")) {}
+
+JobStore::~JobStore() = default;
+
+void JobStore::save(const Job& j) {
+  save_->bind(1, static_cast<std::int64_t>(j.id))
       .bind(2, j.spec.handler)
       .bind(3, join_list(j.spec.needs))
       .bind(4, j.spec.to)
@@ -69,8 +81,8 @@ void Store::save_job(const Job& j) {
       .run();
 }
 
-void Store::append_job_event(const JobEvent& e, std::int64_t at_wall_us) {
-  append_job_event_->bind(1, static_cast<std::int64_t>(e.job))
+void JobStore::append_event(const JobEvent& e, std::int64_t at_wall_us) {
+  append_event_->bind(1, static_cast<std::int64_t>(e.job))
       .bind(2, e.kind)
       .bind(3, e.node)
       .bind(4, static_cast<std::int64_t>(e.attempt))
@@ -79,7 +91,7 @@ void Store::append_job_event(const JobEvent& e, std::int64_t at_wall_us) {
       .run();
 }
 
-std::vector<Job> Store::load_jobs(bool unfinished_only) {
+std::vector<Job> JobStore::load(bool unfinished_only) {
   std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs" +
                     (unfinished_only ? " WHERE state NOT IN ('DONE', 'FAILED')" : "") + " ORDER BY id";
   Stmt q(db_, sql);
@@ -88,14 +100,14 @@ std::vector<Job> Store::load_jobs(bool unfinished_only) {
   return out;
 }
 
-std::optional<Job> Store::load_job(std::uint64_t id) {
+std::optional<Job> JobStore::load_one(std::uint64_t id) {
   Stmt q(db_, std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1");
   q.bind(1, static_cast<std::int64_t>(id));
   if (!q.step()) return std::nullopt;
   return job_from(q);
 }
 
-std::uint64_t Store::max_job_id() {
+std::uint64_t JobStore::max_id() {
   Stmt q(db_, "SELECT COALESCE(MAX(id), 0) FROM jobs");
   q.step();
   return static_cast<std::uint64_t>(q.int64(0));
