@@ -9,7 +9,6 @@
 #include "common/io/clock.h"
 #include "common/io/log.h"
 #include "gateway/ball/plays.h"
-#include "gateway/rpc/operators.h"
 
 namespace kairos::gw {
 

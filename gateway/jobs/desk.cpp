@@ -6,7 +6,6 @@
 #include "common/core/lists.h"
 #include "common/io/clock.h"
 #include "common/io/log.h"
-#include "gateway/rpc/operators.h"
 
 namespace kairos::gw {
 
