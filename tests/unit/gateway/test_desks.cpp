@@ -159,7 +159,7 @@ TEST_F(Desks, AScheduleLandsAtTAndIsAnsweredWithItsHits) {
   r.has_command = true;
   r.command.which_action = kairos_v1_Command_notice_tag;
   std::snprintf(r.targets, sizeof r.targets, "cluster:c1");
-  r.in_ms = 300;
+  r.in_ms = 1000;  // room for a slow machine (qemu) to send before T
   schedules_.schedule(to_, 9, r);
   // Sent ahead of T by each node's lead, both with the same execute_at.
   const std::int64_t until = mono_us() + 5 * kSec;
