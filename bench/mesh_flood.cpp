@@ -38,6 +38,7 @@
 #include "common/io/files.h"
 #include "common/io/keygen.h"
 #include "common/io/process.h"
+#include "firmware/intake.h"
 
 using namespace kairos;
 
@@ -55,7 +56,7 @@ struct Node {
   std::string id, cluster;
   Key key;
   Signer signer;
-  std::string phase_topic, hb_topic;
+  std::string phase_topic, hb_topic, ack_topic;
   int conn;
   std::int64_t offset_us = 0;  // its clock against the machine's
   int pings = 0;               // answered
@@ -126,10 +127,9 @@ class Connection {
   // Writes what is queued (blocking until the kernel took it), and reads
   // whatever the broker sent (PINGRESP) so its buffer never fills.
   void flush() {
-    write_all(out);
-    out.clear();
+    flush_out();
     char sink[4096];
-    while (::read(fd_, sink, sizeof sink) > 0) {
+    while (read_some(sink, sizeof sink) > 0) {
     }
   }
   void ping() { out.append("\xc0\x00", 2); }
@@ -154,7 +154,7 @@ class Connection {
   void receive(F&& on_publish) {
     char buf[65536];
     ssize_t r;
-    while ((r = ::read(fd_, buf, sizeof buf)) > 0) in_.append(buf, static_cast<std::size_t>(r));
+    while ((r = read_some(buf, sizeof buf)) > 0) in_.append(buf, static_cast<std::size_t>(r));
     std::size_t pos = 0;
     while (in_.size() - pos >= 2) {
       std::size_t len = 0, shift = 0, i = pos + 1;
@@ -181,6 +181,12 @@ class Connection {
   }
 
  private:
+  // What the socket has now (0: nothing yet); the broker closing it is an error.
+  ssize_t read_some(char* buf, std::size_t size) {
+    const ssize_t r = ::read(fd_, buf, size);
+    if (r == 0) throw std::runtime_error("the broker closed the connection");
+    return r < 0 ? 0 : r;
+  }
   void write_all(std::string_view data) {
     while (!data.empty()) {
       ssize_t w = ::write(fd_, data.data(), data.size());
@@ -249,7 +255,8 @@ int main(int argc, char** argv) {
       }
       std::string cluster = "c" + std::to_string(1 + i % o.clusters);
       nodes.push_back({id, cluster, key, Signer(id, session), node_topic(o.mesh, cluster, id, TopicKind::phase),
-                       node_topic(o.mesh, cluster, id, TopicKind::hb), i % conns,
+                       node_topic(o.mesh, cluster, id, TopicKind::hb), node_topic(o.mesh, cluster, id, TopicKind::ack),
+                       i % conns,
                        static_cast<std::int64_t>((i * 7919) % 201 - 100) * 1000});
     }
     std::vector<std::unique_ptr<Connection>> links;
@@ -272,7 +279,7 @@ int main(int argc, char** argv) {
     for (auto& l : links) l->flush();
     // The clock pings, on a connection of their own, answered as they come.
     std::unique_ptr<Connection> cmds;
-    std::unordered_map<std::string, std::size_t> index;
+    std::unordered_map<std::string_view, std::size_t> index;  // views of the nodes' ids
     std::uint64_t answered = 0, refused = 0;
     std::int64_t first_ping_us = 0;
     if (o.answer_pings) {
@@ -280,11 +287,10 @@ int main(int argc, char** argv) {
       cmds = std::make_unique<Connection>(o.port, o.mesh + "-flood-" + o.prefix + "-cmd");
       cmds->subscribe(node_filter(o.mesh, TopicKind::cmd));
     }
-    auto ack_env = make_envelope("", 0, 0, 0);
     auto answer = [&] {
       cmds->receive([&](std::string_view topic, ByteView payload) {
         auto t = parse_topic(topic);
-        auto it = t ? index.find(std::string(t->name)) : index.end();
+        auto it = t ? index.find(t->name) : index.end();
         if (it == index.end()) return;
         Node& n = nodes[it->second];
         const std::int64_t received = wall_us() + n.offset_us;
@@ -294,15 +300,10 @@ int main(int argc, char** argv) {
           ++refused;
           return;
         }
-        *ack_env = kairos_v1_Envelope_init_zero;
-        ack_env->which_message = kairos_v1_Envelope_ack_tag;
-        auto& a = ack_env->message.ack;
-        a.command_id = opened.env->message.command.command_id;
-        a.state = 1;
-        a.received_at_us = received;
-        a.executed_at_us = wall_us() + n.offset_us;
-        auto at = node_topic(o.mesh, n.cluster, n.id, TopicKind::ack);
-        put_publish(cmds->out, at, n.signer.seal(at, *ack_env, n.key, a.executed_at_us), false);
+        // As the node answers a ping (firmware/intake.h).
+        const std::int64_t executed = wall_us() + n.offset_us;
+        auto ack = node::make_ack(opened.env->message.command, node::kAckReady, "pong", received, executed);
+        put_publish(cmds->out, n.ack_topic, n.signer.seal(n.ack_topic, *ack, n.key, executed), false);
         const std::int64_t now = mono_us();
         if (!first_ping_us) first_ping_us = now;
         if (++n.pings == 8) n.eighth_us = now;
@@ -385,7 +386,10 @@ int main(int argc, char** argv) {
       }
       if (until >= next_ping) {
         for (auto& l : links) l->ping();
-        if (cmds) cmds->ping();
+        if (cmds) {
+          cmds->ping();
+          cmds->flush_out();
+        }
         next_ping += 30'000'000;
       }
       for (auto& l : links) l->flush();

@@ -85,6 +85,8 @@ Node::Node(NodeConfig config, NodeKey key, std::string config_path, std::string 
     slot.period_us = static_cast<std::int64_t>(ic.sample_period_s * 1e6);
     inputs_.push_back(std::move(slot));
   }
+  // The inputs as a phase report names them, once: inputs_ is not changed after this.
+  for (const auto& slot : inputs_) phase_inputs_.push_back({slot.config.name, slot.filter});
   for (const auto& oc : config_.outputs) {
     OutputSlot slot;
     slot.config = oc;
@@ -135,7 +137,7 @@ std::string Node::topic(TopicKind kind) const {
 }
 
 Bytes Node::state_frame(bool online, std::uint64_t seq) {
-  return sealed_state(topic(TopicKind::state), config_.id, session_, seq, wall_us(), online, key_.current.key);
+  return sealed_state(topic(TopicKind::state), signer_, seq, wall_us(), online, key_.current.key);
 }
 
 void Node::arm_will() {
@@ -221,10 +223,7 @@ void Node::publish_heartbeat(std::int64_t now_us) {
 }
 
 void Node::publish_phase() {
-  std::vector<InputFilter> phases;
-  phases.reserve(inputs_.size());
-  for (const auto& slot : inputs_) phases.push_back({slot.config.name, slot.filter});
-  publish(TopicKind::phase, *phase_envelope(phases, config_.mesh_input, config_.primary_scale), 0, false);
+  publish(TopicKind::phase, *phase_envelope(phase_inputs_, config_.mesh_input, config_.primary_scale), 0, false);
 }
 
 void Node::publish_event(kairos_v1_EventKind kind, const std::string& source, const std::string& detail) {

@@ -122,6 +122,7 @@ class Node {
   // No gateway state after this long on a new connection: send held frames anyway.
   static constexpr std::int64_t kDrainWaitUs = 5'000'000;
   std::vector<InputSlot> inputs_;
+  std::vector<InputFilter> phase_inputs_;  // views of inputs_' names and filters
   std::vector<OutputSlot> outputs_;
   std::optional<Key> broadcast_key_;
   SessionGuard mesh_guard_;

@@ -87,15 +87,6 @@ EnvelopePtr phase_envelope(std::span<const InputFilter> inputs, std::size_t mesh
   return env;
 }
 
-Bytes seal_with_seq(std::string_view topic, Envelope& env, std::string_view sender, std::uint64_t session,
-                    std::uint64_t seq, std::int64_t sent_at_us, const Key& key) {
-  set_string(env.sender, sender);
-  env.session_id = session;
-  env.seq = seq;
-  env.sent_at_us = sent_at_us;
-  return seal(topic, env, key);
-}
-
 EnvelopePtr state_envelope(bool online, std::uint64_t session) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_state_tag;
@@ -104,10 +95,10 @@ EnvelopePtr state_envelope(bool online, std::uint64_t session) {
   return env;
 }
 
-Bytes sealed_state(std::string_view topic, std::string_view sender, std::uint64_t session, std::uint64_t seq,
-                   std::int64_t sent_at_us, bool online, const Key& key) {
-  auto env = state_envelope(online, session);
-  return seal_with_seq(topic, *env, sender, session, seq, sent_at_us, key);
+Bytes sealed_state(std::string_view topic, const Signer& signer, std::uint64_t seq, std::int64_t sent_at_us,
+                   bool online, const Key& key) {
+  auto env = state_envelope(online, signer.session());
+  return signer.seal_reserved(topic, *env, key, seq, sent_at_us);
 }
 
 }  // namespace kairos::node

@@ -48,17 +48,11 @@ struct InputFilter {
 // sample), and the node's phase from the mesh input's primary scale.
 EnvelopePtr phase_envelope(std::span<const InputFilter> inputs, std::size_t mesh_input, std::size_t primary_scale);
 
-// env sealed with a seq taken earlier (Signer::take_seq) and its own
-// sent_at_us: a frame whose place among the node's frames was fixed before it
-// was made (the Will, an ack signed only when it leaves).
-Bytes seal_with_seq(std::string_view topic, Envelope& env, std::string_view sender, std::uint64_t session,
-                    std::uint64_t seq, std::int64_t sent_at_us, const Key& key);
-
 // A NodeState (online or offline) of a session.
 EnvelopePtr state_envelope(bool online, std::uint64_t session);
-// The same, sealed now with a seq of its own outside the Signer: the offline
-// state armed as the MQTT Will, or sent at a clean stop (docs/DESIGN.md 4).
-Bytes sealed_state(std::string_view topic, std::string_view sender, std::uint64_t session, std::uint64_t seq,
-                   std::int64_t sent_at_us, bool online, const Key& key);
+// The same, sealed now with a seq set apart (Signer::seal_reserved): the
+// offline state armed as the MQTT Will, or sent at a clean stop (docs/DESIGN.md 4).
+Bytes sealed_state(std::string_view topic, const Signer& signer, std::uint64_t seq, std::int64_t sent_at_us,
+                   bool online, const Key& key);
 
 }  // namespace kairos::node

@@ -65,7 +65,6 @@ Gateway::Gateway(GatewayConfig config)
   if (!operators_.revoked(std::string(kSharedOperator)) && operators_.names().size() > 1)
     log::warn("operators", "requests on _ctl/req signed with the shared operator.key are taken as operator 'operator'; "
                            "once every console has a named key: kairosctl operators revoke operator --confirm");
-  outbox_.add(escalation_);  // the job desk and the plays added their own logs
   commit_durable();
 
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id));
@@ -80,12 +79,13 @@ Gateway::Gateway(GatewayConfig config)
 }
 
 Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
-  auto env = make_envelope(config_.id, session_, seq, wall_us());
+  auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_gateway_state_tag;
   env->message.gateway_state.online = online;
   env->message.gateway_state.session_id = session_;
   set_string(env->message.gateway_state.version, kVersion);
-  return seal(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), *env, keys_.broadcast());
+  return signer_.seal_reserved(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), *env, keys_.broadcast(), seq,
+                               wall_us());
 }
 
 void Gateway::arm_will() {
@@ -144,27 +144,15 @@ void Gateway::storage_failed(const std::string& why) {
   log::error("gateway", "cannot write " + config_.database + ": " + why +
                             ": nothing that must be recorded is accepted until it can (free space, check the file "
                             "system and permissions); trying again every 5 s");
-  // An alert of its own, not through the conflict log it cannot write.
-  escalation_.count_alert();
-  auto env = make_envelope("", 0, 0, 0);
-  env->which_message = kairos_v1_Envelope_alert_tag;
-  auto& a = env->message.alert;
-  set_string(a.type, "STORAGE");
-  a.priority = 4;
-  set_string(a.scope, "operator");
-  set_string(a.detail, "cannot write " + config_.database + ": " + why);
-  set_string(a.suggested, "free space or fix the database's file system; the gateway refuses new work meanwhile");
-  auto t = alert_topic(config_.mesh);
-  if (link_) link_->publish(t, signer_.seal(t, *env, keys_.operator_key(), wall_us()), 1, false);
+  // An alert of its own, at once, not through the conflict log it cannot write.
+  auto frame = escalation_.alert_frame({"STORAGE", 4, "", "cannot write " + config_.database + ": " + why, wall_us(),
+                                        "free space or fix the database's file system; the gateway refuses new work "
+                                        "meanwhile",
+                                        0, "", ""});
+  if (link_) link_->publish(alert_topic(config_.mesh), frame, 1, false);
 }
 
 void Gateway::commit_durable() { outbox_.commit(mono_us()); }
-
-void Gateway::defer(const std::string& topic, const Bytes& correlation,
-                    std::unique_ptr<kairos_v1_ControlResponse> resp) {
-  std::shared_ptr<kairos_v1_ControlResponse> r(std::move(resp));
-  outbox_.after([this, topic, correlation, r] { answer(topic, correlation, *r); });
-}
 
 std::uint64_t Gateway::send_command(const NodeEntry& n, std::uint32_t ttl_ms,
                                     const std::function<void(kairos_v1_Command&)>& fill) {
@@ -246,6 +234,34 @@ void Gateway::fill_mesh_state(kairos_v1_MeshState& s) const {
   s.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
   s.nodes_in_sync = static_cast<std::uint32_t>(figures_.contributors);
   s.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
+}
+
+// Written before anything acts on it (an EMERGENCY, a freeze).
+std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string& scope, const std::string& by) {
+  Json j;
+  kairos_v1_MeshState ms = kairos_v1_MeshState_init_zero;
+  fill_mesh_state(ms);
+  j.begin_object().key("kind").str(kind).key("scope").str(scope).key("gateway").str(config_.id).key("operator").str(by);
+  j.key("mesh").begin_object().key("z_re").num(ms.z.re).key("z_im").num(ms.z.im).key("coherence").num(ms.coherence);
+  j.key("agreement").num(ms.agreement).key("unified").boolean(ms.unified).key("mode").str(to_string(escalation_.mode()));
+  j.key("online").integer(ms.nodes_online).key("known").integer(ms.nodes_known).end_object();
+  j.key("nodes").begin_array();
+  const std::int64_t now = mono_us();
+  for (const auto& [id, n] : registry_.nodes()) {
+    j.begin_object().key("id").str(id).key("cluster").str(n.cluster).key("online").boolean(n.online);
+    j.key("status").str(to_string(n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status));
+    j.key("z_re").num(n.z.real()).key("z_im").num(n.z.imag()).key("c").num(n.c);
+    j.key("impedance").integer(static_cast<unsigned long long>(n.impedance(now).score));
+    j.key("reliability").num(n.reliability.value()).end_object();
+  }
+  j.end_array().end_object();
+  // Written before anything acts on it.
+  store_.begin();
+  auto id = store_.append_snapshot(kind, scope, j.text(), wall_us(), by);
+  store_.commit();
+  log::info("mesh", "snapshot " + std::to_string(id) + " (" + kind + ") written: " +
+                        std::to_string(registry_.nodes().size()) + " nodes");
+  return id;
 }
 
 void Gateway::periodic(std::int64_t now_us) {

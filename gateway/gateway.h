@@ -92,7 +92,6 @@ class Gateway {
   // events, conflicts, quarantine, Ball entries) in one transaction, then
   // sends the replies that waited for it.
   void commit_durable();
-  void defer(const std::string& topic, const Bytes& correlation, std::unique_ptr<kairos_v1_ControlResponse> resp);
   void answer(const std::string& response_topic, const Bytes& correlation, kairos_v1_ControlResponse& resp);
   void answer(const Inbound& m, kairos_v1_ControlResponse& resp) { answer(m.response_topic, m.correlation, resp); }
   void fill_mesh_state(kairos_v1_MeshState& s) const;
@@ -116,6 +115,14 @@ class Gateway {
   std::map<std::string, Rotation> rotations_;  // node -> the rotate-key waiting for its confirmation
   Store store_;
   Outbox outbox_{store_, config_.database, [this](const std::string& why) { storage_failed(why); }};
+  // The ports the modules share: signing and sending a command, answering a request.
+  const std::function<std::uint64_t(const NodeEntry&, std::uint32_t, const std::function<void(kairos_v1_Command&)>&)>
+      send_ = [this](const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill) {
+        return send_command(n, ttl_ms, fill);
+      };
+  const Answer answer_ = [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) {
+    answer(to.topic, to.correlation, resp);
+  };
   OperatorBook operators_{config_.keys_dir, keys_.operator_key()};
   RateLimiter revoked_answers_{1.0, 5.0};  // errors sent back to revoked operators
   Registry registry_{RegistrySettings{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight}};
@@ -125,21 +132,21 @@ class Gateway {
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;  // committed with the next flush
   JobDesk jobs_{config_, registry_, escalation_, outbox_,
-                {[this](const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill) {
-                   return send_command(n, ttl_ms, fill);
-                 },
-                 [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
-                 [this] { return settled(mono_us()) && link_ && link_->connected(); },
+                {send_,
+                 answer_,
+                 [this] { return ready(); },
                  [this](const Job& job) { plays_.job_finished(job); }}};
   Plays plays_{config_, registry_, escalation_, outbox_, jobs_,
                {[this](const std::string& t, Envelope& env) { return signer_.seal(t, env, keys_.operator_key(), wall_us()); },
-                [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
-                [this] { return settled(mono_us()) && link_ && link_->connected(); }}};
+                answer_,
+                [this] { return ready(); }}};
   // Monotonic: from then on the registry has settled after the start (births
   // re-read, first heartbeats): jobs are dispatched and the mode judged.
   // Set at the first connect.
   std::int64_t settled_at_us_ = 0;
   bool settled(std::int64_t now_us) const { return settled_at_us_ != 0 && now_us >= settled_at_us_; }
+  // Connected, and the registry settled since the start: jobs and the Ball may ask nodes.
+  bool ready() const { return settled(mono_us()) && link_ && link_->connected(); }
   ClockSync clock_sync_{registry_,
                        {static_cast<std::int64_t>(config_.ping_period_s * 1e6),
                         static_cast<std::int64_t>(config_.fast_ping_period_s * 1e6),
@@ -150,10 +157,8 @@ class Gateway {
   // by: the operator who asked (freeze), "" for the gateway's own (EMERGENCY).
   std::uint64_t write_snapshot(const std::string& kind, const std::string& scope, const std::string& by = "");
   Schedules schedules_{config_, registry_, escalation_,
-                      {[this](const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill) {
-                         return send_command(n, ttl_ms, fill);
-                       },
-                       [this](const ReplyTo& to, kairos_v1_ControlResponse& resp) { answer(to.topic, to.correlation, resp); },
+                      {send_,
+                       answer_,
                        [this](const std::string& kind, const std::string& scope, const std::string& by) {
                          return write_snapshot(kind, scope, by);
                        }}};

@@ -39,7 +39,6 @@ BoardConfig parse_board(const std::string& text, const std::string& file, const 
   auto board = root.section("board");
   b.cpu = board.str("cpu", "");
   b.arches = parse_arches(board);
-  b.arch = b.arches.front();
   b.device_class = parse_class(board, "device_class", "E");
   b.tau_base_s = board.num("tau_base_s", 0.001, 86400);
   b.tau_max_s = board.num("tau_max_s", 0.001, 86400);

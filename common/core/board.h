@@ -15,7 +15,6 @@ struct BoardConfig {
   // Debian architectures the board runs, in order of preference: armel,
   // armhf, arm64 or native (the build machine's).
   std::vector<std::string> arches;
-  std::string arch;  // arches.front(), for readers not yet moved to arches
   kairos_v1_DeviceClass device_class = kairos_v1_DeviceClass_CLASS_E;
   double tau_base_s = 0.1;
   double tau_max_s = 10.0;

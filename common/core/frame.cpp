@@ -435,9 +435,14 @@ bool kind_matches(TopicKind kind, const Envelope& env) {
 namespace kairos {
 
 Bytes Signer::seal(std::string_view topic, Envelope& env, const Key& key, std::int64_t sent_at_us) {
+  return seal_reserved(topic, env, key, next_++, sent_at_us);
+}
+
+Bytes Signer::seal_reserved(std::string_view topic, Envelope& env, const Key& key, std::uint64_t seq,
+                            std::int64_t sent_at_us) const {
   set_string(env.sender, sender_);
   env.session_id = session_;
-  env.seq = next_++;
+  env.seq = seq;
   env.sent_at_us = sent_at_us;
   return kairos::seal(topic, env, key);
 }

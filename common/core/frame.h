@@ -131,6 +131,11 @@ class Signer {
   Bytes seal(std::string_view topic, Envelope& env, const Key& key, std::int64_t sent_at_us);
   // Reserves a seq for a frame sealed now but sent later (the MQTT Will).
   std::uint64_t take_seq() { return next_++; }
+  // Fills env's header with a seq taken earlier (or set apart, as the Will's)
+  // and seals it: a frame whose place among the sender's frames was fixed
+  // before it was made.
+  Bytes seal_reserved(std::string_view topic, Envelope& env, const Key& key, std::uint64_t seq,
+                      std::int64_t sent_at_us) const;
   std::uint64_t next_seq() const { return next_; }
   void skip_to(std::uint64_t next) { next_ = next > next_ ? next : next_; }
   const std::string& sender() const { return sender_; }

@@ -348,8 +348,7 @@ void Plays::verb(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_Ba
   resp->which_reply = kairos_v1_ControlResponse_ball_tag;
   auto& r = resp->reply.ball;
   auto reply = [&] {
-    std::shared_ptr<kairos_v1_ControlResponse> held(std::move(resp));
-    outbox_.after([this, to, held] { ports_.answer(to, *held); });
+    outbox_.after(answer_later(ports_.answer, to, std::move(resp)));
     outbox_.commit(mono_us());  // entries and conflicts are on disk before the answer
   };
   auto refuse = [&](const std::string& why) {

@@ -48,6 +48,7 @@ Escalation::Escalation(const GatewayConfig& config, Registry& registry, Outbox& 
   breakers_.on_change([](const std::string& scope, const std::string& name, BreakerState before, BreakerState after) {
     log::warn("breakers", scope + " " + name + ": " + to_string(before) + " -> " + to_string(after));
   });
+  outbox_.add(*this);
 }
 
 void Escalation::conflict(const std::string& type, int priority, const std::string& node, const std::string& detail,
@@ -63,38 +64,47 @@ void Escalation::conflict(const std::string& type, int priority, const std::stri
   if (priority >= 3) alert(conflicts_.back());
 }
 
-void Escalation::alert(const StoredConflict& c) {
+Escalation::AlertScope Escalation::scope_of(const StoredConflict& c) const {
   const NodeEntry* n = registry_.find(c.node);
-  const std::string cluster = n ? n->cluster : "";
-  const std::string* sector = breakers_.sector_of(cluster);
-  const std::string scope = c.priority >= 4 ? "operator" : "sector";
-  const std::string suggested = c.suggested.empty() ? suggestion(c.type) : c.suggested;
+  AlertScope a;
+  a.cluster = n ? n->cluster : "";
+  const std::string* sector = breakers_.sector_of(a.cluster);
+  a.sector = sector ? *sector : "";
+  a.suggested = c.suggested.empty() ? suggestion(c.type) : c.suggested;
+  return a;
+}
+
+Bytes Escalation::alert_frame(const StoredConflict& c) { return frame(c, scope_of(c)); }
+
+Bytes Escalation::frame(const StoredConflict& c, const AlertScope& s) {
   ++alerts_;
-  {
-    auto env = make_envelope("", 0, 0, 0);
-    env->which_message = kairos_v1_Envelope_alert_tag;
-    auto& a = env->message.alert;
-    set_string(a.type, c.type);
-    a.priority = static_cast<std::uint32_t>(c.priority);
-    set_string(a.node, c.node);
-    set_string(a.cluster, cluster);
-    set_string(a.sector, sector ? *sector : "");
-    set_string(a.scope, scope);
-    set_string(a.detail, c.detail.substr(0, 256));
-    set_string(a.suggested, suggested.substr(0, 160));
-    auto t = alert_topic(config_.mesh);
-    // Sent after the conflict is committed; QoS 1 through the link's
-    // backlog while the broker is away.
-    outbox_.publish(t, ports_.seal_alert(t, *env));
-  }
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_alert_tag;
+  auto& a = env->message.alert;
+  set_string(a.type, c.type);
+  a.priority = static_cast<std::uint32_t>(c.priority);
+  set_string(a.node, c.node);
+  set_string(a.cluster, s.cluster);
+  set_string(a.sector, s.sector);
+  set_string(a.scope, c.priority >= 4 ? "operator" : "sector");
+  set_string(a.detail, c.detail.substr(0, 256));
+  set_string(a.suggested, s.suggested.substr(0, 160));
+  return ports_.seal_alert(alert_topic(config_.mesh), *env);
+}
+
+void Escalation::alert(const StoredConflict& c) {
+  const AlertScope s = scope_of(c);
+  // Sent after the conflict is committed; QoS 1 through the link's backlog
+  // while the broker is away.
+  outbox_.publish(alert_topic(config_.mesh), frame(c, s));
   if (c.priority >= 4 && hook_.configured())
     hook_.run({{"KAIROS_ALERT_TYPE", c.type},
                {"KAIROS_ALERT_PRIORITY", std::to_string(c.priority)},
                {"KAIROS_ALERT_NODE", c.node},
-               {"KAIROS_ALERT_CLUSTER", cluster},
-               {"KAIROS_ALERT_SECTOR", sector ? *sector : ""},
+               {"KAIROS_ALERT_CLUSTER", s.cluster},
+               {"KAIROS_ALERT_SECTOR", s.sector},
                {"KAIROS_ALERT_DETAIL", c.detail},
-               {"KAIROS_ALERT_SUGGESTED", suggested},
+               {"KAIROS_ALERT_SUGGESTED", s.suggested},
                {"KAIROS_MESH", config_.mesh}},
               mono_us());
 }

@@ -43,7 +43,10 @@ class Escalation : public Writer {
   // Priority 3 alerts the sector, 4 the operator (and runs the hook);
   // published after the conflict is committed.
   void alert(const StoredConflict& c);
-  void count_alert() { ++alerts_; }  // one the gateway sent itself
+  // The signed alert of c for the operators' topic (alert_topic), counted:
+  // alert() publishes it after the commit; an alert about the database
+  // itself cannot wait for one and is sent at once.
+  Bytes alert_frame(const StoredConflict& c);
   std::uint64_t alerts() const { return alerts_; }
   // A CAT-1 breach: no commands, no work, until an operator's heal.
   void quarantine(const std::string& id, const std::string& why);
@@ -76,6 +79,11 @@ class Escalation : public Writer {
   void written() override;
 
  private:
+  struct AlertScope {
+    std::string cluster, sector, suggested;
+  };
+  AlertScope scope_of(const StoredConflict& c) const;
+  Bytes frame(const StoredConflict& c, const AlertScope& s);
   const GatewayConfig& config_;
   Registry& registry_;
   Outbox& outbox_;

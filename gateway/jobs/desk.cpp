@@ -24,8 +24,6 @@ bool has_capability(const std::string& list, const std::string& cap) {
 
 }  // namespace
 
-std::int64_t JobDesk::mono_now() { return mono_us(); }
-std::int64_t JobDesk::wall_now() { return wall_us(); }
 
 JobDesk::JobDesk(const GatewayConfig& config, Registry& registry, Escalation& escalation, Outbox& outbox, Ports ports)
     : config_(config),
@@ -91,6 +89,10 @@ bool JobDesk::on_ack(const std::string& id, const kairos_v1_Ack& ack) {
   return true;
 }
 
+void JobDesk::on_result(const std::string& id, const kairos_v1_JobResult& r) {
+  book_.on_result(id, r, mono_us(), wall_us());
+}
+
 void JobDesk::tidy() {
   book_.trim(config_.jobs_in_memory);
   // Copies whose command was never answered (the node went away).
@@ -99,8 +101,7 @@ void JobDesk::tidy() {
 }
 
 void JobDesk::defer(const ReplyTo& to, std::unique_ptr<kairos_v1_ControlResponse> resp) {
-  std::shared_ptr<kairos_v1_ControlResponse> r(std::move(resp));
-  outbox_.after([this, to, r] { ports_.answer(to, *r); });
+  outbox_.after(answer_later(ports_.answer, to, std::move(resp)));
 }
 
 std::vector<JobCandidate> JobDesk::candidates(const JobSpec& spec, bool any) const {

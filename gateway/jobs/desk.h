@@ -54,15 +54,13 @@ class JobDesk {
   void service();
   // The ack of a job command: true when it was one.
   bool on_ack(const std::string& id, const kairos_v1_Ack& ack);
-  void on_result(const std::string& id, const kairos_v1_JobResult& r) { book_.on_result(id, r, mono_now(), wall_now()); }
+  void on_result(const std::string& id, const kairos_v1_JobResult& r);
   // Jobs beyond the in-memory limit and command copies never answered are forgotten.
   void tidy();
   std::int64_t next_deadline_us() const { return book_.next_deadline_us(); }
   const JobBook& book() const { return book_; }
 
  private:
-  static std::int64_t mono_now();
-  static std::int64_t wall_now();
   std::vector<JobCandidate> candidates(const JobSpec& spec, bool any) const;
   bool send(const std::string& node, const Job& job, std::uint32_t attempt);
   void outcome(const std::string& node, bool good);

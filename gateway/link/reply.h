@@ -27,4 +27,10 @@ inline std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t req
 // Signs and sends an answer (with the key the request was checked with).
 using Answer = std::function<void(const ReplyTo& to, kairos_v1_ControlResponse& resp)>;
 
+// The answer as a task for later (after the next commit), holding the response until then.
+inline std::function<void()> answer_later(const Answer& answer, const ReplyTo& to,
+                                          std::unique_ptr<kairos_v1_ControlResponse> resp) {
+  return [answer, to, r = std::shared_ptr<kairos_v1_ControlResponse>(std::move(resp))] { answer(to, *r); };
+}
+
 }  // namespace kairos::gw

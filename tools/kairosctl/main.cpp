@@ -50,8 +50,7 @@ int run_mode(const Words& args, Session& s) {
 
 // Every node the gateway lists for req, page by page: 0, or the exit status.
 int fetch_nodes(Session& s, kairos_v1_ControlRequest& req, std::vector<kairos_v1_NodeInfo>& nodes) {
-  if (int status = s.open()) return status;
-  if (int status = s.connect()) return status;
+  if (int status = s.reach()) return status;
   std::uint32_t total = 0;
   do {
     // Both: a gateway that knows the cursor pages from the last id, an older one by offset.
@@ -112,8 +111,7 @@ int run_watch(const Words& args, Session& s) {
   }
   if (interval_s < 0.05) return fail("watch: --interval must be at least 0.05 s", 2);
   auto req = request(kairos_v1_ControlRequest_status_tag);
-  if (int status = s.open()) return status;
-  if (int status = s.connect()) return status;
+  if (int status = s.reach()) return status;
   // Ctrl-C ends watch by the default action, so a calling script sees
   // that its child died of SIGINT and stops too.
   for (long n = 0; count == 0 || n < count; ++n) {
@@ -182,8 +180,7 @@ int run_rotate_key(const Words& args, Session& s) {
 int run_schedule(const Words& args, Session& s) {
   auto req = request(kairos_v1_ControlRequest_schedule_tag);
   if (auto err = ctl::parse_schedule_args(args, req.verb.schedule, wall_us()); !err.empty()) return fail(err, 2);
-  if (int status = s.open()) return status;
-  if (int status = s.connect()) return status;
+  if (int status = s.reach()) return status;
   // T is an instant: the wait for it counts from now, once connected.
   int wait_ms = ctl::schedule_wait_ms(req.verb.schedule, wall_us(), s.timeout_ms());
   int status = 0;

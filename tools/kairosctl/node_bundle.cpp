@@ -14,8 +14,6 @@ namespace kairos::ctl {
 
 namespace fs = std::filesystem;
 
-// The node's config: the template's inputs, outputs and jobs (or a
-// synthetic demo input), with the identity and broker provisioning owns.
 std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, const std::string& broker,
                              const std::optional<TlsNames>& tls) {
   toml::table t;
@@ -64,8 +62,6 @@ std::string node_config_text(const ProvisionArgs& a, const std::string& mesh, co
   return ss.str();
 }
 
-// The node's config validated as the node will read it; the topics its
-// outputs write and its inputs read go into its ACL.
 void check_node_config(const ProvisionArgs& a, const std::string& text, std::vector<std::string>& writes,
                        std::vector<std::string>& reads) {
   node::NodeConfig n;

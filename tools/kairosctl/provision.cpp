@@ -2,13 +2,10 @@
 
 #include <unistd.h>
 
-#include <toml++/toml.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -19,7 +16,6 @@
 #include "common/core/topic.h"
 #include "common/io/files.h"
 #include "common/io/keygen.h"
-#include "tools/kairosctl/certs.h"
 #include "tools/kairosctl/node_bundle.h"
 #include "tools/kairosctl/provision_tls.h"
 #include "tools/kairosctl/rootfs.h"

@@ -70,6 +70,11 @@ int Session::open() {
   return 0;
 }
 
+int Session::reach() {
+  if (int status = open()) return status;
+  return connect();
+}
+
 int Session::connect() {
   if (client_->connect(timeout_ms_, why_)) return 0;
   return fail(broker_failure(client_->connect_code()));
@@ -110,8 +115,7 @@ std::unique_ptr<kairos_v1_ControlResponse> Session::call(kairos_v1_ControlReques
 
 int Session::answer(kairos_v1_ControlRequest& req, int wait_ms,
                     const std::function<int(const kairos_v1_ControlResponse&)>& print) {
-  if (int status = open()) return status;
-  if (int status = connect()) return status;
+  if (int status = reach()) return status;
   int status = 0;
   auto resp = call(req, wait_ms, status);
   return resp ? print(*resp) : status;

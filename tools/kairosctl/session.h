@@ -52,6 +52,8 @@ class Session {
   int open();
   // Waits up to timeout_ms for the client's connection (exit 1).
   int connect();
+  // open, then connect.
+  int reach();
   // Sends req and waits wait_ms: the answer the gateway took, or nothing
   // with status set (the gateway silent or refusing).
   std::unique_ptr<kairos_v1_ControlResponse> call(kairos_v1_ControlRequest& req, int wait_ms, int& status);

@@ -237,9 +237,9 @@ void Simulator::ack(std::uint32_t i, const kairos_v1_Command& cmd, int state, co
 }
 
 Bytes Simulator::state_frame(std::uint32_t i, bool online, std::uint64_t seq, std::int64_t at_mono) {
-  // As node.cpp's state_frame: sealed with a seq of its own, outside the Signer.
+  // As node.cpp's state_frame: sealed with a seq set apart (the Will's) or taken now.
   const auto& n = nodes_[i];
-  return node::sealed_state(topic(n, TopicKind::state), n.id, n.signer.session(), seq, node_now(n, at_mono), online, n.key);
+  return node::sealed_state(topic(n, TopicKind::state), n.signer, seq, node_now(n, at_mono), online, n.key);
 }
 
 }  // namespace kairos::sim

@@ -58,7 +58,7 @@ void Simulator::publish_now(std::uint32_t i, std::uint32_t slot) {
     kairos_v1_Command cmd = kairos_v1_Command_init_zero;
     cmd.command_id = d.command_id;
     auto env = node::make_ack(cmd, d.state, d.detail, d.received_us, d.executed_us);
-    f.payload = node::seal_with_seq(f.topic, *env, n.id, n.signer.session(), d.seq, d.sent_at_us, n.key);
+    f.payload = n.signer.seal_reserved(f.topic, *env, n.key, d.seq, d.sent_at_us);
     f.draft.reset();
   }
   // The MAC is the frame's last field: its last byte is a MAC byte.

@@ -182,8 +182,7 @@ std::string Simulator::topic(const Node& n, TopicKind kind) const {
 void Simulator::push(std::int64_t due, Ev kind, std::uint32_t node, std::uint32_t arg) {
   // Heartbeats and phase reports of many nodes are made together on a grid:
   // one wake-up of the loop for many nodes instead of one each.
-  // (The first point of the kBatchUs grid at or after due.)
-  if (kind == Ev::heartbeat || kind == Ev::phase) due = (due + kBatchUs - 1) / kBatchUs * kBatchUs;
+  if (kind == Ev::heartbeat || kind == Ev::phase) due = on_grid(due);
   (kind == Ev::deliver ? inbound_ : timers_).push({due, order_++, node, arg, kind});
 }
 

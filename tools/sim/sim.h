@@ -53,6 +53,8 @@ class Simulator {
   static constexpr std::int64_t kQuietUs = 15'000;
   // Heartbeats and phase reports are made and sent on this grid (us): see push, queue_out.
   static constexpr std::int64_t kBatchUs = 5'000;
+  // The first point of the kBatchUs grid at or after t.
+  static constexpr std::int64_t on_grid(std::int64_t t) { return (t + kBatchUs - 1) / kBatchUs * kBatchUs; }
   // A report that would leave later than this (us) is dropped: see shed().
   static constexpr std::int64_t kShedAfterUs = 1'000'000;
   // Inputs are sampled at 10 Hz (in catch-up batches at each phase report).

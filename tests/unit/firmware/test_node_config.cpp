@@ -35,7 +35,6 @@ const std::string kBoards = std::string(KAIROS_SOURCE_DIR) + "/boards";
 TEST_F(NodeConfigTest, ScalesComeFromTheBoard) {
   auto c = load_node_config(node("board = \"pi-zero\"\n[inputs.a]\n[inputs.b]\nmesh = true\n"), kBoards);
   EXPECT_EQ(c.board.arches, (std::vector<std::string>{"armhf", "armel"}));
-  EXPECT_EQ(c.board.arch, "armhf");
   EXPECT_EQ(c.board.device_class, kairos_v1_DeviceClass_CLASS_A);
   ASSERT_EQ(c.taus_s.size(), 4u);
   EXPECT_DOUBLE_EQ(c.taus_s[0], 0.01);
@@ -140,7 +139,7 @@ TEST_F(NodeConfigTest, BoardArchesAreCheckedWithTheirPlace) {
     try {
       auto b = parse_board(text, "b.toml", "b", canonical);
       EXPECT_STREQ(c.error, "") << c.arch;
-      EXPECT_EQ(b.arch, b.arches.front()) << c.arch;
+      EXPECT_FALSE(b.arches.empty()) << c.arch;
     } catch (const ConfigError& e) {
       EXPECT_NE(std::string(c.error), "") << c.arch << ": " << e.what();
       EXPECT_NE(std::string(e.what()).find(c.error), std::string::npos) << e.what();
@@ -185,7 +184,6 @@ TEST(Boards, EveryBoardFileIsValid) {
     std::string canonical;
     auto b = parse_board(text, e.name, e.name, canonical);
     EXPECT_EQ(b.arches, e.arches) << e.name;
-    EXPECT_EQ(b.arch, e.arches.front()) << e.name;
     EXPECT_DOUBLE_EQ(b.tau_base_s, e.base) << e.name;
     EXPECT_DOUBLE_EQ(b.tau_max_s, e.max) << e.name;
     EXPECT_EQ(b.wifi, e.wifi) << e.name;

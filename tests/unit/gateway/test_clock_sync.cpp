@@ -8,6 +8,7 @@
 #include <set>
 
 #include "gateway/registry/clock_sync.h"
+#include "tests/unit/gateway/births.h"
 
 using namespace kairos;
 using namespace kairos::gw;
@@ -17,13 +18,6 @@ namespace {
 constexpr std::int64_t kMs = 1'000;
 constexpr std::int64_t kSec = 1'000'000;
 
-kairos_v1_NodeBirth birth() {
-  kairos_v1_NodeBirth b = kairos_v1_NodeBirth_init_zero;
-  std::snprintf(b.cluster, sizeof b.cluster, "c1");
-  b.heartbeat_period_ms = 1000;
-  return b;
-}
-
 // A mesh of n online nodes and a clock sync whose pings are recorded.
 struct Mesh {
   explicit Mesh(std::size_t n, ClockSync::Settings s = {}) : sync(registry, s, [this](const NodeEntry& node, std::int64_t& t1) {
@@ -31,7 +25,7 @@ struct Mesh {
     sent.push_back({node.id, ++next_id});
     return next_id;
   }) {
-    for (std::size_t i = 0; i < n; ++i) registry.on_birth("n" + std::to_string(i), "c1", 1, birth(), 0, kSec);
+    for (std::size_t i = 0; i < n; ++i) registry.on_birth("n" + std::to_string(i), "c1", 1, test::birth(), 0, kSec);
   }
   // The node answers ping i: received and answered 1 ms later on its clock
   // (offset_us ahead), back after rtt_us.

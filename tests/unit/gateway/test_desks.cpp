@@ -11,6 +11,7 @@
 #include "gateway/jobs/desk.h"
 #include "gateway/schedule/schedules.h"
 #include "tests/unit/scratch.h"
+#include "tests/unit/gateway/births.h"
 
 using namespace kairos;
 using namespace kairos::gw;
@@ -18,16 +19,6 @@ using namespace kairos::gw;
 namespace {
 
 constexpr std::int64_t kSec = 1'000'000;
-
-kairos_v1_NodeBirth birth(const std::string& cluster, kairos_v1_DeviceClass cls, const char* caps) {
-  kairos_v1_NodeBirth b = kairos_v1_NodeBirth_init_zero;
-  std::snprintf(b.cluster, sizeof b.cluster, "%s", cluster.c_str());
-  b.device_class = cls;
-  b.heartbeat_period_ms = 1000;
-  std::snprintf(b.capabilities[0], sizeof b.capabilities[0], "%s", caps);
-  b.capabilities_count = 1;
-  return b;
-}
 
 struct Sent {
   std::string node;
@@ -39,11 +30,10 @@ class Desks : public ::testing::Test {
  protected:
   Desks() {
     outbox_.set_publish([](const std::string&, const Bytes&, bool) {});
-    outbox_.add(escalation_);
     // c1: n1 (class A), n2 (class C); c2: n3 (class A, offline)
-    registry_.on_birth("n1", "c1", 1, birth("c1", kairos_v1_DeviceClass_CLASS_A, "job:echo"), mono_us(), kSec);
-    registry_.on_birth("n2", "c1", 1, birth("c1", kairos_v1_DeviceClass_CLASS_C, "job:echo"), mono_us(), kSec);
-    registry_.on_birth("n3", "c2", 1, birth("c2", kairos_v1_DeviceClass_CLASS_A, "job:other"), mono_us(), kSec);
+    registry_.on_birth("n1", "c1", 1, test::birth("c1", "job:echo", kairos_v1_DeviceClass_CLASS_A), mono_us(), kSec);
+    registry_.on_birth("n2", "c1", 1, test::birth("c1", "job:echo", kairos_v1_DeviceClass_CLASS_C), mono_us(), kSec);
+    registry_.on_birth("n3", "c2", 1, test::birth("c2", "job:other", kairos_v1_DeviceClass_CLASS_A), mono_us(), kSec);
     registry_.on_state(*registry_.find("n3"), false, mono_us());
   }
   std::uint64_t send(const NodeEntry& n, const std::function<void(kairos_v1_Command&)>& fill) {

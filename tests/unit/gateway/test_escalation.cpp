@@ -11,6 +11,7 @@
 #include "common/core/frame.h"
 #include "gateway/escalation/escalation.h"
 #include "tests/unit/scratch.h"
+#include "tests/unit/gateway/births.h"
 
 using namespace kairos;
 using namespace kairos::gw;
@@ -19,13 +20,9 @@ namespace {
 
 constexpr std::int64_t kSec = 1'000'000;
 
-kairos_v1_NodeBirth birth(const std::string& cluster, std::uint8_t hash) {
-  kairos_v1_NodeBirth b = kairos_v1_NodeBirth_init_zero;
-  std::snprintf(b.cluster, sizeof b.cluster, "%s", cluster.c_str());
-  b.heartbeat_period_ms = 1000;
-  b.context_hash.size = 32;
-  std::fill_n(b.context_hash.bytes, 32, hash);
-  return b;
+// A birth whose context hash is 32 bytes of hash.
+kairos_v1_NodeBirth with_config(const std::string& cluster, std::uint8_t hash) {
+  return test::birth(cluster, "", kairos_v1_DeviceClass_CLASS_UNSPECIFIED, hash);
 }
 
 class EscalationTest : public ::testing::Test {
@@ -38,11 +35,10 @@ class EscalationTest : public ::testing::Test {
       published_.push_back({topic, store_.conflict_count()});
       (void)frame;
     });
-    outbox_.add(escalation_);
   }
   void nodes(const std::string& cluster, int n, std::uint8_t hash = 1) {
     for (int i = 0; i < n; ++i)
-      registry_.on_birth(cluster + "-" + std::to_string(i), cluster, 1, birth(cluster, hash), 0, kSec);
+      registry_.on_birth(cluster + "-" + std::to_string(i), cluster, 1, with_config(cluster, hash), 0, kSec);
   }
   test::ScratchDir dir_{"escalation"};
   GatewayConfig config_;
@@ -162,10 +158,10 @@ TEST_F(EscalationTest, InDegradedModesTargetsBehindAnOpenBreakerAreLeftOut) {
 
 TEST_F(EscalationTest, ADivergentContextIsLoggedOnceForItsHash) {
   nodes("c1", 3, 1);
-  registry_.on_birth("c1-odd", "c1", 1, birth("c1", 2), 0, kSec);
+  registry_.on_birth("c1-odd", "c1", 1, with_config("c1", 2), 0, kSec);
   nodes("c2", 1, 1);  // three configs among three nodes: no strict majority, no one diverges
-  registry_.on_birth("c2-odd", "c2", 1, birth("c2", 2), 0, kSec);
-  registry_.on_birth("c2-third", "c2", 1, birth("c2", 3), 0, kSec);
+  registry_.on_birth("c2-odd", "c2", 1, with_config("c2", 2), 0, kSec);
+  registry_.on_birth("c2-third", "c2", 1, with_config("c2", 3), 0, kSec);
   escalation_.check_contexts();
   escalation_.check_contexts();  // nothing changed since
   outbox_.commit(1 * kSec);
@@ -175,7 +171,7 @@ TEST_F(EscalationTest, ADivergentContextIsLoggedOnceForItsHash) {
   EXPECT_EQ(rows[0].node, "c1-odd");
   EXPECT_EQ(rows[0].priority, 2);
   // Born again with the same divergent config: not logged again.
-  registry_.on_birth("c1-odd", "c1", 2, birth("c1", 2), 2 * kSec, kSec);
+  registry_.on_birth("c1-odd", "c1", 2, with_config("c1", 2), 2 * kSec, kSec);
   escalation_.check_contexts();
   outbox_.commit(2 * kSec);
   EXPECT_EQ(store_.conflict_count(), 1u);

@@ -10,20 +10,12 @@
 #include "common/io/clock.h"
 #include "gateway/ball/plays.h"
 #include "tests/unit/scratch.h"
+#include "tests/unit/gateway/births.h"
 
 using namespace kairos;
 using namespace kairos::gw;
 
 namespace {
-
-kairos_v1_NodeBirth birth(const char* caps) {
-  kairos_v1_NodeBirth b = kairos_v1_NodeBirth_init_zero;
-  std::snprintf(b.cluster, sizeof b.cluster, "c1");
-  b.heartbeat_period_ms = 1000;
-  std::snprintf(b.capabilities[0], sizeof b.capabilities[0], "%s", caps);
-  b.capabilities_count = 1;
-  return b;
-}
 
 struct Sent {
   std::string node;
@@ -36,9 +28,8 @@ struct Mesh {
   explicit Mesh(const std::string& db) : store(db) {
     config.mesh = "m";
     outbox.set_publish([this](const std::string& topic, const Bytes&, bool) { published.push_back(topic); });
-    outbox.add(escalation);
-    registry.on_birth("n1", "c1", 1, birth("job:ball"), mono_us(), 1'000'000);
-    registry.on_birth("n2", "c1", 1, birth("job:other"), mono_us(), 1'000'000);
+    registry.on_birth("n1", "c1", 1, test::birth("c1", "job:ball"), mono_us(), 1'000'000);
+    registry.on_birth("n2", "c1", 1, test::birth("c1", "job:other"), mono_us(), 1'000'000);
   }
   GatewayConfig config;
   Store store;
