@@ -27,21 +27,10 @@ Gateway::Gateway(GatewayConfig config)
       keys_(config_.keys_dir),
       keybook_(keys_, config_.rotated_keys_dir),
       store_(config_.database),
-      escalation_(config_, registry_, outbox_,
-                  {[this](const std::string& topic, Envelope& env) {
-                     return signer_.seal(topic, env, keys_.operator_key(), wall_us());
-                   },
-                   [this](const std::string& kind, const std::string& scope, const std::string& by) {
-                     return write_snapshot(kind, scope, by);
-                   }}),
       session_(store_.next_gateway_session(static_cast<std::uint64_t>(wall_us()))),
       signer_(config_.id, session_),
       unified_(config_.unified_enter, config_.unified_leave) {
   keys_.load_shared();
-  // Session ids are ordered (docs/DESIGN.md 4); random ones of an older version
-  // (above 2^56) say nothing about order and are not restored.
-  for (const auto& s : store_.load_sessions())
-    if (s.session < (std::uint64_t{1} << 56)) guard_.restore(s.sender, s.session, s.high_water);
   for (const auto& sn : store_.load_nodes()) {
     NodeEntry n;
     n.id = sn.id;
@@ -61,10 +50,8 @@ Gateway::Gateway(GatewayConfig config)
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
   jobs_.restore();
   plays_.restore();
-  operators_.restore(load_operators(store_));
-  if (!operators_.revoked(std::string(kSharedOperator)) && operators_.names().size() > 1)
-    log::warn("operators", "requests on _ctl/req signed with the shared operator.key are taken as operator 'operator'; "
-                           "once every console has a named key: kairosctl operators revoke operator --confirm");
+  control_.restore();
+  verbs();
   commit_durable();
 
   link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id));
@@ -76,6 +63,83 @@ Gateway::Gateway(GatewayConfig config)
   link_->add_subscription(ctl_req_topic(config_.mesh, "+"), 1);  // named operators' requests
   link_->add_subscription(ctl_req_topic(config_.mesh), 1);
   outbox_.set_publish([this](const std::string& t, const Bytes& frame, bool retained) { link_->publish(t, frame, 1, retained); });
+}
+
+void Gateway::verbs() {
+  using R = Control::Request;
+  auto answered = [this](const R& r, std::unique_ptr<kairos_v1_ControlResponse> resp) { answer(r.to, *resp); };
+  control_.on(kairos_v1_ControlRequest_status_tag, [this, answered](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_status_tag;
+    kairos_v1_MeshState mesh = kairos_v1_MeshState_init_zero;
+    fill_mesh_state(mesh);
+    fill_status({config_, registry_, escalation_, ingest_, outbox_, jobs_.book(), schedules_.last_cascade(), start_us_},
+                mesh, resp->reply.status, r.now_us);
+    resp->reply.status.conflicts_last_hour = store_.conflicts_since(wall_us() - 3'600'000'000LL);
+    answered(r, std::move(resp));
+  }, true);
+  control_.on(kairos_v1_ControlRequest_nodes_tag, [this, answered](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_nodes_tag;
+    fill_nodes(registry_, r.req.verb.nodes, resp->reply.nodes, r.now_us);
+    answered(r, std::move(resp));
+  }, true);
+  control_.on(kairos_v1_ControlRequest_conflicts_tag, [this, answered](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
+    fill_conflicts(store_, r.req.verb.conflicts, resp->reply.conflicts);
+    answered(r, std::move(resp));
+  }, true);
+  control_.on(kairos_v1_ControlRequest_breakers_tag, [this, answered](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
+    fill_breakers(escalation_.breakers(), resp->reply.breakers, mono_us());
+    answered(r, std::move(resp));
+  }, true);
+  control_.on(kairos_v1_ControlRequest_resolve_tag, [this, answered](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resolve(store_, r.req.verb.resolve, r.to.by, *resp);
+    answered(r, std::move(resp));
+  });
+  control_.on(kairos_v1_ControlRequest_heal_tag, [this, answered](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    heal(registry_, store_, send_, r.req.verb.heal, r.to.by, *resp);
+    answered(r, std::move(resp));
+  });
+  // Answered when they end: a schedule's outcome, a rotation's confirmation, a job's result.
+  control_.on(kairos_v1_ControlRequest_schedule_tag,
+              [this](const R& r) { schedules_.schedule(r.to, r.req.request_id, r.req.verb.schedule); });
+  control_.on(kairos_v1_ControlRequest_rotate_key_tag,
+              [this](const R& r) { rotations_.verb(r.to, r.req.request_id, r.req.verb.rotate_key); });
+  control_.on(kairos_v1_ControlRequest_delegate_tag,
+              [this](const R& r) { jobs_.delegate(r.to, r.req.request_id, r.req.verb.delegate); });
+  control_.on(kairos_v1_ControlRequest_jobs_tag,
+              [this](const R& r) { jobs_.jobs(r.to, r.req.request_id, r.req.verb.jobs); }, true);
+  control_.on(kairos_v1_ControlRequest_ask_tag,
+              [this](const R& r) { jobs_.ask(r.to, r.req.request_id, r.req.verb.ask); });
+  control_.on(kairos_v1_ControlRequest_ball_tag,
+              [this](const R& r) { plays_.verb(r.to, r.req.request_id, r.req.verb.ball); });
+  control_.on(kairos_v1_ControlRequest_broadcast_tag, [this](const R& r) {
+    const auto& b = r.req.verb.broadcast;
+    kairos_v1_Command action = kairos_v1_Command_init_zero;
+    action.which_action = kairos_v1_Command_notice_tag;
+    set_string(action.action.notice, b.text);
+    schedules_.command(r.to, r.req.request_id, Schedules::Verb::broadcast, b.targets, action, b.ack, b.window_ms,
+                       b.confirm);
+  });
+  control_.on(kairos_v1_ControlRequest_freeze_tag, [this](const R& r) {
+    const auto& f = r.req.verb.freeze;
+    kairos_v1_Command action = kairos_v1_Command_init_zero;
+    action.which_action = f.thaw ? kairos_v1_Command_thaw_tag : kairos_v1_Command_freeze_tag;
+    if (f.thaw) action.action.thaw = true;
+    else action.action.freeze = true;
+    schedules_.command(r.to, r.req.request_id, f.thaw ? Schedules::Verb::thaw : Schedules::Verb::freeze, f.scope,
+                       action, true, f.window_ms, f.confirm);
+  });
 }
 
 Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
@@ -109,35 +173,7 @@ void Gateway::on_connected() {
 }
 
 void Gateway::flush() {
-  if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty()) return;
-  if (outbox_.paused(mono_us())) return;
-  const std::int64_t now_wall = wall_us();
-  bool ok = outbox_.transaction([&](Store& store) {
-    for (const auto& id : dirty_nodes_) {
-      const NodeEntry* n = registry_.find(id);
-      if (!n) continue;
-      StoredNode s;
-      s.id = n->id;
-      s.cluster = n->cluster;
-      s.board = n->board;
-      s.device_class = n->device_class;
-      s.firmware = n->firmware;
-      s.context_hash = n->context_hash;
-      s.capabilities = n->capabilities;
-      s.session = n->session;
-      s.online = n->online;
-      s.last_seen_wall_us = now_wall;
-      store.upsert_node(s);
-    }
-    for (const auto& e : pending_events_) store.append_event(e);
-    for (const auto& sender : dirty_sessions_)
-      if (auto s = guard_.current_session(sender)) store.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
-  }, mono_us());
-  if (!ok) return;
-  dirty_nodes_.clear();
-  dirty_sessions_.clear();
-  pending_events_.clear();
-  jobs_.tidy();
+  if (ingest_.flush()) jobs_.tidy();
 }
 
 void Gateway::storage_failed(const std::string& why) {
@@ -190,8 +226,39 @@ std::uint64_t Gateway::send_ping(const NodeEntry& n, std::int64_t& t1) {
   });
 }
 
+void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
+  auto t = parse_topic(m.topic);
+  if (!t || t->mesh != config_.mesh)
+    return ingest_.drop(DropReason::bad_topic, m.topic, "not a topic of this mesh", now_us);
+  if (t->kind == TopicKind::ctl_req) return control_.request(m, now_us);
+  if (t->kind == TopicKind::ball_head) return on_ball_head(m, now_us);
+  // Our own broadcasts match the node filters (+/+/state): not for us.
+  if (t->kind == TopicKind::gw_state || t->kind == TopicKind::gw_summary) return;
+  if (t->cluster.empty() || t->kind == TopicKind::cmd)
+    return ingest_.drop(DropReason::bad_topic, m.topic, "not a node report", now_us);
+  ingest_.node_frame(*t, m, now_us);
+}
+
+void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
+  auto opened = open(m.topic, m.payload, keys_.operator_key());
+  if (!opened) return ingest_.drop(*opened.drop, m.topic, opened.detail, now_us);
+  if (!kind_matches(TopicKind::ball_head, *opened.env))
+    return ingest_.drop(DropReason::kind_mismatch, m.topic, "not a Ball head", now_us);
+  plays_.on_head(opened.env->message.ball_head);
+}
+
+void Gateway::answer(const ReplyTo& to, kairos_v1_ControlResponse& resp) {
+  auto env = make_envelope("", 0, 0, 0);
+  env->which_message = kairos_v1_Envelope_ctl_response_tag;
+  env->message.ctl_response = resp;
+  PublishProps props;
+  props.correlation = to.correlation;
+  const Key& key = control_.response_key(to.topic, mono_us());
+  link_->publish(to.topic, signer_.seal(to.topic, *env, key, wall_us()), 1, false, props);
+}
+
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
-  if (rotation_ack(id, ack)) return;
+  if (rotations_.on_ack(id, ack)) return;
   if (jobs_.on_ack(id, ack)) return;
   if (clock_sync_.on_ack(id, ack, t4)) return;
   schedules_.on_ack(id, ack, t4);
@@ -202,7 +269,7 @@ void Gateway::sync(std::int64_t now_us) {
   auto expired = link_->connected() ? registry_.expire(now_us) : std::vector<std::string>{};
   for (const auto& id : expired) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
-    dirty_nodes_.insert(id);
+    ingest_.node_changed(id);
   }
   figures_ = registry_.figures(now_us);
   bool changed = unified_.update(figures_.contributors ? figures_.coherence : 0.0);
@@ -269,8 +336,8 @@ void Gateway::periodic(std::int64_t now_us) {
     sync(now_us);
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
-  clock_sync_.service(now_us, link_->connected(), accepted_);
-  rotations_service(now_us);
+  clock_sync_.service(now_us, link_->connected(), ingest_.accepted());
+  rotations_.service(now_us);
   escalation_.hook().service(now_us);
   if (now_us >= next_context_check_us_) {
     escalation_.check_contexts();
@@ -338,13 +405,7 @@ void Gateway::loop() {
     if (std::int64_t due = schedules_.next_deadline_us(); due != INT64_MAX)
       deadline = std::min(deadline, mono_us() + std::max<std::int64_t>(0, due - wall_us()));
     auto events = link_->wait(deadline);
-    if (const auto lost = link_->counters().inbound_dropped; lost > queue_drops_seen_) {
-      drops_.by_reason[static_cast<std::size_t>(DropReason::queue_full)] += lost - queue_drops_seen_;
-      wire_log_.write(log::Level::warn, "ingest",
-                      std::to_string(lost - queue_drops_seen_) + " messages dropped unread: queue_full (the loop fell behind)",
-                      mono_us());
-      queue_drops_seen_ = lost;
-    }
+    ingest_.link_dropped(link_->counters().inbound_dropped, mono_us());
     // Operators' requests go first: behind a backlog of reports, a status
     // would otherwise wait for all of it (docs/DESIGN.md 5.8).
     std::stable_partition(events.begin(), events.end(), [&](const LinkEvent& ev) {
@@ -356,7 +417,7 @@ void Gateway::loop() {
         case LinkEvent::Type::lost:
         case LinkEvent::Type::connect_failed:
           arm_will();
-          wire_log_.write(log::Level::warn, "gateway",
+          ingest_.wire_log().write(log::Level::warn, "gateway",
                           "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying", mono_us());
           break;
         case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;

@@ -89,6 +89,29 @@ bool JobDesk::on_ack(const std::string& id, const kairos_v1_Ack& ack) {
   return true;
 }
 
+void JobDesk::on_result(const std::string& id, const Envelope& env, ByteView frame) {
+  const auto& r = env.message.result;
+  const NodeEntry* n = registry_.find(id);
+  const JobCopy* copy = book_.copy(r.job_id, id, r.attempt);
+  if (n && copy && n->clock.count() > 0) {
+    // An effect stamped before its cause: the result says it left the node
+    // before the job reached it, beyond what the clock estimate allows.
+    const double stamped_gw = static_cast<double>(env.sent_at_us) - n->clock.offset_us();
+    const double slack_us = n->clock.rtt_us() / 2 + 4 * n->clock.jitter_us() + 5'000;
+    if (stamped_gw < static_cast<double>(copy->sent_wall_us) - slack_us) {
+      escalation_.conflict("TEMPORAL_PARADOX", 4, id,
+                           "job " + std::to_string(r.job_id) + ": result stamped " +
+                               std::to_string(static_cast<long long>(
+                                   (static_cast<double>(copy->sent_wall_us) - stamped_gw) / 1000)) +
+                               " ms before the job was sent",
+                           wall_us());
+      escalation_.keep_data(id, "job " + std::to_string(r.job_id) + ": result before its cause", frame);
+      return;
+    }
+  }
+  on_result(id, r);
+}
+
 void JobDesk::on_result(const std::string& id, const kairos_v1_JobResult& r) {
   book_.on_result(id, r, mono_us(), wall_us());
 }

@@ -55,6 +55,10 @@ class JobDesk {
   // The ack of a job command: true when it was one.
   bool on_ack(const std::string& id, const kairos_v1_Ack& ack);
   void on_result(const std::string& id, const kairos_v1_JobResult& r);
+  // A result as it came (env: its stamp; frame: the evidence): one stamped
+  // before its job was sent, beyond what the node's clock estimate allows,
+  // is a TEMPORAL_PARADOX and is not counted (the copy times out and goes elsewhere).
+  void on_result(const std::string& id, const Envelope& env, ByteView frame);
   // Jobs beyond the in-memory limit and command copies never answered are forgotten.
   void tidy();
   std::int64_t next_deadline_us() const { return book_.next_deadline_us(); }

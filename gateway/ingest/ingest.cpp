@@ -1,20 +1,9 @@
-// The gateway takes in what nodes report (docs/DESIGN.md 4, 5.1, 5.6): every frame
-// checked, counted when dropped, applied to the registry; conflicts and
-// alerts raised from what it sees; quarantine.
-#include "gateway/gateway.h"
+#include "gateway/ingest/ingest.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
 
-#include "common/core/json.h"
 #include "common/core/utf8.h"
-#include "common/core/lists.h"
-
 #include "common/io/clock.h"
-#include "common/io/log.h"
-#include "common/io/process.h"
 
 namespace kairos::gw {
 
@@ -24,7 +13,17 @@ constexpr std::int64_t kSessionSaveUs = 10'000'000;  // phase and heartbeat high
 
 }  // namespace
 
-void Gateway::drop(DropReason reason, const std::string& topic, const std::string& detail, std::int64_t now_us) {
+Ingest::Ingest(const GatewayConfig& config, KeyBook& keys, Registry& registry, Escalation& escalation, Outbox& outbox,
+               Ports ports)
+    : config_(config), keys_(keys), registry_(registry), escalation_(escalation), outbox_(outbox),
+      ports_(std::move(ports)) {
+  // Session ids are ordered (docs/DESIGN.md 4); random ones of an older version
+  // (above 2^56) say nothing about order and are not restored.
+  for (const auto& s : outbox_.store().load_sessions())
+    if (s.session < (std::uint64_t{1} << 56)) guard_.restore(s.sender, s.session, s.high_water);
+}
+
+void Ingest::drop(DropReason reason, const std::string& topic, const std::string& detail, std::int64_t now_us) {
   drops_.add(reason);
   wire_log_.write(log::Level::warn, "ingest",
                   "dropped frame on " + log_safe(topic) + ": " + std::string(to_string(reason)) + " (" +
@@ -32,20 +31,18 @@ void Gateway::drop(DropReason reason, const std::string& topic, const std::strin
                   now_us);
 }
 
-void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
-  auto t = parse_topic(m.topic);
-  if (!t || t->mesh != config_.mesh) return drop(DropReason::bad_topic, m.topic, "not a topic of this mesh", now_us);
-  if (t->kind == TopicKind::ctl_req) return on_ctl_request(m, now_us);
-  if (t->kind == TopicKind::ball_head) return on_ball_head(m, now_us);
-  // Our own broadcasts match the node filters (+/+/state): not for us.
-  if (t->kind == TopicKind::gw_state || t->kind == TopicKind::gw_summary) return;
-  if (t->cluster.empty() || t->kind == TopicKind::cmd) return drop(DropReason::bad_topic, m.topic, "not a node report", now_us);
-  on_node_frame(*t, m, now_us);
+void Ingest::link_dropped(std::uint64_t total, std::int64_t now_us) {
+  if (total <= queue_drops_seen_) return;
+  drops_.by_reason[static_cast<std::size_t>(DropReason::queue_full)] += total - queue_drops_seen_;
+  wire_log_.write(log::Level::warn, "ingest",
+                  std::to_string(total - queue_drops_seen_) + " messages dropped unread: queue_full (the loop fell behind)",
+                  now_us);
+  queue_drops_seen_ = total;
 }
 
-void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
-  // Under the node's key, or one of a key rotation (gateway_rotation.cpp).
-  auto opened = open_node_frame(t, m, now_us);
+void Ingest::node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  // Under the node's key, or one of a key rotation.
+  auto opened = open(t, m, now_us);
   if (!opened) return;  // dropped, counted and logged there
   const Envelope& env = *opened;
   if (t.name != env.sender)
@@ -56,7 +53,46 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
   NodeEntry* known = registry_.find(t.name);
   if (t.kind != TopicKind::birth && known && known->cluster != t.cluster && known->session == env.session_id)
     return drop(DropReason::sender_mismatch, m.topic, "node is in cluster " + known->cluster, now_us);
+  if (!in_order(t, m, env, known, now_us)) return;
+  ++accepted_;
+  apply(t, m, env, known, now_us);
+}
 
+EnvelopePtr Ingest::open(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  auto o = keys_.open(t.name, t.kind, m.topic, m.payload, now_us);
+  if (!o.known) {
+    drop(DropReason::unknown_sender, m.topic, "no key for " + t.name, now_us);
+    return nullptr;
+  }
+  if (o.frame) {
+    if (o.promoted) {
+      log::info("keys", t.name + ": key generation " + std::to_string(o.generation) +
+                            " confirmed (its first frame, seq " + std::to_string(o.frame.env->seq) + " on " +
+                            log_safe(m.topic) + "); generation " + std::to_string(o.generation - 1) +
+                            " is refused for the node's later frames");
+      ports_.rotated(t.name);
+    }
+    return std::move(o.frame.env);
+  }
+  if (o.retired_refused) {
+    // Refused, but no breach: whoever kept the retired key (a copy, a node
+    // restored from an old backup) could otherwise quarantine the node with
+    // it. The operator hears of it: that key should exist nowhere any more.
+    if (!m.retained) escalation_.conflict("RETIRED_KEY", 4, t.name, "frame on " + m.topic + " " + o.frame.detail, now_us);
+    drop(DropReason::bad_mac, m.topic, o.frame.detail, now_us);
+    return nullptr;
+  }
+  if (*o.frame.drop == DropReason::bad_mac) {
+    // A frame on a known node's topic that fails that node's MAC: a forged or
+    // altered frame, or a node whose key no longer matches (docs/DESIGN.md 5.6).
+    escalation_.conflict("HASH_MISMATCH", 4, t.name, "frame on " + m.topic + " failed its MAC", now_us);
+    escalation_.quarantine(t.name, "HASH_MISMATCH: a frame on its topic failed its MAC");
+  }
+  drop(*o.frame.drop, m.topic, o.frame.detail, now_us);
+  return nullptr;
+}
+
+bool Ingest::in_order(const Topic& t, const Inbound& m, const Envelope& env, NodeEntry* known, std::int64_t now_us) {
   bool offline_state = t.kind == TopicKind::state && !env.message.state.online;
   auto verdict = offline_state ? guard_.check_will(env.sender, env.session_id, env.seq)
                                : guard_.check(env.sender, env.session_id, env.seq, t.kind == TopicKind::birth);
@@ -70,16 +106,19 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       // Far below what the node has sent in this session: not a QoS 1
       // redelivery but a sequence regression (docs/DESIGN.md 5.6).
       escalation_.conflict("TEMPORAL_PARADOX", 4, env.sender,
-               "sequence regression on " + m.topic + ": seq " + std::to_string(env.seq) + " after " +
-                   std::to_string(guard_.high_water(env.sender)),
-               now_us);
+                           "sequence regression on " + m.topic + ": seq " + std::to_string(env.seq) + " after " +
+                               std::to_string(guard_.high_water(env.sender)),
+                           now_us);
       escalation_.keep_data(env.sender, "sequence regression", m.payload);
     }
     if (*verdict.drop == DropReason::stale_session && !m.retained && !offline_state)
       escalation_.duplicate_identity(env.sender, env.session_id, now_us);
-    if (!reread) return drop(*verdict.drop, m.topic, "seq " + std::to_string(env.seq), now_us);
+    if (!reread) {
+      drop(*verdict.drop, m.topic, "seq " + std::to_string(env.seq), now_us);
+      return false;
+    }
     // Already applied by this process: the copy says nothing new about liveness.
-    if (known && known->heard) return;
+    if (known && known->heard) return false;
   }
   // The session and its high water go to the database at the next flush
   // (each second) when the frame has effects; phase reports and heartbeats
@@ -92,8 +131,10 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
     dirty_sessions_.insert(env.sender);
     known->session_saved_us = now_us;
   }
-  ++accepted_;
+  return true;
+}
 
+void Ingest::apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEntry* known, std::int64_t now_us) {
   const std::string id = env.sender;
   switch (t.kind) {
     case TopicKind::birth: {
@@ -102,7 +143,7 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       auto& n = registry_.on_birth(id, t.cluster, env.session_id, env.message.birth, now_us,
                                    static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6));
       n.heard = n.heard || !m.retained;
-      n.session_saved_us = now_us;  // the birth's session is marked above
+      n.session_saved_us = now_us;  // the birth's session is marked in in_order
       char session[20];
       std::snprintf(session, sizeof session, "%016llx", static_cast<unsigned long long>(env.session_id));
       wire_log_.write(log::Level::info, "registry",
@@ -140,16 +181,16 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       else registry_.on_phase(*known, env.message.phase, now_us);
       break;
     case TopicKind::ack:
-      on_ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
+      ports_.ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
       break;
     case TopicKind::result:
-      on_result(id, env, m);
+      ports_.result(id, env, m.payload);
       break;
     case TopicKind::event: {
       const auto& e = env.message.event;
       pending_events_.push_back({id, env.session_id, env.seq, static_cast<int>(e.kind), e.source, e.detail, env.sent_at_us,
                                  env.historical, wall_us()});
-      if (auto* n = registry_.find(id)) ++n->events;
+      if (known) ++known->events;
       if (e.kind == kairos_v1_EventKind_CAT1 || e.kind == kairos_v1_EventKind_CAT2)
         wire_log_.write(log::Level::info, "events",
                         id + ": " + (e.kind == kairos_v1_EventKind_CAT1 ? "CAT-1 " : "CAT-2 ") + log_safe(e.source) +
@@ -158,38 +199,40 @@ void Gateway::on_node_frame(const Topic& t, const Inbound& m, std::int64_t now_u
       break;
     }
     default:
-      break;  // events, acks and results are handled by later subsystems
+      break;
   }
 }
 
-void Gateway::on_result(const std::string& id, const Envelope& env, const Inbound& m) {
-  const auto& r = env.message.result;
-  const NodeEntry* n = registry_.find(id);
-  const JobCopy* copy = jobs_.book().copy(r.job_id, id, r.attempt);
-  if (n && copy && n->clock.count() > 0) {
-    // An effect stamped before its cause: the result says it left the node
-    // before the job reached it, beyond what the clock estimate allows.
-    const double stamped_gw = static_cast<double>(env.sent_at_us) - n->clock.offset_us();
-    const double slack_us = n->clock.rtt_us() / 2 + 4 * n->clock.jitter_us() + 5'000;
-    if (stamped_gw < static_cast<double>(copy->sent_wall_us) - slack_us) {
-      escalation_.conflict("TEMPORAL_PARADOX", 4, id,
-               "job " + std::to_string(r.job_id) + ": result stamped " +
-                   std::to_string(static_cast<long long>((static_cast<double>(copy->sent_wall_us) - stamped_gw) / 1000)) +
-                   " ms before the job was sent",
-               wall_us());
-      escalation_.keep_data(id, "job " + std::to_string(r.job_id) + ": result before its cause", m.payload);
-      return;  // not counted: the copy times out and goes elsewhere
+bool Ingest::flush() {
+  if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty()) return false;
+  if (outbox_.paused(mono_us())) return false;
+  const std::int64_t now_wall = wall_us();
+  bool ok = outbox_.transaction([&](Store& store) {
+    for (const auto& id : dirty_nodes_) {
+      const NodeEntry* n = registry_.find(id);
+      if (!n) continue;
+      StoredNode s;
+      s.id = n->id;
+      s.cluster = n->cluster;
+      s.board = n->board;
+      s.device_class = n->device_class;
+      s.firmware = n->firmware;
+      s.context_hash = n->context_hash;
+      s.capabilities = n->capabilities;
+      s.session = n->session;
+      s.online = n->online;
+      s.last_seen_wall_us = now_wall;
+      store.upsert_node(s);
     }
-  }
-  jobs_.on_result(id, r);
-}
-
-void Gateway::on_ball_head(const Inbound& m, std::int64_t now_us) {
-  auto opened = open(m.topic, m.payload, keys_.operator_key());
-  if (!opened) return drop(*opened.drop, m.topic, opened.detail, now_us);
-  if (!kind_matches(TopicKind::ball_head, *opened.env))
-    return drop(DropReason::kind_mismatch, m.topic, "not a Ball head", now_us);
-  plays_.on_head(opened.env->message.ball_head);
+    for (const auto& e : pending_events_) store.append_event(e);
+    for (const auto& sender : dirty_sessions_)
+      if (auto s = guard_.current_session(sender)) store.save_session({sender, *s, guard_.high_water(sender)}, now_wall);
+  }, mono_us());
+  if (!ok) return false;
+  dirty_nodes_.clear();
+  dirty_sessions_.clear();
+  pending_events_.clear();
+  return true;
 }
 
 }  // namespace kairos::gw

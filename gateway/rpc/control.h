@@ -1,0 +1,79 @@
+#pragma once
+// The control RPC (docs/DESIGN.md 5.8, docs/PROTOCOL.md): a request is
+// checked (the key of the operator its topic names, its age, its response
+// topic, revocation, the client bound to one operator), remembered on disk
+// so that a replay is refused after a restart, counted in the operator's
+// record and audit log, then handed to its verb in a table the gateway
+// fills (one row per verb: its handler, and whether it only reads).
+// The operators verb is this module's own.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "common/core/ratelimit.h"
+#include "common/io/mqtt.h"
+#include "gateway/escalation/escalation.h"
+#include "gateway/gateway_config.h"
+#include "gateway/ingest/ingest.h"
+#include "gateway/link/reply.h"
+#include "gateway/rpc/operators.h"
+#include "gateway/store/outbox.h"
+
+namespace kairos::gw {
+
+class Control {
+ public:
+  // A request that passed every check, for its verb.
+  struct Request {
+    ReplyTo to;
+    const kairos_v1_ControlRequest& req;
+    std::int64_t now_us;  // monotonic: when the loop took it
+  };
+  // Answers (now, or when what it started ends).
+  using Handler = std::function<void(const Request& r)>;
+  struct Ports {
+    Answer answer;
+    // Before a verb runs: the mesh as it is now, and on disk what an answer may report.
+    std::function<void(std::int64_t now_us)> prepare;
+  };
+  // shared: the gateway's operator.key (the operator named "operator").
+  Control(const GatewayConfig& config, const Key& shared, Outbox& outbox, Ingest& ingest, Escalation& escalation,
+          Ports ports);
+  // The operators' records from the database.
+  void restore();
+
+  // A verb's row: reads_only verbs are still answered while the database cannot be written.
+  void on(pb_size_t verb, Handler handler, bool reads_only = false);
+  // A message on a _ctl/req topic.
+  void request(const Inbound& m, std::int64_t now_us);
+
+  // The key an answer on response_topic is signed with.
+  const Key& response_key(const std::string& response_topic, std::int64_t now_us) {
+    return operators_.response_key(response_topic, now_us);
+  }
+
+ private:
+  // The key a request on m.topic is checked with, or nullptr (dropped).
+  const Key* request_key(const Inbound& m, std::int64_t now_us);
+  // A request of a revoked operator: dropped, and answered with why (rate limited).
+  void refuse_revoked(const Inbound& m, const Envelope& env, const std::string& name, std::int64_t now_us);
+  // Counts an accepted request and keeps the audit line of one that changes something (in the transaction).
+  void record(Store& store, const std::string& name, const kairos_v1_ControlRequest& req);
+  void operators_verb(const Request& r);
+
+  struct Row {
+    Handler handler;
+    bool reads_only = false;
+  };
+  const GatewayConfig& config_;
+  Outbox& outbox_;
+  Ingest& ingest_;
+  Escalation& escalation_;
+  Ports ports_;
+  OperatorBook operators_;
+  RateLimiter revoked_answers_{1.0, 5.0};  // errors sent back to revoked operators
+  std::map<pb_size_t, Row> verbs_;
+};
+
+}  // namespace kairos::gw
