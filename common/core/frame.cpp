@@ -5,6 +5,7 @@
 #include <pb_encode.h>
 
 #include <array>
+#include <cstddef>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -167,14 +168,27 @@ Bytes encode_envelope(const Envelope& env) {
   return buf;
 }
 
+namespace {
+
+// Decodes body into env. Only the fields before the message are cleared
+// first: nanopb clears a oneof member (and sets its defaults) when it
+// decodes it, so the 14 KB union is not filled for a frame of a few hundred
+// bytes, and a member the frame does not carry is never read (which_message
+// names the one that was decoded; validate() refuses none).
+bool decode_into(ByteView body, Envelope& env, std::string& error) {
+  static_assert(offsetof(kairos_v1_Envelope, message) > offsetof(kairos_v1_Envelope, which_message));
+  std::memset(static_cast<void*>(&env), 0, offsetof(kairos_v1_Envelope, message));
+  pb_istream_t in = pb_istream_from_buffer(body.data(), body.size());
+  if (pb_decode_ex(&in, kairos_v1_Envelope_fields, &env, PB_DECODE_NOINIT)) return true;
+  error = PB_GET_ERROR(&in);
+  return false;
+}
+
+}  // namespace
+
 EnvelopePtr decode_envelope(ByteView body, std::string& error) {
   auto env = new_envelope();
-  *env = kairos_v1_Envelope_init_zero;
-  pb_istream_t in = pb_istream_from_buffer(body.data(), body.size());
-  if (!pb_decode(&in, kairos_v1_Envelope_fields, env.get())) {
-    error = PB_GET_ERROR(&in);
-    return nullptr;
-  }
+  if (!decode_into(body, *env, error)) return nullptr;
   return env;
 }
 
@@ -230,10 +244,7 @@ Opened open(std::string_view topic, ByteView payload, const Key& key) {
     return r;
   }
   auto env = new_envelope();
-  *env = kairos_v1_Envelope_init_zero;
-  pb_istream_t body_in = pb_istream_from_buffer(body.data(), body.size());
-  if (!pb_decode(&body_in, kairos_v1_Envelope_fields, env.get())) {
-    std::string err = PB_GET_ERROR(&body_in);
+  if (std::string err; !decode_into(body, *env, err)) {
     r.drop = err.find("overflow") != std::string::npos || err.find("too many") != std::string::npos
                  ? DropReason::oversized_field
                  : DropReason::malformed_body;
