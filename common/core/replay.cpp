@@ -18,18 +18,21 @@ bool ReplayWindow::accept(std::uint64_t seq) {
   return true;
 }
 
-SessionGuard::Verdict SessionGuard::check(std::string_view sender, std::uint64_t session,
+SessionGuard::Verdict SessionGuard::check(std::string_view sender, Sender*& known, std::uint64_t session,
                                           std::uint64_t seq, bool may_start) {
-  auto it = senders_.find(std::string(sender));
-  if (it == senders_.end()) {
-    if (!may_start) return {DropReason::unknown_session, false};
-    Sender s;
-    s.session = session;
-    s.window.accept(seq);
-    senders_.emplace(std::string(sender), std::move(s));
-    return {std::nullopt, true};
+  if (!known) {
+    auto it = senders_.find(sender);
+    if (it == senders_.end()) {
+      if (!may_start) return {DropReason::unknown_session, false};
+      Sender s;
+      s.session = session;
+      s.window.accept(seq);
+      known = &senders_.emplace(std::string(sender), std::move(s)).first->second;
+      return {std::nullopt, true};
+    }
+    known = &it->second;
   }
-  Sender& s = it->second;
+  Sender& s = *known;
   if (session == s.session) {
     if (!s.window.accept(seq)) return {DropReason::replay, false};
     return {};
@@ -45,7 +48,7 @@ SessionGuard::Verdict SessionGuard::check(std::string_view sender, std::uint64_t
 
 SessionGuard::Verdict SessionGuard::check_will(std::string_view sender, std::uint64_t session,
                                                std::uint64_t seq) {
-  auto it = senders_.find(std::string(sender));
+  auto it = senders_.find(sender);
   if (it == senders_.end()) return {DropReason::unknown_session, false};
   Sender& s = it->second;
   if (session != s.session)
@@ -60,7 +63,9 @@ SessionGuard::Verdict SessionGuard::check_will(std::string_view sender, std::uin
 }
 
 void SessionGuard::restore(std::string_view sender, std::uint64_t session, std::uint64_t high_water) {
-  Sender& s = senders_[std::string(sender)];
+  auto it = senders_.find(sender);
+  if (it == senders_.end()) it = senders_.emplace(std::string(sender), Sender{}).first;
+  Sender& s = it->second;
   if (session < s.session) return;
   s.session = session;
   s.window = ReplayWindow(high_water);
@@ -68,13 +73,13 @@ void SessionGuard::restore(std::string_view sender, std::uint64_t session, std::
 }
 
 std::optional<std::uint64_t> SessionGuard::current_session(std::string_view sender) const {
-  auto it = senders_.find(std::string(sender));
+  auto it = senders_.find(sender);
   if (it == senders_.end()) return std::nullopt;
   return it->second.session;
 }
 
 std::uint64_t SessionGuard::high_water(std::string_view sender) const {
-  auto it = senders_.find(std::string(sender));
+  auto it = senders_.find(sender);
   return it == senders_.end() ? 0 : it->second.window.high_water();
 }
 

@@ -40,8 +40,22 @@ class SessionGuard {
     bool new_session = false;  // this frame started a session
   };
 
+  // A sender's state. The guard never removes one, so a caller may keep
+  // the pointer check() gives it and skip the lookup next time.
+  struct Sender {
+    std::uint64_t session = 0;
+    ReplayWindow window;
+    std::uint64_t last_will_seq = 0;
+  };
+
   // may_start: the frame may open a new session (a birth).
-  Verdict check(std::string_view sender, std::uint64_t session, std::uint64_t seq, bool may_start);
+  Verdict check(std::string_view sender, std::uint64_t session, std::uint64_t seq, bool may_start) {
+    Sender* known = nullptr;
+    return check(sender, known, session, seq, may_start);
+  }
+  // The same with the sender's state at hand: known is looked up (or made by
+  // a birth) when null, and set.
+  Verdict check(std::string_view sender, Sender*& known, std::uint64_t session, std::uint64_t seq, bool may_start);
 
   // A Will (state offline) of the current session: sealed at connect with a
   // seq above the live counter, published later by the broker. Checked apart
@@ -53,16 +67,14 @@ class SessionGuard {
 
   std::optional<std::uint64_t> current_session(std::string_view sender) const;
   std::uint64_t high_water(std::string_view sender) const;
-  void forget(std::string_view sender) { senders_.erase(std::string(sender)); }
   std::size_t size() const { return senders_.size(); }
 
  private:
-  struct Sender {
-    std::uint64_t session = 0;
-    ReplayWindow window;
-    std::uint64_t last_will_seq = 0;
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, Sender> senders_;
+  std::unordered_map<std::string, Sender, NameHash, std::equal_to<>> senders_;
 };
 
 }  // namespace kairos

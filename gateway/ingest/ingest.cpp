@@ -41,25 +41,31 @@ void Ingest::link_dropped(std::uint64_t total, std::int64_t now_us) {
 }
 
 void Ingest::node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  auto found = slots_.find(t.name);
+  Slot fresh;
+  Slot* slot = found != slots_.end() ? &found->second : &fresh;
   // Under the node's key, or one of a key rotation.
-  auto opened = open(t, m, now_us);
+  auto opened = open(t, m, slot->keys, now_us);
   if (!opened) return;  // dropped, counted and logged there
+  if (slot == &fresh) slot = &slots_.emplace(t.name, fresh).first->second;
   const Envelope& env = *opened;
   if (t.name != env.sender)
     return drop(DropReason::sender_mismatch, m.topic, "sender '" + std::string(env.sender) + "'", now_us);
   if (!kind_matches(t.kind, env)) return drop(DropReason::kind_mismatch, m.topic, "message type", now_us);
   if (t.kind == TopicKind::birth && t.cluster != env.message.birth.cluster)
     return drop(DropReason::sender_mismatch, m.topic, "birth names cluster '" + std::string(env.message.birth.cluster) + "'", now_us);
-  NodeEntry* known = registry_.find(t.name);
+  if (!slot->node) slot->node = registry_.find(t.name);
+  NodeEntry* known = slot->node;
   if (t.kind != TopicKind::birth && known && known->cluster != t.cluster && known->session == env.session_id)
     return drop(DropReason::sender_mismatch, m.topic, "node is in cluster " + known->cluster, now_us);
-  if (!in_order(t, m, env, known, now_us)) return;
+  if (!in_order(t, m, env, *slot, now_us)) return;
   ++accepted_;
   apply(t, m, env, known, now_us);
+  if (!slot->node && t.kind == TopicKind::birth) slot->node = registry_.find(t.name);
 }
 
-EnvelopePtr Ingest::open(const Topic& t, const Inbound& m, std::int64_t now_us) {
-  auto o = keys_.open(t.name, t.kind, m.topic, m.payload, now_us);
+EnvelopePtr Ingest::open(const Topic& t, const Inbound& m, NodeKeys*& keys, std::int64_t now_us) {
+  auto o = keys_.open(t.name, keys, t.kind, m.topic, m.payload, now_us);
   if (!o.known) {
     drop(DropReason::unknown_sender, m.topic, "no key for " + t.name, now_us);
     return nullptr;
@@ -92,10 +98,12 @@ EnvelopePtr Ingest::open(const Topic& t, const Inbound& m, std::int64_t now_us) 
   return nullptr;
 }
 
-bool Ingest::in_order(const Topic& t, const Inbound& m, const Envelope& env, NodeEntry* known, std::int64_t now_us) {
+bool Ingest::in_order(const Topic& t, const Inbound& m, const Envelope& env, Slot& slot, std::int64_t now_us) {
+  NodeEntry* known = slot.node;
   bool offline_state = t.kind == TopicKind::state && !env.message.state.online;
-  auto verdict = offline_state ? guard_.check_will(env.sender, env.session_id, env.seq)
-                               : guard_.check(env.sender, env.session_id, env.seq, t.kind == TopicKind::birth);
+  auto verdict = offline_state
+                     ? guard_.check_will(env.sender, env.session_id, env.seq)
+                     : guard_.check(env.sender, slot.session, env.session_id, env.seq, t.kind == TopicKind::birth);
   if (verdict.drop) {
     // A retained birth or state of the current session re-read at start is
     // not a replay attack: it is the broker's copy of what was accepted.
@@ -135,7 +143,7 @@ bool Ingest::in_order(const Topic& t, const Inbound& m, const Envelope& env, Nod
 }
 
 void Ingest::apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEntry* known, std::int64_t now_us) {
-  const std::string id = env.sender;
+  const std::string& id = t.name;  // the sender, checked
   switch (t.kind) {
     case TopicKind::birth: {
       const auto* before = registry_.find(id);

@@ -9,6 +9,8 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/core/frame.h"
@@ -57,9 +59,21 @@ class Ingest {
  private:
   // Opened under whichever of the node's keys signed it; null when dropped
   // (counted and logged, a bad MAC handled as a breach).
-  EnvelopePtr open(const Topic& t, const Inbound& m, std::int64_t now_us);
+  // What ingest finds once per node and keeps: its keys, its session and
+  // replay window, its registry entry (none of them is ever removed), so
+  // that a frame costs one lookup. Made when a node's frame first opens.
+  struct Slot {
+    NodeKeys* keys = nullptr;
+    SessionGuard::Sender* session = nullptr;
+    NodeEntry* node = nullptr;
+  };
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  EnvelopePtr open(const Topic& t, const Inbound& m, NodeKeys*& keys, std::int64_t now_us);
   // The session's order; false when the frame goes no further.
-  bool in_order(const Topic& t, const Inbound& m, const Envelope& env, NodeEntry* known, std::int64_t now_us);
+  bool in_order(const Topic& t, const Inbound& m, const Envelope& env, Slot& slot, std::int64_t now_us);
   void apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEntry* known, std::int64_t now_us);
 
   const GatewayConfig& config_;
@@ -69,6 +83,7 @@ class Ingest {
   Outbox& outbox_;
   Ports ports_;
   SessionGuard guard_;
+  std::unordered_map<std::string, Slot, NameHash, std::equal_to<>> slots_;  // node id -> what its frames need
   std::set<std::string> dirty_sessions_;
   std::set<std::string> dirty_nodes_;
   std::vector<StoredEvent> pending_events_;

@@ -76,10 +76,11 @@ const Key* KeyBook::signing_key(const std::string& id, std::int64_t now_us) {
   return k ? &k->current.key : nullptr;
 }
 
-KeyBook::Opened KeyBook::open(const std::string& id, TopicKind kind, std::string_view topic, ByteView payload,
-                              std::int64_t now_us) {
+KeyBook::Opened KeyBook::open(const std::string& id, NodeKeys*& known, TopicKind kind, std::string_view topic,
+                              ByteView payload, std::int64_t now_us) {
   Opened o;
-  NodeKeys* k = find(id, now_us);
+  if (!known) known = find(id, now_us);
+  NodeKeys* k = known;
   if (!k) return o;
   o.known = true;
   o.generation = k->current.generation;

@@ -63,7 +63,14 @@ class KeyBook {
   // Opens a frame on one of node id's report topics under the key that
   // signed it: current, then pending (which the frame then makes current),
   // then retired.
-  Opened open(const std::string& id, TopicKind kind, std::string_view topic, ByteView payload, std::int64_t now_us);
+  Opened open(const std::string& id, TopicKind kind, std::string_view topic, ByteView payload, std::int64_t now_us) {
+    NodeKeys* known = nullptr;
+    return open(id, known, kind, topic, payload, now_us);
+  }
+  // The same with the node's keys at hand (the book never removes a node's
+  // entry, so a caller may keep the pointer): known is looked up when null, and set.
+  Opened open(const std::string& id, NodeKeys*& known, TopicKind kind, std::string_view topic, ByteView payload,
+              std::int64_t now_us);
 
   struct Begun {
     std::uint32_t generation = 0;  // of the new key
