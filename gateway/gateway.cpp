@@ -102,12 +102,12 @@ void Gateway::verbs() {
   }, true);
   control_.on(kairos_v1_ControlRequest_resolve_tag, [this, answered](const R& r) {
     auto resp = new_response(r.req.request_id);
-    resolve(store_, r.req.verb.resolve, r.to.by, *resp);
+    resolve(outbox_, r.req.verb.resolve, r.to.by, *resp);
     answered(r, std::move(resp));
   });
   control_.on(kairos_v1_ControlRequest_heal_tag, [this, answered](const R& r) {
     auto resp = new_response(r.req.request_id);
-    heal(registry_, store_, send_, r.req.verb.heal, r.to.by, *resp);
+    heal(registry_, outbox_, send_, r.req.verb.heal, r.to.by, *resp);
     answered(r, std::move(resp));
   });
   // Answered when they end: a schedule's outcome, a rotation's confirmation, a job's result.
@@ -322,10 +322,13 @@ std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string
     j.key("reliability").num(n.reliability.value()).end_object();
   }
   j.end_array().end_object();
-  // Written before anything acts on it.
-  store_.begin();
-  auto id = store_.append_snapshot(kind, scope, j.text(), wall_us(), by);
-  store_.commit();
+  // Written before anything acts on it; a freeze (the brake) and an
+  // EMERGENCY go ahead without it when the database cannot be written.
+  std::uint64_t id = 0;
+  if (!outbox_.transaction([&](Store& s) { id = s.append_snapshot(kind, scope, j.text(), wall_us(), by); }, mono_us())) {
+    log::error("mesh", "snapshot (" + kind + ") not written: " + outbox_.error());
+    return 0;
+  }
   log::info("mesh", "snapshot " + std::to_string(id) + " (" + kind + ") written: " +
                         std::to_string(registry_.nodes().size()) + " nodes");
   return id;

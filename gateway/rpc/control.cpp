@@ -7,6 +7,7 @@
 #include "common/io/clock.h"
 #include "common/io/log.h"
 #include "gateway/rpc/operator_store.h"
+#include "gateway/rpc/verbs.h"
 
 namespace kairos::gw {
 
@@ -80,8 +81,7 @@ void Control::request(const Inbound& m, std::int64_t now_us) {
                         now_us);
   if (!remembered && !(row != verbs_.end() && row->second.reads_only)) {
     auto resp = new_response(req.request_id);
-    set_string(resp->error, "refused: the gateway cannot write its database (" + outbox_.error() +
-                                "): it takes nothing that must be recorded until it can; see kairosctl status");
+    set_string(resp->error, storage_refusal(outbox_));
     return ports_.answer(to, *resp);
   }
   ingest_.count_accepted();
@@ -160,10 +160,12 @@ void Control::operators_verb(const Request& rq) {
                       (revoke ? ": its requests are refused from then on" : ""));
       if (auto why = revoke ? operators_.may_revoke(name) : operators_.may_restore(name); !why.empty()) return refuse(why);
       const std::int64_t now = wall_us();
+      const OperatorRecord before = operators_.find(name) ? *operators_.find(name) : OperatorRecord{};
       operators_.set_revoked(name, revoke, by, now);
-      store.begin();
-      save_operator(store, *operators_.find(name));
-      store.commit();
+      if (!outbox_.transaction([&](Store& s) { save_operator(s, *operators_.find(name)); }, mono_us())) {
+        operators_.set_revoked(name, before.revoked, before.changed_by, before.changed_wall_us);
+        return refuse(storage_refusal(outbox_));
+      }
       const std::string what = "operator " + name + (revoke ? " revoked by " : " restored by ") + by;
       log::warn("operators", what);
       // Every operator hears of it (and the hook runs): a revocation is a security event.

@@ -184,11 +184,20 @@ void fill_breakers(const Breakers& breakers, kairos_v1_BreakerList& l, std::int6
   }
 }
 
-bool resolve(Store& store, const kairos_v1_ResolveRequest& q, const std::string& by, kairos_v1_ControlResponse& resp) {
+std::string storage_refusal(const Outbox& outbox) {
+  return "refused: the gateway cannot write its database (" + outbox.error() +
+         "): it takes nothing that must be recorded until it can; see kairosctl status";
+}
+
+bool resolve(Outbox& outbox, const kairos_v1_ResolveRequest& q, const std::string& by, kairos_v1_ControlResponse& resp) {
   std::string note = q.note[0] ? std::string("operator: ") + q.note : "operator";
-  store.begin();
-  bool done = store.resolve_task(q.task, note, wall_us(), by);
-  store.commit();
+  bool done = false;
+  if (!outbox.transaction([&](Store& store) { done = store.resolve_task(q.task, note, wall_us(), by); }, mono_us())) {
+    resp.ok = false;
+    set_string(resp.error, storage_refusal(outbox));
+    return false;
+  }
+  Store& store = outbox.store();
   if (!done) {
     resp.ok = false;
     set_string(resp.error, "no open resolution task " + std::to_string(q.task) + " (kairosctl conflicts --queue lists them)");
@@ -202,11 +211,20 @@ bool resolve(Store& store, const kairos_v1_ResolveRequest& q, const std::string&
   return true;
 }
 
-void heal(Registry& registry, Store& store, const SendCommand& send, const kairos_v1_HealRequest& req,
+void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kairos_v1_HealRequest& req,
           const std::string& by, kairos_v1_ControlResponse& resp) {
   NodeEntry* n = registry.find(req.node);
   if (!n) {
     set_string(resp.error, "no node '" + std::string(req.node) + "' (kairosctl nodes lists them)");
+    return;
+  }
+  int closed = 0;
+  const bool written = outbox.transaction([&](Store& store) {
+    if (n->quarantined) store.append_quarantine(n->id, "heal", "operator heal", {}, wall_us(), by);
+    closed = store.resolve_node(n->id, {"HASH_MISMATCH", "TEMPORAL_PARADOX"}, "healed by the operator", wall_us(), by);
+  }, mono_us());
+  if (!written) {
+    set_string(resp.error, storage_refusal(outbox));
     return;
   }
   resp.ok = true;
@@ -215,10 +233,6 @@ void heal(Registry& registry, Store& store, const SendCommand& send, const kairo
   set_string(h.node, n->id);
   h.was_quarantined = n->quarantined;
   set_string(h.reason, n->quarantine_reason.substr(0, 128));
-  store.begin();
-  if (n->quarantined) store.append_quarantine(n->id, "heal", "operator heal", {}, wall_us(), by);
-  int closed = store.resolve_node(n->id, {"HASH_MISMATCH", "TEMPORAL_PARADOX"}, "healed by the operator", wall_us(), by);
-  store.commit();
   if (closed) log::info("conflict", std::to_string(closed) + " resolution tasks of " + n->id + " closed by heal");
   registry.set_quarantined(*n, false, "");
   h.sent = send(*n, 30'000, [](kairos_v1_Command& cmd) {

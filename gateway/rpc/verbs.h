@@ -41,15 +41,20 @@ void fill_conflicts(Store& store, const kairos_v1_ConflictsRequest& q, kairos_v1
 // Every breaker's state (at most 40 listed); now_us monotonic.
 void fill_breakers(const Breakers& breakers, kairos_v1_BreakerList& r, std::int64_t now_us);
 
+// What the verbs that write answer while the database cannot be written.
+std::string storage_refusal(const Outbox& outbox);
+
 // Closes an open resolution task as the operator by; false (and the
-// response says why) when there is none by that number.
-bool resolve(Store& store, const kairos_v1_ResolveRequest& q, const std::string& by, kairos_v1_ControlResponse& resp);
+// response says why) when there is none by that number or the database
+// cannot be written.
+bool resolve(Outbox& outbox, const kairos_v1_ResolveRequest& q, const std::string& by, kairos_v1_ControlResponse& resp);
 
 // Lifts a node's quarantine, closes its HASH_MISMATCH and TEMPORAL_PARADOX
-// tasks (on disk first) and sends it the heal command.
+// tasks (on disk first) and sends it the heal command. Nothing changes
+// when the database cannot be written.
 using SendCommand = std::function<std::uint64_t(const NodeEntry& n, std::uint32_t ttl_ms,
                                                 const std::function<void(kairos_v1_Command&)>& fill)>;
-void heal(Registry& registry, Store& store, const SendCommand& send, const kairos_v1_HealRequest& req,
+void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kairos_v1_HealRequest& req,
           const std::string& by, kairos_v1_ControlResponse& resp);
 
 }  // namespace kairos::gw

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <sqlite3.h>
+
 #include "common/core/keywrap.h"
 #include "gateway/rpc/rotations.h"
 #include "gateway/rpc/verbs.h"
@@ -328,7 +330,7 @@ TEST_F(VerbsTest, ResolveClosesAnOpenTaskOnceAndSaysWhenThereIsNone) {
   kairos_v1_ResolveRequest q = kairos_v1_ResolveRequest_init_zero;
   q.task = tasks[0].task + 100;
   auto resp = new_response(3);
-  EXPECT_FALSE(resolve(rig_.store(), q, "ana", *resp));
+  EXPECT_FALSE(resolve(rig_.outbox(), q, "ana", *resp));
   EXPECT_FALSE(resp->ok);
   EXPECT_EQ(std::string(resp->error),
             "no open resolution task " + std::to_string(q.task) + " (kairosctl conflicts --queue lists them)");
@@ -337,7 +339,7 @@ TEST_F(VerbsTest, ResolveClosesAnOpenTaskOnceAndSaysWhenThereIsNone) {
   q.task = tasks[0].task;
   set_string(q.note, "handler removed");
   resp = new_response(4);
-  EXPECT_TRUE(resolve(rig_.store(), q, "ana", *resp));
+  EXPECT_TRUE(resolve(rig_.outbox(), q, "ana", *resp));
   EXPECT_TRUE(resp->ok);
   ASSERT_EQ(resp->which_reply, kairos_v1_ControlResponse_conflicts_tag);
   EXPECT_EQ(resp->reply.conflicts.open_tasks, 0u);
@@ -348,7 +350,7 @@ TEST_F(VerbsTest, ResolveClosesAnOpenTaskOnceAndSaysWhenThereIsNone) {
   EXPECT_EQ(c[0].resolution, "operator: handler removed");
   EXPECT_EQ(c[0].resolved_by, "ana");
   resp = new_response(5);
-  EXPECT_FALSE(resolve(rig_.store(), q, "bob", *resp)) << "closed already";
+  EXPECT_FALSE(resolve(rig_.outbox(), q, "bob", *resp)) << "closed already";
   EXPECT_EQ(rig_.store().conflicts(10)[0].resolved_by, "ana");
 }
 
@@ -363,7 +365,7 @@ TEST_F(VerbsTest, HealLiftsTheQuarantineClosesItsTasksAndSendsTheHealCommand) {
   kairos_v1_HealRequest req = kairos_v1_HealRequest_init_zero;
   set_string(req.node, "n1");
   auto resp = new_response(6);
-  heal(rig_.registry(), rig_.store(), send_, req, "ana", *resp);
+  heal(rig_.registry(), rig_.outbox(), send_, req, "ana", *resp);
   EXPECT_TRUE(resp->ok);
   ASSERT_EQ(resp->which_reply, kairos_v1_ControlResponse_heal_tag);
   const auto& h = resp->reply.heal;
@@ -389,7 +391,7 @@ TEST_F(VerbsTest, HealLiftsTheQuarantineClosesItsTasksAndSendsTheHealCommand) {
   // No node by that name: said, nothing sent.
   set_string(req.node, "ghost");
   resp = new_response(7);
-  heal(rig_.registry(), rig_.store(), send_, req, "ana", *resp);
+  heal(rig_.registry(), rig_.outbox(), send_, req, "ana", *resp);
   EXPECT_FALSE(resp->ok);
   EXPECT_EQ(std::string(resp->error), "no node 'ghost' (kairosctl nodes lists them)");
   EXPECT_EQ(sent_.size(), 1u);
@@ -400,8 +402,45 @@ TEST_F(VerbsTest, HealLiftsTheQuarantineClosesItsTasksAndSendsTheHealCommand) {
   const SendCommand no_key = [](const NodeEntry&, std::uint32_t, const std::function<void(kairos_v1_Command&)>&) {
     return std::uint64_t{0};
   };
-  heal(rig_.registry(), rig_.store(), no_key, req, "ana", *resp);
+  heal(rig_.registry(), rig_.outbox(), no_key, req, "ana", *resp);
   EXPECT_TRUE(resp->ok);
   EXPECT_FALSE(resp->reply.heal.was_quarantined);
   EXPECT_FALSE(resp->reply.heal.sent);
+}
+
+// The database refuses the heal's write (here a trigger put in by another
+// connection): the heal is refused with why, nothing changes and nothing is
+// sent, and the gateway goes on; once the database takes writes, it heals.
+TEST_F(VerbsTest, HealThatCannotBeWrittenChangesNothing) {
+  rig_.feed(n1_.birth(), 1 * kSec);
+  rig_.feed(test::FakeNode("n1", key_of(0x99)).heartbeat(5), 2 * kSec);  // a forged frame: quarantined
+  rig_.outbox().commit(2 * kSec);
+  ASSERT_TRUE(rig_.registry().find("n1")->quarantined);
+  auto exec = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(rig_.config.database.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  };
+  exec("CREATE TRIGGER refuse BEFORE INSERT ON quarantine BEGIN SELECT RAISE(ABORT, 'disk full'); END;");
+
+  kairos_v1_HealRequest req = kairos_v1_HealRequest_init_zero;
+  set_string(req.node, "n1");
+  auto resp = new_response(9);
+  heal(rig_.registry(), rig_.outbox(), send_, req, "ana", *resp);
+  EXPECT_FALSE(resp->ok);
+  EXPECT_NE(std::string(resp->error).find("cannot write its database (step: disk full)"), std::string::npos) << resp->error;
+  EXPECT_TRUE(rig_.registry().find("n1")->quarantined);
+  EXPECT_EQ(rig_.store().quarantined().size(), 1u);
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_EQ(rig_.storage_failures.size(), 1u);
+
+  exec("DROP TRIGGER refuse;");
+  resp = new_response(10);
+  heal(rig_.registry(), rig_.outbox(), send_, req, "ana", *resp);
+  EXPECT_TRUE(resp->ok) << resp->error;
+  EXPECT_FALSE(rig_.registry().find("n1")->quarantined);
+  EXPECT_EQ(sent_.size(), 1u);
 }
