@@ -54,14 +54,19 @@ Gateway::Gateway(GatewayConfig config)
   verbs();
   commit_durable();
 
-  link_ = std::make_unique<MqttLink>(mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id));
+  auto options = mqtt_options(config_.broker, config_.mesh + "-gw-" + config_.id);
+  options.on_event = waker_.signal();
+  link_ = std::make_unique<MqttLink>(options);
+  options.client_id += "-ctl";
+  options.will.reset();
+  ctl_link_ = std::make_unique<MqttLink>(options);
   arm_will();
   for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                     TopicKind::ack, TopicKind::result})
     link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
   link_->add_subscription(ball_head_topic(config_.mesh, "+"), 1);  // every play's head
-  link_->add_subscription(ctl_req_topic(config_.mesh, "+"), 1);  // named operators' requests
-  link_->add_subscription(ctl_req_topic(config_.mesh), 1);
+  ctl_link_->add_subscription(ctl_req_topic(config_.mesh, "+"), 1);  // named operators' requests
+  ctl_link_->add_subscription(ctl_req_topic(config_.mesh), 1);
   outbox_.set_publish([this](const std::string& t, const Bytes& frame, bool retained) { link_->publish(t, frame, 1, retained); });
 }
 
@@ -254,7 +259,7 @@ void Gateway::answer(const ReplyTo& to, kairos_v1_ControlResponse& resp) {
   PublishProps props;
   props.correlation = to.correlation;
   const Key& key = control_.response_key(to.topic, mono_us());
-  link_->publish(to.topic, signer_.seal(to.topic, *env, key, wall_us()), 1, false, props);
+  ctl_link_->publish(to.topic, signer_.seal(to.topic, *env, key, wall_us()), 1, false, props);
 }
 
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
@@ -398,35 +403,70 @@ void Gateway::service(std::int64_t now) {
 }
 
 void Gateway::loop() {
+  // Between this many reports the loop looks for requests again.
+  constexpr std::size_t kRequestsEvery = 1024;
   while (!stop_requested()) {
     std::int64_t now = mono_us();
     link_->service(now);
+    ctl_link_->service(now);
     service(now);
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
                                       std::max(jobs_.next_deadline_us(), settled_at_us_)});
     // The scheduler's next send bucket or gather end, on the wall clock.
     if (std::int64_t due = schedules_.next_deadline_us(); due != INT64_MAX)
       deadline = std::min(deadline, mono_us() + std::max<std::int64_t>(0, due - wall_us()));
-    auto events = link_->wait(deadline);
+    waker_.wait_until(deadline);
+    waker_.take();
+    // Operators' requests go first, and again between chunks of reports:
+    // behind a backlog of reports, a status would otherwise wait for all of it.
+    auto requests = [this] {
+      for (const auto& ev : ctl_link_->wait(0)) on_ctl_event(ev);
+    };
+    requests();
+    auto events = link_->wait(0);
     ingest_.link_dropped(link_->counters().inbound_dropped, mono_us());
-    // Operators' requests go first: behind a backlog of reports, a status
-    // would otherwise wait for all of it (docs/DESIGN.md 5.8).
-    std::stable_partition(events.begin(), events.end(), [&](const LinkEvent& ev) {
-      return ev.type == LinkEvent::Type::message && ev.msg.topic.starts_with(ctl_topic_);
-    });
-    for (auto& ev : events) {
-      switch (ev.type) {
-        case LinkEvent::Type::connected: on_connected(); break;
-        case LinkEvent::Type::lost:
-        case LinkEvent::Type::connect_failed:
-          arm_will();
-          ingest_.wire_log().write(log::Level::warn, "gateway",
-                          "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying", mono_us());
-          break;
-        case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (i > 0 && i % kRequestsEvery == 0) {
+        requests();
+        commit_durable();
       }
+      on_link_event(events[i]);
     }
     commit_durable();
+  }
+}
+
+void Gateway::on_link_event(const LinkEvent& ev) {
+  switch (ev.type) {
+    case LinkEvent::Type::connected: on_connected(); break;
+    case LinkEvent::Type::lost:
+    case LinkEvent::Type::connect_failed:
+      arm_will();
+      ingest_.wire_log().write(log::Level::warn, "gateway",
+                               "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying",
+                               mono_us());
+      break;
+    case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
+  }
+}
+
+void Gateway::on_ctl_event(const LinkEvent& ev) {
+  switch (ev.type) {
+    case LinkEvent::Type::connected:
+      log::info("gateway", "control connection up");
+      ctl_link_->drain_backlog();
+      break;
+    case LinkEvent::Type::lost:
+    case LinkEvent::Type::connect_failed:
+      ingest_.wire_log().write(log::Level::warn, "gateway",
+                               "broker (control connection): " + describe(ev, origin_of(config_.broker, config_.path)) +
+                                   "; retrying",
+                               mono_us());
+      break;
+    case LinkEvent::Type::message:
+      if (ev.msg.topic.starts_with(ctl_req_topic(config_.mesh))) on_message(ev.msg, ev.msg.received_mono_us);
+      else ingest_.drop(DropReason::bad_topic, ev.msg.topic, "not a request", mono_us());
+      break;
   }
 }
 

@@ -55,6 +55,9 @@ class Gateway {
   void publish_mesh_state();
   void fill_mesh_state(kairos_v1_MeshState& s) const;
   void loop();  // until a stop signal
+  void on_link_event(const LinkEvent& ev);
+  // The control connection: requests in, answers out.
+  void on_ctl_event(const LinkEvent& ev);
   // The database could not be written (docs/DESIGN.md 5.7): said loudly once
   // (log, alert); the outbox refuses what must be recorded and tries again every 5 s.
   void storage_failed(const std::string& why);
@@ -132,8 +135,11 @@ class Gateway {
                        }}};
   const std::uint64_t session_;
   Signer signer_;
-  std::unique_ptr<MqttLink> link_;
-  const std::string ctl_topic_ = ctl_req_topic(config_.mesh);  // requests: taken first (loop)
+  LinkWaker waker_;  // both links' Paho threads wake the loop
+  std::unique_ptr<MqttLink> link_;      // node reports in, commands and the mesh state out
+  // Operators' requests and their answers on a connection of their own: they
+  // do not queue behind the stream of reports (docs/DESIGN.md 5.8).
+  std::unique_ptr<MqttLink> ctl_link_;
   std::uint64_t will_seq_ = 0;
 
   Hysteresis unified_;

@@ -409,6 +409,20 @@ void MqttLink::explain_tls_failure(LinkEvent& ev) {
   if (!why.empty()) ev.detail += " [" + why + "]";
 }
 
+void LinkWaker::wait_until(std::int64_t deadline_mono_us) {
+  std::unique_lock lock(mu_);
+  const std::int64_t now = mono_us();
+  if (deadline_mono_us <= now) return;
+  cv_.wait_for(lock, std::chrono::microseconds(deadline_mono_us - now), [this] { return gen_ != seen_; });
+}
+
+bool LinkWaker::take() {
+  std::lock_guard lock(mu_);
+  if (gen_ == seen_) return false;
+  seen_ = gen_;
+  return true;
+}
+
 std::vector<LinkEvent> MqttLink::wait(std::int64_t deadline_us) {
   std::vector<LinkEvent> out;
   {

@@ -118,6 +118,32 @@ struct LinkCounters {
   std::uint64_t reconnects = 0;
 };
 
+// Wakes an owner that waits on several links at once: each link's
+// MqttOptions::on_event is signal(); the owner waits (wait_until), then
+// takes what any link holds with take() and each link's wait(0).
+class LinkWaker {
+ public:
+  std::function<void()> signal() {
+    return [this] {
+      {
+        std::lock_guard lock(mu_);
+        ++gen_;
+      }
+      cv_.notify_one();
+    };
+  }
+  // Until a link has signalled since the last take(), or until deadline (monotonic us).
+  void wait_until(std::int64_t deadline_mono_us);
+  // True (once) when a link has signalled since the last take().
+  bool take();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t gen_ = 0;
+  std::uint64_t seen_ = 0;
+};
+
 // An MQTT v5 connection owned by one thread (the daemon's loop). Paho's
 // callbacks only queue events; every decision runs in the owner's thread in
 // wait() and service(), so nothing blocks inside a Paho callback. Reconnects

@@ -153,13 +153,7 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
     mo.max_inflight = 4096;
     mo.backlog_limit = 200'000;
     mo.inbound_limit = 1'000'000;
-    mo.on_event = [this] {
-      {
-        std::lock_guard lock(wake_mu_);
-        ++wake_gen_;
-      }
-      wake_cv_.notify_one();
-    };
+    mo.on_event = waker_.signal();
     links_.push_back(std::make_unique<MqttLink>(std::move(mo)));
   }
   outq_.resize(links_.size());
@@ -267,11 +261,7 @@ void Simulator::start_timers() {
 }
 
 void Simulator::poll_links() {
-  {
-    std::lock_guard lock(wake_mu_);
-    if (wake_gen_ == seen_gen_) return;
-    seen_gen_ = wake_gen_;
-  }
+  if (!waker_.take()) return;
   if (stopping_) {
     // Only the connection state matters now: messages are for nodes that are gone.
     for (auto& l : links_) l->wait(0);
@@ -292,12 +282,7 @@ void Simulator::poll_links() {
   }
 }
 
-void Simulator::wait_until(std::int64_t deadline) {
-  std::unique_lock lock(wake_mu_);
-  const std::int64_t now = mono_us();
-  if (deadline <= now) return;
-  wake_cv_.wait_for(lock, std::chrono::microseconds(deadline - now), [this] { return wake_gen_ != seen_gen_; });
-}
+void Simulator::wait_until(std::int64_t deadline) { waker_.wait_until(deadline); }
 
 void Simulator::run_held() {
   // Each execution at its instant. Only the time is taken here: the ack,

@@ -266,10 +266,7 @@ class Simulator {
   std::FILE* ledger_ = nullptr;
 
   // Paho's threads signal here (MqttOptions::on_event); the loop sleeps on it.
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  std::uint64_t wake_gen_ = 0;
-  std::uint64_t seen_gen_ = 0;
+  LinkWaker waker_;  // the links' Paho threads wake the loop
   // Declared last: destroyed first, before what their callbacks touch.
   std::vector<std::unique_ptr<MqttLink>> links_;
 };
