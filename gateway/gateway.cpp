@@ -426,10 +426,7 @@ void Gateway::loop() {
     auto events = link_->wait(0);
     ingest_.link_dropped(link_->counters().inbound_dropped, mono_us());
     for (std::size_t i = 0; i < events.size(); ++i) {
-      if (i > 0 && i % kRequestsEvery == 0) {
-        requests();
-        commit_durable();
-      }
+      if (i > 0 && i % kRequestsEvery == 0) requests();
       on_link_event(events[i]);
     }
     commit_durable();
