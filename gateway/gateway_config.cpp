@@ -52,7 +52,7 @@ GatewayConfig load_gateway_config(const std::string& path) {
   g.ping_period_s = clock.num("ping_period_s", 10.0, 0.1, 3600);
   g.fast_ping_period_s = clock.num("fast_ping_period_s", 2.0, 0.05, 3600);
   g.ping_timeout_s = clock.num("ping_timeout_s", 5.0, 0.1, 600);
-  g.max_pings_in_flight = static_cast<std::size_t>(clock.integer("max_pings_in_flight", 256, 1, 100'000));
+  g.max_pings_in_flight = static_cast<std::size_t>(clock.integer("max_pings_in_flight", 512, 1, 100'000));
   g.ping_share = clock.num("ping_share", 0.08, 0.001, 10);
   g.min_ping_rate = clock.num("min_ping_rate", 1000, 1, 1'000'000);
   auto schedule = root.section("schedule");
