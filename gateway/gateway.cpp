@@ -455,10 +455,12 @@ void Gateway::on_ctl_event(const LinkEvent& ev) {
       break;
     case LinkEvent::Type::lost:
     case LinkEvent::Type::connect_failed:
-      ingest_.wire_log().write(log::Level::warn, "gateway",
-                               "broker (control connection): " + describe(ev, origin_of(config_.broker, config_.path)) +
-                                   "; retrying",
-                               mono_us());
+      // While the reports' connection is down too, its own line says why.
+      if (link_->connected())
+        ingest_.wire_log().write(log::Level::warn, "gateway",
+                                 "broker (control connection): " +
+                                     describe(ev, origin_of(config_.broker, config_.path)) + "; retrying",
+                                 mono_us());
       break;
     case LinkEvent::Type::message:
       if (ev.msg.topic.starts_with(ctl_req_topic(config_.mesh))) on_message(ev.msg, ev.msg.received_mono_us);
