@@ -72,49 +72,37 @@ Gateway::Gateway(GatewayConfig config)
 
 void Gateway::verbs() {
   using R = Control::Request;
-  auto answered = [this](const R& r, std::unique_ptr<kairos_v1_ControlResponse> resp) { answer(r.to, *resp); };
-  control_.on(kairos_v1_ControlRequest_status_tag, [this, answered](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resp->ok = true;
-    resp->which_reply = kairos_v1_ControlResponse_status_tag;
+  using Fill = std::function<void(const R&, kairos_v1_ControlResponse&)>;
+  // A verb answered at once: fill sets the reply (reads: ok and which_reply set first).
+  auto at_once = [this](pb_size_t verb, pb_size_t reads, Fill fill) {
+    control_.on(verb, [this, reads, fill](const R& r) {
+      auto resp = new_response(r.req.request_id);
+      if (reads) {
+        resp->ok = true;
+        resp->which_reply = reads;
+      }
+      fill(r, *resp);
+      answer(r.to, *resp);
+    }, reads != 0);
+  };
+  at_once(kairos_v1_ControlRequest_status_tag, kairos_v1_ControlResponse_status_tag, [this](const R& r, auto& resp) {
     kairos_v1_MeshState mesh = kairos_v1_MeshState_init_zero;
     fill_mesh_state(mesh);
     fill_status({config_, registry_, escalation_, ingest_, outbox_, jobs_.book(), schedules_.last_cascade(), start_us_},
-                mesh, resp->reply.status, r.now_us);
-    resp->reply.status.conflicts_last_hour = store_.conflicts_since(wall_us() - 3'600'000'000LL);
-    answered(r, std::move(resp));
-  }, true);
-  control_.on(kairos_v1_ControlRequest_nodes_tag, [this, answered](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resp->ok = true;
-    resp->which_reply = kairos_v1_ControlResponse_nodes_tag;
-    fill_nodes(registry_, r.req.verb.nodes, resp->reply.nodes, r.now_us);
-    answered(r, std::move(resp));
-  }, true);
-  control_.on(kairos_v1_ControlRequest_conflicts_tag, [this, answered](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resp->ok = true;
-    resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
-    fill_conflicts(store_, r.req.verb.conflicts, resp->reply.conflicts);
-    answered(r, std::move(resp));
-  }, true);
-  control_.on(kairos_v1_ControlRequest_breakers_tag, [this, answered](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resp->ok = true;
-    resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
-    fill_breakers(escalation_.breakers(), resp->reply.breakers, mono_us());
-    answered(r, std::move(resp));
-  }, true);
-  control_.on(kairos_v1_ControlRequest_resolve_tag, [this, answered](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resolve(outbox_, r.req.verb.resolve, r.to.by, *resp);
-    answered(r, std::move(resp));
+                mesh, resp.reply.status, r.now_us);
+    resp.reply.status.conflicts_last_hour = store_.conflicts_since(wall_us() - 3'600'000'000LL);
   });
-  control_.on(kairos_v1_ControlRequest_heal_tag, [this, answered](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    heal(registry_, outbox_, send_, r.req.verb.heal, r.to.by, *resp);
-    answered(r, std::move(resp));
-  });
+  at_once(kairos_v1_ControlRequest_nodes_tag, kairos_v1_ControlResponse_nodes_tag,
+      [this](const R& r, auto& resp) { fill_nodes(registry_, r.req.verb.nodes, resp.reply.nodes, r.now_us); });
+  at_once(kairos_v1_ControlRequest_conflicts_tag, kairos_v1_ControlResponse_conflicts_tag,
+      [this](const R& r, auto& resp) { fill_conflicts(store_, r.req.verb.conflicts, resp.reply.conflicts); });
+  at_once(kairos_v1_ControlRequest_breakers_tag, kairos_v1_ControlResponse_breakers_tag,
+      [this](const R&, auto& resp) { fill_breakers(escalation_.breakers(), resp.reply.breakers, mono_us()); });
+  // They write (through the outbox), then answer.
+  at_once(kairos_v1_ControlRequest_resolve_tag, 0,
+      [this](const R& r, auto& resp) { resolve(outbox_, r.req.verb.resolve, r.to.by, resp); });
+  at_once(kairos_v1_ControlRequest_heal_tag, 0,
+      [this](const R& r, auto& resp) { heal(registry_, outbox_, send_, r.req.verb.heal, r.to.by, resp); });
   // Answered when they end: a schedule's outcome, a rotation's confirmation, a job's result.
   control_.on(kairos_v1_ControlRequest_schedule_tag,
               [this](const R& r) { schedules_.schedule(r.to, r.req.request_id, r.req.verb.schedule); });

@@ -29,10 +29,7 @@ void fill_job(const Job& job, kairos_v1_JobInfo& o, bool with_output);
 class JobDesk {
  public:
   struct Ports {
-    // Signs and sends a command to n; its id, 0 when it could not be sent.
-    std::function<std::uint64_t(const NodeEntry& n, std::uint32_t ttl_ms,
-                                const std::function<void(kairos_v1_Command&)>& fill)>
-        send;
+    SendCommand send;
     Answer answer;
     // The link is up and the registry has settled since the start: "no
     // capable node" would otherwise be a guess.

@@ -27,6 +27,13 @@ inline std::unique_ptr<kairos_v1_ControlResponse> new_response(std::uint64_t req
 // Signs and sends an answer (with the key the request was checked with).
 using Answer = std::function<void(const ReplyTo& to, kairos_v1_ControlResponse& resp)>;
 
+struct NodeEntry;
+// Signs a command for node n (its key, its session), fill() setting the
+// action, and sends it with the TTL: the command's id, 0 when it could not
+// be sent (no key). The port every module that commands nodes takes.
+using SendCommand =
+    std::function<std::uint64_t(const NodeEntry& n, std::uint32_t ttl_ms, const std::function<void(kairos_v1_Command&)>& fill)>;
+
 // The answer as a task for later (after the next commit), holding the response until then.
 inline std::function<void()> answer_later(const Answer& answer, const ReplyTo& to,
                                           std::unique_ptr<kairos_v1_ControlResponse> resp) {

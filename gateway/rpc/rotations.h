@@ -17,10 +17,7 @@ namespace kairos::gw {
 class Rotations {
  public:
   struct Ports {
-    // Signs and sends a command to n; its id, 0 when there is no key.
-    std::function<std::uint64_t(const NodeEntry& n, std::uint32_t ttl_ms,
-                                const std::function<void(kairos_v1_Command&)>& fill)>
-        send;
+    SendCommand send;
     Answer answer;
   };
   Rotations(KeyBook& keys, const Registry& registry, Ports ports)

@@ -11,6 +11,7 @@
 #include "gateway/gateway_config.h"
 #include "gateway/ingest/ingest.h"
 #include "gateway/jobs/jobs.h"
+#include "gateway/link/reply.h"
 #include "gateway/registry/registry.h"
 #include "gateway/store/outbox.h"
 #include "kairos.pb.h"
@@ -52,8 +53,6 @@ bool resolve(Outbox& outbox, const kairos_v1_ResolveRequest& q, const std::strin
 // Lifts a node's quarantine, closes its HASH_MISMATCH and TEMPORAL_PARADOX
 // tasks (on disk first) and sends it the heal command. Nothing changes
 // when the database cannot be written.
-using SendCommand = std::function<std::uint64_t(const NodeEntry& n, std::uint32_t ttl_ms,
-                                                const std::function<void(kairos_v1_Command&)>& fill)>;
 void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kairos_v1_HealRequest& req,
           const std::string& by, kairos_v1_ControlResponse& resp);
 

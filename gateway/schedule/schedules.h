@@ -29,10 +29,7 @@ class Schedules {
  public:
   enum class Verb { schedule, broadcast, freeze, thaw };
   struct Ports {
-    // Signs and sends a command to n; its id, 0 when it could not be sent.
-    std::function<std::uint64_t(const NodeEntry& n, std::uint32_t ttl_ms,
-                                const std::function<void(kairos_v1_Command&)>& fill)>
-        send;
+    SendCommand send;
     Answer answer;
     // Writes a snapshot of the mesh before a freeze acts (kind, scope, by): its id.
     std::function<std::uint64_t(const std::string& kind, const std::string& scope, const std::string& by)> snapshot;
