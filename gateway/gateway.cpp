@@ -153,7 +153,8 @@ void Gateway::arm_will() {
 }
 
 void Gateway::on_connected() {
-  log::info("gateway", "connected to " + config_.broker.uri);
+  // Said once both connections are up: requests are taken from then on.
+  if (ctl_link_->connected()) log::info("gateway", "connected to " + config_.broker.uri);
   connected_at_us_ = mono_us();
   registry_.grace(connected_at_us_);
   if (settled_at_us_ == 0)
@@ -396,7 +397,13 @@ void Gateway::loop() {
   while (!stop_requested()) {
     std::int64_t now = mono_us();
     link_->service(now);
-    ctl_link_->service(now);
+    // The control connection opens once the reports' connection has: a
+    // broker that refuses the gateway (TLS, password) is tried, and told of,
+    // by one connection, not two at once.
+    if (ctl_opened_ || link_->connected()) {
+      ctl_opened_ = true;
+      ctl_link_->service(now);
+    }
     service(now);
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
                                       std::max(jobs_.next_deadline_us(), settled_at_us_)});
@@ -438,7 +445,7 @@ void Gateway::on_link_event(const LinkEvent& ev) {
 void Gateway::on_ctl_event(const LinkEvent& ev) {
   switch (ev.type) {
     case LinkEvent::Type::connected:
-      log::info("gateway", "control connection up");
+      if (link_->connected()) log::info("gateway", "connected to " + config_.broker.uri);
       ctl_link_->drain_backlog();
       break;
     case LinkEvent::Type::lost:

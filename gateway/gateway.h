@@ -140,6 +140,7 @@ class Gateway {
   // Operators' requests and their answers on a connection of their own: they
   // do not queue behind the stream of reports (docs/DESIGN.md 5.8).
   std::unique_ptr<MqttLink> ctl_link_;
+  bool ctl_opened_ = false;  // the reports' connection has been up: the control connection is opened too
   std::uint64_t will_seq_ = 0;
 
   Hysteresis unified_;
