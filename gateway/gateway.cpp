@@ -457,9 +457,8 @@ void Gateway::on_ctl_event(const LinkEvent& ev) {
                                      describe(ev, origin_of(config_.broker, config_.path)) + "; retrying",
                                  mono_us());
       break;
-    case LinkEvent::Type::message:
-      if (ev.msg.topic.starts_with(ctl_req_topic(config_.mesh))) on_message(ev.msg, ev.msg.received_mono_us);
-      else ingest_.drop(DropReason::bad_topic, ev.msg.topic, "not a request", mono_us());
+    case LinkEvent::Type::message:  // subscribed to requests only; on_message routes by topic
+      on_message(ev.msg, ev.msg.received_mono_us);
       break;
   }
 }
