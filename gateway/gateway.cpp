@@ -61,12 +61,41 @@ Gateway::Gateway(GatewayConfig config)
   options.will.reset();
   ctl_link_ = std::make_unique<MqttLink>(options);
   arm_will();
-  for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
-                    TopicKind::ack, TopicKind::result})
-    link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
+  if (config_.role == GatewayConfig::Role::root) {
+    // No nodes of its own: its sectors' summaries and answers (docs/DESIGN.md 5.9).
+    sectors_.emplace(config_, breaker_settings(config_),
+                     SectorBook::Ports{[this](DropReason reason, const std::string& topic, const std::string& detail,
+                                              std::int64_t now_us) { ingest_.drop(reason, topic, detail, now_us); },
+                                       [](const std::string& sector, bool stale) {
+                                         if (stale) log::warn("sectors", sector + " is stale: no summary for " +
+                                                                             "its last periods; its breaker opens");
+                                         else log::info("sectors", sector + " is live again");
+                                       }});
+    for (auto kind : {TopicKind::sector_summary, TopicKind::sector_resp})
+      link_->add_subscription(sector_topic(config_.mesh, "+", kind), 1);
+    link_->add_subscription(sector_topic(config_.mesh, "+", TopicKind::cluster_summary, "+"), 1);
+  } else {
+    for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
+                      TopicKind::ack, TopicKind::result})
+      link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
+  }
+  if (config_.role == GatewayConfig::Role::sector) {
+    reporter_.emplace(config_, registry_settings_, registry_, escalation_.breakers(),
+                      SectorReporter::Ports{[this](const std::string& topic, Envelope& env) {
+                                              link_->publish(topic, signer_.seal(topic, env, *control_.sector_key(),
+                                                                                 wall_us()), 1, true);
+                                            },
+                                            [this] { return sector_facts(); }});
+    ctl_link_->add_subscription(sector_topic(config_.mesh, config_.sector, TopicKind::sector_req), 1);  // its root's
+  }
   link_->add_subscription(ball_head_topic(config_.mesh, "+"), 1);  // every play's head
   ctl_link_->add_subscription(ctl_req_topic(config_.mesh, "+"), 1);  // named operators' requests
   ctl_link_->add_subscription(ctl_req_topic(config_.mesh), 1);
+  log::info("gateway", std::string("role ") + to_string(config_.role) +
+                           (config_.role == GatewayConfig::Role::sector ? " of sector " + config_.sector
+                            : config_.role == GatewayConfig::Role::root
+                                ? " over " + std::to_string(config_.root_sectors.size()) + " sectors"
+                                : std::string()));
   outbox_.set_publish([this](const std::string& t, const Bytes& frame, bool retained) { link_->publish(t, frame, 1, retained); });
 }
 
@@ -91,6 +120,17 @@ void Gateway::verbs() {
     fill_status({config_, registry_, escalation_, ingest_, outbox_, jobs_.book(), schedules_.last_cascade(), start_us_},
                 mesh, resp.reply.status, r.now_us);
     resp.reply.status.conflicts_last_hour = store_.conflicts_since(wall_us() - 3'600'000'000LL);
+    set_string(resp.reply.status.role, to_string(config_.role));
+    set_string(resp.reply.status.sector, config_.sector);
+    if (sectors_) fill_root_status(resp.reply.status);
+  });
+  at_once(kairos_v1_ControlRequest_sectors_tag, kairos_v1_ControlResponse_sectors_tag, [this](const R& r, auto& resp) {
+    if (sectors_) return sectors_->fill(r.req.verb.sectors, resp.reply.sectors, r.now_us);
+    resp.ok = false;
+    set_string(resp.error, std::string("sectors: this gateway is ") +
+                               (config_.role == GatewayConfig::Role::sector ? "sector " + config_.sector + "'s; ask its root"
+                                                                             : "standalone; there are no sectors") +
+                               " (docs/DESIGN.md 5.9)");
   });
   at_once(kairos_v1_ControlRequest_nodes_tag, kairos_v1_ControlResponse_nodes_tag,
       [this](const R& r, auto& resp) { fill_nodes(registry_, r.req.verb.nodes, resp.reply.nodes, r.now_us); });
@@ -162,6 +202,7 @@ void Gateway::on_connected() {
   auto t = gw_topic(config_.mesh, config_.id, TopicKind::gw_state);
   link_->publish(t, gateway_state_frame(true, signer_.take_seq()), 1, true);
   publish_mesh_state();
+  if (reporter_) reporter_->soon();  // the root hears of the sector at once
   plays_.on_connected(connected_at_us_);
   link_->drain_backlog();
 }
@@ -224,10 +265,16 @@ void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
   auto t = parse_topic(m.topic);
   if (!t || t->mesh != config_.mesh)
     return ingest_.drop(DropReason::bad_topic, m.topic, "not a topic of this mesh", now_us);
-  if (t->kind == TopicKind::ctl_req) return control_.request(m, now_us);
+  if (t->kind == TopicKind::ctl_req || t->kind == TopicKind::sector_req) return control_.request(*t, m, now_us);
+  if (t->kind == TopicKind::sector_summary || t->kind == TopicKind::cluster_summary) {
+    if (sectors_) return sectors_->on_message(*t, m, now_us);
+    return ingest_.drop(DropReason::bad_topic, m.topic, "a sector's summary, and this gateway is no root", now_us);
+  }
+  if (t->kind == TopicKind::sector_resp)
+    return ingest_.drop(DropReason::bad_topic, m.topic, "no request of this gateway is waiting for it", now_us);
   if (t->kind == TopicKind::ball_head) return on_ball_head(m, now_us);
   // Our own broadcasts match the node filters (+/+/state): not for us.
-  if (t->kind == TopicKind::gw_state || t->kind == TopicKind::gw_summary) return;
+  if (t->kind == TopicKind::gw_state) return;
   if (t->cluster.empty() || t->kind == TopicKind::cmd)
     return ingest_.drop(DropReason::bad_topic, m.topic, "not a node report", now_us);
   ingest_.node_frame(*t, m, now_us);
@@ -265,9 +312,19 @@ void Gateway::sync(std::int64_t now_us) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
     ingest_.node_changed(id);
   }
-  figures_ = registry_.figures(now_us);
+  std::size_t online = registry_.online_count(), known = registry_.nodes().size();
+  if (sectors_) {
+    // A root: the global figures from its live sectors' sums, the mode from their counts.
+    sectors_->service(now_us);
+    figures_ = sectors_->figures();
+    const auto totals = sectors_->totals();
+    online = totals.online;
+    known = totals.known;
+  } else {
+    figures_ = registry_.figures(now_us);
+  }
   bool changed = unified_.update(figures_.contributors ? figures_.coherence : 0.0);
-  changed = escalation_.judge(registry_.online_count(), registry_.nodes().size(), settled(now_us)) || changed;
+  changed = escalation_.judge(online, known, settled(now_us)) || changed;
   if (changed) log::info("mesh", std::string("unified: ") + (unified_.on() ? "yes" : "no"));
   if (changed || now_us >= next_mesh_publish_us_) {
     publish_mesh_state();
@@ -295,6 +352,37 @@ void Gateway::fill_mesh_state(kairos_v1_MeshState& s) const {
   s.nodes_online = static_cast<std::uint32_t>(registry_.online_count());
   s.nodes_in_sync = static_cast<std::uint32_t>(figures_.contributors);
   s.nodes_known = static_cast<std::uint32_t>(registry_.nodes().size());
+  if (sectors_) {
+    const auto t = sectors_->totals();
+    s.nodes_online = t.online;
+    s.nodes_known = t.known;
+  }
+}
+
+SectorFacts Gateway::sector_facts() {
+  SectorFacts f;
+  f.mode = escalation_.mode();
+  const auto open = store_.open_tasks_by_priority();
+  std::copy(open.begin(), open.end(), f.conflicts_open);
+  f.jobs_queued = jobs_.book().counts().queued;
+  f.jobs_running = jobs_.book().counts().running;
+  f.last_cascade = schedules_.last_cascade();
+  f.uptime_ms = static_cast<std::uint64_t>((mono_us() - start_us_) / 1000);
+  return f;
+}
+
+void Gateway::fill_root_status(kairos_v1_StatusReply& r) {
+  const auto t = sectors_->totals();
+  r.nodes_known = t.known;
+  r.nodes_online = t.online;
+  r.clusters = t.clusters;
+  r.sectors_total = t.sectors;
+  r.sectors_healthy = t.sectors - t.breakers_open;
+  r.sectors_stale = t.stale;
+  r.mean_impedance = static_cast<float>(t.mean_impedance);
+  r.jobs_queued += t.jobs_queued;
+  r.jobs_running += t.jobs_running;
+  r.breakers_open += t.breakers_open;
 }
 
 // Written before anything acts on it (an EMERGENCY, a freeze).
@@ -334,6 +422,7 @@ void Gateway::periodic(std::int64_t now_us) {
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
   clock_sync_.service(now_us, link_->connected(), ingest_.accepted());
+  if (reporter_) reporter_->service(now_us, link_->connected());
   rotations_.service(now_us);
   escalation_.hook().service(now_us);
   if (now_us >= next_context_check_us_) {

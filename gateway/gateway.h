@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <optional>
 #include <functional>
 #include <string>
 
@@ -10,6 +11,8 @@
 #include "gateway/ball/plays.h"
 #include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
+#include "gateway/hierarchy/sectors.h"
+#include "gateway/hierarchy/summary.h"
 #include "gateway/ingest/ingest.h"
 #include "gateway/jobs/desk.h"
 #include "gateway/link/keyring.h"
@@ -53,6 +56,9 @@ class Gateway {
   void periodic(std::int64_t now_us);
   void sync(std::int64_t now_us);
   void publish_mesh_state();
+  // The hierarchy's roles (docs/DESIGN.md 5.9): what a sector tells its root; the root's status.
+  SectorFacts sector_facts();
+  void fill_root_status(kairos_v1_StatusReply& r);
   void fill_mesh_state(kairos_v1_MeshState& s) const;
   void loop();  // until a stop signal
   void on_link_event(const LinkEvent& ev);
@@ -142,6 +148,11 @@ class Gateway {
   std::unique_ptr<MqttLink> ctl_link_;
   bool ctl_opened_ = false;  // the reports' connection has been up: the control connection is opened too
   std::uint64_t will_seq_ = 0;
+
+  // A sector gateway's summaries to its root; a root's view of its sectors.
+  std::optional<SectorReporter> reporter_;
+  std::optional<SectorBook> sectors_;
+  const RegistrySettings registry_settings_{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight};
 
   Hysteresis unified_;
   MeshFigures figures_;

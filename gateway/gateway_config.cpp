@@ -1,11 +1,20 @@
 #include "gateway/gateway_config.h"
 
+#include <set>
+
 #include "common/core/config.h"
 #include "common/core/topic.h"
 #include "common/io/files.h"
 
 namespace kairos::gw {
 
+const char* to_string(GatewayConfig::Role role) {
+  switch (role) {
+    case GatewayConfig::Role::sector: return "sector";
+    case GatewayConfig::Role::root: return "root";
+    default: return "standalone";
+  }
+}
 
 GatewayConfig load_gateway_config(const std::string& path) {
   GatewayConfig g;
@@ -100,6 +109,33 @@ GatewayConfig load_gateway_config(const std::string& path) {
 
   auto ctl = root.section("control");
   g.ctl_max_age_s = ctl.num("max_age_s", 60, 1, 3600);
+
+  auto hier = root.section("hierarchy");
+  const std::string role = hier.choice("role", "standalone", {"standalone", "sector", "root"});
+  g.role = role == "sector" ? GatewayConfig::Role::sector
+           : role == "root" ? GatewayConfig::Role::root
+                            : GatewayConfig::Role::standalone;
+  g.summary_period_s = hier.num("summary_period_s", 5, 0.1, 3600);
+  g.stale_periods = static_cast<int>(hier.integer("stale_periods", 3, 1, 100));
+  g.sector = hier.str("sector", "");
+  auto sectors = hier.strings("sectors", 10'000);
+  if (g.role == GatewayConfig::Role::sector) {
+    if (g.sector.empty()) hier.fail("sector", "a gateway with role = \"sector\" names the sector it runs");
+    if (!valid_name(g.sector)) hier.fail("sector", "'" + g.sector + "' is not a sector name (" + std::string(kNameRule) + ")");
+  } else if (!g.sector.empty()) {
+    hier.fail("sector", "only a gateway with role = \"sector\" runs a sector");
+  }
+  if (g.role == GatewayConfig::Role::root) {
+    if (sectors.empty()) hier.fail("sectors", "a root names the sectors it reads (at least one)");
+    std::set<std::string> seen;
+    for (const auto& s : sectors) {
+      if (!valid_name(s)) hier.fail("sectors", "'" + s + "' is not a sector name (" + std::string(kNameRule) + ")");
+      if (!seen.insert(s).second) hier.fail("sectors", "sector '" + s + "' is named twice");
+    }
+    g.root_sectors = std::move(sectors);
+  } else if (!sectors.empty()) {
+    hier.fail("sectors", "only a gateway with role = \"root\" reads sectors");
+  }
   cfg.finish();
   return g;
 }

@@ -63,7 +63,18 @@ struct GatewayConfig {
   double ball_retry_max_s = 600;
   // control RPC
   double ctl_max_age_s = 60.0;      // refuse requests older or newer than this
+  // hierarchy (docs/DESIGN.md 5.9)
+  enum class Role { standalone, sector, root };
+  Role role = Role::standalone;
+  std::string sector;                    // role sector: the sector it runs
+  std::vector<std::string> root_sectors; // role root: the sectors it reads
+  double summary_period_s = 5.0;         // a sector's summaries at least this often
+  int stale_periods = 3;                 // no summary for this many periods: the sector is stale
+  // The key a sector and its root sign their traffic with: keys_dir/sectors/<name>.key.
+  std::string sector_key_path(const std::string& name) const { return keys_dir + "/sectors/" + name + ".key"; }
 };
+
+const char* to_string(GatewayConfig::Role role);
 
 // Parses and validates a gateway config file. Throws ConfigError.
 GatewayConfig load_gateway_config(const std::string& path);

@@ -324,6 +324,19 @@ bool strings_are_utf8(const pb_msgdesc_t* desc, const void* msg, std::string& wh
   return true;
 }
 
+// What is wrong with a group summary's figures, or nullopt.
+std::optional<std::string> group_problem(const kairos_v1_GroupSummary& g) {
+  if (g.online > g.known) return "online above known";
+  if (!finite(g.impedance_mean) || !finite(g.impedance_p95) || !finite(g.clock_rtt_p95_ms)) return "figures";
+  if (!g.has_sums) return std::nullopt;
+  const auto& s = g.sums;
+  for (double v : {s.w, s.z_re, s.z_im, s.c, s.zz, s.stale_after_s})
+    if (!std::isfinite(v)) return "sums";
+  if (s.w < 0 || s.zz < 0 || s.c < 0 || s.stale_after_s <= 0) return "sums";
+  if (s.contributors > g.online) return "sums.contributors";
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<std::string> validate(const Envelope& e) {
@@ -415,6 +428,21 @@ std::optional<std::string> validate(const Envelope& e) {
     }
     case kairos_v1_Envelope_ctl_response_tag:
       return std::nullopt;
+    case kairos_v1_Envelope_sector_summary_tag: {
+      const auto& m = e.message.sector_summary;
+      if (!name_ok(m.sector) || !name_ok(m.gateway)) return bad("sector_summary names");
+      if (!in_range(raw_enum(m.mode), _kairos_v1_MeshMode_MIN, _kairos_v1_MeshMode_MAX)) return bad("sector_summary.mode");
+      if (m.period_ms == 0 || m.period_ms > 3'600'000) return bad("sector_summary.period_ms");
+      if (!m.has_total) return bad("sector_summary: no total");
+      if (auto why = group_problem(m.total)) return bad("sector_summary.total." + *why);
+      return std::nullopt;
+    }
+    case kairos_v1_Envelope_cluster_summary_tag: {
+      const auto& m = e.message.cluster_summary;
+      if (!name_ok(m.sector) || !m.has_cluster || !name_ok(m.cluster.name)) return bad("cluster_summary names");
+      if (auto why = group_problem(m.cluster)) return bad("cluster_summary." + *why);
+      return std::nullopt;
+    }
     default:
       return bad("no message");
   }
@@ -437,6 +465,10 @@ bool kind_matches(TopicKind kind, const Envelope& env) {
     case TopicKind::ctl_resp: return env.which_message == kairos_v1_Envelope_ctl_response_tag;
     case TopicKind::ball_head: return env.which_message == kairos_v1_Envelope_ball_head_tag;
     case TopicKind::ball_to: return env.which_message == kairos_v1_Envelope_ball_delivery_tag;
+    case TopicKind::sector_summary: return env.which_message == kairos_v1_Envelope_sector_summary_tag;
+    case TopicKind::cluster_summary: return env.which_message == kairos_v1_Envelope_cluster_summary_tag;
+    case TopicKind::sector_req: return env.which_message == kairos_v1_Envelope_ctl_request_tag;
+    case TopicKind::sector_resp: return env.which_message == kairos_v1_Envelope_ctl_response_tag;
     default: return false;
   }
 }

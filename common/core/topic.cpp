@@ -65,7 +65,10 @@ std::string_view to_string(TopicKind kind) {
   switch (kind) {
     case TopicKind::mesh_state: return "mesh_state";
     case TopicKind::gw_state: return "gw_state";
-    case TopicKind::gw_summary: return "gw_summary";
+    case TopicKind::sector_summary: return "sector_summary";
+    case TopicKind::cluster_summary: return "cluster_summary";
+    case TopicKind::sector_req: return "sector_req";
+    case TopicKind::sector_resp: return "sector_resp";
     case TopicKind::ctl_req: return "ctl_req";
     case TopicKind::ctl_resp: return "ctl_resp";
     case TopicKind::alert: return "alert";
@@ -125,11 +128,23 @@ std::optional<Topic> parse_topic(std::string_view topic) {
     t.name = p[4];
     return t;
   }
-  if (p.size() == 4 && p[1] == "_gw" && valid_name(p[2])) {
-    if (p[3] == "state") t.kind = TopicKind::gw_state;
-    else if (p[3] == "summary") t.kind = TopicKind::gw_summary;
+  if (p.size() == 4 && p[1] == "_gw" && valid_name(p[2]) && p[3] == "state") {
+    t.kind = TopicKind::gw_state;
+    t.name = p[2];
+    return t;
+  }
+  if (p.size() == 4 && p[1] == "_sector" && valid_name(p[2])) {
+    if (p[3] == "summary") t.kind = TopicKind::sector_summary;
+    else if (p[3] == "req") t.kind = TopicKind::sector_req;
+    else if (p[3] == "resp") t.kind = TopicKind::sector_resp;
     else return std::nullopt;
     t.name = p[2];
+    return t;
+  }
+  if (p.size() == 5 && p[1] == "_sector" && valid_name(p[2]) && p[3] == "cluster" && valid_name(p[4])) {
+    t.kind = TopicKind::cluster_summary;
+    t.name = p[2];
+    t.cluster = p[4];
     return t;
   }
   if (p.size() == 4 && valid_name(p[1]) && valid_name(p[2])) {
@@ -152,8 +167,17 @@ std::string node_topic(std::string_view mesh, std::string_view cluster, std::str
 
 std::string mesh_state_topic(std::string_view mesh) { return join({mesh, "_mesh", "state"}); }
 
-std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind kind) {
-  return join({mesh, "_gw", gateway, kind == TopicKind::gw_summary ? "summary" : "state"});
+std::string gw_topic(std::string_view mesh, std::string_view gateway, TopicKind) {
+  return join({mesh, "_gw", gateway, "state"});
+}
+
+std::string sector_topic(std::string_view mesh, std::string_view sector, TopicKind kind, std::string_view cluster) {
+  switch (kind) {
+    case TopicKind::cluster_summary: return join({mesh, "_sector", sector, "cluster", cluster});
+    case TopicKind::sector_req: return join({mesh, "_sector", sector, "req"});
+    case TopicKind::sector_resp: return join({mesh, "_sector", sector, "resp"});
+    default: return join({mesh, "_sector", sector, "summary"});
+  }
 }
 
 std::string ctl_req_topic(std::string_view mesh, std::string_view operator_name) {

@@ -9,7 +9,9 @@ namespace kairos {
 enum class TopicKind {
   birth, state, hb, phase, event, ack, result, cmd,  // <cluster>/<node>/<kind>
   mesh_state,                                          // _mesh/state
-  gw_state, gw_summary,                                // _gw/<gateway>/...
+  gw_state,                                            // _gw/<gateway>/state
+  sector_summary, cluster_summary,                     // _sector/<sector>/summary, _sector/<sector>/cluster/<cluster>
+  sector_req, sector_resp,                             // _sector/<sector>/req, _sector/<sector>/resp
   ctl_req, ctl_resp,                                   // _ctl/req[/<operator>], _ctl/resp/<client>
   alert,                                               // _alert
   ball_head, ball_to,                                  // _ball/<session>/head, _ball/<session>/to/<peer>
@@ -20,8 +22,8 @@ std::string_view to_string(TopicKind kind);
 struct Topic {
   std::string mesh;
   TopicKind kind = TopicKind::hb;
-  std::string cluster;  // node topics only
-  std::string name;     // node id, gateway id, operator (ctl_req), control client id or Ball peer; empty otherwise
+  std::string cluster;  // node topics and cluster summaries only
+  std::string name;     // node id, gateway id, operator (ctl_req), control client id, Ball peer or sector; empty otherwise
   std::string session;  // Ball topics only
 };
 
@@ -49,6 +51,9 @@ std::string ctl_req_topic(std::string_view mesh, std::string_view operator_name 
 inline constexpr std::string_view kSharedOperator = "operator";
 std::string ctl_resp_topic(std::string_view mesh, std::string_view client);
 std::string alert_topic(std::string_view mesh);
+// A sector gateway's topics toward the root (docs/DESIGN.md 5.9): kind is
+// sector_summary, sector_req or sector_resp; cluster_summary with a cluster.
+std::string sector_topic(std::string_view mesh, std::string_view sector, TopicKind kind, std::string_view cluster = "");
 std::string ball_head_topic(std::string_view mesh, std::string_view session);
 std::string ball_to_topic(std::string_view mesh, std::string_view session, std::string_view peer);
 // Subscription filter for one kind from every node of the mesh.

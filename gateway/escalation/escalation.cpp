@@ -34,16 +34,18 @@ std::string suggestion(const std::string& type) {
 }
 
 
+BreakerSettings breaker_settings(const GatewayConfig& config) {
+  return {static_cast<std::int64_t>(config.breaker_window_s * 1e6), config.cluster_failures, config.sector_failures,
+          config.global_sectors, static_cast<std::int64_t>(config.breaker_open_s * 1e6),
+          static_cast<std::int64_t>(config.breaker_healthy_s * 1e6)};
+}
+
 Escalation::Escalation(const GatewayConfig& config, Registry& registry, Outbox& outbox, Ports ports)
     : config_(config),
       registry_(registry),
       outbox_(outbox),
       ports_(std::move(ports)),
-      breakers_(BreakerSettings{static_cast<std::int64_t>(config.breaker_window_s * 1e6), config.cluster_failures,
-                                config.sector_failures, config.global_sectors,
-                                static_cast<std::int64_t>(config.breaker_open_s * 1e6),
-                                static_cast<std::int64_t>(config.breaker_healthy_s * 1e6)},
-                config.sectors),
+      breakers_(breaker_settings(config), config.sectors),
       hook_(config.alert_hook, static_cast<std::int64_t>(config.alert_hook_timeout_s * 1e6)) {
   breakers_.on_change([](const std::string& scope, const std::string& name, BreakerState before, BreakerState after) {
     log::warn("breakers", scope + " " + name + ": " + to_string(before) + " -> " + to_string(after));

@@ -23,6 +23,8 @@ namespace kairos::gw {
 
 // The mode for a share of active nodes (docs/DESIGN.md 5.6).
 kairos_v1_MeshMode mode_for(double active_rate);
+// The breakers' settings of the config's [breakers].
+BreakerSettings breaker_settings(const GatewayConfig& config);
 // The suggested resolution strategy of a conflict type.
 std::string suggestion(const std::string& type);
 

@@ -125,6 +125,7 @@ class Registry {
   // Clusters and their members, kept as births assign them.
   std::size_t cluster_count() const { return clusters_.size(); }
   const std::vector<NodeEntry*>& members(const std::string& cluster) const;
+  const std::map<std::string, std::vector<NodeEntry*>>& clusters() const { return clusters_; }
   // Clusters whose members' online state or context hash changed since the
   // last call (the context check looks at these only).
   std::vector<std::string> take_context_changes();

@@ -5,6 +5,7 @@
 
 #include "common/core/utf8.h"
 #include "common/io/clock.h"
+#include "common/io/files.h"
 #include "common/io/log.h"
 #include "gateway/rpc/operator_store.h"
 #include "gateway/rpc/verbs.h"
@@ -15,6 +16,17 @@ Control::Control(const GatewayConfig& config, const Key& shared, Outbox& outbox,
                  Ports ports)
     : config_(config), outbox_(outbox), ingest_(ingest), escalation_(escalation), ports_(std::move(ports)),
       operators_(config.keys_dir, shared) {
+  if (config.role == GatewayConfig::Role::sector) {
+    const std::string path = config.sector_key_path(config.sector);
+    try {
+      sector_key_ = load_key_file(path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(e.what()) + " (the sector's key, shared with its root: kairosctl provision "
+                               "--sector " + config.sector + " writes it)");
+    }
+    root_req_topic_ = sector_topic(config.mesh, config.sector, TopicKind::sector_req);
+    root_resp_topic_ = sector_topic(config.mesh, config.sector, TopicKind::sector_resp);
+  }
   on(kairos_v1_ControlRequest_operators_tag, [this](const Request& r) { operators_verb(r); });
 }
 
@@ -27,26 +39,38 @@ void Control::restore() {
 
 void Control::on(pb_size_t verb, Handler handler, bool reads_only) { verbs_[verb] = {std::move(handler), reads_only}; }
 
-const Key* Control::request_key(const Inbound& m, std::int64_t now_us) {
-  const auto t = parse_topic(m.topic);
-  if (!t) {
+const Key* Control::request_key(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  if (t.kind == TopicKind::sector_req) {
+    if (!sector_key_ || m.topic != root_req_topic_)
+      ingest_.drop(DropReason::bad_topic, m.topic, "not this sector gateway's request topic", now_us);
+    return m.topic == root_req_topic_ && sector_key_ ? &*sector_key_ : nullptr;
+  }
+  if (t.kind != TopicKind::ctl_req) {
     ingest_.drop(DropReason::bad_topic, m.topic, "not a request topic", now_us);
     return nullptr;
   }
-  if (t->name == kSharedOperator) {
+  if (t.name == kSharedOperator) {
     ingest_.drop(DropReason::unknown_sender, m.topic, "'operator' is the shared key's: its requests go on _ctl/req", now_us);
     return nullptr;
   }
   std::string why;
-  const Key* key = operators_.key(t->name.empty() ? std::string(kSharedOperator) : t->name, now_us, why);
+  const Key* key = operators_.key(t.name.empty() ? std::string(kSharedOperator) : t.name, now_us, why);
   if (!key) ingest_.drop(DropReason::unknown_sender, m.topic, why, now_us);
   return key;
 }
 
 void Control::request(const Inbound& m, std::int64_t now_us) {
-  // The key comes from the topic: an operator's own, or the shared one (docs/PROTOCOL.md, Operators).
-  const Key* key = request_key(m, now_us);
+  const auto t = parse_topic(m.topic);
+  if (!t) return ingest_.drop(DropReason::bad_topic, m.topic, "not a request topic", now_us);
+  request(*t, m, now_us);
+}
+
+void Control::request(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  // The key comes from the topic: an operator's own, the shared one (docs/PROTOCOL.md,
+  // Operators), or on a sector gateway the sector's for its root's requests.
+  const Key* key = request_key(t, m, now_us);
   if (!key) return;
+  const bool from_root = t.kind == TopicKind::sector_req;
   auto opened = open(m.topic, m.payload, *key);
   if (!opened) return ingest_.drop(*opened.drop, m.topic, opened.detail, now_us);
   const Envelope& env = *opened.env;
@@ -56,15 +80,17 @@ void Control::request(const Inbound& m, std::int64_t now_us) {
   if (age_s > config_.ctl_max_age_s)
     return ingest_.drop(DropReason::replay, m.topic,
                         "request stamped " + std::to_string(static_cast<long>(age_s)) + " s away", now_us);
-  if (m.response_topic != ctl_resp_topic(config_.mesh, env.sender))
+  // The root's answers go to the sector's one response topic, matched by request id
+  // (a bridge need not carry MQTT v5 properties).
+  if (!from_root && m.response_topic != ctl_resp_topic(config_.mesh, env.sender))
     return ingest_.drop(DropReason::sender_mismatch, m.topic, "response topic '" + m.response_topic + "'", now_us);
-  const std::string asker = operator_of(m.topic);
-  if (operators_.revoked(asker)) return refuse_revoked(m, env, asker, now_us);
-  if (!operators_.bind_client(env.sender, asker))
+  const std::string asker = from_root ? std::string(kRoot) : operator_of(m.topic);
+  if (!from_root && operators_.revoked(asker)) return refuse_revoked(m, env, asker, now_us);
+  if (!from_root && !operators_.bind_client(env.sender, asker))
     return ingest_.drop(DropReason::sender_mismatch, m.topic,
                         "client " + std::string(env.sender) + " speaks for another operator", now_us);
   const auto& req = env.message.ctl_request;
-  const ReplyTo to{m.response_topic, m.correlation, asker};
+  const ReplyTo to = from_root ? ReplyTo{root_resp_topic_, {}, asker} : ReplyTo{m.response_topic, m.correlation, asker};
   const auto row = verbs_.find(req.which_verb);
   // Every accepted request is remembered on disk for as long as its age
   // lets it pass: a replay is refused after a restart and whatever the
@@ -74,7 +100,7 @@ void Control::request(const Inbound& m, std::int64_t now_us) {
   if (!outbox_.paused(mono_us()))
     remembered = outbox_.transaction([&](Store& store) {
       replayed = !store.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us);
-      if (!replayed) record(store, asker, req);
+      if (!replayed) record(store, asker, req, from_root);
     }, mono_us());
   if (replayed)
     return ingest_.drop(DropReason::replay, m.topic, "request seq " + std::to_string(env.seq) + " already answered",
@@ -109,10 +135,12 @@ void Control::refuse_revoked(const Inbound& m, const Envelope& env, const std::s
   ports_.answer({m.response_topic, m.correlation, name}, *resp);
 }
 
-void Control::record(Store& store, const std::string& name, const kairos_v1_ControlRequest& req) {
+void Control::record(Store& store, const std::string& name, const kairos_v1_ControlRequest& req, bool from_root) {
   const std::int64_t now = wall_us();
-  operators_.count_request(name, now);
-  save_operator(store, *operators_.find(name));
+  if (!from_root) {  // the root is no operator of this gateway: only audited
+    operators_.count_request(name, now);
+    save_operator(store, *operators_.find(name));
+  }
   AuditLine line = audit_line(req);
   if (line.verb.empty()) return;
   append_operator_action(store, {0, name, line.verb, line.detail, now});

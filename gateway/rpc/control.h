@@ -5,10 +5,13 @@
 // so that a replay is refused after a restart, counted in the operator's
 // record and audit log, then handed to its verb in a table the gateway
 // fills (one row per verb: its handler, and whether it only reads).
-// The operators verb is this module's own.
+// The operators verb is this module's own. A sector gateway also takes its
+// root's requests (docs/DESIGN.md 5.9): on _sector/<sector>/req, signed with
+// the sector's key, answered on _sector/<sector>/resp, audited as "root".
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "common/core/ratelimit.h"
@@ -45,21 +48,27 @@ class Control {
 
   // A verb's row: reads_only verbs are still answered while the database cannot be written.
   void on(pb_size_t verb, Handler handler, bool reads_only = false);
-  // A message on a _ctl/req topic.
+  // A message on a _ctl/req topic, or a sector gateway's _sector/<sector>/req.
   void request(const Inbound& m, std::int64_t now_us);
+  void request(const Topic& t, const Inbound& m, std::int64_t now_us);
 
   // The key an answer on response_topic is signed with.
   const Key& response_key(const std::string& response_topic, std::int64_t now_us) {
+    if (sector_key_ && response_topic == root_resp_topic_) return *sector_key_;
     return operators_.response_key(response_topic, now_us);
   }
+  // A sector gateway: the sector's key (its summaries are signed with it too); otherwise null.
+  const Key* sector_key() const { return sector_key_ ? &*sector_key_ : nullptr; }
+  // Who a sector gateway's root requests are audited as.
+  static constexpr std::string_view kRoot = "root";
 
  private:
   // The key a request on m.topic is checked with, or nullptr (dropped).
-  const Key* request_key(const Inbound& m, std::int64_t now_us);
+  const Key* request_key(const Topic& t, const Inbound& m, std::int64_t now_us);
   // A request of a revoked operator: dropped, and answered with why (rate limited).
   void refuse_revoked(const Inbound& m, const Envelope& env, const std::string& name, std::int64_t now_us);
-  // Counts an accepted request and keeps the audit line of one that changes something (in the transaction).
-  void record(Store& store, const std::string& name, const kairos_v1_ControlRequest& req);
+  // Counts an accepted request (an operator's) and keeps the audit line of one that changes something (in the transaction).
+  void record(Store& store, const std::string& name, const kairos_v1_ControlRequest& req, bool from_root);
   void operators_verb(const Request& r);
 
   struct Row {
@@ -74,6 +83,8 @@ class Control {
   OperatorBook operators_;
   RateLimiter revoked_answers_{1.0, 5.0};  // errors sent back to revoked operators
   std::map<pb_size_t, Row> verbs_;
+  std::optional<Key> sector_key_;  // a sector gateway: the key its root's requests are checked with
+  std::string root_req_topic_, root_resp_topic_;
 };
 
 }  // namespace kairos::gw

@@ -402,6 +402,16 @@ std::vector<StoredConflict> Store::open_tasks(std::size_t limit) {
   return out;
 }
 
+std::array<std::uint32_t, 5> Store::open_tasks_by_priority() {
+  Stmt q(db_, "SELECT priority, COUNT(*) FROM resolutions WHERE state = 'open' GROUP BY priority");
+  std::array<std::uint32_t, 5> out{};
+  while (q.step()) {
+    const auto p = q.int64(0);
+    if (p >= 0 && p < 5) out[static_cast<std::size_t>(p)] = static_cast<std::uint32_t>(q.int64(1));
+  }
+  return out;
+}
+
 std::uint64_t Store::open_task_count() {
   Stmt q(db_, "SELECT COUNT(*) FROM resolutions WHERE state = 'open'");
   q.step();

@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -124,6 +125,8 @@ class Store {
   // The resolution queue (docs/DESIGN.md 5.6): every conflict opens a task with its
   // suggested strategy; open tasks, highest priority first, oldest first.
   std::vector<StoredConflict> open_tasks(std::size_t limit);
+  // Open resolution tasks by priority 0..4 (a sector's summary).
+  std::array<std::uint32_t, 5> open_tasks_by_priority();
   std::uint64_t open_task_count();
   // Closes a task, by the operator by; false when there is no such open task.
   bool resolve_task(std::uint64_t task, const std::string& how, std::int64_t at_wall_us, const std::string& by = "");

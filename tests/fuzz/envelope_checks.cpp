@@ -22,8 +22,11 @@ void fail(std::string_view what, std::string_view detail) {
 std::string topic_of(TopicKind kind) {
   switch (kind) {
     case TopicKind::mesh_state: return mesh_state_topic("m");
-    case TopicKind::gw_state:
-    case TopicKind::gw_summary: return gw_topic("m", "gw1", kind);
+    case TopicKind::gw_state: return gw_topic("m", "gw1", kind);
+    case TopicKind::sector_summary:
+    case TopicKind::sector_req:
+    case TopicKind::sector_resp: return sector_topic("m", "north", kind);
+    case TopicKind::cluster_summary: return sector_topic("m", "north", kind, "c");
     case TopicKind::ctl_req: return ctl_req_topic("m");
     case TopicKind::ctl_resp: return ctl_resp_topic("m", "ops");
     case TopicKind::alert: return alert_topic("m");
@@ -102,7 +105,10 @@ void check_accepted(std::string_view topic, const Envelope& env) {
   require(!why, "accepted envelope fails validate()", why.value_or(""));
   int kinds = 0;
   for (int k = 0; k < kKinds; ++k) kinds += kind_matches(static_cast<TopicKind>(k), env) ? 1 : 0;
-  require(kinds == 1, "message type does not belong on exactly one topic kind");
+  // Control requests and answers go on an operator's topics or a sector's (from its root).
+  const bool control = env.which_message == kairos_v1_Envelope_ctl_request_tag ||
+                       env.which_message == kairos_v1_Envelope_ctl_response_tag;
+  require(kinds == (control ? 2 : 1), "message type does not belong on exactly one topic kind (two: control)");
   for_each_string(kairos_v1_Envelope_fields, &env, [](std::string_view s) {
     require(valid_utf8(s), "a string of an accepted envelope is not UTF-8", s);
   });

@@ -18,7 +18,7 @@ using namespace kairos::fuzz;
 
 namespace {
 
-constexpr std::uint8_t kSealed = 0x10;
+constexpr std::uint8_t kSealed = 0x80;
 
 void set_bytes(auto& field, std::size_t n, std::uint8_t fill) {
   field.size = static_cast<pb_size_t>(n);
@@ -131,8 +131,49 @@ EnvelopePtr sample(TopicKind kind) {
       m.mesh_state.nodes_online = 9;
       m.mesh_state.nodes_known = 10;
       break;
+    case TopicKind::sector_summary: {
+      env->which_message = kairos_v1_Envelope_sector_summary_tag;
+      auto& q = m.sector_summary;
+      set_string(q.sector, "north");
+      set_string(q.gateway, "gw1");
+      q.period_ms = 5000;
+      q.mode = kairos_v1_MeshMode_FULL;
+      q.has_total = true;
+      set_string(q.total.name, "north");
+      q.total.known = 10;
+      q.total.online = 9;
+      q.total.has_sums = true;
+      q.total.sums = {4.5, 1.0, -0.5, 3.0, 2.0, 5, 1'700'000'000'000'000, 15.0};
+      q.conflicts_open_count = 5;
+      q.conflicts_open[4] = 1;
+      break;
+    }
+    case TopicKind::cluster_summary: {
+      env->which_message = kairos_v1_Envelope_cluster_summary_tag;
+      auto& q = m.cluster_summary;
+      set_string(q.sector, "north");
+      q.has_cluster = true;
+      set_string(q.cluster.name, "c");
+      q.cluster.known = 3;
+      q.cluster.online = 3;
+      q.cluster.by_class_count = 7;
+      q.cluster.by_class[1] = 3;
+      set_string(q.cluster.slowest, "n1");
+      q.cluster.slowest_score = 120;
+      break;
+    }
+    case TopicKind::sector_req:
+      env->which_message = kairos_v1_Envelope_ctl_request_tag;
+      m.ctl_request.request_id = 0x0102030405060709;
+      m.ctl_request.which_verb = kairos_v1_ControlRequest_status_tag;
+      break;
+    case TopicKind::sector_resp:
+      env->which_message = kairos_v1_Envelope_ctl_response_tag;
+      m.ctl_response.request_id = 0x0102030405060709;
+      m.ctl_response.which_reply = kairos_v1_ControlResponse_sectors_tag;
+      m.ctl_response.reply.sectors.total = 1;
+      break;
     case TopicKind::gw_state:
-    case TopicKind::gw_summary:
       env->which_message = kairos_v1_Envelope_gateway_state_tag;
       m.gateway_state.online = true;
       m.gateway_state.session_id = env->session_id;
@@ -218,8 +259,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) { return seeds_if_asked(write
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  static_assert(kKinds == 16);
-  const auto kind = static_cast<TopicKind>(data[0] & 0x0f);
+  static_assert(kKinds < kSealed);
+  const auto kind = static_cast<TopicKind>((data[0] & (kSealed - 1)) % kKinds);
   const bool sealed = data[0] & kSealed;
   const std::string topic = topic_of(kind);
   const ByteView rest(data + 1, size - 1);

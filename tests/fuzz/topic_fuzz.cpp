@@ -35,8 +35,11 @@ bool rule_name(std::string_view s) {
 std::string format(const Topic& t) {
   switch (t.kind) {
     case TopicKind::mesh_state: return mesh_state_topic(t.mesh);
-    case TopicKind::gw_state:
-    case TopicKind::gw_summary: return gw_topic(t.mesh, t.name, t.kind);
+    case TopicKind::gw_state: return gw_topic(t.mesh, t.name, t.kind);
+    case TopicKind::sector_summary:
+    case TopicKind::cluster_summary:
+    case TopicKind::sector_req:
+    case TopicKind::sector_resp: return sector_topic(t.mesh, t.name, t.kind, t.cluster);
     case TopicKind::ctl_req: return t.name.empty() ? ctl_req_topic(t.mesh) : ctl_req_topic(t.mesh) + "/" + t.name;
     case TopicKind::ctl_resp: return ctl_resp_topic(t.mesh, t.name);
     case TopicKind::alert: return alert_topic(t.mesh);
@@ -50,10 +53,11 @@ void check_parsed(std::string_view s, const Topic& t) {
   require(s.substr(0, kTopicRoot.size()) == kTopicRoot, "parsed topic outside kairos/v1/", s);
   require(rule_name(t.mesh), "mesh name", s);
   const bool node = t.kind <= TopicKind::cmd;
-  const bool named = node || t.kind == TopicKind::gw_state || t.kind == TopicKind::gw_summary ||
-                     t.kind == TopicKind::ctl_resp || t.kind == TopicKind::ball_to;
+  const bool sector = t.kind >= TopicKind::sector_summary && t.kind <= TopicKind::sector_resp;
+  const bool named = node || sector || t.kind == TopicKind::gw_state || t.kind == TopicKind::ctl_resp ||
+                     t.kind == TopicKind::ball_to;
   const bool ball = t.kind == TopicKind::ball_head || t.kind == TopicKind::ball_to;
-  require(node ? rule_name(t.cluster) : t.cluster.empty(), "cluster of a topic", s);
+  require(node || t.kind == TopicKind::cluster_summary ? rule_name(t.cluster) : t.cluster.empty(), "cluster of a topic", s);
   if (t.kind == TopicKind::ctl_req)  // _ctl/req, or an operator's _ctl/req/<operator>
     require(t.name.empty() || rule_name(t.name), "name of a topic", s);
   else
@@ -77,9 +81,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       Topic t;
       t.mesh = s;
       t.kind = static_cast<TopicKind>(k);
-      if (t.kind <= TopicKind::cmd) t.cluster = s;
-      if (t.kind <= TopicKind::cmd || t.kind == TopicKind::gw_state || t.kind == TopicKind::gw_summary ||
-          t.kind == TopicKind::ctl_resp || t.kind == TopicKind::ball_to)
+      const bool sector = t.kind >= TopicKind::sector_summary && t.kind <= TopicKind::sector_resp;
+      if (t.kind <= TopicKind::cmd || t.kind == TopicKind::cluster_summary) t.cluster = s;
+      if (t.kind <= TopicKind::cmd || sector || t.kind == TopicKind::gw_state || t.kind == TopicKind::ctl_resp ||
+          t.kind == TopicKind::ball_to)
         t.name = s;
       if (t.kind == TopicKind::ball_head || t.kind == TopicKind::ball_to) t.session = s;
       const auto topic = format(t);

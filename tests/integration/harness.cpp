@@ -169,8 +169,8 @@ Key write_key(const std::string& path) {
   return k;
 }
 
-Broker::Broker(const TempDir& dir, int port, bool limited)
-    : dir_(dir), port_(port ? port : free_port()), limited_(limited) {
+Broker::Broker(const TempDir& dir, int port, bool limited, std::string extra)
+    : dir_(dir), port_(port ? port : free_port()), limited_(limited), extra_(std::move(extra)) {
   start();
 }
 
@@ -181,7 +181,8 @@ void Broker::start() {
   dir_.write(name + ".conf", "listener " + std::to_string(port_) +
                                  " 127.0.0.1\nallow_anonymous true\npersistence false\n"
                                  "max_queued_messages 100000\nmax_inflight_messages 0\nset_tcp_nodelay true\n" +
-                                 (limited_ ? "max_packet_size " + std::to_string(kMaxPacket) + "\n" : std::string()));
+                                 (limited_ ? "max_packet_size " + std::to_string(kMaxPacket) + "\n" : std::string()) +
+                                 extra_);
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::string log = dir_.file(name + "-" + std::to_string(attempt) + ".log");
     proc_ = std::make_unique<Process>(std::vector<std::string>{"mosquitto", "-c", dir_.file(name + ".conf")}, log);

@@ -71,7 +71,8 @@ class Broker {
  public:
   // limited: with the max_packet_size every config of the project sets
   // (docs/DESIGN.md 4); unlimited only to show what a client does without it.
-  explicit Broker(const TempDir& dir, int port = 0, bool limited = true);
+  // extra: more of Mosquitto's config (a bridge).
+  explicit Broker(const TempDir& dir, int port = 0, bool limited = true, std::string extra = "");
   ~Broker();
   int port() const { return port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
@@ -82,6 +83,7 @@ class Broker {
   const TempDir& dir_;
   int port_;
   bool limited_;
+  std::string extra_;
   std::unique_ptr<Process> proc_;
 };
 

@@ -54,6 +54,12 @@ TEST(ConfigErrors, GatewayRefusesBadConfigsWithTheirPlace) {
       {"syntax error", "[sync\n", ":6:"},
       {"thresholds", "[sync]\nunified_enter = 0.5\nunified_leave = 0.6\n",
        ":8:17: key 'sync.unified_leave': must not exceed unified_enter"},
+      {"unknown role", "[hierarchy]\nrole = \"leaf\"\n", ":7:8: key 'hierarchy.role': "},
+      {"sector without its name", "[hierarchy]\nrole = \"sector\"\n", ":6:1: key 'hierarchy.sector': a gateway with role"},
+      {"a root's sector named twice", "[hierarchy]\nrole = \"root\"\nsectors = [\"a\", \"a\"]\n",
+       ":8:11: key 'hierarchy.sectors': sector 'a' is named twice"},
+      {"sectors on a standalone gateway", "[hierarchy]\nsectors = [\"a\"]\n",
+       ":7:11: key 'hierarchy.sectors': only a gateway with role = \"root\" reads sectors"},
   };
   for (const auto& c : cases) {
     dir.write("gw.toml", base + c.text);

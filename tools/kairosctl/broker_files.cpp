@@ -96,6 +96,30 @@ std::string acl_operator(std::string_view mesh, std::string_view name) {
                    "\ntopic read #\n");
 }
 
+std::string acl_bridge(std::string_view mesh, std::string_view user, std::string_view sector) {
+  return frame("bridge", user,
+               "user " + std::string(user) + "\ntopic readwrite " + root(mesh) + "_sector/" + std::string(sector) + "/#\n");
+}
+
+std::string bridge_conf(const BridgeConf& b) {
+  std::string c = "# Written by kairosctl provision --sector " + b.sector + " for mesh " + b.mesh +
+                  ": install on the sector's broker as /etc/mosquitto/conf.d/kairos-bridge.conf (mode 0640, "
+                  "group mosquitto: it holds the bridge's password)\n";
+  c += "connection kairos-root-" + b.sector + "\naddress " + b.host + ":" + std::to_string(b.port) + "\n";
+  c += "remote_clientid " + b.mesh + "-bridge-" + b.sector + "\nremote_username " + b.user + "\nremote_password " +
+       b.password + "\n";
+  // Kept across reconnects on both sides: what was queued while the link was
+  // down is delivered once it is back (QoS 1).
+  c += "cleansession false\nbridge_protocol_version mqttv311\ntry_private true\nrestart_timeout 2 30\n";
+  c += "keepalive_interval 30\n";
+  if (b.tls)
+    c += "bridge_cafile " + std::string(kBridgeTlsDir) + "/ca.crt\nbridge_certfile " + kBridgeTlsDir +
+         "/bridge.crt\nbridge_keyfile " + kBridgeTlsDir + "/bridge.key\nbridge_tls_version tlsv1.2\n";
+  // Only the sector's own subtree: summaries and answers go up, the root's requests come down.
+  c += "topic " + root(b.mesh) + "_sector/" + b.sector + "/# both 1\n";
+  return c;
+}
+
 std::string replace_acl_block(std::string_view text, std::string_view kind, std::string_view name,
                               std::string_view block) {
   std::string begin = "# kairos " + std::string(kind) + " " + std::string(name) + " begin\n";

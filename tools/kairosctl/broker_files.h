@@ -25,6 +25,18 @@ std::string acl_node(std::string_view mesh, std::string_view cluster, std::strin
                      const std::vector<std::string>& writes = {}, const std::vector<std::string>& reads = {});
 std::string acl_gateway(std::string_view mesh, std::string_view gateway);
 std::string acl_operator(std::string_view mesh, std::string_view name);
+// A sector's bridge on the root broker (docs/DESIGN.md 5.9): its own
+// _sector/<sector>/ subtree and nothing else, both ways.
+std::string acl_bridge(std::string_view mesh, std::string_view user, std::string_view sector);
+// The sector broker's bridge to the root broker: the sector's subtree
+// (summaries and answers out, the root's requests in), never a node topic.
+struct BridgeConf {
+  std::string mesh, sector, host, user, password;
+  int port = 1883;
+  bool tls = false;
+};
+inline constexpr const char* kBridgeTlsDir = "/etc/mosquitto/kairos-bridge";
+std::string bridge_conf(const BridgeConf& b);
 
 // text with the block framed for (kind, name) replaced by block, or block
 // appended when there is none.

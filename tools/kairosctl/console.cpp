@@ -226,18 +226,26 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
     j.key("breakers_open").integer(r.breakers_open).key("jobs_running").integer(r.jobs_running);
     j.key("jobs_queued").integer(r.jobs_queued).key("alerts").integer(r.alerts).key("restrictions").str(r.restrictions);
     j.key("storage_error").str(r.storage_error);
+    j.key("role").str(r.role[0] ? r.role : "standalone").key("sector").str(r.sector);
+    j.key("sectors_stale").integer(r.sectors_stale);
     j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
     std::printf("%s\n", j.text().c_str());
     return 0;
   }
   std::uint64_t dropped = 0;
   for (pb_size_t i = 0; i < r.drops_count; ++i) dropped += r.drops[i].count;
-  std::printf("+-- mesh %s -- gateway %s ------------------------------\n", r.mesh, r.gateway);
+  const std::string role = std::string(r.role) == "sector" ? std::string(" (sector ") + r.sector + ")"
+                           : std::string(r.role) == "root" ? std::string(" (root)")
+                                                           : std::string();
+  std::printf("+-- mesh %s -- gateway %s%s ------------------------------\n", r.mesh, r.gateway, role.c_str());
   if (r.storage_error[0])
     std::printf("| STORAGE FAILED    %s: nothing that must be recorded is accepted\n", r.storage_error);
   std::printf("| agents active     %u / %u  (%u cluster%s)\n", r.nodes_online, r.nodes_known, r.clusters,
               r.clusters == 1 ? "" : "s");
-  if (r.sectors_total)
+  if (r.sectors_total && std::string(r.role) == "root")
+    std::printf("| sectors healthy   %u / %u  (%u stale: kairosctl sectors)\n", r.sectors_healthy, r.sectors_total,
+                r.sectors_stale);
+  else if (r.sectors_total)
     std::printf("| sectors healthy   %u / %u\n", r.sectors_healthy, r.sectors_total);
   else
     std::printf("| sectors healthy   - (no sectors configured)\n");

@@ -18,6 +18,7 @@
 #include "tools/kairosctl/provision.h"
 #include "tools/kairosctl/rotate.h"
 #include "tools/kairosctl/schedule.h"
+#include "tools/kairosctl/sectors.h"
 #include "tools/kairosctl/session.h"
 
 using namespace kairos;
@@ -208,6 +209,27 @@ int run_breakers(const Words& args, Session& s) {
                   [&](const Response& r) { return ctl::print_breakers(r.reply.breakers, s.json()); });
 }
 
+// Every sector a root gateway reads, page by page.
+int run_sectors(const Words& args, Session& s) {
+  if (!args.empty()) return fail("sectors takes no arguments", 2);
+  auto req = request(kairos_v1_ControlRequest_sectors_tag);
+  if (int status = s.reach()) return status;
+  std::vector<kairos_v1_SectorInfo> sectors;
+  std::uint32_t total = 0, stale = 0;
+  do {
+    if (!sectors.empty()) set_string(req.verb.sectors.after, sectors.back().name);
+    int status = 0;
+    auto resp = s.call(req, s.timeout_ms(), status);
+    if (!resp) return status;
+    const auto& list = resp->reply.sectors;
+    total = list.total;
+    stale = list.stale;
+    sectors.insert(sectors.end(), list.sectors, list.sectors + list.sectors_count);
+    if (list.sectors_count == 0) break;
+  } while (sectors.size() < total);
+  return ctl::print_sectors(sectors, stale, s.json());
+}
+
 int run_broadcast(const Words& args, Session& s) {
   auto req = request(kairos_v1_ControlRequest_broadcast_tag);
   const auto& b = req.verb.broadcast;
@@ -300,6 +322,8 @@ const std::vector<Verb>& verbs() {
        run_delegate, false, {"--timeout"}},  // the job's timeout (docs/DESIGN.md 5.8 `delegate <job> --timeout`)
       {"jobs", "jobs [ID] [--limit N]           job counts and the newest jobs, or one job whole", run_jobs},
       {"breakers", "breakers                        circuit breakers: cluster, sector, global", run_breakers},
+      {"sectors", "sectors                         a root gateway's sectors: live or stale, nodes, mode, impedance",
+       run_sectors},
       {"broadcast",
        "broadcast <text> [--ack] [--window MS] [--targets T] [--confirm]\n"
        "                                a notice to every node (--ack: gather READY acks; exit 3 if any missing)",

@@ -148,6 +148,7 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
     else if (k == "--new-password") a.new_password = true;
     else if (k == "--gateway") { a.role = "gateway"; ok = value(a.name); }
     else if (k == "--operator") { a.role = "operator"; ok = value(a.name); }
+    else if (k == "--sector") { a.role = "sector"; ok = value(a.name); }
     else if (k == "--board") { ok = value(a.board); board_given = true; }
     else if (k == "--cluster") ok = value(a.cluster);
     else if (k == "--mesh") ok = value(a.mesh);
@@ -164,7 +165,8 @@ std::string parse_provision_args(const std::vector<std::string>& args, Provision
     else return "provision: unknown argument '" + k + "'";
     if (!ok) return "provision: " + k + " needs a value";
   }
-  if (a.name.empty()) return "provision: name the node (kairosctl provision NODE ...), or give --gateway ID / --operator NAME";
+  if (a.name.empty())
+    return "provision: name the node (kairosctl provision NODE ...), or give --gateway ID / --operator NAME / --sector NAME";
   if (a.role == "operator" && a.name == kSharedOperator)
     return "provision: 'operator' is the name the shared operator key's requests go by: give the operator a name of "
            "its own";
@@ -244,6 +246,34 @@ int provision(const ProvisionArgs& a) {
               toml_string(broker) + "\nusername = " + toml_string(a.name) + "\npassword_file = \"/etc/kairos/gateway.password\"\n" +
               tls_keys_toml(names),
           0644};
+    } else if (a.role == "sector") {
+      // Run in the root's folder (its broker is --broker): the sector's key for
+      // the root and for the sector gateway, the root broker's user for the
+      // sector's bridge, and the sector broker's bridge (docs/DESIGN.md 5.9).
+      bundle = out / "sectors" / a.name;
+      what = "sector " + a.name;
+      const fs::path root_key = keys / "sectors" / (a.name + ".key");
+      std::string key = key_text(root_key, a.new_key, plan);
+      const fs::path sector_key = bundle / "etc/kairos/keys/sectors" / (a.name + ".key");
+      if (!a.new_key && fs::exists(sector_key) && read_file_or_empty(sector_key) != key)
+        throw Refusal("provision: " + sector_key.string() + " differs from the root's " + root_key.string() +
+                      ": one of them was replaced by hand; --force --new-key issues a fresh key to both");
+      plan.files[root_key] = {key, 0600};
+      plan.files[sector_key] = {key, 0600};
+      const std::string user = "bridge-" + a.name;
+      std::string pw = password_for(bundle / "bridge.password", a.new_password, plan);
+      plan.files[bundle / "bridge.password"] = {pw + "\n", 0600};
+      broker_user(mosq, user, pw, "bridge", acl_bridge(mesh, user, a.name), plan);
+      if (tls) device_tls(bundle / "mosquitto", TlsNames{"bridge"}, user, *ca, now, a.new_key, plan);
+      plan.files[bundle / "mosquitto/kairos-bridge.conf"] = {
+          bridge_conf({mesh, a.name, uri_host(broker), user, pw, port, tls}), 0640};
+      plan.files[bundle / "etc/kairos/hierarchy.toml"] = {
+          "# Written by kairosctl provision --sector " + a.name +
+              ": append to the sector gateway's gateway.toml (its keys_dir holds keys/sectors/" + a.name +
+              ".key).\n[hierarchy]\nrole = \"sector\"\nsector = " + toml_string(a.name) + "\n",
+          0644};
+      plan.notes.push_back("the root gateway reads this sector once its gateway.toml names it: [hierarchy] role = \"root\", "
+                           "sectors = [..., " + toml_string(a.name) + "] (README: \"Sectors and a root\")");
     } else if (a.role == "operator") {
       bundle = out / "operators" / a.name / "etc/kairos";
       what = "operator " + a.name;

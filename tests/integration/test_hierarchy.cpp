@@ -1,0 +1,184 @@
+// Sectors and a root on real processes (docs/DESIGN.md 5.9): three sector
+// brokers bridged to a root broker with the bridge configuration that
+// `kairosctl provision --sector` writes, a sector gateway and kairos-sim in
+// each sector, a root gateway over them; and, to check the global figures
+// against, a standalone gateway on a fifth broker that every sector broker
+// also bridges its node reports to (an observer of the same nodes).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "common/io/clock.h"
+#include "tests/integration/harness.h"
+
+namespace kairos::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kSectors{"north", "south", "east"};
+constexpr int kNodesPerSector = 6;
+
+// The whole topology, built in the constructor.
+class Hierarchy {
+ public:
+  Hierarchy() {
+    // The root's folder provisions each sector: keys, the root broker's user, the bridge.
+    const std::string prov = root_dir_.file("prov");
+    for (const auto& s : kSectors) {
+      auto r = run_command({bin("kairosctl"), "--mesh", mesh_, "--broker", "tcp://127.0.0.1:" + std::to_string(root_port_),
+                            "provision", "--sector", s, "--out", prov},
+                           root_dir_.path());
+      if (r.status != 0) throw std::runtime_error("provision --sector " + s + ": " + r.output);
+    }
+    root_broker_ = std::make_unique<Broker>(root_dir_, root_port_);
+    observer_broker_ = std::make_unique<Broker>(observer_dir_);
+    root_ = std::make_unique<Mesh>(root_dir_, *root_broker_, mesh_);
+    copy(prov + "/gateway/etc/kairos/keys/sectors", root_->keys_dir() + "/sectors");
+    for (std::size_t k = 0; k < kSectors.size(); ++k) {
+      const auto& s = kSectors[k];
+      auto& dir = *sector_dirs_.emplace_back(std::make_unique<TempDir>());
+      // Node reports to the observer (out only, never back), beside the provisioned bridge to the root.
+      std::string observe = "\nconnection observer-" + s + "\naddress 127.0.0.1:" +
+                            std::to_string(observer_broker_->port()) + "\nrestart_timeout 1 2\n";
+      for (const char* kind : {"birth", "state", "hb", "phase"})
+        observe += "topic kairos/v1/" + mesh_ + "/+/+/" + kind + " out 0\n";
+      brokers_.push_back(std::make_unique<Broker>(
+          dir, 0, true, "\n" + read_text(prov + "/sectors/" + s + "/mosquitto/kairos-bridge.conf") + observe));
+      auto& mesh = *sectors_.emplace_back(std::make_unique<Mesh>(dir, *brokers_.back(), mesh_));
+      copy(prov + "/sectors/" + s + "/etc/kairos/keys/sectors", mesh.keys_dir() + "/sectors");
+      mesh.start_gateway(sector_config(s));
+      sims_.push_back(std::make_unique<Process>(
+          mesh.sim_argv({"--nodes", std::to_string(kNodesPerSector), "--prefix", s, "--clusters", "2",
+                         "--cluster-prefix", s + "-c", "--seed", std::to_string(11 + k), "--hb-period-s", "5"}),
+          dir.file("sim.log")));
+    }
+    root_->start_gateway("[hierarchy]\nrole = \"root\"\nsectors = [\"north\", \"south\", \"east\"]\n"
+                         "summary_period_s = 0.5\n");
+  }
+
+  static std::string sector_config(const std::string& sector) {
+    return "[hierarchy]\nrole = \"sector\"\nsector = \"" + sector + "\"\nsummary_period_s = 0.5\n";
+  }
+  static void copy(const std::string& from, const std::string& to) {
+    fs::create_directories(to);
+    fs::copy(from, to, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+  }
+  // The standalone gateway over every sector's nodes, on the observer broker.
+  Mesh& start_observer() {
+    observer_ = std::make_unique<Mesh>(observer_dir_, *observer_broker_, mesh_);
+    for (auto& s : sectors_) copy(s->keys_dir() + "/nodes", observer_->keys_dir() + "/nodes");
+    observer_->start_gateway();
+    return *observer_;
+  }
+  int total_nodes() const { return kNodesPerSector * static_cast<int>(kSectors.size()); }
+  // Until the root sees every sector live and every node online.
+  bool whole() {
+    return eventually([&] {
+      auto s = root_->status();
+      return s && s->nodes_online == static_cast<std::uint32_t>(total_nodes()) && s->sectors_stale == 0;
+    }, std::chrono::seconds(60));
+  }
+
+  const std::string mesh_ = "h" + std::to_string(random_u64() % 100'000'000);
+  TempDir root_dir_, observer_dir_;
+  int root_port_ = free_port();
+  std::unique_ptr<Broker> root_broker_, observer_broker_;
+  std::unique_ptr<Mesh> root_, observer_;
+  std::vector<std::unique_ptr<TempDir>> sector_dirs_;
+  std::vector<std::unique_ptr<Broker>> brokers_;
+  std::vector<std::unique_ptr<Mesh>> sectors_;
+  std::vector<std::unique_ptr<Process>> sims_;
+};
+
+TEST(Sectors, TheRootSeesEverySectorAndTheGlobalFiguresOfOneGatewayOverTheSameNodes) {
+  Hierarchy h;
+  auto& root = *h.root_;
+  ASSERT_TRUE(h.whole()) << root.gateway().output();
+  auto s = *root.status();
+  EXPECT_STREQ(s.role, "root");
+  EXPECT_EQ(s.sectors_total, 3u);
+  EXPECT_EQ(s.clusters, 6u);
+
+  auto r = root.kairosctl({"--json", "sectors"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const auto& name : kSectors) {
+    const auto at = r.output.find("\"name\":\"" + name + "\"");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    EXPECT_EQ(r.output.compare(r.output.find("\"state\":", at), 14, "\"state\":\"live\""), 0) << r.output;
+  }
+  // A sector gateway answers its own console as before, and says which sector it runs.
+  auto sector = h.sectors_[0]->status();
+  ASSERT_TRUE(sector);
+  EXPECT_STREQ(sector->role, "sector");
+  EXPECT_STREQ(sector->sector, "north");
+  EXPECT_EQ(sector->nodes_online, static_cast<std::uint32_t>(kNodesPerSector));
+  // The sector's console cannot list sectors: it says to ask the root.
+  r = h.sectors_[0]->kairosctl({"sectors"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("ask its root"), std::string::npos) << r.output;
+
+  // The same nodes under one gateway: with the simulators paused, both see
+  // the same phases, and the root's Z, C and A from the sectors' sums equal it.
+  auto& observer = h.start_observer();
+  ASSERT_TRUE(eventually([&] {
+    auto o = observer.status();
+    return o && o->mesh_state.nodes_in_sync == static_cast<std::uint32_t>(h.total_nodes());
+  }, std::chrono::seconds(60))) << observer.gateway().output();
+  for (auto& sim : h.sims_) sim->signal(SIGSTOP);
+  // Every sector summarises after the pause (its summary sequence moves on twice).
+  auto seqs = [&] {
+    std::vector<std::uint64_t> out;
+    kairos_v1_ControlRequest q = kairos_v1_ControlRequest_init_zero;
+    q.which_verb = kairos_v1_ControlRequest_sectors_tag;
+    if (auto resp = root.ctl(q))
+      for (pb_size_t i = 0; i < resp->reply.sectors.sectors_count; ++i)
+        out.push_back(resp->reply.sectors.sectors[i].summary.summary_seq);
+    return out;
+  };
+  const auto before = seqs();
+  ASSERT_EQ(before.size(), 3u);
+  ASSERT_TRUE(eventually([&] {
+    auto now = seqs();
+    for (std::size_t i = 0; i < now.size(); ++i)
+      if (now[i] < before[i] + 2) return false;
+    return now.size() == 3;
+  }));
+  auto a = root.status(), b = observer.status();
+  for (auto& sim : h.sims_) sim->signal(SIGCONT);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->mesh_state.nodes_in_sync, b->mesh_state.nodes_in_sync);
+  EXPECT_NEAR(a->mesh_state.z.re, b->mesh_state.z.re, 1e-4);
+  EXPECT_NEAR(a->mesh_state.z.im, b->mesh_state.z.im, 1e-4);
+  EXPECT_NEAR(a->mesh_state.coherence, b->mesh_state.coherence, 1e-4);
+  EXPECT_NEAR(a->mesh_state.agreement, b->mesh_state.agreement, 1e-4);
+  EXPECT_GT(a->mesh_state.coherence, 0.0f);
+}
+
+TEST(Sectors, ASilentSectorGoesStaleAtTheRootAndRejoinsWhenItsGatewayIsBack) {
+  Hierarchy h;
+  auto& root = *h.root_;
+  ASSERT_TRUE(h.whole()) << root.gateway().output();
+  h.sectors_[1]->gateway().signal(SIGKILL);
+  // Stale within 3 summary periods (and the time to see it): its nodes no longer count online.
+  ASSERT_TRUE(eventually([&] {
+    auto s = root.status();
+    return s && s->sectors_stale == 1 && s->nodes_online == static_cast<std::uint32_t>(2 * kNodesPerSector);
+  }, std::chrono::seconds(10)));
+  auto r = root.kairosctl({"sectors"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto line = r.output.substr(r.output.find("south"));
+  EXPECT_EQ(line.find("stale"), line.find_first_not_of(' ', 5)) << r.output;
+  EXPECT_NE(line.find("OPEN"), std::string::npos) << r.output;
+  EXPECT_NE(root.gateway().output().find("south is stale"), std::string::npos);
+  // Its gateway back: live again at the root, with its nodes.
+  h.sectors_[1]->start_gateway(Hierarchy::sector_config("south"));
+  ASSERT_TRUE(h.whole());
+  EXPECT_NE(root.gateway().output().find("south is live again"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kairos::test
