@@ -71,6 +71,14 @@ Gateway::Gateway(GatewayConfig config)
                                                                              "its last periods; its breaker opens");
                                          else log::info("sectors", sector + " is live again");
                                        }});
+    fanout_.emplace(config_, *sectors_,
+                    Fanout::Ports{[this](const std::string& topic, Envelope& env, const Key& key) {
+                                    link_->publish(topic, signer_.seal(topic, env, key, wall_us()), 1, false);
+                                  },
+                                  [this](DropReason reason, const std::string& topic, const std::string& detail,
+                                         std::int64_t now_us) { ingest_.drop(reason, topic, detail, now_us); }});
+    root_desk_.emplace(config_, *sectors_, *fanout_, answer_);
+    root_verbs();
     for (auto kind : {TopicKind::sector_summary, TopicKind::sector_resp})
       link_->add_subscription(sector_topic(config_.mesh, "+", kind), 1);
     link_->add_subscription(sector_topic(config_.mesh, "+", TopicKind::cluster_summary, "+"), 1);
@@ -175,6 +183,23 @@ void Gateway::verbs() {
   });
 }
 
+void Gateway::root_verbs() {
+  using R = Control::Request;
+  control_.on(kairos_v1_ControlRequest_nodes_tag,
+              [this](const R& r) { root_desk_->nodes(r.to, r.req.request_id, r.req.verb.nodes, r.now_us); }, true);
+  control_.on(kairos_v1_ControlRequest_schedule_tag,
+              [this](const R& r) { root_desk_->schedule(r.to, r.req.request_id, r.req.verb.schedule, r.now_us); });
+  control_.on(kairos_v1_ControlRequest_delegate_tag,
+              [this](const R& r) { root_desk_->delegate(r.to, r.req.request_id, r.req.verb.delegate, r.now_us); });
+  control_.on(kairos_v1_ControlRequest_breakers_tag, [this](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
+    sectors_->fill_breakers(resp->reply.breakers, r.now_us);
+    answer(r.to, *resp);
+  }, true);
+}
+
 Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
   auto env = make_envelope("", 0, 0, 0);
   env->which_message = kairos_v1_Envelope_gateway_state_tag;
@@ -270,8 +295,10 @@ void Gateway::on_message(const Inbound& m, std::int64_t now_us) {
     if (sectors_) return sectors_->on_message(*t, m, now_us);
     return ingest_.drop(DropReason::bad_topic, m.topic, "a sector's summary, and this gateway is no root", now_us);
   }
-  if (t->kind == TopicKind::sector_resp)
+  if (t->kind == TopicKind::sector_resp) {
+    if (fanout_) return fanout_->on_message(*t, m, now_us);
     return ingest_.drop(DropReason::bad_topic, m.topic, "no request of this gateway is waiting for it", now_us);
+  }
   if (t->kind == TopicKind::ball_head) return on_ball_head(m, now_us);
   // Our own broadcasts match the node filters (+/+/state): not for us.
   if (t->kind == TopicKind::gw_state) return;
@@ -383,6 +410,7 @@ void Gateway::fill_root_status(kairos_v1_StatusReply& r) {
   r.jobs_queued += t.jobs_queued;
   r.jobs_running += t.jobs_running;
   r.breakers_open += t.breakers_open;
+  set_string(r.last_cascade, root_desk_->last_cascade());
 }
 
 // Written before anything acts on it (an EMERGENCY, a freeze).
@@ -423,6 +451,7 @@ void Gateway::periodic(std::int64_t now_us) {
   }
   clock_sync_.service(now_us, link_->connected(), ingest_.accepted());
   if (reporter_) reporter_->service(now_us, link_->connected());
+  if (fanout_) fanout_->service(now_us);
   rotations_.service(now_us);
   escalation_.hook().service(now_us);
   if (now_us >= next_context_check_us_) {

@@ -11,6 +11,8 @@
 #include "gateway/ball/plays.h"
 #include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
+#include "gateway/hierarchy/fanout.h"
+#include "gateway/hierarchy/root_desk.h"
 #include "gateway/hierarchy/sectors.h"
 #include "gateway/hierarchy/summary.h"
 #include "gateway/ingest/ingest.h"
@@ -46,6 +48,8 @@ class Gateway {
  private:
   // The control RPC's verb table: one row per verb, to the module that answers it.
   void verbs();
+  // A root's rows of the verb table: nodes, schedule, delegate and breakers over its sectors.
+  void root_verbs();
   void arm_will();
   void on_connected();
   void on_message(const Inbound& m, std::int64_t now_us);
@@ -152,6 +156,8 @@ class Gateway {
   // A sector gateway's summaries to its root; a root's view of its sectors.
   std::optional<SectorReporter> reporter_;
   std::optional<SectorBook> sectors_;
+  std::optional<Fanout> fanout_;      // a root's requests to its sectors
+  std::optional<RootDesk> root_desk_; // a root's mesh-wide verbs over them
   const RegistrySettings registry_settings_{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight};
 
   Hysteresis unified_;

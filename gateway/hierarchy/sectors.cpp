@@ -37,6 +37,7 @@ SectorBook::SectorBook(const GatewayConfig& config, BreakerSettings breakers, Po
     : config_(config), breaker_settings_(breakers), ports_(std::move(ports)) {
   for (const auto& name : config.root_sectors) {
     const std::string path = config.sector_key_path(name);
+    names_.push_back(name);
     try {
       sectors_[name].key = load_key_file(path);
     } catch (const std::exception& e) {
@@ -94,7 +95,8 @@ void SectorBook::on_message(const Topic& t, const Inbound& m, std::int64_t now_u
 
 void SectorBook::service(std::int64_t now_us) {
   for (auto& [name, s] : sectors_) {
-    const bool stale = !s.heard || now_us - s.last_us > stale_after_us(s);
+    if (!s.heard && s.last_us == 0) s.last_us = now_us;  // one never heard has as long as a silent one from now
+    const bool stale = now_us - s.last_us > stale_after_us(s);
     if (stale && !s.stale) {
       s.stale = true;
       // Silence is a failure: the breaker opens at once (docs/DESIGN.md 5.9).
@@ -118,14 +120,12 @@ SectorBook::Totals SectorBook::totals() const {
   for (const auto& [name, s] : sectors_) {
     ++t.sectors;
     t.breakers_open += s.breaker.state() != BreakerState::closed;
+    t.stale += s.stale;
     if (!s.heard) continue;
     // A stale sector's nodes are known, not online: the mode counts them so.
     t.known += s.summary.total.known;
     t.clusters += s.summary.clusters;
-    if (s.stale) {
-      ++t.stale;
-      continue;
-    }
+    if (s.stale) continue;
     ++t.live;
     t.online += s.summary.total.online;
     t.jobs_queued += s.summary.jobs_queued;
@@ -135,7 +135,6 @@ SectorBook::Totals SectorBook::totals() const {
     impedance += static_cast<double>(g.impedance_mean) * g.online;
     weighed += g.online;
   }
-  t.stale += static_cast<std::uint32_t>(t.sectors - t.live - t.stale);  // never heard
   t.mean_impedance = weighed ? impedance / static_cast<double>(weighed) : 0;
   return t;
 }
@@ -157,18 +156,118 @@ void SectorBook::fill(const kairos_v1_SectorsRequest& q, kairos_v1_SectorList& r
   r.total = static_cast<std::uint32_t>(sectors_.size());
   const std::string after = q.after;
   for (const auto& [name, s] : sectors_) {
-    r.stale += s.stale || !s.heard;
+    r.stale += s.stale;
     if (!after.empty() && name <= after) continue;
     if (r.sectors_count >= sizeof r.sectors / sizeof r.sectors[0]) continue;
     auto& o = r.sectors[r.sectors_count++];
     set_string(o.name, name);
-    set_string(o.state, !s.heard ? "unknown" : s.stale ? "stale" : "live");
+    set_string(o.state, s.stale ? "stale" : !s.heard ? "unknown" : "live");
     set_string(o.breaker, to_string(s.breaker.state()));
     if (!s.heard) continue;
     o.age_ms = static_cast<std::uint32_t>(std::min<std::int64_t>((now_us - s.last_us) / 1000, UINT32_MAX));
     o.has_summary = true;
     o.summary = s.summary;
   }
+}
+
+}  // namespace kairos::gw
+
+namespace kairos::gw {
+
+std::vector<std::string> SectorBook::reachable(std::int64_t now_us, bool admit) {
+  std::vector<std::string> out;
+  for (auto& [name, s] : sectors_) {
+    if (!s.heard || s.stale) continue;
+    if (admit ? s.breaker.admit(now_us, breaker_settings_) : s.breaker.would_admit(now_us, breaker_settings_))
+      out.push_back(name);
+  }
+  return out;
+}
+
+std::vector<std::string> SectorBook::capable(const std::string& to, const std::vector<std::string>& needs,
+                                             std::int64_t now_us) const {
+  struct Candidate {
+    std::string name;
+    std::uint32_t nodes;
+    float impedance;
+  };
+  std::vector<Candidate> found;
+  auto has = [](const kairos_v1_GroupSummary& g, const std::string& cap) {
+    for (pb_size_t i = 0; i < g.capabilities_count; ++i)
+      if (cap == g.capabilities[i]) return true;
+    return false;
+  };
+  for (const auto& [name, s] : sectors_) {
+    if (!s.heard || s.stale || !s.breaker.would_admit(now_us, breaker_settings_)) continue;
+    const auto& g = s.summary.total;
+    std::uint32_t nodes = g.online;
+    if (to.rfind("class:", 0) == 0 && to.size() == 7) {
+      const int cls = to[6] - 'A' + 1;
+      nodes = cls >= 1 && cls <= 6 && static_cast<pb_size_t>(cls) < g.by_class_count ? g.by_class[cls] : 0;
+    } else if (to.rfind("cluster:", 0) == 0) {
+      auto c = s.clusters.find(to.substr(8));
+      nodes = c == s.clusters.end() ? 0 : c->second.online;
+    } else if (!to.empty() && to != "all" && to.rfind("node:", 0) != 0 && !has(g, to)) {
+      nodes = 0;
+    }
+    for (const auto& need : needs)
+      if (!has(g, need)) nodes = 0;
+    if (nodes > 0) found.push_back({name, nodes, g.impedance_mean});
+  }
+  std::sort(found.begin(), found.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.nodes != b.nodes) return a.nodes > b.nodes;
+    if (a.impedance != b.impedance) return a.impedance < b.impedance;
+    return a.name < b.name;
+  });
+  std::vector<std::string> out;
+  for (auto& c : found) out.push_back(std::move(c.name));
+  return out;
+}
+
+bool SectorBook::admit(const std::string& sector, std::int64_t now_us) {
+  auto it = sectors_.find(sector);
+  return it != sectors_.end() && !it->second.stale && it->second.breaker.admit(now_us, breaker_settings_);
+}
+
+void SectorBook::failure(const std::string& sector, std::int64_t now_us) {
+  if (auto it = sectors_.find(sector); it != sectors_.end())
+    it->second.breaker.failure(now_us, breaker_settings_.sector_failures, breaker_settings_);
+}
+
+void SectorBook::success(const std::string& sector, std::int64_t now_us) {
+  if (auto it = sectors_.find(sector); it != sectors_.end()) it->second.breaker.success(now_us);
+}
+
+std::uint32_t SectorBook::known(const std::string& sector) const {
+  auto it = sectors_.find(sector);
+  return it == sectors_.end() || !it->second.heard ? 0 : it->second.summary.total.known;
+}
+
+void SectorBook::fill_breakers(kairos_v1_BreakerList& r, std::int64_t now_us) const {
+  auto add = [&](const std::string& scope, const std::string& name, const Breaker& b) {
+    ++r.total;
+    r.open += b.state() != BreakerState::closed;
+    if (r.breakers_count >= sizeof r.breakers / sizeof r.breakers[0]) return;
+    auto& o = r.breakers[r.breakers_count++];
+    set_string(o.scope, scope);
+    set_string(o.name, name);
+    set_string(o.state, to_string(b.state()));
+    o.failures = static_cast<std::uint32_t>(b.failures(now_us, breaker_settings_));
+    o.wait_s = static_cast<std::uint32_t>(b.wait_us() / 1'000'000);
+    if (b.state() == BreakerState::open) o.probe_at_us = wall_us() + (b.probe_at_us() - now_us);
+    o.opened = static_cast<std::uint32_t>(b.opened());
+  };
+  // Not CLOSED first, as the gateway lists its own.
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& [name, s] : sectors_)
+      if ((s.breaker.state() != BreakerState::closed) == (pass == 0)) add("sector", name, s.breaker);
+  kairos_v1_BreakerInfo mesh = kairos_v1_BreakerInfo_init_zero;
+  set_string(mesh.scope, "global");
+  set_string(mesh.name, "mesh");
+  set_string(mesh.state, mesh_open() ? "OPEN" : "CLOSED");
+  ++r.total;
+  r.open += mesh_open();
+  if (r.breakers_count < sizeof r.breakers / sizeof r.breakers[0]) r.breakers[r.breakers_count++] = mesh;
 }
 
 }  // namespace kairos::gw

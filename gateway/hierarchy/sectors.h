@@ -54,12 +54,33 @@ class SectorBook {
   const Key* key(const std::string& sector) const;
   std::size_t size() const { return sectors_.size(); }
 
+  // Routing (docs/DESIGN.md 5.9). The sectors work may go to now: live,
+  // and their breaker at the root lets it through (a probe or a HALF_OPEN
+  // slot is counted when admit is true).
+  std::vector<std::string> reachable(std::int64_t now_us, bool admit = false);
+  // Those of them that hold nodes a job or schedule can target: `to` as
+  // delegate and schedule take it (class:X, cluster:C, a capability, all
+  // or empty), every one of needs; the best first (most capable nodes
+  // online, then lowest mean impedance). Not admitted yet.
+  std::vector<std::string> capable(const std::string& to, const std::vector<std::string>& needs,
+                                   std::int64_t now_us) const;
+  bool admit(const std::string& sector, std::int64_t now_us);
+  // What work sent to a sector came to (its breaker counts failures over
+  // breakers.sector_failures, and an answer half-opens an OPEN one).
+  void failure(const std::string& sector, std::int64_t now_us);
+  void success(const std::string& sector, std::int64_t now_us);
+  // The known nodes of a sector not reachable now (for what a cascade leaves out).
+  std::uint32_t known(const std::string& sector) const;
+  const std::vector<std::string>& names() const { return names_; }
+  void fill_breakers(kairos_v1_BreakerList& r, std::int64_t now_us) const;
+
  private:
   struct Sector {
     Key key{};
     bool heard = false;
     bool stale = false;
-    std::int64_t last_us = 0;  // monotonic: when its summary was taken (receipt, or earlier by its stamp)
+    std::int64_t last_us = 0;  // monotonic: when its summary was taken (receipt, or earlier by its stamp); the
+                               // root's first look while never heard
     kairos_v1_SectorSummary summary = kairos_v1_SectorSummary_init_zero;
     std::map<std::string, kairos_v1_GroupSummary> clusters;
     std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> high_water;  // topic -> (session, seq)
@@ -71,6 +92,7 @@ class SectorBook {
   BreakerSettings breaker_settings_;
   Ports ports_;
   std::map<std::string, Sector> sectors_;
+  std::vector<std::string> names_;
 };
 
 }  // namespace kairos::gw

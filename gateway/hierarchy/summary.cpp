@@ -42,6 +42,12 @@ void GroupTally::add(const NodeEntry& n) {
     return;
   }
   ++online_;
+  for (std::size_t at = 0; at < n.capabilities.size();) {
+    auto comma = n.capabilities.find(',', at);
+    if (comma == std::string::npos) comma = n.capabilities.size();
+    if (comma > at) capabilities_.insert(n.capabilities.substr(at, comma - at));
+    at = comma + 1;
+  }
   const auto status = n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status;
   ++by_status_[std::clamp<int>(status, 0, 6)];
   if (n.clock.count() > 0) {
@@ -73,6 +79,7 @@ void GroupTally::add(const GroupTally& o) {
   for (int i = 0; i < 7; ++i) by_status_[i] += o.by_status_[i], by_class_[i] += o.by_class_[i];
   scores_.insert(scores_.end(), o.scores_.begin(), o.scores_.end());
   rtts_ms_.insert(rtts_ms_.end(), o.rtts_ms_.begin(), o.rtts_ms_.end());
+  capabilities_.insert(o.capabilities_.begin(), o.capabilities_.end());
   if (o.slowest_score_ > slowest_score_) slowest_score_ = o.slowest_score_, slowest_ = o.slowest_;
   if (o.fastest_score_ < fastest_score_) fastest_score_ = o.fastest_score_, fastest_ = o.fastest_;
   sums_.w += o.sums_.w;
@@ -102,6 +109,10 @@ void GroupTally::fill(kairos_v1_GroupSummary& g, const std::string& name, const 
     g.fastest_score = static_cast<std::uint32_t>(std::max(0, fastest_score_));
   }
   g.clock_synced = synced_;
+  for (const auto& c : capabilities_) {
+    if (g.capabilities_count >= sizeof g.capabilities / sizeof g.capabilities[0]) break;
+    set_string(g.capabilities[g.capabilities_count++], c);
+  }
   g.has_sums = true;
   g.sums = sums_;
   set_string(g.breaker, breaker);

@@ -8,6 +8,7 @@
 // the global Z, C and A exactly.
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ class GroupTally {
   std::uint32_t by_class_[7] = {};
   std::vector<int> scores_;      // online nodes with clock samples
   std::vector<double> rtts_ms_;  // ... their minimum round trips
+  std::set<std::string> capabilities_;  // of online nodes
   std::string slowest_, fastest_;
   int slowest_score_ = -1, fastest_score_ = 1 << 30;
   kairos_v1_PhaseSums sums_ = kairos_v1_PhaseSums_init_zero;

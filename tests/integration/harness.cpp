@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -278,7 +280,9 @@ std::vector<kairos_v1_NodeInfo> Mesh::nodes() {
   kairos_v1_ControlRequest req = kairos_v1_ControlRequest_init_zero;
   req.which_verb = kairos_v1_ControlRequest_nodes_tag;
   while (true) {
+    // By the cursor as kairosctl pages (a root pages its sectors so), and the offset for good measure.
     req.verb.nodes.offset = static_cast<std::uint32_t>(out.size());
+    if (!out.empty()) std::snprintf(req.verb.nodes.after, sizeof req.verb.nodes.after, "%s", out.back().id);
     auto r = ctl(req);
     if (!r || !r->ok) return out;
     out.insert(out.end(), r->reply.nodes.nodes, r->reply.nodes.nodes + r->reply.nodes.nodes_count);
@@ -433,4 +437,31 @@ bool Client::wait_for(const std::function<bool(const std::vector<Inbound>&)>& pr
   }
 }
 
+double json_number(const std::string& json, const std::string& key) {
+  auto at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return NAN;
+  return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
+}
+
+std::vector<LedgerExec> ledger_execs(const std::string& path, std::size_t from) {
+  std::vector<LedgerExec> out;
+  std::istringstream in(read_text(path));
+  std::string line;
+  for (std::size_t n = 0; std::getline(in, line); ++n) {
+    if (n < from || line.rfind("exec ", 0) != 0) continue;
+    std::istringstream f(line);
+    std::string kind, node, id, cls;
+    long long true_exec = 0;
+    f >> kind >> node >> id >> cls >> true_exec;
+    out.push_back({node, true_exec});
+  }
+  return out;
+}
+
+std::size_t line_count(const std::string& path) {
+  auto t = read_text(path);
+  return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));
+}
+
 }  // namespace kairos::test
+

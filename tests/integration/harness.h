@@ -87,6 +87,18 @@ class Broker {
   std::unique_ptr<Process> proc_;
 };
 
+// The number after "key": in a JSON text (first occurrence), or NaN.
+double json_number(const std::string& json, const std::string& key);
+
+// kairos-sim's ledger (--ledger): when each simulated node really ran a scheduled command.
+struct LedgerExec {
+  std::string node;
+  std::int64_t true_exec_us;
+};
+// The `exec` lines of the ledger from line `from` on.
+std::vector<LedgerExec> ledger_execs(const std::string& path, std::size_t from);
+std::size_t line_count(const std::string& path);
+
 std::string bin(const std::string& name);  // path of one of our binaries
 Key write_key(const std::string& path);     // a random key, mode 0600
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -20,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::vector<std::string> kSectors{"north", "south", "east"};
-constexpr int kNodesPerSector = 6;
+constexpr int kNodesPerSector = 20;
 
 // The whole topology, built in the constructor.
 class Hierarchy {
@@ -51,9 +52,13 @@ class Hierarchy {
       auto& mesh = *sectors_.emplace_back(std::make_unique<Mesh>(dir, *brokers_.back(), mesh_));
       copy(prov + "/sectors/" + s + "/etc/kairos/keys/sectors", mesh.keys_dir() + "/sectors");
       mesh.start_gateway(sector_config(s));
+      // Classes A-C (5, 20, 50 ms one way), 5 % jitter, clocks up to 2 s off.
+      ledgers_.push_back(dir.file("ledger"));
       sims_.push_back(std::make_unique<Process>(
           mesh.sim_argv({"--nodes", std::to_string(kNodesPerSector), "--prefix", s, "--clusters", "2",
-                         "--cluster-prefix", s + "-c", "--seed", std::to_string(11 + k), "--hb-period-s", "5"}),
+                         "--cluster-prefix", s + "-c", "--seed", std::to_string(11 + k), "--hb-period-s", "5",
+                         "--classes", "A,B,C", "--jitter", "0.05", "--offset-max-ms", "2000", "--ledger",
+                         ledgers_.back()}),
           dir.file("sim.log")));
     }
     root_->start_gateway("[hierarchy]\nrole = \"root\"\nsectors = [\"north\", \"south\", \"east\"]\n"
@@ -61,7 +66,8 @@ class Hierarchy {
   }
 
   static std::string sector_config(const std::string& sector) {
-    return "[hierarchy]\nrole = \"sector\"\nsector = \"" + sector + "\"\nsummary_period_s = 0.5\n";
+    return "[hierarchy]\nrole = \"sector\"\nsector = \"" + sector + "\"\nsummary_period_s = 0.5\n"
+           "[clock]\nping_period_s = 1\nfast_ping_period_s = 0.25\n";
   }
   static void copy(const std::string& from, const std::string& to) {
     fs::create_directories(to);
@@ -92,6 +98,7 @@ class Hierarchy {
   std::vector<std::unique_ptr<Broker>> brokers_;
   std::vector<std::unique_ptr<Mesh>> sectors_;
   std::vector<std::unique_ptr<Process>> sims_;
+  std::vector<std::string> ledgers_;
 };
 
 TEST(Sectors, TheRootSeesEverySectorAndTheGlobalFiguresOfOneGatewayOverTheSameNodes) {
@@ -178,6 +185,71 @@ TEST(Sectors, ASilentSectorGoesStaleAtTheRootAndRejoinsWhenItsGatewayIsBack) {
   h.sectors_[1]->start_gateway(Hierarchy::sector_config("south"));
   ASSERT_TRUE(h.whole());
   EXPECT_NE(root.gateway().output().find("south is live again"), std::string::npos);
+}
+
+TEST(Sectors, TheRootPagesNodesCascadesAScheduleThatLandsAcrossSectorsAndSendsAJobToOne) {
+  Hierarchy h;
+  auto& root = *h.root_;
+  ASSERT_TRUE(h.whole()) << root.gateway().output();
+  // Nodes of every sector, paged by the cursor 7 at a time, in id order, each once.
+  std::vector<std::string> ids;
+  kairos_v1_ControlRequest q = kairos_v1_ControlRequest_init_zero;
+  q.which_verb = kairos_v1_ControlRequest_nodes_tag;
+  q.verb.nodes.limit = 7;
+  std::uint32_t total = 0;
+  do {
+    if (!ids.empty()) set_string(q.verb.nodes.after, ids.back());
+    auto r = root.ctl(q);
+    ASSERT_TRUE(r && r->ok);
+    total = r->reply.nodes.total;
+    ASSERT_LE(r->reply.nodes.nodes_count, 7u);
+    if (r->reply.nodes.nodes_count == 0) break;
+    for (pb_size_t i = 0; i < r->reply.nodes.nodes_count; ++i) ids.emplace_back(r->reply.nodes.nodes[i].id);
+  } while (ids.size() < total);
+  EXPECT_EQ(total, static_cast<std::uint32_t>(h.total_nodes()));
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(h.total_nodes()));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+
+  // Every node's clock settled, as the root sees it through its sectors.
+  ASSERT_TRUE(eventually([&] {
+    auto list = root.nodes();
+    return list.size() == static_cast<std::size_t>(h.total_nodes()) &&
+           std::all_of(list.begin(), list.end(), [](const kairos_v1_NodeInfo& n) {
+             return n.online && n.clock_samples >= 8 && n.processing_ms < 50;
+           });
+  }, std::chrono::seconds(120)));
+  std::vector<std::size_t> from;
+  for (const auto& l : h.ledgers_) from.push_back(line_count(l));
+  auto r = root.kairosctl({"--json", "schedule", "thaw", "--in", "2500", "--window", "2000"});
+  ASSERT_TRUE(r.status == 0 || r.status == 3) << r.output;
+  const auto T = static_cast<std::int64_t>(json_number(r.output, "at_us"));
+  std::vector<double> err;
+  for (std::size_t k = 0; k < h.ledgers_.size(); ++k)
+    for (const auto& e : ledger_execs(h.ledgers_[k], from[k]))
+      err.push_back(std::abs(static_cast<double>(e.true_exec_us - T)) / 1000.0);
+  for (const auto& s : kSectors) EXPECT_NE(r.output.find("\"sector " + s + "\""), std::string::npos) << r.output;
+  EXPECT_EQ(json_number(r.output, "targets"), h.total_nodes()) << r.output;
+#ifdef KAIROS_SANITIZED
+  if (err.empty()) GTEST_SKIP() << "no target ran in time under the sanitizer: " << r.output.substr(0, 200);
+#endif
+  const auto within = std::count_if(err.begin(), err.end(), [](double e) { return e <= 10.0; });
+  EXPECT_GE(static_cast<double>(within), 0.95 * h.total_nodes()) << r.output;
+  EXPECT_EQ(r.status, 0) << r.output;  // PROCEED over the sectors
+  auto s = root.status();
+  ASSERT_TRUE(s);
+  EXPECT_NE(std::string(s->last_cascade).find("over 3 sectors"), std::string::npos) << s->last_cascade;
+
+  // A job goes to one sector, which runs it on its nodes.
+  r = root.kairosctl({"--json", "delegate", "echo", "--payload", "across", "--wait"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"state\":\"DONE\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"output\":\"across\""), std::string::npos) << r.output;
+  const auto sector_at = r.output.find("\"sector\":\"");
+  ASSERT_NE(sector_at, std::string::npos) << r.output;
+  EXPECT_NE(std::find_if(kSectors.begin(), kSectors.end(),
+                         [&](const std::string& n) { return r.output.compare(sector_at + 10, n.size() + 1, n + "\"") == 0; }),
+            kSectors.end()) << r.output;
 }
 
 }  // namespace

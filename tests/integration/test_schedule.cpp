@@ -110,39 +110,6 @@ TEST(Schedule, ConsoleArgumentErrorsExit2) {
 
 namespace {
 
-// The number after "key": in a JSON text (first occurrence), or NaN.
-double json_number(const std::string& json, const std::string& key) {
-  auto at = json.find("\"" + key + "\":");
-  if (at == std::string::npos) return NAN;
-  return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
-}
-
-struct LedgerExec {
-  std::string node;
-  std::int64_t true_exec_us;
-};
-
-// The `exec` lines of the simulator's ledger from line `from` on.
-std::vector<LedgerExec> ledger_execs(const std::string& path, std::size_t from) {
-  std::vector<LedgerExec> out;
-  std::istringstream in(read_text(path));
-  std::string line;
-  for (std::size_t n = 0; std::getline(in, line); ++n) {
-    if (n < from || line.rfind("exec ", 0) != 0) continue;
-    std::istringstream f(line);
-    std::string kind, node, id, cls;
-    long long true_exec = 0;
-    f >> kind >> node >> id >> cls >> true_exec;
-    out.push_back({node, true_exec});
-  }
-  return out;
-}
-
-std::size_t line_count(const std::string& path) {
-  auto t = read_text(path);
-  return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));
-}
-
 struct SimMesh {
   TempDir dir;
   Broker broker{dir};

@@ -113,7 +113,7 @@ int print_job(const kairos_v1_JobInfo& j, bool json) {
     o.end_array();
     o.key("created").str(j.created_us ? format_time_us(j.created_us) : "");
     o.key("finished").str(j.finished_us ? format_time_us(j.finished_us) : "");
-    o.key("operator").str(j.asked_by).end_object();
+    o.key("operator").str(j.asked_by).key("sector").str(j.sector).end_object();
     std::printf("%s\n", o.text().c_str());
     return failed ? 3 : 0;
   }
@@ -122,6 +122,7 @@ int print_job(const kairos_v1_JobInfo& j, bool json) {
   std::printf("\n");
   std::printf("  copies   %u sent, %u retries, redundancy %u\n", j.attempts, j.retries, j.redundancy);
   if (j.asked_by[0]) std::printf("  asked by %s\n", j.asked_by);
+  if (j.sector[0]) std::printf("  sector   %s\n", j.sector);
   if (j.winners_count) {
     std::printf("  result   from");
     for (pb_size_t i = 0; i < j.winners_count; ++i) std::printf(" %s", j.winners[i]);

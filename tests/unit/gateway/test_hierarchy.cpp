@@ -174,7 +174,7 @@ TEST_F(SectorBookTest, ASummaryUnderTheSectorsKeyCountsAndAnyOtherIsDroppedWithI
   EXPECT_EQ(t.known, 10u);
   EXPECT_EQ(t.online, 8u);
   EXPECT_EQ(t.live, 1u);
-  EXPECT_EQ(t.stale, 1u);  // south never heard
+  EXPECT_EQ(t.stale, 0u);  // south never heard, but not for 3 periods yet
   const Key other = test::key_of(9);
   take(summary(2, 3, &other), 1 * kSec);  // south's key on north's topic
   take(summary(1, 3), 1 * kSec);          // a replay
@@ -200,7 +200,7 @@ TEST_F(SectorBookTest, ASilentSectorGoesStaleOpensItsBreakerAndComesBackThroughA
   EXPECT_EQ(t.online, 0u);   // its nodes are not counted online
   EXPECT_EQ(t.known, 10u);   // but still known: the mode sees them missing
   EXPECT_EQ(t.breakers_open, 2u);
-  EXPECT_EQ(changes_, (std::vector<std::string>{"south stale", "north stale"}));
+  EXPECT_EQ(changes_, (std::vector<std::string>{"north stale", "south stale"}));
   // Heard again: live at once; the breaker half-opens once its wait is over, closes when healthy.
   take(summary(2, 9), 5 * kSec);
   EXPECT_EQ(book_->totals().online, 9u);
@@ -211,7 +211,7 @@ TEST_F(SectorBookTest, ASilentSectorGoesStaleOpensItsBreakerAndComesBackThroughA
   EXPECT_STREQ(list.sectors[0].name, "north");
   EXPECT_STREQ(list.sectors[0].state, "live");
   EXPECT_STREQ(list.sectors[0].breaker, "OPEN");
-  EXPECT_STREQ(list.sectors[1].state, "unknown");
+  EXPECT_STREQ(list.sectors[1].state, "stale");  // never heard, for 3 periods now
   take(summary(3, 9), 6 * kSec + 100'000);  // past the 2 s wait: the probe
   book_->service(6 * kSec + 100'000);
   list = kairos_v1_SectorList_init_zero;
