@@ -78,6 +78,7 @@ Gateway::Gateway(GatewayConfig config)
                                   [this](DropReason reason, const std::string& topic, const std::string& detail,
                                          std::int64_t now_us) { ingest_.drop(reason, topic, detail, now_us); }});
     root_desk_.emplace(config_, *sectors_, *fanout_, answer_);
+    catchup_.emplace(outbox_, *sectors_, *fanout_);
     root_verbs();
     for (auto kind : {TopicKind::sector_summary, TopicKind::sector_resp})
       link_->add_subscription(sector_topic(config_.mesh, "+", kind), 1);
@@ -191,6 +192,25 @@ void Gateway::root_verbs() {
               [this](const R& r) { root_desk_->schedule(r.to, r.req.request_id, r.req.verb.schedule, r.now_us); });
   control_.on(kairos_v1_ControlRequest_delegate_tag,
               [this](const R& r) { root_desk_->delegate(r.to, r.req.request_id, r.req.verb.delegate, r.now_us); });
+  control_.on(kairos_v1_ControlRequest_conflicts_tag, [this](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    resp->ok = true;
+    resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
+    catchup_->fill_conflicts(r.req.verb.conflicts, resp->reply.conflicts);
+    answer(r.to, *resp);
+  }, true);
+  control_.on(kairos_v1_ControlRequest_jobs_tag, [this](const R& r) {
+    auto resp = new_response(r.req.request_id);
+    if (r.req.verb.jobs.job_id) {
+      set_string(resp->error, "jobs: job ids are each sector's own: ask the sector's gateway (kairosctl --broker "
+                              "<the sector's broker> jobs ID); the root lists the jobs it has caught, with their sector");
+    } else {
+      resp->ok = true;
+      resp->which_reply = kairos_v1_ControlResponse_jobs_tag;
+      catchup_->fill_jobs(r.req.verb.jobs, resp->reply.jobs);
+    }
+    answer(r.to, *resp);
+  }, true);
   control_.on(kairos_v1_ControlRequest_breakers_tag, [this](const R& r) {
     auto resp = new_response(r.req.request_id);
     resp->ok = true;
@@ -395,6 +415,8 @@ SectorFacts Gateway::sector_facts() {
   f.jobs_running = jobs_.book().counts().running;
   f.last_cascade = schedules_.last_cascade();
   f.uptime_ms = static_cast<std::uint64_t>((mono_us() - start_us_) / 1000);
+  f.conflict_high = store_.conflict_high(3);
+  f.job_finished_us = jobs_.newest_finished_us();
   return f;
 }
 
@@ -452,6 +474,7 @@ void Gateway::periodic(std::int64_t now_us) {
   clock_sync_.service(now_us, link_->connected(), ingest_.accepted());
   if (reporter_) reporter_->service(now_us, link_->connected());
   if (fanout_) fanout_->service(now_us);
+  if (catchup_) catchup_->service(now_us);
   rotations_.service(now_us);
   escalation_.hook().service(now_us);
   if (now_us >= next_context_check_us_) {

@@ -11,6 +11,7 @@
 #include "gateway/ball/plays.h"
 #include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
+#include "gateway/hierarchy/catchup.h"
 #include "gateway/hierarchy/fanout.h"
 #include "gateway/hierarchy/root_desk.h"
 #include "gateway/hierarchy/sectors.h"
@@ -158,6 +159,7 @@ class Gateway {
   std::optional<SectorBook> sectors_;
   std::optional<Fanout> fanout_;      // a root's requests to its sectors
   std::optional<RootDesk> root_desk_; // a root's mesh-wide verbs over them
+  std::optional<CatchUp> catchup_;    // what a root has caught of their conflicts and jobs
   const RegistrySettings registry_settings_{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight};
 
   Hysteresis unified_;

@@ -288,7 +288,15 @@ void RootDesk::delegate_to(std::shared_ptr<Delegation> d) {
   const std::int64_t wait_us = d->q.wait ? attempt_us * (2 + (d->q.has_retries ? d->q.retries : 3)) : 0;
   fanout_.ask(sector, req, now_us + wait_us + 10'000'000, [this, d](const std::string& s, SectorAnswer a) {
     const std::int64_t now = mono_us();
-    const bool failed = !a || !a->ok || a->which_reply != kairos_v1_ControlResponse_job_tag ||
+    if (!a) {
+      // It may have been taken: asking another sector could run it twice. Said so, not retried.
+      book_.failure(s, now);
+      auto resp = new_response(d->request_id);
+      set_string(resp->error, "delegate: sector " + s + " did not answer in time; the job may be running there (the "
+                              "root lists it once the sector has caught it up: kairosctl jobs)");
+      return answer_(d->to, *resp);
+    }
+    const bool failed = !a->ok || a->which_reply != kairos_v1_ControlResponse_job_tag ||
                         std::string_view(a->reply.job.error) == "no_capable_node";
     if (failed) {
       book_.failure(s, now);

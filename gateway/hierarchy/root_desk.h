@@ -5,7 +5,8 @@
 // its own nodes for T with its own impedance model and answers with its
 // gathered outcome; the root applies the quorum rule over the sectors);
 // `delegate` goes to the best capable sector, and to the next when one
-// fails or its breaker is open.
+// refuses it or its breaker is open (never after silence: the first may
+// have taken it, and a job runs once).
 #include <cstdint>
 #include <string>
 

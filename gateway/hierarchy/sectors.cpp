@@ -243,6 +243,11 @@ std::uint32_t SectorBook::known(const std::string& sector) const {
   return it == sectors_.end() || !it->second.heard ? 0 : it->second.summary.total.known;
 }
 
+const kairos_v1_SectorSummary* SectorBook::summary(const std::string& sector) const {
+  auto it = sectors_.find(sector);
+  return it == sectors_.end() || !it->second.heard ? nullptr : &it->second.summary;
+}
+
 void SectorBook::fill_breakers(kairos_v1_BreakerList& r, std::int64_t now_us) const {
   auto add = [&](const std::string& scope, const std::string& name, const Breaker& b) {
     ++r.total;

@@ -71,6 +71,8 @@ class SectorBook {
   void success(const std::string& sector, std::int64_t now_us);
   // The known nodes of a sector not reachable now (for what a cascade leaves out).
   std::uint32_t known(const std::string& sector) const;
+  // Its last summary; null while never heard.
+  const kairos_v1_SectorSummary* summary(const std::string& sector) const;
   const std::vector<std::string>& names() const { return names_; }
   void fill_breakers(kairos_v1_BreakerList& r, std::int64_t now_us) const;
 

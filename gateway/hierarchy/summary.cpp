@@ -188,6 +188,8 @@ void SectorReporter::publish(std::int64_t now_us) {
   set_string(s.last_cascade, facts.last_cascade);
   s.summary_seq = ++seq_;
   s.uptime_ms = facts.uptime_ms;
+  s.conflict_high = facts.conflict_high;
+  s.job_finished_us = facts.job_finished_us;
   ports_.publish(sector_topic(config_.mesh, config_.sector, TopicKind::sector_summary), *env);
 }
 

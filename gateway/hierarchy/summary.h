@@ -52,6 +52,8 @@ struct SectorFacts {
   std::uint64_t jobs_queued = 0, jobs_running = 0;
   std::string last_cascade;
   std::uint64_t uptime_ms = 0;
+  std::uint64_t conflict_high = 0;    // the newest conflict of priority 3 or more
+  std::int64_t job_finished_us = 0;   // when the newest finished job finished
 };
 
 class SectorReporter {

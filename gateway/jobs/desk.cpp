@@ -322,9 +322,7 @@ void JobDesk::jobs(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_
     return ports_.answer(to, *resp);
   }
   std::uint32_t limit = req.limit ? std::min(req.limit, 20u) : 20u;
-  const auto& all = book_.jobs();
-  for (auto it = all.rbegin(); it != all.rend() && l.recent_count < limit; ++it) {
-    const Job& j = it->second;
+  auto summary = [&](const Job& j) {
     auto& o = l.recent[l.recent_count++];
     o.job_id = j.id;
     set_string(o.handler, j.spec.handler);
@@ -333,7 +331,14 @@ void JobDesk::jobs(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_
     o.attempts = j.next_attempt - 1;
     o.retries = static_cast<std::uint32_t>(j.retries_used);
     set_string(o.asked_by, j.spec.asked_by);
+    o.finished_us = j.finished_wall_us;
+  };
+  if (req.finished) {  // a root catching up: from the database, oldest first
+    for (const auto& j : store_.finished_since(req.finished_since_us, limit)) summary(j);
+    return ports_.answer(to, *resp);
   }
+  const auto& all = book_.jobs();
+  for (auto it = all.rbegin(); it != all.rend() && l.recent_count < limit; ++it) summary(it->second);
   ports_.answer(to, *resp);
 }
 

@@ -43,6 +43,8 @@ class JobDesk {
 
   void delegate(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_DelegateRequest& req);
   void jobs(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_JobsRequest& req);
+  // When the newest finished job finished (wall clock; 0: none): what a sector tells its root.
+  std::int64_t newest_finished_us() { return store_.newest_finished_us(); }
   void ask(const ReplyTo& to, std::uint64_t request_id, const kairos_v1_AskRequest& req);
   // A job of another module (asked_by in the spec).
   const Job& submit(JobSpec spec);

@@ -107,6 +107,22 @@ std::optional<Job> JobStore::load_one(std::uint64_t id) {
   return job_from(q);
 }
 
+std::vector<Job> JobStore::finished_since(std::int64_t since_wall_us, std::size_t limit) {
+  Stmt q(db_, std::string("SELECT ") + kJobColumns +
+                  " FROM jobs WHERE state IN ('DONE', 'FAILED') AND finished_wall_us >= ?1 "
+                  "ORDER BY finished_wall_us, id LIMIT ?2");
+  q.bind(1, since_wall_us).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<Job> out;
+  while (q.step()) out.push_back(job_from(q));
+  return out;
+}
+
+std::int64_t JobStore::newest_finished_us() {
+  Stmt q(db_, "SELECT COALESCE(MAX(finished_wall_us), 0) FROM jobs WHERE state IN ('DONE', 'FAILED')");
+  q.step();
+  return q.int64(0);
+}
+
 std::uint64_t JobStore::max_id() {
   Stmt q(db_, "SELECT COALESCE(MAX(id), 0) FROM jobs");
   q.step();

@@ -26,6 +26,10 @@ class JobStore {
   std::vector<Job> load(bool unfinished_only);
   std::optional<Job> load_one(std::uint64_t id);
   std::uint64_t max_id();
+  // Finished jobs, finished at or after since (wall), oldest first (a root catching up).
+  std::vector<Job> finished_since(std::int64_t since_wall_us, std::size_t limit);
+  // When the newest finished job finished (0: none).
+  std::int64_t newest_finished_us();
 
  private:
   sqlite3* db_;

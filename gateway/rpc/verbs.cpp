@@ -37,6 +37,7 @@ void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) {
   set_string(e.task_state, c.task_state);
   set_string(e.resolution, c.resolution.substr(0, 128));
   set_string(e.resolved_by, c.resolved_by);
+  e.id = c.id;
 }
 
 void fill_node(const NodeEntry& n, kairos_v1_NodeInfo& o, std::int64_t now_us) {
@@ -159,11 +160,14 @@ void fill_nodes(const Registry& registry, const kairos_v1_NodesRequest& q, kairo
 }
 
 void fill_conflicts(Store& store, const kairos_v1_ConflictsRequest& q, kairos_v1_ConflictList& r) {
-  std::uint32_t limit = q.limit ? std::min(q.limit, 20u) : 20u;
+  constexpr std::uint32_t kMax = pb_arraysize(kairos_v1_ConflictList, entries);
+  std::uint32_t limit = q.limit ? std::min(q.limit, kMax) : kMax;
   r.total = store.conflict_count();
   r.open_tasks = store.open_task_count();
-  for (const auto& c : q.queue ? store.open_tasks(limit) : store.conflicts(limit))
-    fill_conflict(c, r.entries[r.entries_count++]);
+  const auto entries = q.since ? store.conflicts_after(q.after_id, static_cast<int>(q.min_priority), limit)
+                       : q.queue ? store.open_tasks(limit)
+                                 : store.conflicts(limit);
+  for (const auto& c : entries) fill_conflict(c, r.entries[r.entries_count++]);
 }
 
 void fill_breakers(const Breakers& breakers, kairos_v1_BreakerList& l, std::int64_t now_us) {

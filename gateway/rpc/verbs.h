@@ -36,7 +36,7 @@ void fill_status(const StatusParts& p, const kairos_v1_MeshState& mesh, kairos_v
 // kept up to date.
 void fill_nodes(const Registry& registry, const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us);
 
-// The newest conflicts, or the open resolution tasks (q.queue), at most 20.
+// The newest conflicts, or the open resolution tasks (q.queue), at most 16.
 void fill_conflicts(Store& store, const kairos_v1_ConflictsRequest& q, kairos_v1_ConflictList& r);
 
 // Every breaker's state (at most 40 listed); now_us monotonic.

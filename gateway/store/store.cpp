@@ -383,11 +383,12 @@ namespace {
 
 constexpr const char* kConflictColumns =
     "c.type, c.priority, c.node, c.detail, c.at_wall_us, COALESCE(r.strategy, ''), COALESCE(r.id, 0), "
-    "COALESCE(r.state, ''), COALESCE(r.resolution, ''), COALESCE(r.resolved_by, '')";
+    "COALESCE(r.state, ''), COALESCE(r.resolution, ''), COALESCE(r.resolved_by, ''), c.id";
 
 StoredConflict conflict_from(const Stmt& q) {
   return {q.text(0), static_cast<int>(q.int64(1)), q.text(2), q.text(3), q.int64(4), q.text(5),
-          static_cast<std::uint64_t>(q.int64(6)), q.text(7), q.text(8), q.text(9)};
+          static_cast<std::uint64_t>(q.int64(6)), q.text(7), q.text(8), q.text(9),
+          static_cast<std::uint64_t>(q.int64(10))};
 }
 
 }  // namespace
@@ -450,6 +451,24 @@ std::vector<StoredConflict> Store::conflicts(std::size_t limit) {
   std::vector<StoredConflict> out;
   while (q.step()) out.push_back(conflict_from(q));
   return out;
+}
+
+std::vector<StoredConflict> Store::conflicts_after(std::uint64_t after_id, int min_priority, std::size_t limit) {
+  Stmt q(db_, std::string("SELECT ") + kConflictColumns +
+                  " FROM conflicts AS c LEFT JOIN resolutions AS r ON r.conflict_id = c.id "
+                  "WHERE c.id > ?1 AND c.priority >= ?2 ORDER BY c.id LIMIT ?3");
+  q.bind(1, static_cast<std::int64_t>(after_id)).bind(2, static_cast<std::int64_t>(min_priority));
+  q.bind(3, static_cast<std::int64_t>(limit));
+  std::vector<StoredConflict> out;
+  while (q.step()) out.push_back(conflict_from(q));
+  return out;
+}
+
+std::uint64_t Store::conflict_high(int min_priority) {
+  Stmt q(db_, "SELECT COALESCE(MAX(id), 0) FROM conflicts WHERE priority >= ?1");
+  q.bind(1, static_cast<std::int64_t>(min_priority));
+  q.step();
+  return static_cast<std::uint64_t>(q.int64(0));
 }
 
 std::vector<StoredSession> Store::load_sessions() {

@@ -82,6 +82,7 @@ struct StoredConflict {
   std::string task_state;  // open, resolved
   std::string resolution;
   std::string resolved_by{};  // the operator who resolved the task
+  std::uint64_t id = 0;       // in the conflict log
 };
 
 // A Ball play (docs/DESIGN.md 6): the newest play of a session is its current one.
@@ -121,6 +122,10 @@ class Store {
   void append_conflict(const StoredConflict& c);
   // The logged conflicts, oldest first (at most limit, the newest ones).
   std::vector<StoredConflict> conflicts(std::size_t limit);
+  // The entries after after_id of at least min_priority, oldest first (a root catching up).
+  std::vector<StoredConflict> conflicts_after(std::uint64_t after_id, int min_priority, std::size_t limit);
+  // The newest entry's id of at least min_priority (0: none).
+  std::uint64_t conflict_high(int min_priority);
   std::uint64_t conflict_count();
   // The resolution queue (docs/DESIGN.md 5.6): every conflict opens a task with its
   // suggested strategy; open tasks, highest priority first, oldest first.

@@ -252,5 +252,80 @@ TEST(Sectors, TheRootPagesNodesCascadesAScheduleThatLandsAcrossSectorsAndSendsAJ
             kSectors.end()) << r.output;
 }
 
+// A HASH_MISMATCH (priority 4) at a sector: a node's heartbeat under a wrong key.
+void bad_mac(Mesh& sector, const Broker& broker, const std::string& node, const std::string& cluster) {
+  Key key = sector.node_key(node);
+  key.bytes[3] ^= 0x40;
+  auto topic = node_topic(sector.name(), cluster, node, TopicKind::hb);
+  auto env = make_envelope(node, 7, 1, 0);
+  env->which_message = kairos_v1_Envelope_heartbeat_tag;
+  Client c(broker.uri());
+  c.publish(topic, seal(topic, *env, key), 0);
+}
+
+// How many lines of the root's --json list name this.
+std::size_t mentions(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(Sectors, SectorsWorkOnWithoutTheirRootAndItCatchesUpOnceWithJobsAndConflictsAfterARestartAndABridgeCut) {
+  Hierarchy h;
+  auto& root = *h.root_;
+  ASSERT_TRUE(h.whole()) << root.gateway().output();
+  auto& north = *h.sectors_[0];
+  // The root gone: the sector schedules and runs jobs for its own console.
+  root.gateway().signal(SIGKILL);
+  ASSERT_TRUE(root.gateway().wait(std::chrono::seconds(5)));
+  auto r = north.kairosctl({"--json", "schedule", "thaw", "--in", "1500", "--window", "1500"});
+  EXPECT_TRUE(r.status == 0 || r.status == 3) << r.output;
+  EXPECT_EQ(json_number(r.output, "targets"), kNodesPerSector) << r.output;
+  r = north.kairosctl({"--json", "delegate", "echo", "--payload", "while-away", "--wait"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto job = static_cast<std::uint64_t>(json_number(r.output, "job"));
+  bad_mac(north, *h.brokers_[0], "north-00001", "north-c1");
+  ASSERT_TRUE(eventually([&] { return north.drops("bad_mac") >= 1; })) << north.gateway().output();
+
+  // Back: every sector's state at once (retained summaries), then what it missed.
+  root.start_gateway("[hierarchy]\nrole = \"root\"\nsectors = [\"north\", \"south\", \"east\"]\n"
+                     "summary_period_s = 0.5\n");
+  ASSERT_TRUE(h.whole()) << root.gateway().output();
+  ASSERT_TRUE(eventually([&] {
+    auto j = root.kairosctl({"--json", "jobs"});
+    return j.status == 0 && j.output.find("\"job\":" + std::to_string(job) + ",") != std::string::npos;
+  })) << root.gateway().output();
+  ASSERT_TRUE(eventually([&] {
+    auto c = root.kairosctl({"--json", "conflicts"});
+    return c.status == 0 && c.output.find("\"type\":\"HASH_MISMATCH\"") != std::string::npos;
+  })) << root.gateway().output();
+  r = root.kairosctl({"conflicts"});
+  EXPECT_NE(r.output.find("north/north-00001"), std::string::npos) << r.output;
+
+  // The bridges cut (the root's broker down) while the sector works on: once
+  // they are back, the root has the new job and conflict, each once.
+  h.root_broker_->kill();
+  r = north.kairosctl({"--json", "delegate", "echo", "--payload", "bridge-down", "--wait"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto job2 = static_cast<std::uint64_t>(json_number(r.output, "job"));
+  bad_mac(north, *h.brokers_[0], "north-00002", "north-c2");
+  ASSERT_TRUE(eventually([&] { return north.drops("bad_mac") >= 2; }));
+  h.root_broker_->start();
+  ASSERT_TRUE(eventually([&] {
+    auto j = root.kairosctl({"--json", "jobs"});
+    auto c = root.kairosctl({"--json", "conflicts"});
+    return j.output.find("\"job\":" + std::to_string(job2) + ",") != std::string::npos &&
+           mentions(c.output, "\"type\":\"HASH_MISMATCH\"") == 2;
+  }, std::chrono::seconds(60))) << root.gateway().output();
+  auto j = root.kairosctl({"--json", "jobs"});
+  EXPECT_EQ(mentions(j.output, "\"job\":" + std::to_string(job2) + ","), 1u) << j.output;
+  EXPECT_EQ(mentions(j.output, "\"job\":" + std::to_string(job) + ","), 1u) << j.output;
+  // At the sector, each job finished once (its database refuses a second completion).
+  auto rows = query_db(h.sector_dirs_[0]->file("gateway.db"),
+                       "SELECT job_id, COUNT(*) FROM job_events WHERE kind = 'done' GROUP BY job_id ORDER BY job_id");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) EXPECT_EQ(row[1], "1") << "job " << row[0];
+}
+
 }  // namespace
 }  // namespace kairos::test

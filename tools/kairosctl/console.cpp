@@ -368,7 +368,9 @@ int print_conflicts(const kairos_v1_ConflictsRequest& req, const kairos_v1_Confl
       j.begin_object().key("at").str(format_time_us(e.at_us)).key("type").str(e.type);
       j.key("priority").integer(e.priority).key("node").str(e.node).key("detail").str(e.detail);
       j.key("suggested").str(e.suggested).key("task").integer(e.task).key("task_state").str(e.task_state);
-      j.key("resolution").str(e.resolution).key("resolved_by").str(e.resolved_by).end_object();
+      j.key("resolution").str(e.resolution).key("resolved_by").str(e.resolved_by);
+      if (e.sector[0]) j.key("sector").str(e.sector).key("id").integer(e.id);
+      j.end_object();
     }
     j.end_array().key("open_tasks").integer(l.open_tasks).end_object();
     std::printf("%s\n", j.text().c_str());
@@ -377,7 +379,10 @@ int print_conflicts(const kairos_v1_ConflictsRequest& req, const kairos_v1_Confl
   std::printf("%-24s %-20s %-3s %-20s %s\n", "AT", "TYPE", "P", "NODE", "DETAIL");
   for (pb_size_t i = 0; i < l.entries_count; ++i) {
     const auto& e = l.entries[i];
-    std::printf("%-24s %-20s %-3u %-20s %s\n", format_time_us(e.at_us).c_str(), e.type, e.priority, e.node, e.detail);
+    // A root's list names the sector before the node.
+    const std::string node = e.sector[0] ? std::string(e.sector) + "/" + e.node : std::string(e.node);
+    std::printf("%-24s %-20s %-3u %-20s %s\n", format_time_us(e.at_us).c_str(), e.type, e.priority, node.c_str(),
+                e.detail);
     if (e.task)
       std::printf("%24s task %llu %s: %s%s%s\n", "", static_cast<unsigned long long>(e.task), e.task_state,
                   e.resolution[0] ? e.resolution : e.suggested, e.resolved_by[0] ? " (by operator " : "",

@@ -155,7 +155,9 @@ int print_jobs(const kairos_v1_JobList& l, bool json) {
       const auto& j = l.recent[i];
       o.begin_object().key("job").integer(j.job_id).key("handler").str(j.handler).key("state").str(j.state);
       o.key("error").str(j.error).key("attempts").integer(j.attempts).key("retries").integer(j.retries);
-      o.key("operator").str(j.asked_by).end_object();
+      o.key("operator").str(j.asked_by);
+      if (j.sector[0]) o.key("sector").str(j.sector).key("finished").str(j.finished_us ? format_time_us(j.finished_us) : "");
+      o.end_object();
     }
     o.end_array().end_object();
     std::printf("%s\n", o.text().c_str());
@@ -169,8 +171,10 @@ int print_jobs(const kairos_v1_JobList& l, bool json) {
     std::printf("%-10s %-16s %-8s %-8s %-7s %-16s %s\n", "JOB", "HANDLER", "STATE", "COPIES", "RETRIES", "OPERATOR", "ERROR");
   for (pb_size_t i = 0; i < l.recent_count; ++i) {
     const auto& j = l.recent[i];
-    std::printf("%-10llu %-16s %-8s %-8u %-7u %-16s %s\n", static_cast<unsigned long long>(j.job_id), j.handler, j.state,
-                j.attempts, j.retries, j.asked_by[0] ? j.asked_by : "-", j.error);
+    // A root's list: the job's id within its sector (sector/id).
+    const std::string id = j.sector[0] ? std::string(j.sector) + "/" + std::to_string(j.job_id) : std::to_string(j.job_id);
+    std::printf("%-10s %-16s %-8s %-8u %-7u %-16s %s\n", id.c_str(), j.handler, j.state, j.attempts, j.retries,
+                j.asked_by[0] ? j.asked_by : "-", j.error);
   }
   return 0;
 }

@@ -140,7 +140,7 @@ int run_conflicts(const Words& args, Session& s) {
       } catch (...) {
         return fail("conflicts: --limit takes a number", 2);
       }
-      if (c.limit < 1 || c.limit > 20) return fail("conflicts: --limit takes 1 to 20", 2);
+      if (c.limit < 1 || c.limit > 16) return fail("conflicts: --limit takes 1 to 16", 2);
     } else {
       return fail("conflicts takes --limit N and --queue", 2);
     }
@@ -297,7 +297,7 @@ const std::vector<Verb>& verbs() {
       {"node", "node <id>                       one node: clock, impedance, reliability", run_node},
       {"watch", "watch [--interval S] [--count N]  one line of mesh state per interval", run_watch},
       {"conflicts",
-       "conflicts [--limit N] [--queue] the newest entries of the conflict log (at most 20), or the open\n"
+       "conflicts [--limit N] [--queue] the newest entries of the conflict log (at most 16), or the open\n"
        "                                resolution tasks, highest priority first, with suggested strategies",
        run_conflicts},
       {"resolve", "resolve <task> [--note TEXT]    close a resolution task", run_resolve},
