@@ -181,6 +181,18 @@ TEST(Sectors, ASilentSectorGoesStaleAtTheRootAndRejoinsWhenItsGatewayIsBack) {
   EXPECT_EQ(line.find("stale"), line.find_first_not_of(' ', 5)) << r.output;
   EXPECT_NE(line.find("OPEN"), std::string::npos) << r.output;
   EXPECT_NE(root.gateway().output().find("south is stale"), std::string::npos);
+  // Routed around: jobs go to the other sectors, a cascade leaves it out and
+  // counts its nodes as targets not ready.
+  for (int i = 0; i < 3; ++i) {
+    r = root.kairosctl({"--json", "delegate", "echo", "--payload", "around", "--wait"});
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("\"state\":\"DONE\""), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("\"sector\":\"south\""), std::string::npos) << r.output;
+  }
+  r = root.kairosctl({"--json", "schedule", "thaw", "--in", "1500", "--window", "1500"});
+  ASSERT_TRUE(r.status == 0 || r.status == 3) << r.output;
+  EXPECT_NE(r.output.find("\"name\":\"sector south\",\"verdict\":\"EXCLUDED\""), std::string::npos) << r.output;
+  EXPECT_EQ(json_number(r.output, "targets"), 2 * kNodesPerSector) << r.output;
   // Its gateway back: live again at the root, with its nodes.
   h.sectors_[1]->start_gateway(Hierarchy::sector_config("south"));
   ASSERT_TRUE(h.whole());
