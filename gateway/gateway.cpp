@@ -106,6 +106,64 @@ Gateway::Gateway(GatewayConfig config)
                                 ? " over " + std::to_string(config_.root_sectors.size()) + " sectors"
                                 : std::string()));
   outbox_.set_publish([this](const std::string& t, const Bytes& frame, bool retained) { link_->publish(t, frame, 1, retained); });
+  conflicts_at_start_ = store_.conflict_count();
+  if (!config_.metrics_listen.empty()) {
+    metrics_.emplace();
+    try {
+      http_ = std::make_unique<HttpServer>(
+          config_.metrics_listen, std::map<std::string, HttpServer::Handler>{{"/metrics", [this] {
+            // A scrape waits for the loop's next turn, at most 5 s (a loop that long busy is news in itself).
+            auto text = loop_calls_.call([this] { return metrics_text(); }, std::chrono::seconds(5));
+            if (!text) return HttpResponse{503, "text/plain; charset=utf-8", "the gateway's loop did not answer in 5 s\n"};
+            return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", std::move(*text)};
+          }}});
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("metrics.listen: ") + e.what() +
+                               " (the port is taken, or the address is not one of this machine's)");
+    }
+    log::info("metrics", "serving http://" + config_.metrics_listen.substr(0, config_.metrics_listen.rfind(':')) + ":" +
+                             std::to_string(http_->port()) + "/metrics");
+  }
+}
+
+void Gateway::schedule_ended(Schedules::Verb verb, const ScheduleResult& r) {
+  if (verb != Schedules::Verb::schedule) {
+    // A broadcast, freeze or thaw reaches its quorum when every target acknowledged READY.
+    kpi_.operation(!r.targets.empty() && r.ready == r.targets.size());
+    return;
+  }
+  kpi_.operation(r.verdict == Verdict::proceed);
+  std::uint64_t executed = 0, within = 0;
+  for (const auto& t : r.targets)
+    if (t.executed) {
+      ++executed;
+      within += std::abs(t.error_us) <= 50'000;
+    }
+  kpi_.schedule({r.targets.size(), r.hits, executed, within, r.last_ack_us ? r.last_ack_us - r.started_us : 0,
+                 r.p50_ms, r.p95_ms, r.max_ms});
+}
+
+KpiFigures Gateway::kpi_figures() {
+  std::uint64_t recoveries = registry_.recoveries();
+  std::int64_t down_us = registry_.recovery_total_us();
+  if (sectors_) {
+    recoveries += sectors_->recoveries();
+    down_us += sectors_->recovery_total_us();
+  }
+  kpi_.recoveries(recoveries, down_us);
+  kpi_.conflicts(store_.conflict_count() - std::min(conflicts_at_start_, store_.conflict_count()));
+  return kpi_.figures();
+}
+
+std::string Gateway::metrics_text() {
+  const std::int64_t now = mono_us();
+  kairos_v1_MeshState mesh = kairos_v1_MeshState_init_zero;
+  fill_mesh_state(mesh);
+  const KpiFigures kpi = kpi_figures();
+  return metrics_->render({{config_, registry_, escalation_, ingest_, outbox_, jobs_.book(), schedules_.last_cascade(),
+                            start_us_},
+                           mesh, store_, plays_.size(), kpi},
+                          now);
 }
 
 void Gateway::verbs() {
@@ -370,6 +428,7 @@ void Gateway::sync(std::int64_t now_us) {
   } else {
     figures_ = registry_.figures(now_us);
   }
+  kpi_.sample(now_us, known, online);
   bool changed = unified_.update(figures_.contributors ? figures_.coherence : 0.0);
   changed = escalation_.judge(online, known, settled(now_us)) || changed;
   if (changed) log::info("mesh", std::string("unified: ") + (unified_.on() ? "yes" : "no"));
@@ -524,6 +583,7 @@ int Gateway::run() {
 }
 
 void Gateway::service(std::int64_t now) {
+  loop_calls_.run();
   periodic(now);
   schedules_.service(wall_us());
   escalation_.breakers().service(now);

@@ -16,9 +16,13 @@
 #include "gateway/hierarchy/root_desk.h"
 #include "gateway/hierarchy/sectors.h"
 #include "gateway/hierarchy/summary.h"
+#include "gateway/http/loop_calls.h"
+#include "gateway/http/server.h"
 #include "gateway/ingest/ingest.h"
 #include "gateway/jobs/desk.h"
 #include "gateway/link/keyring.h"
+#include "gateway/metrics/kpi.h"
+#include "gateway/metrics/metrics.h"
 #include "gateway/rpc/control.h"
 #include "gateway/rpc/rotations.h"
 #include "gateway/rpc/verbs.h"
@@ -65,6 +69,11 @@ class Gateway {
   SectorFacts sector_facts();
   void fill_root_status(kairos_v1_StatusReply& r);
   void fill_mesh_state(kairos_v1_MeshState& s) const;
+  // The KPIs (docs/METRICS.md): what a schedule or a gathered command added; the figures now.
+  void schedule_ended(Schedules::Verb verb, const ScheduleResult& r);
+  KpiFigures kpi_figures();
+  // The Prometheus page, rendered on the loop.
+  std::string metrics_text();
   void loop();  // until a stop signal
   void on_link_event(const LinkEvent& ev);
   // The control connection: requests in, answers out.
@@ -121,8 +130,13 @@ class Gateway {
                       commit_durable();
                     }}};
   Rotations rotations_{keybook_, registry_, {send_, answer_}};
+  // The seven KPIs (docs/METRICS.md), fed as operations end.
+  KpiBook kpi_;
   JobDesk jobs_{config_, registry_, escalation_, outbox_,
-                {send_, answer_, [this] { return ready(); }, [this](const Job& job) { plays_.job_finished(job); }}};
+                {send_, answer_, [this] { return ready(); }, [this](const Job& job) {
+                   kpi_.operation(job.state == JobState::done);
+                   plays_.job_finished(job);
+                 }}};
   Plays plays_{config_, registry_, escalation_, outbox_, jobs_,
                {[this](const std::string& t, Envelope& env) { return seal_operator(t, env); }, answer_,
                 [this] { return ready(); }}};
@@ -143,7 +157,8 @@ class Gateway {
                       {send_, answer_,
                        [this](const std::string& kind, const std::string& scope, const std::string& by) {
                          return write_snapshot(kind, scope, by);
-                       }}};
+                       },
+                       [this](Schedules::Verb verb, const ScheduleResult& r) { schedule_ended(verb, r); }}};
   const std::uint64_t session_;
   Signer signer_;
   LinkWaker waker_;  // both links' Paho threads wake the loop
@@ -160,6 +175,12 @@ class Gateway {
   std::optional<Fanout> fanout_;      // a root's requests to its sectors
   std::optional<RootDesk> root_desk_; // a root's mesh-wide verbs over them
   std::optional<CatchUp> catchup_;    // what a root has caught of their conflicts and jobs
+
+  // [metrics] (docs/METRICS.md): the HTTP server's threads ask the loop for the page.
+  LoopCalls loop_calls_{waker_.signal()};
+  std::optional<Metrics> metrics_;
+  std::unique_ptr<HttpServer> http_;
+  std::uint64_t conflicts_at_start_ = 0;
   const RegistrySettings registry_settings_{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight};
 
   Hysteresis unified_;

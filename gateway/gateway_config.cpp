@@ -8,6 +8,21 @@
 
 namespace kairos::gw {
 
+namespace {
+
+// HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 one.
+bool valid_listen(const std::string& v) {
+  const auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size() || v.size() - colon > 6) return false;
+  const std::string host = v.substr(0, colon), port = v.substr(colon + 1);
+  if (host.find_first_of(" \t/") != std::string::npos) return false;
+  if (host.front() == '[' ? host.back() != ']' : host.find(':') != std::string::npos) return false;
+  if (port.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoi(port) <= 65535;
+}
+
+}  // namespace
+
 const char* to_string(GatewayConfig::Role role) {
   switch (role) {
     case GatewayConfig::Role::sector: return "sector";
@@ -136,6 +151,10 @@ GatewayConfig load_gateway_config(const std::string& path) {
   } else if (!sectors.empty()) {
     hier.fail("sectors", "only a gateway with role = \"root\" reads sectors");
   }
+  auto metrics = root.section("metrics");
+  g.metrics_listen = metrics.str("listen", "");
+  if (!g.metrics_listen.empty() && !valid_listen(g.metrics_listen))
+    metrics.fail("listen", "'" + g.metrics_listen + "' is not HOST:PORT (like 127.0.0.1:9464; port 0..65535)");
   cfg.finish();
   return g;
 }

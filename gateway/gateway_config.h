@@ -69,6 +69,7 @@ struct GatewayConfig {
   std::string sector;                    // role sector: the sector it runs
   std::vector<std::string> root_sectors; // role root: the sectors it reads
   double summary_period_s = 5.0;         // a sector's summaries at least this often
+  std::string metrics_listen;            // [metrics] listen: HOST:PORT of the Prometheus endpoint; empty = off
   int stale_periods = 3;                 // no summary for this many periods: the sector is stale
   // The key a sector and its root sign their traffic with: keys_dir/sectors/<name>.key.
   std::string sector_key_path(const std::string& name) const { return keys_dir + "/sectors/" + name + ".key"; }

@@ -99,11 +99,17 @@ void SectorBook::service(std::int64_t now_us) {
     const bool stale = now_us - s.last_us > stale_after_us(s);
     if (stale && !s.stale) {
       s.stale = true;
+      s.silent_since_us = s.heard ? s.last_us : 0;
       // Silence is a failure: the breaker opens at once (docs/DESIGN.md 5.9).
       s.breaker.failure(now_us, 0, breaker_settings_);
       if (ports_.changed) ports_.changed(name, true);
     } else if (!stale && s.stale) {
       s.stale = false;
+      // Back: down from its last summary before the silence (the KPI's recovery time).
+      if (s.silent_since_us) {
+        ++recoveries_;
+        recovery_total_us_ += std::max<std::int64_t>(0, now_us - s.silent_since_us);
+      }
       if (ports_.changed) ports_.changed(name, false);
     }
     // A live sector probes its open breaker: its summaries are the probe's success.

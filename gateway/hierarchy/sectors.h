@@ -53,6 +53,9 @@ class SectorBook {
   void fill(const kairos_v1_SectorsRequest& q, kairos_v1_SectorList& r, std::int64_t now_us) const;
   const Key* key(const std::string& sector) const;
   std::size_t size() const { return sectors_.size(); }
+  // Sectors live again after going stale, and their time silent in all (us).
+  std::uint64_t recoveries() const { return recoveries_; }
+  std::int64_t recovery_total_us() const { return recovery_total_us_; }
 
   // Routing (docs/DESIGN.md 5.9). The sectors work may go to now: live,
   // and their breaker at the root lets it through (a probe or a HALF_OPEN
@@ -87,6 +90,7 @@ class SectorBook {
     std::map<std::string, kairos_v1_GroupSummary> clusters;
     std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> high_water;  // topic -> (session, seq)
     Breaker breaker;
+    std::int64_t silent_since_us = 0;  // monotonic: its last summary before it went stale (0: never heard)
   };
   std::int64_t stale_after_us(const Sector& s) const;
 
@@ -94,6 +98,8 @@ class SectorBook {
   BreakerSettings breaker_settings_;
   Ports ports_;
   std::map<std::string, Sector> sectors_;
+  std::uint64_t recoveries_ = 0;
+  std::int64_t recovery_total_us_ = 0;
   std::vector<std::string> names_;
 };
 

@@ -70,6 +70,13 @@ void Registry::set_online(NodeEntry& n, bool online, std::int64_t now_us) {
     else --online_;
     n.online = online;
     context_changes_.insert(n.cluster);
+    // A node that was online and failed, back: its recovery time (the KPI).
+    if (!online) n.down_since_us = now_us;
+    if (online && n.down_since_us) {
+      ++recoveries_;
+      recovery_total_us_ += std::max<std::int64_t>(0, now_us - n.down_since_us);
+      n.down_since_us = 0;
+    }
   }
   if (!online) return;
   liveness_.at(n, n.last_hb_us + settings_.missed_heartbeats * n.hb_period_us);

@@ -64,6 +64,7 @@ struct NodeEntry {
   // devices with one identity (docs/DESIGN.md 5.6).
   std::vector<std::int64_t> stale_frames_us;
   std::int64_t duplicate_alert_us = 0;
+  std::int64_t down_since_us = 0;  // monotonic: went offline after being online here; 0 = not down
   Impedance impedance(std::int64_t now_us) const;
 };
 
@@ -122,6 +123,9 @@ class Registry {
   NodeEntry* find(const std::string& id);
   const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }
   std::size_t online_count() const { return online_; }
+  // Nodes back online after having gone offline while known here, and their time down in all (us).
+  std::uint64_t recoveries() const { return recoveries_; }
+  std::int64_t recovery_total_us() const { return recovery_total_us_; }
   // Clusters and their members, kept as births assign them.
   std::size_t cluster_count() const { return clusters_.size(); }
   const std::vector<NodeEntry*>& members(const std::string& cluster) const;
@@ -146,6 +150,8 @@ class Registry {
   std::map<std::string, std::vector<NodeEntry*>> clusters_;
   std::set<std::string> context_changes_;
   std::size_t online_ = 0;
+  std::uint64_t recoveries_ = 0;
+  std::int64_t recovery_total_us_ = 0;
   NodeDeadlines<NodeEntry> liveness_{&NodeEntry::liveness_slot_us};
   NodeDeadlines<NodeEntry> pings_{&NodeEntry::ping_slot_us};
   // sum over contributors of a_i, a_i z_i, a_i c_i, a_i |z_i|^2 with

@@ -153,6 +153,7 @@ void Schedules::calibrate(const std::string& id, const TargetResult& t, double l
 void Schedules::finished(const ScheduleResult& r) {
   auto it = pending_.find(r.id);
   if (it == pending_.end()) return;
+  if (ports_.ended) ports_.ended(it->second.verb, r);
   if (it->second.verb != Verb::schedule) {
     const Pending p = std::move(it->second);
     pending_.erase(it);

@@ -33,6 +33,8 @@ class Schedules {
     Answer answer;
     // Writes a snapshot of the mesh before a freeze acts (kind, scope, by): its id.
     std::function<std::uint64_t(const std::string& kind, const std::string& scope, const std::string& by)> snapshot;
+    // A gathered schedule, broadcast, freeze or thaw ended (the KPIs); may be empty.
+    std::function<void(Verb verb, const ScheduleResult& r)> ended;
   };
   Schedules(const GatewayConfig& config, Registry& registry, const Escalation& escalation, Ports ports);
 

@@ -443,6 +443,13 @@ std::uint64_t Store::conflict_count() {
   return q.step() ? static_cast<std::uint64_t>(q.int64(0)) : 0;
 }
 
+std::vector<Store::ConflictCount> Store::conflict_counts() {
+  std::vector<ConflictCount> out;
+  Stmt q(db_, "SELECT type, priority, COUNT(*) FROM conflicts GROUP BY type, priority ORDER BY type, priority");
+  while (q.step()) out.push_back({q.text(0), static_cast<int>(q.int64(1)), static_cast<std::uint64_t>(q.int64(2))});
+  return out;
+}
+
 std::vector<StoredConflict> Store::conflicts(std::size_t limit) {
   Stmt q(db_, std::string("SELECT ") + kConflictColumns +
                   " FROM (SELECT * FROM conflicts ORDER BY id DESC LIMIT ?1) AS c "

@@ -127,6 +127,13 @@ class Store {
   // The newest entry's id of at least min_priority (0: none).
   std::uint64_t conflict_high(int min_priority);
   std::uint64_t conflict_count();
+  // Entries of the log by type and priority (the metrics).
+  struct ConflictCount {
+    std::string type;
+    int priority = 0;
+    std::uint64_t count = 0;
+  };
+  std::vector<ConflictCount> conflict_counts();
   // The resolution queue (docs/DESIGN.md 5.6): every conflict opens a task with its
   // suggested strategy; open tasks, highest priority first, oldest first.
   std::vector<StoredConflict> open_tasks(std::size_t limit);

@@ -65,7 +65,7 @@ set(CPACK_DEBIAN_NODE_PACKAGE_CONTROL_EXTRA
     ${CMAKE_BINARY_DIR}/debian-node/postinst ${CMAKE_BINARY_DIR}/debian-node/prerm ${CMAKE_BINARY_DIR}/debian-node/conffiles)
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_NAME kairos-gateway)
 set(CPACK_DEBIAN_GATEWAY_DESCRIPTION "Kairos mesh gateway and operator console\n kairos-gateway verifies every frame, keeps the registry of nodes in SQLite\n and computes the mesh state; kairosctl is the operator's console;\n kairos-sim runs thousands of simulated nodes against a gateway.")
-set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}, libsqlite3-0 (>= 3.40)")
+set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "${KAIROS_RUNTIME_DEPENDS}, libsqlite3-0 (>= 3.40), libcivetweb1 (>= 1.15), libprometheus-cpp-core1.0 (>= 1.0)")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_RECOMMENDS "mosquitto, kairos-boards (= ${PROJECT_VERSION})")
 # Board files are data shared by the node and by kairosctl provision.
 set(CPACK_DEBIAN_BOARDS_PACKAGE_NAME kairos-boards)

@@ -74,7 +74,8 @@ class Desks : public ::testing::Test {
                         [this](const std::string& kind, const std::string& scope, const std::string& by) {
                           snapshots_.push_back(kind + " " + scope + " by " + by);
                           return std::uint64_t{snapshots_.size()};
-                        }}};
+                        },
+                        {}}};
   JobDesk jobs_{config_, registry_, escalation_, outbox_,
                 {[this](const NodeEntry& n, std::uint32_t, const std::function<void(kairos_v1_Command&)>& fill) {
                    return send(n, fill);
