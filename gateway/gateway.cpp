@@ -190,7 +190,11 @@ void Gateway::verbs() {
     set_string(resp.reply.status.role, to_string(config_.role));
     set_string(resp.reply.status.sector, config_.sector);
     if (sectors_) fill_root_status(resp.reply.status);
+    resp.reply.status.has_kpi = true;
+    fill_kpis(kpi_figures(), resp.reply.status.kpi);
   });
+  at_once(kairos_v1_ControlRequest_kpi_tag, kairos_v1_ControlResponse_kpi_tag,
+          [this](const R&, auto& resp) { fill_kpis(kpi_figures(), resp.reply.kpi); });
   at_once(kairos_v1_ControlRequest_sectors_tag, kairos_v1_ControlResponse_sectors_tag, [this](const R& r, auto& resp) {
     if (sectors_) return sectors_->fill(r.req.verb.sectors, resp.reply.sectors, r.now_us);
     resp.ok = false;

@@ -70,4 +70,21 @@ KpiFigures KpiBook::figures() const {
   return f;
 }
 
+void fill_kpis(const KpiFigures& f, kairos_v1_Kpis& o) {
+  o.coordination_success = f.coordination_success;
+  o.operations = f.operations;
+  o.operations_quorum = f.operations_ok;
+  o.arrival_hit_rate = f.hit_rate;
+  o.scheduled_targets = f.scheduled_targets;
+  o.prediction_accuracy = f.prediction_accuracy;
+  o.scheduled_executed = f.scheduled_executed;
+  o.conflicts_per_1000 = f.conflicts_per_1000;
+  o.conflicts = f.conflicts;
+  o.availability = f.availability;
+  o.cascade_p95_s = f.cascade_p95_s;
+  o.cascades = f.cascades;
+  o.recovery_mean_s = f.recovery_mean_s;
+  o.recoveries = f.recoveries;
+}
+
 }  // namespace kairos::gw

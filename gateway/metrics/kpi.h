@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <deque>
 
+#include "kairos.pb.h"
+
 namespace kairos::gw {
 
 struct KpiFigures {
@@ -63,5 +65,8 @@ class KpiBook {
   std::int64_t last_sample_us_ = 0;
   std::uint64_t known_ = 0, online_ = 0;
 };
+
+// The figures as the control RPC carries them (status, kpi).
+void fill_kpis(const KpiFigures& f, kairos_v1_Kpis& o);
 
 }  // namespace kairos::gw

@@ -80,6 +80,18 @@ TEST(Metrics, AScrapeLintsCleanAndPrometheusQueriesAKpiBack) {
   EXPECT_EQ(sample(text, "kairos_kpi{kpi=\"arrival_hit_ratio\"}"), 1) << text;
   EXPECT_EQ(sample(text, "kairos_mesh_mode{mode=\"FULL\"}"), 1) << text;
   EXPECT_GT(sample(text, "process_resident_memory_bytes"), 1e6) << text;
+  // The same KPIs through the console: kpi, and status --json.
+  r = mesh.kairosctl({"--json", "kpi"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(json_number(r.output, "arrival_hit_rate"), 1) << r.output;
+  EXPECT_EQ(json_number(r.output, "scheduled_targets"), 2) << r.output;
+  EXPECT_EQ(json_number(r.output, "operations_quorum"), 1) << r.output;
+  r = mesh.kairosctl({"--json", "status"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"kpi\":{\"coordination_success\":1,"), std::string::npos) << r.output;
+  r = mesh.kairosctl({"kpi"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("arrival-time hit rate   100.0 %"), std::string::npos) << r.output;
   // Anything else is refused, and says so.
   EXPECT_EQ(http_get(port, "/nothing").first.substr(9, 3), "404");
 

@@ -205,7 +205,44 @@ void mesh_json(Json& j, const kairos_v1_MeshState& s) {
   j.end_object();
 }
 
+void kpi_json(Json& j, const kairos_v1_Kpis& k) {
+  j.begin_object();
+  j.key("coordination_success").num(k.coordination_success).key("operations").integer(k.operations);
+  j.key("operations_quorum").integer(k.operations_quorum);
+  j.key("arrival_hit_rate").num(k.arrival_hit_rate).key("scheduled_targets").integer(k.scheduled_targets);
+  j.key("prediction_accuracy").num(k.prediction_accuracy).key("scheduled_executed").integer(k.scheduled_executed);
+  j.key("conflicts_per_1000").num(k.conflicts_per_1000).key("conflicts").integer(k.conflicts);
+  j.key("availability").num(k.availability);
+  j.key("cascade_p95_s").num(k.cascade_p95_s).key("cascades").integer(k.cascades);
+  j.key("recovery_mean_s").num(k.recovery_mean_s).key("recoveries").integer(k.recoveries);
+  j.end_object();
+}
+
 }  // namespace
+
+int print_kpis(const kairos_v1_Kpis& k, bool json) {
+  if (json) {
+    Json j;
+    kpi_json(j, k);
+    std::printf("%s\n", j.text().c_str());
+    return 0;
+  }
+  auto pct = [](double v) { return 100.0 * v; };
+  std::printf("coordination success   %6.1f %%  (%llu of %llu operations reached quorum)\n", pct(k.coordination_success),
+              static_cast<unsigned long long>(k.operations_quorum), static_cast<unsigned long long>(k.operations));
+  std::printf("arrival-time hit rate  %6.1f %%  (within +-10 ms of T; %llu scheduled targets)\n", pct(k.arrival_hit_rate),
+              static_cast<unsigned long long>(k.scheduled_targets));
+  std::printf("prediction accuracy    %6.1f %%  (within 50 ms of T; %llu executions)\n", pct(k.prediction_accuracy),
+              static_cast<unsigned long long>(k.scheduled_executed));
+  std::printf("conflict rate          %6.1f     per 1,000 operations (%llu conflicts)\n", k.conflicts_per_1000,
+              static_cast<unsigned long long>(k.conflicts));
+  std::printf("mesh availability      %6.2f %%  (node-time online)\n", pct(k.availability));
+  std::printf("cascade p95            %6.2f s   (last %llu schedules, at most 100)\n", k.cascade_p95_s,
+              static_cast<unsigned long long>(k.cascades < 100 ? k.cascades : 100));
+  std::printf("mean recovery time     %6.1f s   (%llu recoveries)\n", k.recovery_mean_s,
+              static_cast<unsigned long long>(k.recoveries));
+  return 0;
+}
 
 int print_status(const kairos_v1_StatusReply& r, bool json) {
   const auto& s = r.mesh_state;
@@ -228,6 +265,8 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
     j.key("storage_error").str(r.storage_error);
     j.key("role").str(r.role[0] ? r.role : "standalone").key("sector").str(r.sector);
     j.key("sectors_stale").integer(r.sectors_stale);
+    j.key("kpi");
+    kpi_json(j, r.kpi);
     j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
     std::printf("%s\n", j.text().c_str());
     return 0;

@@ -22,6 +22,8 @@ int print_ask(const kairos_v1_AskReply& r, bool json);
 int print_mode(const kairos_v1_StatusReply& r, bool json);
 // The MESH-30K status box (or its JSON); exit status 0.
 int print_status(const kairos_v1_StatusReply& r, bool json);
+// The seven KPIs (docs/METRICS.md); exit status 0.
+int print_kpis(const kairos_v1_Kpis& k, bool json);
 // kairosctl nodes (a table) or node <id> (one node whole; one: nodes holds exactly it).
 int print_nodes(const std::vector<kairos_v1_NodeInfo>& nodes, bool one, bool json);
 // One line of mesh state, for watch.

@@ -209,6 +209,12 @@ int run_breakers(const Words& args, Session& s) {
                   [&](const Response& r) { return ctl::print_breakers(r.reply.breakers, s.json()); });
 }
 
+int run_kpi(const Words& args, Session& s) {
+  if (!args.empty()) return fail("kpi takes no arguments", 2);
+  auto req = request(kairos_v1_ControlRequest_kpi_tag);
+  return s.answer(req, s.timeout_ms(), [&](const Response& r) { return ctl::print_kpis(r.reply.kpi, s.json()); });
+}
+
 // Every sector a root gateway reads, page by page.
 int run_sectors(const Words& args, Session& s) {
   if (!args.empty()) return fail("sectors takes no arguments", 2);
@@ -322,6 +328,7 @@ const std::vector<Verb>& verbs() {
        run_delegate, false, {"--timeout"}},  // the job's timeout (docs/DESIGN.md 5.8 `delegate <job> --timeout`)
       {"jobs", "jobs [ID] [--limit N]           job counts and the newest jobs, or one job whole", run_jobs},
       {"breakers", "breakers                        circuit breakers: cluster, sector, global", run_breakers},
+      {"kpi", "kpi                             the mesh's seven KPIs since the gateway started (docs/METRICS.md)", run_kpi},
       {"sectors", "sectors                         a root gateway's sectors: live or stale, nodes, mode, impedance",
        run_sectors},
       {"broadcast",
