@@ -9,12 +9,20 @@
 // docs/BENCHMARKS.md, "Ingest".
 #include <benchmark/benchmark.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <new>
+#include <optional>
 
 #include "common/core/frame.h"
 #include "common/core/topic.h"
@@ -161,6 +169,44 @@ gw::GatewayConfig config_for(const Fleet& f) {
   return c;
 }
 
+// A Prometheus scraping the gateway's /metrics every 100 ms of wall time
+// while the ingest runs (more often than once per simulated second of
+// traffic, where Prometheus would scrape every 15 s): what the integrations
+// cost the frames beside them.
+class Scraper {
+ public:
+  explicit Scraper(int port) : thread_([this, port] {
+    while (!stop_) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<std::uint16_t>(port));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if (::write(fd, req, sizeof req - 1) > 0) {
+          char buf[16384];
+          std::size_t got = 0;
+          for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got += static_cast<std::size_t>(n);
+          if (got > 1000) ++scrapes_;
+        }
+      }
+      ::close(fd);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }) {}
+  ~Scraper() {
+    stop_ = true;
+    thread_.join();
+  }
+  int scrapes() const { return scrapes_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> scrapes_{0};
+  std::thread thread_;
+};
+
 // Node id of a frame's topic, for the reference's key lookup.
 std::size_t node_of(const Inbound& m) {
   auto t = parse_topic(m.topic);
@@ -170,9 +216,15 @@ std::size_t node_of(const Inbound& m) {
 void BM_GatewayIngest(benchmark::State& state) {
   log::set_level(log::Level::warn);
   const int nodes = static_cast<int>(state.range(0));
+  // range(1): the integrations on ([metrics], scraped once a second) or off.
+  const bool integrations = state.range(1) != 0;
   Fleet f = make_fleet(nodes);
   {
-    gw::Gateway g(config_for(f));
+    gw::GatewayConfig config = config_for(f);
+    if (integrations) config.metrics_listen = "127.0.0.1:0";
+    gw::Gateway g(config);
+    std::optional<Scraper> scraper;
+    if (integrations) scraper.emplace(g.metrics_port());
     // Simulated time: each pre-signed second of traffic is spread over one
     // second of the gateway's clock, whatever it takes to run, so the
     // once-a-second work (flush, mesh figures) comes as often as it would.
@@ -211,10 +263,17 @@ void BM_GatewayIngest(benchmark::State& state) {
     state.counters["allocs_per_frame"] = frames ? static_cast<double>(allocs) / static_cast<double>(frames) : 0;
     state.counters["accepted"] = static_cast<double>(g.accepted());
     state.counters["dropped"] = static_cast<double>(g.dropped());
+    if (scraper) state.counters["scrapes"] = scraper->scrapes();
   }
   std::filesystem::remove_all(f.dir);
 }
-BENCHMARK(BM_GatewayIngest)->Arg(30'000)->Iterations(kSeconds)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GatewayIngest)
+    ->ArgNames({"nodes", "integrations"})
+    ->Args({30'000, 0})
+    ->Args({30'000, 1})
+    ->Iterations(kSeconds)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The reference: open() (MAC, decode, validate) of the same frames, keys at hand.
 void BM_OpenOnly(benchmark::State& state) {

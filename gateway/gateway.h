@@ -49,6 +49,8 @@ class Gateway {
   void service(std::int64_t now_us);
   std::uint64_t accepted() const { return ingest_.accepted(); }
   std::uint64_t dropped() const { return ingest_.drops().total(); }
+  // The port the metrics are served on; 0 when [metrics] is off.
+  int metrics_port() const { return http_ ? http_->port() : 0; }
 
  private:
   // The control RPC's verb table: one row per verb, to the module that answers it.
