@@ -1,10 +1,13 @@
 #pragma once
 // Work another thread (the HTTP server's) hands to the gateway's loop, whose
 // state only the loop may read: the caller waits for the answer, up to a
-// deadline, and the loop runs the calls on its next turn.
+// deadline, and the loop runs the calls on its next turn. A mutex and a
+// condition variable, not std::future: Debian's armel libstdc++ has no
+// futex-based futures (ARMv5 baseline), and the gateway builds there too.
 #include <chrono>
+#include <condition_variable>
 #include <functional>
-#include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -17,32 +20,45 @@ class LoopCalls {
   // wake: makes the loop turn (LinkWaker::signal()).
   explicit LoopCalls(std::function<void()> wake) : wake_(std::move(wake)) {}
   // From any thread: fn's result, run on the loop; nullopt when the loop did
-  // not get to it within `wait` (the call is then dropped unrun or its answer unread).
+  // not get to it within `wait` (it may still run it; its answer is then dropped).
   std::optional<std::string> call(std::function<std::string()> fn, std::chrono::milliseconds wait) {
-    std::packaged_task<std::string()> task(std::move(fn));
-    auto answer = task.get_future();
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(std::move(task));
-    }
+    auto c = std::make_shared<Call>();
+    c->fn = std::move(fn);
+    std::unique_lock lock(mu_);
+    queue_.push_back(c);
+    lock.unlock();
     wake_();
-    if (answer.wait_for(wait) != std::future_status::ready) return std::nullopt;
-    return answer.get();
+    lock.lock();
+    if (!done_.wait_for(lock, wait, [&] { return c->done; })) return std::nullopt;
+    return std::move(c->answer);
   }
   // On the loop: runs what was asked since the last turn.
   void run() {
-    std::vector<std::packaged_task<std::string()>> now;
+    std::vector<std::shared_ptr<Call>> now;
     {
       std::lock_guard lock(mu_);
       now.swap(queue_);
     }
-    for (auto& t : now) t();
+    if (now.empty()) return;
+    for (auto& c : now) {
+      std::string answer = c->fn();
+      std::lock_guard lock(mu_);
+      c->answer = std::move(answer);
+      c->done = true;
+    }
+    done_.notify_all();
   }
 
  private:
+  struct Call {
+    std::function<std::string()> fn;
+    std::string answer;
+    bool done = false;
+  };
   std::function<void()> wake_;
   std::mutex mu_;
-  std::vector<std::packaged_task<std::string()>> queue_;
+  std::condition_variable done_;
+  std::vector<std::shared_ptr<Call>> queue_;
 };
 
 }  // namespace kairos::gw
