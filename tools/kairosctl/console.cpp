@@ -234,12 +234,12 @@ int print_kpis(const kairos_v1_Kpis& k, bool json) {
               static_cast<unsigned long long>(k.scheduled_targets));
   std::printf("prediction accuracy    %6.1f %%  (within 50 ms of T; %llu executions)\n", pct(k.prediction_accuracy),
               static_cast<unsigned long long>(k.scheduled_executed));
-  std::printf("conflict rate          %6.1f     per 1,000 operations (%llu conflicts)\n", k.conflicts_per_1000,
+  std::printf("conflict rate          %6.1f     per 1,000 operations (%llu in the conflict log)\n", k.conflicts_per_1000,
               static_cast<unsigned long long>(k.conflicts));
   std::printf("mesh availability      %6.2f %%  (node-time online)\n", pct(k.availability));
   std::printf("cascade p95            %6.2f s   (last %llu schedules, at most 100)\n", k.cascade_p95_s,
               static_cast<unsigned long long>(k.cascades < 100 ? k.cascades : 100));
-  std::printf("mean recovery time     %6.1f s   (%llu recoveries)\n", k.recovery_mean_s,
+  std::printf("mean recovery time     %6.1f s   (%llu recovered)\n", k.recovery_mean_s,
               static_cast<unsigned long long>(k.recoveries));
   return 0;
 }
