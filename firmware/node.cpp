@@ -86,7 +86,8 @@ Node::Node(NodeConfig config, NodeKey key, std::string config_path, std::string 
     inputs_.push_back(std::move(slot));
   }
   // The inputs as a phase report names them, once: inputs_ is not changed after this.
-  for (const auto& slot : inputs_) phase_inputs_.push_back({slot.config.name, slot.filter});
+  for (const auto& slot : inputs_)
+    phase_inputs_.push_back({slot.config.name, slot.filter, &slot.last_a, &slot.last_sample_us});
   for (const auto& oc : config_.outputs) {
     OutputSlot slot;
     slot.config = oc;

@@ -74,6 +74,10 @@ EnvelopePtr phase_envelope(std::span<const InputFilter> inputs, std::size_t mesh
     auto& ip = p.inputs[p.inputs_count++];
     set_string(ip.input, in.name);
     fill_scales(ip, in.filter);
+    if (in.value && in.value_at_us && *in.value_at_us >= 0) {
+      ip.has_value = true;
+      ip.value = *in.value;
+    }
   }
   const auto& mesh = inputs[mesh_input].filter;
   if (mesh.has_sample()) {

@@ -43,6 +43,9 @@ EnvelopePtr heartbeat_envelope(kairos_v1_NodeStatus status, const Digest& contex
 struct InputFilter {
   std::string_view name;
   const KairosFilter& filter;
+  // The input's latest sample and when it came (< 0: none yet); null: not reported.
+  const double* value = nullptr;
+  const std::int64_t* value_at_us = nullptr;
 };
 // A phase report: z, c and R per scale of each input (none before its first
 // sample), and the node's phase from the mesh input's primary scale.
