@@ -79,7 +79,7 @@ Gateway::Gateway(GatewayConfig config)
                                          std::int64_t now_us) { ingest_.drop(reason, topic, detail, now_us); }});
     root_desk_.emplace(config_, *sectors_, *fanout_, answer_);
     catchup_.emplace(outbox_, *sectors_, *fanout_);
-    root_verbs();
+    root_rows(control_, *root_desk_, *catchup_, *sectors_);
     for (auto kind : {TopicKind::sector_summary, TopicKind::sector_resp})
       link_->add_subscription(sector_topic(config_.mesh, "+", kind), 1);
     link_->add_subscription(sector_topic(config_.mesh, "+", TopicKind::cluster_summary, "+"), 1);
@@ -126,23 +126,6 @@ Gateway::Gateway(GatewayConfig config)
   }
 }
 
-void Gateway::schedule_ended(Schedules::Verb verb, const ScheduleResult& r) {
-  if (verb != Schedules::Verb::schedule) {
-    // A broadcast, freeze or thaw reaches its quorum when every target acknowledged READY.
-    kpi_.operation(!r.targets.empty() && r.ready == r.targets.size());
-    return;
-  }
-  kpi_.operation(r.verdict == Verdict::proceed);
-  std::uint64_t executed = 0, within = 0;
-  for (const auto& t : r.targets)
-    if (t.executed) {
-      ++executed;
-      within += std::abs(t.error_us) <= 50'000;
-    }
-  kpi_.schedule({r.targets.size(), r.hits, executed, within, r.last_ack_us ? r.last_ack_us - r.started_us : 0,
-                 r.p50_ms, r.p95_ms, r.max_ms});
-}
-
 KpiFigures Gateway::kpi_figures() {
   std::uint64_t recoveries = registry_.recoveries();
   std::int64_t down_us = registry_.recovery_total_us();
@@ -151,7 +134,8 @@ KpiFigures Gateway::kpi_figures() {
     down_us += sectors_->recovery_total_us();
   }
   kpi_.recoveries(recoveries, down_us);
-  kpi_.conflicts(store_.conflict_count() - std::min(conflicts_at_start_, store_.conflict_count()));
+  const std::uint64_t logged = store_.conflict_count();
+  kpi_.conflicts(logged - std::min(conflicts_at_start_, logged));
   return kpi_.figures();
 }
 
@@ -168,18 +152,8 @@ std::string Gateway::metrics_text() {
 
 void Gateway::verbs() {
   using R = Control::Request;
-  using Fill = std::function<void(const R&, kairos_v1_ControlResponse&)>;
-  // A verb answered at once: fill sets the reply (reads: ok and which_reply set first).
-  auto at_once = [this](pb_size_t verb, pb_size_t reads, Fill fill) {
-    control_.on(verb, [this, reads, fill](const R& r) {
-      auto resp = new_response(r.req.request_id);
-      if (reads) {
-        resp->ok = true;
-        resp->which_reply = reads;
-      }
-      fill(r, *resp);
-      answer(r.to, *resp);
-    }, reads != 0);
+  auto at_once = [this](pb_size_t verb, pb_size_t reads, Control::Fill fill) {
+    control_.at_once(verb, reads, std::move(fill));
   };
   at_once(kairos_v1_ControlRequest_status_tag, kairos_v1_ControlResponse_status_tag, [this](const R& r, auto& resp) {
     kairos_v1_MeshState mesh = kairos_v1_MeshState_init_zero;
@@ -189,7 +163,10 @@ void Gateway::verbs() {
     resp.reply.status.conflicts_last_hour = store_.conflicts_since(wall_us() - 3'600'000'000LL);
     set_string(resp.reply.status.role, to_string(config_.role));
     set_string(resp.reply.status.sector, config_.sector);
-    if (sectors_) fill_root_status(resp.reply.status);
+    if (sectors_) {
+      sectors_->fill_status(resp.reply.status);
+      set_string(resp.reply.status.last_cascade, root_desk_->last_cascade());
+    }
     resp.reply.status.has_kpi = true;
     fill_kpis(kpi_figures(), resp.reply.status.kpi);
   });
@@ -244,42 +221,6 @@ void Gateway::verbs() {
     schedules_.command(r.to, r.req.request_id, f.thaw ? Schedules::Verb::thaw : Schedules::Verb::freeze, f.scope,
                        action, true, f.window_ms, f.confirm);
   });
-}
-
-void Gateway::root_verbs() {
-  using R = Control::Request;
-  control_.on(kairos_v1_ControlRequest_nodes_tag,
-              [this](const R& r) { root_desk_->nodes(r.to, r.req.request_id, r.req.verb.nodes, r.now_us); }, true);
-  control_.on(kairos_v1_ControlRequest_schedule_tag,
-              [this](const R& r) { root_desk_->schedule(r.to, r.req.request_id, r.req.verb.schedule, r.now_us); });
-  control_.on(kairos_v1_ControlRequest_delegate_tag,
-              [this](const R& r) { root_desk_->delegate(r.to, r.req.request_id, r.req.verb.delegate, r.now_us); });
-  control_.on(kairos_v1_ControlRequest_conflicts_tag, [this](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resp->ok = true;
-    resp->which_reply = kairos_v1_ControlResponse_conflicts_tag;
-    catchup_->fill_conflicts(r.req.verb.conflicts, resp->reply.conflicts);
-    answer(r.to, *resp);
-  }, true);
-  control_.on(kairos_v1_ControlRequest_jobs_tag, [this](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    if (r.req.verb.jobs.job_id) {
-      set_string(resp->error, "jobs: job ids are each sector's own: ask the sector's gateway (kairosctl --broker "
-                              "<the sector's broker> jobs ID); the root lists the jobs it has caught, with their sector");
-    } else {
-      resp->ok = true;
-      resp->which_reply = kairos_v1_ControlResponse_jobs_tag;
-      catchup_->fill_jobs(r.req.verb.jobs, resp->reply.jobs);
-    }
-    answer(r.to, *resp);
-  }, true);
-  control_.on(kairos_v1_ControlRequest_breakers_tag, [this](const R& r) {
-    auto resp = new_response(r.req.request_id);
-    resp->ok = true;
-    resp->which_reply = kairos_v1_ControlResponse_breakers_tag;
-    sectors_->fill_breakers(resp->reply.breakers, r.now_us);
-    answer(r.to, *resp);
-  }, true);
 }
 
 Bytes Gateway::gateway_state_frame(bool online, std::uint64_t seq) {
@@ -481,21 +422,6 @@ SectorFacts Gateway::sector_facts() {
   f.conflict_high = store_.conflict_high(3);
   f.job_finished_us = jobs_.newest_finished_us();
   return f;
-}
-
-void Gateway::fill_root_status(kairos_v1_StatusReply& r) {
-  const auto t = sectors_->totals();
-  r.nodes_known = t.known;
-  r.nodes_online = t.online;
-  r.clusters = t.clusters;
-  r.sectors_total = t.sectors;
-  r.sectors_healthy = t.sectors - t.breakers_open;
-  r.sectors_stale = t.stale;
-  r.mean_impedance = static_cast<float>(t.mean_impedance);
-  r.jobs_queued += t.jobs_queued;
-  r.jobs_running += t.jobs_running;
-  r.breakers_open += t.breakers_open;
-  set_string(r.last_cascade, root_desk_->last_cascade());
 }
 
 // Written before anything acts on it (an EMERGENCY, a freeze).

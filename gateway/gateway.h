@@ -24,6 +24,7 @@
 #include "gateway/metrics/kpi.h"
 #include "gateway/metrics/metrics.h"
 #include "gateway/rpc/control.h"
+#include "gateway/rpc/root_verbs.h"
 #include "gateway/rpc/rotations.h"
 #include "gateway/rpc/verbs.h"
 #include "gateway/registry/clock_sync.h"
@@ -55,8 +56,6 @@ class Gateway {
  private:
   // The control RPC's verb table: one row per verb, to the module that answers it.
   void verbs();
-  // A root's rows of the verb table: nodes, schedule, delegate and breakers over its sectors.
-  void root_verbs();
   void arm_will();
   void on_connected();
   void on_message(const Inbound& m, std::int64_t now_us);
@@ -69,10 +68,8 @@ class Gateway {
   void publish_mesh_state();
   // The hierarchy's roles (docs/DESIGN.md 5.9): what a sector tells its root; the root's status.
   SectorFacts sector_facts();
-  void fill_root_status(kairos_v1_StatusReply& r);
   void fill_mesh_state(kairos_v1_MeshState& s) const;
-  // The KPIs (docs/METRICS.md): what a schedule or a gathered command added; the figures now.
-  void schedule_ended(Schedules::Verb verb, const ScheduleResult& r);
+  // The KPIs (docs/METRICS.md) now.
   KpiFigures kpi_figures();
   // The Prometheus page, rendered on the loop.
   std::string metrics_text();
@@ -160,7 +157,9 @@ class Gateway {
                        [this](const std::string& kind, const std::string& scope, const std::string& by) {
                          return write_snapshot(kind, scope, by);
                        },
-                       [this](Schedules::Verb verb, const ScheduleResult& r) { schedule_ended(verb, r); }}};
+                       [this](Schedules::Verb verb, const ScheduleResult& r) {
+                         kpi_.ended(verb == Schedules::Verb::schedule, r);
+                       }}};
   const std::uint64_t session_;
   Signer signer_;
   LinkWaker waker_;  // both links' Paho threads wake the loop

@@ -33,20 +33,10 @@ CatchUp::CatchUp(Outbox& outbox, SectorBook& book, Fanout& fanout) : outbox_(out
            "BEGIN SELECT RAISE(ABORT, 'a finished job does not change'); END",
        })
     Stmt(db, sql).run();
-}
-
-std::uint64_t CatchUp::conflict_high(const std::string& sector) {
-  Stmt q(outbox_.store().handle(), "SELECT COALESCE(MAX(id), 0) FROM sector_conflicts WHERE sector = ?1");
-  q.bind(1, sector);
-  q.step();
-  return static_cast<std::uint64_t>(q.int64(0));
-}
-
-std::int64_t CatchUp::job_high(const std::string& sector) {
-  Stmt q(outbox_.store().handle(), "SELECT COALESCE(MAX(finished_wall_us), 0) FROM sector_jobs WHERE sector = ?1");
-  q.bind(1, sector);
-  q.step();
-  return q.int64(0);
+  Stmt conflicts(db, "SELECT sector, MAX(id) FROM sector_conflicts GROUP BY sector");
+  while (conflicts.step()) held_[conflicts.text(0)].conflict = static_cast<std::uint64_t>(conflicts.int64(1));
+  Stmt jobs(db, "SELECT sector, MAX(finished_wall_us) FROM sector_jobs GROUP BY sector");
+  while (jobs.step()) held_[jobs.text(0)].finished_us = jobs.int64(1);
 }
 
 void CatchUp::service(std::int64_t now_us) {
@@ -54,11 +44,12 @@ void CatchUp::service(std::int64_t now_us) {
   for (const auto& sector : book_.reachable(now_us)) {
     const kairos_v1_SectorSummary* s = book_.summary(sector);
     if (!s) continue;
-    if (!pulling_conflicts_.count(sector) && s->conflict_high > conflict_high(sector))
-      pull_conflicts(sector, conflict_high(sector), now_us);
+    const Held& held = held_[sector];
+    if (!pulling_conflicts_.count(sector) && s->conflict_high > held.conflict)
+      pull_conflicts(sector, held.conflict, now_us);
     // Jobs finished in the same microsecond as the newest held are asked again: kept once.
-    if (!pulling_jobs_.count(sector) && s->job_finished_us > job_high(sector))
-      pull_jobs(sector, job_high(sector), now_us);
+    if (!pulling_jobs_.count(sector) && s->job_finished_us > held.finished_us)
+      pull_jobs(sector, held.finished_us, now_us);
   }
 }
 
@@ -85,7 +76,10 @@ void CatchUp::pull_conflicts(const std::string& sector, std::uint64_t after, std
         add.run();
       }
     }, mono_us());
-    if (kept && l.entries_count) log::info("sectors", s + ": caught " + std::to_string(l.entries_count) + " conflicts");
+    if (!kept || !l.entries_count) return;
+    Held& held = held_[s];
+    for (pb_size_t i = 0; i < l.entries_count; ++i) held.conflict = std::max(held.conflict, l.entries[i].id);
+    log::info("sectors", s + ": caught " + std::to_string(l.entries_count) + " conflicts");
   });
 }
 
@@ -100,7 +94,7 @@ void CatchUp::pull_jobs(const std::string& sector, std::int64_t since, std::int6
     pulling_jobs_.erase(s);
     if (!a || !a->ok || a->which_reply != kairos_v1_ControlResponse_jobs_tag) return;
     const auto& l = a->reply.jobs;
-    outbox_.transaction([&](Store& store) {
+    const bool kept = outbox_.transaction([&](Store& store) {
       Stmt add(store.handle(),
                "INSERT OR IGNORE INTO sector_jobs (sector, id, handler, state, error, asked_by, finished_wall_us) "
                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -111,6 +105,9 @@ void CatchUp::pull_jobs(const std::string& sector, std::int64_t since, std::int6
         add.run();
       }
     }, mono_us());
+    if (!kept) return;
+    Held& held = held_[s];
+    for (pb_size_t i = 0; i < l.recent_count; ++i) held.finished_us = std::max(held.finished_us, l.recent[i].finished_us);
     // A full page of jobs finished in one microsecond would be asked for again and again.
     if (l.recent_count == kJobPage && l.recent[0].finished_us == l.recent[kJobPage - 1].finished_us)
       log::warn("sectors", s + ": " + std::to_string(kJobPage) + " jobs finished in one microsecond; the root lists some");

@@ -7,6 +7,7 @@
 // that an entry pulled twice (a restart, a bridge cut, a redelivery) is kept
 // once. The root's `conflicts` and `jobs` list from them.
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -22,9 +23,6 @@ class CatchUp {
   void service(std::int64_t now_us);
   void fill_conflicts(const kairos_v1_ConflictsRequest& q, kairos_v1_ConflictList& r);
   void fill_jobs(const kairos_v1_JobsRequest& q, kairos_v1_JobList& r);
-  // What the root holds of a sector: its newest conflict id, its newest finish.
-  std::uint64_t conflict_high(const std::string& sector);
-  std::int64_t job_high(const std::string& sector);
 
  private:
   void pull_conflicts(const std::string& sector, std::uint64_t after, std::int64_t now_us);
@@ -34,6 +32,13 @@ class CatchUp {
   SectorBook& book_;
   Fanout& fanout_;
   std::set<std::string> pulling_conflicts_, pulling_jobs_;
+  // What the root holds of each sector: its newest conflict id, its newest
+  // finish; read from the tables once, then kept as pages are written.
+  struct Held {
+    std::uint64_t conflict = 0;
+    std::int64_t finished_us = 0;
+  };
+  std::map<std::string, Held> held_;
 };
 
 }  // namespace kairos::gw

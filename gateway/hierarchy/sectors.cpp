@@ -145,6 +145,20 @@ SectorBook::Totals SectorBook::totals() const {
   return t;
 }
 
+void SectorBook::fill_status(kairos_v1_StatusReply& r) const {
+  const auto t = totals();
+  r.nodes_known = t.known;
+  r.nodes_online = t.online;
+  r.clusters = t.clusters;
+  r.sectors_total = t.sectors;
+  r.sectors_healthy = t.sectors - t.breakers_open;
+  r.sectors_stale = t.stale;
+  r.mean_impedance = static_cast<float>(t.mean_impedance);
+  r.jobs_queued += t.jobs_queued;
+  r.jobs_running += t.jobs_running;
+  r.breakers_open += t.breakers_open;
+}
+
 MeshFigures SectorBook::figures() const {
   std::vector<kairos_v1_PhaseSums> sums;
   for (const auto& [name, s] : sectors_)

@@ -45,6 +45,8 @@ class SectorBook {
     double mean_impedance = 0;  // over the live sectors' online nodes with clock samples
   };
   Totals totals() const;
+  // A root's status: the mesh's counts from its sectors (known, online, clusters, sectors, impedance, jobs, breakers).
+  void fill_status(kairos_v1_StatusReply& r) const;
   // Over the live sectors, as of now.
   MeshFigures figures() const;
   // More sectors not CLOSED than breakers.global_sectors.

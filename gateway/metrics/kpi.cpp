@@ -35,6 +35,19 @@ void KpiBook::schedule(const Schedule& s) {
   if (durations_us_.size() > kCascadesKept) durations_us_.pop_front();
 }
 
+void KpiBook::ended(bool is_schedule, const ScheduleResult& r) {
+  if (!is_schedule) return operation(!r.targets.empty() && r.ready == r.targets.size());
+  operation(r.verdict == Verdict::proceed);
+  std::uint64_t executed = 0, within = 0;
+  for (const auto& t : r.targets)
+    if (t.executed) {
+      ++executed;
+      within += std::abs(t.error_us) <= 50'000;
+    }
+  schedule({r.targets.size(), r.hits, executed, within, r.last_ack_us ? r.last_ack_us - r.started_us : 0, r.p50_ms,
+            r.p95_ms, r.max_ms});
+}
+
 void KpiBook::sample(std::int64_t now_us, std::uint64_t known, std::uint64_t online) {
   if (sampled_ && now_us > last_sample_us_) {
     const double dt = static_cast<double>(now_us - last_sample_us_) / 1e6;

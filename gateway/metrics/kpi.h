@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 
+#include "gateway/schedule/scheduler.h"
 #include "kairos.pb.h"
 
 namespace kairos::gw {
@@ -50,6 +51,9 @@ class KpiBook {
     double spread_p50_ms = 0, spread_p95_ms = 0, spread_max_ms = 0;
   };
   void schedule(const Schedule& s);
+  // A gathered operation ended: a schedule (is_schedule), or a broadcast,
+  // freeze or thaw, which reaches its quorum when every target acknowledged READY.
+  void ended(bool is_schedule, const ScheduleResult& r);
   // Conflicts logged since the gateway started (the conflict log counts them).
   void conflicts(std::uint64_t n) { figures_.conflicts = n; }
   // The node counts now; integrated over the time since the last call.

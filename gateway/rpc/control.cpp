@@ -39,6 +39,18 @@ void Control::restore() {
 
 void Control::on(pb_size_t verb, Handler handler, bool reads_only) { verbs_[verb] = {std::move(handler), reads_only}; }
 
+void Control::at_once(pb_size_t verb, pb_size_t reads, Fill fill) {
+  on(verb, [this, reads, fill = std::move(fill)](const Request& r) {
+    auto resp = new_response(r.req.request_id);
+    if (reads) {
+      resp->ok = true;
+      resp->which_reply = reads;
+    }
+    fill(r, *resp);
+    ports_.answer(r.to, *resp);
+  }, reads != 0);
+}
+
 const Key* Control::request_key(const Topic& t, const Inbound& m, std::int64_t now_us) {
   if (t.kind == TopicKind::sector_req) {
     if (!sector_key_ || m.topic != root_req_topic_)

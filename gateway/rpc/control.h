@@ -48,6 +48,10 @@ class Control {
 
   // A verb's row: reads_only verbs are still answered while the database cannot be written.
   void on(pb_size_t verb, Handler handler, bool reads_only = false);
+  // A verb answered at once: fill sets the reply. reads (a reply tag): a read,
+  // answered ok with that reply unless fill says otherwise; 0: fill says all.
+  using Fill = std::function<void(const Request& r, kairos_v1_ControlResponse& resp)>;
+  void at_once(pb_size_t verb, pb_size_t reads, Fill fill);
   // A message on a _ctl/req topic, or a sector gateway's _sector/<sector>/req.
   void request(const Inbound& m, std::int64_t now_us);
   void request(const Topic& t, const Inbound& m, std::int64_t now_us);
