@@ -113,7 +113,9 @@ Gateway::Gateway(GatewayConfig config)
       http_ = std::make_unique<HttpServer>(
           config_.metrics_listen, std::map<std::string, HttpServer::Handler>{{"/metrics", [this] {
             // A scrape waits for the loop's next turn, at most 5 s (a loop that long busy is news in itself).
-            auto text = loop_calls_.call([this] { return metrics_text(); }, std::chrono::seconds(5));
+            auto text = metrics_page_.get(mono_us(), [this] {
+              return loop_calls_.call([this] { return metrics_text(); }, std::chrono::seconds(5));
+            });
             if (!text) return HttpResponse{503, "text/plain; charset=utf-8", "the gateway's loop did not answer in 5 s\n"};
             return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", std::move(*text)};
           }}});

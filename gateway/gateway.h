@@ -180,6 +180,7 @@ class Gateway {
   // [metrics] (docs/METRICS.md): the HTTP server's threads ask the loop for the page.
   LoopCalls loop_calls_{waker_.signal()};
   std::optional<Metrics> metrics_;
+  PageCache metrics_page_{1'000'000};  // a page at most 1 s old is served again
   std::unique_ptr<HttpServer> http_;
   std::uint64_t conflicts_at_start_ = 0;
   const RegistrySettings registry_settings_{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight};

@@ -5,7 +5,10 @@
 // impedance and clock offset distributions): a scrape costs what it reads,
 // and nothing is kept up to date between scrapes but the KPI book.
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "gateway/ball/plays.h"
@@ -39,6 +42,31 @@ class Metrics {
   struct Families;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> f_;
+};
+
+// The last page, served again to scrapes within fresh_us of its rendering:
+// a flood of requests costs the loop one render per fresh_us, not one per
+// request, and concurrent scrapes wait for one render instead of queueing several.
+class PageCache {
+ public:
+  explicit PageCache(std::int64_t fresh_us) : fresh_us_(fresh_us) {}
+  // From any thread (now_us monotonic): the fresh page, else render()'s, kept when it gave one.
+  std::optional<std::string> get(std::int64_t now_us, const std::function<std::optional<std::string>()>& render) {
+    std::lock_guard lock(mu_);
+    if (page_ && now_us - at_us_ < fresh_us_) return page_;
+    if (auto fresh = render()) {
+      page_ = std::move(fresh);
+      at_us_ = now_us;
+      return page_;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::mutex mu_;
+  std::optional<std::string> page_;
+  std::int64_t at_us_ = 0;
+  const std::int64_t fresh_us_;
 };
 
 // The process's CPU time (user + system, seconds) and resident memory (bytes), from /proc/self.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "gateway/metrics/kpi.h"
+#include "gateway/metrics/metrics.h"
 
 namespace kairos::gw {
 namespace {
@@ -61,6 +62,25 @@ TEST(KpiBook, RecoveryIsTheMeanTimeDown) {
   EXPECT_EQ(k.figures().recovery_mean_s, 0);
   k.recoveries(4, 10'000'000);
   EXPECT_DOUBLE_EQ(k.figures().recovery_mean_s, 2.5);
+}
+
+}  // namespace
+}  // namespace kairos::gw
+
+namespace kairos::gw {
+namespace {
+
+TEST(PageCache, AScrapeWithinTheFreshTimeIsServedTheLastPageWithoutARender) {
+  PageCache cache(1'000'000);
+  int renders = 0;
+  auto render = [&]() -> std::optional<std::string> { return "page " + std::to_string(++renders); };
+  EXPECT_EQ(cache.get(0, render), "page 1");
+  EXPECT_EQ(cache.get(999'999, render), "page 1");
+  EXPECT_EQ(cache.get(1'000'000, render), "page 2");
+  // A render that gave nothing (the loop did not answer) is not kept: the next scrape tries again.
+  PageCache empty(1'000'000);
+  EXPECT_FALSE(empty.get(0, [] { return std::optional<std::string>(); }));
+  EXPECT_EQ(empty.get(1, render), "page 3");
 }
 
 }  // namespace
