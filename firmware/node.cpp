@@ -116,6 +116,7 @@ Node::Node(NodeConfig config, NodeKey key, std::string config_path, std::string 
   birth_.device_class = config_.board.device_class;
   for (const auto& slot : inputs_)
     birth_.inputs.push_back({slot.config.name, slot.config.kind, static_cast<std::uint32_t>(slot.period_us)});
+  for (const auto& o : config_.outputs) birth_.outputs.push_back({o.name, o.kind, 0});
   birth_.taus_s = config_.taus_s;
   birth_.firmware_version = kVersion;
   birth_.context_hash = config_.context_hash;

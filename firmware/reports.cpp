@@ -1,6 +1,7 @@
 #include "firmware/reports.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace kairos::node {
 
@@ -35,6 +36,12 @@ EnvelopePtr birth_envelope(const BirthInfo& info) {
     set_string(a.name, in.name);
     set_string(a.kind, in.kind);
     a.sample_period_us = in.sample_period_us;
+  }
+  for (const auto& out : info.outputs) {
+    if (b.outputs_count >= std::size(b.outputs)) break;
+    auto& a = b.outputs[b.outputs_count++];
+    set_string(a.name, out.name);
+    set_string(a.kind, out.kind);
   }
   for (double tau : info.taus_s) b.timescales_s[b.timescales_s_count++] = static_cast<float>(tau);
   set_string(b.firmware_version, info.firmware_version);

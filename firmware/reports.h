@@ -24,6 +24,7 @@ struct BirthInfo {
   kairos_v1_DeviceClass device_class = kairos_v1_DeviceClass_CLASS_E;
   std::vector<std::string> capabilities;  // at most 16 (NodeBirth.capabilities)
   std::vector<Input> inputs;              // at most 8
+  std::vector<Input> outputs;             // at most 8 (no sample period)
   std::vector<double> taus_s;             // the K scales (s), fastest first; at most 8
   std::string firmware_version;
   Digest context_hash{};

@@ -109,23 +109,18 @@ Gateway::Gateway(GatewayConfig config)
   conflicts_at_start_ = store_.conflict_count();
   if (!config_.metrics_listen.empty()) {
     metrics_.emplace();
-    try {
-      http_ = std::make_unique<HttpServer>(
-          config_.metrics_listen, std::map<std::string, HttpServer::Handler>{{"/metrics", [this] {
-            // A scrape waits for the loop's next turn, at most 5 s (a loop that long busy is news in itself).
-            auto text = metrics_page_.get(mono_us(), [this] {
-              return loop_calls_.call([this] { return metrics_text(); }, std::chrono::seconds(5));
-            });
-            if (!text) return HttpResponse{503, "text/plain; charset=utf-8", "the gateway's loop did not answer in 5 s\n"};
-            return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", std::move(*text)};
-          }}});
-    } catch (const std::exception& e) {
-      throw std::runtime_error(std::string("metrics.listen: ") + e.what() +
-                               " (the port is taken, or the address is not one of this machine's)");
-    }
-    log::info("metrics", "serving http://" + config_.metrics_listen.substr(0, config_.metrics_listen.rfind(':')) + ":" +
-                             std::to_string(http_->port()) + "/metrics");
+    http_ = serve_metrics(config_.metrics_listen, metrics_page_, loop_calls_, [this] { return metrics_text(); });
   }
+  bridges_ = std::make_unique<Bridges>(config_, registry_, store_,
+                                       Bridges::Ports{send_, [this] { return settled(mono_us()); }, waker_.signal()});
+  if (!bridges_->any()) bridges_.reset();
+}
+
+void Gateway::forgetting(const NodeEntry& n) {
+  ingest_.forget(n.id);
+  if (bridges_) bridges_->forgotten(n.id);
+  for (auto kind : {TopicKind::birth, TopicKind::state})
+    link_->publish(node_topic(config_.mesh, n.cluster, n.id, kind), {}, 1, true);
 }
 
 KpiFigures Gateway::kpi_figures() {
@@ -193,6 +188,9 @@ void Gateway::verbs() {
       [this](const R& r, auto& resp) { resolve(outbox_, r.req.verb.resolve, r.to.by, resp); });
   at_once(kairos_v1_ControlRequest_heal_tag, 0,
       [this](const R& r, auto& resp) { heal(registry_, outbox_, send_, r.req.verb.heal, r.to.by, resp); });
+  at_once(kairos_v1_ControlRequest_forget_tag, 0, [this](const R& r, auto& resp) {
+    forget(registry_, outbox_, r.req.verb.forget, r.to.by, [this](const NodeEntry& n) { forgetting(n); }, resp);
+  });
   // Answered when they end: a schedule's outcome, a rotation's confirmation, a job's result.
   control_.on(kairos_v1_ControlRequest_schedule_tag,
               [this](const R& r) { schedules_.schedule(r.to, r.req.request_id, r.req.verb.schedule); });
@@ -363,6 +361,7 @@ void Gateway::sync(std::int64_t now_us) {
   for (const auto& id : expired) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
     ingest_.node_changed(id);
+    if (bridges_) bridges_->offline(id);
   }
   std::size_t online = registry_.online_count(), known = registry_.nodes().size();
   if (sectors_) {
@@ -428,23 +427,9 @@ SectorFacts Gateway::sector_facts() {
 
 // Written before anything acts on it (an EMERGENCY, a freeze).
 std::uint64_t Gateway::write_snapshot(const std::string& kind, const std::string& scope, const std::string& by) {
-  Json j;
   kairos_v1_MeshState ms = kairos_v1_MeshState_init_zero;
   fill_mesh_state(ms);
-  j.begin_object().key("kind").str(kind).key("scope").str(scope).key("gateway").str(config_.id).key("operator").str(by);
-  j.key("mesh").begin_object().key("z_re").num(ms.z.re).key("z_im").num(ms.z.im).key("coherence").num(ms.coherence);
-  j.key("agreement").num(ms.agreement).key("unified").boolean(ms.unified).key("mode").str(to_string(escalation_.mode()));
-  j.key("online").integer(ms.nodes_online).key("known").integer(ms.nodes_known).end_object();
-  j.key("nodes").begin_array();
-  const std::int64_t now = mono_us();
-  for (const auto& [id, n] : registry_.nodes()) {
-    j.begin_object().key("id").str(id).key("cluster").str(n.cluster).key("online").boolean(n.online);
-    j.key("status").str(to_string(n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status));
-    j.key("z_re").num(n.z.real()).key("z_im").num(n.z.imag()).key("c").num(n.c);
-    j.key("impedance").integer(static_cast<unsigned long long>(n.impedance(now).score));
-    j.key("reliability").num(n.reliability.value()).end_object();
-  }
-  j.end_array().end_object();
+  Json j = snapshot_json(registry_, ms, {kind, scope, config_.id, by}, mono_us());
   // Written before anything acts on it; a freeze (the brake) and an
   // EMERGENCY go ahead without it when the database cannot be written.
   std::uint64_t id = 0;
@@ -504,6 +489,7 @@ int Gateway::run() {
     return 1;
   }
   log::info("gateway", "stopping");
+  if (bridges_) bridges_->close();
   try {
     commit_durable();
     flush();
@@ -521,6 +507,11 @@ void Gateway::service(std::int64_t now) {
   escalation_.breakers().service(now);
   jobs_.service();
   plays_.service(now);
+  if (bridges_) {
+    kairos_v1_MeshState mesh = kairos_v1_MeshState_init_zero;
+    fill_mesh_state(mesh);
+    bridges_->service(now, mesh);
+  }
   commit_durable();
 }
 

@@ -9,6 +9,7 @@
 #include "common/core/meshsync.h"
 #include "common/io/mqtt.h"
 #include "gateway/ball/plays.h"
+#include "gateway/bridges/bridges.h"
 #include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
 #include "gateway/hierarchy/catchup.h"
@@ -119,7 +120,10 @@ class Gateway {
   Ingest ingest_{config_, keybook_, registry_, escalation_, outbox_,
                  {[this](const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) { on_ack(id, ack, t4); },
                   [this](const std::string& id, const Envelope& env, ByteView frame) { jobs_.on_result(id, env, frame); },
-                  [this](const std::string& id) { rotations_.confirmed(id); }}};
+                  [this](const std::string& id) { rotations_.confirmed(id); },
+                  [this](const std::string& id, TopicKind kind, const Envelope& env) {
+                    if (bridges_) bridges_->applied(id, kind, env);
+                  }}};
   Control control_{config_, keys_.operator_key(), outbox_, ingest_, escalation_,
                    {answer_, [this](std::int64_t now_us) {
                       // The mesh as it is now, not as of the last sync: a node back a
@@ -182,6 +186,10 @@ class Gateway {
   std::optional<Metrics> metrics_;
   PageCache metrics_page_{1'000'000};  // a page at most 1 s old is served again
   std::unique_ptr<HttpServer> http_;
+  // [homeassistant], [sparkplug]: each on a connection of its own; null when all are off.
+  std::unique_ptr<Bridges> bridges_;
+  // kairosctl forget: what the modules keep of a node goes, and its retained birth and state.
+  void forgetting(const NodeEntry& n);
   std::uint64_t conflicts_at_start_ = 0;
   const RegistrySettings registry_settings_{config_.missed_heartbeats, config_.stale_after_s, config_.class_weight};
 

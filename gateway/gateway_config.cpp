@@ -21,6 +21,40 @@ bool valid_listen(const std::string& v) {
   return std::stoi(port) <= 65535;
 }
 
+// An MQTT topic prefix of one of the bridges: levels without wildcards, not
+// in Kairos's own signed namespace nor the broker's $ topics.
+void check_prefix(Section& sec, const std::string& key, const std::string& v) {
+  auto bad = [&](const std::string& why) { sec.fail(key, "'" + v + "' " + why); };
+  if (v.empty()) bad("is empty");
+  if (v.find_first_of("+#") != std::string::npos) bad("holds an MQTT wildcard (+ or #)");
+  if (v.front() == '/' || v.back() == '/' || v.find("//") != std::string::npos) bad("has an empty topic level");
+  if (v.front() == '$') bad("is a broker topic ($...)");
+  if (v == "kairos" || v.rfind("kairos/", 0) == 0) bad("is under kairos/, where only signed frames go");
+  if (v.size() > 128) bad("is longer than 128 characters");
+}
+
+void read_bridges(Section& root, GatewayConfig& g) {
+  auto ha = root.section("homeassistant");
+  auto& h = g.homeassistant;
+  h.enabled = ha.boolean("enabled", false);
+  h.discovery_prefix = ha.str("discovery_prefix", "homeassistant");
+  check_prefix(ha, "discovery_prefix", h.discovery_prefix);
+  h.state_prefix = ha.str("state_prefix", "kairos-ha/" + g.mesh);
+  check_prefix(ha, "state_prefix", h.state_prefix);
+  if (h.state_prefix == h.discovery_prefix || h.state_prefix.rfind(h.discovery_prefix + "/", 0) == 0)
+    ha.fail("state_prefix", "must not be under discovery_prefix: Home Assistant would read its states as configs");
+  h.allow_commands = ha.boolean("allow_commands", false);
+  h.state_interval_s = ha.num("state_interval_s", 1.0, 0.1, 3600);
+  h.hold_ms = static_cast<std::uint32_t>(ha.integer("hold_ms", 60'000, 1, 86'400'000));
+
+  auto sp = root.section("sparkplug");
+  g.sparkplug.enabled = sp.boolean("enabled", false);
+  g.sparkplug.group_id = sp.str("group_id", g.mesh);
+  if (!valid_name(g.sparkplug.group_id))
+    sp.fail("group_id", "'" + g.sparkplug.group_id + "' is not a Sparkplug group id here (" + std::string(kNameRule) + ")");
+  g.sparkplug.data_interval_s = sp.num("data_interval_s", 1.0, 0.05, 3600);
+}
+
 }  // namespace
 
 const char* to_string(GatewayConfig::Role role) {
@@ -155,6 +189,7 @@ GatewayConfig load_gateway_config(const std::string& path) {
   g.metrics_listen = metrics.str("listen", "");
   if (!g.metrics_listen.empty() && !valid_listen(g.metrics_listen))
     metrics.fail("listen", "'" + g.metrics_listen + "' is not HOST:PORT (like 127.0.0.1:9464; port 0..65535)");
+  read_bridges(root, g);
   cfg.finish();
   return g;
 }

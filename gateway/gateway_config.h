@@ -71,6 +71,21 @@ struct GatewayConfig {
   double summary_period_s = 5.0;         // a sector's summaries at least this often
   std::string metrics_listen;            // [metrics] listen: HOST:PORT of the Prometheus endpoint; empty = off
   int stale_periods = 3;                 // no summary for this many periods: the sector is stale
+  // [homeassistant] (docs/HOMEASSISTANT.md): discovery configs and JSON state topics, off by default.
+  struct HomeAssistant {
+    bool enabled = false;
+    std::string discovery_prefix = "homeassistant";
+    std::string state_prefix;        // default "kairos-ha/<mesh>"
+    bool allow_commands = false;     // outputs as number entities whose commands become set_output
+    double state_interval_s = 1.0;   // a node's or the mesh's JSON state at most this often
+    std::uint32_t hold_ms = 60'000;  // how long a value set from Home Assistant holds on the output
+  } homeassistant;
+  // [sparkplug] (docs/SPARKPLUG.md): the gateway as a Sparkplug B edge node, its nodes as devices; off by default.
+  struct Sparkplug {
+    bool enabled = false;
+    std::string group_id;            // default: the mesh's name
+    double data_interval_s = 1.0;    // NDATA/DDATA of changed metrics at most this often
+  } sparkplug;
   // The key a sector and its root sign their traffic with: keys_dir/sectors/<name>.key.
   std::string sector_key_path(const std::string& name) const { return keys_dir + "/sectors/" + name + ".key"; }
 };

@@ -33,6 +33,7 @@ class Json {
   }
   Json& integer(unsigned long long v) { sep(); out_ += std::to_string(v); return *this; }
   Json& boolean(bool v) { sep(); out_ += v ? "true" : "false"; return *this; }
+  Json& null() { sep(); out_ += "null"; return *this; }
   const std::string& text() const { return out_; }
 
  private:

@@ -259,4 +259,23 @@ void Escalation::written() {
   conflicts_.clear();
 }
 
+Json snapshot_json(const Registry& registry, const kairos_v1_MeshState& ms, const SnapshotHead& head, std::int64_t now_us) {
+  Json j;
+  j.begin_object().key("kind").str(head.kind).key("scope").str(head.scope).key("gateway").str(head.gateway);
+  j.key("operator").str(head.by);
+  j.key("mesh").begin_object().key("z_re").num(ms.z.re).key("z_im").num(ms.z.im).key("coherence").num(ms.coherence);
+  j.key("agreement").num(ms.agreement).key("unified").boolean(ms.unified).key("mode").str(kairos::to_string(ms.mode));
+  j.key("online").integer(ms.nodes_online).key("known").integer(ms.nodes_known).end_object();
+  j.key("nodes").begin_array();
+  for (const auto& [id, n] : registry.nodes()) {
+    j.begin_object().key("id").str(id).key("cluster").str(n.cluster).key("online").boolean(n.online);
+    j.key("status").str(kairos::to_string(n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status));
+    j.key("z_re").num(n.z.real()).key("z_im").num(n.z.imag()).key("c").num(n.c);
+    j.key("impedance").integer(static_cast<unsigned long long>(n.impedance(now_us).score));
+    j.key("reliability").num(n.reliability.value()).end_object();
+  }
+  j.end_array().end_object();
+  return j;
+}
+
 }  // namespace kairos::gw

@@ -13,6 +13,7 @@
 
 #include "common/core/crypto.h"
 #include "common/core/frame.h"
+#include "common/core/json.h"
 #include "gateway/escalation/breakers.h"
 #include "gateway/escalation/hook.h"
 #include "gateway/gateway_config.h"
@@ -106,5 +107,12 @@ class Escalation : public Writer {
   double active_rate_ = 1.0;
   bool emergency_override_ = false;
 };
+
+// The body of a snapshot (docs/DESIGN.md 5.6), written before a freeze or
+// an EMERGENCY acts: the mesh's figures and every node's state.
+struct SnapshotHead {
+  std::string kind, scope, gateway, by;
+};
+Json snapshot_json(const Registry& registry, const kairos_v1_MeshState& ms, const SnapshotHead& head, std::int64_t now_us);
 
 }  // namespace kairos::gw

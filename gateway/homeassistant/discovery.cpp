@@ -183,4 +183,49 @@ std::vector<Publication> mesh_configs(const Settings& s) {
   return out;
 }
 
+std::string node_state(const NodeFacts& n, const std::string& status, bool online) {
+  Json j;
+  j.begin_object().key("state").str(status).key("online").str(online ? "ON" : "OFF");
+  j.key("inputs").begin_object();
+  auto figure = [&](const char* key, const std::optional<double>& v) {
+    j.key(key);
+    if (v) j.num(*v);
+    else j.null();
+  };
+  for (const auto& r : n.readings) {
+    j.key(r.name).begin_object();
+    figure("value", r.value);
+    figure("phase", r.phase_deg);
+    figure("coherence", r.coherence);
+    j.end_object();
+  }
+  j.end_object().end_object();
+  return j.text();
+}
+
+std::string mesh_state(double phase_deg, double coherence, double agreement, bool unified, const std::string& mode,
+                       std::uint32_t online) {
+  Json j;
+  j.begin_object().key("phase").num(phase_deg).key("coherence").num(coherence).key("agreement").num(agreement);
+  j.key("unified").str(unified ? "ON" : "OFF").key("mode").str(mode).key("online").integer(online).end_object();
+  return j.text();
+}
+
+std::optional<ConfigTopic> parse_config_topic(const Settings& s, const std::string& topic) {
+  const std::string head = s.discovery_prefix + "/";
+  if (topic.rfind(head, 0) != 0) return std::nullopt;
+  std::string rest = topic.substr(head.size());  // component/node_id/object/config
+  std::vector<std::string> parts;
+  for (std::size_t at = 0;;) {
+    auto slash = rest.find('/', at);
+    parts.push_back(rest.substr(at, slash == std::string::npos ? std::string::npos : slash - at));
+    if (slash == std::string::npos) break;
+    at = slash + 1;
+  }
+  const std::string dev = "kairos_" + s.mesh + "_";
+  if (parts.size() != 4 || parts[3] != "config" || parts[1].rfind(dev, 0) != 0 || parts[1].size() == dev.size())
+    return std::nullopt;
+  return ConfigTopic{parts[1].substr(dev.size()), parts[2]};
+}
+
 }  // namespace kairos::gw::ha

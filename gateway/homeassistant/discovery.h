@@ -3,10 +3,16 @@
 // configs that make each node a device in Home Assistant, and the plain
 // JSON state topics they read. Pure logic: what to publish for a node or
 // for the mesh, from what the gateway knows of it.
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "gateway/bridges/node_facts.h"
+
 namespace kairos::gw::ha {
+
+using gw::NodeFacts;
 
 struct Settings {
   std::string discovery_prefix = "homeassistant";  // Home Assistant's default
@@ -14,14 +20,6 @@ struct Settings {
   std::string mesh;
   std::string gateway;                              // the gateway's id (via_device, availability)
   bool allow_commands = false;                      // outputs as number entities with a command topic
-};
-
-struct NodeFacts {
-  std::string id;
-  std::string board;
-  std::string firmware;
-  std::vector<std::string> inputs;
-  std::vector<std::string> outputs;
 };
 
 struct Publication {
@@ -46,5 +44,19 @@ std::vector<Publication> node_configs(const Settings& s, const NodeFacts& n);
 std::vector<Publication> node_removal(const Settings& s, const NodeFacts& n);
 // The mesh's own device: global phase, coherence, agreement, unified, mode, online count.
 std::vector<Publication> mesh_configs(const Settings& s);
+
+// The JSON a node's entities read: {"state", "online" ON/OFF, "inputs": {name: {value, phase, coherence}}};
+// a figure not known yet is null (Home Assistant shows it as unknown).
+std::string node_state(const NodeFacts& n, const std::string& status, bool online);
+// The mesh's: {"phase" (degrees), "coherence", "agreement", "unified" ON/OFF, "mode", "online"}.
+std::string mesh_state(double phase_deg, double coherence, double agreement, bool unified, const std::string& mode,
+                       std::uint32_t online);
+// The node and object of a discovery config topic of this mesh's devices
+// ("<prefix>/<component>/kairos_<mesh>_<node>/<object>/config"); nullopt for any other topic.
+struct ConfigTopic {
+  std::string node;  // the device's node part (the mesh's own device: "gateway_<id>")
+  std::string object;
+};
+std::optional<ConfigTopic> parse_config_topic(const Settings& s, const std::string& topic);
 
 }  // namespace kairos::gw::ha

@@ -41,6 +41,9 @@ void Ingest::link_dropped(std::uint64_t total, std::int64_t now_us) {
 }
 
 void Ingest::node_frame(const Topic& t, const Inbound& m, std::int64_t now_us) {
+  // An empty live message on a retained topic is the broker telling of a
+  // retained frame cleared (kairosctl forget clears a node's): not a frame.
+  if (m.payload.empty() && !m.retained && (t.kind == TopicKind::birth || t.kind == TopicKind::state)) return;
   auto found = slots_.find(t.name);
   Slot fresh;
   Slot* slot = found != slots_.end() ? &found->second : &fresh;
@@ -209,6 +212,14 @@ void Ingest::apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEn
     default:
       break;
   }
+  if (ports_.applied && (t.kind == TopicKind::birth || known) &&
+      (t.kind == TopicKind::birth || t.kind == TopicKind::state || t.kind == TopicKind::hb || t.kind == TopicKind::phase))
+    ports_.applied(id, t.kind, env);
+}
+
+void Ingest::forget(const std::string& id) {
+  slots_.erase(id);
+  dirty_nodes_.erase(id);
 }
 
 bool Ingest::flush() {

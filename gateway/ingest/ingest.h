@@ -34,6 +34,9 @@ class Ingest {
     std::function<void(const std::string& id, const Envelope& env, ByteView frame)> result;
     // The node's first frame under a new key: its rotation is complete.
     std::function<void(const std::string& id)> rotated;
+    // A birth, state, heartbeat or phase report applied to a known node
+    // (the bridges follow the node with it); may be empty.
+    std::function<void(const std::string& id, TopicKind kind, const Envelope& env)> applied;
   };
   // Sessions and their high waters are restored from the store.
   Ingest(const GatewayConfig& config, KeyBook& keys, Registry& registry, Escalation& escalation, Outbox& outbox,
@@ -48,6 +51,9 @@ class Ingest {
   void count_accepted() { ++accepted_; }
   // The node's row is written at the next flush.
   void node_changed(const std::string& id) { dirty_nodes_.insert(id); }
+  // A node forgotten (kairosctl forget): what ingest keeps of it goes, but
+  // its session's high water, so that its old frames stay refused.
+  void forget(const std::string& id);
   // Nodes, sessions and events changed since the last flush, in one
   // transaction: true when something was written.
   bool flush();

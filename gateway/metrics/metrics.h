@@ -12,6 +12,8 @@
 #include <string>
 
 #include "gateway/ball/plays.h"
+#include "gateway/http/loop_calls.h"
+#include "gateway/http/server.h"
 #include "gateway/metrics/kpi.h"
 #include "gateway/rpc/verbs.h"
 #include "gateway/store/store.h"
@@ -72,5 +74,11 @@ class PageCache {
 // The process's CPU time (user + system, seconds) and resident memory (bytes), from /proc/self.
 double process_cpu_seconds();
 double process_resident_bytes();
+
+// The HTTP server of [metrics] listen: its /metrics page asked of the loop
+// (calls), which renders it, at most once per the cache's period. Throws
+// std::runtime_error naming metrics.listen when it cannot listen.
+std::unique_ptr<HttpServer> serve_metrics(const std::string& listen, PageCache& cache, LoopCalls& calls,
+                                          std::function<std::string()> render);
 
 }  // namespace kairos::gw

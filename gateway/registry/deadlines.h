@@ -33,6 +33,17 @@ class NodeDeadlines {
     }
     return nullptr;
   }
+  // Node n leaves: every entry of it goes (a rebuild of the heap, for the
+  // rare removal of a node; its memory may be freed afterwards).
+  void drop(const Node* n) {
+    std::vector<Entry> kept;
+    kept.reserve(heap_.size());
+    while (!heap_.empty()) {
+      if (heap_.top().node != n) kept.push_back(heap_.top());
+      heap_.pop();
+    }
+    heap_ = decltype(heap_)(std::greater<Entry>(), std::move(kept));
+  }
   // The earliest deadline queued (superseded ones included: never later than the true one).
   std::int64_t next() const { return heap_.empty() ? INT64_MAX : heap_.top().at_us; }
   std::size_t size() const { return heap_.size(); }

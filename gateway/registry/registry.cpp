@@ -41,6 +41,27 @@ std::vector<std::string> Registry::take_context_changes() {
   return out;
 }
 
+bool Registry::forget(const std::string& id) {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.online) return false;
+  NodeEntry& n = it->second;
+  if (n.in_sums) {
+    n.phase_valid = false;
+    resum(n);
+  }
+  if (n.in_cluster) {
+    auto c = clusters_.find(n.cluster);
+    std::erase(c->second, &n);
+    context_changes_.insert(n.cluster);
+    if (c->second.empty()) clusters_.erase(c);
+  }
+  liveness_.drop(&n);
+  pings_.drop(&n);
+  index_.erase(std::string_view(it->first));
+  nodes_.erase(it);
+  return true;
+}
+
 void Registry::restore(NodeEntry entry_in) {
   NodeEntry& n = entry(entry_in.id);
   const bool was_online = n.online;

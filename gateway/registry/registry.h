@@ -119,6 +119,9 @@ class Registry {
   std::vector<NodePhase> sync_inputs(std::int64_t now_us) const;
 
   void restore(NodeEntry entry);
+  // Removes an offline node (kairosctl forget): false when it is unknown or
+  // online. Pointers to its entry are invalid afterwards.
+  bool forget(const std::string& id);
   const NodeEntry* find(const std::string& id) const;
   NodeEntry* find(const std::string& id);
   const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }

@@ -81,6 +81,8 @@ AuditLine audit_line(const kairos_v1_ControlRequest& req) {
     }
     case kairos_v1_ControlRequest_heal_tag:
       return {"heal", cut(req.verb.heal.node)};
+    case kairos_v1_ControlRequest_forget_tag:
+      return {"forget", cut(req.verb.forget.node)};
     case kairos_v1_ControlRequest_resolve_tag: {
       const auto& r = req.verb.resolve;
       return {"resolve", cut("task " + std::to_string(r.task) + (r.note[0] ? ": " + std::string(r.note) : ""))};

@@ -246,4 +246,22 @@ void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kai
   log::info("registry", n->id + " healed by operator " + by + (h.was_quarantined ? ": quarantine lifted" : ""));
 }
 
+void forget(Registry& registry, Outbox& outbox, const kairos_v1_ForgetRequest& req, const std::string& by,
+            const std::function<void(const NodeEntry& n)>& leaving, kairos_v1_ControlResponse& resp) {
+  const NodeEntry* n = registry.find(req.node);
+  if (!n) return set_string(resp.error, "no node '" + std::string(req.node) + "' (kairosctl nodes lists them)");
+  if (n->online)
+    return set_string(resp.error, n->id + " is online: stop it first (a node that is heard comes back at its next birth)");
+  if (n->quarantined)
+    return set_string(resp.error, n->id + " is quarantined (" + n->quarantine_reason.substr(0, 96) +
+                                      "): heal it first, or leave it on record");
+  const std::string id = n->id;
+  if (!outbox.transaction([&](Store& store) { store.forget_node(id); }, mono_us()))
+    return set_string(resp.error, storage_refusal(outbox));
+  leaving(*n);
+  registry.forget(id);
+  resp.ok = true;
+  log::info("registry", id + " forgotten by operator " + by);
+}
+
 }  // namespace kairos::gw

@@ -56,4 +56,11 @@ bool resolve(Outbox& outbox, const kairos_v1_ResolveRequest& q, const std::strin
 void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kairos_v1_HealRequest& req,
           const std::string& by, kairos_v1_ControlResponse& resp);
 
+// Removes an offline, unquarantined node: its row goes from the database
+// first, then leaving(n) (what the other modules keep of it, its retained
+// topics), then the registry's entry. Refused, changing nothing, for an
+// unknown, online or quarantined node, or when the database cannot be written.
+void forget(Registry& registry, Outbox& outbox, const kairos_v1_ForgetRequest& req, const std::string& by,
+            const std::function<void(const NodeEntry& n)>& leaving, kairos_v1_ControlResponse& resp);
+
 }  // namespace kairos::gw

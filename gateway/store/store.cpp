@@ -512,6 +512,20 @@ void Store::forget_requests(std::int64_t before_us) {
   forget.bind(1, before_us).run();
 }
 
+void Store::forget_node(const std::string& id) {
+  Stmt forget(db_, "DELETE FROM nodes WHERE id = ?1");
+  forget.bind(1, id).run();
+}
+
+std::uint64_t Store::next_count(const std::string& key) {
+  Stmt q(db_, "SELECT value FROM meta WHERE key = ?1");
+  q.bind(1, key);
+  const std::uint64_t next = q.step() ? static_cast<std::uint64_t>(q.int64(0)) + 1 : 0;
+  Stmt w(db_, "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  w.bind(1, key).bind(2, static_cast<std::int64_t>(next)).run();
+  return next;
+}
+
 void Store::append_quarantine(const std::string& node, const std::string& action, const std::string& reason,
                               ByteView data, std::int64_t at_wall_us, const std::string& by) {
   append_quarantine_->bind(1, node).bind(2, action).bind(3, reason).bind(4, data).bind(5, at_wall_us).bind(6, by).run();

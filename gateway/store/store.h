@@ -152,6 +152,10 @@ class Store {
   bool remember_request(const std::string& client, std::uint64_t session, std::uint64_t seq, std::int64_t sent_at_us);
   // Forgets the requests sent before before_us (refused by their age anyway).
   void forget_requests(std::int64_t before_us);
+  // A node's row goes (kairosctl forget); its events, conflicts and quarantine history stay.
+  void forget_node(const std::string& id);
+  // A counter kept in meta, advanced by one and returned (the first call returns 0).
+  std::uint64_t next_count(const std::string& key);
   // Quarantine store (append-only): action is quarantine, heal or data; by
   // the operator who asked (heal), "" for the gateway's own.
   void append_quarantine(const std::string& node, const std::string& action, const std::string& reason, ByteView data,

@@ -60,6 +60,14 @@ TEST(ConfigErrors, GatewayRefusesBadConfigsWithTheirPlace) {
        ":8:11: key 'hierarchy.sectors': sector 'a' is named twice"},
       {"sectors on a standalone gateway", "[hierarchy]\nsectors = [\"a\"]\n",
        ":7:11: key 'hierarchy.sectors': only a gateway with role = \"root\" reads sectors"},
+      {"a wildcard in Home Assistant's prefix", "[homeassistant]\ndiscovery_prefix = \"ha/#\"\n",
+       ":7:20: key 'homeassistant.discovery_prefix': 'ha/#' holds an MQTT wildcard"},
+      {"Home Assistant's states under kairos/", "[homeassistant]\nstate_prefix = \"kairos/v1/m/ha\"\n",
+       ":7:16: key 'homeassistant.state_prefix': 'kairos/v1/m/ha' is under kairos/"},
+      {"states under the discovery prefix", "[homeassistant]\nstate_prefix = \"homeassistant/kairos\"\n",
+       ":7:16: key 'homeassistant.state_prefix': must not be under discovery_prefix"},
+      {"a Sparkplug group id with a slash", "[sparkplug]\ngroup_id = \"plant/1\"\n",
+       ":7:12: key 'sparkplug.group_id': 'plant/1' is not a Sparkplug group id"},
   };
   for (const auto& c : cases) {
     dir.write("gw.toml", base + c.text);

@@ -171,6 +171,17 @@ int run_heal(const Words& args, Session& s) {
   return s.answer(req, s.timeout_ms(), [&](const Response& r) { return ctl::print_heal(r.reply.heal, s.json()); });
 }
 
+int run_forget(const Words& args, Session& s) {
+  if (args.size() != 1 || !valid_name(args[0])) return fail("forget takes a node id: kairosctl forget <id>", 2);
+  auto req = request(kairos_v1_ControlRequest_forget_tag);
+  set_string(req.verb.forget.node, args[0]);
+  return s.answer(req, s.timeout_ms(), [&](const Response&) {
+    if (s.json()) std::printf("{\"forgotten\":\"%s\"}\n", args[0].c_str());
+    else std::printf("%s forgotten: gone from the registry, the database and the bridges\n", args[0].c_str());
+    return 0;
+  });
+}
+
 int run_rotate_key(const Words& args, Session& s) {
   auto req = request(kairos_v1_ControlRequest_rotate_key_tag);
   if (auto err = ctl::parse_rotate_args(args, req.verb.rotate_key); !err.empty()) return fail(err, 2);
@@ -308,6 +319,7 @@ const std::vector<Verb>& verbs() {
        run_conflicts},
       {"resolve", "resolve <task> [--note TEXT]    close a resolution task", run_resolve},
       {"heal", "heal <node>                     lift the gateway's quarantine of a node and send it heal", run_heal},
+      {"forget", "forget <node>                   remove an offline node (decommissioned, renamed) from the gateway", run_forget},
       {"rotate-key",
        "rotate-key <node> [--within MS] a new key for the node, sent wrapped under its current one; answered\n"
        "                                once the node confirms it (exit 0) or after MS (default 15000: exit 1)",

@@ -7,6 +7,22 @@
 namespace kairos::node {
 namespace {
 
+TEST(Birth, NamesTheNodesInputsAndOutputs) {
+  BirthInfo info;
+  info.cluster = "kitchen";
+  info.inputs = {{"temp", "synthetic", 100'000}};
+  info.outputs = {{"fan", "text", 0}, {"speaker", "speaker", 0}};
+  auto env = birth_envelope(info);
+  const auto& b = env->message.birth;
+  ASSERT_EQ(b.inputs_count, 1u);
+  ASSERT_EQ(b.outputs_count, 2u);
+  EXPECT_STREQ(b.outputs[0].name, "fan");
+  EXPECT_STREQ(b.outputs[1].kind, "speaker");
+  // More than the frame holds: cut, not overrun.
+  info.outputs.assign(12, {"o", "text", 0});
+  EXPECT_EQ(birth_envelope(info)->message.birth.outputs_count, 8u);
+}
+
 TEST(PhaseReport, AnInputCarriesItsLatestSampleOnceItHasOne) {
   const double taus[] = {1.0, 10.0};
   KairosFilter filter(taus);

@@ -259,3 +259,33 @@ TEST(Registry, ContextChangesNameOnlyTheClustersWhereSomethingChanged) {
   EXPECT_EQ(r.members("c3")[0]->id, "a");
   EXPECT_EQ(r.cluster_count(), 2u);
 }
+
+TEST(Registry, ForgetRemovesAnOfflineNodeEverywhereAndRefusesAnOnlineOne) {
+  Registry r;
+  r.on_birth("a", "c1", 1, birth(1000), 0, kSec);
+  r.on_birth("b", "c1", 2, birth(1000), 0, kSec);
+  r.on_birth("c", "c2", 3, birth(1000), 0, kSec);
+  r.ping_at(*r.find("a"), 50 * kSec);
+  EXPECT_FALSE(r.forget("a"));  // online
+  EXPECT_FALSE(r.forget("nobody"));
+  EXPECT_TRUE(r.on_state("a", false, 2));
+  EXPECT_TRUE(r.on_state("c", false, 2));
+  EXPECT_TRUE(r.forget("a"));
+  EXPECT_TRUE(r.forget("c"));
+  EXPECT_EQ(r.find("a"), nullptr);
+  EXPECT_EQ(r.nodes().size(), 1u);
+  EXPECT_EQ(r.online_count(), 1u);
+  ASSERT_EQ(r.members("c1").size(), 1u);
+  EXPECT_EQ(r.members("c1")[0]->id, "b");
+  EXPECT_EQ(r.cluster_count(), 1u);  // c2 had no one else
+  // Its deadlines went with it: only b's come due (an entry of a's would be freed memory).
+  std::vector<std::string> due;
+  for (std::int64_t t = 0; t < 100 * kSec; t += kSec)
+    for (auto& id : r.expire(t)) due.push_back(id);
+  EXPECT_EQ(due, std::vector<std::string>{"b"});
+  while (NodeEntry* n = r.ping_due(100 * kSec)) EXPECT_EQ(n->id, "b");
+  // Back with a new birth: a node like any other.
+  r.on_birth("a", "c1", 4, birth(1000), 101 * kSec, kSec);
+  EXPECT_EQ(r.members("c1").size(), 2u);
+  EXPECT_EQ(r.online_count(), 1u);
+}
