@@ -12,7 +12,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <chrono>
@@ -117,6 +120,12 @@ Fleet make_fleet(int nodes) {
     set_string(b.capabilities[1], "out:led");
     b.device_class = kairos_v1_DeviceClass_CLASS_C;
     b.heartbeat_period_ms = 5000;
+    b.inputs_count = 1;  // what the bridges show of it
+    set_string(b.inputs[0].name, "temperature");
+    set_string(b.inputs[0].kind, "iio");
+    b.outputs_count = 1;
+    set_string(b.outputs[0].name, "led");
+    set_string(b.outputs[0].kind, "text");
     auto t = node_topic(kMesh, f.clusters[i], f.ids[i], TopicKind::birth);
     f.births.push_back(inbound(t, signers[i].seal(t, *env, f.keys[i], wall_us())));
   }
@@ -207,6 +216,40 @@ class Scraper {
   std::thread thread_;
 };
 
+// A private Mosquitto on a free loopback port for the bridges (Home
+// Assistant, Sparkplug B) to publish to, on the other core; nobody
+// subscribes, so what it costs the broker is the least it can be.
+class BenchBroker {
+ public:
+  explicit BenchBroker(const std::filesystem::path& dir) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::close(fd);
+    const auto conf = dir / "mosquitto.conf";
+    std::ofstream(conf) << "listener " << port_ << " 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execlp("mosquitto", "mosquitto", "-c", conf.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~BenchBroker() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
 // Node id of a frame's topic, for the reference's key lookup.
 std::size_t node_of(const Inbound& m) {
   auto t = parse_topic(m.topic);
@@ -216,15 +259,37 @@ std::size_t node_of(const Inbound& m) {
 void BM_GatewayIngest(benchmark::State& state) {
   log::set_level(log::Level::warn);
   const int nodes = static_cast<int>(state.range(0));
-  // range(1): the integrations on ([metrics], scraped once a second) or off.
+  // range(1): the integrations on ([metrics] scraped every 100 ms,
+  // [homeassistant] with commands, [sparkplug], both bridges connected to a
+  // private broker) or off.
   const bool integrations = state.range(1) != 0;
   Fleet f = make_fleet(nodes);
   {
     gw::GatewayConfig config = config_for(f);
-    if (integrations) config.metrics_listen = "127.0.0.1:0";
+    std::optional<BenchBroker> broker;
+    if (integrations) {
+      broker.emplace(f.dir);
+      config.broker.uri = broker->uri();  // the bridges' connections; the reports' link is never serviced
+      config.metrics_listen = "127.0.0.1:0";
+      config.homeassistant.enabled = true;
+      config.homeassistant.allow_commands = true;
+      config.homeassistant.state_prefix = std::string("kairos-ha/") + kMesh;
+      config.sparkplug.enabled = true;
+      config.sparkplug.group_id = kMesh;
+    }
     gw::Gateway g(config);
     std::optional<Scraper> scraper;
-    if (integrations) scraper.emplace(g.metrics_port());
+    if (integrations) {
+      for (int i = 0; i < 1000 && !g.bridges_connected(); ++i) {
+        g.service(mono_us());
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (!g.bridges_connected()) {
+        state.SkipWithError("the bridges did not connect to the bench's Mosquitto");
+        return;
+      }
+      scraper.emplace(g.metrics_port());
+    }
     // Simulated time: each pre-signed second of traffic is spread over one
     // second of the gateway's clock, whatever it takes to run, so the
     // once-a-second work (flush, mesh figures) comes as often as it would.
@@ -264,6 +329,7 @@ void BM_GatewayIngest(benchmark::State& state) {
     state.counters["accepted"] = static_cast<double>(g.accepted());
     state.counters["dropped"] = static_cast<double>(g.dropped());
     if (scraper) state.counters["scrapes"] = scraper->scrapes();
+    if (integrations) state.counters["bridge_msgs"] = static_cast<double>(g.bridge_messages());
   }
   std::filesystem::remove_all(f.dir);
 }

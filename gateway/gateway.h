@@ -53,6 +53,10 @@ class Gateway {
   std::uint64_t dropped() const { return ingest_.drops().total(); }
   // The port the metrics are served on; 0 when [metrics] is off.
   int metrics_port() const { return http_ ? http_->port() : 0; }
+  // Every bridge that is on ([homeassistant], [sparkplug]) is connected to the broker.
+  bool bridges_connected() const { return bridges_ && bridges_->connected(); }
+  // Messages the bridges have published.
+  std::uint64_t bridge_messages() const { return bridges_ ? bridges_->published() : 0; }
 
  private:
   // The control RPC's verb table: one row per verb, to the module that answers it.

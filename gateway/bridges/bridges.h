@@ -31,6 +31,10 @@ class Bridges {
   Bridges(const GatewayConfig& config, const Registry& registry, Store& store, Ports ports);
   ~Bridges();
   bool any() const { return ha_ || sparkplug_; }
+  std::uint64_t published() const {
+    return (ha_ ? ha_->published() : 0) + (sparkplug_ ? sparkplug_->published() : 0);
+  }
+  bool connected() const { return (!ha_ || ha_->connected()) && (!sparkplug_ || sparkplug_->connected()); }
 
   // A node's frame applied by ingest (birth, state, heartbeat, phase).
   void applied(const std::string& id, TopicKind kind, const Envelope& env);

@@ -58,6 +58,7 @@ void Bridge::on_connected() {
   availability_.clear();
   found_.clear();
   swept_ = false;
+  connected_at_us_ = mono_us();
   for (const auto& [id, n] : facts_.nodes()) {
     publish_configs(id);
     dirty_.insert(id);
@@ -137,17 +138,21 @@ void Bridge::sweep() {
 
 void Bridge::on_command(const Inbound& m) {
   // <state_prefix>/node/<id>/output/<output>/set
-  const std::string head = settings_.state_prefix + "/node/";
-  std::string rest = m.topic.substr(head.size());
-  const auto a = rest.find('/');
-  const auto b = a == std::string::npos ? a : rest.find("/output/", a);
   auto refuse = [&](const std::string& why) {
     ++refused_;
     command_log.write(log::Level::warn, "homeassistant", "command on " + log_safe(m.topic) + " refused: " + why, mono_us());
   };
-  if (a == std::string::npos || b != a || !rest.ends_with("/set")) return refuse("not a command topic");
-  const std::string id = rest.substr(0, a);
-  const std::string output = rest.substr(a + 8, rest.size() - 4 - (a + 8));
+  std::vector<std::string> part;
+  const std::string rest = m.topic.substr(settings_.state_prefix.size() + 6);
+  for (std::size_t at = 0;;) {
+    const auto slash = rest.find('/', at);
+    part.push_back(rest.substr(at, slash == std::string::npos ? std::string::npos : slash - at));
+    if (slash == std::string::npos) break;
+    at = slash + 1;
+  }
+  if (part.size() != 4 || part[1] != "output" || part[3] != "set") return refuse("not a command topic");
+  const std::string& id = part[0];
+  const std::string& output = part[2];
   if (m.retained) return refuse("a retained command is old news, not an operator's wish now");
   double level = 0;
   if (!parse_level(m.payload, level)) return refuse("the value is not a number from 0 to 1");
@@ -191,7 +196,8 @@ void Bridge::service(std::int64_t now_us, const kairos_v1_MeshState& mesh) {
   link_->drain_backlog();
   for (const auto& id : described_) publish_configs(id);
   described_.clear();
-  if (!swept_ && ports_.settled()) sweep();
+  // Once the nodes have announced themselves and the retained configs have come in.
+  if (!swept_ && ports_.settled() && now_us - connected_at_us_ >= 2'000'000) sweep();
   if (now_us < next_state_us_) return;
   next_state_us_ = now_us + static_cast<std::int64_t>(config_.homeassistant.state_interval_s * 1e6);
   for (const auto& id : dirty_) publish_node(id);

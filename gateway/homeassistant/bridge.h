@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/io/mqtt.h"
 #include "gateway/bridges/node_facts.h"
@@ -46,6 +47,7 @@ class Bridge {
   std::uint64_t commands() const { return commands_; }
   std::uint64_t refused() const { return refused_; }
   std::uint64_t published() const { return published_; }
+  bool connected() const { return link_->connected(); }
 
  private:
   void on_connected();
@@ -71,6 +73,7 @@ class Bridge {
   // Configs the sweep kept for nodes known but not described since the start: deleted if they are forgotten.
   std::map<std::string, std::set<std::string>> kept_;
   bool swept_ = false;
+  std::int64_t connected_at_us_ = 0;
   std::string last_mesh_;
   std::int64_t next_state_us_ = 0;
   std::uint64_t commands_ = 0, refused_ = 0, published_ = 0;

@@ -39,6 +39,7 @@ class Bridge {
   void close();
 
   std::uint64_t published() const { return published_; }
+  bool connected() const { return link_->connected(); }
   std::uint64_t rebirths() const { return rebirths_; }
 
  private:
