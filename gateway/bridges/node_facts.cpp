@@ -8,10 +8,11 @@ namespace kairos::gw {
 
 namespace {
 
-// The reading of one input in a report, under the node's primary scale.
-InputReading reading(const kairos_v1_InputPhase& in, std::uint32_t scale) {
-  InputReading r;
-  r.name = in.input;
+// An input's figures in a report, under the node's primary scale, into r (its name untouched).
+void read_into(InputReading& r, const kairos_v1_InputPhase& in, std::uint32_t scale) {
+  r.value.reset();
+  r.phase_deg.reset();
+  r.coherence.reset();
   if (in.has_value && std::isfinite(in.value)) r.value = in.value;
   if (in.scales_count > 0) {
     const auto& s = in.scales[scale < in.scales_count ? scale : 0];
@@ -20,7 +21,6 @@ InputReading reading(const kairos_v1_InputPhase& in, std::uint32_t scale) {
     if (std::isfinite(deg)) r.phase_deg = deg;
     if (std::isfinite(s.c)) r.coherence = std::clamp<double>(s.c, 0.0, 1.0);
   }
-  return r;
 }
 
 }  // namespace
@@ -53,16 +53,22 @@ std::vector<InputReading> NodeFactsBook::readings_of(const std::string& id, cons
   std::vector<InputReading> out;
   auto it = nodes_.find(id);
   const std::uint32_t scale = it == nodes_.end() ? 0 : it->second.primary_scale;
-  for (pb_size_t i = 0; i < p.inputs_count; ++i) out.push_back(reading(p.inputs[i], scale));
+  for (pb_size_t i = 0; i < p.inputs_count; ++i) {
+    InputReading r;
+    r.name = p.inputs[i].input;
+    read_into(r, p.inputs[i], scale);
+    out.push_back(std::move(r));
+  }
   return out;
 }
 
 void NodeFactsBook::on_phase(const std::string& id, const kairos_v1_PhaseReport& p) {
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return;  // no birth yet: nothing to show it under
-  for (auto& r : readings_of(id, p))
+  // In place: a report costs no allocation.
+  for (pb_size_t i = 0; i < p.inputs_count; ++i)
     for (auto& mine : it->second.readings)
-      if (mine.name == r.name) mine = std::move(r);
+      if (mine.name == p.inputs[i].input) read_into(mine, p.inputs[i], it->second.primary_scale);
 }
 
 const NodeFacts* NodeFactsBook::find(const std::string& id) const {

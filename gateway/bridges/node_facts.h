@@ -5,6 +5,7 @@
 // reports. Fed by ingest as frames are applied; pure logic.
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,10 +43,10 @@ class NodeFactsBook {
   std::vector<InputReading> readings_of(const std::string& id, const kairos_v1_PhaseReport& p) const;
   void forget(const std::string& id) { nodes_.erase(id); }
   const NodeFacts* find(const std::string& id) const;
-  const std::map<std::string, NodeFacts>& nodes() const { return nodes_; }
+  const std::unordered_map<std::string, NodeFacts>& nodes() const { return nodes_; }
 
  private:
-  std::map<std::string, NodeFacts> nodes_;
+  std::unordered_map<std::string, NodeFacts> nodes_;
 };
 
 }  // namespace kairos::gw
