@@ -259,27 +259,32 @@ std::size_t node_of(const Inbound& m) {
 void BM_GatewayIngest(benchmark::State& state) {
   log::set_level(log::Level::warn);
   const int nodes = static_cast<int>(state.range(0));
-  // range(1): the integrations on ([metrics] scraped every 100 ms,
-  // [homeassistant] with commands, [sparkplug], both bridges connected to a
-  // private broker) or off.
-  const bool integrations = state.range(1) != 0;
+  // range(1): which integrations are on, a bit each: 1 [metrics] (scraped
+  // every 100 ms), 2 [homeassistant] (with commands), 4 [sparkplug]; the
+  // bridges connected to a private broker. 0: all off.
+  const int on = static_cast<int>(state.range(1));
+  const bool metrics = on & 1, bridges = on & 6;
   Fleet f = make_fleet(nodes);
   {
     gw::GatewayConfig config = config_for(f);
     std::optional<BenchBroker> broker;
-    if (integrations) {
+    if (bridges) {
       broker.emplace(f.dir);
       config.broker.uri = broker->uri();  // the bridges' connections; the reports' link is never serviced
-      config.metrics_listen = "127.0.0.1:0";
+    }
+    if (metrics) config.metrics_listen = "127.0.0.1:0";
+    if (on & 2) {
       config.homeassistant.enabled = true;
       config.homeassistant.allow_commands = true;
       config.homeassistant.state_prefix = std::string("kairos-ha/") + kMesh;
+    }
+    if (on & 4) {
       config.sparkplug.enabled = true;
       config.sparkplug.group_id = kMesh;
     }
     gw::Gateway g(config);
     std::optional<Scraper> scraper;
-    if (integrations) {
+    if (bridges) {
       for (int i = 0; i < 1000 && !g.bridges_connected(); ++i) {
         g.service(mono_us());
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -288,8 +293,8 @@ void BM_GatewayIngest(benchmark::State& state) {
         state.SkipWithError("the bridges did not connect to the bench's Mosquitto");
         return;
       }
-      scraper.emplace(g.metrics_port());
     }
+    if (metrics) scraper.emplace(g.metrics_port());
     // Simulated time: each pre-signed second of traffic is spread over one
     // second of the gateway's clock, whatever it takes to run, so the
     // once-a-second work (flush, mesh figures) comes as often as it would.
@@ -329,14 +334,17 @@ void BM_GatewayIngest(benchmark::State& state) {
     state.counters["accepted"] = static_cast<double>(g.accepted());
     state.counters["dropped"] = static_cast<double>(g.dropped());
     if (scraper) state.counters["scrapes"] = scraper->scrapes();
-    if (integrations) state.counters["bridge_msgs"] = static_cast<double>(g.bridge_messages());
+    if (bridges) state.counters["bridge_msgs"] = static_cast<double>(g.bridge_messages());
   }
   std::filesystem::remove_all(f.dir);
 }
 BENCHMARK(BM_GatewayIngest)
     ->ArgNames({"nodes", "integrations"})
     ->Args({30'000, 0})
+    ->Args({30'000, 7})
     ->Args({30'000, 1})
+    ->Args({30'000, 2})
+    ->Args({30'000, 4})
     ->Iterations(kSeconds)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

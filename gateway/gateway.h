@@ -125,8 +125,8 @@ class Gateway {
                  {[this](const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) { on_ack(id, ack, t4); },
                   [this](const std::string& id, const Envelope& env, ByteView frame) { jobs_.on_result(id, env, frame); },
                   [this](const std::string& id) { rotations_.confirmed(id); },
-                  [this](const std::string& id, TopicKind kind, const Envelope& env) {
-                    if (bridges_) bridges_->applied(id, kind, env);
+                  [this](NodeEntry& n, TopicKind kind, const Envelope& env) {
+                    if (bridges_) bridges_->applied(n, kind, env);
                   }}};
   Control control_{config_, keys_.operator_key(), outbox_, ingest_, escalation_,
                    {answer_, [this](std::int64_t now_us) {

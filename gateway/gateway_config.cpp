@@ -46,6 +46,7 @@ void read_bridges(Section& root, GatewayConfig& g) {
   h.allow_commands = ha.boolean("allow_commands", false);
   h.state_interval_s = ha.num("state_interval_s", 1.0, 0.1, 3600);
   h.hold_ms = static_cast<std::uint32_t>(ha.integer("hold_ms", 60'000, 1, 86'400'000));
+  h.max_messages_per_s = ha.num("max_messages_per_s", 1000, 10, 1'000'000);
 
   auto sp = root.section("sparkplug");
   g.sparkplug.enabled = sp.boolean("enabled", false);
@@ -53,6 +54,7 @@ void read_bridges(Section& root, GatewayConfig& g) {
   if (!valid_name(g.sparkplug.group_id))
     sp.fail("group_id", "'" + g.sparkplug.group_id + "' is not a Sparkplug group id here (" + std::string(kNameRule) + ")");
   g.sparkplug.data_interval_s = sp.num("data_interval_s", 1.0, 0.05, 3600);
+  g.sparkplug.max_messages_per_s = sp.num("max_messages_per_s", 2000, 10, 1'000'000);
 }
 
 }  // namespace

@@ -79,12 +79,14 @@ struct GatewayConfig {
     bool allow_commands = false;     // outputs as number entities whose commands become set_output
     double state_interval_s = 1.0;   // a node's or the mesh's JSON state at most this often
     std::uint32_t hold_ms = 60'000;  // how long a value set from Home Assistant holds on the output
+    double max_messages_per_s = 1000;  // what the bridge publishes, configs and states together
   } homeassistant;
   // [sparkplug] (docs/SPARKPLUG.md): the gateway as a Sparkplug B edge node, its nodes as devices; off by default.
   struct Sparkplug {
     bool enabled = false;
     std::string group_id;            // default: the mesh's name
     double data_interval_s = 1.0;    // NDATA/DDATA of changed metrics at most this often
+    double max_messages_per_s = 2000;  // births and data together
   } sparkplug;
   // The key a sector and its root sign their traffic with: keys_dir/sectors/<name>.key.
   std::string sector_key_path(const std::string& name) const { return keys_dir + "/sectors/" + name + ".key"; }

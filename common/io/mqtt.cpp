@@ -538,11 +538,11 @@ void MqttLink::drain_backlog() {
   }
 }
 
-void MqttLink::close(const std::string& last_topic, const Bytes& last_payload, int timeout_ms) {
+void MqttLink::close(const std::string& last_topic, const Bytes& last_payload, int timeout_ms, bool retain) {
   if (!connected_) return;
   try {
     auto tok = client_->publish(
-        mqtt::message::create(last_topic, last_payload.data(), last_payload.size(), 1, true));
+        mqtt::message::create(last_topic, last_payload.data(), last_payload.size(), 1, retain));
     tok->wait_for(std::chrono::milliseconds(timeout_ms));
     auto disconnecting = client_->disconnect(timeout_ms);
     disconnecting->wait_for(std::chrono::milliseconds(timeout_ms));

@@ -171,8 +171,8 @@ class MqttLink {
                const PublishProps& props = {});
   // Sends what the backlog holds, oldest first, while the link takes it.
   void drain_backlog();
-  // Publishes `last` (e.g. an offline state) and disconnects, waiting at most timeout_ms.
-  void close(const std::string& last_topic, const Bytes& last_payload, int timeout_ms);
+  // Publishes `last` (e.g. an offline state; QoS 1, retained unless said) and disconnects, waiting at most timeout_ms.
+  void close(const std::string& last_topic, const Bytes& last_payload, int timeout_ms, bool retain = true);
 
   bool connected() const { return connected_; }
   std::size_t backlog_size() const { return backlog_.size(); }

@@ -36,8 +36,9 @@ class Bridges {
   }
   bool connected() const { return (!ha_ || ha_->connected()) && (!sparkplug_ || sparkplug_->connected()); }
 
-  // A node's frame applied by ingest (birth, state, heartbeat, phase).
-  void applied(const std::string& id, TopicKind kind, const Envelope& env);
+  // A node's frame applied by ingest (birth, state, heartbeat, phase); a
+  // birth sets the node's handle here (NodeEntry::bridge_slot).
+  void applied(NodeEntry& n, TopicKind kind, const Envelope& env);
   // A node the registry marked OFFLINE (its heartbeats missed).
   void offline(const std::string& id);
   // A node forgotten (kairosctl forget), before the registry lets it go.

@@ -25,34 +25,38 @@ void read_into(InputReading& r, const kairos_v1_InputPhase& in, std::uint32_t sc
 
 }  // namespace
 
-bool NodeFactsBook::on_birth(const std::string& id, const std::string& cluster, const kairos_v1_NodeBirth& b) {
+std::uint32_t NodeFactsBook::on_birth(const std::string& id, const std::string& cluster, const kairos_v1_NodeBirth& b,
+                                      bool& changed) {
+  auto [it, fresh] = index_.try_emplace(id, 0);
+  if (fresh) {
+    records_.emplace_back();
+    it->second = static_cast<std::uint32_t>(records_.size());
+  }
+  NodeFacts& f = records_[it->second - 1];
   NodeFacts next;
   next.id = id;
   next.cluster = cluster;
   next.board = b.board;
   next.firmware = b.firmware_version;
   next.primary_scale = b.primary_scale;
+  next.queued = f.queued;
   for (pb_size_t i = 0; i < b.inputs_count; ++i) next.inputs.emplace_back(b.inputs[i].name);
   for (pb_size_t i = 0; i < b.outputs_count; ++i) next.outputs.emplace_back(b.outputs[i].name);
-  auto it = nodes_.find(id);
   for (const auto& in : next.inputs) {
     InputReading kept{in, {}, {}, {}};
-    if (it != nodes_.end())
-      for (const auto& r : it->second.readings)
-        if (r.name == in) kept = r;
+    for (const auto& r : f.readings)
+      if (r.name == in) kept = r;
     next.readings.push_back(kept);
   }
-  const bool changed = it == nodes_.end() || it->second.inputs != next.inputs || it->second.outputs != next.outputs ||
-                       it->second.board != next.board || it->second.firmware != next.firmware ||
-                       it->second.cluster != next.cluster;
-  nodes_[id] = std::move(next);
-  return changed;
+  changed = fresh || f.inputs != next.inputs || f.outputs != next.outputs || f.board != next.board ||
+            f.firmware != next.firmware || f.cluster != next.cluster;
+  f = std::move(next);
+  return it->second;
 }
 
-std::vector<InputReading> NodeFactsBook::readings_of(const std::string& id, const kairos_v1_PhaseReport& p) const {
+std::vector<InputReading> NodeFactsBook::readings_of(std::uint32_t handle, const kairos_v1_PhaseReport& p) const {
   std::vector<InputReading> out;
-  auto it = nodes_.find(id);
-  const std::uint32_t scale = it == nodes_.end() ? 0 : it->second.primary_scale;
+  const std::uint32_t scale = handle && handle <= records_.size() ? records_[handle - 1].primary_scale : 0;
   for (pb_size_t i = 0; i < p.inputs_count; ++i) {
     InputReading r;
     r.name = p.inputs[i].input;
@@ -62,18 +66,30 @@ std::vector<InputReading> NodeFactsBook::readings_of(const std::string& id, cons
   return out;
 }
 
-void NodeFactsBook::on_phase(const std::string& id, const kairos_v1_PhaseReport& p) {
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return;  // no birth yet: nothing to show it under
+void NodeFactsBook::on_phase(std::uint32_t handle, const kairos_v1_PhaseReport& p) {
+  NodeFacts* f = at(handle);
+  if (!f) return;  // no birth yet: nothing to show it under
   // In place: a report costs no allocation.
   for (pb_size_t i = 0; i < p.inputs_count; ++i)
-    for (auto& mine : it->second.readings)
-      if (mine.name == p.inputs[i].input) read_into(mine, p.inputs[i], it->second.primary_scale);
+    for (auto& mine : f->readings)
+      if (mine.name == p.inputs[i].input) read_into(mine, p.inputs[i], f->primary_scale);
+}
+
+void NodeFactsBook::forget(const std::string& id) {
+  auto it = index_.find(id);
+  if (it == index_.end()) return;
+  records_[it->second - 1] = NodeFacts{};
+  index_.erase(it);
+}
+
+std::uint32_t NodeFactsBook::handle(const std::string& id) const {
+  auto it = index_.find(id);
+  return it == index_.end() ? 0 : it->second;
 }
 
 const NodeFacts* NodeFactsBook::find(const std::string& id) const {
-  auto it = nodes_.find(id);
-  return it == nodes_.end() ? nullptr : &it->second;
+  const std::uint32_t h = handle(id);
+  return h ? &records_[h - 1] : nullptr;
 }
 
 }  // namespace kairos::gw

@@ -29,7 +29,7 @@ log::Gate command_log{5.0, 20.0};
 
 }  // namespace
 
-Bridge::Bridge(const GatewayConfig& config, const Registry& registry, const NodeFactsBook& facts, MqttOptions options,
+Bridge::Bridge(const GatewayConfig& config, const Registry& registry, NodeFactsBook& facts, MqttOptions options,
                Ports ports)
     : config_(config), registry_(registry), facts_(facts), ports_(std::move(ports)) {
   settings_.discovery_prefix = config.homeassistant.discovery_prefix;
@@ -41,14 +41,15 @@ Bridge::Bridge(const GatewayConfig& config, const Registry& registry, const Node
   // The gateway's availability: offline when this connection is lost.
   options.will = MqttOptions::Will{gateway_availability_topic(settings_), bytes("offline"), 1, true};
   // Home Assistant's configs can be larger than the mesh's frames; a stray huge one is cut and ignored.
-  link_ = std::make_unique<MqttLink>(std::move(options));
-  link_->add_subscription(settings_.discovery_prefix + "/+/+/+/config", 1);  // what is retained there, to sweep
-  if (settings_.allow_commands) link_->add_subscription(settings_.state_prefix + "/node/+/output/+/set", 1);
+  std::vector<std::pair<std::string, int>> subscriptions{
+      {settings_.discovery_prefix + "/+/+/+/config", 1}};  // what is retained there, to sweep
+  if (settings_.allow_commands) subscriptions.emplace_back(settings_.state_prefix + "/node/+/output/+/set", 1);
+  link_ = std::make_unique<BridgeLink>(std::move(options), subscriptions, ports_.wake);
 }
 
-void Bridge::publish(const std::string& topic, const std::string& payload, bool retained) {
+void Bridge::publish(const std::string& topic, const std::string& payload, bool retained, int qos) {
   ++published_;
-  link_->publish(topic, bytes(payload), retained ? 1 : 0, retained);
+  link_->publish({topic, bytes(payload), qos, retained});
 }
 
 void Bridge::on_connected() {
@@ -59,19 +60,16 @@ void Bridge::on_connected() {
   found_.clear();
   swept_ = false;
   connected_at_us_ = mono_us();
-  for (const auto& [id, n] : facts_.nodes()) {
-    publish_configs(id);
-    dirty_.insert(id);
-  }
-  described_.clear();
+  described_.clear(facts_);
+  dirty_.clear(facts_);
+  facts_.each([&](std::uint32_t h, const NodeFacts&) { changed(*facts_.at(h), h, true); });
   next_state_us_ = 0;
 }
 
-void Bridge::publish_configs(const std::string& id) {
-  const NodeFacts* n = facts_.find(id);
-  if (!n) return;
+void Bridge::publish_configs(const NodeFacts& n) {
+  const std::string& id = n.id;
   std::set<std::string> now;
-  for (const auto& p : node_configs(settings_, *n)) {
+  for (const auto& p : node_configs(settings_, n)) {
     publish(p.topic, p.payload, true);
     now.insert(p.topic);
   }
@@ -81,10 +79,10 @@ void Bridge::publish_configs(const std::string& id) {
   configs_[id] = std::move(now);
 }
 
-void Bridge::publish_node(const std::string& id) {
-  const NodeFacts* f = facts_.find(id);
+void Bridge::publish_node(const NodeFacts& f) {
+  const std::string& id = f.id;
   const NodeEntry* n = registry_.find(id);
-  if (!f || !n) return;
+  if (!n) return;
   const bool online = n->online;
   auto [it, fresh] = availability_.try_emplace(id, !online);
   if (fresh || it->second != online) {
@@ -92,7 +90,8 @@ void Bridge::publish_node(const std::string& id) {
     publish(node_availability_topic(settings_, id), online ? "online" : "offline", true);
   }
   const auto status = online ? (n->quarantined ? kairos_v1_NodeStatus_QUARANTINED : n->status) : kairos_v1_NodeStatus_OFFLINE;
-  publish(node_state_topic(settings_, id), node_state(*f, std::string(kairos::to_string(status)), online), true);
+  // QoS 0: the next state replaces it, and the broker keeps the last retained whatever its QoS.
+  publish(node_state_topic(settings_, id), node_state(f, std::string(kairos::to_string(status)), online), true, 0);
 }
 
 void Bridge::forgotten(const NodeFacts& n) {
@@ -103,16 +102,16 @@ void Bridge::forgotten(const NodeFacts& n) {
   kept_.erase(n.id);
   publish(node_state_topic(settings_, n.id), "", true);
   publish(node_availability_topic(settings_, n.id), "", true);
-  dirty_.erase(n.id);
-  described_.erase(n.id);
-  availability_.erase(n.id);
+  availability_.erase(n.id);  // its queued turns are skipped: the book forgets it next
 }
 
 void Bridge::sweep() {
   swept_ = true;
   std::set<std::string> wanted;
   for (const auto& p : mesh_configs(settings_)) wanted.insert(p.topic);
-  for (const auto& [id, topics] : configs_) wanted.insert(topics.begin(), topics.end());
+  facts_.each([&](std::uint32_t, const NodeFacts& n) {  // published or still queued
+    for (const auto& p : node_configs(settings_, n)) wanted.insert(p.topic);
+  });
   std::size_t deleted = 0;
   for (const auto& topic : found_) {
     if (wanted.count(topic)) continue;
@@ -186,33 +185,36 @@ void Bridge::on_message(const Inbound& m) {
 }
 
 void Bridge::service(std::int64_t now_us, const kairos_v1_MeshState& mesh) {
-  link_->service(now_us);
-  for (auto& ev : link_->wait(0)) {
+  for (auto& ev : link_->take()) {
     if (ev.type == LinkEvent::Type::connected) on_connected();
     else if (ev.type == LinkEvent::Type::message) on_message(ev.msg);
     else log::warn("homeassistant", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
   }
   if (!link_->connected()) return;
-  link_->drain_backlog();
-  for (const auto& id : described_) publish_configs(id);
-  described_.clear();
   // Once the nodes have announced themselves and the retained configs have come in.
   if (!swept_ && ports_.settled() && now_us - connected_at_us_ >= 2'000'000) sweep();
   if (now_us < next_state_us_) return;
-  next_state_us_ = now_us + static_cast<std::int64_t>(config_.homeassistant.state_interval_s * 1e6);
-  for (const auto& id : dirty_) publish_node(id);
-  dirty_.clear();
+  const double interval_s = config_.homeassistant.state_interval_s;
+  next_state_us_ = now_us + static_cast<std::int64_t>(interval_s * 1e6);
+  // This turn's messages: the mesh first, then configs, then states, each queue oldest first.
+  const std::uint64_t budget = published_ + static_cast<std::uint64_t>(config_.homeassistant.max_messages_per_s * interval_s);
   const double phase = std::fmod(std::atan2(mesh.z.im, mesh.z.re) * 180.0 / M_PI + 360.0, 360.0);
   auto text = mesh_state(phase, mesh.coherence, mesh.agreement, mesh.unified, std::string(kairos::to_string(mesh.mode)),
                          mesh.nodes_online);
   if (text != last_mesh_) {
-    publish(mesh_state_topic(settings_), text, true);
+    publish(mesh_state_topic(settings_), text, true, 0);
     last_mesh_ = std::move(text);
   }
+  while (published_ < budget)
+    if (const NodeFacts* f = described_.pop(facts_)) publish_configs(*f);
+    else break;
+  while (published_ < budget)
+    if (const NodeFacts* f = dirty_.pop(facts_)) publish_node(*f);
+    else break;
 }
 
 void Bridge::close() {
-  link_->close(gateway_availability_topic(settings_), bytes("offline"), 2000);
+  link_->close({gateway_availability_topic(settings_), bytes("offline"), 1, true}, 2000);
 }
 
 }  // namespace kairos::gw::ha

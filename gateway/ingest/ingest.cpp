@@ -212,9 +212,12 @@ void Ingest::apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEn
     default:
       break;
   }
-  if (ports_.applied && (t.kind == TopicKind::birth || known) &&
-      (t.kind == TopicKind::birth || t.kind == TopicKind::state || t.kind == TopicKind::hb || t.kind == TopicKind::phase))
-    ports_.applied(id, t.kind, env);
+  if (ports_.applied && (t.kind == TopicKind::state || t.kind == TopicKind::hb || t.kind == TopicKind::phase ||
+                         t.kind == TopicKind::birth)) {
+    // A birth made or refreshed the entry: found again (known may be null before it).
+    NodeEntry* n = t.kind == TopicKind::birth ? registry_.find(id) : known;
+    if (n) ports_.applied(*n, t.kind, env);
+  }
 }
 
 void Ingest::forget(const std::string& id) {

@@ -36,7 +36,7 @@ class Ingest {
     std::function<void(const std::string& id)> rotated;
     // A birth, state, heartbeat or phase report applied to a known node
     // (the bridges follow the node with it); may be empty.
-    std::function<void(const std::string& id, TopicKind kind, const Envelope& env)> applied;
+    std::function<void(NodeEntry& n, TopicKind kind, const Envelope& env)> applied;
   };
   // Sessions and their high waters are restored from the store.
   Ingest(const GatewayConfig& config, KeyBook& keys, Registry& registry, Escalation& escalation, Outbox& outbox,

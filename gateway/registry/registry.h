@@ -65,6 +65,7 @@ struct NodeEntry {
   std::vector<std::int64_t> stale_frames_us;
   std::int64_t duplicate_alert_us = 0;
   std::int64_t down_since_us = 0;  // monotonic: went offline after being online here; 0 = not down
+  std::uint32_t bridge_slot = 0;   // its record in the bridges (gateway/bridges), 0 = none
   Impedance impedance(std::int64_t now_us) const;
 };
 

@@ -26,30 +26,39 @@ MeshState mesh_of(const kairos_v1_MeshState& m) {
 }
 
 log::Gate ncmd_log{1.0, 5.0};
+log::Gate refusal_log{1.0, 5.0};
 
 }  // namespace
 
-Bridge::Bridge(const GatewayConfig& config, const Registry& registry, const NodeFactsBook& facts, MqttOptions options,
-               std::function<std::uint64_t()> next_bd_seq)
+Bridge::Bridge(const GatewayConfig& config, const Registry& registry, NodeFactsBook& facts, MqttOptions options,
+               std::function<std::uint64_t()> next_bd_seq, std::function<void()> wake)
     : config_(config), registry_(registry), facts_(facts), next_bd_seq_(std::move(next_bd_seq)) {
   options.client_id += "-spb";
-  link_ = std::make_unique<MqttLink>(std::move(options));
-  arm();
-  link_->add_subscription(edge_->ncmd_topic(), 1);
+  const auto bd = static_cast<std::uint8_t>(next_bd_seq_() % 256);
+  edge_ = std::make_unique<EdgeNode>(settings(), bd);
+  options.will = will(*edge_);
+  link_ = std::make_unique<BridgeLink>(std::move(options), std::vector<std::pair<std::string, int>>{{edge_->ncmd_topic(), 1}},
+                                       std::move(wake), bd);
+  next_will();
 }
 
-void Bridge::arm() {
+Settings Bridge::settings() const { return Settings{config_.sparkplug.group_id, config_.id}; }
+
+MqttOptions::Will Bridge::will(const EdgeNode& e) {
+  const auto death = e.death();
+  return {death.topic, death.payload, death.qos, death.retained};
+}
+
+void Bridge::next_will() {
+  // Every connect carries a new bdSeq: the link's thread swaps this Will in when the connection is lost.
   const auto bd = static_cast<std::uint8_t>(next_bd_seq_() % 256);
-  edge_ = std::make_unique<EdgeNode>(Settings{config_.sparkplug.group_id, config_.id}, bd);
-  const auto death = edge_->death();
-  link_->set_will({death.topic, death.payload, death.qos, death.retained});
-  born_.clear();
+  link_->set_next_will(will(EdgeNode(settings(), bd)), bd);
 }
 
 void Bridge::publish(const std::optional<Publication>& p) {
   if (!p) return;
   ++published_;
-  link_->publish(p->topic, p->payload, p->qos, p->retained);
+  link_->publish({p->topic, p->payload, p->qos, p->retained});
 }
 
 DeviceState Bridge::state_of(const NodeEntry& n, const NodeFacts& f) const {
@@ -66,38 +75,28 @@ DeviceState Bridge::state_of(const NodeEntry& n, const NodeFacts& f) const {
 
 void Bridge::births(const kairos_v1_MeshState& mesh) {
   born_.clear();
+  dirty_.clear(facts_);
   publish(edge_->birth(mesh_of(mesh), now_ms()));
-  for (const auto& [id, f] : facts_.nodes()) {
-    const NodeEntry* n = registry_.find(id);
-    if (!n || !n->online) continue;
-    if (auto p = edge_->device_birth(f, state_of(*n, f), now_ms())) {
-      publish(p);
-      born_.insert(id);
-    } else if (auto why = EdgeNode::refusal(f); !why.empty()) {
-      log::warn("sparkplug", "node " + id + " is not published as a device: " + why);
-    }
-  }
-  dirty_.clear();
+  // Each online node's DBIRTH follows, within the budget, before any DDATA of it.
+  facts_.each([&](std::uint32_t h, const NodeFacts& f) {
+    const NodeEntry* n = registry_.find(f.id);
+    if (n && n->online) dirty_.add(*facts_.at(h), h);
+  });
+  next_data_us_ = 0;
 }
 
-void Bridge::described(const std::string& id) {
-  born_.erase(id);  // its next turn is a DBIRTH with its new metrics
-  dirty_.insert(id);
-}
-
-void Bridge::historical(const std::string& id, const std::vector<InputReading>& readings, std::uint64_t sample_ms) {
-  if (!link_->connected() || !born_.count(id)) return;
-  const NodeFacts* f = facts_.find(id);
-  const NodeEntry* n = registry_.find(id);
-  if (!f || !n) return;
-  DeviceState s = state_of(*n, *f);
+void Bridge::historical(const NodeFacts& f, const std::vector<InputReading>& readings, std::uint64_t sample_ms) {
+  if (!link_->connected() || !born_.count(f.id)) return;
+  const NodeEntry* n = registry_.find(f.id);
+  if (!n) return;
+  DeviceState s = state_of(*n, f);
   s.inputs = readings;
-  publish(edge_->device_data(id, s, now_ms(), true, sample_ms));
+  publish(edge_->device_data(f.id, s, now_ms(), true, sample_ms));
 }
 
 void Bridge::forgotten(const std::string& id) {
+  // Its queued turn is skipped: the book forgets it next.
   if (born_.erase(id) && link_->connected()) publish(edge_->device_death(id, now_ms()));
-  dirty_.erase(id);
 }
 
 void Bridge::on_ncmd(const Inbound& m, const kairos_v1_MeshState& mesh) {
@@ -113,43 +112,54 @@ void Bridge::on_ncmd(const Inbound& m, const kairos_v1_MeshState& mesh) {
 }
 
 void Bridge::service(std::int64_t now_us, const kairos_v1_MeshState& mesh) {
-  link_->service(now_us);
-  for (auto& ev : link_->wait(0)) {
+  for (auto& ev : link_->take()) {
     switch (ev.type) {
-      case LinkEvent::Type::connected: births(mesh); break;
+      case LinkEvent::Type::connected:
+        // The session of the Will this connection holds.
+        if (link_->will_tag() != edge_->bd_seq())
+          edge_ = std::make_unique<EdgeNode>(settings(), static_cast<std::uint8_t>(link_->will_tag()));
+        births(mesh);
+        next_will();
+        break;
       case LinkEvent::Type::message:
         if (ev.msg.topic == edge_->ncmd_topic() && !ev.msg.retained) on_ncmd(ev.msg, mesh);
         break;
       default:
         log::warn("sparkplug", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
-        arm();  // every connect carries a new bdSeq
+        born_.clear();
         break;
     }
   }
   if (!link_->connected() || now_us < next_data_us_) return;
-  next_data_us_ = now_us + static_cast<std::int64_t>(config_.sparkplug.data_interval_s * 1e6);
-  for (const auto& id : dirty_) {
-    const NodeFacts* f = facts_.find(id);
+  const double interval_s = config_.sparkplug.data_interval_s;
+  next_data_us_ = now_us + static_cast<std::int64_t>(interval_s * 1e6);
+  publish(edge_->node_data(mesh_of(mesh), now_ms()));
+  const std::uint64_t budget = published_ + static_cast<std::uint64_t>(config_.sparkplug.max_messages_per_s * interval_s);
+  while (published_ < budget) {
+    const NodeFacts* f = dirty_.pop(facts_);
+    if (!f) break;
+    const std::string& id = f->id;
     const NodeEntry* n = registry_.find(id);
-    if (!f || !n) continue;
+    if (!n) continue;
     if (!n->online) {
       if (born_.erase(id)) publish(edge_->device_death(id, now_ms()));
     } else if (!born_.count(id)) {
       if (auto p = edge_->device_birth(*f, state_of(*n, *f), now_ms())) {
         publish(p);
         born_.insert(id);
+      } else if (auto why = EdgeNode::refusal(*f); !why.empty()) {
+        refusal_log.write(log::Level::warn, "sparkplug", "node " + id + " is not published as a device: " + why,
+                          mono_us());
       }
     } else {
       publish(edge_->device_data(id, state_of(*n, *f), now_ms(), false, now_ms()));
     }
   }
-  dirty_.clear();
-  publish(edge_->node_data(mesh_of(mesh), now_ms()));
 }
 
 void Bridge::close() {
-  const auto death = edge_->death();
-  link_->close(death.topic, death.payload, 2000);
+  const auto death = edge_->death();  // NDEATH is never retained
+  link_->close({death.topic, death.payload, 1, false}, 2000);
 }
 
 }  // namespace kairos::gw::sparkplug

@@ -265,6 +265,10 @@ void write_seeds(const std::string& dir) {
     r.which_verb = kairos_v1_ControlRequest_heal_tag;
     set_string(r.verb.heal.node, "n1");
   });
+  put("forget", [](R& r) {
+    r.which_verb = kairos_v1_ControlRequest_forget_tag;
+    set_string(r.verb.forget.node, "n1");
+  });
   put("conflicts", [](R& r) {
     r.which_verb = kairos_v1_ControlRequest_conflicts_tag;
     r.verb.conflicts.limit = 5;

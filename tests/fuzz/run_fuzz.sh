@@ -22,7 +22,7 @@ BIN="$OUT/$TARGET"
 # files clang-14 cannot compile, linked in with the same sanitizers but no
 # coverage feedback), extra LIBS, WIRE=1 when it needs the nanopb code of
 # proto/kairos.proto (generated here into OUT/<target>_proto), the largest input.
-GXX_SOURCES=() LIBS=() DEFINES=() WIRE=0 MAX_LEN=4200
+GXX_SOURCES=() LIBS=() DEFINES=() WIRE=0 MAX_LEN=4200 PROTOS=(kairos)
 FRAME_CORE=(common/core/frame.cpp common/core/utf8.cpp common/core/topic.cpp common/core/crypto.cpp common/core/bytes.cpp)
 case "$TARGET" in
   ball_fuzz) SOURCES=(tests/fuzz/ball_fuzz.cpp common/core/ball.cpp common/core/topic.cpp common/core/crypto.cpp
@@ -33,6 +33,9 @@ case "$TARGET" in
                          common/core/keywrap.cpp gateway/schedule/scheduler.cpp)
                 WIRE=1 MAX_LEN=17000 ;;
   topic_fuzz) SOURCES=(tests/fuzz/topic_fuzz.cpp common/core/topic.cpp) MAX_LEN=512 ;;
+  # A host's NCMD as the Sparkplug B bridge decodes it (proto/sparkplug_b.proto; node_facts.h needs kairos.proto's too).
+  sparkplug_fuzz) SOURCES=(tests/fuzz/sparkplug_fuzz.cpp gateway/sparkplug/edge.cpp common/core/utf8.cpp)
+                  WIRE=1 PROTOS=(kairos sparkplug_b) MAX_LEN=70000 ;;
   # node_config.cpp captures a structured binding in a lambda (C++20), which
   # clang-14 rejects; it needs no driver (kairos_node_config in firmware/CMakeLists.txt).
   config_fuzz) SOURCES=(tests/fuzz/config_fuzz.cpp common/core/board.cpp common/core/config.cpp common/core/broker.cpp
@@ -43,7 +46,7 @@ case "$TARGET" in
                # toml++ as the product links it: the shared library (docs/FUZZING.md, Known findings).
                read -r -a DEFINES <<<"$(pkg-config --cflags tomlplusplus)"
                LIBS=($(pkg-config --libs tomlplusplus)) ;;
-  *) echo "run_fuzz: unknown target $TARGET (ball_fuzz, frame_fuzz, control_fuzz, topic_fuzz, config_fuzz)" >&2; exit 2 ;;
+  *) echo "run_fuzz: unknown target $TARGET (ball_fuzz, frame_fuzz, control_fuzz, topic_fuzz, config_fuzz, sparkplug_fuzz)" >&2; exit 2 ;;
 esac
 SOURCES=("${SOURCES[@]/#/$SRC/}" "$SRC/tests/fuzz/sanitizer_options.cpp")
 [ ${#GXX_SOURCES[@]} -eq 0 ] || GXX_SOURCES=("${GXX_SOURCES[@]/#/$SRC/}")
@@ -55,11 +58,13 @@ if [ "$WIRE" = 1 ]; then
   # only in build trees), one copy per target: ctest may build several at once.
   PROTO_OUT="$OUT/${TARGET}_proto"
   mkdir -p "$PROTO_OUT"
-  if [ ! -f "$PROTO_OUT/kairos.pb.c" ] || [ "$SRC/proto/kairos.proto" -nt "$PROTO_OUT/kairos.pb.c" ] ||
-     [ "$SRC/proto/kairos.options" -nt "$PROTO_OUT/kairos.pb.c" ]; then
-    protoc --plugin=protoc-gen-nanopb="$(command -v protoc-gen-nanopb)" -I"$SRC/proto" \
-      --nanopb_opt=-f"$SRC/proto/kairos.options" --nanopb_out="$PROTO_OUT" "$SRC/proto/kairos.proto"
-  fi
+  for proto in "${PROTOS[@]}"; do
+    if [ ! -f "$PROTO_OUT/$proto.pb.c" ] || [ "$SRC/proto/$proto.proto" -nt "$PROTO_OUT/$proto.pb.c" ] ||
+       [ "$SRC/proto/$proto.options" -nt "$PROTO_OUT/$proto.pb.c" ]; then
+      protoc --plugin=protoc-gen-nanopb="$(command -v protoc-gen-nanopb)" -I"$SRC/proto" \
+        --nanopb_opt=-f"$SRC/proto/$proto.options" --nanopb_out="$PROTO_OUT" "$SRC/proto/$proto.proto"
+    fi
+  done
   INCLUDES+=(-I "$PROTO_OUT")
   LIBS+=(-lprotobuf-nanopb)
 fi
@@ -83,9 +88,11 @@ if stale; then
          -DKAIROS_FUZZ_UBSAN_SUPP="\"$SRC/tests/fuzz/ubsan.supp\"" "${DEFINES[@]}" "${INCLUDES[@]}")
   OBJS=()
   if [ "$WIRE" = 1 ]; then
-    "$CC" -O1 -g -fsanitize=address,undefined,fuzzer-no-link -w -I "$PROTO_OUT" -c "$PROTO_OUT/kairos.pb.c" \
-      -o "$PROTO_OUT/kairos.pb.o"
-    OBJS+=("$PROTO_OUT/kairos.pb.o")
+    for proto in "${PROTOS[@]}"; do
+      "$CC" -O1 -g -fsanitize=address,undefined,fuzzer-no-link -w -I "$PROTO_OUT" -c "$PROTO_OUT/$proto.pb.c" \
+        -o "$PROTO_OUT/$proto.pb.o"
+      OBJS+=("$PROTO_OUT/$proto.pb.o")
+    done
   fi
   for s in "${GXX_SOURCES[@]}"; do
     o="$OUT/${TARGET}_$(basename "$s" .cpp).o"
