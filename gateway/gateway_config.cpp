@@ -54,7 +54,7 @@ void read_bridges(Section& root, GatewayConfig& g) {
   if (!valid_name(g.sparkplug.group_id))
     sp.fail("group_id", "'" + g.sparkplug.group_id + "' is not a Sparkplug group id here (" + std::string(kNameRule) + ")");
   g.sparkplug.data_interval_s = sp.num("data_interval_s", 1.0, 0.05, 3600);
-  g.sparkplug.max_messages_per_s = sp.num("max_messages_per_s", 2000, 10, 1'000'000);
+  g.sparkplug.max_messages_per_s = sp.num("max_messages_per_s", 1000, 10, 1'000'000);
 }
 
 }  // namespace

@@ -86,7 +86,7 @@ struct GatewayConfig {
     bool enabled = false;
     std::string group_id;            // default: the mesh's name
     double data_interval_s = 1.0;    // NDATA/DDATA of changed metrics at most this often
-    double max_messages_per_s = 2000;  // births and data together
+    double max_messages_per_s = 1000;  // births and data together
   } sparkplug;
   // The key a sector and its root sign their traffic with: keys_dir/sectors/<name>.key.
   std::string sector_key_path(const std::string& name) const { return keys_dir + "/sectors/" + name + ".key"; }

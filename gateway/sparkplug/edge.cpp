@@ -68,17 +68,26 @@ std::array<Value, kNodeMetrics.size()> mesh_values(const MeshState& m) {
           m.unified, text(m.mode),        count(m.online),     count(m.known)};
 }
 
-// A device's current readings by metric name: Status, Impedance,
-// Reliability and three per input.
-std::map<std::string, Value> readings(const DeviceState& s) {
-  std::map<std::string, Value> out{
-      {"Status", text(s.status)}, {"Impedance", number(s.impedance)}, {"Reliability", number(s.reliability)}};
+// A device's current reading of one metric, by its name: Status,
+// Impedance, Reliability, or Inputs/<input>/Value|Phase|Coherence; null
+// for an input the state does not hold. No map is built and no name
+// composed: a message costs the names' comparisons alone.
+Value reading(const DeviceState& s, std::string_view metric) {
+  if (metric == "Status") return text(s.status);
+  if (metric == "Impedance") return number(s.impedance);
+  if (metric == "Reliability") return number(s.reliability);
+  constexpr std::string_view kPrefix = "Inputs/";
+  if (!metric.starts_with(kPrefix)) return {};
+  const auto slash = metric.rfind('/');
+  const std::string_view input = metric.substr(kPrefix.size(), slash - kPrefix.size());
+  const std::string_view part = metric.substr(slash + 1);
   for (const auto& in : s.inputs) {
-    out["Inputs/" + in.name + "/Value"] = number(in.value);
-    out["Inputs/" + in.name + "/Phase"] = number(in.phase_deg);
-    out["Inputs/" + in.name + "/Coherence"] = number(in.coherence);
+    if (in.name != input) continue;
+    if (part == "Value") return number(in.value);
+    if (part == "Phase") return number(in.phase_deg);
+    if (part == "Coherence") return number(in.coherence);
   }
-  return out;
+  return {};
 }
 
 // The metrics of a device after its facts, in the order of its DBIRTH.
@@ -303,11 +312,8 @@ std::optional<Publication> EdgeNode::device_birth(const DeviceFacts& f, const De
   for (const auto& [name, value] : {Named{"Properties/Board", &f.board}, Named{"Properties/Firmware", &f.firmware},
                                     Named{"Properties/Cluster", &f.cluster}})
     metrics.push_back({name, alias_for(f.id, name), kString, nullptr, *value});
-  const auto now = readings(s);
-  for (const Reading& r : reading_metrics(f)) {
-    auto it = now.find(r.name);
-    metrics.push_back({r.name, alias_for(f.id, r.name), r.datatype, r.unit, it == now.end() ? Value{} : it->second});
-  }
+  for (const Reading& r : reading_metrics(f))
+    metrics.push_back({r.name, alias_for(f.id, r.name), r.datatype, r.unit, reading(s, r.name)});
   Writer w(now_ms, next_seq());
   for (const auto& m : metrics) w.add(m, m.value, true);
   devices_[f.id] = std::move(metrics);
@@ -319,12 +325,10 @@ std::optional<Publication> EdgeNode::device_data(const std::string& id, const De
   auto dev = devices_.find(id);
   if (dev == devices_.end()) return std::nullopt;
   auto& metrics = dev->second;
-  const auto now = readings(s);
   // (metric, value) pairs to write: the readings after the facts.
   std::vector<std::pair<Metric*, Value>> out;
   for (std::size_t i = kFactMetrics; i < metrics.size(); ++i) {
-    auto it = now.find(metrics[i].name);
-    Value v = it == now.end() ? Value{} : it->second;
+    Value v = reading(s, metrics[i].name);
     const bool say = historical ? !std::holds_alternative<std::monostate>(v) : v != metrics[i].value;
     if (say) out.emplace_back(&metrics[i], std::move(v));
   }
