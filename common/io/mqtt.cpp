@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <fstream>
 #include <sstream>
 
@@ -42,7 +43,11 @@ class ConnectListener : public mqtt::iaction_listener {
 // broker's delayed ACK (40 ms on Linux): pongs and acks would come back late
 // and skew every clock offset. So, once connected, every TCP socket of the
 // process gets TCP_NODELAY (the daemons own no other TCP sockets).
+// One walk at a time: links serviced from several threads (the gateway's
+// bridges) would otherwise see, and probe, each other's directory fd as it closes.
 void disable_nagle_on_tcp_sockets() {
+  static std::mutex walk;
+  std::lock_guard lock(walk);
   DIR* d = ::opendir("/proc/self/fd");
   if (!d) return;
   while (dirent* e = ::readdir(d)) {

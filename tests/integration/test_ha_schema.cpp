@@ -19,7 +19,7 @@ TEST(HaSchema, EveryDiscoveryPayloadValidatesAndABrokenOneIsRefused) {
   auto add = [&](const std::vector<ha::Publication>& v) {
     for (const auto& p : v) lines += p.topic + "\t" + p.payload + "\n";
   };
-  const ha::NodeFacts node{"Pi-Kitchen", "kitchen", "rpi4", "0.1.0", {"temp", "mic"}, {"fan"}};
+  const ha::NodeFacts node{"Pi-Kitchen", "kitchen", "rpi4", "0.1.0", {"temp", "mic"}, {"fan"}, 0, {}, 0};
   add(ha::node_configs(s, node));
   add(ha::mesh_configs(s));
   add(ha::node_removal(s, node));

@@ -115,8 +115,8 @@ TEST(SparkplugTahu, TahuReadsAWholeSessionAsTheBridgeWroteIt) {
   std::vector<sp::Publication> pubs;
   pubs.push_back(edge.birth(mesh(), kNow));
   pubs.push_back(
-      *edge.device_birth({"pi-kitchen", "north", "rpi4", "0.1.0", {"temp", "mic"}, {"fan"}}, state(21.5), kNow + 1));
-  pubs.push_back(*edge.device_birth({"pi-shed", "south", "rpi3", "0.2.0", {"temp"}, {}}, state(15), kNow + 1));
+      *edge.device_birth({"pi-kitchen", "north", "rpi4", "0.1.0", {"temp", "mic"}, {"fan"}, 0, {}, 0}, state(21.5), kNow + 1));
+  pubs.push_back(*edge.device_birth({"pi-shed", "south", "rpi3", "0.2.0", {"temp"}, {}, 0, {}, 0}, state(15), kNow + 1));
   pubs.push_back(*edge.device_data("pi-kitchen", state(22.25), kNow + 3, false, kNow + 2));
   pubs.push_back(*edge.device_data("pi-kitchen", state(18), kNow + 4, true, kNow - 60'000));
   sp::MeshState fewer = mesh();
@@ -310,7 +310,9 @@ TEST(SparkplugTahu, ALiveGatewaysSessionFollowsTheStateMachine) {
     if (type == "NBIRTH") {
       EXPECT_EQ(seq, 0);
       const double bd = json_number(metric(line, "bdSeq"), "value");
-      if (births++ > 0) EXPECT_EQ(bd, bd_seq);  // a rebirth keeps its connection's bdSeq
+      if (births++ > 0) {
+        EXPECT_EQ(bd, bd_seq);  // a rebirth keeps its connection's bdSeq
+      }
       bd_seq = bd;
       born.clear();
     } else {
@@ -330,4 +332,73 @@ TEST(SparkplugTahu, ALiveGatewaysSessionFollowsTheStateMachine) {
   EXPECT_EQ(births, 2u);
   EXPECT_GE(ddata, 8u);
   EXPECT_GE(bd_seq, 0);
+}
+
+// Every connect carries a new bdSeq, kept across restarts: after the
+// broker restarts, and after the gateway does, the NBIRTH's bdSeq is one
+// more than the last, and a clean stop sends the NDEATH of the session that is ending.
+TEST(SparkplugTahu, EveryConnectCarriesTheNextBdSeq) {
+  if (!tahu_installed()) return;
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  const std::string gw = "[sparkplug]\nenabled = true\ngroup_id = \"plant\"\n";
+  mesh.start_gateway(gw);
+  Client c(broker.uri());
+  c.subscribe("spBv1.0/#");
+  // The bdSeq of each NBIRTH and NDEATH seen, decoded by Tahu, in order.
+  auto bd_seqs = [&](const char* type) {
+    std::vector<sp::Publication> pubs;
+    for (const auto& m : c.seen())
+      if (m.topic == std::string("spBv1.0/plant/") + type + "/gw1") pubs.push_back({m.topic, m.payload, 0, false});
+    int status = 0;
+    std::string output;
+    std::vector<double> out;
+    for (const auto& line : decode_with_tahu(dir, pubs, status, output))
+      out.push_back(json_number(metric(line, "bdSeq"), "value"));
+    EXPECT_EQ(status, 0) << output;
+    return out;
+  };
+  auto nbirths = [&] { return std::count_if(c.seen().begin(), c.seen().end(), [](const auto& m) {
+                         return m.topic == "spBv1.0/plant/NBIRTH/gw1";
+                       }); };
+  // A host asks for a rebirth to see the first session's NBIRTH (it may have gone before the subscription).
+  auto ncmd = run_command({"node", kDecoder, "--encode-ncmd-rebirth"}, dir.path());
+  ASSERT_EQ(ncmd.status, 0) << ncmd.output;
+  c.publish("spBv1.0/plant/NCMD/gw1", unbase64(ncmd.output), 0, false);
+  ASSERT_TRUE(c.wait_for([&](const auto&) { return nbirths() >= 1; }, 20s)) << mesh.gateway().output();
+
+  const auto before = nbirths();
+  broker.kill();
+  broker.start();
+  // The new session's NBIRTH may go before this client is back: a rebirth is
+  // asked (QoS 1, kept while the client reconnects) until one is seen.
+  for (int i = 0; i < 15 && nbirths() == before; ++i) {
+    c.publish("spBv1.0/plant/NCMD/gw1", unbase64(ncmd.output), 1, false);
+    c.wait_for([&](const auto&) { return nbirths() > before; }, 2s);
+  }
+  ASSERT_GT(nbirths(), before) << mesh.gateway().output();
+  mesh.gateway().signal(SIGTERM);  // a clean stop: the NDEATH is published, not left to the Will
+  ASSERT_TRUE(mesh.gateway().wait(10s).has_value());
+  ASSERT_TRUE(c.wait_for([&](const auto&) {
+    return std::any_of(c.seen().begin(), c.seen().end(), [](const auto& m) { return m.topic == "spBv1.0/plant/NDEATH/gw1"; });
+  }, 10s));
+  const auto at_stop = static_cast<std::size_t>(nbirths());  // every NBIRTH of the sessions before the stop
+  mesh.start_gateway(gw);
+  ASSERT_TRUE(c.wait_for([&](const auto&) { return static_cast<std::size_t>(nbirths()) > at_stop; }, 30s))
+      << mesh.gateway().output();
+
+  const auto births = bd_seqs("NBIRTH");
+  const auto deaths = bd_seqs("NDEATH");
+  ASSERT_GT(births.size(), at_stop);
+  ASSERT_EQ(deaths.size(), 1u);
+  // The last NBIRTH before the stop is the second session's; the next is the restarted gateway's.
+  const double first = births[0], second = births[at_stop - 1], third = births[at_stop];
+  EXPECT_GT(second, first);  // the broker's restart: a new connect (failed attempts in between count too)
+  EXPECT_EQ(deaths[0], second);  // the clean stop ended the session born second
+  EXPECT_GT(third, second);  // and the restart goes on from there (kept in the database)
+  for (const auto& m : c.seen())
+    if (m.topic.find("/NDEATH/") != std::string::npos) {
+      EXPECT_FALSE(m.retained);
+    }
 }

@@ -225,7 +225,8 @@ class Rig {
                   [&r](const std::string& id) {
                     r.rotated.push_back(id);
                     if (r.on_rotated) r.on_rotated(id);
-                  }}),
+                  },
+                  {}}),  // no bridges
           control(r.config, r.shared, outbox, ingest, escalation,
                   {[&r](const gw::ReplyTo& to, kairos_v1_ControlResponse& resp) { r.answers.push_back({to, resp}); },
                    [&r](std::int64_t) { ++r.prepared; }}) {

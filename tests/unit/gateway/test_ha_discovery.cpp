@@ -17,7 +17,7 @@ Settings settings(bool commands) {
   return s;
 }
 
-NodeFacts node() { return {"pi-kitchen", "kitchen", "rpi4", "0.1.0", {"temp"}, {"fan"}}; }
+NodeFacts node() { return {"pi-kitchen", "kitchen", "rpi4", "0.1.0", {"temp"}, {"fan"}, 0, {}, 0}; }
 
 const Publication* find(const std::vector<Publication>& v, const std::string& topic) {
   auto it = std::find_if(v.begin(), v.end(), [&](const Publication& p) { return p.topic == topic; });

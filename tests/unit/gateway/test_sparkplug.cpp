@@ -28,8 +28,8 @@ Settings settings() { return {"farm", "gw1"}; }
 
 MeshState mesh(double phase = 90.0) { return {phase, 0.9, 0.8, true, "FULL", 2, 3}; }
 
-DeviceFacts kitchen() { return {"pi-kitchen", "north", "rpi4", "0.1.0", {"temp", "mic"}, {"fan"}}; }
-DeviceFacts shed() { return {"pi-shed", "south", "rpi3", "0.1.0", {"temp"}, {}}; }
+DeviceFacts kitchen() { return {"pi-kitchen", "north", "rpi4", "0.1.0", {"temp", "mic"}, {"fan"}, 0, {}, 0}; }
+DeviceFacts shed() { return {"pi-shed", "south", "rpi3", "0.1.0", {"temp"}, {}, 0, {}, 0}; }
 
 DeviceState state(double temp = 21.5) {
   return {"COMPLIANT", {{"temp", temp, 45.0, 0.95}, {"mic", std::nullopt, 10.0, 0.5}}, 120, 0.99};
@@ -442,8 +442,8 @@ TEST(SparkplugEdge, IdsThatWouldMakeAnInvalidTopicAreRefused) {
   many.inputs.clear();
   for (int i = 0; i < 50; ++i) many.inputs.push_back("in" + std::to_string(i));
   for (const Device& d :
-       {Device{{"pi/kitchen", "", "", "", {}, {}}, "contains '/'"}, Device{{"pi+", "", "", "", {}, {}}, "contains '+'"},
-        Device{{"#", "", "", "", {}, {}}, "contains '#'"}, Device{{"", "", "", "", {}, {}}, "device id is empty"},
+       {Device{{"pi/kitchen", "", "", "", {}, {}, 0, {}, 0}, "contains '/'"}, Device{{"pi+", "", "", "", {}, {}, 0, {}, 0}, "contains '+'"},
+        Device{{"#", "", "", "", {}, {}, 0, {}, 0}, "contains '#'"}, Device{{"", "", "", "", {}, {}, 0, {}, 0}, "device id is empty"},
         Device{twice, "\"temp\" is listed twice"}, Device{long_input, "metric names are over 127 bytes"},
         Device{long_board, "board is over 64 bytes"}, Device{many, "50 inputs: more metrics than a payload holds"}}) {
     EXPECT_NE(EdgeNode::refusal(d.f).find(d.says), std::string::npos) << EdgeNode::refusal(d.f);
