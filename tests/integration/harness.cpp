@@ -156,6 +156,7 @@ std::string bin(const std::string& name) {
   if (name == "kairos-gateway") return KAIROS_GATEWAY_BIN;
   if (name == "kairosctl") return KAIROSCTL_BIN;
   if (name == "kairos-sim") return KAIROS_SIM_BIN;
+  if (name == "kairos-mcp") return KAIROS_MCP_BIN;
   throw std::runtime_error("unknown binary " + name);
 }
 

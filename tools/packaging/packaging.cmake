@@ -14,7 +14,7 @@ install(FILES ${PKG}/kairos.sysusers DESTINATION /usr/lib/sysusers.d RENAME kair
 install(PROGRAMS ${CMAKE_SOURCE_DIR}/tools/ball-peer DESTINATION share/kairos COMPONENT node)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node COMPONENT node)
 
-install(TARGETS kairos-gateway kairosctl kairos-sim RUNTIME DESTINATION bin COMPONENT gateway)
+install(TARGETS kairos-gateway kairosctl kairos-sim kairos-mcp RUNTIME DESTINATION bin COMPONENT gateway)
 install(FILES ${PKG}/gateway.toml ${PKG}/kairosctl.toml DESTINATION /etc/kairos COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos-gateway.conf COMPONENT gateway)
