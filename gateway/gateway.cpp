@@ -485,6 +485,7 @@ int Gateway::run() {
   } catch (const std::exception& e) {
     // An exit it sees coming: the gateway says it is offline before it goes.
     log::error("gateway", std::string("stopping on an error: ") + e.what());
+    if (bridges_) bridges_->close();
     link_->close(gw_topic(config_.mesh, config_.id, TopicKind::gw_state), gateway_state_frame(false, will_seq_), 2000);
     return 1;
   }

@@ -18,19 +18,18 @@ MqttOptions with_signal(MqttOptions o, std::function<void()> signal) {
 
 BridgeLink::BridgeLink(MqttOptions options, const std::vector<std::pair<std::string, int>>& subscriptions,
                        std::function<void()> wake, std::uint64_t will_tag, std::size_t limit)
-    : link_(with_signal(std::move(options),
-                        [this] {
-                          {
-                            std::lock_guard lock(mu_);
-                            news_ = true;
-                          }
-                          cv_.notify_one();
-                        })),
-      wake_(std::move(wake)),
+    : wake_(std::move(wake)),
       limit_(limit),
       pending_tag_(will_tag) {
   will_tag_ = will_tag;
-  for (const auto& [filter, qos] : subscriptions) link_.add_subscription(filter, qos);
+  link_ = std::make_unique<MqttLink>(with_signal(std::move(options), [this] {
+    {
+      std::lock_guard lock(mu_);
+      news_ = true;
+    }
+    cv_.notify_one();
+  }));
+  for (const auto& [filter, qos] : subscriptions) link_->add_subscription(filter, qos);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -41,6 +40,7 @@ BridgeLink::~BridgeLink() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+  link_.reset();  // Paho's callbacks end here, while the lock they take still stands
 }
 
 void BridgeLink::publish(Message m) {
@@ -59,6 +59,11 @@ void BridgeLink::publish(Message m) {
 std::vector<LinkEvent> BridgeLink::take() {
   std::lock_guard lock(mu_);
   return std::exchange(in_, {});
+}
+
+bool BridgeLink::has_next_will() {
+  std::lock_guard lock(mu_);
+  return next_will_.has_value();
 }
 
 void BridgeLink::set_next_will(MqttOptions::Will will, std::uint64_t tag) {
@@ -88,24 +93,24 @@ void BridgeLink::run() {
       closing = std::exchange(closing_, std::nullopt);
       batch.swap(out_);
     }
-    link_.service(mono_us());
-    std::vector<LinkEvent> events = link_.wait(0);
+    link_->service(mono_us());
+    std::vector<LinkEvent> events = link_->wait(0);
     for (const auto& ev : events) {
       if (ev.type == LinkEvent::Type::connected) {
         connected_ = true;
         will_tag_ = pending_tag_;
-        link_.drain_backlog();  // QoS 1 messages queued while it was down
+        link_->drain_backlog();  // QoS 1 messages queued while it was down
       } else if (ev.type == LinkEvent::Type::lost || ev.type == LinkEvent::Type::connect_failed) {
         connected_ = false;
         std::lock_guard lock(mu_);
         if (next_will_) {  // the next attempt carries the next Will
-          link_.set_will(next_will_->first);
+          link_->set_will(next_will_->first);
           pending_tag_ = next_will_->second;
           next_will_.reset();
         }
       }
     }
-    for (auto& m : batch) link_.publish(m.topic, m.payload, m.qos, m.retained);
+    for (auto& m : batch) link_->publish(m.topic, m.payload, m.qos, m.retained);
     batch.clear();
     if (!events.empty()) {
       {
@@ -115,7 +120,7 @@ void BridgeLink::run() {
       if (wake_) wake_();
     }
     if (closing) {
-      link_.close(closing->first.topic, closing->first.payload, closing->second, closing->first.retained);
+      link_->close(closing->first.topic, closing->first.payload, closing->second, closing->first.retained);
       connected_ = false;
       return;
     }

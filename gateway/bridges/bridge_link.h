@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -41,12 +42,16 @@ class BridgeLink {
   void publish(Message m);
   // What happened since the last call: connects, losses, messages.
   std::vector<LinkEvent> take();
+  // Connected now, as the link's thread knows it. A bridge acting on what it
+  // has taken follows its events instead (a connect is news only once taken).
   bool connected() const { return connected_; }
   // The Will of the next connect after a loss, tagged (Sparkplug: the next
   // bdSeq's NDEATH). Until one is given the current Will stays in force.
   void set_next_will(MqttOptions::Will will, std::uint64_t tag);
   // The tag of the Will of the connection made last.
   std::uint64_t will_tag() const { return will_tag_; }
+  // A next Will is queued, not yet taken by a loss.
+  bool has_next_will();
   // Publishes last (QoS 1, retained as given) and disconnects, waiting at most timeout_ms; the thread ends.
   void close(Message last, int timeout_ms);
   std::uint64_t dropped() const { return dropped_; }
@@ -54,7 +59,7 @@ class BridgeLink {
  private:
   void run();
 
-  MqttLink link_;
+  std::unique_ptr<MqttLink> link_;  // made after the lock its callbacks take, gone before it
   std::function<void()> wake_;
   const std::size_t limit_;
   std::mutex mu_;

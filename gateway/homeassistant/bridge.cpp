@@ -186,11 +186,18 @@ void Bridge::on_message(const Inbound& m) {
 
 void Bridge::service(std::int64_t now_us, const kairos_v1_MeshState& mesh) {
   for (auto& ev : link_->take()) {
-    if (ev.type == LinkEvent::Type::connected) on_connected();
-    else if (ev.type == LinkEvent::Type::message) on_message(ev.msg);
-    else log::warn("homeassistant", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
+    if (ev.type == LinkEvent::Type::connected) {
+      up_ = true;
+      on_connected();
+    } else if (ev.type == LinkEvent::Type::message) {
+      on_message(ev.msg);
+    } else {
+      up_ = false;
+      log::warn("homeassistant", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
+    }
   }
-  if (!link_->connected()) return;
+  // Up from the connect taken on: what goes out follows its availability and configs.
+  if (!up_) return;
   // Once the nodes have announced themselves and the retained configs have come in.
   if (!swept_ && ports_.settled() && now_us - connected_at_us_ >= 2'000'000) sweep();
   if (now_us < next_state_us_) return;

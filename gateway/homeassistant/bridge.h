@@ -51,7 +51,7 @@ class Bridge {
   std::uint64_t commands() const { return commands_; }
   std::uint64_t refused() const { return refused_; }
   std::uint64_t published() const { return published_; }
-  bool connected() const { return link_->connected(); }
+  bool connected() const { return up_; }
 
  private:
   void on_connected();
@@ -78,6 +78,7 @@ class Bridge {
   // Configs the sweep kept for nodes known but not described since the start: deleted if they are forgotten.
   std::map<std::string, std::set<std::string>> kept_;
   bool swept_ = false;
+  bool up_ = false;  // connected, as the events taken say
   std::int64_t connected_at_us_ = 0;
   std::string last_mesh_;
   std::int64_t next_state_us_ = 0;

@@ -86,7 +86,7 @@ void Bridge::births(const kairos_v1_MeshState& mesh) {
 }
 
 void Bridge::historical(const NodeFacts& f, const std::vector<InputReading>& readings, std::uint64_t sample_ms) {
-  if (!link_->connected() || !born_.count(f.id)) return;
+  if (!up_ || !born_.count(f.id)) return;
   const NodeEntry* n = registry_.find(f.id);
   if (!n) return;
   DeviceState s = state_of(*n, f);
@@ -96,7 +96,7 @@ void Bridge::historical(const NodeFacts& f, const std::vector<InputReading>& rea
 
 void Bridge::forgotten(const std::string& id) {
   // Its queued turn is skipped: the book forgets it next.
-  if (born_.erase(id) && link_->connected()) publish(edge_->device_death(id, now_ms()));
+  if (born_.erase(id) && up_) publish(edge_->device_death(id, now_ms()));
 }
 
 void Bridge::on_ncmd(const Inbound& m, const kairos_v1_MeshState& mesh) {
@@ -118,19 +118,23 @@ void Bridge::service(std::int64_t now_us, const kairos_v1_MeshState& mesh) {
         // The session of the Will this connection holds.
         if (link_->will_tag() != edge_->bd_seq())
           edge_ = std::make_unique<EdgeNode>(settings(), static_cast<std::uint8_t>(link_->will_tag()));
+        up_ = true;
         births(mesh);
-        next_will();
+        // The next connect's bdSeq, once the one queued has been taken (one more per connect, none skipped).
+        if (!link_->has_next_will()) next_will();
         break;
       case LinkEvent::Type::message:
         if (ev.msg.topic == edge_->ncmd_topic() && !ev.msg.retained) on_ncmd(ev.msg, mesh);
         break;
       default:
         log::warn("sparkplug", "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying");
+        up_ = false;
         born_.clear();
         break;
     }
   }
-  if (!link_->connected() || now_us < next_data_us_) return;
+  // Up from the connect taken on: nothing goes out before that session's NBIRTH.
+  if (!up_ || now_us < next_data_us_) return;
   const double interval_s = config_.sparkplug.data_interval_s;
   next_data_us_ = now_us + static_cast<std::int64_t>(interval_s * 1e6);
   publish(edge_->node_data(mesh_of(mesh), now_ms()));

@@ -44,7 +44,7 @@ class Bridge {
   void close();
 
   std::uint64_t published() const { return published_; }
-  bool connected() const { return link_->connected(); }
+  bool connected() const { return up_; }
   std::uint64_t rebirths() const { return rebirths_; }
 
  private:
@@ -65,6 +65,7 @@ class Bridge {
   std::set<std::string> born_;  // devices with a DBIRTH on this connection
   HandleQueue dirty_{4};  // nodes with news: a DBIRTH, DDATA or DDEATH each
   std::int64_t next_data_us_ = 0;
+  bool up_ = false;  // connected, as the events taken say
   std::uint64_t published_ = 0, rebirths_ = 0;
 };
 

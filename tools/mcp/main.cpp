@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -33,13 +34,17 @@ std::string default_kairosctl(const char* argv0) {
 // Both outputs read as they come (no pipe fills while the other waits); at most 4 MB each.
 kairos::mcp::Run run(const std::vector<std::string>& argv) {
   kairos::mcp::Run r;
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  auto fail = [&](const char* why) {
+    for (int fd : {out[0], out[1], err[0], err[1]})
+      if (fd >= 0) ::close(fd);
     r.status = 1;
-    r.err = "kairos-mcp: cannot make a pipe";
+    r.err = std::string("kairos-mcp: ") + why;
     return r;
-  }
+  };
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return fail("cannot make a pipe");
   const pid_t pid = ::fork();
+  if (pid < 0) return fail("cannot start kairosctl (fork failed)");
   if (pid == 0) {
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
@@ -58,7 +63,11 @@ kairos::mcp::Run run(const std::vector<std::string>& argv) {
   std::string* into[2] = {&r.out, &r.err};
   int open = 2;
   char buf[8192];
-  while (open > 0 && ::poll(fds, 2, -1) > 0) {
+  while (open > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
       const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
@@ -71,8 +80,17 @@ kairos::mcp::Run run(const std::vector<std::string>& argv) {
       }
     }
   }
+  for (auto& f : fds)
+    if (f.fd >= 0) ::close(f.fd);  // a poll that failed: the child gets EPIPE, not a full pipe
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  pid_t got;
+  while ((got = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (got != pid) {
+    r.status = 1;
+    r.err += "kairos-mcp: lost track of kairosctl";
+    return r;
+  }
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == '\r')) r.out.pop_back();
   return r;

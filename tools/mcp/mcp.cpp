@@ -41,6 +41,16 @@ std::string word(const json& args, const char* key) {
   return v;
 }
 
+// A free text argument (a payload, an objective, a question, a set_output
+// value such as -1,0,0.5): it may start with '-', but kairosctl reads its
+// options anywhere on its line, so never one that is, or could be, one.
+std::string text(const json& args, const char* key) {
+  const std::string v = args.at(key).get<std::string>();
+  if (v.empty()) refuse(std::string(key) + " is empty");
+  if (v == "-" || v == "-h" || v.rfind("--", 0) == 0) refuse(std::string(key) + " must not be '-', '-h' or start with '--'");
+  return v;
+}
+
 void option(Words& w, const json& args, const char* key, const char* flag) {
   if (!args.contains(key)) return;
   const json& v = args.at(key);
@@ -123,7 +133,7 @@ const std::vector<Tool>& table() {
          option(w, a, "targets", "--targets");
          if (a.contains("strategy")) w.insert(w.end(), {"--strategy", a.at("strategy").get<std::string>()});
          option(w, a, "output", "--output");
-         option(w, a, "value", "--value");
+         if (a.contains("value")) w.insert(w.end(), {"--value", text(a, "value")});
          option(w, a, "hold_ms", "--hold");
          flag(w, a, "confirm", "--confirm");
          return w;
@@ -139,7 +149,7 @@ const std::vector<Tool>& table() {
               {"handler"}),
        [](const json& a) {
          Words w{"delegate", word(a, "handler")};
-         if (a.contains("payload")) w.insert(w.end(), {"--payload", a.at("payload").get<std::string>()});
+         if (a.contains("payload")) w.insert(w.end(), {"--payload", text(a, "payload")});
          option(w, a, "to", "--to");
          option(w, a, "redundancy", "--redundancy");
          option(w, a, "timeout_ms", "--timeout");
@@ -154,7 +164,7 @@ const std::vector<Tool>& table() {
                {"confirm", boolean("what a degraded mode asks for")}},
               {"question"}),
        [](const json& a) {
-         Words w{"ask", word(a, "question")};
+         Words w{"ask", text(a, "question")};
          option(w, a, "sample", "--sample");
          option(w, a, "handler", "--handler");
          option(w, a, "to", "--to");
@@ -198,7 +208,8 @@ const std::vector<Tool>& table() {
            peers += (peers.empty() ? "" : ",") + s;
          }
          w.insert(w.end(), {"--peers", peers});
-         for (const auto& o : a.at("objectives")) w.insert(w.end(), {"--objective", o.get<std::string>()});
+         for (std::size_t i = 0; i < a.at("objectives").size(); ++i)
+           w.insert(w.end(), {"--objective", text(json{{"objective", a.at("objectives")[i]}}, "objective")});
          option(w, a, "as", "--as");
          return w;
        }},
@@ -211,7 +222,7 @@ const std::vector<Tool>& table() {
        [](const json& a) {
          Words w{"ball", "say", word(a, "session"), "--as", word(a, "as")};
          option(w, a, "to", "--to");
-         w.push_back(word(a, "text"));
+         w.push_back(text(a, "text"));
          return w;
        }},
   };

@@ -33,8 +33,9 @@ TEST(McpServer, EachToolGivesKairosctlTheWordsOfItsArguments) {
   r.call("delegate", {{"handler", "hash"}, {"payload", "-not an option-"}, {"redundancy", 3}, {"wait", true}});
   r.call("ball_hut", {{"session", "roof"}, {"peers", {"Ana", "pi-attic"}}, {"objectives", {"check it"}}, {"as", "Ana"}});
   r.call("ball_say", {{"session", "roof"}, {"as", "Ana"}, {"text", "MM: hello\n->pi-attic"}});
+  r.call("schedule", {{"command", "set_output"}, {"value", "-1,0,0.5"}});
   using W = std::vector<std::string>;
-  ASSERT_EQ(r.runs.size(), 5u);
+  ASSERT_EQ(r.runs.size(), 6u);
   EXPECT_EQ(r.runs[0], (W{"nodes", "--cluster", "hall", "--state", "online"}));
   EXPECT_EQ(r.runs[1], (W{"schedule", "set_output", "--in", "1500", "--targets", "cluster:hall", "--strategy", "wave",
                           "--output", "speaker", "--value", "0,1,0.8", "--confirm"}));
@@ -42,6 +43,7 @@ TEST(McpServer, EachToolGivesKairosctlTheWordsOfItsArguments) {
   EXPECT_EQ(r.runs[2], (W{"delegate", "hash", "--payload", "-not an option-", "--redundancy", "3", "--wait"}));
   EXPECT_EQ(r.runs[3], (W{"ball", "hut", "roof", "--peers", "Ana,pi-attic", "--objective", "check it", "--as", "Ana"}));
   EXPECT_EQ(r.runs[4], (W{"ball", "say", "roof", "--as", "Ana", "MM: hello\n->pi-attic"}));
+  EXPECT_EQ(r.runs[5], (W{"schedule", "set_output", "--value", "-1,0,0.5"}));  // a negative real part is a value
 }
 
 TEST(McpServer, WhatDoesNotFitItsSchemaIsRefusedBeforeAnyRun) {
@@ -54,6 +56,11 @@ TEST(McpServer, WhatDoesNotFitItsSchemaIsRefusedBeforeAnyRun) {
            {"conflicts", {{"limit", "5"}}},                     // not an integer
            {"status", {{"verbose", true}}},                     // unknown argument
            {"ball_hut", {{"session", "s"}, {"peers", {"a,b", "c"}}, {"objectives", {"o"}}}},  // a comma in a name
+           // kairosctl reads its options anywhere on its line: free text never is one.
+           {"delegate", {{"handler", "hash"}, {"payload", "--help"}}},
+           {"ball_hut", {{"session", "s"}, {"peers", {"a", "b"}}, {"objectives", {"--config"}}}},
+           {"ask", {{"question", "--key"}}},
+           {"ball_say", {{"session", "s"}, {"as", "a"}, {"text", "-"}}},
            {"no_such_tool", json::object()}}) {
     const json resp = r.call(tool, args);
     EXPECT_EQ(resp["error"]["code"], -32602) << tool << " " << args << ": " << resp;
