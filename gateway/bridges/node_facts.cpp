@@ -6,6 +6,11 @@
 
 namespace kairos::gw {
 
+double phase_degrees(double re, double im) {
+  const double deg = std::atan2(im, re) * 180.0 / std::numbers::pi;
+  return deg < 0 ? deg + 360.0 : deg;
+}
+
 namespace {
 
 // An input's figures in a report, under the node's primary scale, into r (its name untouched).
@@ -16,9 +21,7 @@ void read_into(InputReading& r, const kairos_v1_InputPhase& in, std::uint32_t sc
   if (in.has_value && std::isfinite(in.value)) r.value = in.value;
   if (in.scales_count > 0) {
     const auto& s = in.scales[scale < in.scales_count ? scale : 0];
-    double deg = std::atan2(s.z.im, s.z.re) * 180.0 / std::numbers::pi;
-    if (deg < 0) deg += 360.0;
-    if (std::isfinite(deg)) r.phase_deg = deg;
+    if (const double deg = phase_degrees(s.z.re, s.z.im); std::isfinite(deg)) r.phase_deg = deg;
     if (std::isfinite(s.c)) r.coherence = std::clamp<double>(s.c, 0.0, 1.0);
   }
 }

@@ -19,6 +19,9 @@
 
 namespace kairos::gw {
 
+// The phase of z in degrees, in [0, 360): what the bridges show (NaN for a non-finite z).
+double phase_degrees(double re, double im);
+
 struct InputReading {
   std::string name;
   std::optional<double> value;      // the latest sample, in the input's own unit

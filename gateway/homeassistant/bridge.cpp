@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "common/core/lists.h"
 #include "common/core/frame.h"
 #include "common/core/utf8.h"
 #include "common/io/clock.h"
@@ -89,9 +90,9 @@ void Bridge::publish_node(const NodeFacts& f) {
     it->second = online;
     publish(node_availability_topic(settings_, id), online ? "online" : "offline", true);
   }
-  const auto status = online ? (n->quarantined ? kairos_v1_NodeStatus_QUARANTINED : n->status) : kairos_v1_NodeStatus_OFFLINE;
   // QoS 0: the next state replaces it, and the broker keeps the last retained whatever its QoS.
-  publish(node_state_topic(settings_, id), node_state(f, std::string(kairos::to_string(status)), online), true, 0);
+  publish(node_state_topic(settings_, id), node_state(f, std::string(kairos::to_string(n->shown_status())), online), true,
+          0);
 }
 
 void Bridge::forgotten(const NodeFacts& n) {
@@ -141,14 +142,8 @@ void Bridge::on_command(const Inbound& m) {
     ++refused_;
     command_log.write(log::Level::warn, "homeassistant", "command on " + log_safe(m.topic) + " refused: " + why, mono_us());
   };
-  std::vector<std::string> part;
-  const std::string rest = m.topic.substr(settings_.state_prefix.size() + 6);
-  for (std::size_t at = 0;;) {
-    const auto slash = rest.find('/', at);
-    part.push_back(rest.substr(at, slash == std::string::npos ? std::string::npos : slash - at));
-    if (slash == std::string::npos) break;
-    at = slash + 1;
-  }
+  // Its levels after "<state_prefix>/node/" (an empty one drops out, and the count no longer fits).
+  const auto part = split_list(std::string_view(m.topic).substr(settings_.state_prefix.size() + 6), '/');
   if (part.size() != 4 || part[1] != "output" || part[3] != "set") return refuse("not a command topic");
   const std::string& id = part[0];
   const std::string& output = part[2];
@@ -205,8 +200,7 @@ void Bridge::service(std::int64_t now_us, const kairos_v1_MeshState& mesh) {
   next_state_us_ = now_us + static_cast<std::int64_t>(interval_s * 1e6);
   // This turn's messages: the mesh first, then configs, then states, each queue oldest first.
   const std::uint64_t budget = published_ + static_cast<std::uint64_t>(config_.homeassistant.max_messages_per_s * interval_s);
-  const double phase = std::fmod(std::atan2(mesh.z.im, mesh.z.re) * 180.0 / M_PI + 360.0, 360.0);
-  auto text = mesh_state(phase, mesh.coherence, mesh.agreement, mesh.unified, std::string(kairos::to_string(mesh.mode)),
+  auto text = mesh_state(phase_degrees(mesh.z.re, mesh.z.im), mesh.coherence, mesh.agreement, mesh.unified, std::string(kairos::to_string(mesh.mode)),
                          mesh.nodes_online);
   if (text != last_mesh_) {
     publish(mesh_state_topic(settings_), text, true, 0);

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <functional>
 
+#include "common/core/lists.h"
 #include "common/core/json.h"
 
 namespace kairos::gw::ha {
@@ -215,13 +216,7 @@ std::optional<ConfigTopic> parse_config_topic(const Settings& s, const std::stri
   const std::string head = s.discovery_prefix + "/";
   if (topic.rfind(head, 0) != 0) return std::nullopt;
   std::string rest = topic.substr(head.size());  // component/node_id/object/config
-  std::vector<std::string> parts;
-  for (std::size_t at = 0;;) {
-    auto slash = rest.find('/', at);
-    parts.push_back(rest.substr(at, slash == std::string::npos ? std::string::npos : slash - at));
-    if (slash == std::string::npos) break;
-    at = slash + 1;
-  }
+  const auto parts = split_list(rest, '/');  // an empty level drops out: the count no longer fits
   const std::string dev = "kairos_" + s.mesh + "_";
   if (parts.size() != 4 || parts[3] != "config" || parts[1].rfind(dev, 0) != 0 || parts[1].size() == dev.size())
     return std::nullopt;

@@ -67,6 +67,11 @@ struct NodeEntry {
   std::int64_t down_since_us = 0;  // monotonic: went offline after being online here; 0 = not down
   std::uint32_t bridge_slot = 0;   // its record in the bridges (gateway/bridges), 0 = none
   Impedance impedance(std::int64_t now_us) const;
+  // Its state as operators and the bridges show it: OFFLINE when offline,
+  // QUARANTINED while the gateway holds it so, else what it reports.
+  kairos_v1_NodeStatus shown_status() const {
+    return !online ? kairos_v1_NodeStatus_OFFLINE : quarantined ? kairos_v1_NodeStatus_QUARANTINED : status;
+  }
 };
 
 // Settings of the registry (docs/DESIGN.md 5.1, 5.3).

@@ -45,7 +45,7 @@ void fill_node(const NodeEntry& n, kairos_v1_NodeInfo& o, std::int64_t now_us) {
   set_string(o.cluster, n.cluster);
   set_string(o.board, n.board);
   o.device_class = n.device_class;
-  o.status = !n.online ? kairos_v1_NodeStatus_OFFLINE : n.quarantined ? kairos_v1_NodeStatus_QUARANTINED : n.status;
+  o.status = n.shown_status();
   o.online = n.online;
   o.has_z = true;
   o.z.re = static_cast<float>(n.z.real());

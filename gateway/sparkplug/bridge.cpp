@@ -15,7 +15,7 @@ std::uint64_t now_ms() { return static_cast<std::uint64_t>(wall_us() / 1000); }
 
 MeshState mesh_of(const kairos_v1_MeshState& m) {
   MeshState s;
-  s.phase_deg = std::fmod(std::atan2(m.z.im, m.z.re) * 180.0 / M_PI + 360.0, 360.0);
+  s.phase_deg = phase_degrees(m.z.re, m.z.im);
   s.coherence = m.coherence;
   s.agreement = m.agreement;
   s.unified = m.unified;
@@ -63,10 +63,7 @@ void Bridge::publish(const std::optional<Publication>& p) {
 
 DeviceState Bridge::state_of(const NodeEntry& n, const NodeFacts& f) const {
   DeviceState s;
-  const auto status = !n.online ? kairos_v1_NodeStatus_OFFLINE
-                      : n.quarantined ? kairos_v1_NodeStatus_QUARANTINED
-                                      : n.status;
-  s.status = std::string(kairos::to_string(status));
+  s.status = std::string(kairos::to_string(n.shown_status()));
   s.inputs = f.readings;
   s.impedance = static_cast<double>(n.impedance(mono_us()).score);
   s.reliability = n.reliability.value();

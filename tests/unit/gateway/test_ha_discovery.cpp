@@ -75,5 +75,19 @@ TEST(HaDiscovery, TheMeshIsTheGatewaysDeviceWithItsFigures) {
   EXPECT_TRUE(find(v, "homeassistant/binary_sensor/kairos_farm_gateway_gw1/unified/config"));
 }
 
+TEST(HaDiscovery, AConfigTopicOfThisMeshIsReadBackAndNoOtherIs) {
+  const Settings s = settings(false);
+  auto ct = parse_config_topic(s, "homeassistant/sensor/kairos_farm_pi-kitchen/input_temp_value/config");
+  ASSERT_TRUE(ct);
+  EXPECT_EQ(ct->node, "pi-kitchen");
+  EXPECT_EQ(ct->object, "input_temp_value");
+  for (const char* t : {"homeassistant/sensor//kairos_farm_x/config",            // an empty level
+                        "homeassistant/sensor/kairos_farm_x/state",              // not a config
+                        "homeassistant/sensor/kairos_other_x/state/config",      // another mesh
+                        "homeassistant/sensor/kairos_farm_/state/config",        // no node
+                        "other/sensor/kairos_farm_x/state/config"})              // another prefix
+    EXPECT_FALSE(parse_config_topic(s, t)) << t;
+}
+
 }  // namespace
 }  // namespace kairos::gw::ha
