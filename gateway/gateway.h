@@ -32,6 +32,7 @@
 #include "gateway/registry/registry.h"
 #include "gateway/link/rotation.h"
 #include "gateway/schedule/schedules.h"
+#include "gateway/web/web.h"
 #include "gateway/store/outbox.h"
 
 namespace kairos::gw {
@@ -52,7 +53,9 @@ class Gateway {
   std::uint64_t accepted() const { return ingest_.accepted(); }
   std::uint64_t dropped() const { return ingest_.drops().total(); }
   // The port the metrics are served on; 0 when [metrics] is off.
-  int metrics_port() const { return http_ ? http_->port() : 0; }
+  int metrics_port() const { return http_port(config_.metrics_listen); }
+  // The port the live page is served on; 0 when [web] is off.
+  int web_port() const { return http_port(config_.web.listen); }
   // Every bridge that is on ([homeassistant], [sparkplug]) is connected to the broker.
   bool bridges_connected() const { return bridges_ && bridges_->connected(); }
   // Messages the bridges have published.
@@ -78,6 +81,14 @@ class Gateway {
   KpiFigures kpi_figures();
   // The Prometheus page, rendered on the loop.
   std::string metrics_text();
+  // The live page's snapshot (docs/WEB.md), rendered on the loop.
+  std::string web_snapshot_text();
+  // The HTTP servers of [metrics] and [web] (one when their addresses are equal).
+  void serve_http();
+  int http_port(const std::string& listen) const {
+    auto it = http_.find(listen);
+    return it == http_.end() ? 0 : it->second->port();
+  }
   void loop();  // until a stop signal
   void on_link_event(const LinkEvent& ev);
   // The control connection: requests in, answers out.
@@ -167,7 +178,11 @@ class Gateway {
                        },
                        [this](Schedules::Verb verb, const ScheduleResult& r) {
                          kpi_.ended(verb == Schedules::Verb::schedule, r);
+                         if (verb == Schedules::Verb::schedule)
+                           (r.spec.strategy == Strategy::naive ? last_naive_ : last_compensated_) = r;
                        }}};
+  // The last schedules, compensated and naive, as the live page shows them.
+  std::optional<ScheduleResult> last_compensated_, last_naive_;
   const std::uint64_t session_;
   Signer signer_;
   LinkWaker waker_;  // both links' Paho threads wake the loop
@@ -189,7 +204,9 @@ class Gateway {
   LoopCalls loop_calls_{waker_.signal()};
   std::optional<Metrics> metrics_;
   PageCache metrics_page_{1'000'000};  // a page at most 1 s old is served again
-  std::unique_ptr<HttpServer> http_;
+  // [web] (docs/WEB.md): the live page; its requests go through control_.
+  std::optional<Web> web_;
+  std::map<std::string, std::unique_ptr<HttpServer>> http_;  // by address; after web_: stopped before it
   // [homeassistant], [sparkplug]: each on a connection of its own; null when all are off.
   std::unique_ptr<Bridges> bridges_;
   // kairosctl forget: what the modules keep of a node goes, and its retained birth and state.

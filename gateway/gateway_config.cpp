@@ -191,6 +191,12 @@ GatewayConfig load_gateway_config(const std::string& path) {
   g.metrics_listen = metrics.str("listen", "");
   if (!g.metrics_listen.empty() && !valid_listen(g.metrics_listen))
     metrics.fail("listen", "'" + g.metrics_listen + "' is not HOST:PORT (like 127.0.0.1:9464; port 0..65535)");
+  auto web = root.section("web");
+  g.web.listen = web.str("listen", "");
+  if (!g.web.listen.empty() && !valid_listen(g.web.listen))
+    web.fail("listen", "'" + g.web.listen + "' is not HOST:PORT (like 127.0.0.1:8080; port 0..65535)");
+  g.web.static_dir = web.str("static_dir", KAIROS_WEB_DIR);
+  g.web.max_clients = static_cast<std::size_t>(web.integer("max_clients", 16, 1, 256));
   read_bridges(root, g);
   cfg.finish();
   return g;

@@ -70,6 +70,11 @@ struct GatewayConfig {
   std::vector<std::string> root_sectors; // role root: the sectors it reads
   double summary_period_s = 5.0;         // a sector's summaries at least this often
   std::string metrics_listen;            // [metrics] listen: HOST:PORT of the Prometheus endpoint; empty = off
+  struct Web {
+    std::string listen;                  // HOST:PORT of the live page (docs/WEB.md); empty = off
+    std::string static_dir;              // its index.html, app.js and style.css
+    std::size_t max_clients = 16;        // WebSocket clients at once (each holds a server thread)
+  } web;
   int stale_periods = 3;                 // no summary for this many periods: the sector is stale
   // [homeassistant] (docs/HOMEASSISTANT.md): discovery configs and JSON state topics, off by default.
   struct HomeAssistant {

@@ -510,4 +510,22 @@ void Plays::job_finished(const Job& job) {
   answer(bj, job);
 }
 
+std::vector<Plays::View> Plays::views() const {
+  std::vector<View> out;
+  for (const auto& [session, p] : plays_) {
+    View v;
+    v.session = session;
+    v.ball_id = p.ball_id;
+    v.broken = p.broken;
+    if (p.s) {
+      v.holder = p.s->holder();
+      v.closed = p.s->closed();
+      v.peers = p.s->peers();
+      v.lineage = &p.s->lineage();
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 }  // namespace kairos::gw

@@ -50,6 +50,14 @@ class Plays {
   // A job ended: the answer of a play's node, if it was one.
   void job_finished(const Job& job);
   std::size_t size() const { return plays_.size(); }
+  // A play as the live page shows it (docs/WEB.md).
+  struct View {
+    std::string session, ball_id, holder, broken;
+    bool closed = false;
+    std::vector<std::string> peers;
+    const std::vector<ball::Entry>* lineage = nullptr;  // null when it did not replay
+  };
+  std::vector<View> views() const;
 
  private:
   struct Play {

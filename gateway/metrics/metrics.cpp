@@ -228,24 +228,13 @@ double process_resident_bytes() {
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
-std::unique_ptr<HttpServer> serve_metrics(const std::string& listen, PageCache& cache, LoopCalls& calls,
-                                          std::function<std::string()> render) {
-  std::unique_ptr<HttpServer> http;
-  try {
-    http = std::make_unique<HttpServer>(
-        listen, std::map<std::string, HttpServer::Handler>{{"/metrics", [&cache, &calls, render] {
-          // A scrape waits for the loop's next turn, at most 5 s (a loop that long busy is news in itself).
-          auto text = cache.get(mono_us(), [&] { return calls.call(render, std::chrono::seconds(5)); });
-          if (!text) return HttpResponse{503, "text/plain; charset=utf-8", "the gateway's loop did not answer in 5 s\n"};
-          return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", std::move(*text)};
-        }}});
-  } catch (const std::exception& e) {
-    throw std::runtime_error(std::string("metrics.listen: ") + e.what() +
-                             " (the port is taken, or the address is not one of this machine's)");
-  }
-  log::info("metrics", "serving http://" + listen.substr(0, listen.rfind(':')) + ":" + std::to_string(http->port()) +
-                           "/metrics");
-  return http;
+HttpServer::Route metrics_route(PageCache& cache, LoopCalls& calls, std::function<std::string()> render) {
+  return {[&cache, &calls, render](const HttpRequest&) {
+    // A scrape waits for the loop's next turn, at most 5 s (a loop that long busy is news in itself).
+    auto text = cache.get(mono_us(), [&] { return calls.call(render, std::chrono::seconds(5)); });
+    if (!text) return HttpResponse{503, "text/plain; charset=utf-8", "the gateway's loop did not answer in 5 s\n", {}};
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", std::move(*text), {}};
+  }};
 }
 
 }  // namespace kairos::gw

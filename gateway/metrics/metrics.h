@@ -75,10 +75,8 @@ class PageCache {
 double process_cpu_seconds();
 double process_resident_bytes();
 
-// The HTTP server of [metrics] listen: its /metrics page asked of the loop
-// (calls), which renders it, at most once per the cache's period. Throws
-// std::runtime_error naming metrics.listen when it cannot listen.
-std::unique_ptr<HttpServer> serve_metrics(const std::string& listen, PageCache& cache, LoopCalls& calls,
-                                          std::function<std::string()> render);
+// The /metrics route of [metrics] listen: the page asked of the loop
+// (calls), which renders it, at most once per the cache's period.
+HttpServer::Route metrics_route(PageCache& cache, LoopCalls& calls, std::function<std::string()> render);
 
 }  // namespace kairos::gw

@@ -103,20 +103,45 @@ void Control::request(const Topic& t, const Inbound& m, std::int64_t now_us) {
                         "client " + std::string(env.sender) + " speaks for another operator", now_us);
   const auto& req = env.message.ctl_request;
   const ReplyTo to = from_root ? ReplyTo{root_resp_topic_, {}, asker} : ReplyTo{m.response_topic, m.correlation, asker};
-  const auto row = verbs_.find(req.which_verb);
   // Every accepted request is remembered on disk for as long as its age
   // lets it pass: a replay is refused after a restart and whatever the
   // number of clients (docs/DESIGN.md 5.8).
+  run(asker, req, to, from_root, now_us, [&](Store& store) {
+    if (store.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us)) return true;
+    ingest_.drop(DropReason::replay, m.topic, "request seq " + std::to_string(env.seq) + " already answered", now_us);
+    return false;
+  });
+}
+
+void Control::local(const std::string& name, const kairos_v1_ControlRequest& req, const ReplyTo& to,
+                    std::int64_t now_us) {
+  if (operators_.revoked(name)) {
+    auto resp = new_response(req.request_id);
+    set_string(resp->error, "operator " + name + " is revoked");
+    return ports_.answer(to, *resp);
+  }
+  run(name, req, to, false, now_us, [](Store&) { return true; });
+}
+
+const Key* Control::operator_key(const std::string& name, std::int64_t now_us, std::string& why) {
+  if (operators_.revoked(name)) {
+    why = "operator " + name + " is revoked";
+    return nullptr;
+  }
+  return operators_.key(name, now_us, why);
+}
+
+void Control::run(const std::string& asker, const kairos_v1_ControlRequest& req, const ReplyTo& to, bool from_root,
+                  std::int64_t now_us, const std::function<bool(Store&)>& remember) {
+  const auto row = verbs_.find(req.which_verb);
   // A request that cannot be recorded is refused, unless it only reads.
   bool remembered = false, replayed = false;
   if (!outbox_.paused(mono_us()))
     remembered = outbox_.transaction([&](Store& store) {
-      replayed = !store.remember_request(env.sender, env.session_id, env.seq, env.sent_at_us);
+      replayed = !remember(store);
       if (!replayed) record(store, asker, req, from_root);
     }, mono_us());
-  if (replayed)
-    return ingest_.drop(DropReason::replay, m.topic, "request seq " + std::to_string(env.seq) + " already answered",
-                        now_us);
+  if (replayed) return;
   if (!remembered && !(row != verbs_.end() && row->second.reads_only)) {
     auto resp = new_response(req.request_id);
     set_string(resp->error, storage_refusal(outbox_));

@@ -55,6 +55,12 @@ class Control {
   // A message on a _ctl/req topic, or a sector gateway's _sector/<sector>/req.
   void request(const Inbound& m, std::int64_t now_us);
   void request(const Topic& t, const Inbound& m, std::int64_t now_us);
+  // An operator's request authenticated elsewhere (the live page's signed
+  // session, docs/WEB.md): refused when the operator is revoked, otherwise
+  // audited and handed to its verb as one from MQTT is.
+  void local(const std::string& name, const kairos_v1_ControlRequest& req, const ReplyTo& to, std::int64_t now_us);
+  // The key of an operator who may ask now, or nullptr and why (unknown, revoked).
+  const Key* operator_key(const std::string& name, std::int64_t now_us, std::string& why);
 
   // The key an answer on response_topic is signed with.
   const Key& response_key(const std::string& response_topic, std::int64_t now_us) {
@@ -69,6 +75,9 @@ class Control {
  private:
   // The key a request on m.topic is checked with, or nullptr (dropped).
   const Key* request_key(const Topic& t, const Inbound& m, std::int64_t now_us);
+  // Remembers the request (remember false: a replay, dropped), audits it and runs its verb.
+  void run(const std::string& asker, const kairos_v1_ControlRequest& req, const ReplyTo& to, bool from_root,
+           std::int64_t now_us, const std::function<bool(Store&)>& remember);
   // A request of a revoked operator: dropped, and answered with why (rate limited).
   void refuse_revoked(const Inbound& m, const Envelope& env, const std::string& name, std::int64_t now_us);
   // Counts an accepted request (an operator's) and keeps the audit line of one that changes something (in the transaction).

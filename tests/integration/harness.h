@@ -64,6 +64,15 @@ struct RunResult {
 RunResult run_command(const std::vector<std::string>& argv, const std::string& dir,
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// One HTTP/1.1 request to 127.0.0.1:port (the gateway's [metrics] and
+// [web]): its status (0 when nothing answered), head and body.
+struct HttpReply {
+  int status = 0;
+  std::string head, body;
+};
+HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body = "",
+                       const std::string& headers = "");
+
 // Polls pred every 20 ms until it holds or the timeout passes.
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(15));
 

@@ -1,11 +1,7 @@
 // The Prometheus endpoint (docs/METRICS.md) on a live gateway: a scrape that
 // Debian's promtool lints clean, a real Prometheus server scraping it on
 // loopback, and a KPI queried back from that server with promtool.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fstream>
 
@@ -16,27 +12,6 @@ using namespace kairos::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// GET http://127.0.0.1:port/path: the status line and the body ("" when nothing answered).
-std::pair<std::string, std::string> http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string got;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-      char buf[8192];
-      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  const auto eol = got.find("\r\n"), body = got.find("\r\n\r\n");
-  if (eol == std::string::npos || body == std::string::npos) return {"", ""};
-  return {got.substr(0, eol), got.substr(body + 4)};
-}
 
 // The value of the sample line that starts with `series ` in an exposition.
 double sample(const std::string& text, const std::string& series) {
@@ -67,9 +42,9 @@ TEST(Metrics, AScrapeLintsCleanAndPrometheusQueriesAKpiBack) {
 
   std::string text;
   ASSERT_TRUE(eventually([&] {
-    auto [status, body] = http_get(port, "/metrics");
-    text = body;
-    return status == "HTTP/1.1 200 OK" && sample(body, "kairos_schedule_targets_total") == 2;
+    auto scrape = http_request(port, "GET", "/metrics");
+    text = scrape.body;
+    return scrape.status == 200 && sample(scrape.body, "kairos_schedule_targets_total") == 2;
   })) << text << mesh.gateway().output();
   EXPECT_EQ(sample(text, "kairos_mesh_nodes_online"), 2) << text;
   EXPECT_EQ(sample(text, "kairos_nodes{state=\"COMPLIANT\"}") + sample(text, "kairos_nodes{state=\"PROCESSING\"}"), 2)
@@ -93,7 +68,8 @@ TEST(Metrics, AScrapeLintsCleanAndPrometheusQueriesAKpiBack) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("arrival-time hit rate   100.0 %"), std::string::npos) << r.output;
   // Anything else is refused, and says so.
-  EXPECT_EQ(http_get(port, "/nothing").first.substr(9, 3), "404");
+  EXPECT_EQ(http_request(port, "GET", "/nothing").status, 404);
+  EXPECT_EQ(http_request(port, "POST", "/metrics", "x").status, 405);
 
   // promtool's lint of the live page.
   {

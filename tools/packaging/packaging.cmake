@@ -16,6 +16,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION share/doc/kairos-node CO
 
 install(TARGETS kairos-gateway kairosctl kairos-sim kairos-mcp RUNTIME DESTINATION bin COMPONENT gateway)
 install(FILES ${PKG}/gateway.toml ${PKG}/kairosctl.toml DESTINATION /etc/kairos COMPONENT gateway)
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/gateway/web/static/ DESTINATION share/kairos/web COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.service DESTINATION /lib/systemd/system COMPONENT gateway)
 install(FILES ${PKG}/kairos-gateway.sysusers DESTINATION /usr/lib/sysusers.d RENAME kairos-gateway.conf COMPONENT gateway)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/PROTOCOL.md ${CMAKE_SOURCE_DIR}/docs/SCHEDULING.md
