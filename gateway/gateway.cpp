@@ -140,7 +140,7 @@ std::string Gateway::web_snapshot_text() {
   const std::int64_t now = mono_us();
   return web_snapshot({config_.mesh, config_.id, registry_, figures_, unified_.on(), escalation_.mode(),
                        escalation_.breakers().view(now), store_.conflicts(20), last_compensated_, last_naive_,
-                       plays_.views(), true, now, wall_us()});
+                       plays_.views(), web_->history(), true, now, wall_us()});
 }
 
 void Gateway::forgetting(const NodeEntry& n) {
@@ -327,6 +327,7 @@ void Gateway::sync(std::int64_t now_us) {
     figures_ = registry_.figures(now_us);
   }
   kpi_.sample(now_us, known, online);
+  if (web_) web_->sample(wall_us(), figures_.contributors ? figures_.coherence : 0.0, figures_.agreement);
   bool changed = unified_.update(figures_.contributors ? figures_.coherence : 0.0);
   changed = escalation_.judge(online, known, settled(now_us)) || changed;
   if (changed) log::info("mesh", std::string("unified: ") + (unified_.on() ? "yes" : "no"));

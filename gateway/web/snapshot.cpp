@@ -1,5 +1,6 @@
 #include "gateway/web/snapshot.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/core/frame.h"
@@ -9,7 +10,8 @@ namespace kairos::gw {
 
 namespace {
 
-double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
+// Milliseconds since the epoch as an integer (a double printed to 6 digits would lose them).
+unsigned long long epoch_ms(std::int64_t wall_us) { return static_cast<unsigned long long>(std::max<std::int64_t>(0, wall_us / 1000)); }
 
 void schedule_json(Json& j, const char* name, const std::optional<ScheduleResult>& r) {
   j.key(name);
@@ -20,10 +22,10 @@ void schedule_json(Json& j, const char* name, const std::optional<ScheduleResult
   j.begin_object();
   j.key("id").integer(r->id);
   j.key("strategy").str(to_string(r->spec.strategy));
-  j.key("at_ms").num(ms(r->spec.at_us));
+  j.key("at_ms").integer(epoch_ms(r->spec.at_us));
   j.key("targets").integer(r->targets.size());
   j.key("hits").integer(r->hits);
-  j.key("hit_ms").num(ms(r->spec.hit_us));
+  j.key("hit_ms").num(static_cast<double>(r->spec.hit_us) / 1000.0);
   j.key("p50_ms").num(r->p50_ms);
   j.key("p95_ms").num(r->p95_ms);
   j.key("skipped").integer(r->skipped);
@@ -44,7 +46,7 @@ void schedule_json(Json& j, const char* name, const std::optional<ScheduleResult
 std::string web_snapshot(const WebView& v) {
   Json j;
   j.begin_object();
-  j.key("t").num(ms(v.wall_us));
+  j.key("t").integer(epoch_ms(v.wall_us));
   j.key("mesh").str(v.mesh);
   j.key("gateway").str(v.gateway);
   j.key("z").begin_array().num(v.figures.z.real()).num(v.figures.z.imag()).end_array();
@@ -56,6 +58,10 @@ std::string web_snapshot(const WebView& v) {
   j.key("known").integer(v.registry.nodes().size());
   j.key("in_sync").integer(v.figures.contributors);
   j.key("sign_in").boolean(v.signed_in_possible);
+  j.key("history").begin_array();
+  for (const auto& p : v.history)
+    j.begin_array().integer(epoch_ms(p.wall_us)).num(std::round(p.c * 1e4) / 1e4).num(std::round(p.a * 1e4) / 1e4).end_array();
+  j.end_array();
   // One array per node, in the order node_fields names (a page of 30,000 nodes stays small).
   j.key("node_fields").begin_array();
   for (const char* f : {"id", "cluster", "class", "state", "phase", "impedance", "offset_ms", "reliability", "clock_samples"})
@@ -82,7 +88,7 @@ std::string web_snapshot(const WebView& v) {
   for (const auto& c : v.conflicts) {
     j.begin_object();
     j.key("id").integer(c.id);
-    j.key("at_ms").num(ms(c.at_wall_us));
+    j.key("at_ms").integer(epoch_ms(c.at_wall_us));
     j.key("type").str(c.type);
     j.key("priority").integer(static_cast<unsigned long long>(c.priority));
     j.key("node").str(c.node);
@@ -128,7 +134,7 @@ std::string web_snapshot(const WebView& v) {
         j.key("seq").integer(l[i].seq);
         j.key("kind").str(l[i].kind);
         j.key("author").str(l[i].author);
-        j.key("at_ms").num(ms(l[i].at_us));
+        j.key("at_ms").integer(epoch_ms(l[i].at_us));
         j.key("hash").str(to_hex(ByteView(l[i].hash.data(), 4)));
         j.key("text").str(l[i].text.size() > 160 ? l[i].text.substr(0, 160) + "…" : l[i].text);
         j.end_object();

@@ -4,6 +4,7 @@
 // open, and the WebSocket hands to every page. Pure: everything it shows
 // comes in as arguments.
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,12 @@
 #include "gateway/store/store.h"
 
 namespace kairos::gw {
+
+// The mesh's coherence and agreement at one instant (the page's plot).
+struct FigurePoint {
+  std::int64_t wall_us = 0;
+  double c = 0, a = 0;
+};
 
 struct WebView {
   const std::string& mesh;
@@ -30,6 +37,7 @@ struct WebView {
   const std::optional<ScheduleResult>& compensated;
   const std::optional<ScheduleResult>& naive;
   std::vector<Plays::View> plays;
+  const std::deque<FigurePoint>& history;  // oldest first
   bool signed_in_possible;  // the page may offer sign-in (operator keys exist)
   std::int64_t now_us;      // monotonic
   std::int64_t wall_us;

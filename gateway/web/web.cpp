@@ -23,6 +23,9 @@ constexpr std::int64_t kMinPeriodUs = 250'000;
 constexpr std::int64_t kPeriodPerNodeUs = 40;
 // A page's interest in the snapshot (GET /api/snapshot) lasts this long.
 constexpr std::int64_t kInterestUs = 5'000'000;
+// The plot's points: one a second, the last 5 minutes.
+constexpr std::int64_t kHistoryStepUs = 1'000'000;
+constexpr std::size_t kHistoryPoints = 300;
 // An action's answer is waited for this long (a freeze gathers acks for 2 s).
 constexpr auto kAnswerWait = std::chrono::seconds(20);
 
@@ -159,6 +162,12 @@ void Web::service(std::int64_t now_us) {
   if (!wanted) return;
   feed_.publish(ports_.render());
   next_us_ = now_us + std::max<std::int64_t>(kMinPeriodUs, static_cast<std::int64_t>(ports_.nodes()) * kPeriodPerNodeUs);
+}
+
+void Web::sample(std::int64_t wall_us, double c, double a) {
+  if (!history_.empty() && wall_us - history_.back().wall_us < kHistoryStepUs) return;
+  history_.push_back({wall_us, c, a});
+  while (history_.size() > kHistoryPoints) history_.pop_front();
 }
 
 std::optional<std::string> Web::on_loop(std::function<std::string()> fn) {

@@ -19,6 +19,7 @@
 #include "gateway/http/server.h"
 #include "gateway/link/reply.h"
 #include "gateway/web/auth.h"
+#include "gateway/web/snapshot.h"
 
 namespace kairos::gw {
 
@@ -43,6 +44,9 @@ class Web {
   HttpSite site();
   // On the loop: a new snapshot when one is due and a page wants it.
   void service(std::int64_t now_us);
+  // On the loop: the mesh's figures now (one point a second is kept, the last 5 minutes).
+  void sample(std::int64_t wall_us, double c, double a);
+  const std::deque<FigurePoint>& history() const { return history_; }
   // On the loop: an answer for one of its requests (to.topic begins with kReplyPrefix).
   void answered(const ReplyTo& to, const kairos_v1_ControlResponse& resp);
   static constexpr std::string_view kReplyPrefix = "web:";
@@ -67,6 +71,7 @@ class Web {
   std::int64_t next_us_ = 0;
   // On the loop.
   WebAuth auth_;
+  std::deque<FigurePoint> history_;
   // Answers waited for by HTTP threads, by request id.
   std::mutex mu_;
   std::condition_variable answered_cv_;

@@ -45,7 +45,7 @@ try {
   const before = await plot();
   await page.waitForFunction(() => window.kairosStats.snapshots >= 6, null, { timeout: 20000 });
   const points0 = await page.$eval('#plot', (c) => Number(c.dataset.points));
-  await page.waitForFunction((p) => Number(document.getElementById('plot').dataset.points) >= p + 4, points0,
+  await page.waitForFunction((p) => Number(document.getElementById('plot').dataset.points) >= p + 3, points0,
     { timeout: 20000 });
   out.plot_moved = (await plot()) !== before;
   out.plot_points = await page.$eval('#plot', (c) => Number(c.dataset.points));

@@ -11,14 +11,12 @@ const STATE_COLOURS = {
   COMPLIANT: '#3fb950', PROCESSING: '#3fb950', VARIANCE_WARNING: '#d29922', QUARANTINED: '#f85149',
   FROZEN: '#58a6ff', OFFLINE: '#6e7681', STATUS_UNSPECIFIED: '#8a96a3',
 };
-const HISTORY_MS = 5 * 60 * 1000;
 const MAX_ROWS = 500;
 
 const stats = { snapshots: 0, frames: 0, fps: 0, errors: [] };
 window.kairosStats = stats;  // read by the browser test and the benchmark
 let snap = null;            // the newest snapshot
 let drawn = null;           // the snapshot last drawn
-const history = [];         // {t, c, a}
 const sort = { k: 0, up: true };
 let session = null;         // {name, id, key, seq}
 
@@ -240,7 +238,8 @@ function drawGauge(id, label, v, colour) {
   cv.dataset.value = String(v);
 }
 
-function drawPlot() {
+// The gateway's own record of C and A (one point a second, the last 5 minutes).
+function drawPlot(history) {
   const cv = $('plot'), g = cv.getContext('2d');
   const w = cv.width, h = cv.height, pad = 24;
   g.clearRect(0, 0, w, h);
@@ -253,15 +252,15 @@ function drawPlot() {
     g.beginPath(); g.moveTo(pad, py); g.lineTo(w - 4, py); g.stroke();
     g.fillText(y.toFixed(1), 2, py + 3);
   }
+  cv.dataset.points = String(history.length);
   if (history.length < 2) return;
-  // The width spans what has been seen, up to the last 5 minutes.
-  const t1 = history[history.length - 1].t, t0 = Math.max(history[0].t, t1 - HISTORY_MS), span = Math.max(t1 - t0, 1);
-  for (const [key, colour] of [['c', css('--c')], ['a', css('--a')]]) {
+  const t1 = history[history.length - 1][0], t0 = history[0][0], span = Math.max(t1 - t0, 1);
+  for (const [key, colour] of [[1, css('--c')], [2, css('--a')]]) {
     g.strokeStyle = colour;
     g.lineWidth = 2;
     g.beginPath();
     history.forEach((p, i) => {
-      const x = pad + ((p.t - t0) / span) * (w - pad - 4), y = h - pad - p[key] * (h - 2 * pad);
+      const x = pad + ((p[0] - t0) / span) * (w - pad - 4), y = h - pad - p[key] * (h - 2 * pad);
       if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
@@ -270,7 +269,6 @@ function drawPlot() {
   const ago = Math.round(span / 1000);
   g.fillText(ago >= 60 ? `−${Math.round(ago / 60)} min` : `−${ago} s`, pad, h - 6);
   g.fillText('now', w - 26, h - 6);
-  cv.dataset.points = String(history.length);
 }
 
 function drawHistogram(s) {
@@ -381,7 +379,7 @@ function draw() {
     drawCircle(s);
     drawGauge('gauge-c', 'coherence C', s.c, css('--c'));
     drawGauge('gauge-a', 'agreement A', s.a, css('--a'));
-    drawPlot();
+    drawPlot(s.history || []);
     drawHistogram(s);
     drawTable(s);
     drawConflicts(s);
@@ -396,8 +394,6 @@ function draw() {
 function take(s) {
   snap = s;
   stats.snapshots++;
-  history.push({ t: s.t, c: s.c || 0, a: s.a || 0 });
-  while (history.length && history[0].t < s.t - HISTORY_MS) history.shift();
 }
 
 // ---- the WebSocket ----------------------------------------------------------

@@ -195,10 +195,12 @@ TEST(WebSnapshot, ShowsEveryNodeTheFiguresSchedulesAndPlaysAsValidJson) {
   c.task = 9;
   c.task_state = "open";
   const std::string mesh = "m", gw = "gw1";
+  const std::deque<FigurePoint> history{{1'000'000'000'000, 0.5, 0.25}, {1'000'001'000'000, 0.6, 0.3}};
   const json j = json::parse(web_snapshot({mesh, gw, registry, figures, true, kairos_v1_MeshMode_FULL,
                                            {BreakerView{"cluster", "east", BreakerState::open, 3, 0, 0, 1}}, {c},
-                                           compensated, naive, {play}, true, 2 * kSec, 1'700'000'000 * kSec}));
+                                           compensated, naive, {play}, history, true, 2 * kSec, 1'700'000'000 * kSec}));
   EXPECT_EQ(j["mesh"], "m");
+  EXPECT_EQ(j["history"], json::parse("[[1000000000,0.5,0.25],[1000001000,0.6,0.3]]"));
   EXPECT_EQ(j["mode"], "FULL");
   EXPECT_TRUE(j["unified"].get<bool>());
   EXPECT_DOUBLE_EQ(j["c"].get<double>(), 0.9);
