@@ -46,8 +46,8 @@ Gateway::Gateway(GatewayConfig config)
     n.hb_period_us = static_cast<std::int64_t>(config_.heartbeat_period_s * 1e6);
     registry_.restore(std::move(n));
   }
-  for (const auto& [id, reason] : store_.quarantined())
-    if (auto* n = registry_.find(id)) registry_.set_quarantined(*n, true, reason);
+  for (const auto& [id, reason] : store_.quarantined()) registry_.restore_quarantine(id, reason);
+  for (const auto& cluster : store_.breaker_holds()) escalation_.breakers().hold(cluster, true);
   log::info("gateway", "restored " + std::to_string(registry_.nodes().size()) + " nodes from " + config_.database);
   jobs_.restore();
   plays_.restore();

@@ -40,8 +40,16 @@ void Gateway::verbs() {
       [this](const R& r, auto& resp) { fill_nodes(registry_, r.req.verb.nodes, resp.reply.nodes, r.now_us); });
   at_once(kairos_v1_ControlRequest_conflicts_tag, kairos_v1_ControlResponse_conflicts_tag,
       [this](const R& r, auto& resp) { fill_conflicts(store_, r.req.verb.conflicts, resp.reply.conflicts); });
-  at_once(kairos_v1_ControlRequest_breakers_tag, kairos_v1_ControlResponse_breakers_tag,
-      [this](const R&, auto& resp) { fill_breakers(escalation_.breakers(), resp.reply.breakers, mono_us()); });
+  // A read (answered while the database cannot be written), unless it holds or releases one.
+  at_once(kairos_v1_ControlRequest_breakers_tag, kairos_v1_ControlResponse_breakers_tag, [this](const R& r, auto& resp) {
+    const auto& b = r.req.verb.breakers;
+    if (!b.hold[0] && !b.release[0]) return fill_breakers(escalation_.breakers(), resp.reply.breakers, mono_us());
+    resp.ok = false;
+    resp.which_reply = 0;
+    hold_breaker(escalation_.breakers(), registry_, outbox_, b, r.to.by, resp, mono_us());
+  });
+  at_once(kairos_v1_ControlRequest_quarantine_tag, 0,
+      [this](const R& r, auto& resp) { quarantine(registry_, outbox_, r.req.verb.quarantine, r.to.by, resp); });
   // They write (through the outbox), then answer.
   at_once(kairos_v1_ControlRequest_resolve_tag, 0,
       [this](const R& r, auto& resp) { resolve(outbox_, r.req.verb.resolve, r.to.by, resp); });

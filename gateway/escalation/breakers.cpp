@@ -57,7 +57,21 @@ void Breaker::success(std::int64_t now_us) {
   }
 }
 
+void Breaker::hold(bool held) {
+  held_ = held;
+  probe_out_ = false;
+  failures_.clear();
+  wait_us_ = 0;
+  if (held) {
+    if (state_ != BreakerState::open) ++opened_;
+    state_ = BreakerState::open;
+  } else {
+    state_ = BreakerState::closed;
+  }
+}
+
 bool Breaker::would_admit(std::int64_t now_us, const BreakerSettings&) const {
+  if (held_) return false;
   switch (state_) {
     case BreakerState::closed: return true;
     case BreakerState::open: return !probe_out_ && now_us >= probe_at_us_;
@@ -79,6 +93,7 @@ bool Breaker::admit(std::int64_t now_us, const BreakerSettings& s) {
 
 void Breaker::service(std::int64_t now_us, const BreakerSettings& s) {
   prune(now_us, s);
+  if (held_) return;
   if (state_ == BreakerState::half_open && now_us - std::max(half_open_since_us_, last_failure_us_) >= s.healthy_us) {
     state_ = BreakerState::closed;
     wait_us_ = 0;
@@ -200,6 +215,13 @@ void Breakers::service(std::int64_t now_us) {
   }
 }
 
+void Breakers::hold(const std::string& cluster, bool held) {
+  auto& b = clusters_[cluster];
+  const auto before = b.state();
+  b.hold(held);
+  note("cluster", cluster, before, b.state());
+}
+
 std::vector<BreakerView> Breakers::view(std::int64_t now_us) const {
   std::vector<BreakerView> out;
   out.push_back({"global", "mesh", global_open_ ? BreakerState::open : BreakerState::closed,
@@ -207,7 +229,8 @@ std::vector<BreakerView> Breakers::view(std::int64_t now_us) const {
   for (const auto& [name, b] : sectors_)
     out.push_back({"sector", name, b.state(), b.failures(now_us, s_), b.wait_us(), b.probe_at_us(), b.opened()});
   for (const auto& [name, b] : clusters_)
-    out.push_back({"cluster", name, b.state(), b.failures(now_us, s_), b.wait_us(), b.probe_at_us(), b.opened()});
+    out.push_back({"cluster", name, b.state(), b.failures(now_us, s_), b.wait_us(), b.probe_at_us(), b.opened(),
+                   b.held()});
   std::stable_sort(out.begin(), out.end(), [](const BreakerView& a, const BreakerView& b) {
     return (a.state != BreakerState::closed) > (b.state != BreakerState::closed);
   });

@@ -37,6 +37,9 @@ class Breaker {
   bool would_admit(std::int64_t now_us, const BreakerSettings& s) const;
   void service(std::int64_t now_us, const BreakerSettings& s);
 
+  // Held OPEN by an operator: nothing passes, no probe, until released (then CLOSED, its failures forgotten).
+  void hold(bool held);
+  bool held() const { return held_; }
   BreakerState state() const { return state_; }
   int failures(std::int64_t now_us, const BreakerSettings& s) const;
   std::int64_t wait_us() const { return wait_us_; }
@@ -57,6 +60,7 @@ class Breaker {
   std::int64_t last_failure_us_ = 0;
   std::int64_t next_slot_us_ = 0;
   int opened_ = 0;
+  bool held_ = false;
 };
 
 struct BreakerView {
@@ -67,6 +71,7 @@ struct BreakerView {
   std::int64_t wait_us;
   std::int64_t probe_at_us;  // monotonic
   int opened;
+  bool held = false;  // held OPEN by an operator
 };
 
 class Breakers {
@@ -88,6 +93,8 @@ class Breakers {
   const std::string* sector_of(const std::string& cluster) const;
   const std::vector<std::string>& clusters_of(const std::string& sector) const;
   std::vector<BreakerView> view(std::int64_t now_us) const;
+  // An operator holds a cluster's breaker OPEN (true) or releases it (false).
+  void hold(const std::string& cluster, bool held);
   // Called when a breaker changes state: scope, name, old, new.
   void on_change(std::function<void(const std::string&, const std::string&, BreakerState, BreakerState)> f) {
     changed_ = std::move(f);

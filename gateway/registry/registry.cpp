@@ -12,7 +12,16 @@ NodeEntry& Registry::entry(const std::string& id) {
   auto [it, _] = nodes_.try_emplace(id);
   it->second.id = id;
   index_.emplace(std::string_view(it->first), &it->second);
+  if (auto q = held_quarantines_.find(id); q != held_quarantines_.end()) {
+    set_quarantined(it->second, true, q->second);
+    held_quarantines_.erase(q);
+  }
   return it->second;
+}
+
+void Registry::restore_quarantine(const std::string& id, const std::string& reason) {
+  if (auto* n = find(id)) return set_quarantined(*n, true, reason);
+  held_quarantines_[id] = reason;
 }
 
 void Registry::join(NodeEntry& n, const std::string& cluster) {

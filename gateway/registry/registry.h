@@ -102,6 +102,9 @@ class Registry {
   void on_phase(NodeEntry& n, const kairos_v1_PhaseReport& phase, std::int64_t now_us);
   // Quarantine by the gateway, or lifted by heal.
   void set_quarantined(NodeEntry& n, bool quarantined, const std::string& reason);
+  // A quarantine from the database: the node's, or, for a node not known yet
+  // (its row was not written before a crash), held until it is heard.
+  void restore_quarantine(const std::string& id, const std::string& reason);
   // Marks OFFLINE every online node whose last heartbeat is older than
   // missed_heartbeats periods; returns their ids. Visits only nodes whose
   // deadline has come.
@@ -155,6 +158,7 @@ class Registry {
 
   RegistrySettings settings_;
   std::map<std::string, NodeEntry> nodes_;  // ordered: pages of kairosctl nodes
+  std::map<std::string, std::string> held_quarantines_;  // restored for nodes not known yet: id -> reason
   std::unordered_map<std::string_view, NodeEntry*> index_;
   std::map<std::string, std::vector<NodeEntry*>> clusters_;
   std::set<std::string> context_changes_;

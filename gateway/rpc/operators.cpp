@@ -83,6 +83,16 @@ AuditLine audit_line(const kairos_v1_ControlRequest& req) {
       return {"heal", cut(req.verb.heal.node)};
     case kairos_v1_ControlRequest_forget_tag:
       return {"forget", cut(req.verb.forget.node)};
+    case kairos_v1_ControlRequest_quarantine_tag: {
+      const auto& q = req.verb.quarantine;
+      return {"quarantine", cut(std::string(q.node) + (q.reason[0] ? ": " + std::string(q.reason) : ""))};
+    }
+    case kairos_v1_ControlRequest_breakers_tag: {
+      const auto& b = req.verb.breakers;
+      if (b.hold[0]) return {"breakers", cut(std::string("hold ") + b.hold)};
+      if (b.release[0]) return {"breakers", cut(std::string("release ") + b.release)};
+      return {};
+    }
     case kairos_v1_ControlRequest_resolve_tag: {
       const auto& r = req.verb.resolve;
       return {"resolve", cut("task " + std::to_string(r.task) + (r.note[0] ? ": " + std::string(r.note) : ""))};

@@ -20,7 +20,15 @@ void root_rows(Control& control, RootDesk& desk, CatchUp& catchup, SectorBook& s
                            "<the sector's broker> jobs ID); the root lists the jobs it has caught, with their sector");
   });
   control.at_once(kairos_v1_ControlRequest_breakers_tag, kairos_v1_ControlResponse_breakers_tag,
-                  [&sectors](const R& r, auto& resp) { sectors.fill_breakers(resp.reply.breakers, r.now_us); });
+                  [&sectors](const R& r, auto& resp) {
+                    if (r.req.verb.breakers.hold[0] || r.req.verb.breakers.release[0]) {
+                      resp.ok = false;
+                      resp.which_reply = 0;
+                      return set_string(resp.error, "breakers hold and release are a sector gateway's: ask the "
+                                                    "sector whose cluster it is");
+                    }
+                    sectors.fill_breakers(resp.reply.breakers, r.now_us);
+                  });
 }
 
 }  // namespace kairos::gw

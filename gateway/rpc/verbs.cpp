@@ -185,6 +185,7 @@ void fill_breakers(const Breakers& breakers, kairos_v1_BreakerList& l, std::int6
     b.wait_s = static_cast<std::uint32_t>(v.wait_us / 1'000'000);
     b.probe_at_us = v.state == BreakerState::open && v.probe_at_us ? wall + (v.probe_at_us - now_us) : 0;
     b.opened = static_cast<std::uint32_t>(v.opened);
+    b.held = v.held;
   }
 }
 
@@ -244,6 +245,42 @@ void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kai
     cmd.action.heal = true;
   }) != 0;
   log::info("registry", n->id + " healed by operator " + by + (h.was_quarantined ? ": quarantine lifted" : ""));
+}
+
+void quarantine(Registry& registry, Outbox& outbox, const kairos_v1_QuarantineRequest& req, const std::string& by,
+                kairos_v1_ControlResponse& resp) {
+  NodeEntry* n = registry.find(req.node);
+  if (!n) return set_string(resp.error, "no node '" + std::string(req.node) + "' (kairosctl nodes lists them)");
+  if (n->quarantined)
+    return set_string(resp.error, n->id + " is quarantined already (" + log_safe(n->quarantine_reason, 96) + ")");
+  const std::string reason = "by operator " + by + (req.reason[0] ? ": " + std::string(req.reason) : std::string());
+  if (!outbox.transaction([&](Store& store) { store.append_quarantine(n->id, "quarantine", reason, {}, wall_us(), by); },
+                          mono_us()))
+    return set_string(resp.error, storage_refusal(outbox));
+  registry.set_quarantined(*n, true, reason);
+  resp.ok = true;
+  log::warn("registry", n->id + " quarantined " + reason + ": routed around until kairosctl heal " + n->id);
+}
+
+void hold_breaker(Breakers& breakers, const Registry& registry, Outbox& outbox, const kairos_v1_BreakersRequest& req,
+                  const std::string& by, kairos_v1_ControlResponse& resp, std::int64_t now_us) {
+  const bool hold = req.hold[0] != 0;
+  const std::string cluster = hold ? req.hold : req.release;
+  auto held = [&] {
+    for (const auto& v : breakers.view(now_us))
+      if (v.scope == "cluster" && v.name == cluster) return v.held;
+    return false;
+  }();
+  if (hold && registry.members(cluster).empty())
+    return set_string(resp.error, "no cluster '" + cluster + "' has nodes here (kairosctl nodes lists them)");
+  if (!hold && !held) return set_string(resp.error, "cluster " + cluster + "'s breaker is not held");
+  if (!outbox.transaction([&](Store& store) { store.set_breaker_hold(cluster, hold, by, wall_us()); }, mono_us()))
+    return set_string(resp.error, storage_refusal(outbox));
+  breakers.hold(cluster, hold);
+  log::warn("breakers", "cluster " + cluster + (hold ? " held OPEN by operator " : " released by operator ") + by);
+  resp.ok = true;
+  resp.which_reply = kairos_v1_ControlResponse_breakers_tag;
+  fill_breakers(breakers, resp.reply.breakers, now_us);
 }
 
 void forget(Registry& registry, Outbox& outbox, const kairos_v1_ForgetRequest& req, const std::string& by,

@@ -56,6 +56,16 @@ bool resolve(Outbox& outbox, const kairos_v1_ResolveRequest& q, const std::strin
 void heal(Registry& registry, Outbox& outbox, const SendCommand& send, const kairos_v1_HealRequest& req,
           const std::string& by, kairos_v1_ControlResponse& resp);
 
+// An operator's quarantine of a node (routing around it): on disk first,
+// then the registry; jobs, schedules and the Ball pass it by until heal.
+void quarantine(Registry& registry, Outbox& outbox, const kairos_v1_QuarantineRequest& req, const std::string& by,
+                kairos_v1_ControlResponse& resp);
+
+// breakers hold|release <cluster>: on disk first, then the breaker; the
+// list answered as the plain breakers verb answers it.
+void hold_breaker(Breakers& breakers, const Registry& registry, Outbox& outbox, const kairos_v1_BreakersRequest& req,
+                  const std::string& by, kairos_v1_ControlResponse& resp, std::int64_t now_us);
+
 // Removes an offline, unquarantined node: its row goes from the database
 // first, then leaving(n) (what the other modules keep of it, its retained
 // topics), then the registry's entry. Refused, changing nothing, for an

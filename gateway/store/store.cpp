@@ -252,6 +252,10 @@ Store::Store(const std::string& path) {
       BEGIN SELECT RAISE(ABORT, 'the job log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS job_events_no_delete BEFORE DELETE ON job_events
       BEGIN SELECT RAISE(ABORT, 'the job log is append-only'); END;
+    CREATE TABLE IF NOT EXISTS breaker_holds (
+      cluster TEXT PRIMARY KEY,
+      operator TEXT NOT NULL,
+      at_wall_us INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS ball_plays (
       ball_id TEXT PRIMARY KEY,
       session TEXT NOT NULL,
@@ -553,6 +557,23 @@ std::map<std::string, std::string> Store::quarantined() {
       AND action = 'quarantine')sql");
   std::map<std::string, std::string> out;
   while (q.step()) out[q.text(0)] = q.text(1);
+  return out;
+}
+
+void Store::set_breaker_hold(const std::string& cluster, bool held, const std::string& by, std::int64_t at_wall_us) {
+  if (!held) {
+    Stmt q(db_, "DELETE FROM breaker_holds WHERE cluster = ?1");
+    q.bind(1, cluster).run();
+    return;
+  }
+  Stmt q(db_, "INSERT OR REPLACE INTO breaker_holds (cluster, operator, at_wall_us) VALUES (?1, ?2, ?3)");
+  q.bind(1, cluster).bind(2, by).bind(3, at_wall_us).run();
+}
+
+std::vector<std::string> Store::breaker_holds() {
+  Stmt q(db_, "SELECT cluster FROM breaker_holds ORDER BY cluster");
+  std::vector<std::string> out;
+  while (q.step()) out.push_back(q.text(0));
   return out;
 }
 

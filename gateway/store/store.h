@@ -162,6 +162,9 @@ class Store {
                          std::int64_t at_wall_us, const std::string& by = "");
   // Nodes whose newest quarantine/heal row is a quarantine, with its reason.
   std::map<std::string, std::string> quarantined();
+  // Clusters an operator holds OPEN (kairosctl breakers hold), kept across restarts.
+  void set_breaker_hold(const std::string& cluster, bool held, const std::string& by, std::int64_t at_wall_us);
+  std::vector<std::string> breaker_holds();
   // A snapshot of the registry and mesh state (JSON), by the operator who
   // asked ("" for EMERGENCY's); its id.
   std::uint64_t append_snapshot(const std::string& kind, const std::string& scope, const std::string& body,

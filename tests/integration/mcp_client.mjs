@@ -51,6 +51,8 @@ try {
     ['ball_show', 'ball_show', { session: 'nosuchplay' }],
     ['ball_verify', 'ball_verify', { session: 'nosuchplay' }],
     ['freeze_read_only', 'freeze', {}],
+    ['ask_slow', 'ask_mesh', { question: 'who is slow?' }],
+    ['ask_freeze_read_only', 'ask_mesh', { question: 'freeze cluster c1', confirm: true }],
     ['bad_argument', 'nodes', { state: 'sideways' }],
     ['unknown_argument', 'status', { verbose: true }],
   ]);
@@ -64,6 +66,9 @@ try {
   const rw = await session(['--allow-write'], [
     ['freeze', 'freeze', { window_ms: 1500 }],
     ['thaw', 'thaw', { window_ms: 1500 }],
+    ['ask_route_unconfirmed', 'ask_mesh', { question: 'route around n2' }],
+    ['ask_route', 'ask_mesh', { question: 'route around n2', confirm: true }],
+    ['ask_back', 'ask_mesh', { question: 'stop routing around n2', confirm: true }],
   ]);
   await rw.close();
 } catch (e) {

@@ -43,7 +43,8 @@ TEST(Mcp, TheSdkListsAndCallsEveryToolAndTheServerSurvivesMalformedRequests) {
   for (const char* n : {"status", "nodes", "node", "schedule", "delegate", "jobs", "ask", "conflicts", "freeze", "thaw",
                         "ball_hut", "ball_say", "ball_show", "ball_verify"})
     EXPECT_TRUE(names.count(n)) << n;
-  EXPECT_EQ(names.size(), 14u);
+  EXPECT_TRUE(names.count("ask_mesh"));
+  EXPECT_EQ(names.size(), 15u);
 
   // The read tools against the live mesh.
   const json& calls = out["calls"];
@@ -56,6 +57,19 @@ TEST(Mcp, TheSdkListsAndCallsEveryToolAndTheServerSurvivesMalformedRequests) {
   // A play that does not exist: the gateway's refusal, as a tool error, not a protocol one.
   EXPECT_TRUE(calls["ball_show"]["isError"].get<bool>()) << calls["ball_show"];
   // Writing without --allow-write: refused, nothing sent; bad arguments: JSON-RPC invalid params.
+  // The conversational console: a read at once; an order refused read-only, described
+  // until confirmed, then run (n2 quarantined, then healed).
+  EXPECT_FALSE(calls["ask_slow"]["isError"].get<bool>()) << calls["ask_slow"];
+  EXPECT_NE(calls["ask_slow"]["text"].get<std::string>().find("\"n2\""), std::string::npos) << calls["ask_slow"];
+  EXPECT_TRUE(calls["ask_freeze_read_only"]["isError"].get<bool>());
+  EXPECT_NE(calls["ask_freeze_read_only"]["text"].get<std::string>().find("kairosctl freeze cluster:c1"), std::string::npos)
+      << calls["ask_freeze_read_only"];
+  EXPECT_FALSE(calls["ask_route_unconfirmed"]["isError"].get<bool>());
+  EXPECT_NE(calls["ask_route_unconfirmed"]["text"].get<std::string>().find("confirm: true"), std::string::npos);
+  EXPECT_FALSE(calls["ask_route"]["isError"].get<bool>()) << calls["ask_route"];
+  EXPECT_NE(calls["ask_route"]["text"].get<std::string>().find("\"quarantined\":\"n2\""), std::string::npos)
+      << calls["ask_route"];
+  EXPECT_FALSE(calls["ask_back"]["isError"].get<bool>()) << calls["ask_back"];
   EXPECT_TRUE(calls["freeze_read_only"]["isError"].get<bool>());
   EXPECT_NE(calls["freeze_read_only"]["text"].get<std::string>().find("--allow-write"), std::string::npos);
   EXPECT_EQ(calls["bad_argument"]["rpcError"], -32602) << calls["bad_argument"];

@@ -187,6 +187,7 @@ int print_breakers(const kairos_v1_BreakerList& l, bool json) {
       const auto& b = l.breakers[i];
       o.begin_object().key("scope").str(b.scope).key("name").str(b.name).key("state").str(b.state);
       o.key("failures").integer(b.failures).key("wait_s").integer(b.wait_s).key("opened").integer(b.opened);
+      o.key("held").boolean(b.held);
       o.key("probe_at").str(b.probe_at_us ? format_time_us(b.probe_at_us) : "").end_object();
     }
     o.end_array().end_object();
@@ -196,7 +197,9 @@ int print_breakers(const kairos_v1_BreakerList& l, bool json) {
   std::printf("%-8s %-20s %-10s %-9s %-7s %s\n", "SCOPE", "NAME", "STATE", "FAILURES", "OPENED", "PROBE");
   for (pb_size_t i = 0; i < l.breakers_count; ++i) {
     const auto& b = l.breakers[i];
-    std::string probe = b.probe_at_us ? format_time_us(b.probe_at_us) + " (wait " + std::to_string(b.wait_s) + " s)" : "-";
+    std::string probe = b.held          ? "held by an operator (kairosctl breakers release " + std::string(b.name) + ")"
+                        : b.probe_at_us ? format_time_us(b.probe_at_us) + " (wait " + std::to_string(b.wait_s) + " s)"
+                                        : "-";
     std::printf("%-8s %-20s %-10s %-9u %-7u %s\n", b.scope, b.name, b.state, b.failures, b.opened, probe.c_str());
   }
   std::printf("%u breakers, %u not closed%s\n", l.total, l.open,

@@ -2,15 +2,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "common/core/frame.h"
+#include "common/core/json.h"
+#include "common/core/utf8.h"
 #include "common/core/topic.h"
 #include "common/io/clock.h"
 #include "tools/kairosctl/args.h"
+#include "tools/kairosctl/ask_mesh.h"
 #include "tools/kairosctl/ball.h"
 #include "tools/kairosctl/console.h"
 #include "tools/kairosctl/jobs.h"
@@ -70,8 +75,12 @@ int fetch_nodes(Session& s, kairos_v1_ControlRequest& req, std::vector<kairos_v1
 
 int run_nodes(const Words& args, Session& s) {
   auto req = request(kairos_v1_ControlRequest_nodes_tag);
+  std::size_t slowest = 0;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--cluster" && i + 1 < args.size()) {
+    if (args[i] == "--slowest" && i + 1 < args.size()) {
+      slowest = static_cast<std::size_t>(std::atoi(args[++i].c_str()));
+      if (slowest < 1 || slowest > 1000) return fail("--slowest takes 1 to 1000 nodes", 2);
+    } else if (args[i] == "--cluster" && i + 1 < args.size()) {
       set_string(req.verb.nodes.cluster, args[++i]);
     } else if (args[i] == "--state" && i + 1 < args.size()) {
       std::string state = args[++i];
@@ -83,6 +92,10 @@ int run_nodes(const Words& args, Session& s) {
   }
   std::vector<kairos_v1_NodeInfo> nodes;
   if (int status = fetch_nodes(s, req, nodes)) return status;
+  if (slowest) {  // the highest impedance (the longest lead a command needs) first
+    std::stable_sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) { return a.impedance > b.impedance; });
+    if (nodes.size() > slowest) nodes.resize(slowest);
+  }
   return ctl::print_nodes(nodes, false, s.json());
 }
 
@@ -182,6 +195,25 @@ int run_forget(const Words& args, Session& s) {
   });
 }
 
+int run_quarantine(const Words& args, Session& s) {
+  auto req = request(kairos_v1_ControlRequest_quarantine_tag);
+  std::string reason;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--reason" && i + 1 < args.size()) reason = args[++i];
+    else return fail("quarantine takes a node id and --reason TEXT: kairosctl quarantine <id> [--reason TEXT]", 2);
+  }
+  if (args.empty() || !valid_name(args[0]) || reason.size() > 128)
+    return fail("quarantine takes a node id and --reason TEXT (at most 128 bytes): kairosctl quarantine <id>", 2);
+  set_string(req.verb.quarantine.node, args[0]);
+  set_string(req.verb.quarantine.reason, reason);
+  return s.answer(req, s.timeout_ms(), [&](const Response&) {
+    if (s.json()) std::printf("{\"quarantined\":\"%s\"}\n", args[0].c_str());
+    else std::printf("%s quarantined: jobs, schedules and the Ball pass it by until kairosctl heal %s\n",
+                     args[0].c_str(), args[0].c_str());
+    return 0;
+  });
+}
+
 int run_rotate_key(const Words& args, Session& s) {
   auto req = request(kairos_v1_ControlRequest_rotate_key_tag);
   if (auto err = ctl::parse_rotate_args(args, req.verb.rotate_key); !err.empty()) return fail(err, 2);
@@ -214,8 +246,11 @@ int run_jobs(const Words& args, Session& s) {
 }
 
 int run_breakers(const Words& args, Session& s) {
-  if (!args.empty()) return fail("breakers takes no arguments", 2);
   auto req = request(kairos_v1_ControlRequest_breakers_tag);
+  if (args.size() == 2 && (args[0] == "hold" || args[0] == "release") && valid_name(args[1]))
+    set_string(args[0] == "hold" ? req.verb.breakers.hold : req.verb.breakers.release, args[1]);
+  else if (!args.empty())
+    return fail("breakers takes nothing, or hold|release <cluster>: kairosctl breakers hold east", 2);
   return s.answer(req, s.timeout_ms(),
                   [&](const Response& r) { return ctl::print_breakers(r.reply.breakers, s.json()); });
 }
@@ -298,6 +333,8 @@ int run_provision(const Words& args, Session& s) {
   return ctl::provision(pa);
 }
 
+int run_ask_mesh(const Words& args, Session& s);
+
 struct Verb {
   const char* name;
   const char* use;  // its lines of the usage text
@@ -310,7 +347,7 @@ struct Verb {
 const std::vector<Verb>& verbs() {
   static const std::vector<Verb> v = {
       {"status", "status                          the mesh at a glance", run_status},
-      {"nodes", "nodes [--cluster C] [--state online|offline]", run_nodes},
+      {"nodes", "nodes [--cluster C] [--state online|offline] [--slowest N]", run_nodes},
       {"node", "node <id>                       one node: clock, impedance, reliability", run_node},
       {"watch", "watch [--interval S] [--count N]  one line of mesh state per interval", run_watch},
       {"conflicts",
@@ -320,6 +357,11 @@ const std::vector<Verb>& verbs() {
       {"resolve", "resolve <task> [--note TEXT]    close a resolution task", run_resolve},
       {"heal", "heal <node>                     lift the gateway's quarantine of a node and send it heal", run_heal},
       {"forget", "forget <node>                   remove an offline node (decommissioned, renamed) from the gateway", run_forget},
+      {"ask-mesh", "ask-mesh <question or order> [--yes] [--plan]\n"
+                   "                                plain English to a verb: shown first, confirmed before it changes\n"
+                   "                                anything (\"what's happening in sector 7?\", \"route around pi-3\")",
+       run_ask_mesh},
+      {"quarantine", "quarantine <node> [--reason T]  route around a node: jobs, schedules and the Ball pass it by until heal", run_quarantine},
       {"rotate-key",
        "rotate-key <node> [--within MS] a new key for the node, sent wrapped under its current one; answered\n"
        "                                once the node confirms it (exit 0) or after MS (default 15000: exit 1)",
@@ -339,7 +381,9 @@ const std::vector<Verb>& verbs() {
        "                                (exit 0: accepted or DONE, 3: FAILED)",
        run_delegate, false, {"--timeout"}},  // the job's timeout (docs/DESIGN.md 5.8 `delegate <job> --timeout`)
       {"jobs", "jobs [ID] [--limit N]           job counts and the newest jobs, or one job whole", run_jobs},
-      {"breakers", "breakers                        circuit breakers: cluster, sector, global", run_breakers},
+      {"breakers", "breakers [hold|release <cluster>]\n"
+                   "                                circuit breakers: cluster, sector, global; hold a cluster's OPEN\n"
+                   "                                (route around it) until released", run_breakers},
       {"kpi", "kpi                             the mesh's seven KPIs since the gateway started (docs/METRICS.md)", run_kpi},
       {"sectors", "sectors                         a root gateway's sectors: live or stale, nodes, mode, impedance",
        run_sectors},
@@ -432,6 +476,53 @@ int run(const Options& o) {
     return fail("unknown verb '" + o.verb + "'", 2);
   }
   return v->run(o.args, s);
+}
+
+// The conversational console (docs/CONSOLE.md): the plan is shown, a plan
+// that changes the mesh is confirmed (--yes: by the caller), then its verb runs.
+int run_ask_mesh(const Words& args, Session& s) {
+  bool yes = false, plan_only = false;
+  std::string text;
+  for (const auto& a : args) {
+    if (a == "--yes" || a == "-y") yes = true;
+    else if (a == "--plan") plan_only = true;
+    else text += (text.empty() ? "" : " ") + a;
+  }
+  if (text.empty() || text.size() > 1000)
+    return fail("ask-mesh takes a question or an order (at most 1000 bytes): kairosctl ask-mesh \"who is slow?\"", 2);
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  const ctl::Plan p = ctl::plan_intent(text, now, local.tm_gmtoff);
+  FILE* say = s.json() && !plan_only ? stderr : stdout;  // --json: stdout is the verb's
+  if (s.json() && plan_only) {
+    Json j;
+    j.begin_object().key("understood").boolean(p.understood()).key("explain").str(p.explain);
+    j.key("run").begin_array();
+    for (const auto& a : p.run) j.str(a);
+    j.end_array().key("writes").boolean(p.writes).key("suggestions").begin_array();
+    for (const auto& x : p.suggestions) j.str(x);
+    j.end_array().end_object();
+    std::printf("%s\n", j.text().c_str());
+    return p.understood() ? 0 : 2;
+  }
+  if (!p.understood()) {
+    std::fprintf(stderr, "kairosctl: not understood: %s\nthe closest verbs:\n", log_safe(text, 200).c_str());
+    for (const auto& x : p.suggestions) std::fprintf(stderr, "  %s\n", x.c_str());
+    return 2;
+  }
+  std::fprintf(say, "%s: %s\n  %s\n", p.writes ? "this changes the mesh" : "reading", p.explain.c_str(),
+               ctl::shell_line(p.run).c_str());
+  if (plan_only) return 0;
+  if (p.writes && !yes) {
+    std::fprintf(say, "run it? [y/N] ");
+    std::fflush(say);
+    char line[16] = "";
+    if (!std::fgets(line, sizeof line, stdin) || (line[0] != 'y' && line[0] != 'Y'))
+      return fail("not run (nothing changed); --yes runs it without asking", 1);
+  }
+  const Verb* v = find_verb(p.run[0]);
+  return v->run(Words(p.run.begin() + 1, p.run.end()), s);
 }
 
 }  // namespace

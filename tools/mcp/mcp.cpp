@@ -225,6 +225,17 @@ const std::vector<Tool>& table() {
          w.push_back(text(a, "text"));
          return w;
        }},
+      // Its words are planned first (call_tool): what it runs depends on the question.
+      {"ask_mesh",
+       "A question or an order in plain English, mapped to a console verb by a fixed grammar (docs/CONSOLE.md): "
+       "\"what's happening in sector 7?\", \"who is slow?\", \"route around pi-3\", \"freeze the east sector at "
+       "14:00\". Reads run at once; an order that changes the mesh is only described until called again with "
+       "confirm: true, and needs kairos-mcp started with --allow-write.",
+       false,
+       object({{"question", str("the question or order")},
+               {"confirm", boolean("run an order that changes the mesh (after reading what it will run)")}},
+              {"question"}),
+       [](const json& a) { return Words{"ask-mesh", "--plan", text(a, "question")}; }},
   };
   return t;
 }
@@ -311,12 +322,32 @@ json Server::call_tool(const json& params) {
   if (!tool) throw Refusal{kInvalidParams, "no tool '" + name + "' (tools/list names them)"};
   const json args = params.contains("arguments") ? params["arguments"] : json::object();
   check(tool->schema, args, "arguments");
+  auto refused = [](const std::string& why) {
+    return json{{"content", json::array({{{"type", "text"}, {"text", why}}})}, {"isError", true}};
+  };
   if (tool->writes && !allow_write_)
-    return {{"content", json::array({{{"type", "text"},
-                                      {"text", "'" + name + "' changes the mesh: kairos-mcp was started without "
-                                                            "--allow-write, so it only reads"}}})},
-            {"isError", true}};
-  return result_of(run_(tool->words(args)));
+    return refused("'" + name + "' changes the mesh: kairos-mcp was started without --allow-write, so it only reads");
+  if (name != "ask_mesh") return result_of(run_(tool->words(args)));
+  // The plan first: a read runs; an order is described, and runs only when confirmed and allowed.
+  const Run planned = run_(tool->words(args));
+  const json plan = json::parse(planned.out, nullptr, false);
+  if (planned.status != 0 || plan.is_discarded() || !plan.value("understood", false)) return result_of(planned);
+  std::string line = "kairosctl";
+  for (const auto& w : plan["run"]) line += " " + w.get<std::string>();
+  if (plan.value("writes", false)) {
+    if (!allow_write_)
+      return refused("'" + line + "' (" + plan.value("explain", "") +
+                     ") changes the mesh: kairos-mcp was started without --allow-write, so it only reads");
+    if (!args.value("confirm", false)) {
+      json out{{"structuredContent", plan}, {"isError", false}};
+      out["content"] = json::array({{{"type", "text"},
+                                     {"text", "This would run '" + line + "': " + plan.value("explain", "") +
+                                                  ". It changes the mesh: call ask_mesh again with confirm: true to "
+                                                  "run it."}}});
+      return out;
+    }
+  }
+  return result_of(run_({"ask-mesh", "--yes", text(args, "question")}));
 }
 
 json Server::read_resource(const json& params) {

@@ -13,7 +13,7 @@ const STATE_COLOURS = {
 };
 const MAX_ROWS = 500;
 
-const stats = { snapshots: 0, frames: 0, fps: 0, errors: [] };
+const stats = { snapshots: 0, frames: 0, ticks: 0, fps: 0, errors: [] };  // ticks: animation frames
 window.kairosStats = stats;  // read by the browser test and the benchmark
 let snap = null;            // the newest snapshot
 let drawn = null;           // the snapshot last drawn
@@ -371,6 +371,7 @@ function drawHeader(s) {
 
 function draw() {
   requestAnimationFrame(draw);
+  stats.ticks++;
   if (!snap || snap === drawn) return;
   const s = snap;
   drawn = s;

@@ -289,3 +289,17 @@ TEST(Registry, ForgetRemovesAnOfflineNodeEverywhereAndRefusesAnOnlineOne) {
   EXPECT_EQ(r.members("c1").size(), 2u);
   EXPECT_EQ(r.online_count(), 1u);
 }
+
+TEST(Registry, AQuarantineRestoredForANodeNotYetKnownHoldsWhenItIsHeard) {
+  Registry r;
+  r.restore_quarantine("n9", "by operator ann");
+  EXPECT_EQ(r.find("n9"), nullptr);  // no entry made for it meanwhile
+  auto& n = r.on_birth("n9", "c1", 5, birth(1000), 0, 5 * kSec);
+  EXPECT_TRUE(n.quarantined);
+  EXPECT_EQ(n.quarantine_reason, "by operator ann");
+  EXPECT_EQ(n.shown_status(), kairos_v1_NodeStatus_QUARANTINED);
+  // A known node: at once.
+  r.on_birth("n1", "c1", 5, birth(1000), 0, 5 * kSec);
+  r.restore_quarantine("n1", "breach");
+  EXPECT_TRUE(r.find("n1")->quarantined);
+}

@@ -93,5 +93,58 @@ TEST(McpServer, WriteToolsNeedAllowWriteAndTheProtocolAnswersWhatItMust) {
   EXPECT_EQ(ask(R"({"jsonrpc":"2.0","id":{"x":1},"method":"ping"})")["error"]["code"], -32600);
   EXPECT_EQ(ask(R"({"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///etc/passwd"}})")["error"]["code"],
             -32602);
-  EXPECT_EQ(Server::tools().size(), 14u);
+  EXPECT_EQ(Server::tools().size(), 15u);
+}
+
+TEST(McpServer, AskMeshReadsAtOnceAndRunsAnOrderOnlyConfirmedAndAllowed) {
+  using W = std::vector<std::string>;
+  const std::string read_plan = R"({"understood":true,"explain":"the 10 slowest nodes","run":["nodes","--slowest","10"],"writes":false,"suggestions":[]})";
+  const std::string write_plan = R"({"understood":true,"explain":"freeze cluster east now","run":["freeze","cluster:east"],"writes":true,"suggestions":[]})";
+  // A read: planned, then the question run as one word.
+  {
+    Rig r;
+    r.next = {0, read_plan, ""};
+    auto out = r.call("ask_mesh", {{"question", "who is slow?"}});
+    ASSERT_EQ(r.runs.size(), 2u);
+    EXPECT_EQ(r.runs[0], (W{"ask-mesh", "--plan", "who is slow?"}));
+    EXPECT_EQ(r.runs[1], (W{"ask-mesh", "--yes", "who is slow?"}));
+    EXPECT_FALSE(out["result"]["isError"].get<bool>());
+  }
+  // An order: described until confirmed; then run.
+  {
+    Rig r;
+    r.next = {0, write_plan, ""};
+    auto out = r.call("ask_mesh", {{"question", "freeze the east sector"}});
+    ASSERT_EQ(r.runs.size(), 1u);
+    EXPECT_FALSE(out["result"]["isError"].get<bool>());
+    EXPECT_NE(out["result"]["content"][0]["text"].get<std::string>().find("'kairosctl freeze cluster:east'"),
+              std::string::npos);
+    EXPECT_NE(out["result"]["content"][0]["text"].get<std::string>().find("confirm: true"), std::string::npos);
+    r.call("ask_mesh", {{"question", "freeze the east sector"}, {"confirm", true}});
+    ASSERT_EQ(r.runs.size(), 3u);
+    EXPECT_EQ(r.runs[2], (W{"ask-mesh", "--yes", "freeze the east sector"}));
+  }
+  // Read only: an order is refused even confirmed; nothing but the plan ran.
+  {
+    std::vector<W> runs;
+    Server ro{[&](const W& w) {
+                runs.push_back(w);
+                return kairos::mcp::Run{0, write_plan, ""};
+              },
+              false};
+    json req{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"},
+             {"params", {{"name", "ask_mesh"}, {"arguments", {{"question", "freeze the east sector"}, {"confirm", true}}}}}};
+    auto out = json::parse(*ro.handle(req.dump()));
+    EXPECT_TRUE(out["result"]["isError"].get<bool>());
+    EXPECT_NE(out["result"]["content"][0]["text"].get<std::string>().find("--allow-write"), std::string::npos);
+    EXPECT_EQ(runs.size(), 1u);
+  }
+  // Not understood: kairosctl's suggestions, as a tool error.
+  {
+    Rig r;
+    r.next = {2, R"({"understood":false,"explain":"not understood","run":[],"writes":false,"suggestions":["breakers"]})", ""};
+    auto out = r.call("ask_mesh", {{"question", "brekers"}});
+    EXPECT_TRUE(out["result"]["isError"].get<bool>());
+    EXPECT_EQ(r.runs.size(), 1u);
+  }
 }
