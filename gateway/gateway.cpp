@@ -429,6 +429,13 @@ void Gateway::periodic(std::int64_t now_us) {
 }
 
 int Gateway::run() {
+  struct Ending {  // however the loop ends: the HTTP threads stop waiting for it
+    Gateway& g;
+    ~Ending() {
+      g.loop_calls_.close();
+      if (g.web_) g.web_->stop();
+    }
+  } ending{*this};
   start_us_ = mono_us();
   next_sync_us_ = start_us_;
   next_mesh_publish_us_ = start_us_;

@@ -36,6 +36,10 @@ class Feed {
     std::lock_guard lock(mu_);
     return frame_;
   }
+  bool closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
   // Readers waiting in next() return at once; they stop.
   void close() {
     {

@@ -25,12 +25,21 @@ class LoopCalls {
     auto c = std::make_shared<Call>();
     c->fn = std::move(fn);
     std::unique_lock lock(mu_);
+    if (closed_) return std::nullopt;
     queue_.push_back(c);
     lock.unlock();
     wake_();
     lock.lock();
-    if (!done_.wait_for(lock, wait, [&] { return c->done; })) return std::nullopt;
+    if (!done_.wait_for(lock, wait, [&] { return c->done || closed_; }) || !c->done) return std::nullopt;
     return std::move(c->answer);
+  }
+  // The loop has ended: callers waiting, and those to come, get nullopt at once.
+  void close() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    done_.notify_all();
   }
   // On the loop: runs what was asked since the last turn.
   void run() {
@@ -59,6 +68,7 @@ class LoopCalls {
   std::mutex mu_;
   std::condition_variable done_;
   std::vector<std::shared_ptr<Call>> queue_;
+  bool closed_ = false;
 };
 
 }  // namespace kairos::gw

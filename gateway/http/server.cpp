@@ -138,7 +138,12 @@ int HttpServer::dispatch(mg_connection* conn, void* self) {
     body.resize(got);
     req.body = std::move(body);
   }
-  HttpResponse r = route->second.handler(req);
+  HttpResponse r;
+  try {
+    r = route->second.handler(req);
+  } catch (const std::exception& e) {  // a handler's bug is this request's 500, never the gateway's end
+    r = {500, "text/plain; charset=utf-8", std::string("internal error: ") + e.what() + "\n", {}};
+  }
   send_response(conn, r, method == "HEAD");
   return r.status;
 }
@@ -162,6 +167,7 @@ void HttpServer::ws_ready(mg_connection* conn, void* state) {
     std::uint64_t seen = 0;
     while (!client->closing.load()) {
       auto frame = feed ? feed->next(seen, std::chrono::milliseconds(200)) : nullptr;
+      if (!frame && (!feed || feed->closed())) break;  // stopping: civetweb closes the connection
       if (!frame) continue;
       if (client->closing.load()) break;
       if (mg_websocket_write(client->conn, MG_WEBSOCKET_OPCODE_TEXT, frame->data(), frame->size()) <= 0) break;

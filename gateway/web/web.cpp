@@ -104,7 +104,12 @@ std::optional<kairos_v1_ControlRequest> request_of(const std::string& act, std::
     req.which_verb = kairos_v1_ControlRequest_freeze_tag;
     set_string(req.verb.freeze.scope, *scope == "all" ? "" : *scope);
     req.verb.freeze.thaw = verb == "thaw";
-    req.verb.freeze.confirm = a.value("confirm", false) == true;
+    const auto confirm = a.find("confirm");
+    if (confirm != a.end() && !confirm->is_boolean()) {
+      error = "confirm: true or false";
+      return std::nullopt;
+    }
+    req.verb.freeze.confirm = confirm != a.end() && confirm->get<bool>();
     req.verb.freeze.window_ms = 2000;
   } else if (verb == "heal") {
     auto node = text_of(a, "node", sizeof req.verb.heal.node - 1);
@@ -238,14 +243,23 @@ HttpResponse Web::act(const HttpRequest& r) {
   std::unique_lock lock(mu_);
   std::optional<std::string> answer;
   if (started && started->empty() &&
-      answered_cv_.wait_for(lock, kAnswerWait, [&] { return answers_[id].has_value(); }))
+      answered_cv_.wait_for(lock, kAnswerWait, [&] { return stopping_ || answers_[id].has_value(); }))
     answer = answers_[id];
   answers_.erase(id);
   lock.unlock();
-  if (!started) return error(503, "the gateway's loop did not answer in 5 s");
+  if (!started) return error(503, "the gateway's loop did not take the action within 5 s; it may still run: watch the page");
   if (!started->empty()) return json_response(403, *started);
   if (!answer) return error(504, "no answer within 20 s (the action may still complete: see the page)");
   return json_response(200, std::move(*answer));
+}
+
+void Web::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  answered_cv_.notify_all();
+  feed_.close();
 }
 
 void Web::answered(const ReplyTo& to, const kairos_v1_ControlResponse& resp) {

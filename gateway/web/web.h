@@ -50,6 +50,8 @@ class Web {
   // On the loop: an answer for one of its requests (to.topic begins with kReplyPrefix).
   void answered(const ReplyTo& to, const kairos_v1_ControlResponse& resp);
   static constexpr std::string_view kReplyPrefix = "web:";
+  // The gateway stops: HTTP threads waiting for an answer or a frame return now.
+  void stop();
   // The HTTP server that serves it, once started (its WebSocket clients want snapshots).
   void attach(const HttpServer* server) { server_ = server; }
 
@@ -76,6 +78,7 @@ class Web {
   std::mutex mu_;
   std::condition_variable answered_cv_;
   std::map<std::uint64_t, std::optional<std::string>> answers_;
+  bool stopping_ = false;
   std::atomic<std::uint64_t> next_id_{1};
 };
 

@@ -218,6 +218,11 @@ TEST(Web, BadRequestsGetClearErrorsAndChangeNothing) {
   EXPECT_EQ(nosession.status, 403);
   EXPECT_NE(nosession.body.find("not signed in"), std::string::npos) << nosession.body;
   EXPECT_EQ(http_request(port, "POST", "/api/act", body("00", 1, R"({"verb":"reboot"})", "00")).status, 400);
+  auto typed = http_request(port, "POST", "/api/act", body("00", 1, R"({"verb":"freeze","confirm":"yes"})", "00"));
+  EXPECT_EQ(typed.status, 400);
+  EXPECT_NE(typed.body.find("confirm: true or false"), std::string::npos) << typed.body;
+  EXPECT_EQ(http_request(port, "POST", "/api/act", body("00", 1, R"({"verb":"resolve","task":-3,"note":"x"})", "00")).status,
+            400);
 
   // Sign-in: a wrong answer, a used challenge, then the right one.
   auto challenge = [&] { return json::parse(http_request(port, "GET", "/api/challenge").body)["nonce"].get<std::string>(); };

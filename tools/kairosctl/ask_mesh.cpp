@@ -188,8 +188,8 @@ std::string described(const std::string& targets) {
   return "node " + targets;
 }
 
-Plan make(std::vector<std::string> run, bool writes, std::string explain) {
-  Plan p;
+AskPlan make(std::vector<std::string> run, bool writes, std::string explain) {
+  AskPlan p;
   p.run = std::move(run);
   p.writes = writes;
   p.explain = std::move(explain);
@@ -197,7 +197,7 @@ Plan make(std::vector<std::string> run, bool writes, std::string explain) {
 }
 
 // freeze / thaw, now or at a time.
-Plan freeze_plan(const Words& w, bool thaw, int at, std::int64_t now_s, std::int64_t off_s) {
+AskPlan freeze_plan(const Words& w, bool thaw, int at, std::int64_t now_s, std::int64_t off_s) {
   const std::string targets = targets_of(w, at), verb = thaw ? "thaw" : "freeze";
   const When when = when_of(w, now_s, off_s);
   if (!when.error.empty()) return make({}, false, when.error);
@@ -282,9 +282,9 @@ std::vector<std::string> suggestions(const Words& w) {
 
 }  // namespace
 
-Plan plan_intent(std::string_view text, std::int64_t now_s, std::int64_t utc_offset_s) {
+AskPlan plan_intent(std::string_view text, std::int64_t now_s, std::int64_t utc_offset_s) {
   const Words w = split(text);
-  Plan none;
+  AskPlan none;
   if (w.empty()) {
     none.explain = "nothing asked";
     none.suggestions = suggestions(w);

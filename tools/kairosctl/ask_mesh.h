@@ -12,7 +12,7 @@
 
 namespace kairos::ctl {
 
-struct Plan {
+struct AskPlan {
   std::vector<std::string> run;          // the verb and its arguments, as typed after kairosctl
   bool writes = false;                   // it changes the mesh: confirmed first
   std::string explain;                   // what was understood
@@ -22,7 +22,7 @@ struct Plan {
 
 // now_s: the time now (epoch seconds); utc_offset_s: the local time zone's
 // offset from UTC, for times of day ("at 14:00" is the next 14:00 there).
-Plan plan_intent(std::string_view text, std::int64_t now_s, std::int64_t utc_offset_s);
+AskPlan plan_intent(std::string_view text, std::int64_t now_s, std::int64_t utc_offset_s);
 
 // The plan as one line of shell ("kairosctl freeze cluster:east"), quoted where needed.
 std::string shell_line(const std::vector<std::string>& run);

@@ -493,7 +493,7 @@ int run_ask_mesh(const Words& args, Session& s) {
   const std::time_t now = std::time(nullptr);
   std::tm local{};
   localtime_r(&now, &local);
-  const ctl::Plan p = ctl::plan_intent(text, now, local.tm_gmtoff);
+  const ctl::AskPlan p = ctl::plan_intent(text, now, local.tm_gmtoff);
   FILE* say = s.json() && !plan_only ? stderr : stdout;  // --json: stdout is the verb's
   if (s.json() && plan_only) {
     Json j;

@@ -73,7 +73,7 @@ const Row kRows[] = {
 
 TEST(AskMesh, EveryPhrasingMapsToItsVerb) {
   for (const auto& r : kRows) {
-    const Plan p = plan_intent(r.said, kNow, kOffset);
+    const AskPlan p = plan_intent(r.said, kNow, kOffset);
     EXPECT_TRUE(p.understood()) << r.said << ": " << p.explain;
     EXPECT_EQ(shell_line(p.run), std::string("kairosctl ") + r.runs) << r.said;
     EXPECT_EQ(p.writes, r.writes) << r.said;
@@ -87,20 +87,20 @@ TEST(AskMesh, ATimeOfDayAlreadyPastIsTomorrows) {
   EXPECT_EQ(plan_intent("freeze all at 11:30", kNow, kOffset).run[3], std::to_string(kNow + 1800));
   EXPECT_EQ(plan_intent("freeze all at 9:30am", kNow, kOffset).run[3], std::to_string(kNow + 22 * 3600 + 1800));
   EXPECT_EQ(plan_intent("freeze all at 12am", kNow, kOffset).run[3], std::to_string(kNow + 13 * 3600));
-  const Plan bad = plan_intent("freeze all at 25:00", kNow, kOffset);
+  const AskPlan bad = plan_intent("freeze all at 25:00", kNow, kOffset);
   EXPECT_FALSE(bad.understood());
   EXPECT_NE(bad.explain.find("no time of day"), std::string::npos);
 }
 
 TEST(AskMesh, UnknownPhrasingsGetTheClosestVerbs) {
-  const Plan typo = plan_intent("show the brekers", kNow, kOffset);
+  const AskPlan typo = plan_intent("show the brekers", kNow, kOffset);
   EXPECT_FALSE(typo.understood());
   ASSERT_FALSE(typo.suggestions.empty());
   EXPECT_EQ(typo.suggestions[0].rfind("breakers", 0), 0u) << typo.suggestions[0];
-  const Plan slow = plan_intent("which are laging?", kNow, kOffset);
+  const AskPlan slow = plan_intent("which are laging?", kNow, kOffset);
   ASSERT_FALSE(slow.suggestions.empty());
   EXPECT_NE(slow.suggestions[0].find("--slowest"), std::string::npos) << slow.suggestions[0];
-  const Plan nothing = plan_intent("make me a sandwich", kNow, kOffset);
+  const AskPlan nothing = plan_intent("make me a sandwich", kNow, kOffset);
   EXPECT_FALSE(nothing.understood());
   EXPECT_EQ(nothing.suggestions.size(), 3u);  // a default few
   EXPECT_FALSE(plan_intent("", kNow, kOffset).understood());
