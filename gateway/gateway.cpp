@@ -119,10 +119,11 @@ void Gateway::serve_http() {
   if (!config_.metrics_listen.empty()) {
     metrics_.emplace();
     sites.push_back({"metrics.listen", config_.metrics_listen, "/metrics",
-                     {{"/metrics", metrics_route(metrics_page_, loop_calls_, [this] { return metrics_text(); })}}, {}});
+                     {{"/metrics", metrics_route(metrics_page_, loop_calls_, [this] { return metrics_text(); })}}, {}, {}});
   }
   if (!config_.web.listen.empty()) {
-    web_.emplace(Web::Settings{config_.web.listen, config_.web.static_dir, config_.web.max_clients}, loop_calls_,
+    web_.emplace(Web::Settings{config_.web.listen, config_.web.static_dir, config_.web.max_clients, config_.web.hosts},
+                 loop_calls_,
                  Web::Ports{[this](const std::string& name, std::string& why) {
                               return control_.operator_key(name, mono_us(), why);
                             },

@@ -197,6 +197,10 @@ GatewayConfig load_gateway_config(const std::string& path) {
     web.fail("listen", "'" + g.web.listen + "' is not HOST:PORT (like 127.0.0.1:8080; port 0..65535)");
   g.web.static_dir = web.str("static_dir", KAIROS_WEB_DIR);
   g.web.max_clients = static_cast<std::size_t>(web.integer("max_clients", 16, 1, 256));
+  g.web.hosts = web.strings("hosts", 32);
+  for (const auto& h : g.web.hosts)
+    if (h.empty() || h.size() > 253 || h.find_first_of(" /:@[]") != std::string::npos)
+      web.fail("hosts", "'" + h + "' is not a host name (like gw.example.lan; no port)");
   read_bridges(root, g);
   cfg.finish();
   return g;

@@ -74,6 +74,7 @@ struct GatewayConfig {
     std::string listen;                  // HOST:PORT of the live page (docs/WEB.md); empty = off
     std::string static_dir;              // its index.html, app.js and style.css
     std::size_t max_clients = 16;        // WebSocket clients at once (each holds a server thread)
+    std::vector<std::string> hosts;      // names the page answers to besides IP addresses and localhost
   } web;
   int stale_periods = 3;                 // no summary for this many periods: the sector is stale
   // [homeassistant] (docs/HOMEASSISTANT.md): discovery configs and JSON state topics, off by default.

@@ -4,9 +4,14 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 #include "common/io/log.h"
@@ -35,7 +40,31 @@ int refuse(mg_connection* conn, int status, const std::string& why) {
   return status;
 }
 
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "http://Host:Port" -> "host:port"; "" when it is not an http(s) origin.
+std::string origin_host(const char* origin) {
+  std::string o = lower(origin ? origin : "");
+  for (const char* scheme : {"http://", "https://"})
+    if (o.rfind(scheme, 0) == 0) return o.substr(std::strlen(scheme));
+  return "";
+}
+
 }  // namespace
+
+bool host_allowed(const std::string& host_header, const std::vector<std::string>& hosts) {
+  std::string h = lower(host_header);
+  if (h.empty()) return false;
+  if (h.front() == '[') return h.find(']') != std::string::npos;  // an IPv6 literal
+  if (auto colon = h.rfind(':'); colon != std::string::npos) h.resize(colon);
+  if (h == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return true;
+  return std::any_of(hosts.begin(), hosts.end(), [&](const std::string& n) { return lower(n) == h; });
+}
 
 // One WebSocket client: a thread of its own sends it the feed's newest
 // frames, so a slow reader holds up nobody but itself.
@@ -109,6 +138,12 @@ int HttpServer::dispatch(mg_connection* conn, void* self) {
   if (server.options_.sockets.count(path)) return refuse(conn, 400, "a WebSocket: connect with Upgrade: websocket");
   auto route = server.options_.routes.find(path);
   if (route == server.options_.routes.end()) return refuse(conn, 404, "not found: " + path.substr(0, 200));
+  if (route->second.check_host) {
+    const char* host = mg_get_header(conn, "Host");
+    if (!host_allowed(host ? host : "", server.options_.hosts))
+      return refuse(conn, 421, std::string("this server does not answer to the host '") + (host ? host : "") +
+                                   "' (add it to web.hosts)");
+  }
   const std::string method = ri->request_method ? ri->request_method : "";
   const bool get = method == "GET" || method == "HEAD";
   if (route->second.post ? method != "POST" : !get) {
@@ -148,9 +183,13 @@ int HttpServer::dispatch(mg_connection* conn, void* self) {
   return r.status;
 }
 
-int HttpServer::ws_connect(const mg_connection*, void* state) {
+int HttpServer::ws_connect(const mg_connection* conn, void* state) {
   auto& s = *static_cast<SocketState*>(state);
-  return s.clients.load() >= s.socket.max_clients ? 1 : 0;  // non-zero: refused
+  const char* host = mg_get_header(conn, "Host");
+  if (!host_allowed(host ? host : "", s.server->options_.hosts)) return 1;  // non-zero: refused
+  // A browser always says which page opens it: only this server's own.
+  if (const char* origin = mg_get_header(conn, "Origin"); origin && origin_host(origin) != lower(host ? host : "")) return 1;
+  return s.clients.load() >= s.socket.max_clients ? 1 : 0;
 }
 
 void HttpServer::ws_ready(mg_connection* conn, void* state) {
@@ -162,8 +201,10 @@ void HttpServer::ws_ready(mg_connection* conn, void* state) {
     std::lock_guard lock(s.mu);
     s.open[conn] = std::move(owned);
   }
-  ++s.clients;
-  client->pusher = std::thread([client, feed = s.socket.feed] {
+  // Handshakes that passed ws_connect at once may overshoot max_clients: the extra ones get no frames.
+  if (++s.clients > s.socket.max_clients) return;
+  try {
+    client->pusher = std::thread([client, feed = s.socket.feed] {
     std::uint64_t seen = 0;
     while (!client->closing.load()) {
       auto frame = feed ? feed->next(seen, std::chrono::milliseconds(200)) : nullptr;
@@ -172,7 +213,9 @@ void HttpServer::ws_ready(mg_connection* conn, void* state) {
       if (client->closing.load()) break;
       if (mg_websocket_write(client->conn, MG_WEBSOCKET_OPCODE_TEXT, frame->data(), frame->size()) <= 0) break;
     }
-  });
+    });
+  } catch (const std::system_error&) {  // no thread to be had: this client gets no frames, the gateway goes on
+  }
 }
 
 int HttpServer::ws_data(mg_connection* conn, int bits, char*, std::size_t len, void* state) {
@@ -221,6 +264,7 @@ std::map<std::string, std::unique_ptr<HttpServer>> serve(const std::vector<HttpS
     o.listen = site.listen;
     o.routes.insert(site.routes.begin(), site.routes.end());
     o.sockets.insert(site.sockets.begin(), site.sockets.end());
+    o.hosts.insert(o.hosts.end(), site.hosts.begin(), site.hosts.end());
   }
   for (auto& [listen, entry] : by_address) {
     auto& [keys, shown, o] = entry;

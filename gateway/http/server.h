@@ -43,10 +43,15 @@ class HttpServer {
     Handler handler;
     bool post = false;             // takes POST (else GET and HEAD)
     std::size_t max_body = 4096;   // bytes, POST only
+    bool check_host = false;       // the Host header must be one of this server's (see Options::hosts)
   };
   // A WebSocket path whose clients are each sent the feed's newest frame
   // (a slow client skips frames, never queues them). Text a client sends
   // over max_in bytes closes it (1009); anything else it sends is ignored.
+  // The Host a request names must be an IP address, localhost, or one of
+  // Options::hosts, and a WebSocket's Origin (when sent) must be that Host:
+  // a page of another site, or one whose name was pointed at this address
+  // (DNS rebinding), is refused (421, 403).
   struct Socket {
     Feed* feed = nullptr;
     std::size_t max_clients = 16;
@@ -56,6 +61,7 @@ class HttpServer {
     std::string listen;  // "HOST:PORT" (127.0.0.1:9464; port 0 takes a free one)
     std::map<std::string, Route> routes;
     std::map<std::string, Socket> sockets;
+    std::vector<std::string> hosts;  // host names, besides IP addresses and localhost, the checked routes answer to
   };
   // Throws std::runtime_error naming the address and the reason when it cannot listen.
   explicit HttpServer(Options options);
@@ -89,7 +95,11 @@ struct HttpSite {
   std::string shown;  // the path logged ("/metrics")
   std::map<std::string, HttpServer::Route> routes;
   std::map<std::string, HttpServer::Socket> sockets;
+  std::vector<std::string> hosts;  // the names its checked routes answer to (Options::hosts)
 };
+
+// Whether a Host header names this server: an IP address, localhost, or one of hosts (no case).
+bool host_allowed(const std::string& host_header, const std::vector<std::string>& hosts);
 // One server per distinct address (sites at one address share it), by
 // address, each logged with its URLs. Throws std::runtime_error naming the
 // key when an address cannot be had.

@@ -124,6 +124,12 @@ void Control::local(const std::string& name, const kairos_v1_ControlRequest& req
 }
 
 const Key* Control::operator_key(const std::string& name, std::int64_t now_us, std::string& why) {
+  // Every console holds the shared key: once operators have keys of their own, it signs in nobody
+  // (over MQTT the broker's ACL keeps a named operator to its own request topic; here nothing would).
+  if (name == kSharedOperator && operators_.names().size() > 1) {
+    why = "the shared operator.key is every console's, and this gateway has named operators: sign in with your own";
+    return nullptr;
+  }
   if (operators_.revoked(name)) {
     why = "operator " + name + " is revoked";
     return nullptr;

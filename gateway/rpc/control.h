@@ -59,7 +59,8 @@ class Control {
   // session, docs/WEB.md): refused when the operator is revoked, otherwise
   // audited and handed to its verb as one from MQTT is.
   void local(const std::string& name, const kairos_v1_ControlRequest& req, const ReplyTo& to, std::int64_t now_us);
-  // The key of an operator who may ask now, or nullptr and why (unknown, revoked).
+  // The key an operator signs in with elsewhere (the live page), or nullptr and why:
+  // unknown, revoked, or the shared "operator" once named operators exist.
   const Key* operator_key(const std::string& name, std::int64_t now_us, std::string& why);
 
   // The key an answer on response_topic is signed with.

@@ -259,7 +259,7 @@ void quarantine(Registry& registry, Outbox& outbox, const kairos_v1_QuarantineRe
     return set_string(resp.error, storage_refusal(outbox));
   registry.set_quarantined(*n, true, reason);
   resp.ok = true;
-  log::warn("registry", n->id + " quarantined " + reason + ": routed around until kairosctl heal " + n->id);
+  log::warn("registry", n->id + " quarantined " + log_safe(reason, 200) + ": routed around until kairosctl heal " + n->id);
 }
 
 void hold_breaker(Breakers& breakers, const Registry& registry, Outbox& outbox, const kairos_v1_BreakersRequest& req,

@@ -10,6 +10,8 @@
 #include "common/core/json.h"
 #include "common/io/clock.h"
 #include "common/io/keygen.h"
+#include "common/io/log.h"
+#include "common/core/utf8.h"
 
 namespace kairos::gw {
 
@@ -130,16 +132,23 @@ std::optional<kairos_v1_ControlRequest> request_of(const std::string& act, std::
     req.verb.resolve.task = task->get<std::uint64_t>();
     set_string(req.verb.resolve.note, *note);
   } else {
-    error = "verb: one of freeze, thaw, heal, resolve";
+    error = "verb: one of freeze, thaw, heal, resolve, signout";
     return std::nullopt;
   }
   return req;
 }
 
+Key random_key() {
+  Key k;
+  const Bytes r = random_bytes(k.bytes.size());
+  std::copy(r.begin(), r.end(), k.bytes.begin());
+  return k;
+}
+
 }  // namespace
 
 Web::Web(Settings settings, LoopCalls& calls, Ports ports)
-    : settings_(std::move(settings)), calls_(calls), ports_(std::move(ports)) {
+    : settings_(std::move(settings)), calls_(calls), ports_(std::move(ports)), auth_(random_key()) {
   const std::pair<const char*, const char*> files[] = {{"index.html", "text/html; charset=utf-8"},
                                                        {"app.js", "text/javascript; charset=utf-8"},
                                                        {"style.css", "text/css; charset=utf-8"}};
@@ -148,15 +157,15 @@ Web::Web(Settings settings, LoopCalls& calls, Ports ports)
 }
 
 HttpSite Web::site() {
-  HttpSite s{"web.listen", settings_.listen, "/", {}, {}};
+  HttpSite s{"web.listen", settings_.listen, "/", {}, {}, settings_.hosts};
   for (const auto& [path, file] : files_)
     s.routes[path] = {[type = file.first, body = file.second](const HttpRequest&) {
       return HttpResponse{200, type, body, {}};
-    }};
-  s.routes["/api/snapshot"] = {[this](const HttpRequest&) { return snapshot(); }};
-  s.routes["/api/challenge"] = {[this](const HttpRequest&) { return challenge(); }};
-  s.routes["/api/signin"] = {[this](const HttpRequest& r) { return sign_in(r); }, true, kMaxBody};
-  s.routes["/api/act"] = {[this](const HttpRequest& r) { return act(r); }, true, kMaxBody};
+    }, false, 0, true};
+  s.routes["/api/snapshot"] = {[this](const HttpRequest&) { return snapshot(); }, false, 0, true};
+  s.routes["/api/challenge"] = {[this](const HttpRequest&) { return challenge(); }, false, 0, true};
+  s.routes["/api/signin"] = {[this](const HttpRequest& r) { return sign_in(r); }, true, kMaxBody, true};
+  s.routes["/api/act"] = {[this](const HttpRequest& r) { return act(r); }, true, kMaxBody, true};
   s.sockets["/ws"] = {&feed_, settings_.max_clients, 1024};
   return s;
 }
@@ -166,6 +175,7 @@ void Web::service(std::int64_t now_us) {
   const bool wanted = (server_ && server_->socket_clients() > 0) || now_us - wanted_us_.load() < kInterestUs;
   if (!wanted) return;
   feed_.publish(ports_.render());
+  published_us_ = now_us;
   next_us_ = now_us + std::max<std::int64_t>(kMinPeriodUs, static_cast<std::int64_t>(ports_.nodes()) * kPeriodPerNodeUs);
 }
 
@@ -180,11 +190,13 @@ std::optional<std::string> Web::on_loop(std::function<std::string()> fn) {
 }
 
 HttpResponse Web::snapshot() {
-  wanted_us_ = mono_us();
-  if (auto f = feed_.latest()) return json_response(200, *f);
-  // The first ask: rendered now, on the loop.
+  const std::int64_t now = mono_us();
+  wanted_us_ = now;
+  // A fresh one as it is; one left from pages gone a while ago is rendered again, on the loop.
+  if (auto f = feed_.latest(); f && now - published_us_.load() < kInterestUs) return json_response(200, *f);
   auto text = on_loop([this] {
     feed_.publish(ports_.render());
+    published_us_ = mono_us();
     return *feed_.latest();
   });
   if (!text) return error(503, "the gateway's loop did not answer in 5 s");
@@ -192,7 +204,7 @@ HttpResponse Web::snapshot() {
 }
 
 HttpResponse Web::challenge() {
-  auto nonce = on_loop([this] { return auth_.challenge(random_bytes(16), mono_us()); });
+  auto nonce = on_loop([this] { return auth_.challenge(random_bytes(8), mono_us()); });
   if (!nonce) return error(503, "the gateway's loop did not answer in 5 s");
   Json j;
   j.begin_object().key("nonce").str(*nonce).key("expires_s").integer(60).end_object();
@@ -207,7 +219,11 @@ HttpResponse Web::sign_in(const HttpRequest& r) {
   // By value: the loop may run it after this thread has given up waiting.
   auto answer = on_loop([this, name = *name, nonce = *nonce, mac = *mac] {
     auto o = auth_.sign_in(name, nonce, mac, ports_.key_of, random_bytes(16), mono_us());
-    if (!o.error.empty()) return error_text(o.error);
+    if (!o.error.empty()) {
+      log::warn("web", "sign-in as " + log_safe(name, 64) + " refused: " + o.detail);
+      return error_text(o.error);
+    }
+    log::info("web", "operator " + o.name + " signed in to the live page");
     Json j;
     j.begin_object().key("ok").boolean(true).key("operator").str(o.name).key("session").str(o.session).end_object();
     return j.text();
@@ -224,6 +240,17 @@ HttpResponse Web::act(const HttpRequest& r) {
   auto seq = body.find("seq");
   if (!session || !act || !mac || seq == body.end() || !seq->is_number_unsigned())
     return error(400, "an action takes session, seq (a number), act and mac");
+  if (const json a = json::parse(*act, nullptr, false); a.is_object() && a.value("verb", json()) == "signout") {
+    auto out = on_loop([this, session = *session, seq = seq->get<std::uint64_t>(), act = *act, mac = *mac] {
+      auto o = auth_.check(session, seq, act, mac, ports_.key_of, mono_us());
+      if (!o.error.empty()) return error_text(o.error);
+      auth_.sign_out(session);
+      return std::string(R"({"ok":true})");
+    });
+    if (!out) return error(503, "the gateway's loop did not answer in 5 s");
+    const int status = refused(*out) ? 403 : 200;
+    return json_response(status, std::move(*out));
+  }
   std::string why;
   auto req = request_of(*act, why);
   if (!req) return error(400, why);

@@ -29,6 +29,7 @@ class Web {
     std::string listen;      // [web] listen
     std::string static_dir;  // [web] static_dir: index.html, app.js, style.css
     std::size_t max_clients = 16;
+    std::vector<std::string> hosts;  // [web] hosts
   };
   // On the loop, all of them.
   struct Ports {
@@ -69,10 +70,11 @@ class Web {
   std::map<std::string, std::pair<std::string, std::string>> files_;  // path -> content type, body
   Feed feed_;
   const HttpServer* server_ = nullptr;
-  std::atomic<std::int64_t> wanted_us_{0};  // monotonic: the last time a page asked for the snapshot
+  std::atomic<std::int64_t> wanted_us_{0};     // monotonic: the last time a page asked for the snapshot
+  std::atomic<std::int64_t> published_us_{0};  // monotonic: when the newest snapshot was rendered
   std::int64_t next_us_ = 0;
   // On the loop.
-  WebAuth auth_;
+  WebAuth auth_;  // its challenges are signed with a secret drawn at start
   std::deque<FigurePoint> history_;
   // Answers waited for by HTTP threads, by request id.
   std::mutex mu_;

@@ -71,7 +71,9 @@ HttpReply http_request(int port, const std::string& method, const std::string& p
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string got;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers;
+    std::string req = method + " " + path + " HTTP/1.1\r\n" +
+                      (headers.find("Host:") == std::string::npos ? "Host: 127.0.0.1\r\n" : "") +
+                      "Connection: close\r\n" + headers;
     if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n" + body;
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {

@@ -65,7 +65,8 @@ RunResult run_command(const std::vector<std::string>& argv, const std::string& d
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // One HTTP/1.1 request to 127.0.0.1:port (the gateway's [metrics] and
-// [web]): its status (0 when nothing answered), head and body.
+// [web]): its status (0 when nothing answered), head and body. headers
+// ("Name: value\r\n" lines) may name their own Host.
 struct HttpReply {
   int status = 0;
   std::string head, body;

@@ -39,7 +39,7 @@ std::string web_config(int port, const std::string& more = "") {
 class WsClient {
  public:
   // rcvbuf > 0: a small receive buffer, for a client that does not read.
-  WsClient(int port, int rcvbuf = 0) {
+  WsClient(int port, int rcvbuf = 0, const std::string& headers = "") {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     sockaddr_in a{};
@@ -48,8 +48,8 @@ class WsClient {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
     const std::string req =
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + headers + "\r\n";
     ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL);
     while (head_.find("\r\n\r\n") == std::string::npos) {
       if (!fill(5000)) return;
@@ -233,13 +233,13 @@ TEST(Web, BadRequestsGetClearErrorsAndChangeNothing) {
   };
   auto wrong_mac = sign_in("operator", nonce, hmac_hex(key, "kairos-web-signin\n" + nonce + "\nsomeone"));
   EXPECT_EQ(wrong_mac.status, 403) << wrong_mac.body;
-  auto reused = sign_in("operator", nonce, hmac_hex(key, "kairos-web-signin\n" + nonce + "\noperator"));
-  EXPECT_EQ(reused.status, 403);
-  EXPECT_NE(reused.body.find("no such challenge"), std::string::npos) << reused.body;
   EXPECT_EQ(sign_in("nobody", challenge(), std::string(64, '0')).status, 403);
-  nonce = challenge();
+  EXPECT_EQ(sign_in("operator", std::string(64, 'a'), std::string(64, '0')).status, 403);  // no challenge of its
   auto ok = sign_in("operator", nonce, hmac_hex(key, "kairos-web-signin\n" + nonce + "\noperator"));
   ASSERT_EQ(ok.status, 200) << ok.body;
+  auto reused = sign_in("operator", nonce, hmac_hex(key, "kairos-web-signin\n" + nonce + "\noperator"));
+  EXPECT_EQ(reused.status, 403);
+  EXPECT_NE(reused.body.find("signed in already"), std::string::npos) << reused.body;
   const std::string session = json::parse(ok.body)["session"];
 
   // A signed action whose text was changed on the way, and one replayed.
@@ -258,6 +258,25 @@ TEST(Web, BadRequestsGetClearErrorsAndChangeNothing) {
   auto replay = signed_act(2, heal, heal);
   EXPECT_EQ(replay.status, 403);
   EXPECT_NE(replay.body.find("already taken"), std::string::npos) << replay.body;
+
+  // A page of a name pointed at this address (DNS rebinding) is not answered.
+  auto rebound = http_request(port, "GET", "/api/snapshot", "", "Host: evil.example:" + std::to_string(port) + "\r\n");
+  EXPECT_EQ(rebound.status, 421);
+  EXPECT_NE(rebound.body.find("web.hosts"), std::string::npos) << rebound.body;
+  EXPECT_EQ(http_request(port, "GET", "/", "", "Host: localhost:" + std::to_string(port) + "\r\n").status, 200);
+
+  // Once operators have keys of their own, the shared key every console holds signs in nobody.
+  {
+    const Key alice{{7, 7, 7}};
+    std::filesystem::create_directories(mesh.keys_dir() + "/operators");
+    dir.write("keys/operators/alice.key", to_hex(ByteView(alice.bytes.data(), 32)) + "\n", 0600);
+    nonce = challenge();
+    auto shared = sign_in("operator", nonce, hmac_hex(key, "kairos-web-signin\n" + nonce + "\noperator"));
+    EXPECT_EQ(shared.status, 403) << shared.body;
+    EXPECT_NE(mesh.gateway().output().find("the shared operator.key is every console's"), std::string::npos);
+    nonce = challenge();
+    EXPECT_EQ(sign_in("alice", nonce, hmac_hex(alice, "kairos-web-signin\n" + nonce + "\nalice")).status, 200);
+  }
 
   // Nothing of it froze anything; the gateway still answers.
   auto n = mesh.node_info("n1");
@@ -278,7 +297,9 @@ TEST(Web, TheWebSocketCarriesSnapshotsAndRefusesWhatItMustNot) {
   mesh.start_node("n1", "c1", "waveform = \"constant\"\noffset = 0.5\n", "heartbeat_period_s = 0.3\n");
   ASSERT_TRUE(eventually([&] { return mesh.nodes().size() == 1; }, 20s));
 
-  WsClient a(port);
+  // A page of another site is refused; the gateway's own page (its Origin, its Host) is served.
+  EXPECT_FALSE(WsClient(port, 0, "Origin: http://evil.example\r\n").upgraded());
+  WsClient a(port, 0, "Origin: http://127.0.0.1:" + std::to_string(port) + "\r\n");
   ASSERT_TRUE(a.upgraded()) << a.head();
   auto [op, text] = a.next();
   ASSERT_EQ(op, 1) << text;
@@ -299,6 +320,7 @@ TEST(Web, TheWebSocketCarriesSnapshotsAndRefusesWhatItMustNot) {
   // Over max_clients: refused.
   WsClient third(port);
   EXPECT_FALSE(third.upgraded()) << third.head();
+
 
   // A frame over 1 KB: closed with 1009.
   a.send(1, std::string(2000, 'x'));

@@ -123,28 +123,40 @@ struct When {
   bool given = false;
   std::string flag, value;  // --at EPOCH or --in MS
   std::string said;         // as understood, for the explanation
-  std::string error;
+  std::string error;        // a time was said but not read: the order is refused, never run at once
 };
 
-// "at 14:00", "at 2pm", "at 14", "in 5 minutes", "in 30 s".
+// "at 14:00", "at 2pm", "at 2 p.m.", "at noon", "in 5 minutes", "in 30 s".
 When when_of(const Words& w, std::int64_t now_s, std::int64_t off_s) {
   When r;
   for (std::size_t i = 0; i + 1 < w.size(); ++i) {
     const std::string& v = w[i + 1].low;
-    if (w[i].low == "at" && std::isdigit(static_cast<unsigned char>(v[0]))) {
-      int h = 0, m = 0;
-      char rest[8] = "";
-      const int n = std::sscanf(v.c_str(), "%d:%d%7s", &h, &m, rest);
-      std::string suffix = n == 3 ? rest : (n < 2 && v.find_first_not_of("0123456789") != std::string::npos
-                                                ? v.substr(v.find_first_not_of("0123456789"))
-                                                : "");
-      if (suffix.empty() && i + 2 < w.size() && (w[i + 2].low == "pm" || w[i + 2].low == "am")) suffix = w[i + 2].low;
-      if (n < 1 || (!suffix.empty() && suffix != "am" && suffix != "pm")) continue;
-      if (suffix == "pm" && h < 12) h += 12;
+    const bool digit = std::isdigit(static_cast<unsigned char>(v[0])) != 0;
+    if (w[i].low == "at" && (digit || v == "noon" || v == "midnight")) {
+      int h = v == "noon" ? 12 : 0, m = 0, used = 0;
+      if (digit && std::sscanf(v.c_str(), "%2d%n:%2d%n", &h, &used, &m, &used) < 1) h = -1;
+      std::string suffix = digit ? v.substr(static_cast<std::size_t>(used)) : "";
+      std::size_t k = i + 2;
+      if (k + 1 < w.size() && w[k].low == "o" && w[k + 1].low == "clock") k += 2;  // "at 7 o'clock pm"
+      if (suffix.empty() && k < w.size()) {
+        const std::string& next = w[k].low;
+        if (next == "pm" || next == "am" || next == "p.m" || next == "a.m") suffix = next;
+      }
+      if (suffix == "p.m") suffix = "pm";
+      if (suffix == "a.m") suffix = "am";
+      if (!suffix.empty() && suffix != "am" && suffix != "pm") h = -1;
+      if (digit && suffix.empty() && v.find(':') == std::string::npos && h >= 1 && h <= 12) {
+        r.given = true;  // "at 7": morning or evening?
+        r.error = "'at " + w[i + 1].text + "' could be morning or evening, so it is no time I read: say at " +
+                  (h < 10 ? "0" : "") + std::to_string(h) + ":00, at " + std::to_string(h == 12 ? 0 : h + 12) +
+                  ":00 or at " + std::to_string(h) + "pm";
+        return r;
+      }
+      if (suffix == "pm" && h >= 1 && h < 12) h += 12;
       if (suffix == "am" && h == 12) h = 0;
-      if (h > 23 || m > 59 || m < 0 || h < 0) {
+      if (h < 0 || h > 23 || m < 0 || m > 59 || (!suffix.empty() && (h > 23))) {
         r.given = true;
-        r.error = "'" + w[i + 1].text + "' is no time of day";
+        r.error = "'at " + w[i + 1].text + "' is no time of day I read (say at 14:00, at 2pm or at noon)";
         return r;
       }
       const std::int64_t local = now_s + off_s, day = local - ((local % 86400) + 86400) % 86400;
@@ -154,31 +166,69 @@ When when_of(const Words& w, std::int64_t now_s, std::int64_t off_s) {
       std::snprintf(said, sizeof said, "%02d:%02d local time", h, m);
       return {true, "--at", std::to_string(t), said, ""};
     }
-    if (w[i].low == "in" && std::isdigit(static_cast<unsigned char>(v[0]))) {
+    if (w[i].low == "in" && digit) {
       const double n = std::atof(v.c_str());
       const auto unit_at = v.find_first_not_of("0123456789.");
       std::string unit = unit_at == std::string::npos ? "" : v.substr(unit_at);
       if (unit.empty() && i + 2 < w.size()) unit = w[i + 2].low;
-      double ms = 0;
+      double ms = -1;
       if (unit == "ms" || unit.rfind("milli", 0) == 0) ms = n;
       else if (unit == "s" || unit.rfind("sec", 0) == 0) ms = n * 1000;
       else if (unit == "m" || unit.rfind("min", 0) == 0) ms = n * 60'000;
       else if (unit == "h" || unit.rfind("hour", 0) == 0) ms = n * 3'600'000;
-      else continue;
-      return {true, "--in", std::to_string(static_cast<long long>(ms)), "in " + w[i + 1].text +
-                                                                          (unit == w[i + 1].low ? "" : " " + unit), ""};
+      const std::string said = "in " + w[i + 1].text + (unit_at == std::string::npos ? " " + unit : "");
+      if (ms < 0 || n > 1e6 || ms > 86'400'000.0) {
+        r.given = true;
+        r.error = "'" + said + "' is no delay I read (say in 30 s, in 5 minutes, in 2 hours; at most a day)";
+        return r;
+      }
+      // schedule --in takes up to an hour; later is an instant (--at, epoch seconds).
+      if (ms > 3'600'000) return {true, "--at", std::to_string(now_s + static_cast<std::int64_t>(ms / 1000)), said, ""};
+      return {true, "--in", std::to_string(static_cast<long long>(ms)), said, ""};
     }
   }
   return r;
 }
 
-// The targets the words name: a cluster, a class, a node, or all.
-std::string targets_of(const Words& w, int verb_at) {
-  if (auto g = group_of(w); !g.empty()) return "cluster:" + g;
-  if (auto c = class_of(w); !c.empty()) return "class:" + c;
-  if (has(w, {"everything", "all", "mesh", "everyone", "every"})) return "all";
-  if (auto n = name_after(w, verb_at); !n.empty()) return n;
-  return "all";
+// What an order acts on, read from the words right after its verb: the
+// first target named wins ("route around pi-3 in the east cluster" is pi-3).
+struct Target {
+  enum Kind { none, all, group, cls, node } kind = none;
+  std::string value;
+  std::size_t end = 0;  // the word after it
+};
+
+Target target_at(const Words& w, std::size_t i) {
+  static const std::set<std::string> skip = {"the", "node", "nodes", "device", "board", "whole", "entire", "of"};
+  while (i < w.size() && skip.count(w[i].low)) ++i;
+  Target t;
+  t.end = i;
+  if (i >= w.size()) return t;
+  const std::string& low = w[i].low;
+  auto is_group_word = [](const std::string& x) { return x == "cluster" || x == "sector" || x == "group"; };
+  if (low == "everything" || low == "all" || low == "everyone" || low == "every" || low == "mesh") {
+    // "all nodes in cluster east" names the cluster.
+    Words rest(w.begin() + static_cast<std::ptrdiff_t>(i), w.end());
+    if (auto g = group_of(rest); !g.empty()) return {Target::group, g, w.size()};
+    return {Target::all, "all", i + 1};
+  }
+  if (is_group_word(low) && i + 1 < w.size() && nameable(w[i + 1])) return {Target::group, w[i + 1].text, i + 2};
+  if (auto c = class_of(Words(w.begin() + static_cast<std::ptrdiff_t>(i), w.begin() + static_cast<std::ptrdiff_t>(std::min(i + 2, w.size())))); !c.empty())
+    return {Target::cls, c, low == "class" ? i + 2 : i + 1};
+  if (nameable(w[i])) {
+    if (i + 1 < w.size() && is_group_word(w[i + 1].low)) return {Target::group, w[i].text, i + 2};
+    return {Target::node, w[i].text, i + 1};
+  }
+  return t;
+}
+
+std::string selector(const Target& t) {
+  switch (t.kind) {
+    case Target::group: return "cluster:" + t.value;
+    case Target::cls: return "class:" + t.value;
+    case Target::node: return t.value;
+    default: return "all";
+  }
 }
 
 std::string described(const std::string& targets) {
@@ -197,13 +247,15 @@ AskPlan make(std::vector<std::string> run, bool writes, std::string explain) {
 }
 
 // freeze / thaw, now or at a time.
-AskPlan freeze_plan(const Words& w, bool thaw, int at, std::int64_t now_s, std::int64_t off_s) {
-  const std::string targets = targets_of(w, at), verb = thaw ? "thaw" : "freeze";
+// freeze / thaw, now or at a time; `after`: the word after the verb.
+AskPlan freeze_plan(const Words& w, bool thaw, std::size_t after, std::int64_t now_s, std::int64_t off_s) {
+  const std::string targets = selector(target_at(w, after)), verb = thaw ? "thaw" : "freeze";
   const When when = when_of(w, now_s, off_s);
   if (!when.error.empty()) return make({}, false, when.error);
   if (when.given)
     return make({"schedule", verb, when.flag, when.value, "--targets", targets, "--confirm"}, true,
-                verb + " " + described(targets) + " " + (when.flag == "--at" ? "at " : "") + when.said);
+                verb + " " + described(targets) + " " + (when.flag == "--at" && when.said.rfind("in ", 0) != 0 ? "at " : "") +
+                    when.said);
   if (thaw) return make({"thaw", targets, "--confirm"}, true, "thaw " + described(targets) + " now");
   return make({"freeze", targets}, true, "freeze " + described(targets) + " now (a snapshot is written first)");
 }
@@ -280,6 +332,72 @@ std::vector<std::string> suggestions(const Words& w) {
   return out;
 }
 
+// An order is a sentence that starts with its verb (after "please", "can
+// you" and the like): "did the freeze reach all nodes?" orders nothing.
+// Nothing understood: an empty plan and no explanation.
+AskPlan order_of(const Words& w, std::int64_t now_s, std::int64_t off_s) {
+  static const std::set<std::string> lead = {"please", "pls", "ok", "okay", "now", "then", "so", "and", "hey",
+                                             "kairos", "just", "can", "could", "would", "will", "you"};
+  std::size_t s = 0;
+  while (s < w.size() && lead.count(w[s].low)) ++s;
+  auto at = [&](std::initializer_list<const char*> phrase) -> std::size_t {  // the word after the phrase, or 0
+    std::size_t i = s;
+    for (const char* p : phrase) {
+      if (i >= w.size() || w[i].low != p) return 0;
+      ++i;
+    }
+    return i;
+  };
+  auto first = [&](std::initializer_list<std::initializer_list<const char*>> phrases) -> std::size_t {
+    for (auto p : phrases)
+      if (std::size_t after = at(p)) return after;
+    return 0;
+  };
+  // Routing around, and back: a node is quarantined (healed), a cluster's breaker held OPEN (released).
+  if (std::size_t after = first({{"stop", "routing", "around"}, {"stop", "avoiding"}, {"heal"}, {"unquarantine"},
+                                 {"release"}, {"readmit"}, {"reinstate"}, {"bring"}, {"let"}, {"put"}})) {
+    const bool needs_back = at({"bring"}) || at({"let"}) || at({"put"});
+    const Target t = target_at(w, after);
+    if (!needs_back || (t.end < w.size() && w[t.end].low == "back")) {
+      if (t.kind == Target::group) return make({"breakers", "release", t.value}, true, "stop routing around cluster " + t.value);
+      if (t.kind == Target::node) return make({"heal", t.value}, true, "stop routing around node " + t.value + " (heal)");
+    }
+  }
+  if (std::size_t after = first({{"route", "around"}, {"avoid"}, {"isolate"}, {"quarantine"}, {"bypass"},
+                                 {"exclude"}, {"sideline"}, {"stop", "using"}, {"cut", "off"}, {"take"}})) {
+    const Target t = target_at(w, after);
+    const bool take = at({"take"}) != 0;
+    if (!take || (t.end < w.size() && (w[t.end].low == "out" || w[t.end].low == "offline"))) {
+      if (t.kind == Target::group)
+        return make({"breakers", "hold", t.value}, true, "route around cluster " + t.value + " (its breaker held OPEN)");
+      if (t.kind == Target::node)
+        return make({"quarantine", t.value, "--reason", "routed around from the console"}, true,
+                    "route around node " + t.value + " (quarantined until healed)");
+    }
+  }
+  if (std::size_t after = first({{"thaw"}, {"unfreeze"}, {"resume"}, {"unpause"}}))
+    return freeze_plan(w, true, after, now_s, off_s);
+  if (std::size_t after = first({{"freeze"}, {"halt"}, {"pause"}, {"emergency", "stop"}, {"stop", "everything"},
+                                 {"stop", "all"}, {"stop", "the", "mesh"}}))
+    return freeze_plan(w, false, after, now_s, off_s);
+  // resolve [task] N [because|note|:] TEXT, close task N ...
+  if (std::size_t after = first({{"resolve", "task"}, {"resolve"}, {"close", "task"}})) {
+    if (after < w.size() && w[after].low == "#") ++after;
+    if (after < w.size() && w[after].low.find_first_not_of("0123456789") == std::string::npos) {
+      std::string note;
+      for (std::size_t k = after + 1; k < w.size(); ++k) {
+        if (note.empty() && (w[k].low == "because" || w[k].low == "note" || w[k].low == "as" || w[k].low == "with"))
+          continue;
+        note += (note.empty() ? "" : " ") + w[k].text;
+      }
+      std::vector<std::string> run{"resolve", w[after].text};
+      if (!note.empty()) run.insert(run.end(), {"--note", note});
+      return make(run, true, "close resolution task " + w[after].text + (note.empty() ? "" : " noting \"" + note + "\""));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 AskPlan plan_intent(std::string_view text, std::int64_t now_s, std::int64_t utc_offset_s) {
@@ -291,49 +409,7 @@ AskPlan plan_intent(std::string_view text, std::int64_t now_s, std::int64_t utc_
     return none;
   }
   const std::string group = group_of(w);
-  // Routing around, and back: a node is quarantined (healed), a cluster's breaker held OPEN (released).
-  int back = find(w, {"stop", "routing", "around"});
-  if (back < 0) back = find(w, {"stop", "avoiding"});
-  for (const char* v : {"heal", "unquarantine", "release", "readmit", "reinstate"})
-    if (back < 0) back = find(w, {v});
-  if (back < 0 && has(w, {"bring", "let", "put"}) && has(w, {"back"})) back = find(w, {w[0].low.c_str()});
-  if (back >= 0) {
-    if (!group.empty()) return make({"breakers", "release", group}, true, "stop routing around cluster " + group);
-    if (auto n = name_after(w, back); !n.empty()) return make({"heal", n}, true, "stop routing around node " + n + " (heal)");
-  }
-  int around = find(w, {"route", "around"});
-  for (const char* v : {"avoid", "isolate", "quarantine", "bypass", "exclude", "sideline"})
-    if (around < 0) around = find(w, {v});
-  if (around < 0) around = find(w, {"stop", "using"});
-  if (around < 0) around = find(w, {"take"});
-  if (around < 0) around = find(w, {"cut", "off"});
-  if (around >= 0 && (around != find(w, {"take"}) || has(w, {"out", "offline"}))) {
-    if (!group.empty())
-      return make({"breakers", "hold", group}, true, "route around cluster " + group + " (its breaker held OPEN)");
-    if (auto n = name_after(w, around); !n.empty())
-      return make({"quarantine", n, "--reason", "routed around from the console"}, true,
-                  "route around node " + n + " (quarantined until healed)");
-  }
-  for (const char* v : {"thaw", "unfreeze", "resume", "unpause"})
-    if (int at = find(w, {v}); at >= 0) return freeze_plan(w, true, at, now_s, utc_offset_s);
-  for (const char* v : {"freeze", "halt", "pause"})
-    if (int at = find(w, {v}); at >= 0) return freeze_plan(w, false, at, now_s, utc_offset_s);
-  if (int at = find(w, {"emergency", "stop"}); at >= 0) return freeze_plan(w, false, at + 1, now_s, utc_offset_s);
-  if (int at = find(w, {"stop", "everything"}); at >= 0) return freeze_plan(w, false, at, now_s, utc_offset_s);
-  if (int at = find(w, {"resolve"}); at >= 0 || find(w, {"close", "task"}) >= 0) {
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      if (w[i].low.find_first_not_of("0123456789") != std::string::npos || w[i].low.empty()) continue;
-      std::string note;
-      for (std::size_t k = i + 1; k < w.size(); ++k) {
-        if (note.empty() && (w[k].low == "because" || w[k].low == "note" || w[k].low == "as" || w[k].low == "with"))
-          continue;
-        note += (note.empty() ? "" : " ") + w[k].text;
-      }
-      std::vector<std::string> run{"resolve", w[i].text};
-      if (!note.empty()) run.insert(run.end(), {"--note", note});
-      return make(run, true, "close resolution task " + w[i].text + (note.empty() ? "" : " noting \"" + note + "\""));
-    }
-  }
+  if (auto order = order_of(w, now_s, utc_offset_s); order.understood() || !order.explain.empty()) return order;
   if (has(w, {"ball", "play", "plays", "huddle"})) {
     for (const char* kw : {"in", "play", "session", "of"}) {
       int at = find(w, {kw});

@@ -507,7 +507,8 @@ int run_ask_mesh(const Words& args, Session& s) {
     return p.understood() ? 0 : 2;
   }
   if (!p.understood()) {
-    std::fprintf(stderr, "kairosctl: not understood: %s\nthe closest verbs:\n", log_safe(text, 200).c_str());
+    std::fprintf(stderr, "kairosctl: not understood: %s (%s)\n", log_safe(text, 200).c_str(), p.explain.c_str());
+    if (!p.suggestions.empty()) std::fprintf(stderr, "the closest verbs:\n");
     for (const auto& x : p.suggestions) std::fprintf(stderr, "  %s\n", x.c_str());
     return 2;
   }

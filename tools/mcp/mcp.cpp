@@ -308,7 +308,9 @@ json Server::tools() {
                     {"description", std::string(t.description) +
                                         (t.writes ? " Needs kairos-mcp started with --allow-write." : "")},
                     {"inputSchema", t.schema},
-                    {"annotations", {{"readOnlyHint", !t.writes}}}});
+                    // ask_mesh runs an order once confirmed: never announced as read-only.
+                    {"annotations", {{"readOnlyHint", !t.writes && std::string(t.name) != "ask_mesh"},
+                                     {"destructiveHint", t.writes || std::string(t.name) == "ask_mesh"}}}});
   return list;
 }
 

@@ -153,6 +153,15 @@ async function act(action, confirmText) {
 }
 
 function signOut() {
+  // The gateway ends the session too (signed like any action); the page forgets the key either way.
+  if (session) {
+    const s = session;
+    s.seq += 1;
+    const text = JSON.stringify({ verb: 'signout' });
+    s.sign(`kairos-web-act\n${s.id}\n${s.seq}\n${text}`)
+      .then((mac) => post('/api/act', { session: s.id, seq: s.seq, act: text, mac }))
+      .catch(() => {});
+  }
   session = null;
   $('signin').hidden = false;
   $('signed').hidden = true;

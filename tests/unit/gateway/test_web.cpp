@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/core/frame.h"
+#include "gateway/http/server.h"
 #include "gateway/web/auth.h"
 #include "gateway/web/snapshot.h"
 
@@ -27,7 +28,9 @@ std::string mac(const Key& key, const std::string& text) {
   return to_hex(ByteView(d.data(), d.size()));
 }
 
-Bytes random16(std::uint8_t b) { return Bytes(16, b); }
+Bytes random_of(std::uint8_t b, std::size_t n = 16) { return Bytes(n, b); }
+
+const Key kSecret = key_of_byte(9);
 
 struct Keys {
   Key alice = key_of_byte(1);
@@ -35,7 +38,7 @@ struct Keys {
   WebAuth::KeyOf key_of() {
     return [this](const std::string& name, std::string& why) -> const Key* {
       if (name != "alice") {
-        why = "no key for operator " + name;
+        why = "no key for operator " + name + " (/etc/kairos/keys/operators/" + name + ".key)";
         return nullptr;
       }
       if (alice_revoked) {
@@ -47,57 +50,70 @@ struct Keys {
   }
 };
 
+WebAuth::Outcome answer(WebAuth& auth, Keys& keys, const std::string& nonce, std::int64_t now, const Key* with = nullptr,
+                        const std::string& name = "alice") {
+  return auth.sign_in(name, nonce, mac(with ? *with : keys.alice, WebAuth::sign_in_text(nonce, name)), keys.key_of(),
+                      random_of(5), now);
+}
+
 // Signs in alice; the session id.
 std::string sign_in(WebAuth& auth, Keys& keys, std::int64_t now, std::uint8_t r = 7) {
-  const std::string nonce = auth.challenge(random16(r), now);
+  const std::string nonce = auth.challenge(random_of(r, 8), now);
   auto o = auth.sign_in("alice", nonce, mac(keys.alice, WebAuth::sign_in_text(nonce, "alice")), keys.key_of(),
-                        random16(static_cast<std::uint8_t>(r + 100)), now);
+                        random_of(static_cast<std::uint8_t>(r + 100)), now);
   EXPECT_EQ(o.error, "");
   return o.session;
 }
 
 }  // namespace
 
-TEST(WebAuth, AChallengeAnsweredWithTheKeySignsInOnceAndOnlyWithinItsMinute) {
-  WebAuth auth;
+TEST(WebAuth, AChallengeAnsweredWithTheKeySignsInOnceWithinItsMinute) {
+  WebAuth auth(kSecret);
   Keys keys;
-  const std::string nonce = auth.challenge(random16(1), 0);
-  EXPECT_EQ(nonce, std::string(32, '0').replace(0, 32, "01010101010101010101010101010101"));
-  // Signed for another name, or with another key: refused, and the challenge is spent.
-  auto wrong = auth.sign_in("alice", nonce, mac(key_of_byte(2), WebAuth::sign_in_text(nonce, "alice")), keys.key_of(),
-                            random16(9), kSec);
+  const std::string nonce = auth.challenge(random_of(1, 8), 5 * kSec);
+  EXPECT_EQ(nonce.size(), 64u);
+  // Signed with another key: refused, and the challenge is not spent by it.
+  const Key other = key_of_byte(2);
+  auto wrong = answer(auth, keys, nonce, 6 * kSec, &other);
   EXPECT_NE(wrong.error.find("not signed with operator alice's key"), std::string::npos) << wrong.error;
-  auto again = auth.sign_in("alice", nonce, mac(keys.alice, WebAuth::sign_in_text(nonce, "alice")), keys.key_of(),
-                            random16(9), kSec);
-  EXPECT_NE(again.error.find("no such challenge"), std::string::npos) << again.error;
-  // Unknown operators get the key book's reason.
-  const std::string n2 = auth.challenge(random16(2), kSec);
-  EXPECT_EQ(auth.sign_in("bob", n2, mac(keys.alice, WebAuth::sign_in_text(n2, "bob")), keys.key_of(), random16(9), kSec)
-                .error,
-            "no key for operator bob");
-  // Late: refused.
-  const std::string n3 = auth.challenge(random16(3), kSec);
-  EXPECT_NE(auth.sign_in("alice", n3, mac(keys.alice, WebAuth::sign_in_text(n3, "alice")), keys.key_of(), random16(9),
-                         62 * kSec)
-                .error.find("no such challenge"),
-            std::string::npos);
-  // In time and right: a session.
-  const std::string n4 = auth.challenge(random16(4), 70 * kSec);
-  auto ok = auth.sign_in("alice", n4, mac(keys.alice, WebAuth::sign_in_text(n4, "alice")), keys.key_of(), random16(5),
-                         71 * kSec);
+  EXPECT_EQ(wrong.detail, "the answer was not signed with operator alice's key");
+  auto ok = answer(auth, keys, nonce, 6 * kSec);
   EXPECT_EQ(ok.error, "");
   EXPECT_EQ(ok.name, "alice");
   EXPECT_EQ(ok.session, "05050505050505050505050505050505");
   EXPECT_EQ(auth.sessions(), 1u);
+  // Once only.
+  EXPECT_NE(answer(auth, keys, nonce, 7 * kSec).error.find("signed in already"), std::string::npos);
+  // Unknown operators: the client is told no more than for a wrong key; the log is told why.
+  const std::string n2 = auth.challenge(random_of(2, 8), 8 * kSec);
+  auto bob = answer(auth, keys, n2, 8 * kSec, nullptr, "bob");
+  EXPECT_NE(bob.error.find("not signed with operator bob's key, or bob may not sign in"), std::string::npos) << bob.error;
+  EXPECT_EQ(bob.error.find(".key"), std::string::npos) << bob.error;
+  EXPECT_NE(bob.detail.find("/etc/kairos/keys/operators/bob.key"), std::string::npos);
+  // Late, forged, of another gateway, from the future, or not hex: no such challenge.
+  const std::string n3 = auth.challenge(random_of(3, 8), 10 * kSec);
+  EXPECT_NE(answer(auth, keys, n3, 71 * kSec).error.find("no such challenge"), std::string::npos);
+  std::string forged = auth.challenge(random_of(4, 8), 72 * kSec);
+  forged[20] = forged[20] == '0' ? '1' : '0';
+  EXPECT_NE(answer(auth, keys, forged, 72 * kSec).error.find("no such challenge"), std::string::npos);
+  WebAuth other_gateway(key_of_byte(8));
+  EXPECT_NE(answer(auth, keys, other_gateway.challenge(random_of(4, 8), 72 * kSec), 72 * kSec).error.find("no such"),
+            std::string::npos);
+  EXPECT_NE(answer(auth, keys, auth.challenge(random_of(4, 8), 90 * kSec), 80 * kSec).error.find("no such"),
+            std::string::npos);
+  EXPECT_NE(answer(auth, keys, "zz", 72 * kSec).error.find("no such challenge"), std::string::npos);
   // Garbage for a mac is refused like a wrong one.
-  const std::string n5 = auth.challenge(random16(6), 72 * kSec);
-  EXPECT_FALSE(auth.sign_in("alice", n5, "zz", keys.key_of(), random16(9), 72 * kSec).error.empty());
+  const std::string n5 = auth.challenge(random_of(6, 8), 72 * kSec);
+  EXPECT_FALSE(auth.sign_in("alice", n5, "zz", keys.key_of(), random_of(9), 72 * kSec).error.empty());
+  // Any number of challenges handed out pushes none out: they are not stored.
+  for (int i = 0; i < 10'000; ++i) auth.challenge(random_of(static_cast<std::uint8_t>(i), 8), 73 * kSec);
+  EXPECT_EQ(answer(auth, keys, n5, 74 * kSec).error, "");
 }
 
 TEST(WebAuth, ActionsMustBeSignedOverSessionSeqAndTextWithSeqRising) {
-  WebAuth auth;
+  WebAuth auth(kSecret);
   Keys keys;
-  const std::string s = sign_in(auth, keys, 0);
+  const std::string s = sign_in(auth, keys, kSec);
   const std::string act = R"({"verb":"freeze"})";
   auto check = [&](std::uint64_t seq, const std::string& text, const std::string& signed_text, std::int64_t now) {
     return auth.check(s, seq, text, mac(keys.alice, WebAuth::act_text(s, seq, signed_text)), keys.key_of(), now);
@@ -116,12 +132,18 @@ TEST(WebAuth, ActionsMustBeSignedOverSessionSeqAndTextWithSeqRising) {
   EXPECT_EQ(check(8, act, act, kSec).error, "operator alice is revoked");
   keys.alice_revoked = false;
   EXPECT_NE(check(9, act, act, kSec).error.find("not signed in"), std::string::npos);
+  // Signed out: ended.
+  const std::string s2 = sign_in(auth, keys, 2 * kSec, 11);
+  auth.sign_out(s2);
+  EXPECT_NE(auth.check(s2, 1, act, mac(keys.alice, WebAuth::act_text(s2, 1, act)), keys.key_of(), 2 * kSec)
+                .error.find("not signed in"),
+            std::string::npos);
 }
 
-TEST(WebAuth, IdleSessionsEndAndTheBooksAreBounded) {
-  WebAuth auth({60 * kSec, 100 * kSec, 3, 2});
+TEST(WebAuth, IdleSessionsEndAndTheBookIsBounded) {
+  WebAuth auth(kSecret, {60 * kSec, 100 * kSec, 2});
   Keys keys;
-  const std::string a = sign_in(auth, keys, 0, 1);
+  const std::string a = sign_in(auth, keys, kSec, 1);
   const std::string act = "{}";
   auto use = [&](const std::string& s, std::uint64_t seq, std::int64_t now) {
     return auth.check(s, seq, act, mac(keys.alice, WebAuth::act_text(s, seq, act)), keys.key_of(), now).error;
@@ -137,13 +159,14 @@ TEST(WebAuth, IdleSessionsEndAndTheBooksAreBounded) {
   EXPECT_EQ(auth.sessions(), 2u);
   EXPECT_NE(use(c, 1, 304 * kSec).find("not signed in"), std::string::npos);
   EXPECT_EQ(use(d, 1, 304 * kSec), "");
-  // At most 3 challenges: the oldest goes.
-  const std::string n1 = auth.challenge(random16(11), 400 * kSec);
-  for (std::uint8_t i = 12; i < 15; ++i) auth.challenge(random16(i), 401 * kSec);
-  EXPECT_NE(auth.sign_in("alice", n1, mac(keys.alice, WebAuth::sign_in_text(n1, "alice")), keys.key_of(), random16(1),
-                         402 * kSec)
-                .error.find("no such challenge"),
-            std::string::npos);
+}
+
+TEST(WebHosts, OnlyAddressesLocalhostAndTheNamesGivenAreAnswered) {
+  const std::vector<std::string> names{"gw.example.lan"};
+  for (const char* ok : {"127.0.0.1:8080", "10.0.0.5", "localhost:8080", "LOCALHOST", "[::1]:8080", "GW.example.lan:443"})
+    EXPECT_TRUE(host_allowed(ok, names)) << ok;
+  for (const char* bad : {"", "evil.example", "evil.example:8080", "gw.example.lan.evil.example", "127.0.0.1.nip.io"})
+    EXPECT_FALSE(host_allowed(bad, names)) << bad;
 }
 
 TEST(WebSnapshot, ShowsEveryNodeTheFiguresSchedulesAndPlaysAsValidJson) {

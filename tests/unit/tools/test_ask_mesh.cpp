@@ -67,6 +67,20 @@ const Row kRows[] = {
     {"list the ball plays", "ball list", false},
     {"who froze the mesh?", "operators log", false},
     {"list the sectors", "sectors", false},
+    // Questions about orders order nothing; the first target named wins.
+    {"how do I avoid conflicts in sector 7?", "conflicts", false},
+    {"how do I resolve conflicts from the last 24 hours?", "conflicts", false},
+    {"let me know when sector 7 is back", "nodes --cluster 7", false},
+    {"route around pi-3 in the east cluster", "quarantine pi-3 --reason 'routed around from the console'", true},
+    {"heal pi-3 in cluster east", "heal pi-3", true},
+    {"freeze pi-3, it is slowing the whole mesh", "freeze pi-3", true},
+    {"freeze all nodes in cluster east", "freeze cluster:east", true},
+    {"please freeze the east sector at 2 p.m.", "schedule freeze --at 1796389200 --targets cluster:east --confirm", true},
+    {"can you cut off pi-3", "quarantine pi-3 --reason 'routed around from the console'", true},
+    {"freeze the east sector in 2 hours", "schedule freeze --at 1796385600 --targets cluster:east --confirm", true},
+    {"freeze everything at noon", "schedule freeze --at 1796382000 --targets all --confirm", true},
+    {"thaw all at 7 o'clock pm", "schedule thaw --at 1796407200 --targets all --confirm", true},
+    {"resolve task 12", "resolve 12", true},
 };
 
 }  // namespace
@@ -87,9 +101,13 @@ TEST(AskMesh, ATimeOfDayAlreadyPastIsTomorrows) {
   EXPECT_EQ(plan_intent("freeze all at 11:30", kNow, kOffset).run[3], std::to_string(kNow + 1800));
   EXPECT_EQ(plan_intent("freeze all at 9:30am", kNow, kOffset).run[3], std::to_string(kNow + 22 * 3600 + 1800));
   EXPECT_EQ(plan_intent("freeze all at 12am", kNow, kOffset).run[3], std::to_string(kNow + 13 * 3600));
-  const AskPlan bad = plan_intent("freeze all at 25:00", kNow, kOffset);
-  EXPECT_FALSE(bad.understood());
-  EXPECT_NE(bad.explain.find("no time of day"), std::string::npos);
+  // A time said but not read refuses the order: it never runs at once instead.
+  for (const char* said : {"freeze all at 25:00", "freeze all at 14h30", "freeze the east sector in 5 days",
+                           "freeze pi-3 in 9999999 hours", "thaw all at 7 o'clock tonight"}) {
+    const AskPlan bad = plan_intent(said, kNow, kOffset);
+    EXPECT_FALSE(bad.understood()) << said << ": " << shell_line(bad.run);
+    EXPECT_NE(bad.explain.find("I read"), std::string::npos) << said << ": " << bad.explain;
+  }
 }
 
 TEST(AskMesh, UnknownPhrasingsGetTheClosestVerbs) {
@@ -105,6 +123,12 @@ TEST(AskMesh, UnknownPhrasingsGetTheClosestVerbs) {
   EXPECT_EQ(nothing.suggestions.size(), 3u);  // a default few
   EXPECT_FALSE(plan_intent("", kNow, kOffset).understood());
   EXPECT_FALSE(plan_intent("?!", kNow, kOffset).understood());
+  // A question about an order orders nothing; nor does a write verb with no target it can read.
+  EXPECT_FALSE(plan_intent("did the freeze reach all nodes?", kNow, kOffset).writes);
+  EXPECT_FALSE(plan_intent("why did the mesh pause?", kNow, kOffset).writes);
+  EXPECT_FALSE(plan_intent("route around it", kNow, kOffset).writes);
+  EXPECT_FALSE(plan_intent("stop routing around it", kNow, kOffset).writes);
+  EXPECT_FALSE(plan_intent("take it easy", kNow, kOffset).writes);
 }
 
 TEST(AskMesh, ShellLinesQuoteWhatTheShellWouldSplit) {
