@@ -84,7 +84,7 @@ stale() {
 if stale; then
   # UBSan reports halt (sanitizer_options.cpp) unless tests/fuzz/ubsan.supp
   # names them as known; a suppression needs a recoverable check.
-  FLAGS=(-std=c++20 -O1 -g -fsanitize=address,undefined -DKAIROS_BOARDS_DIR="\"$SRC/boards\""
+  FLAGS=(-std=c++20 -O1 -g -fsanitize=address,undefined -DKAIROS_BOARDS_DIR="\"$SRC/boards\"" -DKAIROS_WEB_DIR="\"$SRC/gateway/web/static\""
          -DKAIROS_FUZZ_UBSAN_SUPP="\"$SRC/tests/fuzz/ubsan.supp\"" "${DEFINES[@]}" "${INCLUDES[@]}")
   OBJS=()
   if [ "$WIRE" = 1 ]; then
