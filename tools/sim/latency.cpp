@@ -22,6 +22,92 @@ double Rng::exponential(double mean) {
   return -mean * std::log(1.0 - uniform());
 }
 
+double Rng::normal() {
+  // Box-Muller; 1 - u lies in (0, 1], so the log is finite.
+  const double u = 1.0 - uniform(), v = uniform();
+  return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * 3.14159265358979323846 * v);
+}
+
+std::optional<Profile> parse_profile(std::string_view s) {
+  if (s == "exponential" || s == "exp") return Profile::exponential;
+  if (s == "lognormal") return Profile::lognormal;
+  if (s == "pareto") return Profile::pareto;
+  if (s == "wifi") return Profile::wifi;
+  return std::nullopt;
+}
+
+const char* to_string(Profile p) {
+  switch (p) {
+    case Profile::exponential: return "exponential";
+    case Profile::lognormal: return "lognormal";
+    case Profile::pareto: return "pareto";
+    case Profile::wifi: return "wifi";
+  }
+  return "?";
+}
+
+double normal_quantile(double p) {
+  // Acklam's rational approximation of the inverse normal CDF.
+  static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                                 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+  static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                                 6.680131188771972e+01, -1.328068155288572e+01};
+  static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                                 -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+  static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                                 3.754408661907416e+00};
+  const double lo = 0.02425;
+  if (p <= 0) return -INFINITY;
+  if (p >= 1) return INFINITY;
+  if (p < lo) {
+    const double q = std::sqrt(-2 * std::log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - lo) return -normal_quantile(1 - p);
+  const double q = p - 0.5, r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+         (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+namespace {
+
+// The tail (ms) above the base, without stalls and losses.
+double draw_tail_ms(Rng& rng, double base_ms, const DelayModel& m) {
+  const double scale = tail_mean_ms(base_ms, m.jitter);
+  switch (m.profile) {
+    case Profile::exponential: return rng.exponential(scale);
+    case Profile::lognormal: return scale * std::exp(m.sigma * rng.normal());
+    case Profile::pareto:  // Lomax with mean `scale`: scale (alpha - 1) ((1 - u)^(-1/alpha) - 1)
+      return scale * (m.alpha - 1) * (std::pow(1.0 - rng.uniform(), -1.0 / m.alpha) - 1);
+    case Profile::wifi: return m.wifi_floor_ms + m.wifi_median_ms * std::exp(m.wifi_sigma * rng.normal());
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::int64_t draw_delay_us(Rng& rng, double base_ms, const DelayModel& m) {
+  base_ms = std::max(0.0, base_ms);
+  double ms = base_ms + draw_tail_ms(rng, base_ms, m);
+  if (m.profile == Profile::wifi && m.stall_p > 0 && rng.uniform() < m.stall_p)
+    ms += rng.uniform(m.stall_min_ms, m.stall_max_ms);
+  for (double rto = m.rto_ms; m.loss > 0 && rng.uniform() < m.loss && rto < 60'000; rto *= 2) ms += rto;
+  return static_cast<std::int64_t>(std::llround(ms * 1000.0));
+}
+
+double delay_quantile_ms(const DelayModel& m, double base_ms, double p) {
+  base_ms = std::max(0.0, base_ms);
+  const double scale = tail_mean_ms(base_ms, m.jitter);
+  switch (m.profile) {
+    case Profile::exponential: return base_ms - scale * std::log(1 - p);
+    case Profile::lognormal: return base_ms + scale * std::exp(m.sigma * normal_quantile(p));
+    case Profile::pareto: return base_ms + scale * (m.alpha - 1) * (std::pow(1 - p, -1.0 / m.alpha) - 1);
+    case Profile::wifi: return base_ms + m.wifi_floor_ms + m.wifi_median_ms * std::exp(m.wifi_sigma * normal_quantile(p));
+  }
+  return base_ms;
+}
+
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {
   Rng r(seed ^ (stream * 0xD1B54A32D192ED03ULL));
   r.next();
@@ -36,7 +122,13 @@ std::int64_t draw_delay_us(Rng& rng, double base_ms, double jitter) {
 }
 
 std::int64_t DelayLine::pass(std::int64_t now_us, double base_ms, double jitter, std::int64_t grid_us) {
-  std::int64_t t = std::max(now_us + draw_delay_us(rng_, base_ms, jitter), last_us_);
+  DelayModel m;
+  m.jitter = jitter;
+  return pass(now_us, base_ms, m, grid_us);
+}
+
+std::int64_t DelayLine::pass(std::int64_t now_us, double base_ms, const DelayModel& m, std::int64_t grid_us) {
+  std::int64_t t = std::max(now_us + draw_delay_us(rng_, base_ms, m), last_us_);
   if (grid_us > 0) t = (t + grid_us - 1) / grid_us * grid_us;
   last_us_ = t;
   return t;
@@ -70,6 +162,7 @@ NodeDraw draw_node(std::uint64_t seed, std::size_t index, double offset_max_ms, 
   d.in_seed = r.next();
   d.out_seed = r.next();
   d.wave_seed = r.next();
+  d.step_seed = r.next();
   return d;
 }
 

@@ -4,6 +4,8 @@
 // exactly.
 #include <array>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace kairos::sim {
@@ -17,6 +19,7 @@ class Rng {
   double uniform();                      // [0, 1)
   double uniform(double lo, double hi);  // [lo, hi)
   double exponential(double mean);       // >= 0, mean `mean`
+  double normal();                       // standard normal (Box-Muller)
 
  private:
   std::uint64_t state_;
@@ -44,6 +47,36 @@ double tail_mean_ms(double base_ms, double jitter);
 // propagation floor plus an exponential queueing tail.
 std::int64_t draw_delay_us(Rng& rng, double base_ms, double jitter);
 
+// The delay profiles of docs/SIM.md: what a frame's one-way delay is drawn
+// from, on top of its class's base (the propagation floor).
+enum class Profile { exponential, lognormal, pareto, wifi };
+std::optional<Profile> parse_profile(std::string_view s);
+const char* to_string(Profile p);
+
+struct DelayModel {
+  Profile profile = Profile::exponential;
+  double jitter = 0.05;  // the tail's scale as a share of the base: exponential and pareto mean, lognormal median
+  double sigma = 1.0;    // lognormal: shape (the tail's weight)
+  double alpha = 2.0;    // pareto (Lomax): shape, > 1 (smaller is heavier)
+  // wifi: a floor, a lognormal jitter, and power-save stalls (figures in docs/SIM.md)
+  double wifi_floor_ms = 3.0;
+  double wifi_median_ms = 2.0;
+  double wifi_sigma = 0.8;
+  double stall_p = 0.0;  // share of frames held by a stall
+  double stall_min_ms = 50.0, stall_max_ms = 300.0;
+  // Any profile: a frame lost on the wire is sent again by TCP after its
+  // retransmission timeout (doubled per loss); MQTT sees only the delay.
+  double loss = 0.0;
+  double rto_ms = 200.0;  // Linux's minimum RTO
+};
+
+// One frame's one-way delay (us) under the model, on a base of base_ms.
+std::int64_t draw_delay_us(Rng& rng, double base_ms, const DelayModel& m);
+// The p-quantile (ms) of the delay without stalls and losses: base plus the tail's quantile.
+double delay_quantile_ms(const DelayModel& m, double base_ms, double p);
+// The standard normal's p-quantile (Acklam's approximation, relative error < 1.2e-9).
+double normal_quantile(double p);
+
 // One direction of one node's path. Frames leave in the order they entered
 // (a frame never overtakes the previous one), each after its own drawn delay.
 class DelayLine {
@@ -54,6 +87,7 @@ class DelayLine {
   // grid_us > 0 the departure is moved up to the next multiple of grid_us
   // (frames sent in batches), still never before the previous frame's.
   std::int64_t pass(std::int64_t now_us, double base_ms, double jitter, std::int64_t grid_us = 0);
+  std::int64_t pass(std::int64_t now_us, double base_ms, const DelayModel& m, std::int64_t grid_us = 0);
 
  private:
   Rng rng_;
@@ -85,6 +119,7 @@ struct NodeDraw {
   std::uint64_t in_seed = 0;    // inbound DelayLine
   std::uint64_t out_seed = 0;   // outbound DelayLine
   std::uint64_t wave_seed = 0;
+  std::uint64_t step_seed = 0;  // its clock's steps (--clock-step-ms)
 };
 NodeDraw draw_node(std::uint64_t seed, std::size_t index, double offset_max_ms, double drift_max_ppm);
 

@@ -140,7 +140,37 @@ bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& he
          o.latency_ms = table;
          return true;
        }},
-      {"--jitter", [&] { return number(o.jitter, 0, 100, "expected a share of the base latency, 0..100"); }},
+      {"--jitter", [&] { return number(o.delay.jitter, 0, 100, "expected a share of the base latency, 0..100"); }},
+      {"--profile",
+       [&] {
+         auto p = parse_profile(value);
+         if (!p) return bad("expected exponential, lognormal, pareto or wifi");
+         o.delay.profile = *p;
+         return true;
+       }},
+      {"--sigma", [&] { return number(o.delay.sigma, 0, 5, "expected the lognormal's shape, 0..5"); }},
+      {"--alpha", [&] { return number(o.delay.alpha, 1.05, 100, "expected the Pareto shape, 1.05..100"); }},
+      {"--wifi-floor-ms", [&] { return number(o.delay.wifi_floor_ms, 0, 1000, "expected ms, 0..1000"); }},
+      {"--wifi-jitter-ms", [&] { return number(o.delay.wifi_median_ms, 0, 1000, "expected ms, 0..1000"); }},
+      {"--stall", [&] { return number(o.delay.stall_p, 0, 1, "expected a share of frames, 0..1"); }},
+      {"--stall-ms",
+       [&] {
+         const auto dash = value.find('-');
+         double lo = -1, hi = -1;
+         if (dash != std::string::npos) {
+           lo = std::atof(value.substr(0, dash).c_str());
+           hi = std::atof(value.substr(dash + 1).c_str());
+         }
+         if (dash == std::string::npos || lo < 0 || hi < lo || hi > 60'000)
+           return bad("expected MIN-MAX ms, such as 50-300 (at most 60000)");
+         o.delay.stall_min_ms = lo;
+         o.delay.stall_max_ms = hi;
+         return true;
+       }},
+      {"--loss", [&] { return number(o.delay.loss, 0, 0.5, "expected a share of frames, 0..0.5"); }},
+      {"--rto-ms", [&] { return number(o.delay.rto_ms, 1, 60'000, "expected ms, 1..60000"); }},
+      {"--clock-step-ms", [&] { return number(o.clock_step_ms, 0, 600'000, "expected ms, 0..600000"); }},
+      {"--clock-step-every-s", [&] { return number(o.clock_step_every_s, 1, 1e6, "expected seconds, 1 or more"); }},
       {"--offset-max-ms", [&] { return number(o.offset_max_ms, 0, 1e9, "expected ms, 0 or more"); }},
       {"--drift-ppm", [&] { return number(o.drift_ppm, 0, 1e5, "expected ppm, 0..100000"); }},
       {"--seed",
@@ -252,7 +282,18 @@ std::string usage_text() {
          "  --classes A,B,...     device classes, round-robin (default A,B,C,D,E)\n"
          "  --latency A=5,...     base one-way latency per class, ms\n"
          "                        (default A=5,B=20,C=50,D=100,E=200,F=500)\n"
-         "  --jitter J            mean of the exponential tail as a share of the base (default 0.05)\n"
+         "  --jitter J            the tail's scale as a share of the base (default 0.05)\n"
+         "  --profile P           the delay's tail: exponential, lognormal, pareto, wifi (default exponential)\n"
+         "  --sigma S             lognormal: its shape (default 1)\n"
+         "  --alpha A             pareto: its shape, over 1, smaller is heavier (default 2)\n"
+         "  --wifi-floor-ms MS    wifi: the floor above the base (default 3)\n"
+         "  --wifi-jitter-ms MS   wifi: the median of its lognormal jitter (default 2)\n"
+         "  --stall P             wifi: the share of frames held by a power-save stall (default 0)\n"
+         "  --stall-ms MIN-MAX    wifi: how long a stall holds a frame (default 50-300)\n"
+         "  --loss P              the share of frames lost on the wire and sent again after --rto-ms (default 0)\n"
+         "  --rto-ms MS           the retransmission timeout, doubled per loss (default 200)\n"
+         "  --clock-step-ms MS    each node's clock steps by up to +-MS (NTP corrections; default 0: none)\n"
+         "  --clock-step-every-s S  ... on average every S seconds (default 60)\n"
          "  --offset-max-ms MS    node clock offsets uniform in +-MS (default 2000)\n"
          "  --drift-ppm PPM       node clock rate errors uniform in +-PPM (default 0)\n"
          "  --seed S              seed of every random choice (default: random, printed)\n"

@@ -43,7 +43,9 @@ struct SimOptions {
   std::string cluster_prefix = "c";  // clusters <prefix>1..<prefix>K
   std::vector<std::size_t> classes{0, 1, 2, 3, 4};  // A..E, assigned round-robin
   std::array<double, kClasses> latency_ms = kDefaultLatencyMs;
-  double jitter = 0.05;  // tail mean as a share of the base
+  DelayModel delay;      // --profile, --jitter and the rest of the network model (docs/SIM.md)
+  double clock_step_ms = 0;      // --clock-step-ms: a node's clock steps by up to +-this (an NTP correction)
+  double clock_step_every_s = 60;  // ... on average this often
   double offset_max_ms = 2000;
   double drift_ppm = 0;
   std::optional<std::uint64_t> seed;  // none: a random one, printed

@@ -43,7 +43,7 @@ void Simulator::queue_out(std::uint32_t i, Frame f, std::int64_t at_mono) {
   // rest of the simulator together. Timing-critical frames (acks, states)
   // keep their exact instant.
   const bool batched = f.kind == TopicKind::hb || f.kind == TopicKind::phase;
-  f.due = n.out.pass(at_mono, n.base_ms, opt_.jitter, batched ? kBatchUs : 0);
+  f.due = n.out.pass(at_mono, n.base_ms, opt_.delay, batched ? kBatchUs : 0);
   push(f.due, Ev::publish, i, store(std::move(f)));
 }
 

@@ -101,6 +101,7 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
     node.clock.drift_ppm = d.drift_ppm;
     node.in = DelayLine(d.in_seed);
     node.out = DelayLine(d.out_seed);
+    node.steps = Rng(d.step_seed);
     node.link = static_cast<std::uint32_t>(i % links);
     node.cluster = static_cast<std::uint16_t>(i % cluster_names_.size());
     node.cls = static_cast<std::uint8_t>(opt_.classes[i % opt_.classes.size()]);
@@ -255,6 +256,9 @@ void Simulator::start_timers() {
       push(start_mono_ + static_cast<std::int64_t>(d.report_phase * static_cast<double>(phase_us)), Ev::phase, i);
     }
     if (nodes_[i].crash) push(start_mono_ + static_cast<std::int64_t>(opt_.crash_after_s * 1e6), Ev::crash, i);
+    if (opt_.clock_step_ms > 0)
+      push(start_mono_ + static_cast<std::int64_t>(nodes_[i].steps.exponential(opt_.clock_step_every_s) * 1e6), Ev::step,
+           i);
   }
   for (std::uint32_t j = 0; j < opt_.jumps.size(); ++j)
     push(start_mono_ + static_cast<std::int64_t>(opt_.jumps[j].at_s * 1e6), Ev::jump, 0, j);
@@ -343,6 +347,12 @@ void Simulator::run_timers() {
       case Ev::phase: report_phase(t.node, t.due); break;
       case Ev::crash: crash(t.node, now); break;
       case Ev::job: finish_job(t.node, t.arg, now); break;
+      case Ev::step: {  // an NTP correction: the node's clock jumps, then runs on
+        auto& n = nodes_[t.node];
+        n.clock.offset_us += std::llround(n.steps.uniform(-opt_.clock_step_ms, opt_.clock_step_ms) * 1000.0);
+        push(now + static_cast<std::int64_t>(n.steps.exponential(opt_.clock_step_every_s) * 1e6), Ev::step, t.node);
+        break;
+      }
       case Ev::jump: {
         const auto& j = opt_.jumps[t.arg];
         auto& n = nodes_[by_id_.at(j.node)];
@@ -388,7 +398,7 @@ void Simulator::on_inbound(std::uint32_t k, Inbound& msg) {
   }
   // Paho stamped the moment the broker's frame arrived; the node gets it one
   // modelled delay later.
-  const std::int64_t due = n.in.pass(msg.received_mono_us, n.base_ms, opt_.jitter);
+  const std::int64_t due = n.in.pass(msg.received_mono_us, n.base_ms, opt_.delay);
   push(due, Ev::deliver, it->second,
        store(Frame(std::move(msg.topic), std::move(msg.payload), TopicKind::cmd, 1, false)));
 }

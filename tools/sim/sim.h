@@ -77,6 +77,7 @@ class Simulator {
     node::CommandIntake intake;
     NodeClock clock;
     DelayLine in, out;   // broker -> node, node -> broker
+    Rng steps;           // when and how far its clock steps (--clock-step-ms)
     double base_ms = 0;  // current base one-way latency (class, slow, jumps)
     std::unique_ptr<Phases> phases;
     std::uint64_t will_seq = 0;  // seq of the offline state, armed per connection as node.cpp does
@@ -90,7 +91,7 @@ class Simulator {
     bool crashed = false, announced = false, frozen = false;
   };
 
-  enum class Ev : std::uint8_t { deliver, publish, heartbeat, phase, crash, jump, job };
+  enum class Ev : std::uint8_t { deliver, publish, heartbeat, phase, crash, jump, job, step };
   struct Timer {
     std::int64_t due;     // monotonic us
     std::uint64_t order;  // FIFO among equal times

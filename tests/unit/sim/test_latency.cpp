@@ -203,3 +203,91 @@ TEST(LatencyModel, BatchedFramesLeaveOnTheGridWithoutOvertaking) {
     prev = out;
   }
 }
+
+namespace {
+
+// The empirical p-quantiles (ms) of n draws under a model.
+std::vector<double> quantiles(const DelayModel& m, double base_ms, int n, std::vector<double> ps, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = static_cast<double>(draw_delay_us(rng, base_ms, m)) / 1000.0;
+  std::sort(v.begin(), v.end());
+  std::vector<double> out;
+  for (double p : ps) out.push_back(v[static_cast<std::size_t>(p * (n - 1))]);
+  return out;
+}
+
+}  // namespace
+
+TEST(NetworkModel, TheNormalQuantileIsThePublishedOne) {
+  EXPECT_NEAR(normal_quantile(0.5), 0.0, 1e-9);
+  EXPECT_NEAR(normal_quantile(0.975), 1.959963985, 1e-8);
+  EXPECT_NEAR(normal_quantile(0.999), 3.090232306, 1e-8);
+  EXPECT_NEAR(normal_quantile(0.001), -3.090232306, 1e-8);
+  EXPECT_NEAR(normal_quantile(0.01), -2.326347874, 1e-8);
+}
+
+// Each profile's drawn quantiles against the model's own, 400,000 draws.
+TEST(NetworkModel, EachProfilesDrawsHaveItsQuantiles) {
+  const std::vector<double> ps{0.5, 0.9, 0.99, 0.999};
+  struct Case {
+    const char* name;
+    DelayModel m;
+    double base_ms;
+  };
+  DelayModel exp, logn, pareto, wifi;
+  exp.jitter = 0.5;
+  logn.profile = Profile::lognormal;
+  logn.jitter = 0.2;
+  logn.sigma = 1.2;
+  pareto.profile = Profile::pareto;
+  pareto.jitter = 0.5;
+  pareto.alpha = 1.5;
+  wifi.profile = Profile::wifi;
+  for (const Case& c : {Case{"exponential", exp, 20}, Case{"lognormal", logn, 50}, Case{"pareto", pareto, 20},
+                        Case{"wifi", wifi, 5}}) {
+    const auto got = quantiles(c.m, c.base_ms, 400'000, ps, 7);
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      const double want = delay_quantile_ms(c.m, c.base_ms, ps[i]);
+      // The sampling error of a quantile grows into the tail: 2 % at the
+      // median, 5 % at p99, 12 % at p99.9 (a few standard errors at n = 400,000).
+      const double tol = ps[i] < 0.95 ? 0.02 : ps[i] < 0.995 ? 0.05 : 0.12;
+      EXPECT_NEAR(got[i], want, tol * want) << c.name << " p" << ps[i] * 100;
+    }
+  }
+  // The heavy tails are heavy: p99.9 over the median.
+  EXPECT_GT(delay_quantile_ms(pareto, 0, 0.999) / delay_quantile_ms(pareto, 0, 0.5), 30);
+  EXPECT_LT(delay_quantile_ms(exp, 0, 0.999) / delay_quantile_ms(exp, 0, 0.5), 10);
+}
+
+TEST(NetworkModel, WifiStallsAndLossesComeAtTheirShares) {
+  DelayModel wifi;
+  wifi.profile = Profile::wifi;
+  wifi.stall_p = 0.02;
+  wifi.stall_min_ms = 50;
+  wifi.stall_max_ms = 300;
+  Rng rng(3);
+  const int n = 200'000;
+  int stalled = 0;
+  double min_ms = 1e9;
+  for (int i = 0; i < n; ++i) {
+    const double ms = static_cast<double>(draw_delay_us(rng, 5, wifi)) / 1000.0;
+    min_ms = std::min(min_ms, ms);
+    if (ms >= 5 + 3 + 50) ++stalled;  // the jitter alone reaches 50 ms once in ~25,000
+  }
+  EXPECT_NEAR(static_cast<double>(stalled) / n, 0.02, 0.002);
+  EXPECT_GE(min_ms, 5 + 3);  // base and floor
+  DelayModel lossy;
+  lossy.jitter = 0.05;
+  lossy.loss = 0.05;
+  lossy.rto_ms = 200;
+  Rng r2(4);
+  int late = 0, twice = 0;
+  for (int i = 0; i < n; ++i) {
+    const double ms = static_cast<double>(draw_delay_us(r2, 10, lossy)) / 1000.0;
+    if (ms >= 200) ++late;
+    if (ms >= 600) ++twice;  // lost twice: 200 + 400
+  }
+  EXPECT_NEAR(static_cast<double>(late) / n, 0.05, 0.003);
+  EXPECT_NEAR(static_cast<double>(twice) / n, 0.0025, 0.0006);
+}

@@ -55,6 +55,33 @@ TEST(SimOptions, DefaultsAndOverrides) {
   EXPECT_TRUE(help);
 }
 
+TEST(SimOptions, TheNetworkModelsFlags) {
+  SimOptions o;
+  bool help = false;
+  std::string error;
+  ASSERT_TRUE(parse_options(with_required({"--profile", "wifi", "--wifi-floor-ms", "4", "--wifi-jitter-ms", "2.5",
+                                           "--stall", "0.02", "--stall-ms", "100-250", "--loss", "0.01", "--rto-ms",
+                                           "300", "--drift-ppm", "100", "--clock-step-ms", "20",
+                                           "--clock-step-every-s", "30"}),
+                            o, help, error))
+      << error;
+  EXPECT_EQ(o.delay.profile, Profile::wifi);
+  EXPECT_DOUBLE_EQ(o.delay.wifi_floor_ms, 4);
+  EXPECT_DOUBLE_EQ(o.delay.wifi_median_ms, 2.5);
+  EXPECT_DOUBLE_EQ(o.delay.stall_p, 0.02);
+  EXPECT_DOUBLE_EQ(o.delay.stall_min_ms, 100);
+  EXPECT_DOUBLE_EQ(o.delay.stall_max_ms, 250);
+  EXPECT_DOUBLE_EQ(o.delay.loss, 0.01);
+  EXPECT_DOUBLE_EQ(o.delay.rto_ms, 300);
+  EXPECT_DOUBLE_EQ(o.clock_step_ms, 20);
+  EXPECT_DOUBLE_EQ(o.clock_step_every_s, 30);
+  SimOptions h;
+  ASSERT_TRUE(parse_options(with_required({"--profile", "pareto", "--alpha", "1.5", "--jitter", "0.5"}), h, help, error));
+  EXPECT_EQ(h.delay.profile, Profile::pareto);
+  EXPECT_DOUBLE_EQ(h.delay.alpha, 1.5);
+  EXPECT_DOUBLE_EQ(h.delay.jitter, 0.5);
+}
+
 TEST(SimOptions, RefusesWhatItCannotRun) {
   // (arguments, a piece of the message)
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
@@ -78,6 +105,13 @@ TEST(SimOptions, RefusesWhatItCannotRun) {
       {with_required({"--phase-period-s", "0.01"}), "--phase-period-s"},
       {with_required({"--frobnicate", "1"}), "unknown option '--frobnicate'"},
       {with_required({"--nodes"}), "--nodes: missing its value"},
+      {with_required({"--profile", "gaussian"}), "--profile: expected exponential, lognormal, pareto or wifi"},
+      {with_required({"--alpha", "1"}), "--alpha"},
+      {with_required({"--stall", "1.5"}), "--stall"},
+      {with_required({"--stall-ms", "300-50"}), "--stall-ms: expected MIN-MAX"},
+      {with_required({"--stall-ms", "50"}), "--stall-ms"},
+      {with_required({"--loss", "0.9"}), "--loss"},
+      {with_required({"--clock-step-every-s", "0"}), "--clock-step-every-s"},
   };
   for (const auto& [args, expect] : cases) {
     SimOptions o;
