@@ -17,6 +17,7 @@ Ingest::Ingest(const GatewayConfig& config, KeyBook& keys, Registry& registry, E
                Ports ports)
     : config_(config), keys_(keys), registry_(registry), escalation_(escalation), outbox_(outbox),
       ports_(std::move(ports)) {
+  wall_minus_mono_us_ = wall_us() - mono_us();
   // Session ids are ordered (docs/DESIGN.md 4); random ones of an older version
   // (above 2^56) say nothing about order and are not restored.
   for (const auto& s : outbox_.store().load_sessions())
@@ -178,6 +179,7 @@ void Ingest::apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEn
     case TopicKind::hb: {
       if (!known) break;
       bool was_online = known->online;
+      one_way(*known, env, m);
       registry_.on_heartbeat(*known, env.message.heartbeat, now_us);
       known->heard = true;
       if (!was_online) {
@@ -188,8 +190,12 @@ void Ingest::apply(const Topic& t, const Inbound& m, const Envelope& env, NodeEn
     }
     case TopicKind::phase:
       if (!known) break;
-      if (env.historical) ++known->historical_phases;  // late (store and forward): history, not its present phase
-      else registry_.on_phase(*known, env.message.phase, now_us);
+      if (env.historical) {
+        ++known->historical_phases;  // late (store and forward): history, not its present phase
+      } else {
+        one_way(*known, env, m);
+        registry_.on_phase(*known, env.message.phase, now_us);
+      }
       break;
     case TopicKind::ack:
       ports_.ack(id, env.message.ack, wall_us() - (mono_us() - m.received_mono_us));
@@ -225,7 +231,14 @@ void Ingest::forget(const std::string& id) {
   dirty_nodes_.erase(id);
 }
 
+void Ingest::one_way(NodeEntry& n, const Envelope& env, const Inbound& m) {
+  if (n.clock.count() == 0 || m.retained || env.sent_at_us <= 0) return;
+  const double sent_gateway_us = static_cast<double>(env.sent_at_us) - n.clock.offset_us();
+  n.one_way.add(static_cast<double>(m.received_mono_us + wall_minus_mono_us_) - sent_gateway_us);
+}
+
 bool Ingest::flush() {
+  wall_minus_mono_us_ = wall_us() - mono_us();
   if (dirty_sessions_.empty() && dirty_nodes_.empty() && pending_events_.empty()) return false;
   if (outbox_.paused(mono_us())) return false;
   const std::int64_t now_wall = wall_us();

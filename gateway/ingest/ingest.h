@@ -63,6 +63,13 @@ class Ingest {
   log::Gate& wire_log() { return wire_log_; }
 
  private:
+  // A live heartbeat's or phase report's one-way delay (receipt on the
+  // gateway's wall clock minus its sending, through the node's clock
+  // offset) into the node's sketch (docs/DESIGN.md 5.2).
+  void one_way(NodeEntry& n, const Envelope& env, const Inbound& m);
+  // The wall clock minus the monotonic one (us), read once a second (flush):
+  // a frame's receipt on the wall clock without a clock read per frame.
+  std::int64_t wall_minus_mono_us_ = 0;
   // Opened under whichever of the node's keys signed it; null when dropped
   // (counted and logged, a bad MAC handled as a breach).
   // What ingest finds once per node and keeps: its keys, its session and

@@ -12,6 +12,7 @@
 #include "common/core/bytes.h"
 #include "common/core/impedance.h"
 #include "common/core/meshsync.h"
+#include "common/core/sketch.h"
 #include "gateway/registry/deadlines.h"
 #include "kairos.pb.h"
 
@@ -40,6 +41,7 @@ struct NodeEntry {
   std::uint64_t events = 0;             // events logged
   // clock and impedance (docs/DESIGN.md 5.1, 5.2)
   ClockFilter clock;
+  DelaySketch one_way;           // its frames' one-way delays (us), through the clock offset
   EwRate reliability;
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
   std::uint32_t queue_depth = 0;

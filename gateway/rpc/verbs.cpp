@@ -24,7 +24,8 @@ const char* restrictions_of(kairos_v1_MeshMode m) {
   }
 }
 
-constexpr std::uint32_t kMaxPage = 40;
+// As many as a NodeList holds (proto/kairos.options: what fits a frame of 16 KB).
+constexpr std::uint32_t kMaxPage = sizeof(kairos_v1_NodeList::nodes) / sizeof(kairos_v1_NodeList::nodes[0]);
 
 void fill_conflict(const StoredConflict& c, kairos_v1_ConflictEntry& e) {
   set_string(e.type, c.type);
@@ -76,6 +77,9 @@ void fill_node(const NodeEntry& n, kairos_v1_NodeInfo& o, std::int64_t now_us) {
   o.calibration_ms = static_cast<float>(imp.calibration_ms);
   o.lead_ms = static_cast<std::uint32_t>(std::lround(imp.lead_ms));
   o.clock_shifts = n.clock.shifts();
+  o.one_way_samples = n.one_way.count();
+  o.one_way_p99_ms = static_cast<float>(n.one_way.quantile(0.99) / 1000.0);
+  o.one_way_p999_ms = static_cast<float>(n.one_way.quantile(0.999) / 1000.0);
 }
 
 }  // namespace

@@ -109,6 +109,24 @@ TEST(Sim, NodesRegisterAndTheGatewayRecoversTheirClockOffsets) {
     worst = std::max(worst, std::abs(error));
   }
   RecordProperty("worst_offset_error_ms", std::to_string(worst));
+  // Each node's one-way delays, from its reports through its offset: the
+  // class's base at least (less the offset's error), and its jitter's tail,
+  // the simulator's 5 ms grid for reports and a bucket's 10 % at most.
+  ASSERT_TRUE(eventually([&] {
+    nodes = mesh.nodes();
+    return std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n.one_way_samples >= 5; });
+  }, 30s)) << mesh.gateway().output();
+  for (const auto& n : nodes) {
+    const auto& e = roster.at(n.id);
+#ifdef KAIROS_SANITIZED
+    constexpr double kSlack = 15.0;
+#else
+    constexpr double kSlack = 3.0;
+#endif
+    EXPECT_GE(n.one_way_p99_ms, e.base_ms - kSlack) << n.id;
+    EXPECT_LE(n.one_way_p99_ms, 1.1 * (e.base_ms * 1.25 + 5.0) + kSlack) << n.id << ": base " << e.base_ms;
+    EXPECT_GE(n.one_way_p999_ms, n.one_way_p99_ms) << n.id;
+  }
   stop(sim);
   // Every node said goodbye on the way out.
   EXPECT_TRUE(eventually([&] {

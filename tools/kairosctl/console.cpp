@@ -349,6 +349,8 @@ int print_nodes(const std::vector<kairos_v1_NodeInfo>& nodes, bool one, bool jso
       j.key("queue_depth").integer(n.queue_depth).key("drift").num(n.drift).key("reliability").num(n.reliability);
       j.key("confidence").num(n.confidence).key("degraded").boolean(n.degraded).key("unstable").boolean(n.unstable);
       j.key("lead_ms").integer(n.lead_ms).key("calibration_ms").num(n.calibration_ms).key("clock_shifts").integer(n.clock_shifts);
+      j.key("one_way_p99_ms").num(n.one_way_p99_ms).key("one_way_p999_ms").num(n.one_way_p999_ms);
+      j.key("one_way_samples").integer(n.one_way_samples);
       j.end_object();
       j.end_object();
     }
@@ -372,6 +374,9 @@ int print_nodes(const std::vector<kairos_v1_NodeInfo>& nodes, bool one, bool jso
                 n.degraded ? " DEGRADED" : "", n.unstable ? " UNSTABLE" : "");
     std::printf("  lead          %u ms (calibration %.1f ms, %llu latency shifts)\n", n.lead_ms,
                 static_cast<double>(n.calibration_ms), static_cast<unsigned long long>(n.clock_shifts));
+    if (n.one_way_samples)
+      std::printf("  one way       p99 %.1f ms, p99.9 %.1f ms (its last %u frames, node to gateway)\n",
+                  static_cast<double>(n.one_way_p99_ms), static_cast<double>(n.one_way_p999_ms), n.one_way_samples);
     std::printf("  reliability   %.2f, confidence %.2f\n", static_cast<double>(n.reliability),
                 static_cast<double>(n.confidence));
     std::printf("  events        %llu logged, %llu late phase reports\n", static_cast<unsigned long long>(n.events),
