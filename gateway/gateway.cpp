@@ -114,6 +114,13 @@ Gateway::Gateway(GatewayConfig config)
   if (!bridges_->any()) bridges_.reset();
 }
 
+Gateway::~Gateway() {
+  // Before the HTTP servers stop (they wait for their handlers): handlers
+  // waiting for the loop, or for an action's answer, return now.
+  loop_calls_.close();
+  if (web_) web_->stop();
+}
+
 void Gateway::serve_http() {
   std::vector<HttpSite> sites;
   if (!config_.metrics_listen.empty()) {
@@ -430,13 +437,6 @@ void Gateway::periodic(std::int64_t now_us) {
 }
 
 int Gateway::run() {
-  struct Ending {  // however the loop ends: the HTTP threads stop waiting for it
-    Gateway& g;
-    ~Ending() {
-      g.loop_calls_.close();
-      if (g.web_) g.web_->stop();
-    }
-  } ending{*this};
   start_us_ = mono_us();
   next_sync_us_ = start_us_;
   next_mesh_publish_us_ = start_us_;

@@ -43,6 +43,9 @@ namespace kairos::gw {
 class Gateway {
  public:
   explicit Gateway(GatewayConfig config);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
   // Runs until SIGTERM / SIGINT; returns the exit status.
   int run();
   // One received message through the ingest path, as the loop takes it

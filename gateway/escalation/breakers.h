@@ -95,6 +95,10 @@ class Breakers {
   std::vector<BreakerView> view(std::int64_t now_us) const;
   // An operator holds a cluster's breaker OPEN (true) or releases it (false).
   void hold(const std::string& cluster, bool held);
+  bool held(const std::string& cluster) const {
+    auto it = clusters_.find(cluster);
+    return it != clusters_.end() && it->second.held();
+  }
   // Called when a breaker changes state: scope, name, old, new.
   void on_change(std::function<void(const std::string&, const std::string&, BreakerState, BreakerState)> f) {
     changed_ = std::move(f);

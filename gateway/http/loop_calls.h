@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace kairos::gw {
@@ -21,9 +22,12 @@ class LoopCalls {
   explicit LoopCalls(std::function<void()> wake) : wake_(std::move(wake)) {}
   // From any thread: fn's result, run on the loop; nullopt when the loop did
   // not get to it within `wait` (it may still run it; its answer is then dropped).
-  std::optional<std::string> call(std::function<std::string()> fn, std::chrono::milliseconds wait) {
+  template <class Fn>
+  auto call(Fn fn, std::chrono::milliseconds wait) -> std::optional<std::invoke_result_t<Fn&>> {
+    using T = std::invoke_result_t<Fn&>;
+    auto result = std::make_shared<std::optional<T>>();
     auto c = std::make_shared<Call>();
-    c->fn = std::move(fn);
+    c->fn = [fn = std::move(fn), result]() mutable { *result = fn(); };
     std::unique_lock lock(mu_);
     if (closed_) return std::nullopt;
     queue_.push_back(c);
@@ -31,7 +35,7 @@ class LoopCalls {
     wake_();
     lock.lock();
     if (!done_.wait_for(lock, wait, [&] { return c->done || closed_; }) || !c->done) return std::nullopt;
-    return std::move(c->answer);
+    return std::move(*result);
   }
   // The loop has ended: callers waiting, and those to come, get nullopt at once.
   void close() {
@@ -50,9 +54,8 @@ class LoopCalls {
     }
     if (now.empty()) return;
     for (auto& c : now) {
-      std::string answer = c->fn();
+      c->fn();  // writes its result, read by the caller only once done is seen under the lock
       std::lock_guard lock(mu_);
-      c->answer = std::move(answer);
       c->done = true;
     }
     done_.notify_all();
@@ -60,8 +63,7 @@ class LoopCalls {
 
  private:
   struct Call {
-    std::function<std::string()> fn;
-    std::string answer;
+    std::function<void()> fn;
     bool done = false;
   };
   std::function<void()> wake_;

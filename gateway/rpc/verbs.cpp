@@ -270,11 +270,7 @@ void hold_breaker(Breakers& breakers, const Registry& registry, Outbox& outbox, 
                   const std::string& by, kairos_v1_ControlResponse& resp, std::int64_t now_us) {
   const bool hold = req.hold[0] != 0;
   const std::string cluster = hold ? req.hold : req.release;
-  auto held = [&] {
-    for (const auto& v : breakers.view(now_us))
-      if (v.scope == "cluster" && v.name == cluster) return v.held;
-    return false;
-  }();
+  const bool held = breakers.held(cluster);
   if (hold && registry.members(cluster).empty())
     return set_string(resp.error, "no cluster '" + cluster + "' has nodes here (kairosctl nodes lists them)");
   if (!hold && !held) return set_string(resp.error, "cluster " + cluster + "'s breaker is not held");

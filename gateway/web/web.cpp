@@ -41,8 +41,6 @@ std::string error_text(const std::string& why) {
   return j.text();
 }
 
-bool refused(const std::string& answer) { return answer.rfind("{\"ok\":false", 0) == 0; }
-
 HttpResponse error(int status, const std::string& why) { return json_response(status, error_text(why)); }
 
 // A string member of o, at most max bytes; nullopt when absent or not a string.
@@ -174,8 +172,7 @@ void Web::service(std::int64_t now_us) {
   if (now_us < next_us_) return;
   const bool wanted = (server_ && server_->socket_clients() > 0) || now_us - wanted_us_.load() < kInterestUs;
   if (!wanted) return;
-  feed_.publish(ports_.render());
-  published_us_ = now_us;
+  render(now_us);
   next_us_ = now_us + std::max<std::int64_t>(kMinPeriodUs, static_cast<std::int64_t>(ports_.nodes()) * kPeriodPerNodeUs);
 }
 
@@ -185,8 +182,15 @@ void Web::sample(std::int64_t wall_us, double c, double a) {
   while (history_.size() > kHistoryPoints) history_.pop_front();
 }
 
-std::optional<std::string> Web::on_loop(std::function<std::string()> fn) {
-  return calls_.call(std::move(fn), std::chrono::seconds(5));
+HttpResponse Web::on_loop(std::function<HttpResponse()> fn, const char* late) {
+  auto r = calls_.call(std::move(fn), std::chrono::seconds(5));
+  return r ? std::move(*r) : error(503, late);
+}
+
+std::string Web::render(std::int64_t now_us) {
+  feed_.publish(ports_.render());
+  published_us_ = now_us;
+  return *feed_.latest();
 }
 
 HttpResponse Web::snapshot() {
@@ -194,21 +198,15 @@ HttpResponse Web::snapshot() {
   wanted_us_ = now;
   // A fresh one as it is; one left from pages gone a while ago is rendered again, on the loop.
   if (auto f = feed_.latest(); f && now - published_us_.load() < kInterestUs) return json_response(200, *f);
-  auto text = on_loop([this] {
-    feed_.publish(ports_.render());
-    published_us_ = mono_us();
-    return *feed_.latest();
-  });
-  if (!text) return error(503, "the gateway's loop did not answer in 5 s");
-  return json_response(200, std::move(*text));
+  return on_loop([this] { return json_response(200, render(mono_us())); });
 }
 
 HttpResponse Web::challenge() {
-  auto nonce = on_loop([this] { return auth_.challenge(random_bytes(8), mono_us()); });
-  if (!nonce) return error(503, "the gateway's loop did not answer in 5 s");
-  Json j;
-  j.begin_object().key("nonce").str(*nonce).key("expires_s").integer(60).end_object();
-  return json_response(200, j.text());
+  return on_loop([this] {
+    Json j;
+    j.begin_object().key("nonce").str(auth_.challenge(random_bytes(8), mono_us())).key("expires_s").integer(60);
+    return json_response(200, j.end_object().text());
+  });
 }
 
 HttpResponse Web::sign_in(const HttpRequest& r) {
@@ -217,20 +215,17 @@ HttpResponse Web::sign_in(const HttpRequest& r) {
   auto name = text_of(body, "operator", 64), nonce = text_of(body, "nonce", 64), mac = text_of(body, "mac", 64);
   if (!name || !nonce || !mac) return error(400, "sign-in takes operator, nonce and mac (strings)");
   // By value: the loop may run it after this thread has given up waiting.
-  auto answer = on_loop([this, name = *name, nonce = *nonce, mac = *mac] {
+  return on_loop([this, name = *name, nonce = *nonce, mac = *mac] {
     auto o = auth_.sign_in(name, nonce, mac, ports_.key_of, random_bytes(16), mono_us());
     if (!o.error.empty()) {
       log::warn("web", "sign-in as " + log_safe(name, 64) + " refused: " + o.detail);
-      return error_text(o.error);
+      return error(403, o.error);
     }
     log::info("web", "operator " + o.name + " signed in to the live page");
     Json j;
     j.begin_object().key("ok").boolean(true).key("operator").str(o.name).key("session").str(o.session).end_object();
-    return j.text();
+    return json_response(200, j.text());
   });
-  if (!answer) return error(503, "the gateway's loop did not answer in 5 s");
-  const int status = refused(*answer) ? 403 : 200;
-  return json_response(status, std::move(*answer));
 }
 
 HttpResponse Web::act(const HttpRequest& r) {
@@ -241,15 +236,12 @@ HttpResponse Web::act(const HttpRequest& r) {
   if (!session || !act || !mac || seq == body.end() || !seq->is_number_unsigned())
     return error(400, "an action takes session, seq (a number), act and mac");
   if (const json a = json::parse(*act, nullptr, false); a.is_object() && a.value("verb", json()) == "signout") {
-    auto out = on_loop([this, session = *session, seq = seq->get<std::uint64_t>(), act = *act, mac = *mac] {
+    return on_loop([this, session = *session, seq = seq->get<std::uint64_t>(), act = *act, mac = *mac] {
       auto o = auth_.check(session, seq, act, mac, ports_.key_of, mono_us());
-      if (!o.error.empty()) return error_text(o.error);
+      if (!o.error.empty()) return error(403, o.error);
       auth_.sign_out(session);
-      return std::string(R"({"ok":true})");
+      return json_response(200, R"({"ok":true})");
     });
-    if (!out) return error(503, "the gateway's loop did not answer in 5 s");
-    const int status = refused(*out) ? 403 : 200;
-    return json_response(status, std::move(*out));
   }
   std::string why;
   auto req = request_of(*act, why);
@@ -260,22 +252,23 @@ HttpResponse Web::act(const HttpRequest& r) {
     std::lock_guard lock(mu_);
     answers_[id];
   }
-  auto started = on_loop([this, id, session = *session, seq = seq->get<std::uint64_t>(), act = *act, mac = *mac,
-                          req = *req] {
-    auto o = auth_.check(session, seq, act, mac, ports_.key_of, mono_us());
-    if (!o.error.empty()) return error_text(o.error);
-    ports_.act(o.name, req, ReplyTo{std::string(kReplyPrefix) + std::to_string(id), {}, o.name});
-    return std::string();
-  });
+  // Status 0: started; its answer comes through answered().
+  const HttpResponse started = on_loop(
+      [this, id, session = *session, seq = seq->get<std::uint64_t>(), act = *act, mac = *mac, req = *req] {
+        auto o = auth_.check(session, seq, act, mac, ports_.key_of, mono_us());
+        if (!o.error.empty()) return error(403, o.error);
+        ports_.act(o.name, req, ReplyTo{std::string(kReplyPrefix) + std::to_string(id), {}, o.name});
+        return HttpResponse{0, "", "", {}};
+      },
+      "the gateway's loop did not take the action within 5 s; it may still run: watch the page");
   std::unique_lock lock(mu_);
   std::optional<std::string> answer;
-  if (started && started->empty() &&
+  if (started.status == 0 &&
       answered_cv_.wait_for(lock, kAnswerWait, [&] { return stopping_ || answers_[id].has_value(); }))
     answer = answers_[id];
   answers_.erase(id);
   lock.unlock();
-  if (!started) return error(503, "the gateway's loop did not take the action within 5 s; it may still run: watch the page");
-  if (!started->empty()) return json_response(403, *started);
+  if (started.status != 0) return started;
   if (!answer) return error(504, "no answer within 20 s (the action may still complete: see the page)");
   return json_response(200, std::move(*answer));
 }

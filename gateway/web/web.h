@@ -61,8 +61,10 @@ class Web {
   HttpResponse sign_in(const HttpRequest& r);
   HttpResponse act(const HttpRequest& r);
   HttpResponse snapshot();
-  // Runs fn on the loop; its JSON, or a 503 when the loop did not take it in time.
-  std::optional<std::string> on_loop(std::function<std::string()> fn);
+  // Runs fn on the loop: its answer, or a 503 (saying `late`) when the loop did not take it in 5 s.
+  HttpResponse on_loop(std::function<HttpResponse()> fn, const char* late = "the gateway's loop did not answer in 5 s");
+  // On the loop: a snapshot now, into the feed; its text.
+  std::string render(std::int64_t now_us);
 
   const Settings settings_;
   LoopCalls& calls_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -87,20 +88,23 @@ bool is_time(const std::string& s) { return s.find(':') != std::string::npos; }
 
 bool nameable(const Word& w) { return !kStop.count(w.low) && valid_id(w.text) && !is_time(w.text); }
 
-// A cluster or sector the words name ("sector 7", "the east sector", "cluster east"); "" if none.
-std::string group_of(const Words& w) {
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (w[i].low != "sector" && w[i].low != "cluster" && w[i].low != "group") continue;
+bool group_word(const std::string& low) { return low == "sector" || low == "cluster" || low == "group"; }
+
+// A cluster or sector the words from `from` on name ("sector 7", "the east sector", "cluster east"); "" if none.
+std::string group_of(const Words& w, std::size_t from = 0) {
+  for (std::size_t i = from; i < w.size(); ++i) {
+    if (!group_word(w[i].low)) continue;
     if (i + 1 < w.size() && nameable(w[i + 1])) return w[i + 1].text;
-    if (i > 0 && nameable(w[i - 1])) return w[i - 1].text;
+    if (i > from && nameable(w[i - 1])) return w[i - 1].text;
   }
   return "";
 }
 
-// A device class named ("class B nodes", "the class-c nodes"): "B", or "".
-std::string class_of(const Words& w) {
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (w[i].low == "class" && i + 1 < w.size() && w[i + 1].low.size() == 1 && w[i + 1].low[0] >= 'a' &&
+// A device class the words in [from, to) name ("class B nodes", "the class-c nodes"): "B", or "".
+std::string class_of(const Words& w, std::size_t from = 0, std::size_t to = SIZE_MAX) {
+  to = std::min(to, w.size());
+  for (std::size_t i = from; i < to; ++i) {
+    if (w[i].low == "class" && i + 1 < to && w[i + 1].low.size() == 1 && w[i + 1].low[0] >= 'a' &&
         w[i + 1].low[0] <= 'f')
       return std::string(1, static_cast<char>(std::toupper(static_cast<unsigned char>(w[i + 1].low[0]))));
     if (w[i].low.size() == 7 && w[i].low.rfind("class-", 0) == 0 && w[i].low[6] >= 'a' && w[i].low[6] <= 'f')
@@ -205,18 +209,16 @@ Target target_at(const Words& w, std::size_t i) {
   t.end = i;
   if (i >= w.size()) return t;
   const std::string& low = w[i].low;
-  auto is_group_word = [](const std::string& x) { return x == "cluster" || x == "sector" || x == "group"; };
   if (low == "everything" || low == "all" || low == "everyone" || low == "every" || low == "mesh") {
     // "all nodes in cluster east" names the cluster.
-    Words rest(w.begin() + static_cast<std::ptrdiff_t>(i), w.end());
-    if (auto g = group_of(rest); !g.empty()) return {Target::group, g, w.size()};
+    if (auto g = group_of(w, i); !g.empty()) return {Target::group, g, w.size()};
     return {Target::all, "all", i + 1};
   }
-  if (is_group_word(low) && i + 1 < w.size() && nameable(w[i + 1])) return {Target::group, w[i + 1].text, i + 2};
-  if (auto c = class_of(Words(w.begin() + static_cast<std::ptrdiff_t>(i), w.begin() + static_cast<std::ptrdiff_t>(std::min(i + 2, w.size())))); !c.empty())
+  if (group_word(low) && i + 1 < w.size() && nameable(w[i + 1])) return {Target::group, w[i + 1].text, i + 2};
+  if (auto c = class_of(w, i, i + 2); !c.empty())
     return {Target::cls, c, low == "class" ? i + 2 : i + 1};
   if (nameable(w[i])) {
-    if (i + 1 < w.size() && is_group_word(w[i + 1].low)) return {Target::group, w[i].text, i + 2};
+    if (i + 1 < w.size() && group_word(w[i + 1].low)) return {Target::group, w[i].text, i + 2};
     return {Target::node, w[i].text, i + 1};
   }
   return t;

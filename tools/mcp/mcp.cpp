@@ -29,6 +29,8 @@ struct Tool {
   bool writes;
   json schema;  // the arguments' JSON Schema
   std::function<Words(const json& args)> words;
+  // Planned first (ask_mesh): reads run at once, an order once confirmed and allowed; never announced read-only.
+  bool planned = false;
 };
 
 [[noreturn]] void refuse(const std::string& why) { throw Refusal{kInvalidParams, why}; }
@@ -235,7 +237,7 @@ const std::vector<Tool>& table() {
        object({{"question", str("the question or order")},
                {"confirm", boolean("run an order that changes the mesh (after reading what it will run)")}},
               {"question"}),
-       [](const json& a) { return Words{"ask-mesh", "--plan", text(a, "question")}; }},
+       [](const json& a) { return Words{"ask-mesh", "--plan", text(a, "question")}; }, true},
   };
   return t;
 }
@@ -308,9 +310,8 @@ json Server::tools() {
                     {"description", std::string(t.description) +
                                         (t.writes ? " Needs kairos-mcp started with --allow-write." : "")},
                     {"inputSchema", t.schema},
-                    // ask_mesh runs an order once confirmed: never announced as read-only.
-                    {"annotations", {{"readOnlyHint", !t.writes && std::string(t.name) != "ask_mesh"},
-                                     {"destructiveHint", t.writes || std::string(t.name) == "ask_mesh"}}}});
+                    {"annotations", {{"readOnlyHint", !t.writes && !t.planned},
+                                     {"destructiveHint", t.writes || t.planned}}}});
   return list;
 }
 
@@ -329,7 +330,7 @@ json Server::call_tool(const json& params) {
   };
   if (tool->writes && !allow_write_)
     return refused("'" + name + "' changes the mesh: kairos-mcp was started without --allow-write, so it only reads");
-  if (name != "ask_mesh") return result_of(run_(tool->words(args)));
+  if (!tool->planned) return result_of(run_(tool->words(args)));
   // The plan first: a read runs; an order is described, and runs only when confirmed and allowed.
   const Run planned = run_(tool->words(args));
   const json plan = json::parse(planned.out, nullptr, false);

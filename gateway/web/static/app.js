@@ -136,14 +136,19 @@ async function signIn(ev) {
   if (drawn) drawConflicts(drawn);
 }
 
+// An action of the session, signed over its session, a rising seq and its text.
+async function signedPost(s, action) {
+  const text = JSON.stringify(action);
+  s.seq += 1;
+  const mac = await s.sign(`kairos-web-act\n${s.id}\n${s.seq}\n${text}`);
+  return post('/api/act', { session: s.id, seq: s.seq, act: text, mac });
+}
+
 async function act(action, confirmText) {
   if (!session) return;
   if (confirmText && !window.confirm(confirmText)) return;
-  const text = JSON.stringify(action);
-  session.seq += 1;
-  const mac = await session.sign(`kairos-web-act\n${session.id}\n${session.seq}\n${text}`);
   notice(`${action.verb}…`);
-  const r = await post('/api/act', { session: session.id, seq: session.seq, act: text, mac });
+  const r = await signedPost(session, action);
   if (!r.ok) return notice(`${action.verb} refused: ${r.error}`, true);
   const parts = [`${action.verb}: done`];
   if (r.targets !== undefined) parts.push(`${r.ready} of ${r.targets} nodes ready`);
@@ -154,14 +159,7 @@ async function act(action, confirmText) {
 
 function signOut() {
   // The gateway ends the session too (signed like any action); the page forgets the key either way.
-  if (session) {
-    const s = session;
-    s.seq += 1;
-    const text = JSON.stringify({ verb: 'signout' });
-    s.sign(`kairos-web-act\n${s.id}\n${s.seq}\n${text}`)
-      .then((mac) => post('/api/act', { session: s.id, seq: s.seq, act: text, mac }))
-      .catch(() => {});
-  }
+  if (session) signedPost(session, { verb: 'signout' }).catch(() => {});
   session = null;
   $('signin').hidden = false;
   $('signed').hidden = true;
