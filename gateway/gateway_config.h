@@ -38,6 +38,7 @@ struct GatewayConfig {
   // scheduling (docs/DESIGN.md 5.4): commands per second the path to the nodes takes
   // (gateway, broker, links); a burst is spread back from T at this rate.
   double send_rate = 10'000;
+  double lead_quantile = 0.999;     // the share of a node's one-way delays its lead covers
   // jobs (docs/DESIGN.md 5.5)
   double job_backoff_s = 0.2;       // before the first retry; doubles with each
   double job_backoff_max_s = 5.0;

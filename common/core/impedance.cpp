@@ -7,23 +7,101 @@ namespace kairos {
 
 bool ClockFilter::add(const ClockSample& s) {
   if (s.rtt_us() < 0) return false;
+  // A step of the node's clock: this good sample and the good one before it
+  // both off the line the same way.
+  int sign = 0;
+  if (n_ > 0 && good(s, std::min(rtt_us(), s.rtt_us())) && off_the_line(s))
+    sign = s.offset_us() > offset_at_us((s.t1_us + s.t4_us) / 2) ? 1 : -1;
   s_[next_] = s;
   next_ = (next_ + 1) % kSamples;
   n_ = std::min(n_ + 1, kSamples);
-  if (std::size_t run = level_shift()) {
-    // Keep only the run that shows the new level, oldest first.
-    std::array<ClockSample, kSamples> keep;
-    for (std::size_t i = 0; i < run; ++i) keep[i] = at(run - 1 - i);
-    n_ = 0;
-    next_ = 0;
-    for (std::size_t i = 0; i < run; ++i) {
-      s_[next_++] = keep[i];
-      ++n_;
+  if (sign != 0 && sign == off_sign_) {
+    // The run since the step: back to the previous good sample (it was off too).
+    std::size_t run = 2;
+    const double floor = rtt_us();
+    while (run <= n_ && !good(at(run - 1), floor)) ++run;
+    keep_newest(std::min(run, n_));
+    ++steps_;
+    off_sign_ = 0;
+  } else {
+    if (sign != 0 || good(s, rtt_us())) off_sign_ = sign;
+    if (std::size_t run = level_shift()) {
+      keep_newest(run);
+      ++shifts_;
     }
-    next_ %= kSamples;
-    ++shifts_;
   }
+  fit();
   return true;
+}
+
+void ClockFilter::keep_newest(std::size_t run) {
+  // Keep only the run, oldest first.
+  std::array<ClockSample, kSamples> keep;
+  for (std::size_t i = 0; i < run; ++i) keep[i] = at(run - 1 - i);
+  n_ = 0;
+  next_ = 0;
+  for (std::size_t i = 0; i < run; ++i) {
+    s_[next_++] = keep[i];
+    ++n_;
+  }
+  next_ %= kSamples;
+}
+
+bool ClockFilter::good(const ClockSample& s, double min_rtt) const {
+  return s.rtt_us() <= min_rtt + std::max(1000.0, 0.25 * min_rtt);
+}
+
+bool ClockFilter::off_the_line(const ClockSample& s) const {
+  // A sample's offset is off by at most half its round trip's excess over
+  // the floor (the asymmetry it can hide); 2 ms more is a step, not noise.
+  // So is what the drift may have added since the anchor: up to 150 ppm
+  // while none is fitted, 20 ppm (the fit's own error) once it is.
+  const std::int64_t t = (s.t1_us + s.t4_us) / 2;
+  const double uncertainty = std::max(0.0, s.rtt_us() - rtt_us()) / 2 +
+                             (fitted_ ? 20e-6 : 150e-6) * static_cast<double>(std::abs(t - anchor_t_us_));
+  return std::abs(s.offset_us() - offset_at_us(t)) > uncertainty + 2000.0;
+}
+
+void ClockFilter::fit() {
+  // A sample off the line (a step begun?) stays out of the line until the
+  // next one says whether it was.
+  const std::size_t suspect = off_sign_ != 0 && n_ > 1 ? (next_ + kSamples - 1) % kSamples : kSamples;
+  auto used = [&](std::size_t i) { return i != suspect; };
+  double floor = INFINITY;
+  const ClockSample* best = nullptr;
+  for (std::size_t i = 0; i < n_; ++i)
+    if (used(i) && s_[i].rtt_us() < floor) {
+      floor = s_[i].rtt_us();
+      best = &s_[i];
+    }
+  anchor_t_us_ = (best->t1_us + best->t4_us) / 2;
+  anchor_offset_us_ = best->offset_us();
+  drift_ppm_ = 0;
+  fitted_ = false;
+  // Least squares of offset on time over the good samples.
+  double n = 0, st = 0, so = 0;
+  std::int64_t first = INT64_MAX, last = INT64_MIN;
+  for (std::size_t i = 0; i < n_; ++i) {
+    if (!used(i) || !good(s_[i], floor)) continue;
+    const std::int64_t t = (s_[i].t1_us + s_[i].t4_us) / 2;
+    n += 1;
+    st += static_cast<double>(t - anchor_t_us_);
+    so += s_[i].offset_us();
+    first = std::min(first, t);
+    last = std::max(last, t);
+  }
+  if (n < 4 || last - first < kDriftSpanUs) return;
+  const double mt = st / n, mo = so / n;
+  double sxx = 0, sxy = 0;
+  for (std::size_t i = 0; i < n_; ++i) {
+    if (!used(i) || !good(s_[i], floor)) continue;
+    const double dt = static_cast<double>((s_[i].t1_us + s_[i].t4_us) / 2 - anchor_t_us_) - mt;
+    sxx += dt * dt;
+    sxy += dt * (s_[i].offset_us() - mo);
+  }
+  if (sxx <= 0) return;
+  drift_ppm_ = std::clamp(sxy / sxx * 1e6, -kMaxDriftPpm, kMaxDriftPpm);
+  fitted_ = true;
 }
 
 std::size_t ClockFilter::level_shift() const {
@@ -58,12 +136,12 @@ std::size_t ClockFilter::level_shift() const {
 
 double ClockFilter::inbound_tail_us() const {
   if (n_ == 0) return 0;
-  const double offset = offset_us(), floor = one_way_us();
+  const double floor = one_way_us();
   // The largest excess, or with 8 samples or more the second largest: one
   // stray sample (a stalled moment) should not set the lead for 16 pings.
   double first = 0, second = 0;
   for (std::size_t i = 0; i < n_; ++i) {
-    double excess = static_cast<double>(s_[i].t2_us - s_[i].t1_us) - offset - floor;
+    double excess = static_cast<double>(s_[i].t2_us - s_[i].t1_us) - offset_at_us(s_[i].t1_us) - floor;
     if (excess > first) {
       second = first;
       first = excess;
@@ -76,10 +154,12 @@ double ClockFilter::inbound_tail_us() const {
 
 double ClockFilter::offset_us() const {
   if (n_ == 0) return 0;
-  const ClockSample* best = &s_[0];
-  for (std::size_t i = 1; i < n_; ++i)
-    if (s_[i].rtt_us() < best->rtt_us()) best = &s_[i];
-  return best->offset_us();
+  return offset_at_us((at(0).t1_us + at(0).t4_us) / 2);
+}
+
+double ClockFilter::offset_at_us(std::int64_t t_us) const {
+  if (n_ == 0) return 0;
+  return anchor_offset_us_ + drift_ppm_ * 1e-6 * static_cast<double>(t_us - anchor_t_us_);
 }
 
 double ClockFilter::rtt_us() const {
@@ -108,9 +188,14 @@ Impedance impedance(const ImpedanceInputs& in, double baseline_score) {
   Impedance r;
   double base = in.processing_ema_ms >= 0 ? in.processing_ema_ms : class_base_ms(in.device_class);
   r.processing_est_ms = base * (1 + 0.5 * in.payload_weight) * (1 + 0.1 * in.queue_depth);
-  r.buffer_ms = 3 * in.jitter_ms + 2;
   r.calibration_ms = std::max(0.0, in.calibration_ms);
-  r.lead_ms = in.rtt_ms / 2 + r.processing_est_ms + r.buffer_ms + r.calibration_ms;
+  if (in.delay_tail_ms >= 0) {
+    r.buffer_ms = 2;  // a loop turn at each end
+    r.lead_ms = std::max(in.delay_tail_ms, in.rtt_ms / 2) + r.processing_est_ms + r.buffer_ms + r.calibration_ms;
+  } else {
+    r.buffer_ms = 3 * in.jitter_ms + 2;
+    r.lead_ms = in.rtt_ms / 2 + r.processing_est_ms + r.buffer_ms + r.calibration_ms;
+  }
   r.score = static_cast<int>(std::min(1000.0, std::round(r.lead_ms)));
   r.drift = in.jitter_ms / std::max(1.0, in.rtt_ms / 2);
   r.confidence = std::clamp(0.5 * in.reliability - 0.3 * r.drift + 0.2 * (in.heartbeat_fresh ? 1 : 0), 0.0, 1.0);

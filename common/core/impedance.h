@@ -35,7 +35,24 @@ class ClockFilter {
   // second largest once there are 8 samples.
   double inbound_tail_us() const;
   std::size_t count() const { return n_; }
-  double offset_us() const;   // node clock - gateway clock, from the min-rtt sample
+  // node clock - gateway clock at the newest sample: the min-rtt sample's
+  // offset carried forward along the drift.
+  double offset_us() const;
+  // The same at gateway wall time t_us (us): where a command's execute_at
+  // for T is read from, so a clock that runs fast or slow is followed
+  // between pings and up to T.
+  double offset_at_us(std::int64_t t_us) const;
+  // The node clock's rate against the gateway's (ppm, + = fast): the slope
+  // of the offsets of the good samples (round trip within 1 ms or a quarter
+  // of the minimum), once there are 4 of them over 20 s; else 0. Bounded
+  // to +-kMaxDriftPpm (beyond that it is noise, or a step).
+  double drift_ppm() const { return drift_ppm_; }
+  // Offset steps seen (an NTP correction on the node): two good samples in a
+  // row off the line by more than their own uncertainty and 2 ms, the same
+  // way, restart the window from them.
+  std::uint64_t steps() const { return steps_; }
+  static constexpr double kMaxDriftPpm = 500;
+  static constexpr std::int64_t kDriftSpanUs = 20'000'000;
   double rtt_us() const;      // the minimum round trip
   double one_way_us() const { return rtt_us() / 2; }
   double jitter_us() const;   // standard deviation of rtt/2 over the window
@@ -43,11 +60,21 @@ class ClockFilter {
  private:
   const ClockSample& at(std::size_t age) const { return s_[(next_ + kSamples - 1 - age) % kSamples]; }  // 0 = newest
   std::size_t level_shift() const;  // the run's length when the newest samples show a new level, else 0
+  void keep_newest(std::size_t run);  // restarts the window from the newest `run` samples
+  bool good(const ClockSample& s, double min_rtt) const;
+  void fit();                         // the anchor and the drift, from the window
+  bool off_the_line(const ClockSample& s) const;
 
   std::array<ClockSample, kSamples> s_{};
   std::size_t n_ = 0;
   std::size_t next_ = 0;
   std::uint64_t shifts_ = 0;
+  std::uint64_t steps_ = 0;
+  int off_sign_ = 0;                // the previous good sample was off the line this way (a step begun?)
+  std::int64_t anchor_t_us_ = 0;    // the min-rtt sample's midpoint (gateway clock)
+  double anchor_offset_us_ = 0;
+  double drift_ppm_ = 0;
+  bool fitted_ = false;             // drift_ppm_ is from a fit
 };
 
 // Base processing time per device class A..F (ms), docs/DESIGN.md 5.2.
@@ -61,7 +88,8 @@ struct ImpedanceInputs {
   double payload_weight = 0;
   std::uint32_t queue_depth = 0;
   double reliability = 1;         // EW rate of commands acknowledged READY in time
-  double calibration_ms = 0;      // learned extra lead: the inbound tail and late executions
+  double calibration_ms = 0;      // learned extra lead: late executions (and, without delay_tail_ms, the inbound tail)
+  double delay_tail_ms = -1;      // the one-way delay toward the node at the lead quantile (measured); < 0 unknown
   bool heartbeat_fresh = true;    // last heartbeat < 10 s old
 };
 
@@ -77,7 +105,11 @@ struct Impedance {
   bool unstable = false;  // drift > 0.5
 };
 
-// docs/DESIGN.md 5.2, with the calibration added to the lead. baseline_score: the node's own usual score (<= 0: none yet).
+// docs/DESIGN.md 5.2, with the calibration added to the lead. Once the
+// node's delay distribution is known (delay_tail_ms >= 0), the lead covers
+// that quantile of it, not rtt/2 plus three standard deviations: a heavy
+// tail or a Wi-Fi stall is not normal. baseline_score: the node's own usual
+// score (<= 0: none yet).
 Impedance impedance(const ImpedanceInputs& in, double baseline_score);
 
 // An exponentially weighted rate of good outcomes (starts at 1).

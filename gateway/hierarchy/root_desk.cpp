@@ -21,6 +21,31 @@ std::string describe(const std::string& sector, const SectorAnswer& a) {
   return sector + ": " + (a->error[0] ? std::string(a->error) : "answered with something else");
 }
 
+// A sector's figures for one class into the mesh's: counts add, the
+// median lead is weighted by what was sent, the tails take the worst.
+void merge_class(kairos_v1_ScheduleReply& r, const kairos_v1_ClassLead& x) {
+  kairos_v1_ClassLead* c = nullptr;
+  for (pb_size_t i = 0; i < r.classes_count; ++i)
+    if (std::string_view(r.classes[i].device_class) == x.device_class) c = &r.classes[i];
+  if (!c) {
+    if (r.classes_count >= sizeof r.classes / sizeof r.classes[0]) return;
+    r.classes[r.classes_count++] = x;
+    return;
+  }
+  const float sent = static_cast<float>(c->sent + x.sent);
+  auto weighted = [&](float a, float b) {
+    return sent > 0 ? (a * static_cast<float>(c->sent) + b * static_cast<float>(x.sent)) / sent : 0.0f;
+  };
+  c->lead_p50_ms = weighted(c->lead_p50_ms, x.lead_p50_ms);
+  c->delay_p50_ms = weighted(c->delay_p50_ms, x.delay_p50_ms);
+  c->lead_max_ms = std::max(c->lead_max_ms, x.lead_max_ms);
+  c->delay_p99_ms = std::max(c->delay_p99_ms, x.delay_p99_ms);
+  c->delay_max_ms = std::max(c->delay_max_ms, x.delay_max_ms);
+  c->sent += x.sent;
+  c->observed += x.observed;
+  c->late += x.late;
+}
+
 }  // namespace
 
 struct Cascade {
@@ -220,6 +245,7 @@ void RootDesk::cascade_done(const std::shared_ptr<Cascade>& c) {
     r.outcomes_total += x.outcomes_total;
     for (pb_size_t i = 0; i < x.outcomes_count && r.outcomes_count < sizeof r.outcomes / sizeof r.outcomes[0]; ++i)
       r.outcomes[r.outcomes_count++] = x.outcomes[i];
+    for (pb_size_t i = 0; i < x.classes_count; ++i) merge_class(r, x.classes[i]);
     wave(s, x.verdict, x.targets, x.ready);
   }
   for (const auto& s : c->excluded) wave(s, "EXCLUDED", book_.known(s), 0);

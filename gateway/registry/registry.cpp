@@ -161,7 +161,13 @@ bool Registry::on_state(NodeEntry& n, bool online, std::int64_t now_us) {
   return true;
 }
 
-Impedance NodeEntry::impedance(std::int64_t now_us) const {
+std::optional<double> NodeEntry::delay_tail_us(double q) const {
+  if (inbound.count() >= kTailSamples) return inbound.quantile(q);
+  if (inbound.count() + one_way.count() >= kFirstTailSamples) return std::max(inbound.quantile(q), one_way.quantile(q));
+  return std::nullopt;
+}
+
+Impedance NodeEntry::impedance(std::int64_t now_us, double q) const {
   ImpedanceInputs in;
   in.device_class = device_class;
   in.rtt_ms = clock.rtt_us() / 1000.0;
@@ -170,7 +176,12 @@ Impedance NodeEntry::impedance(std::int64_t now_us) const {
   in.queue_depth = queue_depth;
   in.reliability = reliability.value();
   in.heartbeat_fresh = last_hb_us > 0 && now_us - last_hb_us < 10'000'000;
-  in.calibration_ms = calibration_ms();
+  if (auto tail = delay_tail_us(q)) {
+    in.delay_tail_ms = *tail / 1000.0;
+    in.calibration_ms = feedback_ms;
+  } else {
+    in.calibration_ms = calibration_ms();
+  }
   return kairos::impedance(in, baseline_score);
 }
 

@@ -3,6 +3,7 @@
 #include <complex>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -42,6 +43,7 @@ struct NodeEntry {
   // clock and impedance (docs/DESIGN.md 5.1, 5.2)
   ClockFilter clock;
   DelaySketch one_way;           // its frames' one-way delays (us), through the clock offset
+  DelaySketch inbound;           // the gateway's frames' one-way delays to it (pings, scheduled commands)
   EwRate reliability;
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
   std::uint32_t queue_depth = 0;
@@ -50,6 +52,13 @@ struct NodeEntry {
   std::string quarantine_reason;
   double feedback_ms = 0;        // lead learned from late scheduled executions (docs/DESIGN.md 5.4 calibration)
   double calibration_ms() const { return clock.inbound_tail_us() / 1000.0 + feedback_ms; }
+  // The one-way delay toward the node at quantile q (us), from its
+  // sketches: the inbound one once it holds kTailSamples, until then the
+  // larger of both directions' (a link's tail shows both ways) once they
+  // hold kFirstTailSamples between them; nullopt before.
+  std::optional<double> delay_tail_us(double q) const;
+  static constexpr std::uint32_t kTailSamples = 32;
+  static constexpr std::uint32_t kFirstTailSamples = 16;
   std::int64_t next_ping_us = 0; // monotonic
   std::int64_t session_saved_us = 0;  // monotonic: the replay high water last marked for the database
   // The registry's own bookkeeping (registry.cpp): the pending liveness and
@@ -68,7 +77,9 @@ struct NodeEntry {
   std::int64_t duplicate_alert_us = 0;
   std::int64_t down_since_us = 0;  // monotonic: went offline after being online here; 0 = not down
   std::uint32_t bridge_slot = 0;   // its record in the bridges (gateway/bridges), 0 = none
-  Impedance impedance(std::int64_t now_us) const;
+  // Its impedance now (docs/DESIGN.md 5.2), the lead covering quantile q of its delays.
+  Impedance impedance(std::int64_t now_us, double q = kDefaultLeadQuantile) const;
+  static constexpr double kDefaultLeadQuantile = 0.999;
   // Its state as operators and the bridges show it: OFFLINE when offline,
   // QUARANTINED while the gateway holds it so, else what it reports.
   kairos_v1_NodeStatus shown_status() const {

@@ -22,6 +22,32 @@ double percentile(std::vector<double> v, double p) {
 
 char class_letter(int c) { return c >= 1 && c <= 6 ? static_cast<char>('A' + c - 1) : '?'; }
 
+std::vector<ClassLead> class_leads(const ScheduleResult& r) {
+  std::vector<ClassLead> out;
+  for (int c = 0; c <= 6; ++c) {
+    ClassLead k;
+    k.device_class = c;
+    std::vector<double> leads, delays;
+    for (const auto& t : r.targets) {
+      if (t.device_class != c || t.command_id == 0) continue;
+      ++k.sent;
+      leads.push_back(t.lead_us / 1000.0);
+      if (t.delay_us < 0) continue;
+      delays.push_back(t.delay_us / 1000.0);
+      k.late += t.arrived_late;
+    }
+    if (k.sent == 0) continue;
+    k.observed = delays.size();
+    k.lead_p50_ms = percentile(leads, 0.5);
+    k.lead_max_ms = *std::max_element(leads.begin(), leads.end());
+    k.delay_p50_ms = percentile(delays, 0.5);
+    k.delay_p99_ms = percentile(delays, 0.99);
+    k.delay_max_ms = delays.empty() ? 0 : *std::max_element(delays.begin(), delays.end());
+    out.push_back(k);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<Strategy> parse_strategy(std::string_view s) {
@@ -198,6 +224,7 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
       t.detail = std::move(why);
     };
     if (!v) { skip("unknown node"); continue; }
+    t.device_class = v->device_class;
     if (v->quarantined) { skip("quarantined"); continue; }
     if (v->breaker_open && s.r.spec.respect_breakers) { skip("circuit breaker open"); continue; }
     if (!v->online) { skip("offline"); continue; }
@@ -206,8 +233,11 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
       t.execute_at_us = 0;
     } else {
       if (!v->synced) { skip("no clock sync yet"); continue; }
+      t.lead_us = v->lead_us;
       t.send_at_us = w.at_us - static_cast<std::int64_t>(std::ceil(v->lead_us));
-      t.execute_at_us = w.at_us + static_cast<std::int64_t>(std::llround(v->offset_us));
+      // The offset at T, not now: a clock 100 ppm fast gains 1 ms in 10 s.
+      const double offset_at_t = v->offset_us + v->drift_ppm * 1e-6 * static_cast<double>(w.at_us - now_us);
+      t.execute_at_us = w.at_us + static_cast<std::int64_t>(std::llround(offset_at_t));
       if (t.send_at_us < now_us) {
         t.would_need_ms = v->lead_us / 1000.0;
         t.available_ms = static_cast<double>(w.at_us - now_us) / 1000.0;
@@ -270,6 +300,11 @@ bool Scheduler::on_ack(const std::string& id, std::uint64_t command_id, int stat
   const bool naive = s.r.spec.strategy == Strategy::naive;
   auto view = hooks_.lookup(id);
   const double offset = view ? view->offset_us : 0;
+  if (received_node_us != 0 && t.delay_us < 0) {
+    t.delay_us = static_cast<double>(received_node_us - t.send_at_us) - offset;
+    t.arrived_late = t.execute_at_us != 0 && received_node_us > t.execute_at_us;
+    if (hooks_.observed) hooks_.observed(id, t.delay_us);
+  }
   if (state == 0) {
     t.state = TargetState::transit;
     return true;
@@ -382,6 +417,7 @@ void Scheduler::finish(Running& s, std::int64_t now_us) {
   r.p95_ms = percentile(errors, 0.95);
   r.max_ms = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
   r.mean_error_ms = errors.empty() ? 0 : sum / static_cast<double>(errors.size());
+  r.classes = class_leads(r);
   hooks_.finished(r);
 }
 

@@ -55,7 +55,8 @@ struct TargetView {
   bool quarantined = false;
   bool synced = false;     // has clock samples
   double lead_us = 0;      // docs/DESIGN.md 5.2 lead (with calibration)
-  double offset_us = 0;    // node clock - gateway clock
+  double offset_us = 0;    // node clock - gateway clock, now
+  double drift_ppm = 0;    // how fast the node's clock runs against the gateway's: the offset at T follows it
   bool breaker_open = false;  // a circuit breaker on its way (cluster, sector, mesh) is not closed
 };
 
@@ -70,6 +71,10 @@ struct TargetResult {
   std::int64_t send_at_us = 0;       // gateway clock
   std::int64_t execute_at_us = 0;    // node clock
   double would_need_ms = 0, available_ms = 0;  // skipped
+  int device_class = 0;
+  double lead_us = 0;                // the lead it was sent with
+  double delay_us = -1;              // the command's one-way delay to it, observed (-1: no ack said)
+  bool arrived_late = false;         // received after its execute_at
   bool executed = false;
   std::int64_t executed_gw_us = 0;   // the node's execution time mapped to the gateway clock
   double error_us = 0;               // executed, mapped to gateway time, minus T (naive: minus the median)
@@ -87,6 +92,17 @@ struct WaveResult {
   bool planned = false;
 };
 
+// Per device class: the lead the commands were sent with against the
+// delay they met (docs/DESIGN.md 5.4), so an operator sees whether the
+// leads cover the network.
+struct ClassLead {
+  int device_class = 0;
+  std::size_t sent = 0, observed = 0;
+  std::size_t late = 0;  // arrived after their execute_at
+  double lead_p50_ms = 0, lead_max_ms = 0;
+  double delay_p50_ms = 0, delay_p99_ms = 0, delay_max_ms = 0;
+};
+
 struct ScheduleResult {
   std::uint64_t id = 0;
   ScheduleSpec spec;
@@ -99,6 +115,7 @@ struct ScheduleResult {
   // Figures over all targets (filled when finished).
   std::size_t sent = 0, skipped = 0, ready = 0, transit = 0, conflicts = 0, stragglers = 0, hits = 0, not_sent = 0;
   double p50_ms = 0, p95_ms = 0, max_ms = 0, mean_error_ms = 0;
+  std::vector<ClassLead> classes;  // A..F as present among the sent
   double hit_rate() const { return targets.empty() ? 0 : static_cast<double>(hits) / static_cast<double>(targets.size()); }
 };
 
@@ -117,6 +134,8 @@ class Scheduler {
     std::function<void(const std::string& id, const TargetResult& t, double late_us)> calibrate;
     // The schedule is over; its result.
     std::function<void(const ScheduleResult& r)> finished;
+    // A command's one-way delay to the node, seen from its ack (us); may be empty.
+    std::function<void(const std::string& id, double delay_us)> observed;
   };
 
   explicit Scheduler(Hooks hooks) : hooks_(std::move(hooks)) {}

@@ -47,7 +47,11 @@ Schedules::Schedules(const GatewayConfig& config, Registry& registry, const Esca
                     return send(id, execute_at_us, ttl_ms, sched);
                   },
                   [this](const std::string& id, const TargetResult& t, double late_us) { calibrate(id, t, late_us); },
-                  [this](const ScheduleResult& r) { finished(r); }}) {
+                  [this](const ScheduleResult& r) { finished(r); },
+                  [this](const std::string& id, double delay_us) {
+                    if (NodeEntry* n = registry_.find(id)) n->inbound.add(delay_us);
+                  }}),
+      lead_quantile_(config.lead_quantile) {
   scheduler_.set_min_send_spacing(1e6 / config.send_rate);
 }
 
@@ -80,8 +84,9 @@ std::optional<TargetView> Schedules::target_view(const std::string& id) const {
   v.quarantined = n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED;
   v.breaker_open = !escalation_.breakers().closed(n->cluster);
   v.synced = n->clock.count() > 0;
-  v.lead_us = n->impedance(mono_us()).lead_ms * 1000.0;
-  v.offset_us = n->clock.offset_us();
+  v.lead_us = n->impedance(mono_us(), lead_quantile_).lead_ms * 1000.0;
+  v.offset_us = n->clock.offset_at_us(wall_us());
+  v.drift_ppm = n->clock.drift_ppm();
   return v;
 }
 
@@ -193,6 +198,19 @@ void Schedules::finished(const ScheduleResult& r) {
     ow.targets = static_cast<std::uint32_t>(w.members.size());
     for (auto i : w.members) ow.ready += r.targets[i].state == TargetState::ready;
     ow.extensions = static_cast<std::uint32_t>(w.extensions);
+  }
+  for (const auto& k : r.classes) {
+    if (o.classes_count >= 7) break;
+    auto& c = o.classes[o.classes_count++];
+    set_string(c.device_class, class_letter(static_cast<kairos_v1_DeviceClass>(k.device_class)));
+    c.sent = static_cast<std::uint32_t>(k.sent);
+    c.observed = static_cast<std::uint32_t>(k.observed);
+    c.late = static_cast<std::uint32_t>(k.late);
+    c.lead_p50_ms = static_cast<float>(k.lead_p50_ms);
+    c.lead_max_ms = static_cast<float>(k.lead_max_ms);
+    c.delay_p50_ms = static_cast<float>(k.delay_p50_ms);
+    c.delay_p99_ms = static_cast<float>(k.delay_p99_ms);
+    c.delay_max_ms = static_cast<float>(k.delay_max_ms);
   }
   // The targets that did not hit, worst first: skips and conflicts, then
   // stragglers, then executions outside +-hit by their error.

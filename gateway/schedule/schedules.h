@@ -71,6 +71,7 @@ class Schedules {
   const Escalation& escalation_;
   Ports ports_;
   Scheduler scheduler_;
+  const double lead_quantile_;  // what share of a node's delays its lead covers
   std::map<std::uint64_t, Pending> pending_;  // schedule id -> the request to answer
   std::string last_cascade_;
 };

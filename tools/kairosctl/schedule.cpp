@@ -197,6 +197,14 @@ int print_schedule(const kairos_v1_ScheduleReply& r, bool json) {
       if (std::string(o.outcome) == "MISS") j.key("error_ms").num(o.error_ms);
       j.key("detail").str(o.detail).end_object();
     }
+    j.end_array().key("classes").begin_array();
+    for (pb_size_t i = 0; i < r.classes_count; ++i) {
+      const auto& c = r.classes[i];
+      j.begin_object().key("class").str(c.device_class).key("sent").integer(c.sent).key("observed").integer(c.observed);
+      j.key("late").integer(c.late).key("lead_p50_ms").num(c.lead_p50_ms).key("lead_max_ms").num(c.lead_max_ms);
+      j.key("delay_p50_ms").num(c.delay_p50_ms).key("delay_p99_ms").num(c.delay_p99_ms);
+      j.key("delay_max_ms").num(c.delay_max_ms).end_object();
+    }
     j.end_array().end_object();
     std::printf("%s\n", j.text().c_str());
     return proceed ? 0 : 3;
@@ -218,6 +226,13 @@ int print_schedule(const kairos_v1_ScheduleReply& r, bool json) {
       std::printf("  wave        %-12s %-17s %u/%u ready (quorum %.2f) at %s\n", w.name, w.verdict, w.ready, w.targets,
                   static_cast<double>(w.threshold), format_time_us(w.at_us).c_str());
     }
+  for (pb_size_t i = 0; i < r.classes_count; ++i) {
+    const auto& c = r.classes[i];
+    std::printf("  class %-5s %u sent, lead p50 %.1f max %.1f ms; delay p50 %.1f p99 %.1f max %.1f ms (%u seen), %u late\n",
+                c.device_class, c.sent, static_cast<double>(c.lead_p50_ms), static_cast<double>(c.lead_max_ms),
+                static_cast<double>(c.delay_p50_ms), static_cast<double>(c.delay_p99_ms),
+                static_cast<double>(c.delay_max_ms), c.observed, c.late);
+  }
   if (r.outcomes_total)
     std::printf("  not on time (%u, %u shown):\n", r.outcomes_total, static_cast<unsigned>(r.outcomes_count));
   for (pb_size_t i = 0; i < r.outcomes_count; ++i) {

@@ -154,3 +154,91 @@ TEST(ClockFilter, OneStraySampleDoesNotSetTheTailOnceThereAreEight) {
   f.add(ping(7'000'000, 900'000, 10'000));  // stalled once
   EXPECT_NEAR(f.inbound_tail_us(), 600, 1) << "the second largest excess";
 }
+
+namespace {
+
+// A node whose clock reads `offset` + drift * t ahead of the gateway's, pinged
+// every `period` with one-way delays up and down (us).
+struct DriftingNode {
+  double offset_us = 3'000'000;
+  double drift_ppm = 0;
+  double node_at(std::int64_t t) const { return static_cast<double>(t) + offset_us + drift_ppm * 1e-6 * static_cast<double>(t); }
+  ClockSample ping(std::int64_t t1, std::int64_t up, std::int64_t down) const {
+    const auto t2 = static_cast<std::int64_t>(node_at(t1 + up));
+    return {t1, t2, t2 + 200, t1 + up + 200 + down};
+  }
+};
+
+}  // namespace
+
+TEST(ClockFilter, FollowsADriftingClockBetweenPings) {
+  ClockFilter f;
+  DriftingNode node;
+  node.drift_ppm = 80;
+  // Ten-second pings with a noisy tail; the floor is 5 ms each way.
+  const std::int64_t ups[] = {5'000, 9'000, 5'300, 12'000, 5'100, 7'000, 5'000, 30'000, 5'200, 6'000, 5'050, 5'400};
+  std::int64_t t = 0;
+  for (auto up : ups) {
+    f.add(node.ping(t, up, 5'000 + (up - 5'000) / 3));
+    t += 10'000'000;
+  }
+  EXPECT_NEAR(f.drift_ppm(), 80, 5);
+  // 30 s past the last ping, the offset is where the clock has gone: within
+  // 0.5 ms (the offset alone, without the drift, would be off by 2.4 ms or more).
+  const std::int64_t later = t + 20'000'000;
+  EXPECT_NEAR(f.offset_at_us(later), node.node_at(later) - static_cast<double>(later), 500);
+  EXPECT_EQ(f.steps(), 0u);
+}
+
+TEST(ClockFilter, NoDriftIsFittedFromAShortOrFewSamples) {
+  ClockFilter f;
+  DriftingNode node;
+  node.drift_ppm = 100;
+  for (std::int64_t i = 0; i < 8; ++i) f.add(node.ping(i * 2'000'000, 5'000, 5'000));  // 14 s
+  EXPECT_EQ(f.drift_ppm(), 0);
+  f.add(node.ping(30'000'000, 5'000, 5'000));
+  EXPECT_NEAR(f.drift_ppm(), 100, 1);
+}
+
+TEST(ClockFilter, AStepOfTheNodesClockRestartsTheWindowAfterTwoGoodSamples) {
+  ClockFilter f;
+  DriftingNode node;
+  for (std::int64_t i = 0; i < 10; ++i) f.add(node.ping(i * 10'000'000, 5'000, 5'000));
+  ASSERT_NEAR(f.offset_us(), node.offset_us, 1);
+  node.offset_us += 5'000;  // an NTP correction on the node
+  f.add(node.ping(100'000'000, 5'000, 5'000));
+  EXPECT_EQ(f.steps(), 0u);  // one sample is not a step
+  EXPECT_NEAR(f.offset_us(), node.offset_us - 5'000, 1);
+  f.add(node.ping(110'000'000, 5'000, 5'000));
+  EXPECT_EQ(f.steps(), 1u);
+  EXPECT_EQ(f.count(), 2u);
+  EXPECT_NEAR(f.offset_us(), node.offset_us, 1);
+}
+
+TEST(ClockFilter, AnAsymmetricSampleIsNoStep) {
+  ClockFilter f;
+  DriftingNode node;
+  for (std::int64_t i = 0; i < 10; ++i) f.add(node.ping(i * 10'000'000, 5'000, 5'000));
+  // Two slow pings one way: their offsets are off by up to half their excess, not a step.
+  f.add(node.ping(100'000'000, 25'000, 5'000));
+  f.add(node.ping(110'000'000, 25'000, 5'000));
+  EXPECT_EQ(f.steps(), 0u);
+  EXPECT_EQ(f.count(), 12u);
+}
+
+TEST(Impedance, AMeasuredTailSetsTheLeadInsteadOfTheJitter) {
+  ImpedanceInputs in;
+  in.device_class = 2;
+  in.rtt_ms = 40;
+  in.jitter_ms = 4;
+  in.processing_ema_ms = 3;
+  in.calibration_ms = 1;
+  const auto normal = impedance(in, 0);
+  EXPECT_DOUBLE_EQ(normal.lead_ms, 20 + 3 + (3 * 4 + 2) + 1);
+  in.delay_tail_ms = 95;  // a heavy tail: p99.9 far beyond rtt/2 + 3 sd
+  const auto tail = impedance(in, 0);
+  EXPECT_DOUBLE_EQ(tail.buffer_ms, 2);
+  EXPECT_DOUBLE_EQ(tail.lead_ms, 95 + 3 + 2 + 1);
+  in.delay_tail_ms = 5;  // never below the floor
+  EXPECT_DOUBLE_EQ(impedance(in, 0).lead_ms, 20 + 3 + 2 + 1);
+}

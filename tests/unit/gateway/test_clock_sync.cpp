@@ -71,6 +71,11 @@ TEST(ClockSync, AnsweredPingsBecomeSamplesAndTheNextOneIsFastUntilEight) {
   EXPECT_NEAR(n->clock.offset_us(), 3'000, 1);
   EXPECT_DOUBLE_EQ(n->reliability.value(), 1.0);
   EXPECT_EQ(m.sync.in_flight(), 0u);
+  // Each ping's way there is a sample of the node's inbound delays: the
+  // received stamp through the offset, 5 ms after t1, less the 3 ms offset's
+  // estimate (the mean of 5 and 1): 2 ms.
+  EXPECT_EQ(n->inbound.count(), sent_at.size());
+  EXPECT_NEAR(n->inbound.quantile(0.5), 2'000, 200);
 }
 
 TEST(ClockSync, AnAckOfAnotherNodeOrUnknownIsNotTakenAndSilenceCountsAgainstReliability) {

@@ -303,3 +303,29 @@ TEST(Registry, AQuarantineRestoredForANodeNotYetKnownHoldsWhenItIsHeard) {
   r.restore_quarantine("n1", "breach");
   EXPECT_TRUE(r.find("n1")->quarantined);
 }
+
+TEST(Registry, TheLeadCoversTheMeasuredTailOnceThereAreSamplesEnough) {
+  Registry r;
+  auto& n = r.on_birth("n1", "c1", 1, birth(1000), kSec, 5 * kSec);
+  // Clock samples: a 10 ms round trip, 1 ms jitter-free.
+  for (std::int64_t i = 0; i < 8; ++i)
+    n.clock.add({i * kSec, i * kSec + 5'000, i * kSec + 5'000, i * kSec + 10'000});
+  const double before = n.impedance(10 * kSec).lead_ms;
+  EXPECT_FALSE(n.delay_tail_us(0.999));
+  // Frames from the node: a few slow ones among fast. Both directions count until the inbound sketch fills.
+  for (int i = 0; i < 15; ++i) n.one_way.add(i == 7 ? 180'000 : 6'000);
+  EXPECT_FALSE(n.delay_tail_us(0.999));
+  n.inbound.add(5'000);
+  ASSERT_TRUE(n.delay_tail_us(0.999));
+  EXPECT_NEAR(*n.delay_tail_us(0.999), 180'000, 18'000);
+  const auto imp = n.impedance(10 * kSec);
+  EXPECT_NEAR(imp.lead_ms, 180 + imp.processing_est_ms + 2, 18.5);
+  EXPECT_GT(imp.lead_ms, before);
+  // The inbound sketch alone once it holds enough: the stall seen on the way out no longer counts.
+  for (int i = 0; i < 40; ++i) n.inbound.add(5'000 + 100 * i);
+  EXPECT_LT(*n.delay_tail_us(0.999), 10'000);
+  // A lower quantile asks for less.
+  for (int i = 0; i < 10; ++i) n.inbound.add(60'000);
+  EXPECT_GT(*n.delay_tail_us(0.999), 55'000);
+  EXPECT_LT(*n.delay_tail_us(0.5), 10'000);
+}

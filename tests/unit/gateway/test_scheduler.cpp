@@ -82,7 +82,9 @@ struct Fixture {
                [this](const std::string& id, const TargetResult& t, double late_us) {
                  calibrations.emplace_back(id, late_us > 0 ? late_us : t.error_us);
                },
-               [this](const ScheduleResult& r) { results.push_back(r); }}};
+               [this](const ScheduleResult& r) { results.push_back(r); },
+               [this](const std::string& id, double delay_us) { delays.emplace_back(id, delay_us); }}};
+  std::vector<std::pair<std::string, double>> delays;  // id, one-way delay seen from an ack (us)
 
   void node(const std::string& id, const std::string& cluster, int cls, double lead_ms, double offset_ms,
             bool online = true) {
@@ -312,4 +314,55 @@ TEST(Scheduler, TheConfiguredSpacingHoldsWhenSendsAreCheap) {
   f.run_until(T - 50'000);
   ASSERT_EQ(f.sent.size(), 11u);
   EXPECT_NEAR(static_cast<double>(f.sent.back().at - f.sent.front().at), 10'000, 200);
+}
+
+TEST(Scheduler, ExecuteAtFollowsTheNodesDriftUpToT) {
+  Fixture f;
+  f.node("fast", "c1", 1, 10, 1'000);
+  f.node("still", "c1", 1, 10, 1'000);
+  f.views["fast"].drift_ppm = 100;  // gains 100 us a second
+  const std::int64_t T = f.now + 10'000'000;
+  f.s.start(spec_at(T), {"fast", "still"}, f.now);
+  f.run_until(T);
+  // 10 s to T at 100 ppm: the offset at T is 1 ms more than now.
+  EXPECT_EQ(f.sent_to("still").execute_at, T + 1'000'000);
+  EXPECT_EQ(f.sent_to("fast").execute_at, T + 1'001'000);
+}
+
+TEST(Scheduler, ReportsPerClassTheLeadUsedAgainstTheDelaySeen) {
+  Fixture f;
+  f.node("a1", "c1", 1, 20, 0);
+  f.node("a2", "c1", 1, 40, 0);
+  f.node("d1", "c1", 4, 300, 500);
+  const std::int64_t T = f.now + 1'000'000;
+  f.s.start(spec_at(T), {"a1", "a2", "d1"}, f.now);
+  f.run_until(T - 400'000);
+  // a1's command arrives 12 ms after it left; a2's after 55 ms, past its
+  // execute_at (sent 40 ms ahead); d1's after 250 ms (its clock 500 ms ahead).
+  auto arrive = [&](const std::string& id, std::int64_t delay_us, double offset_ms) {
+    const auto& x = f.sent_to(id);
+    const std::int64_t received = x.at + delay_us + static_cast<std::int64_t>(offset_ms * 1000);
+    f.s.on_ack(id, x.command, 1, received, x.execute_at, "", f.now);
+  };
+  f.run_until(T);
+  arrive("a1", 12'000, 0);
+  arrive("a2", 55'000, 0);
+  arrive("d1", 250'000, 500);
+  f.run_until(T + 1'100'000);
+  ASSERT_EQ(f.results.size(), 1u);
+  const auto& cls = f.results[0].classes;
+  ASSERT_EQ(cls.size(), 2u);
+  EXPECT_EQ(cls[0].device_class, 1);
+  EXPECT_EQ(cls[0].sent, 2u);
+  EXPECT_EQ(cls[0].observed, 2u);
+  EXPECT_EQ(cls[0].late, 1u);
+  EXPECT_DOUBLE_EQ(cls[0].lead_max_ms, 40);
+  EXPECT_DOUBLE_EQ(cls[0].delay_max_ms, 55);
+  EXPECT_DOUBLE_EQ(cls[0].delay_p50_ms, 12);
+  EXPECT_EQ(cls[1].device_class, 4);
+  EXPECT_EQ(cls[1].late, 0u);
+  EXPECT_DOUBLE_EQ(cls[1].delay_p50_ms, 250);
+  // Each delay went to the hook once (they feed the node's sketch).
+  ASSERT_EQ(f.delays.size(), 3u);
+  EXPECT_DOUBLE_EQ(f.delays[1].second, 55'000);
 }
