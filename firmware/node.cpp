@@ -221,6 +221,12 @@ void Node::publish_heartbeat(std::int64_t now_us) {
   h.counters.phase_dropped = backlog_.phase_dropped();
   h.counters.events_dropped = backlog_.important_dropped();
   h.uptime_ms = static_cast<std::uint64_t>((now_us - start_us_) / 1000);
+  for (const auto& o : outputs_)
+    if (auto a = o.output->audio()) {  // the first speaker's: what a frame written now waits to sound
+      h.audio_delay_ms = static_cast<float>(a->delay_ms);
+      h.audio_underruns = static_cast<std::uint32_t>(a->underruns);
+      break;
+    }
   publish(TopicKind::hb, *env, 0, false);
 }
 

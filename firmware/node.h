@@ -71,6 +71,7 @@ class Node {
   // CONFLICT ack; a refused job also gets its JobResult (REFUSED, why).
   void refuse(const kairos_v1_Command& cmd, const std::string& why, std::int64_t received_us);
   // Drives an output to v for hold_ms (0 = 1 s) over its source; false when there is no such output.
+  void start_output_at(const kairos_v1_Command& cmd);  // a held set_output, to an output that starts on its own clock
   bool force_output(std::string_view name, const SourceValue& v, std::uint32_t hold_ms);
   void run_job(const kairos_v1_Command& cmd, std::int64_t received_us);
   // Takes the new key of a rekey command, keeps it and switches to it (firmware/rekey.cpp).

@@ -57,7 +57,11 @@ void Node::on_message(const Inbound& msg) {
       if (r.breach) cat1(r.drop == DropReason::bad_mac ? "command with a bad MAC" : r.detail + " (" + std::string(to_string(r.drop)) + ")");
       return;
     case CommandIntake::Result::Kind::refused: return refuse(r.env->message.command, r.detail, received);
-    case CommandIntake::Result::Kind::held: return ack(r.env->message.command, kAckTransit, "held", received, 0);
+    case CommandIntake::Result::Kind::held: {
+      const auto& cmd = r.env->message.command;
+      if (cmd.which_action == kairos_v1_Command_set_output_tag) start_output_at(cmd);
+      return ack(cmd, kAckTransit, "held", received, 0);
+    }
     case CommandIntake::Result::Kind::run: return perform(*r.env, received);
   }
 }
@@ -102,6 +106,17 @@ bool Node::force_output(std::string_view name, const SourceValue& v, std::uint32
     return true;
   }
   return false;
+}
+
+void Node::start_output_at(const kairos_v1_Command& cmd) {
+  // An output that can start at an instant (a speaker, on its audio clock)
+  // is told now, ahead of its buffer; the command still runs at execute_at
+  // and holds the value from there as any set_output does.
+  if (quarantined_ || frozen_) return;
+  const auto& so = cmd.action.set_output;
+  for (auto& o : outputs_)
+    if (o.config.name == so.output && o.ready && o.output->start_at(cmd.execute_at_us, {so.z.re, so.z.im, so.c}))
+      log::info("node", "output " + o.config.name + " starts on its own clock at " + std::to_string(cmd.execute_at_us));
 }
 
 JobOutcome Node::read_job(const kairos_v1_Job& job) const {

@@ -188,6 +188,8 @@ NodeConfig parse_node_config(const std::string& text, const std::string& path, c
       oc.wav = out.str("wav", "");
       oc.rate_hz = static_cast<int>(out.integer("rate_hz", 48000, 8000, 192000));
       oc.ramp_ms = out.num("ramp_ms", 20, 1, 1000);
+      oc.period_ms = out.num("period_ms", 5, 1, 100);
+      oc.periods = static_cast<int>(out.integer("periods", 4, 2, 32));
     } else if (oc.kind == "led") {
       oc.driver = out.choice("driver", "sysfs", {"gpio", "sysfs"});
       if (oc.driver == "sysfs") {

@@ -10,7 +10,7 @@ bool ClockFilter::add(const ClockSample& s) {
   // A step of the node's clock: this good sample and the good one before it
   // both off the line the same way.
   int sign = 0;
-  if (n_ > 0 && good(s, std::min(rtt_us(), s.rtt_us())) && off_the_line(s))
+  if (n_ >= kStepWindow && good(s, std::min(rtt_us(), s.rtt_us())) && off_the_line(s))
     sign = s.offset_us() > offset_at_us((s.t1_us + s.t4_us) / 2) ? 1 : -1;
   s_[next_] = s;
   next_ = (next_ + 1) % kSamples;
@@ -56,10 +56,16 @@ bool ClockFilter::off_the_line(const ClockSample& s) const {
   // the floor (the asymmetry it can hide); 2 ms more is a step, not noise.
   // So is what the drift may have added since the anchor: up to 150 ppm
   // while none is fitted, 20 ppm (the fit's own error) once it is.
+  // The anchor's own offset is off by up to half its excess over the floor
+  // (a tighter sample than any before shows how far).
   const std::int64_t t = (s.t1_us + s.t4_us) / 2;
-  const double uncertainty = std::max(0.0, s.rtt_us() - rtt_us()) / 2 +
+  const double floor = std::min(rtt_us(), s.rtt_us());
+  const double uncertainty = (s.rtt_us() - floor) / 2 + (rtt_us() - floor) / 2 +
                              (fitted_ ? 20e-6 : 150e-6) * static_cast<double>(std::abs(t - anchor_t_us_));
-  return std::abs(s.offset_us() - offset_at_us(t)) > uncertainty + 2000.0;
+  // And three times the scatter of the good samples about the line: a
+  // heavy tail leaves even the tightest samples asymmetric by more than
+  // their excess over the window's floor shows.
+  return std::abs(s.offset_us() - offset_at_us(t)) > uncertainty + 3 * scatter_us_ + 2000.0;
 }
 
 void ClockFilter::fit() {
@@ -76,9 +82,10 @@ void ClockFilter::fit() {
     }
   anchor_t_us_ = (best->t1_us + best->t4_us) / 2;
   anchor_offset_us_ = best->offset_us();
-  drift_ppm_ = 0;
-  fitted_ = false;
-  // Least squares of offset on time over the good samples.
+  // Least squares of offset on time over the good samples. When too few
+  // for a fit (a tighter sample narrowed the good ones, or the window
+  // restarted), the last drift stands: a crystal's rate does not change
+  // with the route or a step.
   double n = 0, st = 0, so = 0;
   std::int64_t first = INT64_MAX, last = INT64_MIN;
   for (std::size_t i = 0; i < n_; ++i) {
@@ -90,7 +97,16 @@ void ClockFilter::fit() {
     first = std::min(first, t);
     last = std::max(last, t);
   }
-  if (n < 4 || last - first < kDriftSpanUs) return;
+  auto scatter = [&] {
+    double sum = 0, k = 0;
+    for (std::size_t i = 0; i < n_; ++i) {
+      if (!used(i) || !good(s_[i], floor)) continue;
+      sum += std::pow(s_[i].offset_us() - offset_at_us((s_[i].t1_us + s_[i].t4_us) / 2), 2);
+      k += 1;
+    }
+    scatter_us_ = k > 1 ? std::sqrt(sum / (k - 1)) : 0;
+  };
+  if (n < 4 || last - first < kDriftSpanUs) return scatter();
   const double mt = st / n, mo = so / n;
   double sxx = 0, sxy = 0;
   for (std::size_t i = 0; i < n_; ++i) {
@@ -99,9 +115,10 @@ void ClockFilter::fit() {
     sxx += dt * dt;
     sxy += dt * (s_[i].offset_us() - mo);
   }
-  if (sxx <= 0) return;
+  if (sxx <= 0) return scatter();
   drift_ppm_ = std::clamp(sxy / sxx * 1e6, -kMaxDriftPpm, kMaxDriftPpm);
   fitted_ = true;
+  scatter();
 }
 
 std::size_t ClockFilter::level_shift() const {
@@ -187,7 +204,7 @@ double class_base_ms(int c) {
 Impedance impedance(const ImpedanceInputs& in, double baseline_score) {
   Impedance r;
   double base = in.processing_ema_ms >= 0 ? in.processing_ema_ms : class_base_ms(in.device_class);
-  r.processing_est_ms = base * (1 + 0.5 * in.payload_weight) * (1 + 0.1 * in.queue_depth);
+  r.processing_est_ms = base * (1 + 0.5 * in.payload_weight) * (1 + 0.1 * in.queue_depth) + std::max(0.0, in.output_ms);
   r.calibration_ms = std::max(0.0, in.calibration_ms);
   if (in.delay_tail_ms >= 0) {
     r.buffer_ms = 2;  // a loop turn at each end

@@ -44,14 +44,17 @@ class ClockFilter {
   double offset_at_us(std::int64_t t_us) const;
   // The node clock's rate against the gateway's (ppm, + = fast): the slope
   // of the offsets of the good samples (round trip within 1 ms or a quarter
-  // of the minimum), once there are 4 of them over 20 s; else 0. Bounded
+  // of the minimum), once there are 4 of them over 20 s; until then the
+  // last fit's (0 before any: a crystal's rate outlives a step). Bounded
   // to +-kMaxDriftPpm (beyond that it is noise, or a step).
   double drift_ppm() const { return drift_ppm_; }
-  // Offset steps seen (an NTP correction on the node): two good samples in a
-  // row off the line by more than their own uncertainty and 2 ms, the same
-  // way, restart the window from them.
+  // Offset steps seen (an NTP correction on the node): once the window holds
+  // kStepWindow samples, two good samples in a row off the line the same
+  // way, by more than their own uncertainty, three times the good samples'
+  // scatter about the line and 2 ms, restart the window from them.
   std::uint64_t steps() const { return steps_; }
   static constexpr double kMaxDriftPpm = 500;
+  static constexpr std::size_t kStepWindow = 8;
   static constexpr std::int64_t kDriftSpanUs = 20'000'000;
   double rtt_us() const;      // the minimum round trip
   double one_way_us() const { return rtt_us() / 2; }
@@ -74,6 +77,7 @@ class ClockFilter {
   std::int64_t anchor_t_us_ = 0;    // the min-rtt sample's midpoint (gateway clock)
   double anchor_offset_us_ = 0;
   double drift_ppm_ = 0;
+  double scatter_us_ = 0;           // rms of the good samples' offsets about the line
   bool fitted_ = false;             // drift_ppm_ is from a fit
 };
 
@@ -90,6 +94,7 @@ struct ImpedanceInputs {
   double reliability = 1;         // EW rate of commands acknowledged READY in time
   double calibration_ms = 0;      // learned extra lead: late executions (and, without delay_tail_ms, the inbound tail)
   double delay_tail_ms = -1;      // the one-way delay toward the node at the lead quantile (measured); < 0 unknown
+  double output_ms = 0;           // its outputs' own latency (a speaker's audio buffer): a start at T must be known that early
   bool heartbeat_fresh = true;    // last heartbeat < 10 s old
 };
 

@@ -7,79 +7,77 @@
 #include <vector>
 
 #include "common/io/log.h"
+#include "common/io/clock.h"
 #include "firmware/drivers/audio.h"
+#include "firmware/outputs/audio_engine.h"
 #include "firmware/outputs/led.h"
 #include "firmware/outputs/motor.h"
-#include "firmware/outputs/tone.h"
 
 namespace kairos::node {
 
 namespace {
 
-// speaker: a continuous tone rendered for exactly the time that passed, so
-// the audio written follows the source with at most one loop turn of delay.
+// speaker: a continuous tone from the audio engine, which keeps the device
+// buffer topped up to its mark from a thread of its own; the loop only sets
+// the targets (docs/DESIGN.md 3.5).
 class Speaker : public Output {
  public:
-  explicit Speaker(const OutputConfig& c) : c_(c), tone_(c.rate_hz, c.ramp_ms) {
-    if (c.wav.empty()) sink_ = std::make_unique<AlsaSink>(c.device, 80);
-    else sink_ = std::make_unique<WavSink>(c.wav);
-  }
+  explicit Speaker(const OutputConfig& c)
+      : c_(c),
+        engine_(c.wav.empty() ? std::unique_ptr<AudioSink>(std::make_unique<AlsaSink>(c.device))
+                              : std::make_unique<WavSink>(c.wav),
+                audio_format(c), c.ramp_ms, [] { return wall_us(); }) {}
   bool setup() override {
     if (open_) return true;
-    open_ = sink_->open(c_.rate_hz);
-    if (!open_) log::warn("speaker", c_.name + ": " + sink_->error());
-    return open_;
+    open_ = engine_.open();
+    if (!open_) {
+      log::warn("speaker", c_.name + ": " + engine_.error());
+      return false;
+    }
+    const auto& f = engine_.format();
+    log::info("speaker", c_.name + ": " + std::to_string(f.periods) + " periods of " + std::to_string(f.period_frames) +
+                             " frames at " + std::to_string(f.rate_hz) + " Hz");
+    if (c_.audio_thread) engine_.start_thread();
+    return true;
   }
   void update(std::int64_t now_us, const SourceValue* v) override {
-    if (v) tone_.set_target(c_.channels.at("frequency").apply(*v), c_.channels.at("volume").apply(*v));
-    else tone_.set_target(tone_.frequency(), 0.0);  // stale source: fade to silence
-    render(now_us);
+    if (v) engine_.set_target(c_.channels.at("frequency").apply(*v), c_.channels.at("volume").apply(*v));
+    else engine_.set_target(-1, 0.0);  // stale source: fade to silence on the same tone
+    if (!c_.audio_thread) engine_.pump(now_us);
   }
   void safe_state(std::int64_t now_us) override {
-    tone_.set_target(tone_.frequency(), 0.0);
-    render(now_us);
+    engine_.silence();
+    if (!c_.audio_thread) engine_.pump(now_us);
+  }
+  bool start_at(std::int64_t at_wall_us, const SourceValue& v) override {
+    if (!open_) return false;
+    engine_.start_at(at_wall_us, c_.channels.at("frequency").apply(v), c_.channels.at("volume").apply(v));
+    return true;
+  }
+  std::optional<AudioStats> audio() const override {
+    if (!open_) return std::nullopt;
+    return engine_.stats();
   }
   std::string dump_config() const override {
-    return "speaker " + (c_.wav.empty() ? "ALSA " + c_.device : "WAV " + c_.wav) + " at " + std::to_string(c_.rate_hz) + " Hz";
+    return "speaker " + (c_.wav.empty() ? "ALSA " + c_.device : "WAV " + c_.wav) + " at " + std::to_string(c_.rate_hz) +
+           " Hz, " + std::to_string(c_.periods) + " periods of " + std::to_string(c_.period_ms) + " ms";
   }
   ~Speaker() override {
-    // end on silence: render the fade-out ramp
-    if (open_ && last_us_ >= 0) {
-      tone_.set_target(tone_.frequency(), 0.0);
-      std::vector<std::int16_t> tail(static_cast<std::size_t>(c_.rate_hz * c_.ramp_ms / 1000.0 * 2));
-      tone_.render(tail);
-      sink_->write(tail);
-    }
+    if (open_) engine_.finish();  // end on silence: the fade-out ramp
   }
 
  private:
-  void render(std::int64_t now_us) {
-    if (!open_) return;
-    if (last_us_ < 0) {
-      last_us_ = now_us;
-      return;
-    }
-    // frames owed for the time since the last render (fractions carried over)
-    owed_ += static_cast<double>(now_us - last_us_) * c_.rate_hz / 1e6;
-    last_us_ = now_us;
-    auto frames = static_cast<std::size_t>(owed_);
-    frames = std::min({frames, sink_->writable(), buf_.size()});
-    if (frames == 0) return;
-    std::span<std::int16_t> out(buf_.data(), frames);
-    tone_.render(out);
-    std::size_t written = sink_->write(out);
-    owed_ -= static_cast<double>(frames);
-    if (written < frames) owed_ = 0;  // the device is behind: do not pile up
-    if (owed_ > c_.rate_hz) owed_ = 0;  // a stall (SIGSTOP): start fresh, no burst
+  static AudioFormat audio_format(const OutputConfig& c) {
+    AudioFormat f;
+    f.rate_hz = c.rate_hz;
+    f.period_frames = static_cast<std::size_t>(std::max(1.0, c.rate_hz * c.period_ms / 1000.0));
+    f.periods = static_cast<std::size_t>(c.periods);
+    return f;
   }
 
   OutputConfig c_;
-  ToneGenerator tone_;
-  std::unique_ptr<AudioSink> sink_;
+  AudioEngine engine_;
   bool open_ = false;
-  std::int64_t last_us_ = -1;
-  double owed_ = 0.0;
-  std::array<std::int16_t, 16384> buf_{};
 };
 
 // text: one line per update, at most one per interval.

@@ -6,9 +6,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/core/bytes.h"
+#include "firmware/outputs/audio_engine.h"
 #include "firmware/outputs/channel_map.h"
 
 namespace kairos::node {
@@ -27,6 +29,9 @@ struct OutputConfig {
   std::string wav;                 // write to this WAV file instead
   int rate_hz = 48000;
   double ramp_ms = 20;
+  double period_ms = 5;            // the device's period ...
+  int periods = 4;                 // ... and its buffer, in periods: kept filled to all but one
+  bool audio_thread = true;        // render from a thread of its own (false: on update, for tests)
   // text
   std::string file;                // empty: stdout
   double interval_s = 0.1;
@@ -58,6 +63,11 @@ class Output {
   // Safe state now (quarantine, freeze, exit).
   virtual void safe_state(std::int64_t now_us) = 0;
   virtual std::string dump_config() const = 0;
+  // A value that takes effect at at_wall_us (node clock) exactly, ahead of
+  // the loop (a scheduled set_output); false when the output cannot.
+  virtual bool start_at(std::int64_t /*at_wall_us*/, const SourceValue& /*v*/) { return false; }
+  // A speaker's latency and underruns; nullopt for the rest.
+  virtual std::optional<AudioStats> audio() const { return std::nullopt; }
 };
 
 using Publish = std::function<void(const std::string& topic, const Bytes& payload)>;

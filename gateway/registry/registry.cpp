@@ -174,9 +174,12 @@ Impedance NodeEntry::impedance(std::int64_t now_us, double q) const {
   in.jitter_ms = clock.jitter_us() / 1000.0;
   in.processing_ema_ms = processing_ms;
   in.queue_depth = queue_depth;
+  // A speaker renders ahead by its buffer: the start must be there before
+  // the frame for T is written, with a wake of its engine (10 ms) to spare.
+  in.output_ms = audio_delay_ms > 0 ? audio_delay_ms + 10 : 0;
   in.reliability = reliability.value();
   in.heartbeat_fresh = last_hb_us > 0 && now_us - last_hb_us < 10'000'000;
-  if (auto tail = delay_tail_us(q)) {
+  if (auto tail = q > 0 ? delay_tail_us(q) : std::nullopt) {
     in.delay_tail_ms = *tail / 1000.0;
     in.calibration_ms = feedback_ms;
   } else {
@@ -195,6 +198,7 @@ bool Registry::on_heartbeat(const std::string& id, const kairos_v1_Heartbeat& hb
 void Registry::on_heartbeat(NodeEntry& n, const kairos_v1_Heartbeat& hb, std::int64_t now_us) {
   n.processing_ms = hb.processing_ms;
   n.queue_depth = hb.queue_depth;
+  n.audio_delay_ms = std::isfinite(hb.audio_delay_ms) ? std::clamp<double>(hb.audio_delay_ms, 0, 1000) : 0;
   n.last_seen_us = now_us;
   n.last_hb_us = now_us;
   const bool status_changed = n.status != hb.status;

@@ -47,6 +47,7 @@ struct NodeEntry {
   EwRate reliability;
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
   std::uint32_t queue_depth = 0;
+  double audio_delay_ms = 0;     // its speaker's buffer (heartbeats): a start at T is handed over this much earlier
   double baseline_score = 0;     // slow EMA of the node's own score
   bool quarantined = false;       // by the gateway (a CAT-1 breach seen here), until heal
   std::string quarantine_reason;
@@ -77,7 +78,8 @@ struct NodeEntry {
   std::int64_t duplicate_alert_us = 0;
   std::int64_t down_since_us = 0;  // monotonic: went offline after being online here; 0 = not down
   std::uint32_t bridge_slot = 0;   // its record in the bridges (gateway/bridges), 0 = none
-  // Its impedance now (docs/DESIGN.md 5.2), the lead covering quantile q of its delays.
+  // Its impedance now (docs/DESIGN.md 5.2), the lead covering quantile q of
+  // its delays (q = 0: the lead without them, rtt/2 + 3 sd + calibration).
   Impedance impedance(std::int64_t now_us, double q = kDefaultLeadQuantile) const;
   static constexpr double kDefaultLeadQuantile = 0.999;
   // Its state as operators and the bridges show it: OFFLINE when offline,

@@ -85,6 +85,7 @@ std::optional<TargetView> Schedules::target_view(const std::string& id) const {
   v.breaker_open = !escalation_.breakers().closed(n->cluster);
   v.synced = n->clock.count() > 0;
   v.lead_us = n->impedance(mono_us(), lead_quantile_).lead_ms * 1000.0;
+  v.jitter_lead_us = n->impedance(mono_us(), 0).lead_ms * 1000.0;
   v.offset_us = n->clock.offset_at_us(wall_us());
   v.drift_ppm = n->clock.drift_ppm();
   return v;
@@ -105,6 +106,9 @@ void Schedules::schedule(const ReplyTo& to, std::uint64_t request_id, const kair
   if (!strategy) return refuse(std::string("schedule: unknown strategy '") + req.strategy + "' (parallel, wave, priority_first, naive)");
   ScheduleSpec spec;
   spec.strategy = *strategy;
+  const std::string_view lead = req.lead;
+  if (lead != "" && lead != "tail" && lead != "jitter") return refuse("schedule: lead is tail or jitter, not '" + std::string(lead) + "'");
+  spec.lead_from_tail = lead != "jitter";
   spec.at_us = req.at_us ? req.at_us : now + static_cast<std::int64_t>(req.in_ms) * 1000;
   if (spec.strategy != Strategy::naive && spec.at_us <= now)
     return refuse("schedule: T is " + std::to_string((now - spec.at_us) / 1000) + " ms in the past");

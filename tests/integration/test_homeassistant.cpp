@@ -91,10 +91,10 @@ TEST(HomeAssistant, DiscoveryStatesAvailabilityCommandsAndForget) {
   late.subscribe(dp + "/+/" + dev + "/+/config");
   late.subscribe(dp + "/+/kairos_" + m + "_gateway_gw1/+/config");
   auto configs = [&] {
-    std::vector<Inbound> out;
+    std::vector<Inbound> found;
     for (const auto& msg : late.seen())
-      if (msg.topic.rfind(dp + "/", 0) == 0) out.push_back(msg);
-    return out;
+      if (msg.topic.rfind(dp + "/", 0) == 0) found.push_back(msg);
+    return found;
   };
   ASSERT_TRUE(late.wait_for([&](const auto&) { return configs().size() >= 12; }, 10s)) << configs().size();
   std::string lines;

@@ -369,8 +369,8 @@ const std::vector<Verb>& verbs() {
       {"schedule",
        "schedule <freeze|thaw|heal|rebirth|config_reload|set_output --output O [--value re,im,c] [--hold MS]>\n"
        "         --at TIME | --in MS  [--targets all|cluster:C|class:X|id,id...]\n"
-       "         [--strategy parallel|wave|priority_first|naive] [--window MS] [--tolerance MS] [--hit MS]\n"
-       "         [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory] [--confirm]\n"
+       "         [--strategy parallel|wave|priority_first|naive] [--lead tail|jitter] [--window MS] [--tolerance MS]\n"
+       "         [--hit MS] [--quorum R] [--conflict-max R] [--transit-wait R] [--extensions N] [--mandatory] [--confirm]\n"
        "                                land a command on every target at the same instant T\n"
        "                                (exit 0: PROCEED, 3: another verdict)",
        run_schedule},

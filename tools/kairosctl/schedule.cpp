@@ -122,6 +122,9 @@ std::string parse_schedule_args(const std::vector<std::string>& args, kairos_v1_
       if (v != "parallel" && v != "wave" && v != "priority_first" && v != "naive")
         return "schedule: --strategy takes parallel, wave, priority_first or naive";
       set_string(req.strategy, v);
+    } else if (a == "--lead") {
+      if (v != "tail" && v != "jitter") return "schedule: --lead takes tail or jitter";
+      set_string(req.lead, v);
     } else if (a == "--window") {
       if (!to_ms(v, 600'000, req.window_ms) || req.window_ms == 0) return "schedule: --window takes 1 to 600000 ms";
     } else if (a == "--tolerance") {

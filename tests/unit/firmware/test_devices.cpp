@@ -201,10 +201,14 @@ TEST(Microphone, AgainstAWavFile) {
   auto path = std::filesystem::temp_directory_path() / ("kairos-mic-" + std::to_string(::getpid()) + ".wav");
   {
     WavSink w(path.string());
-    ASSERT_TRUE(w.open(8000));
+    AudioFormat f;
+    f.rate_hz = 8000;
+    f.period_frames = 8000;  // one write of a second
+    f.periods = 1;
+    ASSERT_TRUE(w.open(f));
     std::vector<std::int16_t> s(8000);
     for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<std::int16_t>(8192 * std::sin(2 * M_PI * 250 * static_cast<double>(i) / 8000.0));
-    w.write(s);
+    ASSERT_EQ(w.write(s, 0), s.size());
   }
   std::int64_t now = 0;
   MicrophoneInput mic(std::make_unique<WavFileCapture>(path.string(), [&] { return now; }), 8000, "wav");
@@ -215,6 +219,7 @@ TEST(Microphone, AgainstAWavFile) {
   ASSERT_EQ(r.status, ReadResult::Status::sample);
   EXPECT_NEAR(r.reading.x, 0.25 / std::sqrt(2.0), 0.003);
   std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + ".clock");
   WavFileCapture missing("/nonexistent.wav", [] { return std::int64_t{0}; });
   EXPECT_FALSE(missing.open(8000));
 }
