@@ -51,6 +51,10 @@ bool ClockFilter::good(const ClockSample& s, double min_rtt) const {
   return s.rtt_us() <= min_rtt + std::max(1000.0, 0.25 * min_rtt);
 }
 
+bool ClockFilter::tight(const ClockSample& s, double min_rtt) const {
+  return s.rtt_us() <= min_rtt + std::max(2000.0, 0.05 * min_rtt);
+}
+
 bool ClockFilter::off_the_line(const ClockSample& s) const {
   // A sample's offset is off by at most half its round trip's excess over
   // the floor (the asymmetry it can hide); 2 ms more is a step, not noise.
@@ -89,7 +93,7 @@ void ClockFilter::fit() {
   double n = 0, st = 0, so = 0;
   std::int64_t first = INT64_MAX, last = INT64_MIN;
   for (std::size_t i = 0; i < n_; ++i) {
-    if (!used(i) || !good(s_[i], floor)) continue;
+    if (!used(i) || !tight(s_[i], floor)) continue;
     const std::int64_t t = (s_[i].t1_us + s_[i].t4_us) / 2;
     n += 1;
     st += static_cast<double>(t - anchor_t_us_);
@@ -110,14 +114,28 @@ void ClockFilter::fit() {
   const double mt = st / n, mo = so / n;
   double sxx = 0, sxy = 0;
   for (std::size_t i = 0; i < n_; ++i) {
-    if (!used(i) || !good(s_[i], floor)) continue;
+    if (!used(i) || !tight(s_[i], floor)) continue;
     const double dt = static_cast<double>((s_[i].t1_us + s_[i].t4_us) / 2 - anchor_t_us_) - mt;
     sxx += dt * dt;
     sxy += dt * (s_[i].offset_us() - mo);
   }
-  if (sxx <= 0) return scatter();
-  drift_ppm_ = std::clamp(sxy / sxx * 1e6, -kMaxDriftPpm, kMaxDriftPpm);
-  fitted_ = true;
+  if (sxx <= 0 || n < 6) return scatter();
+  // Taken when it is precise (a standard error within 10 ppm) or stands
+  // out of its own noise (three standard errors): on a heavy tail the good
+  // samples scatter by tens of ms, and a slope read from that noise,
+  // carried to T, would be worse than none.
+  const double slope = sxy / sxx;
+  double rss = 0;
+  for (std::size_t i = 0; i < n_; ++i) {
+    if (!used(i) || !tight(s_[i], floor)) continue;
+    const double dt = static_cast<double>((s_[i].t1_us + s_[i].t4_us) / 2 - anchor_t_us_) - mt;
+    rss += std::pow(s_[i].offset_us() - mo - slope * dt, 2);
+  }
+  const double se = std::sqrt(rss / (n - 2) / sxx);
+  if (se <= 10e-6 || std::abs(slope) > 4 * se) {
+    drift_ppm_ = std::clamp(slope * 1e6, -kMaxDriftPpm, kMaxDriftPpm);
+    fitted_ = true;
+  }
   scatter();
 }
 
@@ -194,6 +212,29 @@ double ClockFilter::jitter_us() const {
   double var = 0;
   for (std::size_t i = 0; i < n_; ++i) var += std::pow(s_[i].rtt_us() / 2 - mean, 2);
   return std::sqrt(var / static_cast<double>(n_));
+}
+
+void OneWayFloors::Ring::add(std::int64_t t_us, double raw_us) {
+  if (n == 0) base = raw_us;
+  t[next] = t_us;
+  raw[next] = static_cast<float>(raw_us - base);
+  next = (next + 1) % kSamples;
+  n = std::min(n + 1, kSamples);
+}
+
+double OneWayFloors::Ring::floor_at(std::int64_t t_us, double drift, double sign) const {
+  double m = INFINITY;
+  for (std::size_t i = 0; i < n; ++i)
+    m = std::min(m, static_cast<double>(raw[i]) + sign * drift * static_cast<double>(t[i] - t_us));
+  return base + m;
+}
+
+bool OneWayFloors::offset_at_us(std::int64_t t_us, double drift_ppm, double& offset_us) const {
+  if (in_.n < kEnough || out_.n < kEnough) return false;
+  // inbound raw = d + offset(t_i) = d + offset(t) + drift (t_i - t); outbound raw = d - offset(t) - drift (t_i - t).
+  const double drift = drift_ppm * 1e-6;
+  offset_us = (in_.floor_at(t_us, drift, -1) - out_.floor_at(t_us, drift, +1)) / 2;
+  return true;
 }
 
 double class_base_ms(int c) {

@@ -43,8 +43,9 @@ class ClockFilter {
   // between pings and up to T.
   double offset_at_us(std::int64_t t_us) const;
   // The node clock's rate against the gateway's (ppm, + = fast): the slope
-  // of the offsets of the good samples (round trip within 1 ms or a quarter
-  // of the minimum), once there are 4 of them over 20 s; until then the
+  // of the offsets of the tight samples (round trip within 2 ms or 5 % of
+  // the minimum), once there are 6 of them over 20 s and the slope is
+  // precise or stands out of its noise; until then the
   // last fit's (0 before any: a crystal's rate outlives a step). Bounded
   // to +-kMaxDriftPpm (beyond that it is noise, or a step).
   double drift_ppm() const { return drift_ppm_; }
@@ -64,7 +65,8 @@ class ClockFilter {
   const ClockSample& at(std::size_t age) const { return s_[(next_ + kSamples - 1 - age) % kSamples]; }  // 0 = newest
   std::size_t level_shift() const;  // the run's length when the newest samples show a new level, else 0
   void keep_newest(std::size_t run);  // restarts the window from the newest `run` samples
-  bool good(const ClockSample& s, double min_rtt) const;
+  bool good(const ClockSample& s, double min_rtt) const;   // within 1 ms or 25 % of the floor: steps and scatter
+  bool tight(const ClockSample& s, double min_rtt) const;  // within 2 ms or 5 %: the drift's fit
   void fit();                         // the anchor and the drift, from the window
   bool off_the_line(const ClockSample& s) const;
 
@@ -79,6 +81,43 @@ class ClockFilter {
   double drift_ppm_ = 0;
   double scatter_us_ = 0;           // rms of the good samples' offsets about the line
   bool fitted_ = false;             // drift_ppm_ is from a fit
+};
+
+// The offset from the floors of the two one-way paths (docs/DESIGN.md 5.1).
+// A frame's raw one-way time, its receipt on one clock minus its sending on
+// the other, holds the offset with the sign of its direction: gateway to
+// node (pings, scheduled commands) it is delay + offset, node to gateway
+// (heartbeats, phase reports, acks) delay - offset. Over many frames each
+// direction's minimum lies near its floor, far nearer than the quickest
+// round trip of a window (which needs both ways quick at once): on a heavy
+// tail, 32 frames each way find floors within a few percent of the tail's
+// scale where 16 round trips leave the offset off by a quarter of it. With
+// the floors taken as equal, as the round trip takes them:
+// offset = (inbound floor - outbound floor) / 2. Each raw time is carried
+// to the instant asked for along the drift.
+class OneWayFloors {
+ public:
+  static constexpr std::size_t kSamples = 32;  // per direction
+  static constexpr std::size_t kEnough = 8;    // per direction, before offset_at_us answers
+  void inbound(std::int64_t t_us, double raw_us) { in_.add(t_us, raw_us); }
+  void outbound(std::int64_t t_us, double raw_us) { out_.add(t_us, raw_us); }
+  // node clock - gateway clock at t_us (us); false while either direction has too few frames.
+  bool offset_at_us(std::int64_t t_us, double drift_ppm, double& offset_us) const;
+  void clear() { in_ = {}, out_ = {}; }  // a step of the node's clock
+  std::size_t inbound_count() const { return in_.n; }
+  std::size_t outbound_count() const { return out_.n; }
+
+ private:
+  struct Ring {
+    std::array<std::int64_t, kSamples> t{};
+    std::array<float, kSamples> raw{};  // us, relative to base
+    double base = 0;                    // the first raw time: floats keep us precision near it
+    std::size_t n = 0, next = 0;
+    void add(std::int64_t t_us, double raw_us);
+    // min over the ring of raw_i + sign * drift * (t_i - t)
+    double floor_at(std::int64_t t_us, double drift, double sign) const;
+  };
+  Ring in_, out_;
 };
 
 // Base processing time per device class A..F (ms), docs/DESIGN.md 5.2.

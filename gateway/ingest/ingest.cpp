@@ -232,9 +232,12 @@ void Ingest::forget(const std::string& id) {
 }
 
 void Ingest::one_way(NodeEntry& n, const Envelope& env, const Inbound& m) {
-  if (n.clock.count() == 0 || m.retained || env.sent_at_us <= 0) return;
-  const double sent_gateway_us = static_cast<double>(env.sent_at_us) - n.clock.offset_us();
-  n.one_way.add(static_cast<double>(m.received_mono_us + wall_minus_mono_us_) - sent_gateway_us);
+  if (m.retained || env.sent_at_us <= 0) return;
+  const std::int64_t received = m.received_mono_us + wall_minus_mono_us_;
+  n.floors.outbound(received, static_cast<double>(received - env.sent_at_us));
+  if (n.clock.count() == 0) return;
+  const double sent_gateway_us = static_cast<double>(env.sent_at_us) - n.offset_at_us(received);
+  n.one_way.add(static_cast<double>(received) - sent_gateway_us);
 }
 
 bool Ingest::flush() {

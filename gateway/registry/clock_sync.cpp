@@ -60,9 +60,14 @@ bool ClockSync::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int
   if (it == pending_.end() || it->second.node != id) return false;
   if (auto* n = registry_.find(id)) {
     if (ack.state == 1 && ack.received_at_us != 0) {
-      if (n->clock.add({it->second.t1_wall_us, ack.received_at_us, ack.executed_at_us, t4_wall_us}))
-        n->inbound.add(static_cast<double>(ack.received_at_us - it->second.t1_wall_us) -
-                       n->clock.offset_at_us(it->second.t1_wall_us));
+      const auto steps = n->clock.steps();
+      const std::int64_t t1 = it->second.t1_wall_us;
+      if (n->clock.add({t1, ack.received_at_us, ack.executed_at_us, t4_wall_us})) {
+        if (n->clock.steps() != steps) n->floors.clear();  // the node's clock stepped: its old frames mislead
+        n->floors.inbound(t1, static_cast<double>(ack.received_at_us - t1));
+        n->floors.outbound(t4_wall_us, static_cast<double>(t4_wall_us - ack.executed_at_us));
+        n->inbound.add(static_cast<double>(ack.received_at_us - t1) - n->offset_at_us(t1));
+      }
       n->reliability.add(true);
       auto imp = n->impedance(mono_us());
       n->baseline_score = n->baseline_score <= 0 ? imp.score : n->baseline_score + 0.05 * (imp.score - n->baseline_score);

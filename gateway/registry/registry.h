@@ -44,6 +44,13 @@ struct NodeEntry {
   ClockFilter clock;
   DelaySketch one_way;           // its frames' one-way delays (us), through the clock offset
   DelaySketch inbound;           // the gateway's frames' one-way delays to it (pings, scheduled commands)
+  OneWayFloors floors;           // both directions' raw one-way times: the offset on a heavy tail
+  // node clock - gateway clock at gateway wall time t_us: from the one-way
+  // floors once both directions have enough frames, else the clock filter's.
+  double offset_at_us(std::int64_t t_us) const {
+    double o = 0;
+    return floors.offset_at_us(t_us, clock.drift_ppm(), o) ? o : clock.offset_at_us(t_us);
+  }
   EwRate reliability;
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
   std::uint32_t queue_depth = 0;

@@ -63,7 +63,7 @@ void fill_node(const NodeEntry& n, kairos_v1_NodeInfo& o, std::int64_t now_us) {
   o.events = n.events;
   auto imp = n.impedance(now_us);
   o.clock_samples = static_cast<std::uint32_t>(n.clock.count());
-  o.offset_ms = static_cast<float>(n.clock.offset_us() / 1000.0);
+  o.offset_ms = static_cast<float>(n.offset_at_us(wall_us()) / 1000.0);
   o.rtt_ms = static_cast<float>(n.clock.rtt_us() / 1000.0);
   o.jitter_ms = static_cast<float>(n.clock.jitter_us() / 1000.0);
   o.processing_ms = static_cast<float>(imp.processing_est_ms);

@@ -305,7 +305,7 @@ bool Scheduler::on_ack(const std::string& id, std::uint64_t command_id, int stat
   if (received_node_us != 0 && t.delay_us < 0) {
     t.delay_us = static_cast<double>(received_node_us - t.send_at_us) - offset;
     t.arrived_late = t.execute_at_us != 0 && received_node_us > t.execute_at_us;
-    if (hooks_.observed) hooks_.observed(id, t.delay_us);
+    if (hooks_.observed) hooks_.observed(id, t.send_at_us, received_node_us);
   }
   if (state == 0) {
     t.state = TargetState::transit;

@@ -136,8 +136,9 @@ class Scheduler {
     std::function<void(const std::string& id, const TargetResult& t, double late_us)> calibrate;
     // The schedule is over; its result.
     std::function<void(const ScheduleResult& r)> finished;
-    // A command's one-way delay to the node, seen from its ack (us); may be empty.
-    std::function<void(const std::string& id, double delay_us)> observed;
+    // A command's way to the node, seen from its ack: when it left (gateway
+    // clock) and when it arrived (node clock); may be empty.
+    std::function<void(const std::string& id, std::int64_t sent_us, std::int64_t received_node_us)> observed;
   };
 
   explicit Scheduler(Hooks hooks) : hooks_(std::move(hooks)) {}

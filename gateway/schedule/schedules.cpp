@@ -48,8 +48,12 @@ Schedules::Schedules(const GatewayConfig& config, Registry& registry, const Esca
                   },
                   [this](const std::string& id, const TargetResult& t, double late_us) { calibrate(id, t, late_us); },
                   [this](const ScheduleResult& r) { finished(r); },
-                  [this](const std::string& id, double delay_us) {
-                    if (NodeEntry* n = registry_.find(id)) n->inbound.add(delay_us);
+                  [this](const std::string& id, std::int64_t sent_us, std::int64_t received_node_us) {
+                    NodeEntry* n = registry_.find(id);
+                    if (!n) return;
+                    const auto raw = static_cast<double>(received_node_us - sent_us);
+                    n->floors.inbound(sent_us, raw);
+                    n->inbound.add(raw - n->offset_at_us(sent_us));
                   }}),
       lead_quantile_(config.lead_quantile) {
   scheduler_.set_min_send_spacing(1e6 / config.send_rate);
@@ -86,7 +90,7 @@ std::optional<TargetView> Schedules::target_view(const std::string& id) const {
   v.synced = n->clock.count() > 0;
   v.lead_us = n->impedance(mono_us(), lead_quantile_).lead_ms * 1000.0;
   v.jitter_lead_us = n->impedance(mono_us(), 0).lead_ms * 1000.0;
-  v.offset_us = n->clock.offset_at_us(wall_us());
+  v.offset_us = n->offset_at_us(wall_us());
   v.drift_ppm = n->clock.drift_ppm();
   return v;
 }

@@ -83,7 +83,9 @@ struct Fixture {
                  calibrations.emplace_back(id, late_us > 0 ? late_us : t.error_us);
                },
                [this](const ScheduleResult& r) { results.push_back(r); },
-               [this](const std::string& id, double delay_us) { delays.emplace_back(id, delay_us); }}};
+               [this](const std::string& id, std::int64_t left, std::int64_t received) {
+                 delays.emplace_back(id, static_cast<double>(received - left));
+               }}};
   std::vector<std::pair<std::string, double>> delays;  // id, one-way delay seen from an ack (us)
 
   void node(const std::string& id, const std::string& cluster, int cls, double lead_ms, double offset_ms,
@@ -362,7 +364,8 @@ TEST(Scheduler, ReportsPerClassTheLeadUsedAgainstTheDelaySeen) {
   EXPECT_EQ(cls[1].device_class, 4);
   EXPECT_EQ(cls[1].late, 0u);
   EXPECT_DOUBLE_EQ(cls[1].delay_p50_ms, 250);
-  // Each delay went to the hook once (they feed the node's sketch).
+  // Each arrival went to the hook once (they feed the node's sketch and floors): raw, through no offset.
   ASSERT_EQ(f.delays.size(), 3u);
   EXPECT_DOUBLE_EQ(f.delays[1].second, 55'000);
+  EXPECT_DOUBLE_EQ(f.delays[2].second, 750'000);
 }
