@@ -237,8 +237,8 @@ void Scheduler::plan_wave(Running& s, std::int64_t now_us) {
       t.lead_us = tail ? v->lead_us : v->jitter_lead_us;
       t.send_at_us = w.at_us - static_cast<std::int64_t>(std::ceil(t.lead_us));
       // The offset at T, not now: a clock 100 ppm fast gains 1 ms in 10 s.
-      const double drift = tail ? v->drift_ppm : 0;
-      const double offset_at_t = v->offset_us + drift * 1e-6 * static_cast<double>(w.at_us - now_us);
+      const double offset_at_t =
+          tail ? v->offset_us + v->drift_ppm * 1e-6 * static_cast<double>(w.at_us - now_us) : v->filter_offset_us;
       t.execute_at_us = w.at_us + static_cast<std::int64_t>(std::llround(offset_at_t));
       if (t.send_at_us < now_us) {
         t.would_need_ms = t.lead_us / 1000.0;

@@ -44,7 +44,7 @@ struct ScheduleSpec {
   Quorum quorum;
   int max_extensions = 1;  // WAIT extends the window this many times at most
   bool respect_breakers = true;  // targets behind a breaker that is not closed are skipped
-  bool lead_from_tail = true;    // false: the lead of rtt/2 + 3 sd and no drift to T (the model before the tails)
+  bool lead_from_tail = true;    // false: the model before the tails: a lead of rtt/2 + 3 sd, the quickest round trip's offset, no drift
 };
 
 // A node as the scheduler needs it, looked up when its wave is planned and
@@ -60,6 +60,7 @@ struct TargetView {
   double drift_ppm = 0;    // how fast the node's clock runs against the gateway's: the offset at T follows it
   bool breaker_open = false;  // a circuit breaker on its way (cluster, sector, mesh) is not closed
   double jitter_lead_us = 0;  // the lead without the measured tail: rtt/2 + 3 sd + calibration
+  double filter_offset_us = 0;  // the offset of the quickest round trip alone (the model before the one-way floors)
 };
 
 enum class TargetState { waiting, skipped, queued, sent, transit, ready, conflict, not_sent };

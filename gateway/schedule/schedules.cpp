@@ -92,6 +92,7 @@ std::optional<TargetView> Schedules::target_view(const std::string& id) const {
   v.jitter_lead_us = n->impedance(mono_us(), 0).lead_ms * 1000.0;
   v.offset_us = n->offset_at_us(wall_us());
   v.drift_ppm = n->clock.drift_ppm();
+  v.filter_offset_us = n->clock.offset_us();
   return v;
 }
 

@@ -369,3 +369,20 @@ TEST(Scheduler, ReportsPerClassTheLeadUsedAgainstTheDelaySeen) {
   EXPECT_DOUBLE_EQ(f.delays[1].second, 55'000);
   EXPECT_DOUBLE_EQ(f.delays[2].second, 750'000);
 }
+
+TEST(Scheduler, TheModelBeforeTheTailsIsThereForComparison) {
+  Fixture f;
+  f.node("n", "c1", 1, 300, 1'000);
+  auto& v = f.views["n"];
+  v.drift_ppm = 100;
+  v.jitter_lead_us = 20'000;
+  v.filter_offset_us = 996'000;
+  const std::int64_t T = f.now + 1'000'000;
+  auto spec = spec_at(T);
+  spec.lead_from_tail = false;
+  f.s.start(spec, {"n"}, f.now);
+  f.run_until(T);
+  // Sent 20 ms ahead with the quickest round trip's offset, no drift.
+  EXPECT_EQ(f.sent_to("n").execute_at, T + 996'000);
+  EXPECT_GE(f.sent_to("n").at, T - 20'000 - 1'000);
+}
