@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "firmware/drivers/audio.h"
@@ -220,6 +222,35 @@ TEST(WavSink, PlaysLikeADeviceAndWritesSilenceWhereItRanDry) {
   clock >> start >> rate;
   EXPECT_EQ(start, 5'000'000);
   EXPECT_EQ(rate, 8000);
+  std::filesystem::remove(path);
+  std::filesystem::remove(path.string() + ".clock");
+}
+
+TEST(AudioEngine, ItsOwnThreadRendersWhileTheLoopSetsTargets) {
+  // The engine's thread on the real clock, into a WAV device, while this
+  // thread plays the loop: targets, a planned start, stats, silence.
+  auto path = std::filesystem::temp_directory_path() / ("kairos-thread-" + std::to_string(::getpid()) + ".wav");
+  {
+    AudioEngine engine(std::make_unique<WavSink>(path.string()), format_5ms(), 5, [] {
+      return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    });
+    ASSERT_TRUE(engine.open());
+    engine.start_thread();
+    const auto start = std::chrono::steady_clock::now();
+    for (int turn = 0; std::chrono::steady_clock::now() - start < std::chrono::milliseconds(300); ++turn) {
+      engine.set_target(440 + turn, 0.5);
+      if (turn == 5) engine.start_at(std::chrono::duration_cast<std::chrono::microseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch()).count() + 50'000, 880, 1.0);
+      (void)engine.stats();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    engine.silence();
+    const auto s = engine.stats();
+    EXPECT_GT(s.frames, 48000u * 250 / 1000);  // it rendered on its own, about in real time
+    EXPECT_GT(s.applied, 0u);
+    EXPECT_LE(s.delay_ms, 20.0);
+    engine.finish();
+  }
   std::filesystem::remove(path);
   std::filesystem::remove(path.string() + ".clock");
 }
