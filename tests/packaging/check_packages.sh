@@ -84,7 +84,7 @@ for arch in "${!DEBDIR[@]}"; do
   dpkg -x "$dir/kairos-node_0.1.0_${arch}.deb" "$root"
   dpkg -x "$dir/kairos-gateway_0.1.0_${arch}.deb" "$root"
   unit="$root/lib/systemd/system/kairos-node.service"
-  for line in "User=kairos" "Restart=on-failure" "NoNewPrivileges=yes" "DeviceAllow=char-gpiochip rw" "DeviceAllow=char-alsa rw"; do
+  for line in "User=kairos" "Restart=on-failure" "NoNewPrivileges=yes" "DeviceAllow=char-gpiochip rw" "DeviceAllow=char-alsa rw" "LimitRTPRIO=10"; do
     grep -qx "$line" "$unit" || fail "$arch node unit lacks $line"
   done
   run=() node_run=()
