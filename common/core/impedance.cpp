@@ -11,7 +11,7 @@ bool ClockFilter::add(const ClockSample& s) {
   // both off the line the same way.
   int sign = 0;
   if (n_ >= kStepWindow && good(s, std::min(rtt_us(), s.rtt_us())) && off_the_line(s))
-    sign = s.offset_us() > offset_at_us((s.t1_us + s.t4_us) / 2) ? 1 : -1;
+    sign = s.offset_us() > offset_at_us(s.mid_us()) ? 1 : -1;
   s_[next_] = s;
   next_ = (next_ + 1) % kSamples;
   n_ = std::min(n_ + 1, kSamples);
@@ -62,7 +62,7 @@ bool ClockFilter::off_the_line(const ClockSample& s) const {
   // while none is fitted, 20 ppm (the fit's own error) once it is.
   // The anchor's own offset is off by up to half its excess over the floor
   // (a tighter sample than any before shows how far).
-  const std::int64_t t = (s.t1_us + s.t4_us) / 2;
+  const std::int64_t t = s.mid_us();
   const double floor = std::min(rtt_us(), s.rtt_us());
   const double uncertainty = (s.rtt_us() - floor) / 2 + (rtt_us() - floor) / 2 +
                              (fitted_ ? 20e-6 : 150e-6) * static_cast<double>(std::abs(t - anchor_t_us_));
@@ -76,67 +76,64 @@ void ClockFilter::fit() {
   // A sample off the line (a step begun?) stays out of the line until the
   // next one says whether it was.
   const std::size_t suspect = off_sign_ != 0 && n_ > 1 ? (next_ + kSamples - 1) % kSamples : kSamples;
-  auto used = [&](std::size_t i) { return i != suspect; };
   double floor = INFINITY;
   const ClockSample* best = nullptr;
   for (std::size_t i = 0; i < n_; ++i)
-    if (used(i) && s_[i].rtt_us() < floor) {
+    if (i != suspect && s_[i].rtt_us() < floor) {
       floor = s_[i].rtt_us();
       best = &s_[i];
     }
-  anchor_t_us_ = (best->t1_us + best->t4_us) / 2;
+  anchor_t_us_ = best->mid_us();
   anchor_offset_us_ = best->offset_us();
-  // Least squares of offset on time over the good samples. When too few
-  // for a fit (a tighter sample narrowed the good ones, or the window
-  // restarted), the last drift stands: a crystal's rate does not change
-  // with the route or a step.
-  double n = 0, st = 0, so = 0;
-  std::int64_t first = INT64_MAX, last = INT64_MIN;
+  // The tight samples give the drift, the good ones the scatter about the line.
+  std::array<double, kSamples> dt{}, off{};
+  std::size_t n = 0;
   for (std::size_t i = 0; i < n_; ++i) {
-    if (!used(i) || !tight(s_[i], floor)) continue;
-    const std::int64_t t = (s_[i].t1_us + s_[i].t4_us) / 2;
-    n += 1;
-    st += static_cast<double>(t - anchor_t_us_);
-    so += s_[i].offset_us();
-    first = std::min(first, t);
-    last = std::max(last, t);
+    if (i == suspect || !tight(s_[i], floor)) continue;
+    dt[n] = static_cast<double>(s_[i].mid_us() - anchor_t_us_);
+    off[n++] = s_[i].offset_us();
   }
-  auto scatter = [&] {
-    double sum = 0, k = 0;
-    for (std::size_t i = 0; i < n_; ++i) {
-      if (!used(i) || !good(s_[i], floor)) continue;
-      sum += std::pow(s_[i].offset_us() - offset_at_us((s_[i].t1_us + s_[i].t4_us) / 2), 2);
-      k += 1;
-    }
-    scatter_us_ = k > 1 ? std::sqrt(sum / (k - 1)) : 0;
-  };
-  if (n < 4 || last - first < kDriftSpanUs) return scatter();
-  const double mt = st / n, mo = so / n;
+  fit_drift({dt.data(), n}, {off.data(), n});
+  double sum = 0, good_n = 0;
+  for (std::size_t i = 0; i < n_; ++i) {
+    if (i == suspect || !good(s_[i], floor)) continue;
+    sum += std::pow(s_[i].offset_us() - offset_at_us(s_[i].mid_us()), 2);
+    good_n += 1;
+  }
+  scatter_us_ = good_n > 1 ? std::sqrt(sum / (good_n - 1)) : 0;
+}
+
+void ClockFilter::fit_drift(std::span<const double> dt, std::span<const double> off) {
+  // Least squares of offset on time. When too few points for a fit (a
+  // tighter sample narrowed them, or the window restarted), the last drift
+  // stands: a crystal's rate does not change with the route or a step.
+  const std::size_t n = dt.size();
+  if (n < 6) return;
+  const auto [first, last] = std::minmax_element(dt.begin(), dt.end());
+  if (*last - *first < static_cast<double>(kDriftSpanUs)) return;
+  double mt = 0, mo = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    mt += dt[k] / static_cast<double>(n);
+    mo += off[k] / static_cast<double>(n);
+  }
   double sxx = 0, sxy = 0;
-  for (std::size_t i = 0; i < n_; ++i) {
-    if (!used(i) || !tight(s_[i], floor)) continue;
-    const double dt = static_cast<double>((s_[i].t1_us + s_[i].t4_us) / 2 - anchor_t_us_) - mt;
-    sxx += dt * dt;
-    sxy += dt * (s_[i].offset_us() - mo);
+  for (std::size_t k = 0; k < n; ++k) {
+    sxx += (dt[k] - mt) * (dt[k] - mt);
+    sxy += (dt[k] - mt) * (off[k] - mo);
   }
-  if (sxx <= 0 || n < 6) return scatter();
+  if (sxx <= 0) return;
   // Taken when it is precise (a standard error within 10 ppm) or stands
-  // out of its own noise (three standard errors): on a heavy tail the good
+  // out of its own noise (four standard errors): on a heavy tail the good
   // samples scatter by tens of ms, and a slope read from that noise,
   // carried to T, would be worse than none.
   const double slope = sxy / sxx;
   double rss = 0;
-  for (std::size_t i = 0; i < n_; ++i) {
-    if (!used(i) || !tight(s_[i], floor)) continue;
-    const double dt = static_cast<double>((s_[i].t1_us + s_[i].t4_us) / 2 - anchor_t_us_) - mt;
-    rss += std::pow(s_[i].offset_us() - mo - slope * dt, 2);
-  }
-  const double se = std::sqrt(rss / (n - 2) / sxx);
+  for (std::size_t k = 0; k < n; ++k) rss += std::pow(off[k] - mo - slope * (dt[k] - mt), 2);
+  const double se = std::sqrt(rss / static_cast<double>(n - 2) / sxx);
   if (se <= 10e-6 || std::abs(slope) > 4 * se) {
     drift_ppm_ = std::clamp(slope * 1e6, -kMaxDriftPpm, kMaxDriftPpm);
     fitted_ = true;
   }
-  scatter();
 }
 
 std::size_t ClockFilter::level_shift() const {
@@ -189,7 +186,7 @@ double ClockFilter::inbound_tail_us() const {
 
 double ClockFilter::offset_us() const {
   if (n_ == 0) return 0;
-  return offset_at_us((at(0).t1_us + at(0).t4_us) / 2);
+  return offset_at_us(at(0).mid_us());
 }
 
 double ClockFilter::offset_at_us(std::int64_t t_us) const {

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace kairos {
 
@@ -12,6 +13,7 @@ struct ClockSample {
   std::int64_t t1_us, t2_us, t3_us, t4_us;
   double rtt_us() const { return static_cast<double>((t4_us - t1_us) - (t3_us - t2_us)); }
   double offset_us() const { return static_cast<double>((t2_us - t1_us) + (t3_us - t4_us)) / 2.0; }
+  std::int64_t mid_us() const { return (t1_us + t4_us) / 2; }  // its midpoint on the gateway's clock
 };
 
 // The NTP clock filter over the last 16 samples: the offset of the sample
@@ -67,7 +69,8 @@ class ClockFilter {
   void keep_newest(std::size_t run);  // restarts the window from the newest `run` samples
   bool good(const ClockSample& s, double min_rtt) const;   // within 1 ms or 25 % of the floor: steps and scatter
   bool tight(const ClockSample& s, double min_rtt) const;  // within 2 ms or 5 %: the drift's fit
-  void fit();                         // the anchor and the drift, from the window
+  void fit();                         // the anchor, the drift and the scatter, from the window
+  void fit_drift(std::span<const double> dt, std::span<const double> off);  // the tight samples' slope, when it holds
   bool off_the_line(const ClockSample& s) const;
 
   std::array<ClockSample, kSamples> s_{};

@@ -41,7 +41,7 @@ class Speaker : public Output {
     return true;
   }
   void update(std::int64_t now_us, const SourceValue* v) override {
-    if (v) engine_.set_target(c_.channels.at("frequency").apply(*v), c_.channels.at("volume").apply(*v));
+    if (v) engine_.set_target(hz(*v), volume(*v));
     else engine_.set_target(-1, 0.0);  // stale source: fade to silence on the same tone
     if (!c_.audio_thread) engine_.pump(now_us);
   }
@@ -51,7 +51,7 @@ class Speaker : public Output {
   }
   bool start_at(std::int64_t at_wall_us, const SourceValue& v) override {
     if (!open_) return false;
-    engine_.start_at(at_wall_us, c_.channels.at("frequency").apply(v), c_.channels.at("volume").apply(v));
+    engine_.start_at(at_wall_us, hz(v), volume(v));
     return true;
   }
   std::optional<AudioStats> audio() const override {
@@ -67,6 +67,8 @@ class Speaker : public Output {
   }
 
  private:
+  double hz(const SourceValue& v) const { return c_.channels.at("frequency").apply(v); }
+  double volume(const SourceValue& v) const { return c_.channels.at("volume").apply(v); }
   static AudioFormat audio_format(const OutputConfig& c) {
     AudioFormat f;
     f.rate_hz = c.rate_hz;

@@ -64,9 +64,8 @@ bool ClockSync::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int
       const std::int64_t t1 = it->second.t1_wall_us;
       if (n->clock.add({t1, ack.received_at_us, ack.executed_at_us, t4_wall_us})) {
         if (n->clock.steps() != steps) n->floors.clear();  // the node's clock stepped: its old frames mislead
-        n->floors.inbound(t1, static_cast<double>(ack.received_at_us - t1));
         n->floors.outbound(t4_wall_us, static_cast<double>(t4_wall_us - ack.executed_at_us));
-        n->inbound.add(static_cast<double>(ack.received_at_us - t1) - n->offset_at_us(t1));
+        n->command_arrived(t1, ack.received_at_us);
       }
       n->reliability.add(true);
       auto imp = n->impedance(mono_us());

@@ -51,6 +51,14 @@ struct NodeEntry {
     double o = 0;
     return floors.offset_at_us(t_us, clock.drift_ppm(), o) ? o : clock.offset_at_us(t_us);
   }
+  // A frame of the gateway's reached the node: it left at sent_us (gateway
+  // wall clock) and arrived at received_node_us (node clock). Its raw time
+  // feeds the inbound floor, its delay through the offset the inbound sketch.
+  void command_arrived(std::int64_t sent_us, std::int64_t received_node_us) {
+    const auto raw = static_cast<double>(received_node_us - sent_us);
+    floors.inbound(sent_us, raw);
+    inbound.add(raw - offset_at_us(sent_us));
+  }
   EwRate reliability;
   double processing_ms = -1;     // the node's measured processing time (heartbeats), -1 = unknown
   std::uint32_t queue_depth = 0;

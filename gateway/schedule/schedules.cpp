@@ -49,11 +49,7 @@ Schedules::Schedules(const GatewayConfig& config, Registry& registry, const Esca
                   [this](const std::string& id, const TargetResult& t, double late_us) { calibrate(id, t, late_us); },
                   [this](const ScheduleResult& r) { finished(r); },
                   [this](const std::string& id, std::int64_t sent_us, std::int64_t received_node_us) {
-                    NodeEntry* n = registry_.find(id);
-                    if (!n) return;
-                    const auto raw = static_cast<double>(received_node_us - sent_us);
-                    n->floors.inbound(sent_us, raw);
-                    n->inbound.add(raw - n->offset_at_us(sent_us));
+                    if (NodeEntry* n = registry_.find(id)) n->command_arrived(sent_us, received_node_us);
                   }}),
       lead_quantile_(config.lead_quantile) {
   scheduler_.set_min_send_spacing(1e6 / config.send_rate);

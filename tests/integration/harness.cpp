@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -178,6 +179,18 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+std::vector<std::int16_t> read_wav(const std::string& path, std::uint32_t& rate) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});
+  if (raw.size() < 44) return {};
+  std::memcpy(&rate, raw.data() + 24, 4);
+  std::uint32_t data_bytes = 0;
+  std::memcpy(&data_bytes, raw.data() + 40, 4);
+  std::vector<std::int16_t> s(std::min<std::size_t>(data_bytes, raw.size() - 44) / 2);
+  if (!s.empty()) std::memcpy(s.data(), raw.data() + 44, s.size() * 2);
+  return s;
 }
 
 std::string bin(const std::string& name) {

@@ -109,6 +109,10 @@ struct LedgerExec {
 std::vector<LedgerExec> ledger_execs(const std::string& path, std::size_t from);
 std::size_t line_count(const std::string& path);
 
+// The samples of a mono 16-bit WAV file as far as its header counts them
+// (the speaker's WAV sink keeps the header right while it writes), and its rate.
+std::vector<std::int16_t> read_wav(const std::string& path, std::uint32_t& rate);
+
 std::string bin(const std::string& name);  // path of one of our binaries
 Key write_key(const std::string& path);     // a random key, mode 0600
 

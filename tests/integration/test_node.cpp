@@ -82,18 +82,6 @@ TEST(Node, FailingSensorIsCat2AndRecovers) {
 
 namespace {
 
-std::vector<std::int16_t> read_wav(const std::string& path, std::uint32_t& rate) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});
-  if (raw.size() < 44) return {};
-  std::memcpy(&rate, raw.data() + 24, 4);
-  std::uint32_t data_bytes = 0;
-  std::memcpy(&data_bytes, raw.data() + 40, 4);
-  std::vector<std::int16_t> s(std::min<std::size_t>(data_bytes, raw.size() - 44) / 2);
-  if (!s.empty()) std::memcpy(s.data(), raw.data() + 44, s.size() * 2);
-  return s;
-}
-
 double rising_crossings_hz(const std::vector<std::int16_t>& s, std::size_t from, std::size_t to, std::uint32_t rate) {
   std::vector<double> c;
   for (std::size_t i = from + 1; i < to; ++i)

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -30,13 +29,8 @@ Recording read_recording(const std::string& wav) {
   Recording r;
   std::ifstream clock(wav + ".clock");
   if (!(clock >> r.start_us >> r.rate)) return {};
-  std::ifstream in(wav, std::ios::binary);
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});
-  if (raw.size() < 44) return {};
-  std::uint32_t data_bytes = 0;
-  std::memcpy(&data_bytes, raw.data() + 40, 4);
-  r.samples.resize(std::min<std::size_t>(data_bytes, raw.size() - 44) / 2);
-  if (!r.samples.empty()) std::memcpy(r.samples.data(), raw.data() + 44, r.samples.size() * 2);
+  std::uint32_t rate = 0;
+  r.samples = read_wav(wav, rate);
   return r;
 }
 
