@@ -212,25 +212,34 @@ double ClockFilter::jitter_us() const {
 }
 
 void OneWayFloors::Ring::add(std::int64_t t_us, double raw_us) {
-  if (n == 0) base = raw_us;
+  if (n == 0) {
+    base = raw_us;
+    t0 = t_us;
+  }
+  // The frame it replaces held the minimum: found again when asked.
+  if (n == kSamples && !stale && key(next, min_drift) <= min_key) stale = true;
   t[next] = t_us;
   raw[next] = static_cast<float>(raw_us - base);
+  if (!stale) min_key = std::min(min_key, key(next, min_drift));
   next = (next + 1) % kSamples;
   n = std::min(n + 1, kSamples);
 }
 
-double OneWayFloors::Ring::floor_at(std::int64_t t_us, double drift, double sign) const {
-  double m = INFINITY;
-  for (std::size_t i = 0; i < n; ++i)
-    m = std::min(m, static_cast<double>(raw[i]) + sign * drift * static_cast<double>(t[i] - t_us));
-  return base + m;
+double OneWayFloors::Ring::floor_at(std::int64_t t_us, double drift) const {
+  if (stale || drift != min_drift) {
+    min_key = INFINITY;
+    for (std::size_t i = 0; i < n; ++i) min_key = std::min(min_key, key(i, drift));
+    min_drift = drift;
+    stale = false;
+  }
+  return base + min_key - sign * drift * static_cast<double>(t_us - t0);
 }
 
 bool OneWayFloors::offset_at_us(std::int64_t t_us, double drift_ppm, double& offset_us) const {
   if (in_.n < kEnough || out_.n < kEnough) return false;
   // inbound raw = d + offset(t_i) = d + offset(t) + drift (t_i - t); outbound raw = d - offset(t) - drift (t_i - t).
   const double drift = drift_ppm * 1e-6;
-  offset_us = (in_.floor_at(t_us, drift, -1) - out_.floor_at(t_us, drift, +1)) / 2;
+  offset_us = (in_.floor_at(t_us, drift) - out_.floor_at(t_us, drift)) / 2;
   return true;
 }
 

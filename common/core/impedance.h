@@ -2,6 +2,7 @@
 // Clock sync and the impedance model (docs/DESIGN.md 5.1, 5.2): pure arithmetic over
 // ping/pong samples and node reports; time comes in as arguments.
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -106,21 +107,37 @@ class OneWayFloors {
   void outbound(std::int64_t t_us, double raw_us) { out_.add(t_us, raw_us); }
   // node clock - gateway clock at t_us (us); false while either direction has too few frames.
   bool offset_at_us(std::int64_t t_us, double drift_ppm, double& offset_us) const;
-  void clear() { in_ = {}, out_ = {}; }  // a step of the node's clock
+  void clear() { in_ = Ring(-1), out_ = Ring(+1); }  // a step of the node's clock
   std::size_t inbound_count() const { return in_.n; }
   std::size_t outbound_count() const { return out_.n; }
 
  private:
+  // One direction's last frames. Its floor at t, min_i(raw_i + sign * drift
+  // * (t_i - t)), is min_i(key_i) - sign * drift * (t - t0) with key_i =
+  // raw_i + sign * drift * (t_i - t0): the minimum key does not depend on
+  // t, so it is kept as frames come (the outbound ring takes one per
+  // report) and recomputed only when the drift changes or the frame that
+  // held it leaves the ring.
   struct Ring {
+    explicit Ring(double direction) : sign(direction) {}
+    double sign;                        // of the offset in this direction's raw times
     std::array<std::int64_t, kSamples> t{};
     std::array<float, kSamples> raw{};  // us, relative to base
     double base = 0;                    // the first raw time: floats keep us precision near it
+    std::int64_t t0 = 0;                // the first frame's time: the keys' origin
     std::size_t n = 0, next = 0;
+    mutable double min_key = HUGE_VAL;  // for min_drift, unless stale
+    mutable double min_drift = 0;
+    mutable bool stale = true;
     void add(std::int64_t t_us, double raw_us);
-    // min over the ring of raw_i + sign * drift * (t_i - t)
-    double floor_at(std::int64_t t_us, double drift, double sign) const;
+    double floor_at(std::int64_t t_us, double drift) const;
+
+   private:
+    double key(std::size_t i, double drift) const {
+      return static_cast<double>(raw[i]) + sign * drift * static_cast<double>(t[i] - t0);
+    }
   };
-  Ring in_, out_;
+  Ring in_{-1}, out_{+1};
 };
 
 // Base processing time per device class A..F (ms), docs/DESIGN.md 5.2.

@@ -373,3 +373,35 @@ TEST(OneWayFloors, SayNothingUntilBothWaysHaveFrames) {
   w.clear();
   EXPECT_FALSE(w.offset_at_us(0, 0, o));
 }
+
+TEST(OneWayFloors, TheKeptMinimumIsTheMinimumOverTheRing) {
+  // Frames come one at a time, the drift changes now and then, the frame
+  // that held the floor leaves the ring: the answer is always the one a
+  // walk over the last 32 frames of each direction gives.
+  std::mt19937_64 rng(17);
+  std::uniform_real_distribution<double> u(0, 1);
+  OneWayFloors w;
+  std::vector<std::pair<std::int64_t, double>> in, out;
+  double drift_ppm = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const std::int64_t t = 1'700'000'000'000'000 + i * 250'000;
+    const double raw = 3'000'000 + 40'000 * std::pow(1 - u(rng), -0.5);
+    if (i % 3 == 0) {
+      w.inbound(t, raw);
+      in.emplace_back(t, raw);
+    } else {
+      w.outbound(t, raw - 6'000'000);
+      out.emplace_back(t, raw - 6'000'000);
+    }
+    if (i % 97 == 0) drift_ppm = 200 * u(rng) - 100;
+    double got = 0;
+    if (!w.offset_at_us(t, drift_ppm, got)) continue;
+    auto walk = [&](const auto& v, double sign) {
+      double m = INFINITY;
+      for (std::size_t k = v.size() > 32 ? v.size() - 32 : 0; k < v.size(); ++k)
+        m = std::min(m, v[k].second + sign * drift_ppm * 1e-6 * static_cast<double>(v[k].first - t));
+      return m;
+    };
+    ASSERT_NEAR(got, (walk(in, -1) - walk(out, +1)) / 2, 1.0) << i;
+  }
+}
