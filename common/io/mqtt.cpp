@@ -22,6 +22,7 @@
 #include "common/core/x509.h"
 #include "common/io/clock.h"
 #include "common/io/log.h"
+#include "common/io/paho_wake.h"
 
 namespace kairos {
 
@@ -237,6 +238,13 @@ MqttLink::MqttLink(MqttOptions options)
   client_ = std::make_unique<mqtt::async_client>(opt_.uri, opt_.client_id,
                                                  mqtt::create_options(MQTTVERSION_5, opt_.max_buffered), nullptr);
   if (opt_.tls) TlsTrace::get();
+  static const bool woken = [] {
+    if (paho_wake_installed()) return true;
+    log::warn("mqtt", "this build's usleep is the C library's: a command reaching a quiet link can wait up to "
+                      "100 ms in Paho's receive thread (docs/DESIGN.md 4, quiet links)");
+    return false;
+  }();
+  (void)woken;
   connect_listener_ = std::make_unique<ConnectListener>([this](int code) {
     attempt_failed_us_ = mono_us();
     push_event(LinkEvent{LinkEvent::Type::connect_failed, connect_failure(opt_.uri, code), code});

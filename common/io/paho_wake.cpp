@@ -1,0 +1,58 @@
+#include "common/io/paho_wake.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cerrno>
+#include <ctime>
+
+namespace kairos {
+
+namespace {
+// The thread Paho C names for its socket reads (Thread_set_name), and the
+// sleep it takes after a poll that found nothing (MQTTAsync_sleep(100L)).
+constexpr std::string_view kPahoReceiveThread = "MQTTAsync_rcv";
+constexpr std::uint32_t kPahoIdleSleep = 100'000;
+constexpr std::int64_t kPollWaitedUs = 500'000;
+
+std::int64_t now_us() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+std::atomic<unsigned> calls{0};
+}  // namespace
+
+std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us) {
+  if (us != kPahoIdleSleep || thread != kPahoReceiveThread) return us;
+  return since_last_us >= kPollWaitedUs ? kPahoIdleSleepUs : us;
+}
+
+bool paho_wake_installed() {
+  const unsigned before = calls.load();
+  ::usleep(0);
+  return calls.load() != before;
+}
+
+}  // namespace kairos
+
+// Interposes the C library's usleep for the whole process (the executable's
+// definition comes first in the dynamic linker's search, so Paho's calls come
+// here; the link exports it, see common/CMakeLists.txt). Same contract: 0, or
+// -1 with errno EINTR when a signal cut the sleep short.
+extern "C" int usleep(useconds_t us) {
+  kairos::calls.fetch_add(1, std::memory_order_relaxed);
+  if (us == kairos::kPahoIdleSleep) {
+    thread_local std::int64_t last_end_us = 0;  // this thread's previous idle sleep ended
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    const std::int64_t now = kairos::now_us();
+    us = kairos::paho_sleep_us(us, name, last_end_us == 0 ? INT64_MAX : now - last_end_us);
+    last_end_us = now + us;
+  }
+  timespec ts{static_cast<time_t>(us / 1'000'000), static_cast<long>(us % 1'000'000) * 1000};
+  return ::nanosleep(&ts, nullptr);
+}

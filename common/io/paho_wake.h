@@ -1,0 +1,30 @@
+#pragma once
+
+// Paho C's receive thread, after a second in which nothing arrived, sleeps
+// 100 ms before it polls its sockets again (MQTTAsync_cycle: a poll that
+// timed out is followed by MQTTAsync_sleep(100), in 1.3.12 and since). A
+// command that reaches a quiet client in that window waits for the sleep to
+// end: up to 100 ms, about one frame in ten on a node that hears nothing else
+// for a second. This process defines usleep itself, so that sleep of that
+// thread is cut to kPahoIdleSleepUs; every other usleep is the C library's.
+// docs/DESIGN.md 4, "Quiet links".
+
+#include <cstdint>
+#include <string_view>
+
+namespace kairos {
+
+inline constexpr std::uint32_t kPahoIdleSleepUs = 1000;
+
+// What the process's usleep sleeps for a request of `us` microseconds from
+// the thread named `thread`, `since_last_us` after that thread's previous
+// such sleep ended. Only Paho's idle sleep after a poll that waited (its
+// timeout is a second) is cut; one after a poll that returned at once (no
+// socket yet, between connections) keeps its 100 ms, as it paces that loop.
+std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us);
+
+// True once this process's usleep is the one above (the C library's would
+// not count): MqttLink checks it at start, tests check it stays so.
+bool paho_wake_installed();
+
+}  // namespace kairos
