@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cerrno>
 #include <ctime>
 
@@ -45,7 +46,12 @@ bool paho_wake_installed() {
 // -1 with errno EINTR when a signal cut the sleep short.
 extern "C" int usleep(useconds_t us) {
   kairos::calls.fetch_add(1, std::memory_order_relaxed);
-  if (us == kairos::kPahoIdleSleep) {
+  // KAIROS_PAHO_WAKE=0 keeps Paho's sleep as it is (bench/quiet_link's reference).
+  static const bool kept = [] {
+    const char* v = std::getenv("KAIROS_PAHO_WAKE");
+    return v && std::string_view(v) == "0";
+  }();
+  if (us == kairos::kPahoIdleSleep && !kept) {
     thread_local std::int64_t last_end_us = 0;  // this thread's previous idle sleep ended
     char name[16] = {};
     pthread_getname_np(pthread_self(), name, sizeof name);

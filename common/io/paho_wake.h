@@ -6,7 +6,8 @@
 // command that reaches a quiet client in that window waits for the sleep to
 // end: up to 100 ms, about one frame in ten on a node that hears nothing else
 // for a second. This process defines usleep itself, so that sleep of that
-// thread is cut to kPahoIdleSleepUs; every other usleep is the C library's.
+// thread is cut to kPahoIdleSleepUs (unless KAIROS_PAHO_WAKE=0 is in the
+// environment); every other usleep is as asked.
 // docs/DESIGN.md 4, "Quiet links".
 
 #include <cstdint>
