@@ -116,7 +116,7 @@ GatewayConfig load_gateway_config(const std::string& path) {
   g.ping_share = clock.num("ping_share", 0.08, 0.001, 10);
   g.min_ping_rate = clock.num("min_ping_rate", 1000, 1, 1'000'000);
   auto schedule = root.section("schedule");
-  g.send_rate = schedule.num("send_rate", 10'000, 10, 10'000'000);
+  g.send_rate = schedule.num("send_rate", 4'000, 10, 10'000'000);
   g.lead_quantile = schedule.num("lead_quantile", 0.999, 0.5, 0.99999);
 
   auto jobs = root.section("jobs");

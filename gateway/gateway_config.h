@@ -37,7 +37,7 @@ struct GatewayConfig {
   double min_ping_rate = 1000;       // pings a second the budget never goes below
   // scheduling (docs/DESIGN.md 5.4): commands per second the path to the nodes takes
   // (gateway, broker, links); a burst is spread back from T at this rate.
-  double send_rate = 10'000;
+  double send_rate = 4'000;
   double lead_quantile = 0.999;     // the share of a node's one-way delays its lead covers
   // jobs (docs/DESIGN.md 5.5)
   double job_backoff_s = 0.2;       // before the first retry; doubles with each

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <cerrno>
 #include <ctime>
 
 namespace kairos {
