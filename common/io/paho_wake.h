@@ -24,8 +24,8 @@ inline constexpr std::uint32_t kPahoIdleSleepUs = 1000;
 // socket yet, between connections) keeps its 100 ms, as it paces that loop.
 std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us);
 
-// True once this process's usleep is the one above (the C library's would
-// not count): MqttLink checks it at start, tests check it stays so.
+// True when the usleep Paho's calls bind to is this process's (the link
+// exported it); MqttLink checks it at start, tests check it stays so.
 bool paho_wake_installed();
 
 }  // namespace kairos
