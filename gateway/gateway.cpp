@@ -61,6 +61,10 @@ Gateway::Gateway(GatewayConfig config)
   options.client_id += "-ctl";
   options.will.reset();
   ctl_link_ = std::make_unique<MqttLink>(options);
+  if (config_.ingest_client == "lean" && MqttReader::usable(config_.broker.uri)) {
+    options.client_id = config_.mesh + "-gw-" + config_.id + "-in";
+    reader_ = std::make_unique<MqttReader>(options);
+  }
   arm_will();
   if (config_.role == GatewayConfig::Role::root) {
     // No nodes of its own: its sectors' summaries and answers (docs/DESIGN.md 5.9).
@@ -87,7 +91,10 @@ Gateway::Gateway(GatewayConfig config)
   } else {
     for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                       TopicKind::ack, TopicKind::result})
-      link_->add_subscription(node_filter(config_.mesh, kind), kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1);
+      if (const int qos = kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1; reader_)
+        reader_->add_subscription(node_filter(config_.mesh, kind), qos);
+      else
+        link_->add_subscription(node_filter(config_.mesh, kind), qos);
   }
   if (config_.role == GatewayConfig::Role::sector) {
     reporter_.emplace(config_, registry_settings_, registry_, escalation_.breakers(),
@@ -317,7 +324,7 @@ void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64
 
 void Gateway::sync(std::int64_t now_us) {
   // While the gateway itself is cut off, silence proves nothing about nodes.
-  auto expired = link_->connected() ? registry_.expire(now_us) : std::vector<std::string>{};
+  auto expired = hears_nodes() ? registry_.expire(now_us) : std::vector<std::string>{};
   for (const auto& id : expired) {
     log::info("registry", id + " OFFLINE (" + std::to_string(config_.missed_heartbeats) + " heartbeats missed)");
     ingest_.node_changed(id);
@@ -408,7 +415,7 @@ void Gateway::periodic(std::int64_t now_us) {
     sync(now_us);
     next_sync_us_ = now_us + static_cast<std::int64_t>(config_.sync_period_s * 1e6);
   }
-  clock_sync_.service(now_us, link_->connected(), ingest_.accepted());
+  clock_sync_.service(now_us, hears_nodes(), ingest_.accepted());
   if (reporter_) reporter_->service(now_us, link_->connected());
   if (fanout_) fanout_->service(now_us);
   if (catchup_) catchup_->service(now_us);
@@ -426,7 +433,7 @@ void Gateway::periodic(std::int64_t now_us) {
     store_.forget_requests(wall_us() - 2 * static_cast<std::int64_t>(config_.ctl_max_age_s * 1e6));
     next_forget_us_ = now_us + 60'000'000;
   }
-  if (!rebirth_round_done_ && link_->connected() &&
+  if (!rebirth_round_done_ && hears_nodes() &&
       now_us - connected_at_us_ >= static_cast<std::int64_t>(config_.rebirth_after_s * 1e6)) {
     // Nodes known from the database or a retained birth but not heard live
     // since this start: ask them to announce themselves again.
@@ -490,6 +497,7 @@ void Gateway::loop() {
     if (ctl_opened_ || link_->connected()) {
       ctl_opened_ = true;
       ctl_link_->service(now);
+      if (reader_) reader_->start();
     }
     service(now);
     std::int64_t deadline = std::min({next_sync_us_, next_flush_us_, now + 100'000,
@@ -506,11 +514,19 @@ void Gateway::loop() {
     };
     requests();
     auto events = link_->wait(0);
-    ingest_.link_dropped(link_->counters().inbound_dropped, mono_us());
     for (std::size_t i = 0; i < events.size(); ++i) {
       if (i > 0 && i % kRequestsEvery == 0) requests();
       on_link_event(events[i]);
     }
+    if (reader_) {
+      auto frames = reader_->wait(0);
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        if (i > 0 && i % kRequestsEvery == 0) requests();
+        on_reader_event(frames[i]);
+      }
+    }
+    ingest_.link_dropped(link_->counters().inbound_dropped + (reader_ ? reader_->counters().inbound_dropped : 0),
+                         mono_us());
     commit_durable();
   }
 }
@@ -523,6 +539,26 @@ void Gateway::on_link_event(const LinkEvent& ev) {
       arm_will();
       ingest_.wire_log().write(log::Level::warn, "gateway",
                                "broker: " + describe(ev, origin_of(config_.broker, config_.path)) + "; retrying",
+                               mono_us());
+      break;
+    case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;
+  }
+}
+
+void Gateway::on_reader_event(const LinkEvent& ev) {
+  switch (ev.type) {
+    case LinkEvent::Type::connected:
+      // Nodes went unheard while it was down: their silence proves nothing.
+      registry_.grace(mono_us());
+      reader_up_ = true;
+      if (reader_->counters().reconnects > 0) log::info("gateway", "ingest connection to " + config_.broker.uri + " up again");
+      break;
+    case LinkEvent::Type::lost:
+    case LinkEvent::Type::connect_failed:
+      reader_up_ = false;
+      ingest_.wire_log().write(log::Level::warn, "gateway",
+                               "broker (ingest connection): " + describe(ev, origin_of(config_.broker, config_.path)) +
+                                   "; retrying",
                                mono_us());
       break;
     case LinkEvent::Type::message: on_message(ev.msg, ev.msg.received_mono_us); break;

@@ -8,6 +8,7 @@
 #include "common/core/frame.h"
 #include "common/core/meshsync.h"
 #include "common/io/mqtt.h"
+#include "common/io/mqtt_reader.h"
 #include "gateway/ball/plays.h"
 #include "gateway/bridges/bridges.h"
 #include "gateway/escalation/escalation.h"
@@ -94,6 +95,7 @@ class Gateway {
   }
   void loop();  // until a stop signal
   void on_link_event(const LinkEvent& ev);
+  void on_reader_event(const LinkEvent& ev);
   // The control connection: requests in, answers out.
   void on_ctl_event(const LinkEvent& ev);
   // The database could not be written (docs/DESIGN.md 5.7): said loudly once
@@ -167,7 +169,9 @@ class Gateway {
   std::int64_t settled_at_us_ = 0;
   bool settled(std::int64_t now_us) const { return settled_at_us_ != 0 && now_us >= settled_at_us_; }
   // Connected, and the registry settled since the start: jobs and the Ball may ask nodes.
-  bool ready() const { return settled(mono_us()) && link_ && link_->connected(); }
+  bool ready() const { return settled(mono_us()) && hears_nodes(); }
+  // Both the connection that publishes and the one node frames arrive on are up.
+  bool hears_nodes() const { return link_ && link_->connected() && (!reader_ || reader_up_); }
   ClockSync clock_sync_{registry_,
                        {static_cast<std::int64_t>(config_.ping_period_s * 1e6),
                         static_cast<std::int64_t>(config_.fast_ping_period_s * 1e6),
@@ -193,6 +197,10 @@ class Gateway {
   // Operators' requests and their answers on a connection of their own: they
   // do not queue behind the stream of reports (docs/DESIGN.md 5.8).
   std::unique_ptr<MqttLink> ctl_link_;
+  // Node frames on a connection of their own, read by Kairos's subscriber
+  // (docs/DESIGN.md 4, "The ingest connection"); null: they come on link_.
+  std::unique_ptr<MqttReader> reader_;
+  bool reader_up_ = false;  // as of its last event taken by the loop (after the registry's grace)
   bool ctl_opened_ = false;  // the reports' connection has been up: the control connection is opened too
   std::uint64_t will_seq_ = 0;
 

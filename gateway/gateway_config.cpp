@@ -89,6 +89,7 @@ GatewayConfig load_gateway_config(const std::string& path) {
   if (g.rotated_keys_dir == g.keys_dir)
     gw.fail("rotated_keys_dir", "must not be gateway.keys_dir: rotations would overwrite the provisioned keys");
   g.log_level = gw.choice("log_level", "info", {"debug", "info", "warn", "error"});
+  g.ingest_client = gw.choice("ingest_client", "lean", {"lean", "paho"});
 
   g.broker = read_broker(root.section("broker"), 10000);
 

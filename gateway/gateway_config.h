@@ -17,6 +17,10 @@ struct GatewayConfig {
   std::string rotated_keys_dir;  // rotated node keys (docs/PROTOCOL.md, Key rotation); default beside database
   std::string log_level = "info";
   BrokerConfig broker;
+  // The connection node frames arrive on (docs/DESIGN.md 4, "The ingest
+  // connection"): "lean", Kairos's own subscriber (plain tcp:// and mqtt://
+  // URIs; TLS always goes through Paho), or "paho".
+  std::string ingest_client = "lean";
   // liveness (docs/DESIGN.md 5.1)
   double heartbeat_period_s = 5.0;  // used when a birth gives none
   int missed_heartbeats = 3;

@@ -242,6 +242,7 @@ void RootDesk::cascade_done(const std::shared_ptr<Cascade>& c) {
     p50_weighted += static_cast<double>(x.spread_p50_ms) * x.ready;
     error_weighted += static_cast<double>(x.error_mean_ms) * x.ready;
     r.acks_in_ms = std::max(r.acks_in_ms, x.acks_in_ms);
+    r.acks_p95_after_t_ms = std::max(r.acks_p95_after_t_ms, x.acks_p95_after_t_ms);  // the slowest sector's
     r.outcomes_total += x.outcomes_total;
     for (pb_size_t i = 0; i < x.outcomes_count && r.outcomes_count < sizeof r.outcomes / sizeof r.outcomes[0]; ++i)
       r.outcomes[r.outcomes_count++] = x.outcomes[i];

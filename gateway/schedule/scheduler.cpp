@@ -312,6 +312,7 @@ bool Scheduler::on_ack(const std::string& id, std::uint64_t command_id, int stat
     return true;
   }
   t.detail = detail;
+  t.final_ack_us = now_us;
   if (state > 0) {
     t.state = TargetState::ready;
     t.executed = executed_node_us != 0;
@@ -397,9 +398,11 @@ void Scheduler::finish(Running& s, std::int64_t now_us) {
     for (auto& t : r.targets)
       if (t.executed) t.error_us = static_cast<double>(t.executed_gw_us) - median;
   }
-  std::vector<double> errors;
+  std::vector<double> errors, acks_after_t;
   double sum = 0;
   for (const auto& t : r.targets) {
+    if (t.final_ack_us != 0)
+      acks_after_t.push_back(static_cast<double>(t.final_ack_us - r.waves[static_cast<std::size_t>(t.wave)].at_us) / 1000.0);
     switch (t.state) {
       case TargetState::skipped: ++r.skipped; break;
       case TargetState::ready: ++r.ready; break;
@@ -417,6 +420,7 @@ void Scheduler::finish(Running& s, std::int64_t now_us) {
   }
   r.p50_ms = percentile(errors, 0.5);
   r.p95_ms = percentile(errors, 0.95);
+  r.acks_p95_after_t_ms = percentile(acks_after_t, 0.95);
   r.max_ms = errors.empty() ? 0 : *std::max_element(errors.begin(), errors.end());
   r.mean_error_ms = errors.empty() ? 0 : sum / static_cast<double>(errors.size());
   r.classes = class_leads(r);

@@ -80,6 +80,7 @@ struct TargetResult {
   bool arrived_late = false;         // received after its execute_at
   bool executed = false;
   std::int64_t executed_gw_us = 0;   // the node's execution time mapped to the gateway clock
+  std::int64_t final_ack_us = 0;     // gateway clock: when its final ack (READY, CONFLICT) came
   double error_us = 0;               // executed, mapped to gateway time, minus T (naive: minus the median)
   std::string detail;
 };
@@ -111,6 +112,7 @@ struct ScheduleResult {
   ScheduleSpec spec;
   std::int64_t started_us = 0;
   std::int64_t last_ack_us = 0;
+  double acks_p95_after_t_ms = 0;  // the final acks' arrival after their wave's T, 95th percentile
   std::int64_t finished_us = 0;
   Verdict verdict = Verdict::pending;
   std::vector<TargetResult> targets;

@@ -193,6 +193,7 @@ void Schedules::finished(const ScheduleResult& r) {
   o.hit_ms = static_cast<std::uint32_t>(r.spec.hit_us / 1000);
   o.window_ms = static_cast<std::uint32_t>(r.spec.window_us / 1000);
   o.acks_in_ms = r.last_ack_us ? static_cast<std::uint32_t>((r.last_ack_us - r.started_us) / 1000) : 0;
+  o.acks_p95_after_t_ms = static_cast<std::int32_t>(std::lround(r.acks_p95_after_t_ms));
   for (const auto& w : r.waves) {
     if (o.waves_count >= 16) break;
     auto& ow = o.waves[o.waves_count++];

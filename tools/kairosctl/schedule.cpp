@@ -184,6 +184,7 @@ int print_schedule(const kairos_v1_ScheduleReply& r, bool json) {
     j.key("spread_ms").begin_object().key("p50").num(r.spread_p50_ms).key("p95").num(r.spread_p95_ms);
     j.key("max").num(r.spread_max_ms).key("mean_error").num(r.error_mean_ms).end_object();
     j.key("window_ms").integer(r.window_ms).key("acks_in_ms").integer(r.acks_in_ms);
+    j.key("acks_p95_after_t_ms").num(static_cast<double>(r.acks_p95_after_t_ms));
     j.key("waves").begin_array();
     for (pb_size_t i = 0; i < r.waves_count; ++i) {
       const auto& w = r.waves[i];
@@ -222,7 +223,8 @@ int print_schedule(const kairos_v1_ScheduleReply& r, bool json) {
   std::printf("  spread      |executed - T| p50 %.2f ms, p95 %.2f ms, max %.2f ms (mean error %+.2f ms)\n",
               static_cast<double>(r.spread_p50_ms), static_cast<double>(r.spread_p95_ms),
               static_cast<double>(r.spread_max_ms), static_cast<double>(r.error_mean_ms));
-  std::printf("  acks in     %u ms after the call (window %u ms)\n", r.acks_in_ms, r.window_ms);
+  std::printf("  acks in     %u ms after the call (window %u ms); 95 %% of the final ones %d ms after T\n",
+              r.acks_in_ms, r.window_ms, static_cast<int>(r.acks_p95_after_t_ms));
   if (r.waves_count > 1)
     for (pb_size_t i = 0; i < r.waves_count; ++i) {
       const auto& w = r.waves[i];

@@ -386,3 +386,27 @@ TEST(Scheduler, TheModelBeforeTheTailsIsThereForComparison) {
   EXPECT_EQ(f.sent_to("n").execute_at, T + 996'000);
   EXPECT_GE(f.sent_to("n").at, T - 20'000 - 1'000);
 }
+
+TEST(Scheduler, ReportsWhenTheFinalAcksCameAfterTNotTheirReceipts) {
+  Fixture f;
+  for (int i = 0; i < 20; ++i) f.node(nid("n", i), "c1", 1, 20, 0);
+  const std::int64_t T = f.now + 100'000;
+  ScheduleSpec spec = spec_at(T);
+  spec.window_us = 500'000;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(nid("n", i));
+  f.s.start(spec, ids, f.now);
+  f.run_until(T);
+  ASSERT_EQ(f.sent.size(), 20u);
+  for (const auto& x : f.sent) f.s.on_ack(x.id, x.command, 0, x.execute_at - 30'000, 0, "held", f.now);
+  // The final acks come 0, 10, ..., 190 ms after T; one is a CONFLICT.
+  for (int i = 0; i < 20; ++i) {
+    f.run_until(T + i * 10'000);
+    const auto& x = f.sent_to(nid("n", i));
+    if (i == 7) f.s.on_ack(x.id, x.command, -1, x.execute_at + 1'000, 0, "late by 1.0 ms", f.now);
+    else f.s.on_ack(x.id, x.command, 1, x.execute_at - 30'000, x.execute_at, "", f.now);
+  }
+  f.run_until(T + 500'000);
+  ASSERT_EQ(f.results.size(), 1u);
+  EXPECT_DOUBLE_EQ(f.results[0].acks_p95_after_t_ms, 180);  // the 19th of 20
+}

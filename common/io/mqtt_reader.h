@@ -1,0 +1,92 @@
+#pragma once
+// The gateway's connection for node frames (docs/DESIGN.md 4, "The ingest
+// connection"): an MQTT v5 subscriber on a plain TCP socket that reads
+// whatever the socket holds at once (many packets per recv) and hands the
+// messages to the owner in batches. Paho C reads every packet with three
+// recv calls and walks its own locks and heap list per message, most of a
+// core at 36,000 frames a second; this client only subscribes, so it needs
+// CONNECT, SUBSCRIBE, PUBLISH at QoS 0 and 1, PUBACK and PINGREQ.
+// TLS stays with Paho (MqttLink): usable() says whether a URI can use this.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/io/mqtt.h"
+
+namespace kairos {
+
+struct ReaderCounters {
+  std::uint64_t received = 0;        // PUBLISH packets read
+  std::uint64_t inbound_dropped = 0;  // read but the owner was too slow (its queue held inbound_limit)
+  std::uint64_t reconnects = 0;
+  std::uint64_t protocol_errors = 0;  // connections dropped for a packet the broker should not send
+};
+
+class MqttReader {
+ public:
+  // Uses uri (tcp:// or mqtt://), client_id, username, password,
+  // keepalive_s, reconnect_min_s/max_s, takeover_min_s/max_s,
+  // inbound_limit, max_packet_size, max_payload and on_event.
+  explicit MqttReader(MqttOptions options);
+  ~MqttReader();  // disconnects and joins its thread
+  MqttReader(const MqttReader&) = delete;
+  MqttReader& operator=(const MqttReader&) = delete;
+
+  // A plain TCP URI (tcp:// or mqtt://): this client does not speak TLS or websockets.
+  static bool usable(const std::string& uri);
+
+  // Filters subscribed on every connect; all of them before start().
+  void add_subscription(std::string filter, int qos);
+  // Starts the connection's thread (once; later calls do nothing).
+  void start();
+  // Waits until an event arrives or until deadline; returns what arrived, in order.
+  std::vector<LinkEvent> wait(std::int64_t deadline_mono_us);
+
+  bool connected() const { return connected_.load(std::memory_order_relaxed); }
+  // As of the last wait().
+  const ReaderCounters& counters() const { return counters_; }
+  // As of now (takes the lock the connection's thread takes).
+  ReaderCounters counters_now();
+
+ private:
+  struct Ended {
+    std::string why;
+    int code = -1;             // not held: the CONNACK's reason, or -1 (as connect_failure)
+    bool held = false;         // the broker accepted the connection
+    bool taken_over = false;
+    bool stop = false;         // the owner stopped it
+  };
+  void run();
+  // A socket connected to the broker, CONNECT sent and CONNACK read; -1 with code (as connect_failure) when not.
+  int open(int& code, std::string& why);
+  // Reads and answers until the connection ends.
+  Ended session(int fd);
+  void push(std::vector<LinkEvent>& batch);
+  bool pause_until(std::int64_t deadline_mono_us);  // false when stopped
+
+  MqttOptions opt_;
+  std::string host_, port_;
+  std::vector<std::pair<std::string, int>> subs_;
+  std::thread thread_;
+  int stop_fd_ = -1;  // an eventfd: written to stop the thread
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
+  std::uint16_t keepalive_s_ = 10;  // the broker may set its own (CONNACK)
+  std::size_t max_packet_ = 0;      // the largest packet taken, header included
+  bool ever_connected_ = false;     // the thread's
+
+  // Between the thread and the owner.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<LinkEvent> events_;
+  std::size_t queued_messages_ = 0;
+  ReaderCounters shared_;  // guarded by mu_
+  ReaderCounters counters_;  // the owner's copy
+};
+
+}  // namespace kairos
