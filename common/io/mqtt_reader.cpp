@@ -28,6 +28,13 @@ constexpr std::size_t kDefaultMaxPacket = 1024 * 1024;  // told to the broker wh
 constexpr std::size_t kMaxPending = 4 * 1024 * 1024;    // answers not yet taken by the socket
 constexpr std::int64_t kStableLinkUs = 10'000'000;
 constexpr int kFlappingLinks = 3;
+// Above this many frames a second the socket is read at most every
+// kGatherUs: a read then takes dozens of packets, not one or two, and the
+// thread and the loop it wakes are woken a few thousand times a second
+// rather than once per frame. A frame's arrival is then stamped up to
+// kGatherUs late; below the rate, every frame is read as it comes.
+constexpr std::uint64_t kBusyFramesPerS = 5'000;
+constexpr std::int64_t kGatherUs = 500;
 
 // "tcp://host:port", "mqtt://[::1]:1883": the scheme's rest as host and port.
 bool split_uri(const std::string& uri, std::string& host, std::string& port) {
@@ -243,6 +250,9 @@ MqttReader::Ended MqttReader::session(int fd) {
   std::int64_t last_tx = now, last_rx = now, ping_at = 0;
   std::uint16_t keepalive_s = keepalive_s_;
   std::vector<LinkEvent> batch;
+  std::int64_t rate_since = now;
+  std::uint64_t frames_since = 0;
+  bool busy = false;  // the last second's frames came faster than kBusyFramesPerS
   auto fail = [&](std::string why) {
     end.why = std::move(why);
     return end;
@@ -315,6 +325,10 @@ MqttReader::Ended MqttReader::session(int fd) {
     have += static_cast<std::size_t>(n);
     const std::int64_t stamp = mono_us();
     last_rx = stamp;
+    {
+      std::lock_guard lock(mu_);
+      ++shared_.reads;
+    }
     std::size_t off = 0;
     for (;;) {
       auto f = mqttw::next_frame({in.data() + off, have - off}, max_packet_);
@@ -392,7 +406,19 @@ MqttReader::Ended MqttReader::session(int fd) {
     }
     std::memmove(in.data(), in.data() + off, have - off);
     have -= off;
+    frames_since += batch.size();
     push(batch);
+    if (stamp - rate_since >= 1'000'000) {
+      busy = frames_since * 1'000'000 / static_cast<std::uint64_t>(stamp - rate_since) >= kBusyFramesPerS;
+      rate_since = stamp;
+      frames_since = 0;
+    }
+    if (busy && static_cast<std::size_t>(n) < kReadBuffer / 4) {
+      // Let more arrive before the next read (the stop's eventfd ends the wait).
+      pollfd sp{stop_fd_, POLLIN, 0};
+      timespec gather{0, kGatherUs * 1000};
+      ::ppoll(&sp, 1, &gather, nullptr);
+    }
   }
 }
 
