@@ -17,6 +17,8 @@ constexpr std::string_view kPahoReceiveThread = "MQTTAsync_rcv";
 constexpr std::uint32_t kPahoIdleSleep = 100'000;
 constexpr std::int64_t kPollWaitedUs = 500'000;
 
+thread_local bool tearing_down = false;
+
 std::int64_t now_us() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -24,10 +26,15 @@ std::int64_t now_us() {
 }
 }  // namespace
 
-std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us) {
+std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us,
+                            bool tearing_down) {
+  if (us == kPahoIdleSleep && tearing_down) return kPahoIdleSleepUs;
   if (us != kPahoIdleSleep || thread != kPahoReceiveThread) return us;
   return since_last_us >= kPollWaitedUs ? kPahoIdleSleepUs : us;
 }
+
+PahoTeardown::PahoTeardown() { tearing_down = true; }
+PahoTeardown::~PahoTeardown() { tearing_down = false; }
 
 bool paho_wake_installed() {
   // What a shared library's call to usleep binds to: the first definition in
@@ -52,7 +59,7 @@ extern "C" int usleep(useconds_t us) {
     char name[16] = {};
     pthread_getname_np(pthread_self(), name, sizeof name);
     const std::int64_t now = kairos::now_us();
-    us = kairos::paho_sleep_us(us, name, last_end_us == 0 ? INT64_MAX : now - last_end_us);
+    us = kairos::paho_sleep_us(us, name, last_end_us == 0 ? INT64_MAX : now - last_end_us, kairos::tearing_down);
     last_end_us = now + us;
   }
   timespec ts{static_cast<time_t>(us / 1'000'000), static_cast<long>(us % 1'000'000) * 1000};

@@ -22,7 +22,21 @@ inline constexpr std::uint32_t kPahoIdleSleepUs = 1000;
 // such sleep ended. Only Paho's idle sleep after a poll that waited (its
 // timeout is a second) is cut; one after a poll that returned at once (no
 // socket yet, between connections) keeps its 100 ms, as it paces that loop.
-std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us);
+// While the thread tears a client down (tearing_down), Paho's 100 ms
+// sleep is 1 ms too: destroying a process's last client waits for Paho's
+// threads to end, looking every 100 ms (MQTTAsync_stop), which made every
+// short-lived client (kairosctl) take 100 ms longer to exit than its work.
+std::uint32_t paho_sleep_us(std::uint32_t us, std::string_view thread, std::int64_t since_last_us,
+                            bool tearing_down = false);
+
+// Marks the calling thread as tearing Paho clients down while it lives.
+class PahoTeardown {
+ public:
+  PahoTeardown();
+  ~PahoTeardown();
+  PahoTeardown(const PahoTeardown&) = delete;
+  PahoTeardown& operator=(const PahoTeardown&) = delete;
+};
 
 // True when the usleep Paho's calls bind to is this process's (the link
 // exported it); MqttLink checks it at start, tests check it stays so.

@@ -33,6 +33,8 @@ case "$TARGET" in
                          common/core/keywrap.cpp gateway/schedule/scheduler.cpp)
                 WIRE=1 MAX_LEN=17000 ;;
   topic_fuzz) SOURCES=(tests/fuzz/topic_fuzz.cpp common/core/topic.cpp) MAX_LEN=512 ;;
+  # What a broker sends the gateway's ingest connection, packet after packet.
+  mqtt_wire_fuzz) SOURCES=(tests/fuzz/mqtt_wire_fuzz.cpp common/core/mqtt_wire.cpp) MAX_LEN=8192 ;;
   # A host's NCMD as the Sparkplug B bridge decodes it (proto/sparkplug_b.proto; node_facts.h needs kairos.proto's too).
   sparkplug_fuzz) SOURCES=(tests/fuzz/sparkplug_fuzz.cpp gateway/sparkplug/edge.cpp common/core/utf8.cpp)
                   WIRE=1 PROTOS=(kairos sparkplug_b) MAX_LEN=70000 ;;
@@ -46,7 +48,7 @@ case "$TARGET" in
                # toml++ as the product links it: the shared library (docs/FUZZING.md, Known findings).
                read -r -a DEFINES <<<"$(pkg-config --cflags tomlplusplus)"
                LIBS=($(pkg-config --libs tomlplusplus)) ;;
-  *) echo "run_fuzz: unknown target $TARGET (ball_fuzz, frame_fuzz, control_fuzz, topic_fuzz, config_fuzz, sparkplug_fuzz)" >&2; exit 2 ;;
+  *) echo "run_fuzz: unknown target $TARGET (ball_fuzz, frame_fuzz, control_fuzz, topic_fuzz, config_fuzz, sparkplug_fuzz, mqtt_wire_fuzz)" >&2; exit 2 ;;
 esac
 SOURCES=("${SOURCES[@]/#/$SRC/}" "$SRC/tests/fuzz/sanitizer_options.cpp")
 [ ${#GXX_SOURCES[@]} -eq 0 ] || GXX_SOURCES=("${GXX_SOURCES[@]/#/$SRC/}")

@@ -475,7 +475,11 @@ int run(const Options& o) {
     usage(stderr);
     return fail("unknown verb '" + o.verb + "'", 2);
   }
-  return v->run(o.args, s);
+  const int status = v->run(o.args, s);
+  // The answer is out before the connection is torn down: Paho's threads
+  // may take a tenth of a second to end.
+  std::fflush(stdout);
+  return status;
 }
 
 // The conversational console (docs/CONSOLE.md): the plan is shown, a plan

@@ -21,6 +21,10 @@ TEST(PahoWake, OnlyTheReceiveThreadsIdleSleepAfterAPollThatWaitedIsCut) {
   EXPECT_EQ(paho_sleep_us(50'000, "MQTTAsync_rcv", 1'000'000), 50'000u);
   EXPECT_EQ(paho_sleep_us(100'000, "MQTTAsync_send", 1'000'000), 100'000u);
   EXPECT_EQ(paho_sleep_us(100'000, "kairos-node", 1'000'000), 100'000u);
+  // Any thread tearing a client down: Paho's 100 ms waits for its threads' end are short.
+  EXPECT_EQ(paho_sleep_us(100'000, "kairosctl", 1'000'000, true), kPahoIdleSleepUs);
+  EXPECT_EQ(paho_sleep_us(100'000, "MQTTAsync_rcv", 2'000, true), kPahoIdleSleepUs);
+  EXPECT_EQ(paho_sleep_us(50'000, "kairosctl", 1'000'000, true), 50'000u);
 }
 
 TEST(PahoWake, ThisProcesssUsleepIsOurs) { EXPECT_TRUE(paho_wake_installed()); }
@@ -47,6 +51,27 @@ TEST(PahoWake, UsleepShortensThePahoReceiveThreadsFirstIdleSleepOnly) {
   EXPECT_LT(first, 100'000);
   EXPECT_GE(second, 100'000);
   EXPECT_GE(other, 100'000);
+}
+
+// A thread tearing clients down sleeps short while it does, whole after.
+TEST(PahoWake, UsleepIsShortWhileTheThreadTearsAClientDown) {
+  using clock = std::chrono::steady_clock;
+  auto timed = [] {
+    auto t0 = clock::now();
+    ::usleep(100'000);
+    return std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count();
+  };
+  std::int64_t during = 0, after = 0;
+  std::thread t([&] {
+    {
+      PahoTeardown quick;
+      during = timed();
+    }
+    after = timed();
+  });
+  t.join();
+  EXPECT_LT(during, 100'000);
+  EXPECT_GE(after, 100'000);
 }
 
 }  // namespace
