@@ -26,6 +26,11 @@
 
 namespace kairos {
 
+std::mutex& fd_walk_mutex() {
+  static std::mutex walk;
+  return walk;
+}
+
 namespace {
 
 class ConnectListener : public mqtt::iaction_listener {
@@ -47,8 +52,7 @@ class ConnectListener : public mqtt::iaction_listener {
 // One walk at a time: links serviced from several threads (the gateway's
 // bridges) would otherwise see, and probe, each other's directory fd as it closes.
 void disable_nagle_on_tcp_sockets() {
-  static std::mutex walk;
-  std::lock_guard lock(walk);
+  std::lock_guard lock(fd_walk_mutex());
   DIR* d = ::opendir("/proc/self/fd");
   if (!d) return;
   while (dirent* e = ::readdir(d)) {

@@ -144,6 +144,12 @@ class LinkWaker {
   std::uint64_t seen_ = 0;
 };
 
+// Held while MqttLink walks the process's file descriptors to set
+// TCP_NODELAY on Paho's sockets, and by a thread of ours that opens or
+// closes a socket meanwhile (MqttReader), so that the walk never probes a
+// descriptor as it is made or unmade.
+std::mutex& fd_walk_mutex();
+
 // An MQTT v5 connection owned by one thread (the daemon's loop). Paho's
 // callbacks only queue events; every decision runs in the owner's thread in
 // wait() and service(), so nothing blocks inside a Paho callback. Reconnects

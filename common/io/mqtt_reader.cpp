@@ -67,6 +67,11 @@ found:
   return !host.empty();
 }
 
+void close_socket(int fd) {
+  std::lock_guard walk(fd_walk_mutex());  // see fd_walk_mutex in mqtt.h
+  ::close(fd);
+}
+
 double jitter() { return 0.5 + 0.5 * static_cast<double>(random_u64() % 1000) / 1000.0; }
 
 }  // namespace
@@ -168,7 +173,10 @@ int MqttReader::open(int& code, std::string& why) {
   int fd = -1;
   std::string last = "no address";
   for (addrinfo* a = found; a && fd < 0 && !stopping_; a = a->ai_next) {
-    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    {
+      std::lock_guard walk(fd_walk_mutex());
+      fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    }
     if (fd < 0) continue;
     int err = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
@@ -182,7 +190,7 @@ int MqttReader::open(int& code, std::string& why) {
     }
     if (err != 0) {
       last = std::strerror(err);
-      ::close(fd);
+      close_socket(fd);
       fd = -1;
     }
   }
@@ -205,7 +213,7 @@ void MqttReader::run() {
     Ended end;
     if (int fd = open(end.code, end.why); fd >= 0) {
       end = session(fd);
-      ::close(fd);
+      close_socket(fd);
     }
     connected_ = false;
     if (end.stop || stopping_) break;
