@@ -61,7 +61,9 @@ Gateway::Gateway(GatewayConfig config)
   options.client_id += "-ctl";
   options.will.reset();
   ctl_link_ = std::make_unique<MqttLink>(options);
-  if (config_.ingest_client == "lean" && MqttReader::usable(config_.broker.uri)) {
+  // A root hears no nodes (its sectors' summaries come on link_).
+  if (config_.role != GatewayConfig::Role::root && config_.ingest_client == "lean" &&
+      MqttReader::usable(config_.broker.uri)) {
     options.client_id = config_.mesh + "-gw-" + config_.id + "-in";
     reader_ = std::make_unique<MqttReader>(options);
   }
