@@ -535,7 +535,11 @@ void Gateway::loop() {
 
 void Gateway::on_link_event(const LinkEvent& ev) {
   switch (ev.type) {
-    case LinkEvent::Type::connected: on_connected(); break;
+    case LinkEvent::Type::connected:
+      // Said online (the nodes then send what they held) only once the
+      // nodes' frames can be heard: with the ingest connection subscribed too.
+      if (!reader_ || reader_up_) on_connected();
+      break;
     case LinkEvent::Type::lost:
     case LinkEvent::Type::connect_failed:
       arm_will();
@@ -553,6 +557,7 @@ void Gateway::on_reader_event(const LinkEvent& ev) {
       // Nodes went unheard while it was down: their silence proves nothing.
       registry_.grace(mono_us());
       reader_up_ = true;
+      if (link_->connected()) on_connected();
       if (reader_->counters().reconnects > 0) log::info("gateway", "ingest connection to " + config_.broker.uri + " up again");
       break;
     case LinkEvent::Type::lost:

@@ -258,6 +258,15 @@ MqttReader::Ended MqttReader::session(int fd) {
   std::int64_t last_tx = now, last_rx = now, ping_at = 0;
   std::uint16_t keepalive_s = keepalive_s_;
   std::vector<LinkEvent> batch;
+  auto said_connected = [&] {
+    connected_ = true;
+    {
+      std::lock_guard lock(mu_);
+      if (ever_connected_) ++shared_.reconnects;
+    }
+    ever_connected_ = true;
+    batch.emplace_back(LinkEvent::Type::connected);
+  };
   std::int64_t rate_since = now;
   std::uint64_t frames_since = 0;
   bool busy = false;  // the last second's frames came faster than kBusyFramesPerS
@@ -359,14 +368,10 @@ MqttReader::Ended MqttReader::session(int fd) {
         }
         if (ack->server_keepalive_s != 0) keepalive_s = ack->server_keepalive_s;
         end.held = true;
-        connected_ = true;
-        {
-          std::lock_guard lock(mu_);
-          if (ever_connected_) ++shared_.reconnects;
-        }
-        ever_connected_ = true;
-        batch.emplace_back(LinkEvent::Type::connected);
-        if (!subs_.empty()) out += mqttw::subscribe_packet(1, subs_);  // MQTT: a SUBSCRIBE names at least one
+        // Connected for the owner once its subscriptions are in place (the
+        // SUBACK): from then on nothing published to them is missed.
+        if (subs_.empty()) said_connected();  // MQTT: a SUBSCRIBE names at least one filter
+        else out += mqttw::subscribe_packet(1, subs_);
         continue;
       }
       switch (f.type) {
@@ -394,6 +399,7 @@ MqttReader::Ended MqttReader::session(int fd) {
               log::error("mqtt", "the broker refused the subscription to " + subs_[i].first + " (" +
                                      std::string(mqttw::reason_name(ack->reasons[i])) + ", reason " +
                                      std::to_string(ack->reasons[i]) + "): check its ACL for " + opt_.client_id);
+          if (!connected_) said_connected();
           break;
         }
         case mqttw::kPingresp: ping_at = 0; break;

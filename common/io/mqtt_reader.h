@@ -43,7 +43,9 @@ class MqttReader {
 
   // Filters subscribed on every connect; all of them before start().
   void add_subscription(std::string filter, int qos);
-  // Starts the connection's thread (once; later calls do nothing).
+  // Starts the connection's thread (once; later calls do nothing). Its
+  // `connected` event comes once the broker has acknowledged the
+  // subscriptions: nothing published to them after it is missed.
   void start();
   // Waits until an event arrives or until deadline; returns what arrived, in order.
   std::vector<LinkEvent> wait(std::int64_t deadline_mono_us);
