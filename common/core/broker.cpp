@@ -54,6 +54,16 @@ std::string uri_host(std::string_view uri) {
   return std::string(colon == std::string_view::npos ? rest : rest.substr(0, colon));
 }
 
+std::string uri_port(std::string_view uri) {
+  auto start = uri.find("://");
+  if (start == std::string_view::npos) return "";
+  std::string_view rest = uri.substr(start + 3);
+  rest = rest.substr(0, rest.find('/'));
+  if (!rest.empty() && rest.front() == '[') rest.remove_prefix(std::min(rest.size(), rest.find(']') + 1));
+  auto colon = rest.rfind(':');
+  return colon == std::string_view::npos ? "" : std::string(rest.substr(colon + 1));
+}
+
 bool host_is_ip(std::string_view host) {
   if (host.find(':') != std::string_view::npos) return true;  // IPv6
   int dots = 0;

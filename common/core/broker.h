@@ -34,6 +34,8 @@ BrokerConfig read_broker(Section broker, std::size_t default_backlog);
 bool uri_is_tls(std::string_view uri);
 // The host of a broker URI ("ssl://[::1]:8883" -> "::1"); "" when none.
 std::string uri_host(std::string_view uri);
+// The port of a broker URI ("tcp://[::1]:1883" -> "1883"); "" when it names none.
+std::string uri_port(std::string_view uri);
 // Whether a host is an IPv4 or IPv6 address rather than a name.
 bool host_is_ip(std::string_view host);
 // Why the TLS settings of b do not fit its URI, naming the keys; "" when they do.

@@ -36,35 +36,13 @@ constexpr int kFlappingLinks = 3;
 constexpr std::uint64_t kBusyFramesPerS = 5'000;
 constexpr std::int64_t kGatherUs = 500;
 
-// "tcp://host:port", "mqtt://[::1]:1883": the scheme's rest as host and port.
+// A plain TCP broker URI ("tcp://host:port", "mqtt://[::1]"): its host and port (1883 when it names none).
 bool split_uri(const std::string& uri, std::string& host, std::string& port) {
-  std::string_view rest = uri;
-  for (std::string_view scheme : {"tcp://", "mqtt://"})
-    if (rest.substr(0, scheme.size()) == scheme) {
-      rest.remove_prefix(scheme.size());
-      goto found;
-    }
-  return false;
-found:
-  if (rest.empty()) return false;
-  if (rest.front() == '[') {
-    auto close = rest.find(']');
-    if (close == std::string_view::npos) return false;
-    host = rest.substr(1, close - 1);
-    rest.remove_prefix(close + 1);
-  } else {
-    auto colon = rest.find(':');
-    host = rest.substr(0, colon);
-    rest.remove_prefix(colon == std::string_view::npos ? rest.size() : colon);
-  }
-  if (rest.empty()) {
-    port = "1883";
-  } else {
-    if (rest.front() != ':' || rest.size() < 2) return false;
-    port = rest.substr(1);
-    if (port.find_first_not_of("0123456789") != std::string::npos) return false;
-  }
-  return !host.empty();
+  if (uri.rfind("tcp://", 0) != 0 && uri.rfind("mqtt://", 0) != 0) return false;
+  host = uri_host(uri);
+  port = uri_port(uri);
+  if (port.empty()) port = "1883";
+  return !host.empty() && port.find_first_not_of("0123456789") == std::string::npos;
 }
 
 void close_socket(int fd) {
@@ -342,10 +320,6 @@ MqttReader::Ended MqttReader::session(int fd) {
     have += static_cast<std::size_t>(n);
     const std::int64_t stamp = mono_us();
     last_rx = stamp;
-    {
-      std::lock_guard lock(mu_);
-      ++shared_.reads;
-    }
     std::size_t off = 0;
     for (;;) {
       auto f = mqttw::next_frame({in.data() + off, have - off}, max_packet_);

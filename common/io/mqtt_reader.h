@@ -22,7 +22,6 @@ namespace kairos {
 
 struct ReaderCounters {
   std::uint64_t received = 0;        // PUBLISH packets read
-  std::uint64_t reads = 0;           // recv calls that returned bytes
   std::uint64_t inbound_dropped = 0;  // read but the owner was too slow (its queue held inbound_limit)
   std::uint64_t reconnects = 0;
   std::uint64_t protocol_errors = 0;  // connections dropped for a packet the broker should not send

@@ -164,6 +164,16 @@ TEST(IngestReader, ComesBackAndSubscribesAgainAfterTheBrokerRestarts) {
   EXPECT_EQ(r.counters().reconnects, 1u);
 }
 
+TEST(IngestReader, TakesPlainTcpUrisOnly) {
+  EXPECT_TRUE(MqttReader::usable("tcp://127.0.0.1:1883"));
+  EXPECT_TRUE(MqttReader::usable("mqtt://broker.local"));
+  EXPECT_TRUE(MqttReader::usable("tcp://[::1]:1884"));
+  EXPECT_FALSE(MqttReader::usable("ssl://broker.local:8883"));
+  EXPECT_FALSE(MqttReader::usable("ws://broker.local:9001"));
+  EXPECT_FALSE(MqttReader::usable("tcp://broker.local:port"));
+  EXPECT_FALSE(MqttReader::usable("tcp://"));
+}
+
 TEST(IngestReader, ARefusedOrUnreachableBrokerIsToldOfWithItsReason) {
   TempDir dir;
   {

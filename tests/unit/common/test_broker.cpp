@@ -211,6 +211,11 @@ TEST(BrokerTls, HostsOfUris) {
   EXPECT_EQ(uri_host("ssl://[::1]:8883"), "::1");
   EXPECT_EQ(uri_host("tcp://h"), "h");
   EXPECT_EQ(uri_host("nonsense"), "");
+  EXPECT_EQ(uri_port("ssl://gateway.local:8883"), "8883");
+  EXPECT_EQ(uri_port("tcp://[::1]:1884"), "1884");
+  EXPECT_EQ(uri_port("tcp://[::1]"), "");
+  EXPECT_EQ(uri_port("tcp://h"), "");
+  EXPECT_EQ(uri_port("nonsense"), "");
   EXPECT_TRUE(uri_is_tls("ssl://h:1"));
   EXPECT_TRUE(uri_is_tls("mqtts://h:1"));
   EXPECT_FALSE(uri_is_tls("tcp://h:1"));
