@@ -320,7 +320,7 @@ void Gateway::answer(const ReplyTo& to, kairos_v1_ControlResponse& resp) {
 void Gateway::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4) {
   if (rotations_.on_ack(id, ack)) return;
   if (jobs_.on_ack(id, ack)) return;
-  if (clock_sync_.on_ack(id, ack, t4)) return;
+  if (clock_sync_.on_ack(id, ack, t4, mono_us())) return;
   schedules_.on_ack(id, ack, t4);
 }
 

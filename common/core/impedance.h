@@ -27,6 +27,9 @@ struct ClockSample {
 class ClockFilter {
  public:
   static constexpr std::size_t kSamples = 16;
+  // Samples after which a node counts as synced (kairosctl, the summaries);
+  // until then it is pinged fast, and before the synced ones.
+  static constexpr std::size_t kSyncedSamples = 8;
   static constexpr std::size_t kShiftRun = 3;
   static constexpr std::int64_t kShiftSpanUs = 2'000'000;
   // Adds a sample; a negative round trip (clocks stepped mid-ping) is refused.

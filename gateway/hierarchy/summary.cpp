@@ -57,7 +57,7 @@ void GroupTally::add(const NodeEntry& n) {
     if (score > slowest_score_) slowest_score_ = score, slowest_ = n.id;
     if (score < fastest_score_) fastest_score_ = score, fastest_ = n.id;
   }
-  if (n.clock.count() >= 8) ++synced_;
+  if (n.clock.count() >= ClockFilter::kSyncedSamples) ++synced_;
   // The node's share of the mesh sync, as the registry weighs it (docs/DESIGN.md 5.3).
   if (!n.phase_valid || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) return;
   const auto k = static_cast<std::size_t>(std::clamp<int>(n.device_class, 1, 6) - 1);

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "common/io/clock.h"
-
 namespace kairos::gw {
 
 void ClockSync::budget(std::int64_t now_us, std::uint64_t accepted) {
@@ -50,25 +48,30 @@ void ClockSync::service(std::int64_t now_us, bool connected, std::uint64_t accep
     credit_ -= 1;
     // Faster while the filter is young (as after a latency level shift) or
     // the node is unstable.
-    const bool fast = n->clock.count() < 8 || n->impedance(now_us).unstable;
+    const bool fast = n->clock.count() < ClockFilter::kSyncedSamples || n->impedance(now_us).unstable;
     registry_.ping_at(*n, now_us + (fast ? settings_.fast_period_us : settings_.period_us));
   }
 }
 
-bool ClockSync::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4_wall_us) {
+bool ClockSync::on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4_wall_us, std::int64_t now_us) {
   auto it = pending_.find(ack.command_id);
   if (it == pending_.end() || it->second.node != id) return false;
   if (auto* n = registry_.find(id)) {
     if (ack.state == 1 && ack.received_at_us != 0) {
       const auto steps = n->clock.steps();
+      const auto count = n->clock.count();
       const std::int64_t t1 = it->second.t1_wall_us;
       if (n->clock.add({t1, ack.received_at_us, ack.executed_at_us, t4_wall_us})) {
         if (n->clock.steps() != steps) n->floors.clear();  // the node's clock stepped: its old frames mislead
+        // The window restarted (a level shift, a step): filled again fast and first.
+        if (n->clock.count() < ClockFilter::kSyncedSamples && count >= ClockFilter::kSyncedSamples)
+          registry_.ping_at(*n, now_us + settings_.fast_period_us);
         n->floors.outbound(t4_wall_us, static_cast<double>(t4_wall_us - ack.executed_at_us));
         n->command_arrived(t1, ack.received_at_us);
       }
       n->reliability.add(true);
-      auto imp = n->impedance(mono_us());
+      registry_.clock_sampled(*n, now_us);
+      auto imp = n->impedance(now_us);
       n->baseline_score = n->baseline_score <= 0 ? imp.score : n->baseline_score + 0.05 * (imp.score - n->baseline_score);
     } else {
       n->reliability.add(false);

@@ -41,8 +41,8 @@ class ClockSync {
   // now_us monotonic; accepted: frames accepted so far (the ingest rate's source).
   void service(std::int64_t now_us, bool connected, std::uint64_t accepted);
   // An ack from node id: true when it answered one of our pings (consumed).
-  // t4: its arrival on the gateway's wall clock.
-  bool on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4_wall_us);
+  // t4: its arrival on the gateway's wall clock; now_us: the same on the monotonic one.
+  bool on_ack(const std::string& id, const kairos_v1_Ack& ack, std::int64_t t4_wall_us, std::int64_t now_us);
 
   std::size_t in_flight() const { return pending_.size(); }
   double rate() const { return rate_; }  // the current budget, pings a second

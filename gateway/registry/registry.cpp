@@ -64,8 +64,10 @@ bool Registry::forget(const std::string& id) {
     context_changes_.insert(n.cluster);
     if (c->second.empty()) clusters_.erase(c);
   }
+  waits_.stop(&n);
   liveness_.drop(&n);
   pings_.drop(&n);
+  fills_.drop(&n);
   index_.erase(std::string_view(it->first));
   nodes_.erase(it);
   return true;
@@ -73,6 +75,7 @@ bool Registry::forget(const std::string& id) {
 
 void Registry::restore(NodeEntry entry_in) {
   NodeEntry& n = entry(entry_in.id);
+  waits_.stop(&n);
   const bool was_online = n.online;
   if (n.in_sums) {  // out of the sums before the entry is replaced
     n.online = false;
@@ -83,13 +86,13 @@ void Registry::restore(NodeEntry entry_in) {
   entry_in.in_cluster = n.in_cluster;
   n = std::move(entry_in);
   join(n, cluster);
-  n.liveness_slot_us = n.ping_slot_us = 0;
+  n.liveness_slot_us = n.ping_slot_us = n.fill_slot_us = 0;
   n.in_sums = false;
   if (was_online) --online_;
   if (n.online) {
     ++online_;
     liveness_.at(n, n.last_hb_us + settings_.missed_heartbeats * n.hb_period_us);
-    pings_.at(n, n.next_ping_us ? n.next_ping_us : 1);
+    queue_ping(n, n.next_ping_us ? n.next_ping_us : 1);
   }
   resum(n);
 }
@@ -108,9 +111,20 @@ void Registry::set_online(NodeEntry& n, bool online, std::int64_t now_us) {
       n.down_since_us = 0;
     }
   }
+  track_wait(n, now_us);
   if (!online) return;
   liveness_.at(n, n.last_hb_us + settings_.missed_heartbeats * n.hb_period_us);
-  pings_.at(n, std::max(n.next_ping_us, now_us));
+  queue_ping(n, std::max(n.next_ping_us, now_us));
+}
+
+void Registry::track_wait(NodeEntry& n, std::int64_t now_us) {
+  const bool pinged = n.online && !n.quarantined && n.status != kairos_v1_NodeStatus_QUARANTINED;
+  if (!pinged) waits_.stop(&n);
+  else if (n.clock.count() < ClockFilter::kSyncedSamples) waits_.start(&n, now_us);
+}
+
+void Registry::clock_sampled(NodeEntry& n, std::int64_t now_us) {
+  if (n.clock.count() >= ClockFilter::kSyncedSamples) waits_.synced(&n, now_us);
 }
 
 NodeEntry& Registry::on_birth(const std::string& id, const std::string& cluster, std::uint64_t session,
@@ -205,7 +219,8 @@ void Registry::on_heartbeat(NodeEntry& n, const kairos_v1_Heartbeat& hb, std::in
   n.status = hb.status;
   if (!n.online) set_online(n, true, now_us);
   else if (status_changed && n.status != kairos_v1_NodeStatus_QUARANTINED)
-    pings_.at(n, std::max(n.next_ping_us, now_us));  // back from its own quarantine
+    queue_ping(n, std::max(n.next_ping_us, now_us));  // back from its own quarantine
+  if (status_changed) track_wait(n, now_us);
   // The liveness deadline already queued is earlier than the new one: it is
   // moved when it comes due, not on every heartbeat.
   if (status_changed || !n.in_sums) resum(n);
@@ -231,7 +246,8 @@ void Registry::on_phase(NodeEntry& n, const kairos_v1_PhaseReport& p, std::int64
 void Registry::set_quarantined(NodeEntry& n, bool quarantined, const std::string& reason) {
   n.quarantined = quarantined;
   n.quarantine_reason = quarantined ? reason : std::string();
-  if (!quarantined && n.online) pings_.at(n, std::max<std::int64_t>(n.next_ping_us, 1));
+  if (!quarantined && n.online) queue_ping(n, std::max<std::int64_t>(n.next_ping_us, 1));
+  track_wait(n, n.last_seen_us);  // a healed node's wait starts with its last frame
   resum(n);
 }
 
@@ -261,16 +277,30 @@ void Registry::grace(std::int64_t now_us) {
 }
 
 NodeEntry* Registry::ping_due(std::int64_t now_us) {
-  while (NodeEntry* n = pings_.due(now_us)) {
-    if (!n->online || n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED) continue;  // queued again when back
-    return n;
+  for (auto* queue : {&fills_, &pings_}) {
+    while (NodeEntry* n = queue->due(now_us)) {
+      if (!n->online || n->quarantined || n->status == kairos_v1_NodeStatus_QUARANTINED) continue;  // queued again when back
+      return n;
+    }
   }
   return nullptr;
 }
 
 void Registry::ping_at(NodeEntry& n, std::int64_t at_us) {
   n.next_ping_us = at_us;
-  pings_.at(n, at_us);
+  queue_ping(n, at_us);
+}
+
+void Registry::queue_ping(NodeEntry& n, std::int64_t at_us) {
+  const bool filling = n.clock.count() < ClockFilter::kSyncedSamples;
+  auto& to = filling ? fills_ : pings_;
+  // A deadline queued on the other side moves here (its entry there is superseded).
+  std::int64_t& other = filling ? n.ping_slot_us : n.fill_slot_us;
+  if (other != 0) {
+    at_us = std::min(at_us, other);
+    other = 0;
+  }
+  to.at(n, at_us);
 }
 
 bool Registry::contributes(const NodeEntry& n) const {

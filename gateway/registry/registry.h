@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <array>
 #include <complex>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "common/core/meshsync.h"
 #include "common/core/sketch.h"
 #include "gateway/registry/deadlines.h"
+#include "gateway/registry/sync_waits.h"
 #include "kairos.pb.h"
 
 namespace kairos::gw {
@@ -81,6 +83,7 @@ struct NodeEntry {
   // ping deadlines, and what the node adds to the mesh sums.
   std::int64_t liveness_slot_us = 0;
   std::int64_t ping_slot_us = 0;
+  std::int64_t fill_slot_us = 0;  // the ping deadline while its clock filter fills
   bool in_sums = false;
   bool in_cluster = false;        // listed among its cluster's members
   double sum_weight = 0;          // class weight of the phase in the sums
@@ -143,12 +146,21 @@ class Registry {
   // own outage, missing heartbeats are not the nodes' fault.
   void grace(std::int64_t now_us);
   // The next online node whose clock ping is due (next_ping_us), or nullptr;
-  // after a ping, ping_at() sets its next one. Quarantined nodes are skipped
-  // until healed, offline ones until they are back.
+  // after a ping, ping_at() sets its next one. Nodes whose clock filter
+  // holds fewer than kSyncedSamples (new, or restarted at a level shift)
+  // come first: in a mass join, the synced ones wait while the budget
+  // fills the others. Quarantined nodes are skipped until healed, offline
+  // ones until they are back.
   NodeEntry* ping_due(std::int64_t now_us);
   void ping_at(NodeEntry& n, std::int64_t at_us);
+  // A clock sample was added to n's filter: a node that joined short of
+  // kSyncedSamples and has them now ends its wait (sync_waits()).
+  void clock_sampled(NodeEntry& n, std::int64_t now_us);
+  // How long joining nodes took to be synced, and who still waits: online
+  // nodes the gateway pings (not quarantined).
+  SyncWaits::View sync_waits(std::int64_t now_us) const { return waits_.view(now_us); }
   // The earliest time a liveness or ping deadline may come due.
-  std::int64_t next_deadline_us() const { return std::min(liveness_.next(), pings_.next()); }
+  std::int64_t next_deadline_us() const { return std::min({liveness_.next(), pings_.next(), fills_.next()}); }
   // The mesh figures (docs/DESIGN.md 5.3) from sums kept up to date on each
   // phase and state change: the age weight exp(-age/stale_after) is common
   // to all nodes up to a factor, which cancels.
@@ -197,6 +209,12 @@ class Registry {
   std::int64_t recovery_total_us_ = 0;
   NodeDeadlines<NodeEntry> liveness_{&NodeEntry::liveness_slot_us};
   NodeDeadlines<NodeEntry> pings_{&NodeEntry::ping_slot_us};
+  NodeDeadlines<NodeEntry> fills_{&NodeEntry::fill_slot_us};  // pings of nodes still filling their clock filter
+  // Queues n's ping no later than at_us, among the filling or the synced.
+  void queue_ping(NodeEntry& n, std::int64_t at_us);
+  // Starts or ends n's wait for its samples as it comes online, leaves, or is quarantined or healed.
+  void track_wait(NodeEntry& n, std::int64_t now_us);
+  SyncWaits waits_;
   // sum over contributors of a_i, a_i z_i, a_i c_i, a_i |z_i|^2 with
   // a_i = class weight * exp((t_i - base)/stale_after)
   std::int64_t base_us_ = 0;

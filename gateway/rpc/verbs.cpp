@@ -124,6 +124,15 @@ void fill_status(const StatusParts& p, const kairos_v1_MeshState& mesh, kairos_v
   r.jobs_queued = p.jobs.counts().queued;
   r.alerts = p.escalation.alerts();
   set_string(r.restrictions, restrictions_of(p.escalation.mode()));
+  const auto waits = p.registry.sync_waits(now_us);
+  r.has_clock_joins = true;
+  r.clock_joins.synced = waits.synced;
+  r.clock_joins.within_2min = waits.within_goal;
+  r.clock_joins.p50_s = static_cast<float>(waits.p50_s);
+  r.clock_joins.p95_s = static_cast<float>(waits.p95_s);
+  r.clock_joins.max_s = static_cast<float>(waits.max_s);
+  r.clock_joins.waiting = waits.waiting;
+  r.clock_joins.longest_waiting_s = static_cast<float>(waits.longest_waiting_s);
 }
 
 void fill_nodes(const Registry& registry, const kairos_v1_NodesRequest& q, kairos_v1_NodeList& r, std::int64_t now_us) {

@@ -41,4 +41,13 @@ TEST(Clock, GatewayPingsNodesAndShowsTheirImpedance) {
   r = mesh.kairosctl({"node", "nobody"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("no node 'nobody'"), std::string::npos) << r.output;
+  // Its wait for 8 samples after joining, in the status: 8 pings 0.1 s
+  // apart, so well under the 20 s this test waited.
+  r = mesh.kairosctl({"status", "--json"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"clock_joins\":{\"synced\":1,\"within_2min\":1,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"waiting\":0,"), std::string::npos) << r.output;
+  r = mesh.kairosctl({"status"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("| clock sync        1 joined nodes synced (8 samples) in p50 "), std::string::npos) << r.output;
 }

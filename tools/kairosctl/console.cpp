@@ -267,6 +267,10 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
     j.key("sectors_stale").integer(r.sectors_stale);
     j.key("kpi");
     kpi_json(j, r.kpi);
+    const auto& cj = r.clock_joins;
+    j.key("clock_joins").begin_object().key("synced").integer(cj.synced).key("within_2min").integer(cj.within_2min);
+    j.key("p50_s").num(cj.p50_s).key("p95_s").num(cj.p95_s).key("max_s").num(cj.max_s);
+    j.key("waiting").integer(cj.waiting).key("longest_waiting_s").num(cj.longest_waiting_s).end_object();
     j.key("uptime_s").num(static_cast<double>(r.uptime_ms) / 1000.0).end_object();
     std::printf("%s\n", j.text().c_str());
     return 0;
@@ -302,6 +306,13 @@ int print_status(const kairos_v1_StatusReply& r, bool json) {
   std::printf("| coherence         %.3f\n", static_cast<double>(s.coherence));
   std::printf("| agreement         %.3f\n", static_cast<double>(s.agreement));
   std::printf("| unified           %s\n", s.unified ? "yes" : "no");
+  const auto& cj = r.clock_joins;
+  if (cj.synced || cj.waiting)
+    std::printf("| clock sync        %llu joined nodes synced (8 samples) in p50 %.0f / p95 %.0f / max %.0f s, %llu within 2 min;"
+                " %llu waiting (longest %.0f s)\n",
+                static_cast<unsigned long long>(cj.synced), static_cast<double>(cj.p50_s), static_cast<double>(cj.p95_s),
+                static_cast<double>(cj.max_s), static_cast<unsigned long long>(cj.within_2min),
+                static_cast<unsigned long long>(cj.waiting), static_cast<double>(cj.longest_waiting_s));
   std::printf("| frames            %llu accepted, %llu dropped\n", static_cast<unsigned long long>(r.frames_accepted),
               static_cast<unsigned long long>(dropped));
   for (pb_size_t i = 0; i < r.drops_count; ++i)

@@ -4,6 +4,7 @@
 // every node gets its turn.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -17,6 +18,7 @@ namespace {
 
 constexpr std::int64_t kMs = 1'000;
 constexpr std::int64_t kSec = 1'000'000;
+constexpr std::int64_t kWall0 = 1'700'000'000'000'000;
 
 // A mesh of n online nodes and a clock sync whose pings are recorded.
 struct Mesh {
@@ -37,8 +39,10 @@ struct Mesh {
     a.executed_at_us = a.received_at_us + 1 * kMs;
     return a;
   }
+  // The ack arrives at t4 (wall clock; the monotonic clock is wall - kWall0).
+  bool answer(const std::string& id, const kairos_v1_Ack& a, std::int64_t t4) { return sync.on_ack(id, a, t4, t4 - kWall0); }
   Registry registry;
-  std::int64_t wall_now = 1'700'000'000'000'000;
+  std::int64_t wall_now = kWall0;
   std::uint64_t next_id = 0;
   std::vector<std::pair<std::string, std::uint64_t>> sent;
   ClockSync sync;
@@ -53,13 +57,13 @@ TEST(ClockSync, AnsweredPingsBecomeSamplesAndTheNextOneIsFastUntilEight) {
   // until the filter holds 8, then at the normal one.
   std::vector<std::int64_t> sent_at;
   for (; now < 40 * kSec; now += 100 * kMs) {
-    m.wall_now = 1'700'000'000'000'000 + now;
+    m.wall_now = kWall0 + now;
     std::size_t before = m.sent.size();
     m.sync.service(now, true, 0);
     if (m.sent.size() == before) continue;
     sent_at.push_back(now);
     auto [id, cmd] = m.sent.back();
-    EXPECT_TRUE(m.sync.on_ack(id, m.ack(cmd, m.wall_now, 3 * kMs, 4 * kMs), m.wall_now + 5 * kMs));
+    EXPECT_TRUE(m.answer(id, m.ack(cmd, m.wall_now, 3 * kMs, 4 * kMs), m.wall_now + 5 * kMs));
   }
   const NodeEntry* n = m.registry.find("n0");
   ASSERT_GE(sent_at.size(), 10u);
@@ -85,10 +89,10 @@ TEST(ClockSync, AnAckOfAnotherNodeOrUnknownIsNotTakenAndSilenceCountsAgainstReli
   auto [id0, cmd0] = m.sent[0];
   auto [id1, cmd1] = m.sent[1];
   // Another node's command id, and an id that is no ping: not ours.
-  EXPECT_FALSE(m.sync.on_ack(id1, m.ack(cmd0, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
-  EXPECT_FALSE(m.sync.on_ack(id0, m.ack(999, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
+  EXPECT_FALSE(m.answer(id1, m.ack(cmd0, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
+  EXPECT_FALSE(m.answer(id0, m.ack(999, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
   EXPECT_EQ(m.sync.in_flight(), 2u);
-  EXPECT_TRUE(m.sync.on_ack(id0, m.ack(cmd0, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
+  EXPECT_TRUE(m.answer(id0, m.ack(cmd0, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
   // n1 never answers: at the timeout (5 s) its ping is given up.
   m.sync.service(5 * kSec, true, 0);
   EXPECT_EQ(m.sync.missed(), 0u);
@@ -97,7 +101,7 @@ TEST(ClockSync, AnAckOfAnotherNodeOrUnknownIsNotTakenAndSilenceCountsAgainstReli
   EXPECT_LT(m.registry.find(id1)->reliability.value(), 1.0);
   EXPECT_DOUBLE_EQ(m.registry.find(id0)->reliability.value(), 1.0);
   // A late ack of a ping given up is no sample.
-  EXPECT_FALSE(m.sync.on_ack(id1, m.ack(cmd1, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
+  EXPECT_FALSE(m.answer(id1, m.ack(cmd1, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs));
   EXPECT_EQ(m.registry.find(id1)->clock.count(), 0u);
 }
 
@@ -129,13 +133,13 @@ TEST(ClockSync, TheRateFollowsTheIngestAndEveryNodeOfAMassJoinGetsItsTurn) {
   for (std::int64_t now = 1 * kSec; now <= 121 * kSec; now += 50 * kMs) {
     if (now == 2 * kSec) sent_by_2s = m.sent.size();
     if (now == 60 * kSec) sent_by_60s = m.sent.size();
-    m.wall_now = 1'700'000'000'000'000 + now;
+    m.wall_now = kWall0 + now;
     accepted += 36'000 / 20;
     std::size_t before = m.sent.size();
     m.sync.service(now, true, accepted);
     for (std::size_t i = before; i < m.sent.size(); ++i) {
       auto [id, cmd] = m.sent[i];
-      ASSERT_TRUE(m.sync.on_ack(id, m.ack(cmd, m.wall_now, 0, 10 * kMs), m.wall_now + 10 * kMs));
+      ASSERT_TRUE(m.answer(id, m.ack(cmd, m.wall_now, 0, 10 * kMs), m.wall_now + 10 * kMs));
       ++samples[id];
       seen.insert(id);
     }
@@ -160,12 +164,47 @@ TEST(ClockSync, ASmallMeshIsPingedAtItsPeriodsWhateverItsIngest) {
   // Ten nodes that hardly report: min_rate still covers every fast ping.
   Mesh m(10);
   for (std::int64_t now = 1 * kSec; now <= 11 * kSec; now += 100 * kMs) {
-    m.wall_now = 1'700'000'000'000'000 + now;
+    m.wall_now = kWall0 + now;
     std::size_t before = m.sent.size();
     m.sync.service(now, true, static_cast<std::uint64_t>(now / kSec));
     for (std::size_t i = before; i < m.sent.size(); ++i)
-      m.sync.on_ack(m.sent[i].first, m.ack(m.sent[i].second, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs);
+      m.answer(m.sent[i].first, m.ack(m.sent[i].second, m.wall_now, 0, 2 * kMs), m.wall_now + 2 * kMs);
   }
   // At 1, 3, 5, 7, 9 and 11 s: six pings each (all of them fast: fewer than 8 samples).
   EXPECT_EQ(m.sent.size(), 60u);
+}
+
+TEST(ClockSync, NodesJoiningABusyMeshAreFilledFirstAndTheirWaitsAreCounted) {
+  // 30,000 nodes that send 6,000 frames a second (heartbeats only): the
+  // budget is min_rate, 1,000 pings a second, a ping per node every 30 s,
+  // so the first ones wait about 4 minutes for their 8 samples. 100 nodes
+  // join at 300 s: their pings come before the synced nodes' regular ones,
+  // so each has its 8 samples well within 2 minutes of joining (behind the
+  // others, 8 rounds of 30 s would take 4 minutes). The gateway counts how
+  // long every one waited.
+  ClockSync::Settings s;
+  s.max_in_flight = 100'000;
+  Mesh m(30'000, s);
+  std::uint64_t accepted = 0;
+  for (std::int64_t now = 1 * kSec; now <= 420 * kSec; now += 50 * kMs) {
+    if (now == 300 * kSec)
+      for (int i = 0; i < 100; ++i) m.registry.on_birth("late" + std::to_string(i), "c1", 1, test::birth(), now, kSec);
+    m.wall_now = kWall0 + now;
+    accepted += 6'000 / 20;
+    std::size_t before = m.sent.size();
+    m.sync.service(now, true, accepted);
+    for (std::size_t i = before; i < m.sent.size(); ++i)
+      ASSERT_TRUE(m.answer(m.sent[i].first, m.ack(m.sent[i].second, m.wall_now, 0, 10 * kMs), m.wall_now + 10 * kMs));
+  }
+  EXPECT_NEAR(m.sync.rate(), 1'000, 1);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_GE(m.registry.find("late" + std::to_string(i))->clock.count(), ClockFilter::kSyncedSamples) << i;
+  const auto v = m.registry.sync_waits(420 * kSec);
+  EXPECT_EQ(v.synced, 30'100u);
+  EXPECT_EQ(v.waiting, 0u);
+  EXPECT_EQ(v.within_goal, 100u) << "the late ones within 2 minutes; the first 30,000 shared too small a budget";
+  EXPECT_GT(v.max_s, 200.0);
+  EXPECT_LE(v.max_s, 260.0);
+  EXPECT_LE(v.p50_s, v.p95_s);
+  EXPECT_LE(v.p95_s, std::ceil(v.max_s));
 }
