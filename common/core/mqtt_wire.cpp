@@ -177,6 +177,31 @@ std::string puback_packet(std::uint16_t packet_id) {
   return packet(kPuback << 4, body);
 }
 
+std::size_t publish_id_at(std::string_view topic, std::size_t payload_size) {
+  const std::size_t remaining = 2 + topic.size() + 2 + 1 + payload_size;
+  std::size_t header = 2;
+  for (std::size_t v = remaining; v >= 128; v /= 128) ++header;
+  return header + 2 + topic.size();
+}
+
+std::string publish_packet(std::string_view topic, std::span<const std::uint8_t> payload, int qos, bool retain) {
+  std::string out;
+  const std::size_t remaining = 2 + topic.size() + (qos ? 2 : 0) + 1 + payload.size();
+  out.reserve(remaining + 5);
+  out.push_back(static_cast<char>(kPublish << 4 | (qos ? 0x02 : 0) | (retain ? 0x01 : 0)));
+  put_varint(out, remaining);
+  put_str(out, topic);
+  if (qos) put_u16(out, 0);  // set when sent
+  out.push_back(0);          // no properties
+  out.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  return out;
+}
+
+void set_publish_id(std::string& packet, std::size_t at, std::uint16_t packet_id) {
+  packet[at] = static_cast<char>(packet_id >> 8);
+  packet[at + 1] = static_cast<char>(packet_id & 0xff);
+}
+
 std::string pingreq_packet() { return std::string{static_cast<char>(kPingreq << 4), 0}; }
 
 std::string disconnect_packet(std::uint8_t reason) {
@@ -269,6 +294,13 @@ std::optional<Connack> read_connack(const Frame& f, std::string& why) {
   bool good = properties(r, why, [&](const Property& p) {
     if (p.id == 0x13) c.server_keepalive_s = static_cast<std::uint16_t>(p.number);
     if (p.id == 0x27) c.max_packet_size = p.number;
+    if (p.id == 0x21) {
+      if (p.number == 0) {
+        why = "CONNACK with a Receive Maximum of 0";
+        return false;
+      }
+      c.receive_max = static_cast<std::uint16_t>(p.number);
+    }
     return true;
   });
   if (!good) return std::nullopt;
@@ -286,6 +318,18 @@ std::optional<Suback> read_suback(const Frame& f, std::string& why) {
   auto codes = r.rest();
   s.reasons.assign(codes.begin(), codes.end());
   return s;
+}
+
+std::optional<Puback> read_puback(const Frame& f, std::string& why) {
+  Puback a;
+  Reader r(f.body);
+  a.packet_id = r.u16();
+  if (r.ok() && r.left() > 0) a.reason = r.u8();
+  if (!r.ok() || a.packet_id == 0 || (r.left() > 0 && !properties(r, why, [](const Property&) { return true; }))) {
+    if (why.empty()) why = "PUBACK cut short or without a packet id";
+    return std::nullopt;
+  }
+  return a;
 }
 
 std::optional<std::uint8_t> read_disconnect(const Frame& f, std::string& why) {

@@ -1,5 +1,5 @@
 #pragma once
-// The MQTT v5 packets a subscriber needs (MQTT 5.0, OASIS standard,
+// The MQTT v5 packets a lean client needs (MQTT 5.0, OASIS standard,
 // sections 2 and 3): built and read in place, without the network. Used by
 // MqttReader (common/io/mqtt_reader.h), the gateway's connection for node
 // frames (docs/DESIGN.md 4, "The ingest connection").
@@ -40,6 +40,11 @@ std::string connect_packet(const ConnectParams& p);
 // One SUBSCRIBE for every filter (its maximum QoS, 0 or 1).
 std::string subscribe_packet(std::uint16_t packet_id, const std::vector<std::pair<std::string, int>>& filters);
 std::string puback_packet(std::uint16_t packet_id);
+// A PUBLISH at QoS 0 or 1 without properties. At QoS 1 its packet id sits
+// at publish_id_at(topic) and is set when the packet is sent (set_publish_id).
+std::string publish_packet(std::string_view topic, std::span<const std::uint8_t> payload, int qos, bool retain);
+std::size_t publish_id_at(std::string_view topic, std::size_t payload_size);
+void set_publish_id(std::string& packet, std::size_t at, std::uint16_t packet_id);
 std::string pingreq_packet();
 std::string disconnect_packet(std::uint8_t reason);
 
@@ -78,6 +83,7 @@ struct Connack {
   std::uint8_t reason = 0;
   std::uint16_t server_keepalive_s = 0;  // 0: not given (the client's own stands)
   std::uint32_t max_packet_size = 0;     // the largest packet the broker takes, 0: not given
+  std::uint16_t receive_max = 65535;     // QoS 1 publishes it takes unacknowledged at once
 };
 std::optional<Connack> read_connack(const Frame& f, std::string& why);
 
@@ -86,6 +92,12 @@ struct Suback {
   std::vector<std::uint8_t> reasons;  // one per filter: the QoS granted, or >= 0x80 refused
 };
 std::optional<Suback> read_suback(const Frame& f, std::string& why);
+
+struct Puback {
+  std::uint16_t packet_id = 0;
+  std::uint8_t reason = 0;  // >= 0x80: the broker did not take the message
+};
+std::optional<Puback> read_puback(const Frame& f, std::string& why);
 
 // A DISCONNECT's reason (0 when the packet carries none).
 std::optional<std::uint8_t> read_disconnect(const Frame& f, std::string& why);

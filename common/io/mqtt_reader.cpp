@@ -65,7 +65,8 @@ MqttReader::MqttReader(MqttOptions options) : opt_(std::move(options)) {
   keepalive_s_ = static_cast<std::uint16_t>(std::clamp(opt_.keepalive_s, 0, 65535));
   max_packet_ = opt_.max_packet_size > 0 ? opt_.max_packet_size : kDefaultMaxPacket;
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+  kick_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0 || kick_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
 }
 
 MqttReader::~MqttReader() {
@@ -74,6 +75,7 @@ MqttReader::~MqttReader() {
   [[maybe_unused]] auto n = ::write(stop_fd_, &one, sizeof one);
   if (thread_.joinable()) thread_.join();
   ::close(stop_fd_);
+  ::close(kick_fd_);
 }
 
 void MqttReader::add_subscription(std::string filter, int qos) {
@@ -95,6 +97,88 @@ std::vector<LinkEvent> MqttReader::wait(std::int64_t deadline_us) {
   queued_messages_ = 0;
   counters_ = shared_;
   return out;
+}
+
+bool MqttReader::publish(std::string_view topic, ByteView payload, int qos, bool retain) {
+  Outgoing o{mqttw::publish_packet(topic, payload, qos, retain), qos ? mqttw::publish_id_at(topic, payload.size()) : 0};
+  bool was_empty;
+  {
+    std::lock_guard lock(mu_);
+    if (qos == 0 && !connected_) {
+      ++shared_.offline_dropped;
+      return false;
+    }
+    if (qos != 0 && outbox_.size() + unacked_count_ >= opt_.backlog_limit) {
+      ++shared_.backlog_dropped;
+      return false;
+    }
+    ++shared_.published;
+    was_empty = outbox_.empty();
+    outbox_.push_back(std::move(o));
+    outbox_waiting_ = true;
+  }
+  if (was_empty) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(kick_fd_, &one, sizeof one);
+  }
+  return true;
+}
+
+std::size_t MqttReader::unsent() {
+  std::lock_guard lock(mu_);
+  return outbox_.size() + unacked_count_;
+}
+
+bool MqttReader::flush(std::int64_t deadline_us) {
+  std::unique_lock lock(mu_);
+  auto now = mono_us();
+  if (deadline_us > now)
+    drained_.wait_for(lock, std::chrono::microseconds(deadline_us - now),
+                      [this] { return outbox_.empty() && unacked_count_ == 0; });
+  return outbox_.empty() && unacked_count_ == 0;
+}
+
+void MqttReader::take_publishes(std::string& out) {
+  constexpr std::size_t kWriteAhead = 256 * 1024;  // bytes handed to the socket at once
+  std::lock_guard lock(mu_);
+  while (!outbox_.empty() && out.size() < kWriteAhead) {
+    Outgoing& o = outbox_.front();
+    if (o.id_at) {
+      if (unacked_.size() >= receive_max_) break;
+      // The next id not awaiting its PUBACK (0 is not an id).
+      do next_id_ = static_cast<std::uint16_t>(next_id_ + 1);
+      while (next_id_ == 0 || ids_in_use_[next_id_]);
+      ids_in_use_[next_id_] = true;
+      mqttw::set_publish_id(o.packet, o.id_at, next_id_);
+      out += o.packet;
+      unacked_.emplace_back(next_id_, std::move(o));
+      ++unacked_count_;
+    } else {
+      out += o.packet;
+    }
+    outbox_.pop_front();
+  }
+  outbox_waiting_ = !outbox_.empty();
+  if (outbox_.empty() && unacked_count_ == 0) drained_.notify_all();
+}
+
+void MqttReader::acked(std::uint16_t packet_id, std::uint8_t reason, std::size_t& count, std::size_t& refused) {
+  // PUBACKs come in the order sent, but need not.
+  auto it = std::find_if(unacked_.begin(), unacked_.end(), [&](const auto& u) { return u.first == packet_id; });
+  if (it == unacked_.end()) return;  // not ours (a broker's mistake): nothing waits for it
+  ids_in_use_[packet_id] = false;
+  unacked_.erase(it);
+  ++count;
+  refused += reason >= 0x80;
+}
+
+void MqttReader::requeue_unacked() {
+  std::lock_guard lock(mu_);
+  for (auto it = unacked_.rbegin(); it != unacked_.rend(); ++it) outbox_.push_front(std::move(it->second));
+  unacked_.clear();
+  ids_in_use_.reset();
+  unacked_count_ = 0;
+  outbox_waiting_ = !outbox_.empty();
 }
 
 ReaderCounters MqttReader::counters_now() {
@@ -192,6 +276,7 @@ void MqttReader::run() {
     if (int fd = open(end.code, end.why); fd >= 0) {
       end = session(fd);
       close_socket(fd);
+      requeue_unacked();
     }
     connected_ = false;
     if (end.stop || stopping_) break;
@@ -247,6 +332,7 @@ MqttReader::Ended MqttReader::session(int fd) {
   };
   std::int64_t rate_since = now;
   std::uint64_t frames_since = 0;
+  std::size_t acks = 0, refused_pubs = 0;  // PUBACKs read since the counts were last updated
   bool busy = false;  // the last second's frames came faster than kBusyFramesPerS
   auto fail = [&](std::string why) {
     end.why = std::move(why);
@@ -264,6 +350,7 @@ MqttReader::Ended MqttReader::session(int fd) {
     return fail("dropped the connection: " + what);
   };
   for (;;) {
+    if (connected_ && outbox_waiting_) take_publishes(out);
     if (!out.empty()) {
       ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -298,9 +385,14 @@ MqttReader::Ended MqttReader::session(int fd) {
       due = out.empty() ? last_tx + keepalive_us / 2 : now + 100'000;
       if (ping_at != 0) due = std::min(due, std::max(ping_at, last_rx) + keepalive_us);
     }
-    pollfd p[2] = {{fd, static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0}, {stop_fd_, POLLIN, 0}};
+    pollfd p[3] = {{fd, static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0}, {stop_fd_, POLLIN, 0},
+                   {kick_fd_, POLLIN, 0}};
     int ms = static_cast<int>(std::clamp<std::int64_t>((due - now + 999) / 1000, 0, 1000));
-    if (::poll(p, 2, ms) < 0 && errno != EINTR) return fail(std::string("poll: ") + std::strerror(errno));
+    if (::poll(p, 3, ms) < 0 && errno != EINTR) return fail(std::string("poll: ") + std::strerror(errno));
+    if (p[2].revents & POLLIN) {
+      std::uint64_t kicks;
+      [[maybe_unused]] auto k = ::read(kick_fd_, &kicks, sizeof kicks);
+    }
     if (p[1].revents & POLLIN) {
       if (end.held) {
         std::string bye = mqttw::disconnect_packet(mqttw::kReasonNormal);
@@ -341,6 +433,7 @@ MqttReader::Ended MqttReader::session(int fd) {
           return fail(connect_failure(opt_.uri, ack->reason));
         }
         if (ack->server_keepalive_s != 0) keepalive_s = ack->server_keepalive_s;
+        receive_max_ = ack->receive_max;
         end.held = true;
         // Connected for the owner once its subscriptions are in place (the
         // SUBACK): from then on nothing published to them is missed.
@@ -376,6 +469,12 @@ MqttReader::Ended MqttReader::session(int fd) {
           if (!connected_) said_connected();
           break;
         }
+        case mqttw::kPuback: {
+          auto ack = mqttw::read_puback(f, why);
+          if (!ack) return refuse(mqttw::kReasonMalformed, why);
+          acked(ack->packet_id, ack->reason, acks, refused_pubs);
+          break;
+        }
         case mqttw::kPingresp: ping_at = 0; break;
         case mqttw::kDisconnect: {
           auto reason = mqttw::read_disconnect(f, why);
@@ -394,6 +493,13 @@ MqttReader::Ended MqttReader::session(int fd) {
     }
     std::memmove(in.data(), in.data() + off, have - off);
     have -= off;
+    if (acks) {
+      std::lock_guard lock(mu_);
+      unacked_count_ -= acks;
+      shared_.publish_failures += refused_pubs;
+      if (outbox_.empty() && unacked_count_ == 0) drained_.notify_all();
+      acks = refused_pubs = 0;
+    }
     frames_since += batch.size();
     push(batch);
     if (stamp - rate_since >= 1'000'000) {

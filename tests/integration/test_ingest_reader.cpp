@@ -286,6 +286,11 @@ class ScriptedBroker {
     held_.clear();
     return fd_ >= 0;
   }
+  // Closes the client's connection.
+  void drop() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
   // The client's next packet: its type and body; type 0 when none came in time or it closed.
   std::pair<int, std::string> next(std::chrono::milliseconds timeout = 10s) {
     const std::int64_t end = mono_us() + timeout.count() * 1000;
@@ -308,11 +313,12 @@ class ScriptedBroker {
   void send(const std::string& bytes) {
     ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
   }
-  // CONNECT in, CONNACK (with props) out, SUBSCRIBE in, SUBACK out.
-  void greet(const std::string& connack = std::string("\x20\x03\x00\x00\x00", 5)) {
+  // CONNECT in, CONNACK (with props) out, SUBSCRIBE in, SUBACK out (a client that subscribes).
+  void greet(const std::string& connack = std::string("\x20\x03\x00\x00\x00", 5), bool subscribes = true) {
     ASSERT_TRUE(accept());
     ASSERT_EQ(next().first, mqttw::kConnect);
     send(connack);
+    if (!subscribes) return;
     auto sub = next();
     ASSERT_EQ(sub.first, mqttw::kSubscribe);
     send(std::string("\x90\x04", 2) + sub.second.substr(0, 2) + std::string("\x00\x01", 2));
@@ -390,4 +396,80 @@ TEST(IngestReader, ABrokerSayingSessionTakenOverIsBelievedAtOnce) {
   EXPECT_TRUE(got.back().taken_over);
   EXPECT_NE(got.back().detail.find("session taken over"), std::string::npos) << got.back().detail;
   EXPECT_NE(got.back().detail.find("reconnecting in 30 s"), std::string::npos) << got.back().detail;
+}
+
+// Publishing (kairos-sim --client lean): through a real Mosquitto to a
+// subscriber, and against the scripted broker for its window and resends.
+
+TEST(IngestReader, PublishesAtQos0And1ReachASubscriberInOrder) {
+  TempDir dir;
+  Broker broker(dir);
+  MqttReader sub(reader_options(broker.uri(), "lean-sub"));
+  sub.add_subscription("out/#", 1);
+  sub.start();
+  std::vector<LinkEvent> got;
+  ASSERT_TRUE(gather(sub, got, [&] { return count(got, LinkEvent::Type::connected) == 1; }));
+  auto o = reader_options(broker.uri(), "lean-pub");
+  o.backlog_limit = 10'000;  // all of them handed over at once
+  MqttReader pub(o);
+  pub.start();
+  ASSERT_TRUE(eventually([&] { return pub.connected(); }));
+  constexpr int kFrames = 3000;
+  for (int i = 0; i < kFrames; ++i) {
+    const std::string body = std::to_string(i);
+    ASSERT_TRUE(pub.publish(i % 10 ? "out/q1" : "out/q0", as_bytes(body), i % 10 ? 1 : 0, false));
+  }
+  EXPECT_TRUE(pub.flush(mono_us() + 15'000'000)) << pub.unsent() << " not acknowledged";
+  EXPECT_EQ(pub.unsent(), 0u);
+  ASSERT_TRUE(gather(sub, got, [&] { return count(got, LinkEvent::Type::message) == kFrames; }));
+  auto q1 = payloads(got, "out/q1"), q0 = payloads(got, "out/q0");
+  ASSERT_EQ(q1.size() + q0.size(), static_cast<std::size_t>(kFrames));
+  for (std::size_t k = 1; k < q1.size(); ++k) ASSERT_LT(std::stoi(q1[k - 1]), std::stoi(q1[k])) << "in order";
+  const auto c = pub.counters_now();
+  EXPECT_EQ(c.published, static_cast<std::uint64_t>(kFrames));
+  EXPECT_EQ(c.publish_failures + c.backlog_dropped + c.offline_dropped, 0u);
+}
+
+TEST(IngestReader, PublishesWaitForTheBrokersWindowAndUnackedOnesAreSentAgainAfterADrop) {
+  ScriptedBroker b;
+  auto o = reader_options(b.uri(), "lean-pub-2");
+  o.backlog_limit = 4;
+  MqttReader pub(o);
+  // Not connected: QoS 0 is refused, QoS 1 waits, up to backlog_limit.
+  EXPECT_FALSE(pub.publish("t", as_bytes("zero"), 0, false));
+  for (char c : std::string("abcd")) EXPECT_TRUE(pub.publish("t", as_bytes(std::string(1, c)), 1, false));
+  EXPECT_FALSE(pub.publish("t", as_bytes("e"), 1, false));
+  auto c = pub.counters_now();
+  EXPECT_EQ(c.offline_dropped, 1u);
+  EXPECT_EQ(c.backlog_dropped, 1u);
+  EXPECT_EQ(pub.unsent(), 4u);
+  pub.start();
+  // A Receive Maximum of 2: two publishes, then nothing until a PUBACK.
+  b.greet(std::string("\x20\x06\x00\x00\x03\x21\x00\x02", 8), false);
+  auto payload_of = [](const std::pair<int, std::string>& pkt) {
+    EXPECT_EQ(pkt.first, mqttw::kPublish);
+    return pkt.second.substr(2 + 1 + 2 + 1);  // topic "t", packet id, no properties
+  };
+  auto id_of = [](const std::pair<int, std::string>& pkt) { return pkt.second.substr(3, 2); };
+  auto a = b.next(), bb = b.next();
+  EXPECT_EQ(payload_of(a), "a");
+  EXPECT_EQ(payload_of(bb), "b");
+  EXPECT_EQ(b.next(300ms).first, 0) << "a third publish beyond the window";
+  b.send(std::string("\x40\x02", 2) + id_of(a));
+  auto third = b.next();
+  EXPECT_EQ(payload_of(third), "c");
+  // The connection drops with b and c unacknowledged: on the next one they go first, then d.
+  b.drop();
+  ASSERT_TRUE(b.accept()) << "the client comes back";
+  ASSERT_EQ(b.next().first, mqttw::kConnect);
+  b.send(std::string("\x20\x03\x00\x00\x00", 5));
+  std::vector<std::string> again;
+  for (int i = 0; i < 3; ++i) {
+    auto pkt = b.next();
+    again.push_back(payload_of(pkt));
+    b.send(std::string("\x40\x02", 2) + id_of(pkt));
+  }
+  EXPECT_EQ(again, (std::vector<std::string>{"b", "c", "d"}));
+  EXPECT_TRUE(pub.flush(mono_us() + 5'000'000));
+  EXPECT_EQ(pub.counters_now().reconnects, 1u);
 }

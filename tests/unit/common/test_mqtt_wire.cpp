@@ -153,3 +153,38 @@ TEST(MqttWire, ConnackSubackAndDisconnectAreRead) {
   EXPECT_EQ(read_disconnect(frame_of(bytes(std::string("\xe0\x01\x8e", 3))), why), kReasonSessionTakenOver);
   EXPECT_EQ(reason_name(kReasonSessionTakenOver), "session taken over");
 }
+
+TEST(MqttWire, PublishesThisClientSendsAndThePubacksItReads) {
+  const std::vector<std::uint8_t> payload{'h', 'i'};
+  // QoS 0, retained: no packet id, an empty property block.
+  EXPECT_EQ(publish_packet("a/b", payload, 0, true), std::string("\x31\x08\x00\x03" "a/b\x00hi", 10));
+  // QoS 1: the packet id's two bytes follow the topic, set when sent.
+  std::string q1 = publish_packet("a/b", payload, 1, false);
+  const std::size_t at = publish_id_at("a/b", payload.size());
+  EXPECT_EQ(at, 7u);
+  set_publish_id(q1, at, 0x0102);
+  EXPECT_EQ(q1, std::string("\x32\x0a\x00\x03" "a/b\x01\x02\x00hi", 12));
+  EXPECT_EQ(q1, publish("a/b", "hi", 1, 0x0102));
+  // A remaining length of two bytes moves the id by one.
+  const std::vector<std::uint8_t> big(200, 'x');
+  std::string long_one = publish_packet("t", big, 1, false);
+  set_publish_id(long_one, publish_id_at("t", big.size()), 0xBEEF);
+  EXPECT_EQ(long_one, publish("t", std::string(200, 'x'), 1, 0xBEEF));
+
+  std::string why;
+  auto plain = read_puback(frame_of(bytes(std::string("\x40\x02\x12\x34", 4))), why);
+  ASSERT_TRUE(plain) << why;
+  EXPECT_EQ(plain->packet_id, 0x1234);
+  EXPECT_EQ(plain->reason, 0);
+  auto refused = read_puback(frame_of(bytes(std::string("\x40\x04\x00\x07\x87\x00", 6))), why);
+  ASSERT_TRUE(refused) << why;
+  EXPECT_EQ(refused->reason, 0x87);  // not authorized
+  EXPECT_FALSE(read_puback(frame_of(bytes(std::string("\x40\x02\x00\x00", 4))), why)) << "packet id 0";
+  EXPECT_FALSE(read_puback(frame_of(bytes(std::string("\x40\x01\x00", 3))), why));
+  // The broker's Receive Maximum, and the 65,535 it means when it says none.
+  auto capped = read_connack(frame_of(bytes(std::string("\x20\x06\x00\x00\x03\x21\x00\x14", 8))), why);
+  ASSERT_TRUE(capped) << why;
+  EXPECT_EQ(capped->receive_max, 20);
+  EXPECT_EQ(read_connack(frame_of(bytes(std::string("\x20\x03\x00\x00\x00", 5))), why)->receive_max, 65535);
+  EXPECT_FALSE(read_connack(frame_of(bytes(std::string("\x20\x06\x00\x00\x03\x21\x00\x00", 8))), why));
+}
