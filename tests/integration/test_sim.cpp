@@ -240,6 +240,44 @@ TEST(Sim, ScheduledCommandRunsOnEveryNodeAtOneInstant) {
   EXPECT_NE(sim.output().find("12 held until execute_at"), std::string::npos) << sim.output();
 }
 
+// --client lean: the same mesh through the lean MQTT client, whose QoS 1
+// frames (acks, states) wait through a broker restart; a schedule after it
+// runs on every node and the simulator says its nodes offline as it stops.
+TEST(Sim, TheLeanClientCarriesTheMeshThroughABrokerRestart) {
+  TempDir dir;
+  Broker broker(dir);
+  Mesh mesh(dir, broker);
+  mesh.start_gateway("[clock]\nping_period_s = 0.3\nfast_ping_period_s = 0.1\n");
+  Process sim(sim_args(mesh, broker, dir,
+                       {"--nodes", "12", "--client", "lean", "--classes", "A,B,C", "--hb-period-s", "0.5", "--ledger",
+                        dir.file("ledger.txt"), "--seed", "78"}),
+              dir.file("sim.log"));
+  auto all_synced = [&] {
+    auto nodes = mesh.nodes();
+    return nodes.size() == 12 &&
+           std::all_of(nodes.begin(), nodes.end(), [](const auto& n) { return n.online && n.clock_samples >= 6; });
+  };
+  ASSERT_TRUE(eventually(all_synced, 60s)) << mesh.gateway().output() << sim.output();
+  broker.kill();
+  ASSERT_TRUE(eventually([&] { return sim.output().find("retrying") != std::string::npos; }, 30s)) << sim.output();
+  broker.start();
+  ASSERT_TRUE(eventually([&] { return mesh.status().has_value(); }, 30s)) << mesh.gateway().output();
+  ASSERT_TRUE(eventually(all_synced, 60s)) << mesh.gateway().output() << sim.output();
+  auto r = mesh.kairosctl({"schedule", "freeze", "--in", "1500"});
+  ASSERT_EQ(r.status, 0) << r.output << mesh.gateway().output();
+  ASSERT_TRUE(eventually([&] { return ledger_execs(dir.file("ledger.txt"), 0).size() == 12; }, 10s))
+      << read_text(dir.file("ledger.txt"));
+  stop(sim);
+  EXPECT_NE(sim.output().find("12 held until execute_at"), std::string::npos) << sim.output();
+  EXPECT_NE(sim.output().find("reconnects 1,"), std::string::npos) << sim.output();
+  // Its last words, retained: every node offline, by its state, not by missed heartbeats.
+  ASSERT_TRUE(eventually([&] {
+    auto nodes = mesh.nodes();
+    return std::none_of(nodes.begin(), nodes.end(), [](const auto& n) { return n.online; });
+  }, 10s)) << mesh.gateway().output();
+  EXPECT_NE(mesh.gateway().output().find("OFFLINE (state/Will)"), std::string::npos) << mesh.gateway().output();
+}
+
 // kairosctl pages through more nodes than a page holds by the last id it
 // got (and a gateway answers a page by its own nodes, not those before it);
 // `node <id>` asks for that node alone. The harness's own client still pages

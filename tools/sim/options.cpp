@@ -181,6 +181,13 @@ bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& he
          return true;
        }},
       {"--connections", [&] { return whole(o.connections, 1, kMaxNodes); }},
+      {"--client",
+       [&] {
+         if (value == "paho") o.client = SimClient::paho;
+         else if (value == "lean") o.client = SimClient::lean;
+         else return bad("expected paho or lean");
+         return true;
+       }},
       {"--hb-period-s", [&] { return number(o.hb_period_s, 0.05, 3600, "expected seconds, 0.05..3600"); }},
       {"--phase-period-s",
        [&] {
@@ -259,6 +266,8 @@ bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& he
   if (o.mesh.empty()) return fail("--mesh NAME is required");
   if (o.keys_dir.empty()) return fail("--keys-dir DIR is required");
   if (o.connections > o.nodes) return fail("--connections: at most one per node (" + std::to_string(o.nodes) + ")");
+  if (o.client == SimClient::lean && o.broker.rfind("tcp://", 0) != 0 && o.broker.rfind("mqtt://", 0) != 0)
+    return fail("--client lean: takes a plain tcp:// or mqtt:// broker, not " + o.broker + " (TLS goes through paho)");
   for (const auto& j : o.jumps) {
     bool known = false;
     for (int i = 0; i < o.nodes && !known; ++i) known = o.node_id(static_cast<std::size_t>(i)) == j.node;
@@ -298,6 +307,8 @@ std::string usage_text() {
          "  --drift-ppm PPM       node clock rate errors uniform in +-PPM (default 0)\n"
          "  --seed S              seed of every random choice (default: random, printed)\n"
          "  --connections C       MQTT connections shared by the nodes (default ceil(N/250))\n"
+         "  --client paho|lean    their MQTT client: Paho, as the node's firmware, or a lean one that costs\n"
+         "                        a fraction of the CPU (plain tcp:// only; default paho)\n"
          "  --hb-period-s S       heartbeat period (default 5)\n"
          "  --phase-period-s S    phase report period, 0 = none (default 1)\n"
          "  --duration-s S        stop after S seconds, 0 = at SIGTERM / SIGINT (default 0)\n"

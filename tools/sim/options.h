@@ -12,6 +12,9 @@
 namespace kairos::sim {
 
 inline constexpr int kMaxNodes = 30'000;
+// The MQTT client of the simulator's connections: Paho (as the node's firmware) or the lean one.
+enum class SimClient { paho, lean };
+
 // Nodes per MQTT connection when --connections is not given.
 inline constexpr int kNodesPerConnection = 250;
 
@@ -50,6 +53,7 @@ struct SimOptions {
   double drift_ppm = 0;
   std::optional<std::uint64_t> seed;  // none: a random one, printed
   int connections = 0;                // 0: ceil(nodes / kNodesPerConnection)
+  SimClient client = SimClient::paho;  // --client: the MQTT client the connections use (sim_link.h)
   double hb_period_s = 5;
   double phase_period_s = 1;  // 0: no phase reports
   double duration_s = 0;      // 0: until SIGTERM / SIGINT

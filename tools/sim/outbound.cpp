@@ -13,21 +13,6 @@
 
 namespace kairos::sim {
 
-namespace {
-
-// Frames handed to the MQTT client, per millisecond. Paho runs one send
-// thread for all connections and its cost per queued command grows with
-// the queue (it scans the whole command list), so the simulator offers
-// frames at a pace that thread keeps up with: at most kFramesPerMs in all,
-// and at most kAckedPerLinkMs QoS 1 frames per connection. The latter
-// because that thread is woken by new commands only, never by a PUBACK:
-// once the broker's receive maximum is reached (Mosquitto: 20 QoS 1 frames
-// in flight) and the client's buffer is full (100 commands), new frames
-// are refused and nothing wakes it for up to a second.
-constexpr int kFramesPerMs = 24;
-constexpr int kAckedPerLinkMs = 8;
-
-}  // namespace
 
 void Simulator::send(std::uint32_t i, TopicKind kind, Envelope& env, int qos, bool retain, std::int64_t at_mono) {
   auto& n = nodes_[i];
@@ -81,7 +66,8 @@ bool Simulator::flush(std::uint32_t k) {
     if (now - pace.window_start >= 1000) pace = {now, 0};
     if (now - pace_all_.window_start >= 1000) pace_all_ = {now, 0};
     const bool acked = q.front().second.qos != 0;
-    if (pace_all_.frames >= kFramesPerMs || (acked && pace.frames >= kAckedPerLinkMs)) return false;
+    // Frames handed to the MQTT client a millisecond: as many as its threads keep up with (sim_link.cpp).
+    if (pace_all_.frames >= link.frames_per_ms() || (acked && pace.frames >= link.acked_per_link_ms())) return false;
     ++pace_all_.frames;
     if (acked) ++pace.frames;
     const bool up = link.connected();

@@ -155,7 +155,7 @@ Simulator::Simulator(SimOptions options) : opt_(std::move(options)), seed_(opt_.
     mo.backlog_limit = 200'000;
     mo.inbound_limit = 1'000'000;
     mo.on_event = waker_.signal();
-    links_.push_back(std::make_unique<MqttLink>(std::move(mo)));
+    links_.push_back(make_link(opt_.client, std::move(mo)));
   }
   outq_.resize(links_.size());
   pace_.resize(links_.size());

@@ -24,6 +24,7 @@
 #include "common/core/kairos.h"
 #include "common/core/ratelimit.h"
 #include "common/io/mqtt.h"
+#include "tools/sim/sim_link.h"
 #include "firmware/drivers/synthetic.h"
 #include "firmware/intake.h"
 #include "firmware/reports.h"
@@ -269,7 +270,7 @@ class Simulator {
   // Paho's threads signal here (MqttOptions::on_event); the loop sleeps on it.
   LinkWaker waker_;  // the links' Paho threads wake the loop
   // Declared last: destroyed first, before what their callbacks touch.
-  std::vector<std::unique_ptr<MqttLink>> links_;
+  std::vector<std::unique_ptr<SimLink>> links_;
 };
 
 }  // namespace kairos::sim

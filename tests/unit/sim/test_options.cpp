@@ -49,6 +49,10 @@ TEST(SimOptions, DefaultsAndOverrides) {
   EXPECT_EQ(p.jumps[1].delta_ms, 40);
   EXPECT_EQ(*p.seed, 18446744073709551615ULL);
   EXPECT_EQ(p.phase_period_s, 0);
+  EXPECT_EQ(o.client, SimClient::paho);
+  SimOptions lean;
+  ASSERT_TRUE(parse_options(with_required({"--client", "lean"}), lean, help, error)) << error;
+  EXPECT_EQ(lean.client, SimClient::lean);
 
   SimOptions h;
   ASSERT_TRUE(parse_options({"--help"}, h, help, error));
@@ -112,6 +116,9 @@ TEST(SimOptions, RefusesWhatItCannotRun) {
       {with_required({"--stall-ms", "50"}), "--stall-ms"},
       {with_required({"--loss", "0.9"}), "--loss"},
       {with_required({"--clock-step-every-s", "0"}), "--clock-step-every-s"},
+      {with_required({"--client", "mosquitto"}), "--client: expected paho or lean"},
+      {{"--broker", "ssl://h:8883", "--mesh", "m", "--keys-dir", "k", "--client", "lean"},
+       "--client lean: takes a plain tcp:// or mqtt:// broker"},
   };
   for (const auto& [args, expect] : cases) {
     SimOptions o;
