@@ -91,10 +91,13 @@ Gateway::Gateway(GatewayConfig config)
       link_->add_subscription(sector_topic(config_.mesh, "+", kind), 1);
     link_->add_subscription(sector_topic(config_.mesh, "+", TopicKind::cluster_summary, "+"), 1);
   } else {
+    // The ingest connection takes everything at QoS 0: its session ends with
+    // the connection (Clean Start), so QoS 1 would keep nothing more for it,
+    // and would cost the broker a PUBACK and its bookkeeping per frame.
     for (auto kind : {TopicKind::birth, TopicKind::state, TopicKind::hb, TopicKind::phase, TopicKind::event,
                       TopicKind::ack, TopicKind::result})
       if (const int qos = kind == TopicKind::phase || kind == TopicKind::hb ? 0 : 1; reader_)
-        reader_->add_subscription(node_filter(config_.mesh, kind), qos);
+        reader_->add_subscription(node_filter(config_.mesh, kind), 0);
       else
         link_->add_subscription(node_filter(config_.mesh, kind), qos);
   }

@@ -99,7 +99,7 @@ std::vector<LinkEvent> MqttReader::wait(std::int64_t deadline_us) {
   return out;
 }
 
-bool MqttReader::publish(std::string_view topic, ByteView payload, int qos, bool retain) {
+bool MqttReader::publish(std::string_view topic, ByteView payload, int qos, bool retain, bool wake_thread) {
   Outgoing o{mqttw::publish_packet(topic, payload, qos, retain), qos ? mqttw::publish_id_at(topic, payload.size()) : 0};
   bool was_empty;
   {
@@ -117,11 +117,14 @@ bool MqttReader::publish(std::string_view topic, ByteView payload, int qos, bool
     outbox_.push_back(std::move(o));
     outbox_waiting_ = true;
   }
-  if (was_empty) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(kick_fd_, &one, sizeof one);
-  }
+  if (was_empty && wake_thread) wake();
   return true;
+}
+
+void MqttReader::wake() {
+  if (!outbox_waiting_) return;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(kick_fd_, &one, sizeof one);
 }
 
 std::size_t MqttReader::unsent() {

@@ -63,7 +63,10 @@ class MqttReader {
   // Queues a publish (QoS 0 or 1) for the connection's thread. False when
   // refused: QoS 0 while not connected, QoS 1 with backlog_limit waiting
   // (counted). QoS 1 publishes wait through a reconnect.
-  bool publish(std::string_view topic, ByteView payload, int qos, bool retain);
+  // With wake false the connection's thread is not woken for it: a batch
+  // handed over one publish at a time wakes it once, at wake().
+  bool publish(std::string_view topic, ByteView payload, int qos, bool retain, bool wake = true);
+  void wake();
   // Publishes handed over and not yet acknowledged (QoS 1) or written (QoS 0).
   std::size_t unsent();
   // Waits until every publish handed over was sent and acknowledged, or

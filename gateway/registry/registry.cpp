@@ -8,15 +8,26 @@ namespace kairos::gw {
 Registry::Registry(RegistrySettings settings) : settings_(settings) {}
 
 NodeEntry& Registry::entry(const std::string& id) {
-  if (auto it = index_.find(id); it != index_.end()) return *it->second;
-  auto [it, _] = nodes_.try_emplace(id);
-  it->second.id = id;
-  index_.emplace(std::string_view(it->first), &it->second);
+  if (auto it = index_.find(id); it != index_.end()) return *table_[it->second];
+  NodeIndex index;
+  if (free_slots_.empty()) {
+    index = static_cast<NodeIndex>(table_.size());
+    table_.emplace_back();
+  } else {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  table_[index] = std::make_unique<NodeEntry>();
+  NodeEntry& n = *table_[index];
+  n.id = id;
+  n.index = index;
+  index_.emplace(std::string_view(n.id), index);
+  order_.emplace(std::string_view(n.id), &n);
   if (auto q = held_quarantines_.find(id); q != held_quarantines_.end()) {
-    set_quarantined(it->second, true, q->second);
+    set_quarantined(n, true, q->second);
     held_quarantines_.erase(q);
   }
-  return it->second;
+  return n;
 }
 
 void Registry::restore_quarantine(const std::string& id, const std::string& reason) {
@@ -51,9 +62,9 @@ std::vector<std::string> Registry::take_context_changes() {
 }
 
 bool Registry::forget(const std::string& id) {
-  auto it = nodes_.find(id);
-  if (it == nodes_.end() || it->second.online) return false;
-  NodeEntry& n = it->second;
+  NodeEntry* found = find(id);
+  if (!found || found->online) return false;
+  NodeEntry& n = *found;
   if (n.in_sums) {
     n.phase_valid = false;
     resum(n);
@@ -68,8 +79,11 @@ bool Registry::forget(const std::string& id) {
   liveness_.drop(&n);
   pings_.drop(&n);
   fills_.drop(&n);
-  index_.erase(std::string_view(it->first));
-  nodes_.erase(it);
+  index_.erase(std::string_view(n.id));
+  order_.erase(std::string_view(n.id));
+  const NodeIndex index = n.index;
+  table_[index].reset();
+  free_slots_.push_back(index);
   return true;
 }
 
@@ -84,7 +98,12 @@ void Registry::restore(NodeEntry entry_in) {
   const std::string cluster = entry_in.cluster;
   entry_in.cluster = n.cluster;  // membership moves through join()
   entry_in.in_cluster = n.in_cluster;
+  // The entry's id string and index stay: the index and the id order view them.
+  std::string id = std::move(n.id);
+  const NodeIndex index = n.index;
   n = std::move(entry_in);
+  n.id = std::move(id);
+  n.index = index;
   join(n, cluster);
   n.liveness_slot_us = n.ping_slot_us = n.fill_slot_us = 0;
   n.in_sums = false;
@@ -272,8 +291,8 @@ std::vector<std::string> Registry::expire(std::int64_t now_us) {
 
 void Registry::grace(std::int64_t now_us) {
   // After an outage of the gateway's own: rare, and every online node is concerned.
-  for (auto& [id, n] : nodes_)
-    if (n.online) n.last_hb_us = std::max(n.last_hb_us, now_us);
+  for (auto& n : table_)
+    if (n && n->online) n->last_hb_us = std::max(n->last_hb_us, now_us);
 }
 
 NodeEntry* Registry::ping_due(std::int64_t now_us) {
@@ -371,7 +390,7 @@ MeshFigures Registry::figures(std::int64_t now_us) {
 
 std::vector<NodePhase> Registry::sync_inputs(std::int64_t now_us) const {
   std::vector<NodePhase> out;
-  for (const auto& [id, n] : nodes_) {
+  for (const auto& [id, n] : nodes()) {
     if (!n.online || !n.phase_valid || n.quarantined || n.status == kairos_v1_NodeStatus_QUARANTINED) continue;
     auto cls = static_cast<std::size_t>(std::clamp<int>(n.device_class, 1, 6) - 1);
     double age_s = static_cast<double>(now_us - n.phase_us) / 1e6;
@@ -380,14 +399,14 @@ std::vector<NodePhase> Registry::sync_inputs(std::int64_t now_us) const {
   return out;
 }
 
-const NodeEntry* Registry::find(const std::string& id) const {
+const NodeEntry* Registry::find(std::string_view id) const {
   auto it = index_.find(id);
-  return it == index_.end() ? nullptr : it->second;
+  return it == index_.end() ? nullptr : table_[it->second].get();
 }
 
-NodeEntry* Registry::find(const std::string& id) {
+NodeEntry* Registry::find(std::string_view id) {
   auto it = index_.find(id);
-  return it == index_.end() ? nullptr : it->second;
+  return it == index_.end() ? nullptr : table_[it->second].get();
 }
 
 }  // namespace kairos::gw

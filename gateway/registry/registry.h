@@ -4,6 +4,7 @@
 #include <complex>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -21,8 +22,12 @@
 
 namespace kairos::gw {
 
+// A node's place in the registry's table, given once when it is first heard.
+using NodeIndex = std::uint32_t;
+
 struct NodeEntry {
   std::string id;
+  NodeIndex index = 0;  // its slot in the registry's table
   std::string cluster;
   std::string board;
   std::string firmware;
@@ -107,6 +112,47 @@ struct NodeEntry {
   }
 };
 
+// The registry's nodes in id order (kairosctl's pages, and every walk that
+// wants a stable order), as a view of its table: an item is the node's id
+// and its entry.
+class NodeTable {
+ public:
+  using Order = std::map<std::string_view, const NodeEntry*>;
+  struct Item {
+    const std::string& first;
+    const NodeEntry& second;
+  };
+  class const_iterator {
+   public:
+    const_iterator() = default;
+    explicit const_iterator(Order::const_iterator it) : it_(it) {}
+    Item operator*() const { return {it_->second->id, *it_->second}; }
+    struct Arrow {
+      Item item;
+      const Item* operator->() const { return &item; }
+    };
+    Arrow operator->() const { return {**this}; }
+    const_iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    bool operator==(const const_iterator& o) const { return it_ == o.it_; }
+
+   private:
+    Order::const_iterator it_;
+  };
+  explicit NodeTable(const Order& order) : order_(&order) {}
+  const_iterator begin() const { return const_iterator(order_->begin()); }
+  const_iterator end() const { return const_iterator(order_->end()); }
+  std::size_t size() const { return order_->size(); }
+  bool empty() const { return order_->empty(); }
+  const_iterator find(std::string_view id) const { return const_iterator(order_->find(id)); }
+  const_iterator upper_bound(std::string_view id) const { return const_iterator(order_->upper_bound(id)); }
+
+ private:
+  const Order* order_;
+};
+
 // Settings of the registry (docs/DESIGN.md 5.1, 5.3).
 struct RegistrySettings {
   int missed_heartbeats = 3;
@@ -116,9 +162,11 @@ struct RegistrySettings {
 
 // The registry of docs/DESIGN.md 5.1: nodes from births, liveness from heartbeats and
 // Wills. Pure logic; time comes in as monotonic microseconds. What it costs
-// follows the frames, not the node count: a lookup is one hash, liveness and
-// pings come due from per-node deadlines, and the online count and the mesh
-// sums are kept up to date on each change.
+// follows the frames, not the node count: a node's id is interned once, when
+// it is first heard, into its index in a table (a vector of entries that
+// never move), so a frame costs one hash of its id; liveness and pings come
+// due from per-node deadlines, and the online count and the mesh sums are
+// kept up to date on each change.
 class Registry {
  public:
   explicit Registry(RegistrySettings settings = {});
@@ -173,9 +221,11 @@ class Registry {
   // Removes an offline node (kairosctl forget): false when it is unknown or
   // online. Pointers to its entry are invalid afterwards.
   bool forget(const std::string& id);
-  const NodeEntry* find(const std::string& id) const;
-  NodeEntry* find(const std::string& id);
-  const std::map<std::string, NodeEntry>& nodes() const { return nodes_; }
+  const NodeEntry* find(std::string_view id) const;
+  NodeEntry* find(std::string_view id);
+  // The node at an index find() gave (entry.index), or nullptr once forgotten.
+  NodeEntry* at(NodeIndex index) { return index < table_.size() ? table_[index].get() : nullptr; }
+  NodeTable nodes() const { return NodeTable(order_); }
   std::size_t online_count() const { return online_; }
   // Nodes back online after having gone offline while known here, and their time down in all (us).
   std::uint64_t recoveries() const { return recoveries_; }
@@ -199,9 +249,13 @@ class Registry {
   double anchor(std::int64_t phase_us) const;  // exp((phase_us - base)/stale_after)
 
   RegistrySettings settings_;
-  std::map<std::string, NodeEntry> nodes_;  // ordered: pages of kairosctl nodes
+  // The table: entries by index; a forgotten node's slot is reused. The
+  // views of ids below point into the entries' own id strings.
+  std::vector<std::unique_ptr<NodeEntry>> table_;
+  std::vector<NodeIndex> free_slots_;
+  std::unordered_map<std::string_view, NodeIndex> index_;  // id -> index
+  NodeTable::Order order_;                                  // id order: pages of kairosctl nodes
   std::map<std::string, std::string> held_quarantines_;  // restored for nodes not known yet: id -> reason
-  std::unordered_map<std::string_view, NodeEntry*> index_;
   std::map<std::string, std::vector<NodeEntry*>> clusters_;
   std::set<std::string> context_changes_;
   std::size_t online_ = 0;

@@ -473,3 +473,20 @@ TEST(IngestReader, PublishesWaitForTheBrokersWindowAndUnackedOnesAreSentAgainAft
   EXPECT_TRUE(pub.flush(mono_us() + 5'000'000));
   EXPECT_EQ(pub.counters_now().reconnects, 1u);
 }
+
+TEST(IngestReader, PublishesHandedOverWithoutAWakeLeaveTogetherAtTheWake) {
+  ScriptedBroker b;
+  MqttReader pub(reader_options(b.uri(), "lean-pub-3"));
+  pub.start();
+  b.greet(std::string("\x20\x03\x00\x00\x00", 5), false);
+  ASSERT_TRUE(eventually([&] { return pub.connected(); }));
+  for (char c : std::string("xyz")) ASSERT_TRUE(pub.publish("t", as_bytes(std::string(1, c)), 0, false, false));
+  EXPECT_EQ(b.next(300ms).first, 0) << "nothing before the wake";
+  pub.wake();
+  for (char c : std::string("xyz")) {
+    auto pkt = b.next();
+    ASSERT_EQ(pkt.first, mqttw::kPublish);
+    EXPECT_EQ(pkt.second.substr(4), std::string(1, c));  // topic "t", no properties
+  }
+  EXPECT_TRUE(pub.flush(mono_us() + 5'000'000));
+}

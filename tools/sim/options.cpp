@@ -62,7 +62,8 @@ std::string SimOptions::node_id(std::size_t index) const {
 }
 
 int SimOptions::effective_connections() const {
-  return connections > 0 ? connections : (nodes + kNodesPerConnection - 1) / kNodesPerConnection;
+  const int per = client == SimClient::lean ? kNodesPerLeanConnection : kNodesPerConnection;
+  return connections > 0 ? connections : (nodes + per - 1) / per;
 }
 
 bool parse_options(const std::vector<std::string>& args, SimOptions& o, bool& help, std::string& error) {
@@ -306,7 +307,7 @@ std::string usage_text() {
          "  --offset-max-ms MS    node clock offsets uniform in +-MS (default 2000)\n"
          "  --drift-ppm PPM       node clock rate errors uniform in +-PPM (default 0)\n"
          "  --seed S              seed of every random choice (default: random, printed)\n"
-         "  --connections C       MQTT connections shared by the nodes (default ceil(N/250))\n"
+         "  --connections C       MQTT connections shared by the nodes (default ceil(N/250), lean ceil(N/2500))\n"
          "  --client paho|lean    their MQTT client: Paho, as the node's firmware, or a lean one that costs\n"
          "                        a fraction of the CPU (plain tcp:// only; default paho)\n"
          "  --hb-period-s S       heartbeat period (default 5)\n"

@@ -17,6 +17,8 @@ enum class SimClient { paho, lean };
 
 // Nodes per MQTT connection when --connections is not given.
 inline constexpr int kNodesPerConnection = 250;
+// ... with --client lean, whose every connection has a thread of its own.
+inline constexpr int kNodesPerLeanConnection = 2500;
 
 // --jump ID:+MS@S: at S seconds after start, node ID's base one-way latency
 // changes by delta_ms, both directions.

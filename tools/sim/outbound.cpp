@@ -56,6 +56,11 @@ bool Simulator::flush(std::uint32_t k) {
   auto& q = outq_[k];
   auto& link = *links_[k];
   auto& pace = pace_[k];
+  // Whatever this turn hands over goes out together.
+  struct Handed {
+    SimLink& link;
+    ~Handed() { link.handed(); }
+  } handed{link};
   while (!q.empty()) {
     const std::int64_t now = mono_us();
     if (q.front().second.qos == 0 && now - q.front().second.due > kShedAfterUs) {

@@ -48,7 +48,13 @@ class LeanLink final : public SimLink {
   void service(std::int64_t) override { client_.start(); }
   std::vector<LinkEvent> wait(std::int64_t deadline) override { return client_.wait(deadline); }
   bool publish(const std::string& topic, const Bytes& payload, int qos, bool retain) override {
-    return client_.publish(topic, payload, qos, retain);
+    const bool taken = client_.publish(topic, payload, qos, retain, false);
+    handed_ = handed_ || taken;
+    return taken;
+  }
+  void handed() override {
+    if (handed_) client_.wake();
+    handed_ = false;
   }
   bool connected() const override { return client_.connected(); }
   std::size_t backlog_size() const override { return 0; }
@@ -65,6 +71,7 @@ class LeanLink final : public SimLink {
     return l;
   }
   void close(const std::string& topic, const Bytes& payload, int timeout_ms) override {
+    client_.wake();
     if (client_.publish(topic, payload, 1, true)) client_.flush(mono_us() + timeout_ms * 1000LL);
   }
   int frames_per_ms() const override { return 250; }
@@ -72,6 +79,7 @@ class LeanLink final : public SimLink {
 
  private:
   MqttReader client_;
+  bool handed_ = false;  // publishes handed over since the thread was last woken
 };
 
 }  // namespace

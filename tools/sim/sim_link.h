@@ -26,6 +26,8 @@ class SimLink {
   virtual std::vector<LinkEvent> wait(std::int64_t deadline_mono_us) = 0;
   // False when not taken (counted in counters()); QoS 1 frames wait through an outage.
   virtual bool publish(const std::string& topic, const Bytes& payload, int qos, bool retain) = 0;
+  // The frames of one turn have been handed over (the lean client's thread is woken once for them).
+  virtual void handed() {}
   virtual bool connected() const = 0;
   // QoS 1 frames held by the simulator's side for a reconnect (Paho's backlog; the lean client holds its own).
   virtual std::size_t backlog_size() const = 0;

@@ -290,6 +290,46 @@ TEST(Registry, ForgetRemovesAnOfflineNodeEverywhereAndRefusesAnOnlineOne) {
   EXPECT_EQ(r.online_count(), 1u);
 }
 
+TEST(Registry, IdsAreInternedIntoATableWhoseSlotsAForgottenNodeFreesAndTheListStaysInIdOrder) {
+  Registry r;
+  const std::string long_id = "a-node-id-longer-than-any-short-string-buffer";
+  for (const std::string id : {"n3", "n1", long_id.c_str(), "n2"}) r.on_birth(id, "c1", 1, birth(1000), 0, kSec);
+  // Indexes in the order first heard; each index names its entry.
+  EXPECT_EQ(r.find("n3")->index, 0u);
+  EXPECT_EQ(r.find("n1")->index, 1u);
+  EXPECT_EQ(r.find("n2")->index, 3u);
+  for (const std::string id : {"n3", "n1", long_id.c_str(), "n2"}) EXPECT_EQ(r.at(r.find(id)->index), r.find(id)) << id;
+  EXPECT_EQ(r.at(4), nullptr);
+  auto ids = [&] {
+    std::vector<std::string> out;
+    for (const auto& [id, n] : r.nodes()) {
+      EXPECT_EQ(id, n.id);
+      out.push_back(id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(), (std::vector<std::string>{long_id, "n1", "n2", "n3"}));
+  EXPECT_EQ(r.nodes().upper_bound("n1")->first, "n2");
+  EXPECT_EQ((*r.nodes().find("n3")).second.index, 0u);
+  // Forgotten: its slot is empty, then the next new node's.
+  ASSERT_TRUE(r.on_state("n1", false, 2));
+  ASSERT_TRUE(r.forget("n1"));
+  EXPECT_EQ(r.at(1), nullptr);
+  r.on_birth("n0", "c1", 1, birth(1000), 3, kSec);
+  EXPECT_EQ(r.find("n0")->index, 1u);
+  EXPECT_EQ(ids(), (std::vector<std::string>{long_id, "n0", "n2", "n3"}));
+  // A restored entry takes the slot and id it had: its lookups still hold.
+  NodeEntry saved = *r.find(long_id);
+  saved.index = 99;  // whatever the database says, the table's index stands
+  saved.firmware = "9.9";
+  r.restore(saved);
+  ASSERT_NE(r.find(long_id), nullptr);
+  EXPECT_EQ(r.find(long_id)->firmware, "9.9");
+  EXPECT_EQ(r.find(long_id)->index, 2u);
+  EXPECT_EQ(ids(), (std::vector<std::string>{long_id, "n0", "n2", "n3"}));
+  EXPECT_EQ(r.nodes().size(), 4u);
+}
+
 TEST(Registry, AQuarantineRestoredForANodeNotYetKnownHoldsWhenItIsHeard) {
   Registry r;
   r.restore_quarantine("n9", "by operator ann");
