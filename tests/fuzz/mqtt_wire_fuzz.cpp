@@ -72,8 +72,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       case kConnack:
-        if (auto c = read_connack(f, why)) require(f.body.size() >= 2, "a CONNACK read from less than 2 bytes");
-        else require(!why.empty(), "a CONNACK refused without a reason");
+        if (auto c = read_connack(f, why)) {
+          require(f.body.size() >= 2, "a CONNACK read from less than 2 bytes");
+          require(c->receive_max != 0, "a Receive Maximum of 0 taken");
+        } else {
+          require(!why.empty(), "a CONNACK refused without a reason");
+        }
+        break;
+      case kPuback:
+        if (auto a = read_puback(f, why)) require(a->packet_id != 0 && f.body.size() >= 2, "a PUBACK without its id");
+        else require(!why.empty(), "a PUBACK refused without a reason");
         break;
       case kSuback:
         if (auto s = read_suback(f, why)) require(s->reasons.size() + 3 <= f.body.size(), "SUBACK codes beyond its body");
