@@ -10,7 +10,7 @@
 #include "common/io/mqtt.h"
 #include "common/io/mqtt_reader.h"
 #include "gateway/ball/plays.h"
-#include "gateway/bridges/bridges.h"
+#include "gateway/integrations/bridges.h"
 #include "gateway/escalation/escalation.h"
 #include "gateway/gateway_config.h"
 #include "gateway/hierarchy/catchup.h"

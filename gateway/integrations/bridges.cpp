@@ -1,4 +1,4 @@
-#include "gateway/bridges/bridges.h"
+#include "gateway/integrations/bridges.h"
 
 #include <algorithm>
 
