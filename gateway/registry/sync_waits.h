@@ -21,7 +21,7 @@ class SyncWaits {
   struct View {
     std::uint64_t synced = 0;       // waits that ended with the samples, since the gateway started
     std::uint64_t within_goal = 0;  // of them, within kGoalUs
-    double p50_s = 0, p95_s = 0;    // the upper edge of their one-second bucket
+    double p50_s = 0, p95_s = 0;    // the upper edge of their one-second bucket, at most max_s
     double max_s = 0;
     std::uint64_t waiting = 0;      // online now, still short of the samples
     double longest_waiting_s = 0;   // the one of them that joined first
@@ -57,9 +57,9 @@ class SyncWaits {
     View v;
     v.synced = synced_;
     v.within_goal = within_goal_;
-    v.p50_s = quantile_s(0.50);
-    v.p95_s = quantile_s(0.95);
     v.max_s = static_cast<double>(max_us_) / 1e6;
+    v.p50_s = std::min(quantile_s(0.50), v.max_s);  // no wait was longer than the longest
+    v.p95_s = std::min(quantile_s(0.95), v.max_s);
     v.waiting = since_.size();
     if (!order_.empty()) v.longest_waiting_s = static_cast<double>(now_us - order_.begin()->first) / 1e6;
     return v;
